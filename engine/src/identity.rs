@@ -1,0 +1,193 @@
+//! Identities: a user key, and per device an ed25519 signing key and an x25519 agreement key.
+//!
+//! The user key certifies each device with a [`DeviceCert`]; that certificate is the first link
+//! of the device trust chain. The user's log is written only by the holder of the user key and
+//! each device's log only by that device, so no log ever has two writers.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, Bytes};
+use crate::text::{self, IdKind};
+
+/// Domain-separation prefix of a device certificate signature.
+pub const CERT_CONTEXT: &[u8] = b"libra-device-cert-v1\0";
+/// Longest device name a certificate may carry, in bytes.
+pub const MAX_DEVICE_NAME: usize = 64;
+
+/// A public ed25519 key identifying a user.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub Bytes<32>);
+
+/// A public ed25519 key identifying a device (and its log).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeviceId(pub Bytes<32>);
+
+macro_rules! id_text {
+    ($t:ty, $kind:expr) => {
+        impl $t {
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0.0
+            }
+            pub fn short(&self) -> String {
+                text::short_id($kind, &self.0.0)
+            }
+            pub fn parse(s: &str) -> Result<Self, text::TextError> {
+                text::decode_id_of($kind, s).map(|k| Self(Bytes(k)))
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&text::encode_id($kind, &self.0.0))
+            }
+        }
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.short())
+            }
+        }
+    };
+}
+id_text!(UserId, IdKind::User);
+id_text!(DeviceId, IdKind::Device);
+
+/// Fills a fresh 32-byte secret from the operating system's generator.
+pub fn random_secret() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    // Without an OS random source no key can be made safely; that is not recoverable.
+    if let Err(e) = getrandom::fill(&mut seed) {
+        panic!("the operating system's random generator failed: {e}");
+    }
+    seed
+}
+
+/// The user's identity key (held by the device that created the identity).
+pub struct UserKeys {
+    pub signing: SigningKey,
+}
+
+impl UserKeys {
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        Self {
+            signing: SigningKey::from_bytes(&secret),
+        }
+    }
+    pub fn generate() -> Self {
+        Self::from_secret(random_secret())
+    }
+    pub fn id(&self) -> UserId {
+        UserId(Bytes(self.signing.verifying_key().to_bytes()))
+    }
+
+    /// Certifies a device as belonging to this user.
+    pub fn certify(&self, device: &DeviceKeys, name: &str, issued_ms: u64) -> DeviceCert {
+        let body = DeviceCertBody {
+            version: 1,
+            user: self.id(),
+            device: device.id(),
+            agreement: Bytes(device.agreement_public()),
+            name: name.to_owned(),
+            issued_ms,
+        };
+        let signature = self.signing.sign(&body.signing_input());
+        DeviceCert {
+            body,
+            signature: Bytes(signature.to_bytes()),
+        }
+    }
+}
+
+/// One device's keys: ed25519 for signing its log, x25519 for key agreement.
+pub struct DeviceKeys {
+    pub signing: SigningKey,
+    pub agreement: x25519_dalek::StaticSecret,
+}
+
+impl DeviceKeys {
+    pub fn from_secrets(signing: [u8; 32], agreement: [u8; 32]) -> Self {
+        Self {
+            signing: SigningKey::from_bytes(&signing),
+            agreement: x25519_dalek::StaticSecret::from(agreement),
+        }
+    }
+    pub fn generate() -> Self {
+        Self::from_secrets(random_secret(), random_secret())
+    }
+    pub fn id(&self) -> DeviceId {
+        DeviceId(Bytes(self.signing.verifying_key().to_bytes()))
+    }
+    pub fn agreement_public(&self) -> [u8; 32] {
+        x25519_dalek::PublicKey::from(&self.agreement).to_bytes()
+    }
+}
+
+/// The signed part of a device certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCertBody {
+    pub version: u8,
+    pub user: UserId,
+    pub device: DeviceId,
+    pub agreement: Bytes<32>,
+    pub name: String,
+    pub issued_ms: u64,
+}
+
+impl DeviceCertBody {
+    pub fn signing_input(&self) -> Vec<u8> {
+        let mut out = CERT_CONTEXT.to_vec();
+        codec::encode_into(self, &mut out);
+        out
+    }
+}
+
+/// A user's statement, signed with the user key, that a device key belongs to the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCert {
+    pub body: DeviceCertBody,
+    pub signature: Bytes<64>,
+}
+
+/// Why a device certificate is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    #[error("unknown certificate version {0}")]
+    UnknownVersion(u8),
+    #[error("device name longer than {MAX_DEVICE_NAME} bytes")]
+    NameTooLong,
+    #[error("the user key is not a valid ed25519 key")]
+    BadUserKey,
+    #[error("the user key's signature on the certificate does not verify")]
+    BadSignature,
+}
+
+impl CertError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownVersion(_) => "unknown_version",
+            Self::NameTooLong => "name_too_long",
+            Self::BadUserKey => "bad_user_key",
+            Self::BadSignature => "bad_signature",
+        }
+    }
+}
+
+impl DeviceCert {
+    /// Checks the certificate's own signature (not whether the user log still lists it).
+    pub fn verify(&self) -> Result<(), CertError> {
+        if self.body.version != 1 {
+            return Err(CertError::UnknownVersion(self.body.version));
+        }
+        if self.body.name.len() > MAX_DEVICE_NAME {
+            return Err(CertError::NameTooLong);
+        }
+        let key = VerifyingKey::from_bytes(self.body.user.as_bytes())
+            .map_err(|_| CertError::BadUserKey)?;
+        key.verify_strict(
+            &self.body.signing_input(),
+            &Signature::from_bytes(&self.signature.0),
+        )
+        .map_err(|_| CertError::BadSignature)
+    }
+}

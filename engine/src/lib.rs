@@ -1,0 +1,23 @@
+//! Libra's engine: signed, hash-chained, append-only logs; their on-disk store; the projections
+//! (views) folded from them.
+//!
+//! The protocol core (`codec`, `identity`, `clock`, `log`, `projection`, `vectors`) is sans-IO: plain
+//! functions and values over bytes, with time passed in. Only `store` and `keyfile` touch the
+//! disk. See ARCHITECTURE.md for the map and spec/ for the formats.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod codec;
+pub mod identity;
+pub mod keyfile;
+pub mod log;
+pub mod node;
+pub mod payload;
+pub mod projection;
+pub mod store;
+pub mod text;
+pub mod vectors;
+
+pub use identity::{DeviceCert, DeviceKeys, UserKeys};
+pub use log::{Entry, EntryId, Header, SignedHeader};
+pub use store::Store;

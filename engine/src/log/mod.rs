@@ -1,0 +1,18 @@
+//! The log: entries, their canonical bytes, and the pure rules that validate a chain.
+//!
+//! **Invariant:** nothing here does I/O or reads a clock; the store calls in with bytes.
+
+mod entry;
+mod error;
+mod fork;
+mod validate;
+
+pub use entry::{
+    ENTRY_CONTEXT, Entry, EntryId, FORMAT_VERSION, Header, MAX_PAYLOAD, SignedHeader, sign_entry,
+};
+pub use error::ValidationError;
+pub use fork::{ForkError, ForkProof};
+pub use validate::{
+    ChainPoint, check_link, check_payload, validate_batch, validate_next, verify_many,
+    verify_signature,
+};

@@ -1,0 +1,154 @@
+//! A local node: this device's secrets and its store, in one data directory. The CLI and the
+//! app both open a node; neither touches keys or the store layout directly.
+//!
+//! Data directory layout: `identity.key` (secrets, see `keyfile`) and `store/` (fjall).
+
+use std::path::{Path, PathBuf};
+
+use crate::clock;
+use crate::identity::{DeviceCert, DeviceId, DeviceKeys, UserId, UserKeys};
+use crate::keyfile::{self, KeyFileError, Secrets};
+use crate::log::Entry;
+use crate::payload::{DeviceCertPayload, DeviceHello, MAX_NAME, Payload, Profile};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Keys(#[from] KeyFileError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a name must be 1 to {MAX_NAME} bytes")]
+    BadName,
+    #[error(
+        "the identity in {0} is incomplete: its device is not in the store (was `init` interrupted?)"
+    )]
+    Incomplete(PathBuf),
+}
+
+/// This device's identity and store.
+pub struct Node {
+    pub dir: PathBuf,
+    pub secrets: Secrets,
+    pub store: Store,
+}
+
+impl Node {
+    /// Creates a new identity: user key, device keys, and the opening entries of the user log
+    /// (profile, device certificate) and the device log (hello with the certificate).
+    pub fn init(dir: &Path, name: &str) -> Result<Node, NodeError> {
+        if name.is_empty() || name.len() > MAX_NAME {
+            return Err(NodeError::BadName);
+        }
+        if keyfile::exists(dir) {
+            return Err(KeyFileError::Exists(dir.to_path_buf()).into());
+        }
+        let secrets = Secrets {
+            user: Some(UserKeys::generate()),
+            device: DeviceKeys::generate(),
+        };
+        // Open the store first: if another process holds it, nothing is written.
+        let mut store = Store::open(dir.join("store"))?;
+        keyfile::create(dir, &secrets)?;
+        let now = clock::wall_ms();
+        let device_name = default_device_name();
+        if let Some(user) = &secrets.user {
+            let cert = user.certify(&secrets.device, &device_name, now);
+            store.append(
+                &user.signing,
+                vec![
+                    (Payload::Profile(Profile {
+                        name: name.to_owned(),
+                    }))
+                    .encoded(),
+                    Payload::DeviceCert(DeviceCertPayload { cert: cert.clone() }).encoded(),
+                ],
+                now,
+            )?;
+            store.append(
+                &secrets.device.signing,
+                vec![Payload::DeviceHello(DeviceHello { cert }).encoded()],
+                now,
+            )?;
+        }
+        Ok(Node {
+            dir: dir.to_path_buf(),
+            secrets,
+            store,
+        })
+    }
+
+    /// Opens an existing identity and its store.
+    pub fn open(dir: &Path) -> Result<Node, NodeError> {
+        let secrets = keyfile::load(dir)?;
+        let store = Store::open(dir.join("store"))?;
+        let node = Node {
+            dir: dir.to_path_buf(),
+            secrets,
+            store,
+        };
+        if node.store.head(node.device_id().as_bytes()).is_none() {
+            return Err(NodeError::Incomplete(dir.to_path_buf()));
+        }
+        Ok(node)
+    }
+
+    pub fn device_id(&self) -> DeviceId {
+        self.secrets.device.id()
+    }
+
+    /// The user this device belongs to, from its own certificate.
+    pub fn user_id(&self) -> Option<UserId> {
+        self.own_cert().map(|c| c.body.user)
+    }
+
+    pub fn own_cert(&self) -> Option<DeviceCert> {
+        let user = self.secrets.user.as_ref().map(UserKeys::id);
+        let trust = self.store.trust();
+        let device = self.device_id();
+        let find = |u: &UserId| {
+            trust
+                .user(u)
+                .and_then(|r| r.devices.get(&device))
+                .and_then(|d| d.cert.clone())
+        };
+        match user {
+            Some(u) => find(&u),
+            None => trust.users.keys().find_map(find),
+        }
+    }
+
+    pub fn name(&self) -> Option<String> {
+        let u = self.user_id()?;
+        self.store
+            .trust()
+            .user(&u)?
+            .name
+            .as_ref()
+            .map(|(_, n)| n.clone())
+    }
+
+    /// Appends one payload to this device's log.
+    pub fn append_device(&mut self, payload: &Payload) -> Result<Entry, NodeError> {
+        let mut out = self.store.append(
+            &self.secrets.device.signing,
+            vec![payload.encoded()],
+            clock::wall_ms(),
+        )?;
+        out.pop()
+            .ok_or_else(|| NodeError::Store(StoreError::Corrupt("append returned nothing".into())))
+    }
+}
+
+impl Payload {
+    /// `(kind, canonical bytes)`, as `Store::append` takes them.
+    pub fn encoded(&self) -> (u16, Vec<u8>) {
+        (self.kind(), self.encode())
+    }
+}
+
+/// The default device name. Deliberately not the host name: the certificate travels to every
+/// contact, and a host name can identify a person or a place.
+fn default_device_name() -> String {
+    format!("{} desktop", std::env::consts::OS)
+}

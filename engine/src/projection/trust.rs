@@ -1,0 +1,120 @@
+//! The trust view: users, their names, and their devices with how each is vouched for.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Projection;
+use crate::codec::Bytes;
+use crate::identity::{DeviceCert, DeviceId, UserId};
+use crate::log::Entry;
+use crate::payload::Payload;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustView {
+    pub users: BTreeMap<UserId, UserRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// The display name from the highest-seq profile entry of the user log, with that seq.
+    pub name: Option<(u64, String)>,
+    pub devices: BTreeMap<DeviceId, DeviceRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// The certificate with the greatest (issued_ms, signature) seen from either log.
+    pub cert: Option<DeviceCert>,
+    /// The user log lists the certificate.
+    pub in_user_log: bool,
+    /// The device's own log opens with the certificate.
+    pub in_device_log: bool,
+    pub revoked: bool,
+}
+
+impl DeviceRecord {
+    /// Trusted: vouched for by a valid certificate of its user and not revoked.
+    pub fn trusted(&self) -> bool {
+        self.cert.is_some() && !self.revoked
+    }
+}
+
+impl TrustView {
+    pub fn user(&self, id: &UserId) -> Option<&UserRecord> {
+        self.users.get(id)
+    }
+
+    /// The user a device belongs to, if any user's certificate vouches for it.
+    pub fn owner_of(&self, device: &DeviceId) -> Option<UserId> {
+        self.users
+            .iter()
+            .find(|(_, u)| u.devices.contains_key(device))
+            .map(|(id, _)| *id)
+    }
+
+    fn add_cert(&mut self, cert: &DeviceCert, from_user_log: bool) -> bool {
+        if cert.verify().is_err() {
+            return false;
+        }
+        let user = self.users.entry(cert.body.user).or_default();
+        let rec = user.devices.entry(cert.body.device).or_default();
+        let before = rec.clone();
+        let newer = rec.cert.as_ref().is_none_or(|c| {
+            (cert.body.issued_ms, cert.signature) > (c.body.issued_ms, c.signature)
+        });
+        if newer {
+            rec.cert = Some(cert.clone());
+        }
+        if from_user_log {
+            rec.in_user_log = true;
+        } else {
+            rec.in_device_log = true;
+        }
+        *rec != before
+    }
+}
+
+impl Projection for TrustView {
+    const NAME: &'static str = "trust-v1";
+
+    fn apply(&mut self, entry: &Entry) -> bool {
+        let h = entry.header();
+        let Some(bytes) = entry.payload.as_deref() else {
+            return false;
+        };
+        let Ok(payload) = Payload::decode(h.kind, bytes) else {
+            return false;
+        };
+        let author = Bytes(h.author.0);
+        match payload {
+            Payload::Profile(p) => {
+                let user = self.users.entry(UserId(author)).or_default();
+                if user.name.as_ref().is_some_and(|(seq, _)| *seq >= h.seq) {
+                    return false;
+                }
+                user.name = Some((h.seq, p.name));
+                true
+            }
+            // Only the user's own log may certify its devices.
+            Payload::DeviceCert(p) if p.cert.body.user.0 == author => self.add_cert(&p.cert, true),
+            // A device log may only carry its own certificate, as its first entry.
+            Payload::DeviceHello(p) if p.cert.body.device.0 == author && h.seq == 1 => {
+                self.add_cert(&p.cert, false)
+            }
+            Payload::DeviceRevoke(p) => {
+                let rec = self
+                    .users
+                    .entry(UserId(author))
+                    .or_default()
+                    .devices
+                    .entry(p.device)
+                    .or_default();
+                let changed = !rec.revoked;
+                rec.revoked = true;
+                changed
+            }
+            _ => false,
+        }
+    }
+}

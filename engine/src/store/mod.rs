@@ -1,0 +1,118 @@
+//! The on-disk store: logs, their heads, the id index, fork proofs and persisted views, in fjall.
+//!
+//! **Invariant:** only validated entries are written, and every write — entries, index, heads,
+//! view state and view positions — goes through one atomic write batch followed by a journal
+//! fsync (`PersistMode::SyncAll`). An append or ingest that returned `Ok` is durable.
+
+mod error;
+mod keys;
+mod open;
+mod read;
+mod verify;
+mod write;
+
+pub use error::StoreError;
+pub use verify::Problem;
+pub use write::{IngestReport, Rejection};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use fjall::{Database, Keyspace};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Hlc;
+use crate::log::{ChainPoint, EntryId};
+use crate::projection::TrustView;
+
+/// The format string written at creation; a store with another one is refused.
+pub const STORE_FORMAT: &str = "libra-store-v1";
+
+/// Where one log stands in this store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// Local short number of the log, used by the id index.
+    pub lognum: u32,
+    pub seq: u64,
+    pub id: EntryId,
+    pub timestamp: u64,
+}
+
+impl Head {
+    pub fn point(&self) -> ChainPoint {
+        ChainPoint {
+            seq: self.seq,
+            id: self.id,
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+/// An open store. One process at a time may hold it (the directory is locked).
+pub struct Store {
+    path: PathBuf,
+    db: Database,
+    entries: Keyspace,
+    ids: Keyspace,
+    heads: Keyspace,
+    lognums: Keyspace,
+    forks: Keyspace,
+    views: Keyspace,
+    head_cache: BTreeMap<[u8; 32], Head>,
+    forked: BTreeSet<[u8; 32]>,
+    next_lognum: u32,
+    clock: Hlc,
+    trust: TrustView,
+    threads: usize,
+}
+
+impl Store {
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The trust view as of the last write.
+    pub fn trust(&self) -> &TrustView {
+        &self.trust
+    }
+
+    /// Every log's head, ordered by author.
+    pub fn heads(&self) -> impl Iterator<Item = ([u8; 32], Head)> + '_ {
+        self.head_cache.iter().map(|(a, h)| (*a, *h))
+    }
+
+    pub fn head(&self, author: &[u8; 32]) -> Option<Head> {
+        self.head_cache.get(author).copied()
+    }
+
+    pub fn is_forked(&self, author: &[u8; 32]) -> bool {
+        self.forked.contains(author)
+    }
+
+    /// Total number of entries held (the sum of head seqs).
+    pub fn entry_count(&self) -> u64 {
+        self.head_cache.values().map(|h| h.seq).sum()
+    }
+
+    /// Bytes the store occupies on disk (tables, journals, metadata).
+    pub fn disk_space(&self) -> Result<u64, StoreError> {
+        Ok(self.db.disk_space()?)
+    }
+
+    /// Flushes memtables and compacts every keyspace fully, so that the next open replays no
+    /// journal and space from overwritten heads and view state is reclaimed.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        for ks in [
+            &self.entries,
+            &self.ids,
+            &self.heads,
+            &self.lognums,
+            &self.forks,
+            &self.views,
+        ] {
+            ks.rotate_memtable_and_wait()?;
+            ks.major_compact()?;
+        }
+        Ok(())
+    }
+}

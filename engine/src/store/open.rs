@@ -1,0 +1,158 @@
+//! Opening a store: lock, format check, cache load, and view catch-up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+
+use super::keys::{self, to_array32};
+use super::{Head, STORE_FORMAT, Store, StoreError};
+use crate::clock::{self, Hlc};
+use crate::codec;
+use crate::projection::{Projection, TrustView};
+
+impl Store {
+    /// Opens (creating if needed) the store in directory `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&path)?;
+        let open_err = |reason: String| StoreError::Open {
+            path: path.clone(),
+            reason,
+        };
+        // fjall reports most damage as errors but asserts on some; either way the caller gets an
+        // error naming the store, not a crash.
+        let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, fjall::Error> {
+            let db = Database::builder(&path).open()?;
+            let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+            let all = [
+                ks("entries")?,
+                ks("ids")?,
+                ks("heads")?,
+                ks("lognums")?,
+                ks("forks")?,
+                ks("views")?,
+                ks("meta")?,
+            ];
+            Ok((db, all))
+        }));
+        let (db, [entries, ids, heads, lognums, forks, views, meta]) = match opened {
+            Ok(Ok(v)) => v,
+            Ok(Err(fjall::Error::Locked)) => return Err(StoreError::Locked(path)),
+            Ok(Err(e)) => return Err(open_err(e.to_string())),
+            Err(_) => {
+                return Err(open_err(
+                    "the storage engine failed while recovering".into(),
+                ));
+            }
+        };
+        check_format(&path, &db, &meta)?;
+
+        let mut head_cache = BTreeMap::new();
+        let mut next_lognum = 0u32;
+        let mut latest = 0u64;
+        for item in heads.iter() {
+            let (k, v) = item.into_inner()?;
+            let head: Head =
+                codec::decode(&v).map_err(|e| StoreError::Corrupt(format!("head record: {e}")))?;
+            next_lognum = next_lognum.max(head.lognum.saturating_add(1));
+            latest = latest.max(head.timestamp);
+            head_cache.insert(to_array32(&k)?, head);
+        }
+        let mut forked = BTreeSet::new();
+        for item in forks.iter() {
+            forked.insert(to_array32(&item.key()?)?);
+        }
+        let mut clock = Hlc::default();
+        clock.observe(latest, clock::wall_ms());
+
+        let trust = match views.get(keys::view_state_key(TrustView::NAME))? {
+            Some(v) => {
+                codec::decode(&v).map_err(|e| StoreError::Corrupt(format!("trust view: {e}")))?
+            }
+            None => TrustView::default(),
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut store = Store {
+            path,
+            db,
+            entries,
+            ids,
+            heads,
+            lognums,
+            forks,
+            views,
+            head_cache,
+            forked,
+            next_lognum,
+            clock,
+            trust,
+            threads,
+        };
+        store.catch_up_views()?;
+        Ok(store)
+    }
+
+    /// Folds into the views whatever entries they do not reflect yet (a view added by an
+    /// upgrade starts empty and catches up here).
+    fn catch_up_views(&mut self) -> Result<(), StoreError> {
+        let positions = self.view_positions(TrustView::NAME)?;
+        let behind: Vec<([u8; 32], u64, u64)> = self
+            .head_cache
+            .iter()
+            .filter_map(|(a, h)| {
+                let at = positions.get(a).copied().unwrap_or(0);
+                (at < h.seq).then_some((*a, at, h.seq))
+            })
+            .collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        for (author, at, head) in behind {
+            for entry in self.read_log(&author, at + 1, usize::MAX)? {
+                self.trust.apply(&entry);
+            }
+            batch.insert(
+                &self.views,
+                keys::view_pos_key(TrustView::NAME, &author),
+                head.to_be_bytes().to_vec(),
+            );
+        }
+        batch.insert(
+            &self.views,
+            keys::view_state_key(TrustView::NAME),
+            codec::encode(&self.trust),
+        );
+        batch.commit()?;
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    pub(super) fn view_positions(&self, name: &str) -> Result<BTreeMap<[u8; 32], u64>, StoreError> {
+        let prefix = keys::view_pos_prefix(name);
+        let mut out = BTreeMap::new();
+        for item in self.views.prefix(&prefix) {
+            let (k, v) = item.into_inner()?;
+            out.insert(to_array32(&k[prefix.len()..])?, keys::to_u64(&v)?);
+        }
+        Ok(out)
+    }
+}
+
+fn check_format(path: &Path, db: &Database, meta: &Keyspace) -> Result<(), StoreError> {
+    match meta.get("format")? {
+        Some(v) if &*v == STORE_FORMAT.as_bytes() => Ok(()),
+        Some(v) => Err(StoreError::WrongFormat {
+            path: path.to_path_buf(),
+            found: String::from_utf8_lossy(&v).into_owned(),
+            expected: STORE_FORMAT,
+        }),
+        None => {
+            meta.insert("format", STORE_FORMAT)?;
+            db.persist(fjall::PersistMode::SyncAll)?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Writing: local appends (sign, chain, store) and ingest of foreign entries (validate, detect
+//! forks, store). Both end in one atomic batch and one journal fsync.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::SigningKey;
+use fjall::PersistMode;
+
+use super::keys;
+use super::{Head, Store, StoreError};
+use crate::codec::{self, Blob};
+use crate::log::{
+    ChainPoint, Entry, ForkProof, MAX_PAYLOAD, ValidationError, check_link, check_payload,
+    sign_entry, verify_many, verify_signature,
+};
+use crate::projection::{Projection, TrustView};
+
+/// One entry refused by ingest, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub author: [u8; 32],
+    pub seq: u64,
+    pub error: ValidationError,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    pub accepted: usize,
+    /// Entries already held (same id at the same position).
+    pub duplicates: usize,
+    /// The first refused entry of each log that had one; entries after it were not considered.
+    pub rejected: Vec<Rejection>,
+    /// Entries skipped because an earlier entry of the same log was refused.
+    pub skipped: usize,
+    /// Authors newly convicted of equivocation by this ingest.
+    pub forks: Vec<[u8; 32]>,
+}
+
+impl Store {
+    /// Signs and appends entries to the log of `key`, atomically and durably. Returns them.
+    pub fn append(
+        &mut self,
+        key: &SigningKey,
+        items: Vec<(u16, Vec<u8>)>,
+        now_ms: u64,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let author = key.verifying_key().to_bytes();
+        if self.forked.contains(&author) {
+            return Err(ValidationError::Forked.into());
+        }
+        if let Some((_, p)) = items.iter().find(|(_, p)| p.len() > MAX_PAYLOAD as usize) {
+            return Err(ValidationError::Oversize {
+                size: p.len() as u64,
+                limit: MAX_PAYLOAD,
+            }
+            .into());
+        }
+        let mut at = self.head_cache.get(&author).map(Head::point);
+        let mut out = Vec::with_capacity(items.len());
+        for (kind, payload) in items {
+            let ts = self.clock.tick(now_ms, at.map_or(0, |p| p.timestamp));
+            let e = sign_entry(key, at.map(|p| (p.seq, p.id)), ts, kind, payload);
+            at = Some(ChainPoint::of(&e));
+            out.push(e);
+        }
+        self.commit(&out, Vec::new())?;
+        Ok(out)
+    }
+
+    /// Validates and stores entries received from elsewhere. Idempotent; entries may come in any
+    /// order and mix logs. Forks are recorded as proofs and freeze the log.
+    pub fn ingest(&mut self, entries: Vec<Entry>, now_ms: u64) -> Result<IngestReport, StoreError> {
+        let mut report = IngestReport::default();
+        let mut by_author: BTreeMap<[u8; 32], Vec<Entry>> = BTreeMap::new();
+        for e in entries {
+            by_author.entry(e.header().author.0).or_default().push(e);
+        }
+        let mut candidates: Vec<Entry> = Vec::new();
+        let mut runs: Vec<([u8; 32], usize, usize)> = Vec::new();
+        let mut forks: Vec<([u8; 32], ForkProof)> = Vec::new();
+        let mut deferred: Vec<Entry> = Vec::new();
+
+        for (author, mut list) in by_author {
+            list.sort_by_key(|e| e.header().seq);
+            list.dedup_by(|a, b| a.id == b.id);
+            let mut rest = list.into_iter();
+            if self.forked.contains(&author) {
+                let n = rest.len();
+                report.rejected.push(Rejection {
+                    author,
+                    seq: 0,
+                    error: ValidationError::Forked,
+                });
+                report.skipped += n.saturating_sub(1);
+                continue;
+            }
+            let stored = self.head_cache.get(&author).map(Head::point);
+            let mut at = stored;
+            let start = candidates.len();
+            while let Some(e) = rest.next() {
+                let seq = e.header().seq;
+                if at.is_some_and(|p| seq <= p.seq) {
+                    if stored.is_some_and(|p| seq <= p.seq) {
+                        // A position we hold: the same entry again, or an equivocation.
+                        let held = self.get_at(&author, seq)?.ok_or_else(|| {
+                            StoreError::Corrupt(format!("log has a gap at seq {seq}"))
+                        })?;
+                        if held.id == e.id {
+                            report.duplicates += 1;
+                            continue;
+                        }
+                        if let Err(err) = verify_signature(&e) {
+                            report.rejected.push(Rejection {
+                                author,
+                                seq,
+                                error: err,
+                            });
+                            report.skipped += rest.len();
+                            break;
+                        }
+                        forks.push((
+                            author,
+                            ForkProof {
+                                first: Blob(held.signed_bytes),
+                                second: Blob(e.signed_bytes),
+                            },
+                        ));
+                        report.rejected.push(Rejection {
+                            author,
+                            seq,
+                            error: ValidationError::Fork,
+                        });
+                        report.skipped += rest.len();
+                        break;
+                    }
+                    // Two different entries for one new position in this batch: store the first
+                    // now and judge the second against it in a second round.
+                    deferred.push(e);
+                    deferred.extend(rest.by_ref());
+                    break;
+                }
+                let step = if e.payload.is_none() {
+                    Err(ValidationError::Malformed("entry without payload".into()))
+                } else {
+                    check_link(at.as_ref(), e.header())
+                        .and_then(|()| check_payload(e.header(), e.payload.as_deref()))
+                };
+                match step {
+                    Ok(()) => {
+                        at = Some(ChainPoint::of(&e));
+                        candidates.push(e);
+                    }
+                    Err(err) => {
+                        report.rejected.push(Rejection {
+                            author,
+                            seq,
+                            error: err,
+                        });
+                        report.skipped += rest.len();
+                        break;
+                    }
+                }
+            }
+            runs.push((author, start, candidates.len()));
+        }
+
+        // Signatures last, in bulk across all logs.
+        let bad = {
+            let refs: Vec<&Entry> = candidates.iter().collect();
+            verify_many(&refs, self.threads)
+        };
+        let mut accepted: Vec<Entry> = Vec::with_capacity(candidates.len());
+        let mut candidates = candidates.into_iter();
+        for (author, start, end) in runs {
+            let first_bad = bad.iter().copied().find(|&i| i >= start && i < end);
+            let keep = first_bad.unwrap_or(end) - start;
+            accepted.extend(candidates.by_ref().take(keep));
+            if let Some(i) = first_bad {
+                let e = candidates.next();
+                report.rejected.push(Rejection {
+                    author,
+                    seq: e.map_or(0, |e| e.header().seq),
+                    error: ValidationError::BadSignature,
+                });
+                report.skipped += end - i - 1;
+                candidates.by_ref().take(end - i - 1).for_each(drop);
+            }
+        }
+        for e in &accepted {
+            self.clock.observe(e.header().timestamp, now_ms);
+        }
+        report.accepted = accepted.len();
+        report.forks = forks.iter().map(|(a, _)| *a).collect();
+        self.commit(&accepted, forks)?;
+
+        if !deferred.is_empty() {
+            let more = self.ingest(deferred, now_ms)?;
+            report.accepted += more.accepted;
+            report.duplicates += more.duplicates;
+            report.skipped += more.skipped;
+            report.rejected.extend(more.rejected);
+            report.forks.extend(more.forks);
+        }
+        Ok(report)
+    }
+
+    /// Writes validated entries (in chain order per log) and fork proofs in one batch, then fsyncs.
+    fn commit(
+        &mut self,
+        entries: &[Entry],
+        forks: Vec<([u8; 32], ForkProof)>,
+    ) -> Result<(), StoreError> {
+        if entries.is_empty() && forks.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        let mut heads: BTreeMap<[u8; 32], Head> = BTreeMap::new();
+        let mut next_lognum = self.next_lognum;
+        let mut trust = self.trust.clone();
+        let mut trust_changed = false;
+        for e in entries {
+            let h = e.header();
+            let author = h.author.0;
+            let lognum = match heads.get(&author).or_else(|| self.head_cache.get(&author)) {
+                Some(head) => head.lognum,
+                None => {
+                    let n = next_lognum;
+                    next_lognum = next_lognum
+                        .checked_add(1)
+                        .ok_or_else(|| StoreError::Corrupt("more than 2^32 logs".into()))?;
+                    batch.insert(&self.lognums, n.to_be_bytes().to_vec(), author.to_vec());
+                    n
+                }
+            };
+            let payload = e.payload.as_deref().unwrap_or_default();
+            batch.insert(
+                &self.entries,
+                keys::entry_key(&author, h.seq).to_vec(),
+                keys::entry_value(&e.signed_bytes, payload),
+            );
+            batch.insert(
+                &self.ids,
+                keys::id_key(e.id.as_bytes(), lognum, h.seq).to_vec(),
+                Vec::new(),
+            );
+            heads.insert(
+                author,
+                Head {
+                    lognum,
+                    seq: h.seq,
+                    id: e.id,
+                    timestamp: h.timestamp,
+                },
+            );
+            trust_changed |= trust.apply(e);
+        }
+        for (author, head) in &heads {
+            batch.insert(&self.heads, author.to_vec(), codec::encode(head));
+            batch.insert(
+                &self.views,
+                keys::view_pos_key(TrustView::NAME, author),
+                head.seq.to_be_bytes().to_vec(),
+            );
+        }
+        if trust_changed {
+            batch.insert(
+                &self.views,
+                keys::view_state_key(TrustView::NAME),
+                codec::encode(&trust),
+            );
+        }
+        for (author, proof) in &forks {
+            batch.insert(&self.forks, author.to_vec(), proof.encode());
+        }
+        batch.commit()?;
+        // Committed batches are visible to readers; keep the caches in step before the fsync,
+        // whose failure leaves the outcome unknown (spec/log.md, "Durability").
+        self.head_cache.extend(heads);
+        self.next_lognum = next_lognum;
+        self.trust = trust;
+        self.forked.extend(forks.iter().map(|(a, _)| *a));
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,275 @@
+//! Checking vector files case by case against this implementation.
+
+use serde_json::Value;
+
+use super::VectorError;
+use crate::codec;
+use crate::identity::{DeviceCert, DeviceKeys, UserKeys};
+use crate::log::{ChainPoint, Entry, ForkProof, ValidationError, validate_next, verify_signature};
+use crate::text;
+
+/// One case whose outcome differs from what its file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseFailure {
+    pub file: String,
+    pub case: String,
+    pub problem: String,
+}
+
+/// The outcome of checking vector files.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub cases: usize,
+    pub failures: Vec<CaseFailure>,
+    /// Files whose text differs from what `generate` writes now.
+    pub differs_from_generated: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty() && self.differs_from_generated.is_empty()
+    }
+}
+
+fn hexf(v: &Value, field: &str) -> Result<Vec<u8>, String> {
+    let s = v
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("missing hex field {field}"))?;
+    hex::decode(s).map_err(|e| format!("{field}: {e}"))
+}
+
+fn hex32(v: &Value, field: &str) -> Result<[u8; 32], String> {
+    <[u8; 32]>::try_from(hexf(v, field)?.as_slice()).map_err(|_| format!("{field} is not 32 bytes"))
+}
+
+fn expect(case: &Value, outcome: Result<(), String>) -> Result<(), String> {
+    let want_valid = case.get("result").and_then(Value::as_str) == Some("valid");
+    match (want_valid, outcome) {
+        (true, Ok(())) => Ok(()),
+        (true, Err(code)) => Err(format!("expected valid, got {code}")),
+        (false, Ok(())) => Err("expected invalid, got valid".into()),
+        (false, Err(code)) => {
+            let want = case.get("error").and_then(Value::as_str).unwrap_or("");
+            if code == want {
+                Ok(())
+            } else {
+                Err(format!("expected error {want}, got {code}"))
+            }
+        }
+    }
+}
+
+fn check_key(k: &Value) -> Result<(), String> {
+    let secret = hex32(k, "secret")?;
+    let public = hexf(k, "public")?;
+    let text_form = k.get("text").and_then(Value::as_str).unwrap_or("");
+    let (derived, derived_text) = if k.get("kind").and_then(Value::as_str) == Some("user") {
+        let u = UserKeys::from_secret(secret);
+        (u.id().as_bytes().to_vec(), u.id().to_string())
+    } else {
+        let d = DeviceKeys::from_secrets(secret, hex32(k, "x25519_secret")?);
+        if hexf(k, "x25519_public")? != d.agreement_public() {
+            return Err("x25519 public key differs".into());
+        }
+        (d.id().as_bytes().to_vec(), d.id().to_string())
+    };
+    if derived != public {
+        return Err("public key differs".into());
+    }
+    if derived_text != text_form {
+        return Err("text form differs".into());
+    }
+    Ok(())
+}
+
+fn check_text(c: &Value) -> Result<(), String> {
+    let t = c.get("text").and_then(Value::as_str).unwrap_or("");
+    let outcome = match text::decode_id(t) {
+        Ok((_, key)) if c.get("public").is_some() && hexf(c, "public")? != key => {
+            return Err("key differs".into());
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.code().to_owned()),
+    };
+    expect(c, outcome)
+}
+
+fn check_cert(c: &Value) -> Result<(), String> {
+    let encoded = hexf(c, "encoded")?;
+    let cert: DeviceCert =
+        codec::decode(&encoded).map_err(|e| format!("cert does not decode: {e}"))?;
+    if c.get("signing_input").is_some() && hexf(c, "signing_input")? != cert.body.signing_input() {
+        return Err("signing input differs".into());
+    }
+    expect(c, cert.verify().map_err(|e| e.code().to_owned()))
+}
+
+fn check_entry(c: &Value, context: &[u8]) -> Result<(), String> {
+    let payload = c
+        .get("payload")
+        .and_then(Value::as_str)
+        .map(hex::decode)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let e = Entry::from_parts(hexf(c, "signed_header")?, payload).map_err(|e| e.to_string())?;
+    let hd = e.header();
+    if codec::encode(hd) != hexf(c, "header")? {
+        return Err("header bytes differ".into());
+    }
+    if [context, &hexf(c, "header")?].concat() != hexf(c, "signing_input")?
+        || hd.signing_input() != hexf(c, "signing_input")?
+    {
+        return Err("signing input differs".into());
+    }
+    if e.signed.signature.0.as_slice() != hexf(c, "signature")? {
+        return Err("signature differs".into());
+    }
+    if e.id.as_bytes().as_slice() != hexf(c, "entry_id")? {
+        return Err("entry id differs".into());
+    }
+    if e.encode() != hexf(c, "wire")?
+        || Entry::decode(&hexf(c, "wire")?).map_err(|e| e.to_string())? != e
+    {
+        return Err("wire form differs".into());
+    }
+    let f = c.get("fields").ok_or("missing fields")?;
+    let num = |n: &str| f.get(n).and_then(Value::as_u64);
+    if num("seq") != Some(hd.seq)
+        || num("timestamp") != Some(hd.timestamp)
+        || num("kind") != Some(u64::from(hd.kind))
+    {
+        return Err("fields differ".into());
+    }
+    // Each entry stands alone here: its payload and signature must check out.
+    crate::log::check_payload(hd, e.payload.as_deref())
+        .and_then(|()| verify_signature(&e))
+        .map_err(|e| e.to_string())
+}
+
+/// Offers entries in order to an empty log, as ingest does: Ok(head) or Err((index, code)).
+pub(crate) fn run_chain(items: &[Value]) -> Result<Option<ChainPoint>, (usize, String)> {
+    let mut log: Vec<Entry> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let fail = |e: ValidationError| (i, e.code().to_owned());
+        let signed = hexf(item, "signed_header").map_err(|m| (i, m))?;
+        let payload = match item.get("payload").and_then(Value::as_str) {
+            Some(p) => Some(hex::decode(p).map_err(|e| (i, e.to_string()))?),
+            None => None,
+        };
+        let e = Entry::from_parts(signed, payload).map_err(fail)?;
+        let seq = e.header().seq;
+        if log
+            .last()
+            .is_some_and(|l| seq <= l.header().seq && seq >= 1)
+        {
+            let held = &log[(seq - 1) as usize];
+            if held.id == e.id {
+                continue;
+            }
+            verify_signature(&e).map_err(fail)?;
+            return Err(fail(ValidationError::Fork));
+        }
+        validate_next(log.last().map(ChainPoint::of).as_ref(), &e).map_err(fail)?;
+        log.push(e);
+    }
+    Ok(log.last().map(ChainPoint::of))
+}
+
+fn check_chain(c: &Value) -> Result<(), String> {
+    let items = c
+        .get("entries")
+        .and_then(Value::as_array)
+        .ok_or("missing entries")?;
+    let want_valid = c.get("result").and_then(Value::as_str) == Some("valid");
+    match (want_valid, run_chain(items)) {
+        (true, Ok(head)) => {
+            let want = c.get("head").ok_or("missing head")?;
+            let ok = head.is_some_and(|h| {
+                Some(h.seq) == want.get("seq").and_then(Value::as_u64)
+                    && Some(h.id.to_hex().as_str()) == want.get("id").and_then(Value::as_str)
+            });
+            if ok {
+                Ok(())
+            } else {
+                Err("head differs".into())
+            }
+        }
+        (true, Err((i, code))) => Err(format!("expected valid, entry {i} refused with {code}")),
+        (false, Ok(_)) => Err("expected invalid, all accepted".into()),
+        (false, Err((i, code))) => {
+            let want = c.get("error").and_then(Value::as_str).unwrap_or("");
+            let at = c.get("at").and_then(Value::as_u64);
+            if code == want && at == Some(i as u64) {
+                Ok(())
+            } else {
+                Err(format!("expected {want} at {at:?}, got {code} at {i}"))
+            }
+        }
+    }
+}
+
+fn check_fork(c: &Value) -> Result<(), String> {
+    let proof = ForkProof::decode(&hexf(c, "proof")?).map_err(|e| e.code().to_owned());
+    let outcome = proof.and_then(|p| p.verify().map_err(|e| e.code().to_owned()));
+    if let Ok((author, seq)) = &outcome
+        && c.get("author").is_some()
+        && (hexf(c, "author")? != author || c.get("seq").and_then(Value::as_u64) != Some(*seq))
+    {
+        return Err("convicts another author or seq".into());
+    }
+    expect(c, outcome.map(|_| ()))
+}
+
+type CaseCheck<'a> = dyn Fn(&Value) -> Result<(), String> + 'a;
+
+/// Verifies every case in the given `(file name, JSON text)` pairs.
+pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError> {
+    let mut report = VerifyReport::default();
+    for (file, text) in files {
+        let doc: Value = serde_json::from_str(text).map_err(|e| VectorError::Json {
+            file: (*file).to_owned(),
+            reason: e.to_string(),
+        })?;
+        let context = doc
+            .get("context")
+            .and_then(Value::as_str)
+            .and_then(|s| hex::decode(s).ok())
+            .unwrap_or_default();
+        let sections: [(&str, &CaseCheck); 6] = [
+            ("keys", &check_key),
+            ("text_ids", &check_text),
+            ("device_certs", &check_cert),
+            ("entries", &|c| check_entry(c, &context)),
+            ("cases", &|c| {
+                if c.get("proof").is_some() {
+                    check_fork(c)
+                } else {
+                    check_chain(c)
+                }
+            }),
+            ("", &|_| Ok(())),
+        ];
+        for (section, check) in sections {
+            let Some(cases) = doc.get(section).and_then(Value::as_array) else {
+                continue;
+            };
+            for case in cases {
+                report.cases += 1;
+                if let Err(problem) = check(case) {
+                    let id = case
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                        .to_owned();
+                    report.failures.push(CaseFailure {
+                        file: (*file).to_owned(),
+                        case: id,
+                        problem,
+                    });
+                }
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,77 @@
+//! Command-line grammar.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "libra",
+    version,
+    about = "Libra: serverless, end-to-end encrypted messaging on signed append-only logs"
+)]
+pub struct Cli {
+    /// Data directory (identity and store). Defaults to the platform's per-user data directory.
+    #[arg(long, global = true, env = "LIBRA_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new identity (user key and this device) in the data directory.
+    Init {
+        /// Display name shown to contacts.
+        #[arg(long, default_value = "anonymous")]
+        name: String,
+    },
+    /// Show this device's identity.
+    Id,
+    /// Inspect and audit the logs in the store.
+    #[command(subcommand)]
+    Log(LogCommand),
+    /// Generate or check the published test vectors.
+    #[command(subcommand)]
+    Vectors(VectorsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LogCommand {
+    /// List every log held: author, entries, head.
+    List,
+    /// Show the entries of one log.
+    Show {
+        /// Author: a user id (lu…), device id (ld…), 64 hex digits, or `user` / `device` for your own.
+        author: String,
+        /// First seq to show.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Most entries to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Check every chain, head, fork proof and view in the store; exits 1 on any problem.
+    Verify,
+    /// Audit one log: its verified history with decoded payloads.
+    Replay {
+        /// Author, as for `show`.
+        author: String,
+    },
+    /// List fork proofs: authors caught signing two entries at one position.
+    Forks,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VectorsCommand {
+    /// Write the test vectors (deterministic) into DIR.
+    Generate { dir: PathBuf },
+    /// Check every case of the vectors in DIR and compare them with freshly generated ones.
+    Verify {
+        #[arg(default_value = "testvectors")]
+        dir: PathBuf,
+    },
+}

@@ -1,0 +1,71 @@
+//! Turning engine values into text and JSON for people and scripts.
+
+use libra_engine::identity::{DeviceId, UserId};
+use libra_engine::log::Entry;
+use libra_engine::payload::Payload;
+use libra_engine::projection::TrustView;
+use libra_engine::{clock, codec::Bytes};
+use serde_json::{Value, json};
+
+/// The text form of a log author: a user id, a device id, or raw hex if the trust view does not
+/// know the key.
+pub fn author(trust: &TrustView, key: &[u8; 32]) -> String {
+    let user = UserId(Bytes(*key));
+    if trust
+        .users
+        .get(&user)
+        .is_some_and(|u| !u.devices.is_empty() || u.name.is_some())
+    {
+        return user.to_string();
+    }
+    let device = DeviceId(Bytes(*key));
+    if trust.owner_of(&device).is_some() {
+        return device.to_string();
+    }
+    hex::encode(key)
+}
+
+/// Milliseconds since the epoch as an RFC 3339 UTC time.
+pub fn time(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm), valid for all u64 days we can meet.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+pub fn entry_json(e: &Entry, with_payload: bool) -> Value {
+    let h = e.header();
+    let mut v = json!({
+        "seq": h.seq,
+        "id": e.id.to_hex(),
+        "prev": h.prev.map(|p| p.to_hex()),
+        "timestamp": h.timestamp,
+        "time": time(clock::physical_ms(h.timestamp)),
+        "kind": h.kind,
+        "kind_name": Payload::kind_name(h.kind),
+        "payload_size": h.payload_size,
+    });
+    if with_payload {
+        v["payload"] = match e.payload.as_deref().map(|p| Payload::decode(h.kind, p)) {
+            Some(Ok(p)) => p.to_json(),
+            Some(Err(err)) => json!({ "undecodable": err.to_string() }),
+            None => Value::Null,
+        };
+    }
+    v
+}
