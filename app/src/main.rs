@@ -37,10 +37,7 @@ impl LibraApp {
                 Err(e) => Screen::Failed(e.to_string()),
             }
         } else {
-            Screen::Onboarding {
-                name: String::new(),
-                error: None,
-            }
+            Screen::Onboarding { name: String::new(), error: None }
         };
         LibraApp { dir, screen }
     }
@@ -70,24 +67,13 @@ impl eframe::App for LibraApp {
                     ui.vertical_centered(|ui| {
                         ui.label("Welcome. Choose the name your contacts will see.");
                         ui.label(
-                            egui::RichText::new(
-                                "Your keys are created on this computer and never leave it.",
-                            )
-                            .weak(),
+                            egui::RichText::new("Your keys are created on this computer and never leave it.").weak(),
                         );
                         ui.add_space(12.0);
-                        let edit = ui.add(
-                            egui::TextEdit::singleline(name)
-                                .hint_text("Your name")
-                                .desired_width(260.0),
-                        );
-                        let enter =
-                            edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                        let edit = ui.add(egui::TextEdit::singleline(name).hint_text("Your name").desired_width(260.0));
+                        let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
                         ui.add_space(8.0);
-                        let create = ui.add_enabled(
-                            !name.trim().is_empty(),
-                            egui::Button::new("Create identity"),
-                        );
+                        let create = ui.add_enabled(!name.trim().is_empty(), egui::Button::new("Create identity"));
                         if (create.clicked() || enter) && !name.trim().is_empty() {
                             match Node::init(&self.dir, name.trim()) {
                                 Ok(node) => next = Some(Screen::Home(Box::new(node))),
@@ -101,9 +87,7 @@ impl eframe::App for LibraApp {
                 }
                 Screen::Home(node) => {
                     let name = node.name().unwrap_or_else(|| "(no name)".into());
-                    ui.vertical_centered(|ui| {
-                        ui.label(egui::RichText::new(name).size(22.0).strong())
-                    });
+                    ui.vertical_centered(|ui| ui.label(egui::RichText::new(name).size(22.0).strong()));
                     ui.add_space(16.0);
                     if let Some(user) = node.user_id() {
                         id_row(ui, "User id", &user.to_string(), &user.short());
@@ -119,10 +103,7 @@ impl eframe::App for LibraApp {
                     ));
                 }
                 Screen::Failed(e) => {
-                    ui.colored_label(
-                        ui.visuals().error_fg_color,
-                        format!("Libra could not open its data: {e}"),
-                    );
+                    ui.colored_label(ui.visuals().error_fg_color, format!("Libra could not open its data: {e}"));
                 }
             }
         });
@@ -135,16 +116,10 @@ impl eframe::App for LibraApp {
 fn main() -> anyhow::Result<()> {
     let dir = data_dir()?;
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_inner_size([720.0, 520.0])
-            .with_title("Libra"),
+        viewport: egui::ViewportBuilder::default().with_inner_size([720.0, 520.0]).with_title("Libra"),
         renderer: eframe::Renderer::Glow,
         ..Default::default()
     };
-    eframe::run_native(
-        "Libra",
-        options,
-        Box::new(move |_cc| Ok(Box::new(LibraApp::new(dir)))),
-    )
-    .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
+    eframe::run_native("Libra", options, Box::new(move |_cc| Ok(Box::new(LibraApp::new(dir)))))
+        .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
 }

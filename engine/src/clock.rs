@@ -36,9 +36,7 @@ impl Hlc {
 
     /// A new timestamp greater than everything seen and than `floor` (the log's own head).
     pub fn tick(&mut self, now_ms: u64, floor: u64) -> u64 {
-        let next = from_ms(now_ms)
-            .max(self.last.saturating_add(1))
-            .max(floor.saturating_add(1));
+        let next = from_ms(now_ms).max(self.last.saturating_add(1)).max(floor.saturating_add(1));
         self.last = next;
         next
     }

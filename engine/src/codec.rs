@@ -76,9 +76,7 @@ impl<'de, const N: usize> Deserialize<'de> for Bytes<N> {
                 write!(f, "a byte string of length {N}")
             }
             fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes<N>, E> {
-                <[u8; N]>::try_from(v)
-                    .map(Bytes)
-                    .map_err(|_| E::invalid_length(v.len(), &self))
+                <[u8; N]>::try_from(v).map(Bytes).map_err(|_| E::invalid_length(v.len(), &self))
             }
         }
         d.deserialize_bytes(V::<N>)
@@ -114,10 +112,7 @@ mod tests {
         // u8 form for a value that fits a positive fixint.
         check("92cc01c40401020304", Err(CodecError::NonCanonical));
         check("9201c4040102030400", Err(CodecError::TrailingBytes(1)));
-        assert!(matches!(
-            decode::<Pair>(&hex::decode("9201c403010203").expect("hex")),
-            Err(CodecError::Malformed(_))
-        ));
+        assert!(matches!(decode::<Pair>(&hex::decode("9201c403010203").expect("hex")), Err(CodecError::Malformed(_))));
         // str instead of bin.
         assert!(decode::<Pair>(&hex::decode("9201a401020304").expect("hex")).is_err());
         assert!(decode::<Pair>(&[]).is_err());

@@ -70,9 +70,7 @@ pub struct UserKeys {
 
 impl UserKeys {
     pub fn from_secret(secret: [u8; 32]) -> Self {
-        Self {
-            signing: SigningKey::from_bytes(&secret),
-        }
+        Self { signing: SigningKey::from_bytes(&secret) }
     }
     pub fn generate() -> Self {
         Self::from_secret(random_secret())
@@ -92,10 +90,7 @@ impl UserKeys {
             issued_ms,
         };
         let signature = self.signing.sign(&body.signing_input());
-        DeviceCert {
-            body,
-            signature: Bytes(signature.to_bytes()),
-        }
+        DeviceCert { body, signature: Bytes(signature.to_bytes()) }
     }
 }
 
@@ -107,10 +102,7 @@ pub struct DeviceKeys {
 
 impl DeviceKeys {
     pub fn from_secrets(signing: [u8; 32], agreement: [u8; 32]) -> Self {
-        Self {
-            signing: SigningKey::from_bytes(&signing),
-            agreement: x25519_dalek::StaticSecret::from(agreement),
-        }
+        Self { signing: SigningKey::from_bytes(&signing), agreement: x25519_dalek::StaticSecret::from(agreement) }
     }
     pub fn generate() -> Self {
         Self::from_secrets(random_secret(), random_secret())
@@ -182,12 +174,8 @@ impl DeviceCert {
         if self.body.name.len() > MAX_DEVICE_NAME {
             return Err(CertError::NameTooLong);
         }
-        let key = VerifyingKey::from_bytes(self.body.user.as_bytes())
-            .map_err(|_| CertError::BadUserKey)?;
-        key.verify_strict(
-            &self.body.signing_input(),
-            &Signature::from_bytes(&self.signature.0),
-        )
-        .map_err(|_| CertError::BadSignature)
+        let key = VerifyingKey::from_bytes(self.body.user.as_bytes()).map_err(|_| CertError::BadUserKey)?;
+        key.verify_strict(&self.body.signing_input(), &Signature::from_bytes(&self.signature.0))
+            .map_err(|_| CertError::BadSignature)
     }
 }

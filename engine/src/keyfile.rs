@@ -21,10 +21,7 @@ pub enum KeyFileError {
     #[error("an identity already exists in {0}")]
     Exists(PathBuf),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is damaged: {reason}")]
     Damaged { path: PathBuf, reason: String },
     #[error("{path} is readable by other users (mode {mode:o}); run `chmod 600` on it")]
@@ -52,18 +49,12 @@ fn path_of(dir: &Path) -> PathBuf {
 /// Writes a new key file; refuses to overwrite one.
 pub fn create(dir: &Path, secrets: &Secrets) -> Result<(), KeyFileError> {
     let path = path_of(dir);
-    let io = |source| KeyFileError::Io {
-        path: path.clone(),
-        source,
-    };
+    let io = |source| KeyFileError::Io { path: path.clone(), source };
     std::fs::create_dir_all(dir).map_err(io)?;
     restrict_dir(dir).map_err(io)?;
     let json = KeyFileJson {
         version: 1,
-        user_secret: secrets
-            .user
-            .as_ref()
-            .map(|u| hex::encode(u.signing.to_bytes())),
+        user_secret: secrets.user.as_ref().map(|u| hex::encode(u.signing.to_bytes())),
         device_secret: hex::encode(secrets.device.signing.to_bytes()),
         agreement_secret: hex::encode(secrets.device.agreement.to_bytes()),
     };
@@ -99,18 +90,14 @@ pub fn load(dir: &Path) -> Result<Secrets, KeyFileError> {
         Err(source) => return Err(KeyFileError::Io { path, source }),
     };
     check_mode(&path)?;
-    let damaged = |reason: String| KeyFileError::Damaged {
-        path: path.clone(),
-        reason,
-    };
+    let damaged = |reason: String| KeyFileError::Damaged { path: path.clone(), reason };
     let json: KeyFileJson = serde_json::from_str(&text).map_err(|e| damaged(e.to_string()))?;
     if json.version != 1 {
         return Err(damaged(format!("unknown version {}", json.version)));
     }
     let secret = |name: &str, h: &str| -> Result<[u8; 32], KeyFileError> {
         let bytes = hex::decode(h).map_err(|e| damaged(format!("{name}: {e}")))?;
-        <[u8; 32]>::try_from(bytes.as_slice())
-            .map_err(|_| damaged(format!("{name} is not 32 bytes")))
+        <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| damaged(format!("{name} is not 32 bytes")))
     };
     let user = match &json.user_secret {
         Some(h) => Some(UserKeys::from_secret(secret("user_secret", h)?)),
@@ -138,17 +125,11 @@ fn restrict_dir(_dir: &Path) -> std::io::Result<()> {
 fn check_mode(path: &Path) -> Result<(), KeyFileError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
-        .map_err(|source| KeyFileError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
+        .map_err(|source| KeyFileError::Io { path: path.to_path_buf(), source })?
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
-        return Err(KeyFileError::TooOpen {
-            path: path.to_path_buf(),
-            mode: mode & 0o777,
-        });
+        return Err(KeyFileError::TooOpen { path: path.to_path_buf(), mode: mode & 0o777 });
     }
     Ok(())
 }

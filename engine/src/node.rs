@@ -20,9 +20,7 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error("a name must be 1 to {MAX_NAME} bytes")]
     BadName,
-    #[error(
-        "the identity in {0} is incomplete: its device is not in the store (was `init` interrupted?)"
-    )]
+    #[error("the identity in {0} is incomplete: its device is not in the store (was `init` interrupted?)")]
     Incomplete(PathBuf),
 }
 
@@ -43,10 +41,7 @@ impl Node {
         if keyfile::exists(dir) {
             return Err(KeyFileError::Exists(dir.to_path_buf()).into());
         }
-        let secrets = Secrets {
-            user: Some(UserKeys::generate()),
-            device: DeviceKeys::generate(),
-        };
+        let secrets = Secrets { user: Some(UserKeys::generate()), device: DeviceKeys::generate() };
         // Open the store first: if another process holds it, nothing is written.
         let mut store = Store::open(dir.join("store"))?;
         keyfile::create(dir, &secrets)?;
@@ -57,36 +52,21 @@ impl Node {
             store.append(
                 &user.signing,
                 vec![
-                    (Payload::Profile(Profile {
-                        name: name.to_owned(),
-                    }))
-                    .encoded(),
+                    (Payload::Profile(Profile { name: name.to_owned() })).encoded(),
                     Payload::DeviceCert(DeviceCertPayload { cert: cert.clone() }).encoded(),
                 ],
                 now,
             )?;
-            store.append(
-                &secrets.device.signing,
-                vec![Payload::DeviceHello(DeviceHello { cert }).encoded()],
-                now,
-            )?;
+            store.append(&secrets.device.signing, vec![Payload::DeviceHello(DeviceHello { cert }).encoded()], now)?;
         }
-        Ok(Node {
-            dir: dir.to_path_buf(),
-            secrets,
-            store,
-        })
+        Ok(Node { dir: dir.to_path_buf(), secrets, store })
     }
 
     /// Opens an existing identity and its store.
     pub fn open(dir: &Path) -> Result<Node, NodeError> {
         let secrets = keyfile::load(dir)?;
         let store = Store::open(dir.join("store"))?;
-        let node = Node {
-            dir: dir.to_path_buf(),
-            secrets,
-            store,
-        };
+        let node = Node { dir: dir.to_path_buf(), secrets, store };
         if node.store.head(node.device_id().as_bytes()).is_none() {
             return Err(NodeError::Incomplete(dir.to_path_buf()));
         }
@@ -106,12 +86,7 @@ impl Node {
         let user = self.secrets.user.as_ref().map(UserKeys::id);
         let trust = self.store.trust();
         let device = self.device_id();
-        let find = |u: &UserId| {
-            trust
-                .user(u)
-                .and_then(|r| r.devices.get(&device))
-                .and_then(|d| d.cert.clone())
-        };
+        let find = |u: &UserId| trust.user(u).and_then(|r| r.devices.get(&device)).and_then(|d| d.cert.clone());
         match user {
             Some(u) => find(&u),
             None => trust.users.keys().find_map(find),
@@ -120,23 +95,13 @@ impl Node {
 
     pub fn name(&self) -> Option<String> {
         let u = self.user_id()?;
-        self.store
-            .trust()
-            .user(&u)?
-            .name
-            .as_ref()
-            .map(|(_, n)| n.clone())
+        self.store.trust().user(&u)?.name.as_ref().map(|(_, n)| n.clone())
     }
 
     /// Appends one payload to this device's log.
     pub fn append_device(&mut self, payload: &Payload) -> Result<Entry, NodeError> {
-        let mut out = self.store.append(
-            &self.secrets.device.signing,
-            vec![payload.encoded()],
-            clock::wall_ms(),
-        )?;
-        out.pop()
-            .ok_or_else(|| NodeError::Store(StoreError::Corrupt("append returned nothing".into())))
+        let mut out = self.store.append(&self.secrets.device.signing, vec![payload.encoded()], clock::wall_ms())?;
+        out.pop().ok_or_else(|| NodeError::Store(StoreError::Corrupt("append returned nothing".into())))
     }
 }
 

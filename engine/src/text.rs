@@ -145,14 +145,7 @@ pub fn decode_id_of(kind: IdKind, text: &str) -> Result<[u8; 32], TextError> {
 pub fn short_id(kind: IdKind, key: &[u8; 32]) -> String {
     let full = encode_id(kind, key);
     let body = &full[2..18];
-    format!(
-        "{}:{}-{}-{}-{}",
-        kind.prefix(),
-        &body[..4],
-        &body[4..8],
-        &body[8..12],
-        &body[12..16]
-    )
+    format!("{}:{}-{}-{}-{}", kind.prefix(), &body[..4], &body[4..8], &body[8..12], &body[12..16])
 }
 
 #[cfg(test)]
@@ -189,12 +182,7 @@ mod tests {
             let typo = String::from_utf8(typo).expect("ascii");
             assert!(decode_id(&typo).is_err(), "typo at {i} accepted");
         }
-        assert_eq!(
-            decode_id_of(IdKind::Device, &id),
-            Err(TextError::WrongKind {
-                expected: "device (ld…)"
-            })
-        );
+        assert_eq!(decode_id_of(IdKind::Device, &id), Err(TextError::WrongKind { expected: "device (ld…)" }));
         assert_eq!(decode_id("lx"), Err(TextError::UnknownPrefix));
         assert_eq!(decode_id("lu1"), Err(TextError::WrongLength(3)));
         assert!(short_id(IdKind::Device, &key).starts_with("ld:"));

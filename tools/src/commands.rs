@@ -25,10 +25,7 @@ pub fn data_dir(args: &Cli) -> Result<PathBuf> {
 
 fn print(args: &Cli, value: &Value, text: impl FnOnce() -> String) {
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
     } else {
         print!("{}", text());
     }
@@ -76,12 +73,9 @@ fn identity_text(v: &Value) -> String {
 
 fn init(args: &Cli, name: &str) -> Result<ExitCode> {
     let dir = data_dir(args)?;
-    let node = Node::init(&dir, name)
-        .with_context(|| format!("creating an identity in {}", dir.display()))?;
+    let node = Node::init(&dir, name).with_context(|| format!("creating an identity in {}", dir.display()))?;
     let v = identity_json(&node);
-    print(args, &v, || {
-        format!("Created a new identity.\n{}", identity_text(&v))
-    });
+    print(args, &v, || format!("Created a new identity.\n{}", identity_text(&v)));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -97,10 +91,7 @@ fn author_key(node: &Node, s: &str) -> Result<[u8; 32]> {
     match s {
         "device" => return Ok(*node.device_id().as_bytes()),
         "user" => {
-            return node
-                .user_id()
-                .map(|u| *u.as_bytes())
-                .context("this device does not know its user");
+            return node.user_id().map(|u| *u.as_bytes()).context("this device does not know its user");
         }
         _ => {}
     }
@@ -109,9 +100,9 @@ fn author_key(node: &Node, s: &str) -> Result<[u8; 32]> {
     {
         return <[u8; 32]>::try_from(b.as_slice()).context("hex author must be 32 bytes");
     }
-    text::decode_id(s).map(|(_, k)| k).with_context(|| {
-        format!("'{s}' is not an author (lu…, ld…, 64 hex digits, user or device)")
-    })
+    text::decode_id(s)
+        .map(|(_, k)| k)
+        .with_context(|| format!("'{s}' is not an author (lu…, ld…, 64 hex digits, user or device)"))
 }
 
 fn log(args: &Cli, cmd: &LogCommand) -> Result<ExitCode> {
@@ -141,30 +132,19 @@ fn log(args: &Cli, cmd: &LogCommand) -> Result<ExitCode> {
                         r["seq"],
                         &r["head"].as_str().unwrap_or("")[..16],
                         r["last_time"].as_str().unwrap_or(""),
-                        if r["forked"] == json!(true) {
-                            "  FORKED"
-                        } else {
-                            ""
-                        }
+                        if r["forked"] == json!(true) { "  FORKED" } else { "" }
                     );
                 }
                 out
             });
         }
-        LogCommand::Show {
-            author,
-            from,
-            limit,
-        } => {
+        LogCommand::Show { author, from, limit } => {
             let key = author_key(&node, author)?;
             if store.head(&key).is_none() {
                 bail!("no log by {author} in this store");
             }
             let entries = store.read_log(&key, *from, *limit)?;
-            let rows: Vec<Value> = entries
-                .iter()
-                .map(|e| render::entry_json(e, false))
-                .collect();
+            let rows: Vec<Value> = entries.iter().map(|e| render::entry_json(e, false)).collect();
             print(args, &json!(rows), || {
                 rows.iter()
                     .map(|r| {
@@ -267,9 +247,7 @@ fn replay(args: &Cli, node: &Node, author: &str) -> Result<ExitCode> {
             rows.push(render::entry_json(e, true));
         }
     }
-    let owner = store
-        .trust()
-        .owner_of(&libra_engine::identity::DeviceId(Bytes(key)));
+    let owner = store.trust().owner_of(&libra_engine::identity::DeviceId(Bytes(key)));
     let v = json!({
         "author": render::author(store.trust(), &key),
         "owner": owner.map(|u: UserId| u.to_string()),
@@ -295,22 +273,16 @@ fn replay(args: &Cli, node: &Node, author: &str) -> Result<ExitCode> {
         };
         out
     });
-    Ok(if failure.is_some() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failure.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn vectors_cmd(args: &Cli, cmd: &VectorsCommand) -> Result<ExitCode> {
     match cmd {
         VectorsCommand::Generate { dir } => {
             let names = vectors::write_dir(dir)?;
-            print(
-                args,
-                &json!({ "dir": dir.display().to_string(), "files": names }),
-                || format!("wrote {} to {}\n", names.join(", "), dir.display()),
-            );
+            print(args, &json!({ "dir": dir.display().to_string(), "files": names }), || {
+                format!("wrote {} to {}\n", names.join(", "), dir.display())
+            });
             Ok(ExitCode::SUCCESS)
         }
         VectorsCommand::Verify { dir } => {
@@ -339,11 +311,7 @@ fn vectors_cmd(args: &Cli, cmd: &VectorsCommand) -> Result<ExitCode> {
                 }
                 out
             });
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
     }
 }

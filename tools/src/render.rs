@@ -11,11 +11,7 @@ use serde_json::{Value, json};
 /// know the key.
 pub fn author(trust: &TrustView, key: &[u8; 32]) -> String {
     let user = UserId(Bytes(*key));
-    if trust
-        .users
-        .get(&user)
-        .is_some_and(|u| !u.devices.is_empty() || u.name.is_some())
-    {
+    if trust.users.get(&user).is_some_and(|u| !u.devices.is_empty() || u.name.is_some()) {
         return user.to_string();
     }
     let device = DeviceId(Bytes(*key));
@@ -39,13 +35,7 @@ pub fn time(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
 }
 
 pub fn entry_json(e: &Entry, with_payload: bool) -> Value {

@@ -118,17 +118,9 @@ pub struct Entry {
 struct WireEntry(Blob, Option<Blob>);
 
 impl Entry {
-    pub fn from_parts(
-        signed_bytes: Vec<u8>,
-        payload: Option<Vec<u8>>,
-    ) -> Result<Self, ValidationError> {
+    pub fn from_parts(signed_bytes: Vec<u8>, payload: Option<Vec<u8>>) -> Result<Self, ValidationError> {
         let signed = SignedHeader::decode(&signed_bytes)?;
-        Ok(Entry {
-            id: EntryId::of(&signed_bytes),
-            signed,
-            signed_bytes,
-            payload,
-        })
+        Ok(Entry { id: EntryId::of(&signed_bytes), signed, signed_bytes, payload })
     }
 
     pub fn header(&self) -> &Header {
@@ -137,10 +129,7 @@ impl Entry {
 
     /// The transport form: MessagePack `[bin signed_header, bin payload | nil]`.
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode(&WireEntry(
-            Blob(self.signed_bytes.clone()),
-            self.payload.clone().map(Blob),
-        ))
+        codec::encode(&WireEntry(Blob(self.signed_bytes.clone()), self.payload.clone().map(Blob)))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, ValidationError> {
@@ -170,10 +159,5 @@ pub fn sign_entry(
     let signature = Bytes(key.sign(&header.signing_input()).to_bytes());
     let signed = SignedHeader { header, signature };
     let signed_bytes = signed.encode();
-    Entry {
-        id: EntryId::of(&signed_bytes),
-        signed,
-        signed_bytes,
-        payload: Some(payload),
-    }
+    Entry { id: EntryId::of(&signed_bytes), signed, signed_bytes, payload: Some(payload) }
 }

@@ -54,9 +54,7 @@ impl ForkProof {
 
     /// Checks the proof and returns the author and seq it convicts.
     pub fn verify(&self) -> Result<([u8; 32], u64), ForkError> {
-        let load = |b: &Blob| {
-            Entry::from_parts(b.0.clone(), None).map_err(|e| ForkError::Decode(e.to_string()))
-        };
+        let load = |b: &Blob| Entry::from_parts(b.0.clone(), None).map_err(|e| ForkError::Decode(e.to_string()));
         let (a, b) = (load(&self.first)?, load(&self.second)?);
         if a.header().author != b.header().author {
             return Err(ForkError::DifferentAuthors);
@@ -67,9 +65,7 @@ impl ForkProof {
         if a.id == b.id {
             return Err(ForkError::SameEntry);
         }
-        verify_signature(&a)
-            .and_then(|()| verify_signature(&b))
-            .map_err(|_| ForkError::BadSignature)?;
+        verify_signature(&a).and_then(|()| verify_signature(&b)).map_err(|_| ForkError::BadSignature)?;
         Ok((a.header().author.0, a.header().seq))
     }
 

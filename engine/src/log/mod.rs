@@ -8,11 +8,10 @@ mod fork;
 mod validate;
 
 pub use entry::{
-    ENTRY_CONTEXT, Entry, EntryId, FORMAT_VERSION, Header, MAX_PAYLOAD, SignedHeader, sign_entry,
+    ENTRY_CONTEXT, Entry, EntryId, FORMAT_VERSION, Header, MAX_PAYLOAD, MAX_SIGNED_HEADER, SignedHeader, sign_entry,
 };
 pub use error::ValidationError;
 pub use fork::{ForkError, ForkProof};
 pub use validate::{
-    ChainPoint, check_link, check_payload, validate_batch, validate_next, verify_many,
-    verify_signature,
+    ChainPoint, check_link, check_payload, validate_batch, validate_next, verify_many, verify_signature,
 };

@@ -16,11 +16,7 @@ pub struct ChainPoint {
 
 impl ChainPoint {
     pub fn of(entry: &Entry) -> Self {
-        ChainPoint {
-            seq: entry.header().seq,
-            id: entry.id,
-            timestamp: entry.header().timestamp,
-        }
+        ChainPoint { seq: entry.header().seq, id: entry.id, timestamp: entry.header().timestamp }
     }
 }
 
@@ -28,17 +24,11 @@ impl ChainPoint {
 /// previous chain point.
 pub fn check_link(prev: Option<&ChainPoint>, h: &Header) -> Result<(), ValidationError> {
     if h.payload_size > MAX_PAYLOAD {
-        return Err(ValidationError::Oversize {
-            size: u64::from(h.payload_size),
-            limit: MAX_PAYLOAD,
-        });
+        return Err(ValidationError::Oversize { size: u64::from(h.payload_size), limit: MAX_PAYLOAD });
     }
     let expected = prev.map_or(1, |p| p.seq.saturating_add(1));
     if h.seq != expected {
-        return Err(ValidationError::WrongSeq {
-            expected,
-            found: h.seq,
-        });
+        return Err(ValidationError::WrongSeq { expected, found: h.seq });
     }
     if h.prev != prev.map(|p| p.id) {
         return Err(ValidationError::PrevMismatch);
@@ -46,10 +36,7 @@ pub fn check_link(prev: Option<&ChainPoint>, h: &Header) -> Result<(), Validatio
     if let Some(p) = prev
         && h.timestamp <= p.timestamp
     {
-        return Err(ValidationError::TimestampRegression {
-            previous: p.timestamp,
-            found: h.timestamp,
-        });
+        return Err(ValidationError::TimestampRegression { previous: p.timestamp, found: h.timestamp });
     }
     Ok(())
 }
@@ -59,16 +46,10 @@ pub fn check_payload(h: &Header, payload: Option<&[u8]>) -> Result<(), Validatio
     let Some(p) = payload else { return Ok(()) };
     let found = p.len() as u64;
     if found > u64::from(MAX_PAYLOAD) {
-        return Err(ValidationError::Oversize {
-            size: found,
-            limit: MAX_PAYLOAD,
-        });
+        return Err(ValidationError::Oversize { size: found, limit: MAX_PAYLOAD });
     }
     if found != u64::from(h.payload_size) {
-        return Err(ValidationError::PayloadSizeMismatch {
-            expected: h.payload_size,
-            found,
-        });
+        return Err(ValidationError::PayloadSizeMismatch { expected: h.payload_size, found });
     }
     if blake3::hash(p).as_bytes() != &h.payload_hash.0 {
         return Err(ValidationError::PayloadHashMismatch);
@@ -89,18 +70,13 @@ fn signing_input(entry: &Entry) -> Vec<u8> {
 
 /// Rule 8: `verify_strict` of the author's signature.
 pub fn verify_signature(entry: &Entry) -> Result<(), ValidationError> {
-    let key = VerifyingKey::from_bytes(&entry.header().author.0)
-        .map_err(|_| ValidationError::BadSignature)?;
+    let key = VerifyingKey::from_bytes(&entry.header().author.0).map_err(|_| ValidationError::BadSignature)?;
     let sig = Signature::from_bytes(&entry.signed.signature.0);
-    key.verify_strict(&signing_input(entry), &sig)
-        .map_err(|_| ValidationError::BadSignature)
+    key.verify_strict(&signing_input(entry), &sig).map_err(|_| ValidationError::BadSignature)
 }
 
 /// All rules for one entry following `prev`.
-pub fn validate_next(
-    prev: Option<&ChainPoint>,
-    entry: &Entry,
-) -> Result<ChainPoint, ValidationError> {
+pub fn validate_next(prev: Option<&ChainPoint>, entry: &Entry) -> Result<ChainPoint, ValidationError> {
     check_link(prev, entry.header())?;
     check_payload(entry.header(), entry.payload.as_deref())?;
     verify_signature(entry)?;
@@ -116,52 +92,29 @@ pub fn verify_many(entries: &[&Entry], threads: usize) -> Vec<usize> {
     let verify_chunk = |offset: usize, chunk: &[&Entry]| -> Vec<usize> {
         let inputs: Vec<Vec<u8>> = chunk.iter().map(|e| signing_input(e)).collect();
         let msgs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
-        let sigs: Vec<Signature> = chunk
-            .iter()
-            .map(|e| Signature::from_bytes(&e.signed.signature.0))
-            .collect();
-        let keys: Option<Vec<VerifyingKey>> = chunk
-            .iter()
-            .map(|e| VerifyingKey::from_bytes(&e.header().author.0).ok())
-            .collect();
+        let sigs: Vec<Signature> = chunk.iter().map(|e| Signature::from_bytes(&e.signed.signature.0)).collect();
+        let keys: Option<Vec<VerifyingKey>> =
+            chunk.iter().map(|e| VerifyingKey::from_bytes(&e.header().author.0).ok()).collect();
         let batch_ok = keys.is_some_and(|k| {
             // verify_strict refuses weak (small-order) keys; the batch equation alone does not.
-            !k.iter().any(VerifyingKey::is_weak)
-                && ed25519_dalek::verify_batch(&msgs, &sigs, &k).is_ok()
+            !k.iter().any(VerifyingKey::is_weak) && ed25519_dalek::verify_batch(&msgs, &sigs, &k).is_ok()
         });
         if batch_ok {
             return Vec::new();
         }
         // Find the culprits one by one; this path only runs when something is wrong.
-        (0..chunk.len())
-            .filter(|&i| verify_signature(chunk[i]).is_err())
-            .map(|i| offset + i)
-            .collect()
+        (0..chunk.len()).filter(|&i| verify_signature(chunk[i]).is_err()).map(|i| offset + i).collect()
     };
-    let chunks: Vec<(usize, &[&Entry])> = entries
-        .chunks(BATCH)
-        .enumerate()
-        .map(|(i, c)| (i * BATCH, c))
-        .collect();
+    let chunks: Vec<(usize, &[&Entry])> = entries.chunks(BATCH).enumerate().map(|(i, c)| (i * BATCH, c)).collect();
     let threads = threads.clamp(1, 16).min(chunks.len().max(1));
     if threads == 1 {
-        return chunks
-            .iter()
-            .flat_map(|(off, c)| verify_chunk(*off, c))
-            .collect();
+        return chunks.iter().flat_map(|(off, c)| verify_chunk(*off, c)).collect();
     }
     let per_thread = chunks.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .chunks(per_thread)
-            .map(|group| {
-                s.spawn(move || {
-                    group
-                        .iter()
-                        .flat_map(|(off, c)| verify_chunk(*off, c))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|group| s.spawn(move || group.iter().flat_map(|(off, c)| verify_chunk(*off, c)).collect::<Vec<_>>()))
             .collect();
         // A verifier thread cannot panic on any input; if one did, fail closed on its whole range.
         let mut bad = Vec::new();
@@ -186,8 +139,7 @@ pub fn validate_batch(
     let mut failure = None;
     let mut at = prev;
     for (i, e) in entries.iter().enumerate() {
-        let step = check_link(at.as_ref(), e.header())
-            .and_then(|()| check_payload(e.header(), e.payload.as_deref()));
+        let step = check_link(at.as_ref(), e.header()).and_then(|()| check_payload(e.header(), e.payload.as_deref()));
         match step {
             Ok(()) => {
                 let p = ChainPoint::of(e);

@@ -47,10 +47,7 @@ impl TrustView {
 
     /// The user a device belongs to, if any user's certificate vouches for it.
     pub fn owner_of(&self, device: &DeviceId) -> Option<UserId> {
-        self.users
-            .iter()
-            .find(|(_, u)| u.devices.contains_key(device))
-            .map(|(id, _)| *id)
+        self.users.iter().find(|(_, u)| u.devices.contains_key(device)).map(|(id, _)| *id)
     }
 
     fn add_cert(&mut self, cert: &DeviceCert, from_user_log: bool) -> bool {
@@ -60,9 +57,8 @@ impl TrustView {
         let user = self.users.entry(cert.body.user).or_default();
         let rec = user.devices.entry(cert.body.device).or_default();
         let before = rec.clone();
-        let newer = rec.cert.as_ref().is_none_or(|c| {
-            (cert.body.issued_ms, cert.signature) > (c.body.issued_ms, c.signature)
-        });
+        let newer =
+            rec.cert.as_ref().is_none_or(|c| (cert.body.issued_ms, cert.signature) > (c.body.issued_ms, c.signature));
         if newer {
             rec.cert = Some(cert.clone());
         }
@@ -99,17 +95,9 @@ impl Projection for TrustView {
             // Only the user's own log may certify its devices.
             Payload::DeviceCert(p) if p.cert.body.user.0 == author => self.add_cert(&p.cert, true),
             // A device log may only carry its own certificate, as its first entry.
-            Payload::DeviceHello(p) if p.cert.body.device.0 == author && h.seq == 1 => {
-                self.add_cert(&p.cert, false)
-            }
+            Payload::DeviceHello(p) if p.cert.body.device.0 == author && h.seq == 1 => self.add_cert(&p.cert, false),
             Payload::DeviceRevoke(p) => {
-                let rec = self
-                    .users
-                    .entry(UserId(author))
-                    .or_default()
-                    .devices
-                    .entry(p.device)
-                    .or_default();
+                let rec = self.users.entry(UserId(author)).or_default().devices.entry(p.device).or_default();
                 let changed = !rec.revoked;
                 rec.revoked = true;
                 changed

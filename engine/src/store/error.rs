@@ -8,11 +8,7 @@ pub enum StoreError {
     #[error("the store at {0} is in use by another process (is `libra serve` or the app running?)")]
     Locked(PathBuf),
     #[error("the store at {path} has format {found:?}; this version reads {expected:?}")]
-    WrongFormat {
-        path: PathBuf,
-        found: String,
-        expected: &'static str,
-    },
+    WrongFormat { path: PathBuf, found: String, expected: &'static str },
     #[error("the store at {path} could not be opened: {reason}")]
     Open { path: PathBuf, reason: String },
     #[error("the store is damaged: {0}")]

@@ -33,10 +33,7 @@ pub fn parse_id_key(k: &[u8]) -> Result<(u32, u64), StoreError> {
     let seq = k.get(20..28).and_then(|b| <[u8; 8]>::try_from(b).ok());
     match (lognum, seq) {
         (Some(n), Some(s)) => Ok((u32::from_be_bytes(n), u64::from_be_bytes(s))),
-        _ => Err(StoreError::Corrupt(format!(
-            "id index key of {} bytes",
-            k.len()
-        ))),
+        _ => Err(StoreError::Corrupt(format!("id index key of {} bytes", k.len()))),
     }
 }
 
@@ -51,10 +48,7 @@ pub fn entry_value(signed: &[u8], payload: &[u8]) -> Vec<u8> {
 
 pub fn split_entry_value(v: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
     let bad = || StoreError::Corrupt(format!("entry record of {} bytes", v.len()));
-    let len = v
-        .get(..2)
-        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-        .ok_or_else(bad)?;
+    let len = v.get(..2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))).ok_or_else(bad)?;
     let signed = v.get(2..2 + len).ok_or_else(bad)?;
     Ok((signed, &v[2 + len..]))
 }
@@ -78,16 +72,11 @@ pub fn view_pos_key(name: &str, author: &[u8; 32]) -> Vec<u8> {
 }
 
 pub fn to_array32(b: &[u8]) -> Result<[u8; 32], StoreError> {
-    <[u8; 32]>::try_from(b).map_err(|_| {
-        StoreError::Corrupt(format!("expected a 32-byte key, found {} bytes", b.len()))
-    })
+    <[u8; 32]>::try_from(b).map_err(|_| StoreError::Corrupt(format!("expected a 32-byte key, found {} bytes", b.len())))
 }
 
 pub fn to_u64(b: &[u8]) -> Result<u64, StoreError> {
-    <[u8; 8]>::try_from(b).map(u64::from_be_bytes).map_err(|_| {
-        StoreError::Corrupt(format!(
-            "expected an 8-byte number, found {} bytes",
-            b.len()
-        ))
-    })
+    <[u8; 8]>::try_from(b)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt(format!("expected an 8-byte number, found {} bytes", b.len())))
 }

@@ -40,11 +40,7 @@ pub struct Head {
 
 impl Head {
     pub fn point(&self) -> ChainPoint {
-        ChainPoint {
-            seq: self.seq,
-            id: self.id,
-            timestamp: self.timestamp,
-        }
+        ChainPoint { seq: self.seq, id: self.id, timestamp: self.timestamp }
     }
 }
 
@@ -102,14 +98,7 @@ impl Store {
     /// Flushes memtables and compacts every keyspace fully, so that the next open replays no
     /// journal and space from overwritten heads and view state is reclaimed.
     pub fn compact(&self) -> Result<(), StoreError> {
-        for ks in [
-            &self.entries,
-            &self.ids,
-            &self.heads,
-            &self.lognums,
-            &self.forks,
-            &self.views,
-        ] {
+        for ks in [&self.entries, &self.ids, &self.heads, &self.lognums, &self.forks, &self.views] {
             ks.rotate_memtable_and_wait()?;
             ks.major_compact()?;
         }

@@ -17,24 +17,14 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&path)?;
-        let open_err = |reason: String| StoreError::Open {
-            path: path.clone(),
-            reason,
-        };
+        let open_err = |reason: String| StoreError::Open { path: path.clone(), reason };
         // fjall reports most damage as errors but asserts on some; either way the caller gets an
         // error naming the store, not a crash.
         let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, fjall::Error> {
             let db = Database::builder(&path).open()?;
             let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
-            let all = [
-                ks("entries")?,
-                ks("ids")?,
-                ks("heads")?,
-                ks("lognums")?,
-                ks("forks")?,
-                ks("views")?,
-                ks("meta")?,
-            ];
+            let all =
+                [ks("entries")?, ks("ids")?, ks("heads")?, ks("lognums")?, ks("forks")?, ks("views")?, ks("meta")?];
             Ok((db, all))
         }));
         let (db, [entries, ids, heads, lognums, forks, views, meta]) = match opened {
@@ -42,9 +32,7 @@ impl Store {
             Ok(Err(fjall::Error::Locked)) => return Err(StoreError::Locked(path)),
             Ok(Err(e)) => return Err(open_err(e.to_string())),
             Err(_) => {
-                return Err(open_err(
-                    "the storage engine failed while recovering".into(),
-                ));
+                return Err(open_err("the storage engine failed while recovering".into()));
             }
         };
         check_format(&path, &db, &meta)?;
@@ -54,8 +42,7 @@ impl Store {
         let mut latest = 0u64;
         for item in heads.iter() {
             let (k, v) = item.into_inner()?;
-            let head: Head =
-                codec::decode(&v).map_err(|e| StoreError::Corrupt(format!("head record: {e}")))?;
+            let head: Head = codec::decode(&v).map_err(|e| StoreError::Corrupt(format!("head record: {e}")))?;
             next_lognum = next_lognum.max(head.lognum.saturating_add(1));
             latest = latest.max(head.timestamp);
             head_cache.insert(to_array32(&k)?, head);
@@ -68,9 +55,7 @@ impl Store {
         clock.observe(latest, clock::wall_ms());
 
         let trust = match views.get(keys::view_state_key(TrustView::NAME))? {
-            Some(v) => {
-                codec::decode(&v).map_err(|e| StoreError::Corrupt(format!("trust view: {e}")))?
-            }
+            Some(v) => codec::decode(&v).map_err(|e| StoreError::Corrupt(format!("trust view: {e}")))?,
             None => TrustView::default(),
         };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -114,17 +99,9 @@ impl Store {
             for entry in self.read_log(&author, at + 1, usize::MAX)? {
                 self.trust.apply(&entry);
             }
-            batch.insert(
-                &self.views,
-                keys::view_pos_key(TrustView::NAME, &author),
-                head.to_be_bytes().to_vec(),
-            );
+            batch.insert(&self.views, keys::view_pos_key(TrustView::NAME, &author), head.to_be_bytes().to_vec());
         }
-        batch.insert(
-            &self.views,
-            keys::view_state_key(TrustView::NAME),
-            codec::encode(&self.trust),
-        );
+        batch.insert(&self.views, keys::view_state_key(TrustView::NAME), codec::encode(&self.trust));
         batch.commit()?;
         self.db.persist(fjall::PersistMode::SyncAll)?;
         Ok(())

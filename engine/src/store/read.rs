@@ -20,12 +20,7 @@ impl Store {
     }
 
     /// Up to `limit` entries of a log from `from` (inclusive) upward.
-    pub fn read_log(
-        &self,
-        author: &[u8; 32],
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
+    pub fn read_log(&self, author: &[u8; 32], from: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
         let start = keys::entry_key(author, from.max(1));
         let end = keys::entry_key(author, u64::MAX);
         let mut out = Vec::new();
@@ -52,9 +47,7 @@ impl Store {
         for item in self.ids.prefix(&id.as_bytes()[..ID_PREFIX]) {
             let (lognum, seq) = keys::parse_id_key(&item.key()?)?;
             let Some(author) = self.lognums.get(lognum.to_be_bytes())? else {
-                return Err(StoreError::Corrupt(format!(
-                    "id index names unknown log number {lognum}"
-                )));
+                return Err(StoreError::Corrupt(format!("id index names unknown log number {lognum}")));
             };
             if let Some(e) = self.get_at(&to_array32(&author)?, seq)?
                 && e.id == *id
@@ -70,8 +63,8 @@ impl Store {
         let mut out = Vec::new();
         for item in self.forks.iter() {
             let (k, v) = item.into_inner()?;
-            let proof = crate::log::ForkProof::decode(&v)
-                .map_err(|e| StoreError::Corrupt(format!("fork proof: {e}")))?;
+            let proof =
+                crate::log::ForkProof::decode(&v).map_err(|e| StoreError::Corrupt(format!("fork proof: {e}")))?;
             out.push((to_array32(&k)?, proof));
         }
         Ok(out)

@@ -38,10 +38,7 @@ impl Store {
     pub fn verify(&self) -> Result<Vec<Problem>, StoreError> {
         let mut problems = Vec::new();
         for (author, head) in self.heads().collect::<Vec<_>>() {
-            let problem = |what: String| Problem {
-                author: Some(author),
-                what,
-            };
+            let problem = |what: String| Problem { author: Some(author), what };
             let mut at = None;
             let mut from = 1;
             loop {
@@ -51,18 +48,13 @@ impl Store {
                 }
                 let refs: Vec<&Entry> = chunk.iter().collect();
                 if refs.iter().any(|e| e.header().author.0 != author) {
-                    problems.push(problem(
-                        "an entry is stored under another author's log".into(),
-                    ));
+                    problems.push(problem("an entry is stored under another author's log".into()));
                     break;
                 }
                 let (points, failure) = validate_batch(at, &refs, self.threads);
                 at = points.last().copied().or(at);
                 if let Some((i, err)) = failure {
-                    problems.push(problem(format!(
-                        "entry seq {}: {err}",
-                        refs[i].header().seq
-                    )));
+                    problems.push(problem(format!("entry seq {}: {err}", refs[i].header().seq)));
                     break;
                 }
                 from = chunk.last().map_or(from, |e| e.header().seq + 1);
@@ -82,30 +74,21 @@ impl Store {
         for (author, proof) in self.forks()? {
             match proof.verify() {
                 Ok((a, _)) if a == author => {}
-                Ok(_) => problems.push(Problem {
-                    author: Some(author),
-                    what: "fork proof names another author".into(),
-                }),
-                Err(e) => problems.push(Problem {
-                    author: Some(author),
-                    what: format!("fork proof invalid: {e}"),
-                }),
+                Ok(_) => {
+                    problems.push(Problem { author: Some(author), what: "fork proof names another author".into() })
+                }
+                Err(e) => problems.push(Problem { author: Some(author), what: format!("fork proof invalid: {e}") }),
             }
         }
         let rebuilt: TrustView = self.rebuild()?;
         if rebuilt != self.trust {
-            problems.push(Problem {
-                author: None,
-                what: "trust view differs from its rebuild from the logs".into(),
-            });
+            problems.push(Problem { author: None, what: "trust view differs from its rebuild from the logs".into() });
         }
         let positions = self.view_positions(TrustView::NAME)?;
         for (author, head) in self.heads() {
             if positions.get(&author) != Some(&head.seq) {
-                problems.push(Problem {
-                    author: Some(author),
-                    what: "trust view position does not match the head".into(),
-                });
+                problems
+                    .push(Problem { author: Some(author), what: "trust view position does not match the head".into() });
             }
         }
         Ok(problems)

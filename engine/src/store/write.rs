@@ -10,10 +10,14 @@ use super::keys;
 use super::{Head, Store, StoreError};
 use crate::codec::{self, Blob};
 use crate::log::{
-    ChainPoint, Entry, ForkProof, MAX_PAYLOAD, ValidationError, check_link, check_payload,
-    sign_entry, verify_many, verify_signature,
+    ChainPoint, Entry, ForkProof, MAX_PAYLOAD, ValidationError, check_link, check_payload, sign_entry, verify_many,
+    verify_signature,
 };
 use crate::projection::{Projection, TrustView};
+
+/// One log's stretch of ingest candidates `[start, end)`, and the structural failure that ended
+/// it with the number of entries skipped after it.
+type Run = ([u8; 32], usize, usize, Option<(Rejection, usize)>);
 
 /// One entry refused by ingest, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +54,7 @@ impl Store {
             return Err(ValidationError::Forked.into());
         }
         if let Some((_, p)) = items.iter().find(|(_, p)| p.len() > MAX_PAYLOAD as usize) {
-            return Err(ValidationError::Oversize {
-                size: p.len() as u64,
-                limit: MAX_PAYLOAD,
-            }
-            .into());
+            return Err(ValidationError::Oversize { size: p.len() as u64, limit: MAX_PAYLOAD }.into());
         }
         let mut at = self.head_cache.get(&author).map(Head::point);
         let mut out = Vec::with_capacity(items.len());
@@ -77,7 +77,9 @@ impl Store {
             by_author.entry(e.header().author.0).or_default().push(e);
         }
         let mut candidates: Vec<Entry> = Vec::new();
-        let mut runs: Vec<([u8; 32], usize, usize)> = Vec::new();
+        // Per log: its candidates' range, and the structural failure that ended it, if any (reported
+        // only if no earlier entry fails its signature).
+        let mut runs: Vec<Run> = Vec::new();
         let mut forks: Vec<([u8; 32], ForkProof)> = Vec::new();
         let mut deferred: Vec<Entry> = Vec::new();
 
@@ -87,50 +89,34 @@ impl Store {
             let mut rest = list.into_iter();
             if self.forked.contains(&author) {
                 let n = rest.len();
-                report.rejected.push(Rejection {
-                    author,
-                    seq: 0,
-                    error: ValidationError::Forked,
-                });
+                report.rejected.push(Rejection { author, seq: 0, error: ValidationError::Forked });
                 report.skipped += n.saturating_sub(1);
                 continue;
             }
             let stored = self.head_cache.get(&author).map(Head::point);
             let mut at = stored;
             let start = candidates.len();
+            let mut ended = None;
             while let Some(e) = rest.next() {
                 let seq = e.header().seq;
                 if at.is_some_and(|p| seq <= p.seq) {
                     if stored.is_some_and(|p| seq <= p.seq) {
                         // A position we hold: the same entry again, or an equivocation.
-                        let held = self.get_at(&author, seq)?.ok_or_else(|| {
-                            StoreError::Corrupt(format!("log has a gap at seq {seq}"))
-                        })?;
+                        let held = self
+                            .get_at(&author, seq)?
+                            .ok_or_else(|| StoreError::Corrupt(format!("log has a gap at seq {seq}")))?;
                         if held.id == e.id {
                             report.duplicates += 1;
                             continue;
                         }
                         if let Err(err) = verify_signature(&e) {
-                            report.rejected.push(Rejection {
-                                author,
-                                seq,
-                                error: err,
-                            });
+                            report.rejected.push(Rejection { author, seq, error: err });
                             report.skipped += rest.len();
                             break;
                         }
-                        forks.push((
-                            author,
-                            ForkProof {
-                                first: Blob(held.signed_bytes),
-                                second: Blob(e.signed_bytes),
-                            },
-                        ));
-                        report.rejected.push(Rejection {
-                            author,
-                            seq,
-                            error: ValidationError::Fork,
-                        });
+                        forks
+                            .push((author, ForkProof { first: Blob(held.signed_bytes), second: Blob(e.signed_bytes) }));
+                        report.rejected.push(Rejection { author, seq, error: ValidationError::Fork });
                         report.skipped += rest.len();
                         break;
                     }
@@ -143,8 +129,7 @@ impl Store {
                 let step = if e.payload.is_none() {
                     Err(ValidationError::Malformed("entry without payload".into()))
                 } else {
-                    check_link(at.as_ref(), e.header())
-                        .and_then(|()| check_payload(e.header(), e.payload.as_deref()))
+                    check_link(at.as_ref(), e.header()).and_then(|()| check_payload(e.header(), e.payload.as_deref()))
                 };
                 match step {
                     Ok(()) => {
@@ -152,17 +137,12 @@ impl Store {
                         candidates.push(e);
                     }
                     Err(err) => {
-                        report.rejected.push(Rejection {
-                            author,
-                            seq,
-                            error: err,
-                        });
-                        report.skipped += rest.len();
+                        ended = Some((Rejection { author, seq, error: err }, rest.len()));
                         break;
                     }
                 }
             }
-            runs.push((author, start, candidates.len()));
+            runs.push((author, start, candidates.len(), ended));
         }
 
         // Signatures last, in bulk across all logs.
@@ -172,19 +152,27 @@ impl Store {
         };
         let mut accepted: Vec<Entry> = Vec::with_capacity(candidates.len());
         let mut candidates = candidates.into_iter();
-        for (author, start, end) in runs {
+        for (author, start, end, ended) in runs {
             let first_bad = bad.iter().copied().find(|&i| i >= start && i < end);
             let keep = first_bad.unwrap_or(end) - start;
             accepted.extend(candidates.by_ref().take(keep));
-            if let Some(i) = first_bad {
-                let e = candidates.next();
-                report.rejected.push(Rejection {
-                    author,
-                    seq: e.map_or(0, |e| e.header().seq),
-                    error: ValidationError::BadSignature,
-                });
-                report.skipped += end - i - 1;
-                candidates.by_ref().take(end - i - 1).for_each(drop);
+            match (first_bad, ended) {
+                (Some(i), ended) => {
+                    let e = candidates.next();
+                    report.rejected.push(Rejection {
+                        author,
+                        seq: e.map_or(0, |e| e.header().seq),
+                        error: ValidationError::BadSignature,
+                    });
+                    let after = end - i - 1;
+                    report.skipped += after + ended.map_or(0, |(_, n)| n + 1);
+                    candidates.by_ref().take(after).for_each(drop);
+                }
+                (None, Some((rejection, skipped))) => {
+                    report.rejected.push(rejection);
+                    report.skipped += skipped;
+                }
+                (None, None) => {}
             }
         }
         for e in &accepted {
@@ -206,11 +194,7 @@ impl Store {
     }
 
     /// Writes validated entries (in chain order per log) and fork proofs in one batch, then fsyncs.
-    fn commit(
-        &mut self,
-        entries: &[Entry],
-        forks: Vec<([u8; 32], ForkProof)>,
-    ) -> Result<(), StoreError> {
+    fn commit(&mut self, entries: &[Entry], forks: Vec<([u8; 32], ForkProof)>) -> Result<(), StoreError> {
         if entries.is_empty() && forks.is_empty() {
             return Ok(());
         }
@@ -226,9 +210,8 @@ impl Store {
                 Some(head) => head.lognum,
                 None => {
                     let n = next_lognum;
-                    next_lognum = next_lognum
-                        .checked_add(1)
-                        .ok_or_else(|| StoreError::Corrupt("more than 2^32 logs".into()))?;
+                    next_lognum =
+                        next_lognum.checked_add(1).ok_or_else(|| StoreError::Corrupt("more than 2^32 logs".into()))?;
                     batch.insert(&self.lognums, n.to_be_bytes().to_vec(), author.to_vec());
                     n
                 }
@@ -239,36 +222,16 @@ impl Store {
                 keys::entry_key(&author, h.seq).to_vec(),
                 keys::entry_value(&e.signed_bytes, payload),
             );
-            batch.insert(
-                &self.ids,
-                keys::id_key(e.id.as_bytes(), lognum, h.seq).to_vec(),
-                Vec::new(),
-            );
-            heads.insert(
-                author,
-                Head {
-                    lognum,
-                    seq: h.seq,
-                    id: e.id,
-                    timestamp: h.timestamp,
-                },
-            );
+            batch.insert(&self.ids, keys::id_key(e.id.as_bytes(), lognum, h.seq).to_vec(), Vec::new());
+            heads.insert(author, Head { lognum, seq: h.seq, id: e.id, timestamp: h.timestamp });
             trust_changed |= trust.apply(e);
         }
         for (author, head) in &heads {
             batch.insert(&self.heads, author.to_vec(), codec::encode(head));
-            batch.insert(
-                &self.views,
-                keys::view_pos_key(TrustView::NAME, author),
-                head.seq.to_be_bytes().to_vec(),
-            );
+            batch.insert(&self.views, keys::view_pos_key(TrustView::NAME, author), head.seq.to_be_bytes().to_vec());
         }
         if trust_changed {
-            batch.insert(
-                &self.views,
-                keys::view_state_key(TrustView::NAME),
-                codec::encode(&trust),
-            );
+            batch.insert(&self.views, keys::view_state_key(TrustView::NAME), codec::encode(&trust));
         }
         for (author, proof) in &forks {
             batch.insert(&self.forks, author.to_vec(), proof.encode());

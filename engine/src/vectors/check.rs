@@ -32,10 +32,7 @@ impl VerifyReport {
 }
 
 fn hexf(v: &Value, field: &str) -> Result<Vec<u8>, String> {
-    let s = v
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("missing hex field {field}"))?;
+    let s = v.get(field).and_then(Value::as_str).ok_or_else(|| format!("missing hex field {field}"))?;
     hex::decode(s).map_err(|e| format!("{field}: {e}"))
 }
 
@@ -51,11 +48,7 @@ fn expect(case: &Value, outcome: Result<(), String>) -> Result<(), String> {
         (false, Ok(())) => Err("expected invalid, got valid".into()),
         (false, Err(code)) => {
             let want = case.get("error").and_then(Value::as_str).unwrap_or("");
-            if code == want {
-                Ok(())
-            } else {
-                Err(format!("expected error {want}, got {code}"))
-            }
+            if code == want { Ok(()) } else { Err(format!("expected error {want}, got {code}")) }
         }
     }
 }
@@ -97,8 +90,7 @@ fn check_text(c: &Value) -> Result<(), String> {
 
 fn check_cert(c: &Value) -> Result<(), String> {
     let encoded = hexf(c, "encoded")?;
-    let cert: DeviceCert =
-        codec::decode(&encoded).map_err(|e| format!("cert does not decode: {e}"))?;
+    let cert: DeviceCert = codec::decode(&encoded).map_err(|e| format!("cert does not decode: {e}"))?;
     if c.get("signing_input").is_some() && hexf(c, "signing_input")? != cert.body.signing_input() {
         return Err("signing input differs".into());
     }
@@ -106,12 +98,7 @@ fn check_cert(c: &Value) -> Result<(), String> {
 }
 
 fn check_entry(c: &Value, context: &[u8]) -> Result<(), String> {
-    let payload = c
-        .get("payload")
-        .and_then(Value::as_str)
-        .map(hex::decode)
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    let payload = c.get("payload").and_then(Value::as_str).map(hex::decode).transpose().map_err(|e| e.to_string())?;
     let e = Entry::from_parts(hexf(c, "signed_header")?, payload).map_err(|e| e.to_string())?;
     let hd = e.header();
     if codec::encode(hd) != hexf(c, "header")? {
@@ -128,23 +115,16 @@ fn check_entry(c: &Value, context: &[u8]) -> Result<(), String> {
     if e.id.as_bytes().as_slice() != hexf(c, "entry_id")? {
         return Err("entry id differs".into());
     }
-    if e.encode() != hexf(c, "wire")?
-        || Entry::decode(&hexf(c, "wire")?).map_err(|e| e.to_string())? != e
-    {
+    if e.encode() != hexf(c, "wire")? || Entry::decode(&hexf(c, "wire")?).map_err(|e| e.to_string())? != e {
         return Err("wire form differs".into());
     }
     let f = c.get("fields").ok_or("missing fields")?;
     let num = |n: &str| f.get(n).and_then(Value::as_u64);
-    if num("seq") != Some(hd.seq)
-        || num("timestamp") != Some(hd.timestamp)
-        || num("kind") != Some(u64::from(hd.kind))
-    {
+    if num("seq") != Some(hd.seq) || num("timestamp") != Some(hd.timestamp) || num("kind") != Some(u64::from(hd.kind)) {
         return Err("fields differ".into());
     }
     // Each entry stands alone here: its payload and signature must check out.
-    crate::log::check_payload(hd, e.payload.as_deref())
-        .and_then(|()| verify_signature(&e))
-        .map_err(|e| e.to_string())
+    crate::log::check_payload(hd, e.payload.as_deref()).and_then(|()| verify_signature(&e)).map_err(|e| e.to_string())
 }
 
 /// Offers entries in order to an empty log, as ingest does: Ok(head) or Err((index, code)).
@@ -159,10 +139,7 @@ pub(crate) fn run_chain(items: &[Value]) -> Result<Option<ChainPoint>, (usize, S
         };
         let e = Entry::from_parts(signed, payload).map_err(fail)?;
         let seq = e.header().seq;
-        if log
-            .last()
-            .is_some_and(|l| seq <= l.header().seq && seq >= 1)
-        {
+        if log.last().is_some_and(|l| seq <= l.header().seq && seq >= 1) {
             let held = &log[(seq - 1) as usize];
             if held.id == e.id {
                 continue;
@@ -177,10 +154,7 @@ pub(crate) fn run_chain(items: &[Value]) -> Result<Option<ChainPoint>, (usize, S
 }
 
 fn check_chain(c: &Value) -> Result<(), String> {
-    let items = c
-        .get("entries")
-        .and_then(Value::as_array)
-        .ok_or("missing entries")?;
+    let items = c.get("entries").and_then(Value::as_array).ok_or("missing entries")?;
     let want_valid = c.get("result").and_then(Value::as_str) == Some("valid");
     match (want_valid, run_chain(items)) {
         (true, Ok(head)) => {
@@ -189,11 +163,7 @@ fn check_chain(c: &Value) -> Result<(), String> {
                 Some(h.seq) == want.get("seq").and_then(Value::as_u64)
                     && Some(h.id.to_hex().as_str()) == want.get("id").and_then(Value::as_str)
             });
-            if ok {
-                Ok(())
-            } else {
-                Err("head differs".into())
-            }
+            if ok { Ok(()) } else { Err("head differs".into()) }
         }
         (true, Err((i, code))) => Err(format!("expected valid, entry {i} refused with {code}")),
         (false, Ok(_)) => Err("expected invalid, all accepted".into()),
@@ -227,26 +197,16 @@ type CaseCheck<'a> = dyn Fn(&Value) -> Result<(), String> + 'a;
 pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError> {
     let mut report = VerifyReport::default();
     for (file, text) in files {
-        let doc: Value = serde_json::from_str(text).map_err(|e| VectorError::Json {
-            file: (*file).to_owned(),
-            reason: e.to_string(),
-        })?;
-        let context = doc
-            .get("context")
-            .and_then(Value::as_str)
-            .and_then(|s| hex::decode(s).ok())
-            .unwrap_or_default();
+        let doc: Value = serde_json::from_str(text)
+            .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
+        let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
         let sections: [(&str, &CaseCheck); 6] = [
             ("keys", &check_key),
             ("text_ids", &check_text),
             ("device_certs", &check_cert),
             ("entries", &|c| check_entry(c, &context)),
             ("cases", &|c| {
-                if c.get("proof").is_some() {
-                    check_fork(c)
-                } else {
-                    check_chain(c)
-                }
+                if c.get("proof").is_some() { check_fork(c) } else { check_chain(c) }
             }),
             ("", &|_| Ok(())),
         ];
@@ -257,16 +217,8 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
             for case in cases {
                 report.cases += 1;
                 if let Err(problem) = check(case) {
-                    let id = case
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?")
-                        .to_owned();
-                    report.failures.push(CaseFailure {
-                        file: (*file).to_owned(),
-                        case: id,
-                        problem,
-                    });
+                    let id = case.get("id").and_then(Value::as_str).unwrap_or("?").to_owned();
+                    report.failures.push(CaseFailure { file: (*file).to_owned(), case: id, problem });
                 }
             }
         }

@@ -7,9 +7,7 @@ use serde_json::{Value, json};
 use super::seed;
 use crate::codec::{self, Bytes};
 use crate::identity::{DeviceKeys, UserKeys};
-use crate::log::{
-    ENTRY_CONTEXT, Entry, EntryId, FORMAT_VERSION, ForkProof, Header, MAX_PAYLOAD, SignedHeader,
-};
+use crate::log::{ENTRY_CONTEXT, Entry, EntryId, FORMAT_VERSION, ForkProof, Header, MAX_PAYLOAD, SignedHeader};
 use crate::payload::{DeviceCertPayload, DeviceHello, KIND_PROFILE, Payload, Profile};
 use crate::text::{self, IdKind};
 
@@ -24,12 +22,7 @@ fn signed(key: &SigningKey, header: Header, payload: Option<Vec<u8>>) -> Entry {
     let signature = Bytes(key.sign(&header.signing_input()).to_bytes());
     let sh = SignedHeader { header, signature };
     let bytes = sh.encode();
-    Entry {
-        id: EntryId::of(&bytes),
-        signed: sh,
-        signed_bytes: bytes,
-        payload,
-    }
+    Entry { id: EntryId::of(&bytes), signed: sh, signed_bytes: bytes, payload }
 }
 
 fn header_for(key: &SigningKey, prev: Option<&Entry>, ts: u64, payload: &[u8]) -> Header {
@@ -76,12 +69,7 @@ fn pretty(v: &Value) -> String {
 
 /// The vector files: `(file name, contents)`.
 pub fn generate() -> Vec<(&'static str, String)> {
-    vec![
-        ("identity.json", identity()),
-        ("entries.json", entries()),
-        ("chains.json", chains()),
-        ("forks.json", forks()),
-    ]
+    vec![("identity.json", identity()), ("entries.json", entries()), ("chains.json", chains()), ("forks.json", forks())]
 }
 
 fn alice() -> (UserKeys, DeviceKeys) {
@@ -130,11 +118,7 @@ fn entries() -> String {
     let (user, device) = alice();
     let cert = user.certify(&device, "laptop", 1_767_225_600_000);
     let first_payload = profile("Alice");
-    let first = signed(
-        &user.signing,
-        header_for(&user.signing, None, T0, &first_payload),
-        Some(first_payload),
-    );
+    let first = signed(&user.signing, header_for(&user.signing, None, T0, &first_payload), Some(first_payload));
     let second_payload = Payload::DeviceCert(DeviceCertPayload { cert: cert.clone() }).encode();
     let mut hd = header_for(&user.signing, Some(&first), T0 + 1, &second_payload);
     hd.kind = crate::payload::KIND_DEVICE_CERT;
@@ -191,22 +175,12 @@ fn chains() -> String {
 
     let mut b = s1.clone();
     b[2] = 2;
-    invalid(
-        "chain-invalid-unknown-version",
-        "version byte 2",
-        "unknown_version",
-        vec![raw_json(&b, Some(&p1))],
-    );
+    invalid("chain-invalid-unknown-version", "version byte 2", "unknown_version", vec![raw_json(&b, Some(&p1))]);
 
     // seq 1 written as uint8 (cc 01) instead of a positive fixint.
     let mut b = s1.clone();
     b.splice(37..38, [0xcc, 0x01]);
-    invalid(
-        "chain-invalid-non-canonical-int",
-        "seq encoded as uint8",
-        "non_canonical",
-        vec![raw_json(&b, Some(&p1))],
-    );
+    invalid("chain-invalid-non-canonical-int", "seq encoded as uint8", "non_canonical", vec![raw_json(&b, Some(&p1))]);
 
     let mut b = s1.clone();
     b.push(0xc0);
@@ -218,12 +192,7 @@ fn chains() -> String {
     );
 
     let b = &s1[..s1.len() - 1];
-    invalid(
-        "chain-invalid-truncated",
-        "signature one byte short",
-        "malformed",
-        vec![raw_json(b, Some(&p1))],
-    );
+    invalid("chain-invalid-truncated", "signature one byte short", "malformed", vec![raw_json(b, Some(&p1))]);
 
     let mut hd = header_for(&key, None, T0, &[]);
     hd.payload_size = MAX_PAYLOAD + 1;
@@ -253,25 +222,14 @@ fn chains() -> String {
     let mut b = s1.clone();
     let last = b.len() - 1;
     b[last] ^= 1;
-    invalid(
-        "chain-invalid-signature",
-        "last signature byte flipped",
-        "bad_signature",
-        vec![raw_json(&b, Some(&p1))],
-    );
+    invalid("chain-invalid-signature", "last signature byte flipped", "bad_signature", vec![raw_json(&b, Some(&p1))]);
 
     // s replaced by the group order L: verify_strict refuses non-canonical scalars.
     let mut b = s1.clone();
-    let l = hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
-        .unwrap_or_default();
+    let l = hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010").unwrap_or_default();
     let n = b.len();
     b[n - 32..].copy_from_slice(&l);
-    invalid(
-        "chain-invalid-signature-s-not-reduced",
-        "signature s = L",
-        "bad_signature",
-        vec![raw_json(&b, Some(&p1))],
-    );
+    invalid("chain-invalid-signature-s-not-reduced", "signature s = L", "bad_signature", vec![raw_json(&b, Some(&p1))]);
 
     let p = profile("x");
     let mut hd = header_for(&key, Some(&valid[0]), T0 + 1000, &p);
@@ -318,11 +276,7 @@ fn chains() -> String {
         vec![e1.clone(), entry_json(&signed(&key, hd, Some(p.clone())))],
     );
 
-    let fork = signed(
-        &key,
-        header_for(&key, Some(&valid[0]), T0 + 5000, &p),
-        Some(p.clone()),
-    );
+    let fork = signed(&key, header_for(&key, Some(&valid[0]), T0 + 5000, &p), Some(p.clone()));
     invalid(
         "chain-invalid-fork",
         "a second, different, validly signed seq 2",
@@ -341,11 +295,7 @@ fn forks() -> String {
     let key = SigningKey::from_bytes(&seed("chain author"));
     let valid = chain(&key, 2);
     let p = profile("other");
-    let other = signed(
-        &key,
-        header_for(&key, Some(&valid[0]), T0 + 7000, &p),
-        Some(p),
-    );
+    let other = signed(&key, header_for(&key, Some(&valid[0]), T0 + 7000, &p), Some(p));
     let proof = |a: &Entry, b: &Entry| ForkProof {
         first: codec::Blob(a.signed_bytes.clone()),
         second: codec::Blob(b.signed_bytes.clone()),
@@ -353,10 +303,7 @@ fn forks() -> String {
     let mut forged = other.signed_bytes.clone();
     let n = forged.len();
     forged[n - 1] ^= 1;
-    let forged_proof = ForkProof {
-        first: codec::Blob(valid[1].signed_bytes.clone()),
-        second: codec::Blob(forged),
-    };
+    let forged_proof = ForkProof { first: codec::Blob(valid[1].signed_bytes.clone()), second: codec::Blob(forged) };
     let case = |id: &str, pr: &ForkProof, result: &str, error: Option<&str>| json!({ "id": id, "proof": h(&pr.encode()), "first": h(&pr.first.0), "second": h(&pr.second.0), "result": result, "error": error });
     pretty(&json!({
         "comment": "Libra fork proofs (spec/log.md): MessagePack [bin first, bin second]. Valid proofs convict `author` at `seq`. Generated by `libra vectors generate`.",

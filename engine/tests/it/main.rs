@@ -1,0 +1,10 @@
+//! The engine's integration tests: one binary, one module per scenario.
+
+mod crash;
+mod crypto_vectors;
+mod projection;
+mod props;
+mod store;
+mod util;
+mod validation;
+mod vectors;

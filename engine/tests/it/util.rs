@@ -1,0 +1,29 @@
+//! Shared helpers: keys from labels, chains of entries, temporary stores.
+
+use ed25519_dalek::SigningKey;
+use libra_engine::Store;
+use libra_engine::log::{Entry, sign_entry};
+
+pub fn key(label: &str) -> SigningKey {
+    SigningKey::from_bytes(&blake3::derive_key("libra tests", label.as_bytes()))
+}
+
+/// A valid chain of `n` entries by `key` whose payloads are `payload(i)`.
+pub fn chain_with(key: &SigningKey, n: usize, payload: impl Fn(usize) -> Vec<u8>) -> Vec<Entry> {
+    let mut out: Vec<Entry> = Vec::with_capacity(n);
+    for i in 0..n {
+        let prev = out.last().map(|e| (e.header().seq, e.id));
+        out.push(sign_entry(key, prev, 1_000_000 + i as u64, 99, payload(i)));
+    }
+    out
+}
+
+pub fn chain(key: &SigningKey, n: usize) -> Vec<Entry> {
+    chain_with(key, n, |i| format!("entry {i}").into_bytes())
+}
+
+pub fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("store")).expect("open store");
+    (dir, store)
+}

@@ -1,0 +1,144 @@
+//! One test per validation rule, each with the error it must produce.
+
+use libra_engine::codec::Bytes;
+use libra_engine::log::{
+    ChainPoint, Entry, EntryId, MAX_PAYLOAD, SignedHeader, ValidationError, sign_entry, validate_batch, validate_next,
+};
+
+use crate::util::{chain, key};
+
+fn point(e: &Entry) -> ChainPoint {
+    ChainPoint::of(e)
+}
+
+/// Re-signs `e` after `edit` changes its header, so only the edited rule can fail.
+fn resigned(e: &Entry, edit: impl FnOnce(&mut libra_engine::Header)) -> Entry {
+    let k = key("alice");
+    let mut h = e.header().clone();
+    edit(&mut h);
+    let sig = ed25519_dalek::Signer::sign(&k, &h.signing_input());
+    let signed = SignedHeader { header: h, signature: Bytes(sig.to_bytes()) };
+    Entry::from_parts(signed.encode(), e.payload.clone()).expect("decodes")
+}
+
+#[test]
+fn valid_chain_is_accepted() {
+    let c = chain(&key("alice"), 3);
+    let p1 = validate_next(None, &c[0]).expect("seq 1");
+    let p2 = validate_next(Some(&p1), &c[1]).expect("seq 2");
+    assert_eq!(validate_next(Some(&p2), &c[2]).map(|p| p.seq), Ok(3));
+}
+
+#[test]
+fn bad_signature() {
+    let c = chain(&key("alice"), 1);
+    let mut b = c[0].signed_bytes.clone();
+    let n = b.len();
+    b[n - 5] ^= 0x10;
+    let e = Entry::from_parts(b, c[0].payload.clone()).expect("decodes");
+    assert_eq!(validate_next(None, &e), Err(ValidationError::BadSignature));
+}
+
+#[test]
+fn signature_by_another_key() {
+    let c = chain(&key("alice"), 1);
+    let forged = sign_entry(&key("mallory"), None, 5, 99, b"x".to_vec());
+    let mut signed = c[0].signed.clone();
+    signed.signature = forged.signed.signature;
+    let e = Entry::from_parts(signed.encode(), c[0].payload.clone()).expect("decodes");
+    assert_eq!(validate_next(None, &e), Err(ValidationError::BadSignature));
+}
+
+#[test]
+fn wrong_seq() {
+    let c = chain(&key("alice"), 3);
+    assert_eq!(validate_next(Some(&point(&c[0])), &c[2]), Err(ValidationError::WrongSeq { expected: 2, found: 3 }));
+    assert_eq!(validate_next(None, &c[1]), Err(ValidationError::WrongSeq { expected: 1, found: 2 }));
+    let zero = resigned(&c[0], |h| h.seq = 0);
+    assert_eq!(validate_next(None, &zero), Err(ValidationError::WrongSeq { expected: 1, found: 0 }));
+}
+
+#[test]
+fn prev_mismatch() {
+    let c = chain(&key("alice"), 2);
+    let bad = resigned(&c[1], |h| h.prev = Some(EntryId(Bytes([7; 32]))));
+    assert_eq!(validate_next(Some(&point(&c[0])), &bad), Err(ValidationError::PrevMismatch));
+    let first_with_prev = resigned(&c[0], |h| h.prev = Some(EntryId(Bytes([7; 32]))));
+    assert_eq!(validate_next(None, &first_with_prev), Err(ValidationError::PrevMismatch));
+    let second_without = resigned(&c[1], |h| h.prev = None);
+    assert_eq!(validate_next(Some(&point(&c[0])), &second_without), Err(ValidationError::PrevMismatch));
+}
+
+#[test]
+fn timestamp_going_backwards() {
+    let c = chain(&key("alice"), 2);
+    let p = point(&c[0]);
+    for ts in [p.timestamp, p.timestamp - 1, 0] {
+        let bad = resigned(&c[1], |h| h.timestamp = ts);
+        assert_eq!(
+            validate_next(Some(&p), &bad),
+            Err(ValidationError::TimestampRegression { previous: p.timestamp, found: ts })
+        );
+    }
+}
+
+#[test]
+fn oversize() {
+    let k = key("alice");
+    let big = sign_entry(&k, None, 1, 99, vec![0; MAX_PAYLOAD as usize + 1]);
+    assert_eq!(
+        validate_next(None, &big),
+        Err(ValidationError::Oversize { size: u64::from(MAX_PAYLOAD) + 1, limit: MAX_PAYLOAD })
+    );
+    let max = sign_entry(&k, None, 1, 99, vec![0; MAX_PAYLOAD as usize]);
+    assert!(validate_next(None, &max).is_ok());
+}
+
+#[test]
+fn payload_hash_and_size_mismatch() {
+    let c = chain(&key("alice"), 1);
+    let mut e = c[0].clone();
+    e.payload.as_mut().expect("payload")[0] ^= 1;
+    assert_eq!(validate_next(None, &e), Err(ValidationError::PayloadHashMismatch));
+    e.payload.as_mut().expect("payload").push(0);
+    assert!(matches!(validate_next(None, &e), Err(ValidationError::PayloadSizeMismatch { .. })));
+    // Header-only validation passes without the payload.
+    e.payload = None;
+    assert!(validate_next(None, &e).is_ok());
+}
+
+#[test]
+fn unknown_version_and_non_canonical_bytes() {
+    let c = chain(&key("alice"), 1);
+    let mut b = c[0].signed_bytes.clone();
+    b[2] = 7;
+    assert_eq!(SignedHeader::decode(&b), Err(ValidationError::UnknownVersion(7)));
+    let mut v2 = c[0].signed.clone();
+    v2.header.version = 2;
+    assert_eq!(SignedHeader::decode(&v2.encode()), Err(ValidationError::UnknownVersion(2)));
+    let mut b = c[0].signed_bytes.clone();
+    b.splice(37..38, [0xcf, 0, 0, 0, 0, 0, 0, 0, 1]);
+    assert_eq!(SignedHeader::decode(&b), Err(ValidationError::NonCanonical));
+    let mut b = c[0].signed_bytes.clone();
+    b.push(0);
+    assert_eq!(SignedHeader::decode(&b), Err(ValidationError::TrailingBytes(1)));
+    assert!(matches!(SignedHeader::decode(&[]), Err(ValidationError::Malformed(_))));
+    assert!(matches!(SignedHeader::decode(&[0xff; 300]), Err(ValidationError::Malformed(_))));
+}
+
+#[test]
+fn batch_finds_the_first_bad_signature() {
+    let c = chain(&key("alice"), 600);
+    let mut tampered = c.clone();
+    let n = tampered[400].signed_bytes.len();
+    tampered[400].signed_bytes[n - 1] ^= 1;
+    let tampered: Vec<Entry> =
+        tampered.into_iter().map(|e| Entry::from_parts(e.signed_bytes, e.payload).expect("decodes")).collect();
+    let refs: Vec<&Entry> = tampered.iter().collect();
+    let (points, failure) = validate_batch(None, &refs, 2);
+    assert_eq!(points.len(), 400);
+    assert_eq!(failure, Some((400, ValidationError::BadSignature)));
+    let refs: Vec<&Entry> = c.iter().collect();
+    let (points, failure) = validate_batch(None, &refs, 2);
+    assert_eq!((points.len(), failure), (600, None));
+}
