@@ -54,6 +54,7 @@ pub struct Store {
     lognums: Keyspace,
     forks: Keyspace,
     views: Keyspace,
+    meta: Keyspace,
     head_cache: BTreeMap<[u8; 32], Head>,
     forked: BTreeSet<[u8; 32]>,
     next_lognum: u32,
@@ -90,16 +91,32 @@ impl Store {
         self.head_cache.values().map(|h| h.seq).sum()
     }
 
-    /// Bytes the store occupies on disk (tables, journals, metadata).
-    pub fn disk_space(&self) -> Result<u64, StoreError> {
-        Ok(self.db.disk_space()?)
+    /// Bytes the store occupies on disk: `(tables, journal)`. Tables hold the data; the journal
+    /// is the write-ahead log, bounded by fjall's journaling limit and emptied as memtables flush.
+    pub fn disk_space(&self) -> Result<(u64, u64), StoreError> {
+        let tables = self.keyspaces().iter().map(|k| k.disk_space()).sum();
+        Ok((tables, self.db.journal_disk_space()?))
     }
 
-    /// Flushes memtables and compacts every keyspace fully, so that the next open replays no
-    /// journal and space from overwritten heads and view state is reclaimed.
-    pub fn compact(&self) -> Result<(), StoreError> {
-        for ks in [&self.entries, &self.ids, &self.heads, &self.lognums, &self.forks, &self.views] {
+    fn keyspaces(&self) -> [&Keyspace; 7] {
+        [&self.entries, &self.ids, &self.heads, &self.lognums, &self.forks, &self.views, &self.meta]
+    }
+
+    /// Writes every memtable to tables so the next open replays no journal. Call before a clean
+    /// shutdown; skipping it loses nothing (the journal holds the data), it only slows the next
+    /// open.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for ks in self.keyspaces() {
             ks.rotate_memtable_and_wait()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, then compacts every keyspace fully, reclaiming space from overwritten heads and
+    /// view state.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        self.flush()?;
+        for ks in self.keyspaces() {
             ks.major_compact()?;
         }
         Ok(())

@@ -12,6 +12,9 @@ use crate::clock::{self, Hlc};
 use crate::codec;
 use crate::projection::{Projection, TrustView};
 
+/// Upper bound of the write-ahead journal before fjall forces memtable flushes.
+const MAX_JOURNAL: u64 = 64 * 1024 * 1024;
+
 impl Store {
     /// Opens (creating if needed) the store in directory `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
@@ -21,7 +24,9 @@ impl Store {
         // fjall reports most damage as errors but asserts on some; either way the caller gets an
         // error naming the store, not a crash.
         let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, fjall::Error> {
-            let db = Database::builder(&path).open()?;
+            // A smaller journal bound than fjall's 512 MiB default keeps crash recovery (journal
+            // replay on open) short: at most 64 MiB to replay.
+            let db = Database::builder(&path).max_journaling_size(MAX_JOURNAL).open()?;
             let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
             let all =
                 [ks("entries")?, ks("ids")?, ks("heads")?, ks("lognums")?, ks("forks")?, ks("views")?, ks("meta")?];
@@ -68,6 +73,7 @@ impl Store {
             lognums,
             forks,
             views,
+            meta,
             head_cache,
             forked,
             next_lognum,
@@ -129,6 +135,9 @@ fn check_format(path: &Path, db: &Database, meta: &Keyspace) -> Result<(), Store
         None => {
             meta.insert("format", STORE_FORMAT)?;
             db.persist(fjall::PersistMode::SyncAll)?;
+            // Flush it to a table at once: a keyspace whose only data sits in a memtable holds
+            // back the eviction of every journal written after it.
+            meta.rotate_memtable_and_wait()?;
             Ok(())
         }
     }
