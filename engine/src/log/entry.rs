@@ -13,7 +13,7 @@ pub const FORMAT_VERSION: u8 = 1;
 pub const MAX_PAYLOAD: u32 = 64 * 1024;
 /// Domain-separation prefix of an entry signature.
 pub const ENTRY_CONTEXT: &[u8] = b"libra-entry-v1\0";
-/// Largest canonical signed header: every field at its widest.
+/// Upper bound on a signed header's size checked before decoding; the widest valid one is 197 bytes.
 pub const MAX_SIGNED_HEADER: usize = 256;
 
 /// blake3 of an entry's signed header bytes.

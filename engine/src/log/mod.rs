@@ -13,5 +13,6 @@ pub use entry::{
 pub use error::ValidationError;
 pub use fork::{ForkError, ForkProof};
 pub use validate::{
-    ChainPoint, check_link, check_payload, validate_batch, validate_next, verify_many, verify_signature,
+    ChainPoint, check_link, check_payload, suspicious_r, validate_batch, validate_next, validate_run, verify_many,
+    verify_many_strict, verify_signature,
 };

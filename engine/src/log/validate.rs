@@ -83,6 +83,44 @@ pub fn validate_next(prev: Option<&ChainPoint>, entry: &Entry) -> Result<ChainPo
     Ok(ChainPoint::of(entry))
 }
 
+/// Encodings (sign bit cleared) of the y coordinates of the small-order points, canonical and
+/// not (libsodium's list). A signature whose R is one of them is refused before batching:
+/// verify_strict refuses small-order R, and the batch equation alone would not.
+const SMALL_ORDER_Y: [[u8; 32]; 7] = {
+    let mut t = [[0u8; 32]; 7];
+    t[1][0] = 1;
+    t[2] = [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf,
+        0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05,
+    ];
+    t[3] = [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20,
+        0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a,
+    ];
+    let mut i = 4;
+    while i < 7 {
+        let mut k = 1;
+        while k < 31 {
+            t[i][k] = 0xff;
+            k += 1;
+        }
+        t[i][31] = 0x7f;
+        t[i][0] = 0xec + (i as u8 - 4); // p - 1, p, p + 1
+        i += 1;
+    }
+    t
+};
+
+/// Whether R (the first half of a signature) is a small-order point or not canonically encoded
+/// (y ≥ p). Byte comparisons only: no point decompression.
+pub fn suspicious_r(signature: &[u8; 64]) -> bool {
+    let mut y = [0u8; 32];
+    y.copy_from_slice(&signature[..32]);
+    y[31] &= 0x7f;
+    let non_canonical = y[31] == 0x7f && y[1..31].iter().all(|&b| b == 0xff) && y[0] >= 0xed;
+    non_canonical || SMALL_ORDER_Y.contains(&y)
+}
+
 /// Signatures per batch-verification call; larger batches gain little and delay the first error.
 const BATCH: usize = 256;
 
@@ -97,7 +135,9 @@ pub fn verify_many(entries: &[&Entry], threads: usize) -> Vec<usize> {
             chunk.iter().map(|e| VerifyingKey::from_bytes(&e.header().author.0).ok()).collect();
         let batch_ok = keys.is_some_and(|k| {
             // verify_strict refuses weak (small-order) keys; the batch equation alone does not.
-            !k.iter().any(VerifyingKey::is_weak) && ed25519_dalek::verify_batch(&msgs, &sigs, &k).is_ok()
+            !k.iter().any(VerifyingKey::is_weak)
+                && !chunk.iter().any(|e| suspicious_r(&e.signed.signature.0))
+                && ed25519_dalek::verify_batch(&msgs, &sigs, &k).is_ok()
         });
         if batch_ok {
             return Vec::new();
@@ -128,12 +168,54 @@ pub fn verify_many(entries: &[&Entry], threads: usize) -> Vec<usize> {
     })
 }
 
+/// Verifies each signature with `verify_strict`, spread over `threads` threads: the audit path,
+/// immune to any difference between batch and single verification. Returns the failing indices.
+pub fn verify_many_strict(entries: &[&Entry], threads: usize) -> Vec<usize> {
+    let threads = threads.clamp(1, 16);
+    let per = entries.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = entries
+            .chunks(per)
+            .enumerate()
+            .map(|(c, chunk)| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, e)| verify_signature(e).is_err())
+                        .map(|(i, _)| c * per + i)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut bad = Vec::new();
+        for (c, h) in handles.into_iter().enumerate() {
+            match h.join() {
+                Ok(v) => bad.extend(v),
+                Err(_) => bad.extend(c * per..((c + 1) * per).min(entries.len())),
+            }
+        }
+        bad.sort_unstable();
+        bad
+    })
+}
+
 /// Validates a run of entries of one log that follow `prev`, using batch signature verification.
 /// Returns the chain points of the longest valid prefix, and the first failure after it.
 pub fn validate_batch(
     prev: Option<ChainPoint>,
     entries: &[&Entry],
     threads: usize,
+) -> (Vec<ChainPoint>, Option<(usize, ValidationError)>) {
+    validate_run(prev, entries, threads, false)
+}
+
+/// As [`validate_batch`], with `strict` choosing `verify_strict` per entry over batch verification.
+pub fn validate_run(
+    prev: Option<ChainPoint>,
+    entries: &[&Entry],
+    threads: usize,
+    strict: bool,
 ) -> (Vec<ChainPoint>, Option<(usize, ValidationError)>) {
     let mut points = Vec::with_capacity(entries.len());
     let mut failure = None;
@@ -152,7 +234,9 @@ pub fn validate_batch(
             }
         }
     }
-    if let Some(&bad) = verify_many(&entries[..points.len()], threads).first() {
+    let checked = &entries[..points.len()];
+    let bad = if strict { verify_many_strict(checked, threads) } else { verify_many(checked, threads) };
+    if let Some(&bad) = bad.first() {
         points.truncate(bad);
         failure = Some((bad, ValidationError::BadSignature));
     }

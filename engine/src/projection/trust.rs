@@ -47,7 +47,12 @@ impl TrustView {
 
     /// The user a device belongs to, if any user's certificate vouches for it.
     pub fn owner_of(&self, device: &DeviceId) -> Option<UserId> {
-        self.users.iter().find(|(_, u)| u.devices.contains_key(device)).map(|(id, _)| *id)
+        // Only a certificate signed by the user makes it the owner; a revocation or a profile
+        // in someone's log does not.
+        self.users
+            .iter()
+            .find(|(id, u)| u.devices.get(device).and_then(|d| d.cert.as_ref()).is_some_and(|c| c.body.user == **id))
+            .map(|(id, _)| *id)
     }
 
     fn add_cert(&mut self, cert: &DeviceCert, from_user_log: bool) -> bool {

@@ -2,7 +2,7 @@
 //! persisted view against a rebuild from the logs.
 
 use super::{Store, StoreError};
-use crate::log::{Entry, validate_batch};
+use crate::log::{Entry, validate_run};
 use crate::projection::{Projection, TrustView};
 
 /// One thing found wrong by [`Store::verify`].
@@ -51,7 +51,8 @@ impl Store {
                     problems.push(problem("an entry is stored under another author's log".into()));
                     break;
                 }
-                let (points, failure) = validate_batch(at, &refs, self.threads);
+                // The audit uses verify_strict on every entry, never the batch equation.
+                let (points, failure) = validate_run(at, &refs, self.threads, true);
                 at = points.last().copied().or(at);
                 if let Some((i, err)) = failure {
                     problems.push(problem(format!("entry seq {}: {err}", refs[i].header().seq)));

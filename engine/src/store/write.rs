@@ -99,6 +99,14 @@ impl Store {
             let mut ended = None;
             while let Some(e) = rest.next() {
                 let seq = e.header().seq;
+                if seq == 0 {
+                    let expected = at.map_or(1, |p| p.seq + 1);
+                    ended = Some((
+                        Rejection { author, seq, error: ValidationError::WrongSeq { expected, found: 0 } },
+                        rest.len(),
+                    ));
+                    break;
+                }
                 if at.is_some_and(|p| seq <= p.seq) {
                     if stored.is_some_and(|p| seq <= p.seq) {
                         // A position we hold: the same entry again, or an equivocation.

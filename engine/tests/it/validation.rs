@@ -142,3 +142,38 @@ fn batch_finds_the_first_bad_signature() {
     let (points, failure) = validate_batch(None, &refs, 2);
     assert_eq!((points.len(), failure), (600, None));
 }
+
+#[test]
+fn small_order_r_table_is_right() {
+    // Every entry of the table that decodes as a point must be a weak (small-order) key.
+    let enc = |hex_str: &str| -> [u8; 32] { hex::decode(hex_str).expect("hex").try_into().expect("32") };
+    for y in [
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ] {
+        let b = enc(y);
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&b).expect("decodes");
+        assert!(key.is_weak(), "{y} is not small order");
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&b);
+        assert!(libra_engine::log::suspicious_r(&sig));
+        sig[31] |= 0x80;
+        assert!(libra_engine::log::suspicious_r(&sig));
+    }
+    let honest = sign_entry(&key("alice"), None, 1, 1, b"x".to_vec());
+    assert!(!libra_engine::log::suspicious_r(&honest.signed.signature.0));
+}
+
+#[test]
+fn seq_zero_from_a_peer_is_refused_not_fatal() {
+    let k = key("alice");
+    let c = chain(&k, 2);
+    let (_dir, mut store) = crate::util::temp_store();
+    store.ingest(c.clone(), 0).expect("ingest");
+    let zero = resigned(&c[0], |h| h.seq = 0);
+    let r = store.ingest(vec![zero], 0).expect("ingest does not fail");
+    assert_eq!(r.rejected[0].error, ValidationError::WrongSeq { expected: 3, found: 0 });
+}
