@@ -15,6 +15,7 @@ pub mod node;
 pub mod payload;
 pub mod projection;
 pub mod store;
+pub mod sync;
 pub mod text;
 pub mod vectors;
 

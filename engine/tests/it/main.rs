@@ -5,6 +5,7 @@ mod crypto_vectors;
 mod projection;
 mod props;
 mod store;
+mod sync;
 mod util;
 mod validation;
 mod vectors;

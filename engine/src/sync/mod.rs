@@ -1,0 +1,43 @@
+//! Sync: range-based set reconciliation of log heads, then delta transfer (spec/sync.md).
+//!
+//! **Invariant:** sans-IO. `Session` is a state machine over `Message`s; the network driver
+//! (`crate::net`) frames, sends, receives and ingests. Nothing here reads a clock or a socket.
+
+mod headset;
+mod session;
+mod wire;
+
+pub use headset::{AUTHOR_PREFIX, Bound, FP_LEN, HeadItem, HeadSet, ID_PREFIX};
+pub use session::{BUCKETS, LIST_THRESHOLD, LogIndex, MAX_ROUNDS, Session, SessionStats, Transfer};
+pub use wire::{ALPN, Item, MAX_FRAME, MAX_ITEMS, MAX_RANGES, MAX_WANTS, Message, Range, RangeBody, frame};
+
+/// Why a sync session ended badly. Every variant closes that session only.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncError {
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("frame of {0} bytes exceeds the limit")]
+    FrameTooLarge(usize),
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(&'static str),
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    #[error("peer sent an invalid entry: {0}")]
+    InvalidEntry(String),
+    #[error("peer closed the session ({code}): {reason}")]
+    PeerClosed { code: u16, reason: String },
+}
+
+impl SyncError {
+    /// The code sent in a `Close` message (spec/sync.md, "Error codes").
+    pub fn code(&self) -> u16 {
+        match self {
+            SyncError::Malformed(_) => 1,
+            SyncError::FrameTooLarge(_) => 2,
+            SyncError::LimitExceeded(_) => 3,
+            SyncError::Protocol(_) => 4,
+            SyncError::InvalidEntry(_) => 5,
+            SyncError::PeerClosed { code, .. } => *code,
+        }
+    }
+}

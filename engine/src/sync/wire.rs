@@ -1,0 +1,220 @@
+//! Sync messages and their frames. Every message is canonical MessagePack `[tag, body]` inside a
+//! frame `u32 BE length ‖ message`; see spec/sync.md.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use super::SyncError;
+use super::headset::{AUTHOR_PREFIX, Bound, FP_LEN, ID_PREFIX};
+use crate::codec::{self, Blob, Bytes};
+
+/// ALPN of this protocol version.
+pub const ALPN: &[u8] = b"libra/sync/1";
+/// Largest frame either side sends or accepts.
+pub const MAX_FRAME: usize = 1024 * 1024;
+/// Most ranges in one reconcile message.
+pub const MAX_RANGES: usize = 4096;
+/// Most items in one reconcile message (all ranges together).
+pub const MAX_ITEMS: usize = 32 * 1024;
+/// Most (author, seq) requests in one want message.
+pub const MAX_WANTS: usize = 4096;
+
+/// One head in an item list: author prefix, seq (0 = "I lack this log"), head id prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub author: Bytes<AUTHOR_PREFIX>,
+    pub seq: u64,
+    pub id: Bytes<ID_PREFIX>,
+}
+
+/// What a range carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RangeBody {
+    /// Nothing to do for this range.
+    Skip,
+    /// The sender's fingerprint of its items in the range.
+    Fingerprint([u8; FP_LEN]),
+    /// The sender's complete item list for the range; the receiver answers with `Final`.
+    Items(Vec<Item>),
+    /// Answer to `Items`: the sender's items that differ, and seq-0 items for logs it lacks.
+    Final(Vec<Item>),
+}
+
+/// A range `[previous upper, upper)`; the first range starts at the bottom of the key space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    pub upper: Bound,
+    pub body: RangeBody,
+}
+
+/// Wire form of a range: `[upper bin | nil, mode, fingerprint bin | nil, items]`.
+#[derive(Serialize, Deserialize)]
+struct RawRange(Option<Blob>, u8, Option<Bytes<FP_LEN>>, Vec<Item>);
+
+const MODE_SKIP: u8 = 0;
+const MODE_FP: u8 = 1;
+const MODE_ITEMS: u8 = 2;
+const MODE_FINAL: u8 = 3;
+
+impl Range {
+    fn to_raw(&self) -> RawRange {
+        let upper = self.upper.clone().map(Blob);
+        match &self.body {
+            RangeBody::Skip => RawRange(upper, MODE_SKIP, None, Vec::new()),
+            RangeBody::Fingerprint(fp) => RawRange(upper, MODE_FP, Some(Bytes(*fp)), Vec::new()),
+            RangeBody::Items(i) => RawRange(upper, MODE_ITEMS, None, i.clone()),
+            RangeBody::Final(i) => RawRange(upper, MODE_FINAL, None, i.clone()),
+        }
+    }
+
+    fn from_raw(r: RawRange) -> Result<Range, SyncError> {
+        let bad = |m: &str| SyncError::Malformed(m.to_owned());
+        let upper = r.0.map(|b| b.0);
+        if upper.as_ref().is_some_and(|u| u.is_empty() || u.len() > 32) {
+            return Err(bad("range bound must be 1 to 32 bytes"));
+        }
+        let body = match (r.1, r.2, r.3.is_empty()) {
+            (MODE_SKIP, None, true) => RangeBody::Skip,
+            (MODE_FP, Some(fp), true) => RangeBody::Fingerprint(fp.0),
+            (MODE_ITEMS, None, _) => RangeBody::Items(r.3),
+            (MODE_FINAL, None, _) => RangeBody::Final(r.3),
+            _ => return Err(bad("range mode and fields disagree")),
+        };
+        Ok(Range { upper, body })
+    }
+}
+
+/// A sync message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A reconciliation round; an empty list means "reconciliation is complete".
+    Reconcile(Vec<Range>),
+    /// Entries in wire form (`[signed header, payload]`), in chain order per log.
+    Entries(Vec<Vec<u8>>),
+    /// Requests for single entries `(author, seq)`, used to collect fork evidence.
+    Want(Vec<([u8; 32], u64)>),
+    /// The sender has sent every entry the reconciliation asked of it.
+    Done,
+    /// The sender closes the session with an error code and reason.
+    Close { code: u16, reason: String },
+}
+
+const TAG_RECONCILE: u8 = 1;
+const TAG_ENTRIES: u8 = 2;
+const TAG_WANT: u8 = 3;
+const TAG_DONE: u8 = 4;
+const TAG_CLOSE: u8 = 5;
+
+fn tagged<T: Serialize>(tag: u8, body: &T) -> Vec<u8> {
+    codec::encode(&(tag, body))
+}
+
+fn body<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, SyncError> {
+    let (_, b): (u8, T) = codec::decode(bytes).map_err(|e| SyncError::Malformed(e.to_string()))?;
+    Ok(b)
+}
+
+impl Message {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Message::Reconcile(r) => tagged(TAG_RECONCILE, &r.iter().map(Range::to_raw).collect::<Vec<_>>()),
+            Message::Entries(e) => tagged(TAG_ENTRIES, &e.iter().map(|b| Blob(b.clone())).collect::<Vec<_>>()),
+            Message::Want(w) => tagged(TAG_WANT, &w.iter().map(|(a, s)| (Bytes(*a), *s)).collect::<Vec<_>>()),
+            Message::Done => tagged(TAG_DONE, &()),
+            Message::Close { code, reason } => tagged(TAG_CLOSE, &(code, reason)),
+        }
+    }
+
+    /// Decodes one message, enforcing canonical form and the per-message limits.
+    pub fn decode(bytes: &[u8]) -> Result<Message, SyncError> {
+        if bytes.len() > MAX_FRAME {
+            return Err(SyncError::FrameTooLarge(bytes.len()));
+        }
+        // `[tag, body]`: 0x92 then the tag as a positive fixint.
+        let tag = match bytes {
+            [0x92, t, ..] if *t < 0x80 => *t,
+            _ => return Err(SyncError::Malformed("not a [tag, body] message".into())),
+        };
+        Ok(match tag {
+            TAG_RECONCILE => {
+                let raw: Vec<RawRange> = body(bytes)?;
+                if raw.len() > MAX_RANGES {
+                    return Err(SyncError::LimitExceeded("ranges in one message"));
+                }
+                if raw.iter().map(|r| r.3.len()).sum::<usize>() > MAX_ITEMS {
+                    return Err(SyncError::LimitExceeded("items in one message"));
+                }
+                let ranges = raw.into_iter().map(Range::from_raw).collect::<Result<Vec<_>, _>>()?;
+                check_ranges(&ranges)?;
+                Message::Reconcile(ranges)
+            }
+            TAG_ENTRIES => Message::Entries(body::<Vec<Blob>>(bytes)?.into_iter().map(|b| b.0).collect()),
+            TAG_WANT => {
+                let w: Vec<(Bytes<32>, u64)> = body(bytes)?;
+                if w.len() > MAX_WANTS {
+                    return Err(SyncError::LimitExceeded("wants in one message"));
+                }
+                Message::Want(w.into_iter().map(|(a, s)| (a.0, s)).collect())
+            }
+            TAG_DONE => {
+                body::<()>(bytes)?;
+                Message::Done
+            }
+            TAG_CLOSE => {
+                let (code, reason): (u16, String) = body(bytes)?;
+                Message::Close { code, reason }
+            }
+            t => return Err(SyncError::Malformed(format!("unknown message tag {t}"))),
+        })
+    }
+}
+
+/// Ranges must tile the key space: strictly increasing bounds, the last one open-ended, and the
+/// items of each list sorted, unique and inside their range.
+fn check_ranges(ranges: &[Range]) -> Result<(), SyncError> {
+    let bad = |m: &str| Err(SyncError::Malformed(m.to_owned()));
+    let Some(last) = ranges.last() else { return Ok(()) };
+    if last.upper.is_some() {
+        return bad("the last range must reach the end of the key space");
+    }
+    let mut lower: Option<&Vec<u8>> = None;
+    for r in ranges {
+        if let (Some(l), Some(u)) = (lower, r.upper.as_ref())
+            && pad(u) <= pad(l)
+        {
+            return bad("range bounds must increase");
+        }
+        if let RangeBody::Items(items) | RangeBody::Final(items) = &r.body {
+            for w in items.windows(2) {
+                if w[0].author >= w[1].author {
+                    return bad("items must be sorted and unique");
+                }
+            }
+            for i in items {
+                let key = pad(&i.author.0);
+                if lower.is_some_and(|l| key < pad(l)) || r.upper.as_ref().is_some_and(|u| key >= pad(u)) {
+                    return bad("item outside its range");
+                }
+            }
+        }
+        if let Some(u) = r.upper.as_ref() {
+            lower = Some(u);
+        }
+    }
+    Ok(())
+}
+
+fn pad(prefix: &[u8]) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    let n = prefix.len().min(32);
+    k[..n].copy_from_slice(&prefix[..n]);
+    k
+}
+
+/// Frames a message: `u32 BE length ‖ bytes`.
+pub fn frame(msg: &Message) -> Vec<u8> {
+    let body = msg.encode();
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
