@@ -7,11 +7,13 @@
 mod error;
 mod keys;
 mod open;
+mod peers;
 mod read;
 mod verify;
 mod write;
 
 pub use error::StoreError;
+pub use peers::PeerRecord;
 pub use verify::Problem;
 pub use write::{IngestReport, Rejection};
 
@@ -55,6 +57,7 @@ pub struct Store {
     forks: Keyspace,
     views: Keyspace,
     meta: Keyspace,
+    peers: Keyspace,
     head_cache: BTreeMap<[u8; 32], Head>,
     forked: BTreeSet<[u8; 32]>,
     next_lognum: u32,
@@ -98,8 +101,8 @@ impl Store {
         Ok((tables, self.db.journal_disk_space()?))
     }
 
-    fn keyspaces(&self) -> [&Keyspace; 7] {
-        [&self.entries, &self.ids, &self.heads, &self.lognums, &self.forks, &self.views, &self.meta]
+    fn keyspaces(&self) -> [&Keyspace; 8] {
+        [&self.entries, &self.ids, &self.heads, &self.lognums, &self.forks, &self.views, &self.meta, &self.peers]
     }
 
     /// Writes every memtable to tables so the next open replays no journal. Call before a clean

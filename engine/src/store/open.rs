@@ -28,11 +28,19 @@ impl Store {
             // replay on open) short: at most 64 MiB to replay.
             let db = Database::builder(&path).max_journaling_size(MAX_JOURNAL).open()?;
             let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
-            let all =
-                [ks("entries")?, ks("ids")?, ks("heads")?, ks("lognums")?, ks("forks")?, ks("views")?, ks("meta")?];
+            let all = [
+                ks("entries")?,
+                ks("ids")?,
+                ks("heads")?,
+                ks("lognums")?,
+                ks("forks")?,
+                ks("views")?,
+                ks("meta")?,
+                ks("peers")?,
+            ];
             Ok((db, all))
         }));
-        let (db, [entries, ids, heads, lognums, forks, views, meta]) = match opened {
+        let (db, [entries, ids, heads, lognums, forks, views, meta, peers]) = match opened {
             Ok(Ok(v)) => v,
             Ok(Err(fjall::Error::Locked)) => return Err(StoreError::Locked(path)),
             Ok(Err(e)) => return Err(open_err(e.to_string())),
@@ -74,6 +82,7 @@ impl Store {
             forks,
             views,
             meta,
+            peers,
             head_cache,
             forked,
             next_lognum,

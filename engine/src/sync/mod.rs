@@ -4,10 +4,12 @@
 //! (`crate::net`) frames, sends, receives and ingests. Nothing here reads a clock or a socket.
 
 mod headset;
+mod interest;
 mod session;
 mod wire;
 
 pub use headset::{AUTHOR_PREFIX, Bound, FP_LEN, HeadItem, HeadSet, ID_PREFIX};
+pub use interest::interest_set;
 pub use session::{BUCKETS, LIST_THRESHOLD, LogIndex, MAX_ROUNDS, Session, SessionStats, Transfer};
 pub use wire::{ALPN, Item, MAX_FRAME, MAX_ITEMS, MAX_RANGES, MAX_WANTS, Message, Range, RangeBody, frame};
 

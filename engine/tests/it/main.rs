@@ -2,6 +2,7 @@
 
 mod crash;
 mod crypto_vectors;
+mod net;
 mod projection;
 mod props;
 mod store;

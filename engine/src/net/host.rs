@@ -1,0 +1,169 @@
+//! A running node on the network: the QUIC endpoint, the accept loop, dialing, and the shared
+//! state every session works on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use super::driver::{self, Outcome};
+use super::{NetError, tls};
+use crate::node::Node;
+use crate::store::Store;
+
+/// Where and how a host listens.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub listen: SocketAddr,
+}
+
+/// State shared by every session of a host.
+pub(crate) struct Shared {
+    node: Mutex<Node>,
+    pub(crate) device: [u8; 32],
+    pub(crate) changed: tokio::sync::watch::Sender<u64>,
+    allowed: Arc<RwLock<BTreeSet<[u8; 32]>>>,
+    online: Mutex<BTreeMap<[u8; 32], SocketAddr>>,
+}
+
+impl Shared {
+    pub(crate) fn with_store<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
+        let guard = self.node.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&guard.store)
+    }
+    pub(crate) fn with_store_mut<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        let mut guard = self.node.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard.store)
+    }
+    pub(crate) fn notify_changed(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+    pub(crate) fn set_online(&self, peer: [u8; 32], addr: Option<SocketAddr>) {
+        let mut online = self.online.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match addr {
+            Some(a) => online.insert(peer, a),
+            None => online.remove(&peer),
+        };
+    }
+    pub(crate) fn allow_cache_insert(&self, key: [u8; 32]) {
+        self.allowed.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key);
+    }
+}
+
+/// A node on the network.
+pub struct Host {
+    shared: Arc<Shared>,
+    endpoint: quinn::Endpoint,
+    seed: [u8; 32],
+}
+
+fn transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    // One sync stream per connection, plus one spare for a reconnecting session; no uni streams.
+    t.max_concurrent_bidi_streams(2u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    t.keep_alive_interval(Some(Duration::from_secs(10)));
+    t.max_idle_timeout(Duration::from_secs(60).try_into().ok());
+    Arc::new(t)
+}
+
+impl Host {
+    /// Binds the endpoint. Must be called within a tokio runtime.
+    pub fn new(node: Node, config: HostConfig) -> Result<Host, NetError> {
+        let device = *node.device_id().as_bytes();
+        let seed = node.secrets.device.signing.to_bytes();
+        let mut allowed: BTreeSet<[u8; 32]> =
+            node.store.peers()?.into_iter().filter(|(_, r)| r.allowed).map(|(k, _)| k).collect();
+        // Our own other devices may always connect.
+        if let Some(user) = node.user_id()
+            && let Some(rec) = node.store.trust().user(&user)
+        {
+            allowed.extend(rec.devices.iter().filter(|(_, d)| d.trusted()).map(|(d, _)| *d.as_bytes()));
+        }
+        allowed.remove(&device);
+        let allowed = Arc::new(RwLock::new(allowed));
+        let check = allowed.clone();
+        let allow: tls::Allow =
+            Arc::new(move |k: &[u8; 32]| check.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(k));
+        let server_tls = tls::server_config(&seed, &device, allow)?;
+        let server_quic = quinn::crypto::rustls::QuicServerConfig::try_from(server_tls)
+            .map_err(|e| NetError::Stream(e.to_string()))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_quic));
+        server.transport_config(transport());
+        let endpoint = quinn::Endpoint::server(server, config.listen)?;
+        let (changed, _) = tokio::sync::watch::channel(0);
+        let shared =
+            Arc::new(Shared { node: Mutex::new(node), device, changed, allowed, online: Mutex::new(BTreeMap::new()) });
+        Ok(Host { shared, endpoint, seed })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        Ok(self.endpoint.local_addr()?)
+    }
+
+    pub fn device(&self) -> [u8; 32] {
+        self.shared.device
+    }
+
+    /// Accepts connections until the endpoint closes; each runs a live session.
+    pub async fn serve(&self) {
+        while let Some(incoming) = self.endpoint.accept().await {
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                match incoming.await {
+                    Ok(conn) => {
+                        if let Err(e) = driver::run(shared, conn, false, true).await {
+                            tracing::info!(error = %e, "inbound session ended");
+                        }
+                    }
+                    // Refused handshakes (unknown keys) end here; the peer learns nothing more.
+                    Err(e) => tracing::info!(error = %e, "inbound connection refused"),
+                }
+            });
+        }
+    }
+
+    /// Dials `addr`, requiring the peer to hold `expected` (or any allowed key), and runs a
+    /// session; `live` keeps it open and pushing until the connection ends.
+    pub async fn connect(&self, addr: SocketAddr, expected: Option<[u8; 32]>, live: bool) -> Result<Outcome, NetError> {
+        let check = self.shared.allowed.clone();
+        let allow: tls::Allow =
+            Arc::new(move |k: &[u8; 32]| check.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(k));
+        let tls = tls::client_config(&self.seed, &self.shared.device, allow, expected)?;
+        let quic =
+            quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| NetError::Stream(e.to_string()))?;
+        let mut client = quinn::ClientConfig::new(Arc::new(quic));
+        client.transport_config(transport());
+        let conn = self.endpoint.connect_with(client, addr, "libra")?.await?;
+        driver::run(self.shared.clone(), conn, true, live).await
+    }
+
+    /// Allows a device or user key to sync with us, remembering an address to dial if given.
+    pub fn allow(&self, key: [u8; 32], address: Option<String>) -> Result<(), NetError> {
+        Ok(self.shared.record_allowed(key, address)?)
+    }
+
+    /// Runs `f` on the node (identity and store); live sessions are told about new entries.
+    pub fn with_node<R>(&self, f: impl FnOnce(&mut Node) -> R) -> R {
+        let r = {
+            let mut guard = self.shared.node.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut guard)
+        };
+        self.shared.notify_changed();
+        r
+    }
+
+    /// Peers connected right now, with the address in use (local knowledge only).
+    pub fn online(&self) -> BTreeMap<[u8; 32], SocketAddr> {
+        self.shared.online.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Closes every connection and the endpoint.
+    pub async fn shutdown(&self) {
+        self.endpoint.close(0u32.into(), b"shutdown");
+        self.endpoint.wait_idle().await;
+        self.with_node(|n| {
+            let _ = n.store.flush();
+        });
+    }
+}

@@ -1,0 +1,56 @@
+//! Local peer records: allow-list and connection state. Never part of any log, never sent.
+
+use serde::{Deserialize, Serialize};
+
+use super::keys::to_array32;
+use super::{Store, StoreError};
+use crate::codec;
+
+/// What this node remembers about one peer device (or user, for `allowed`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRecord {
+    /// May sync with us (until contacts exist, the allow-list is the whole policy).
+    pub allowed: bool,
+    /// Where to dial it, as the user gave it. Local only.
+    pub address: Option<String>,
+    pub last_seen_ms: u64,
+    pub last_sync_ms: u64,
+    pub entries_in: u64,
+    pub entries_out: u64,
+    /// Entries the peer had that we lacked at the last reconciliation.
+    pub behind_by: u64,
+}
+
+impl Store {
+    pub fn peer(&self, key: &[u8; 32]) -> Result<Option<PeerRecord>, StoreError> {
+        match self.peers.get(key)? {
+            Some(v) => codec::decode(&v).map(Some).map_err(|e| StoreError::Corrupt(format!("peer record: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a peer record. Connection state is not worth an fsync; the allow-list is.
+    pub fn set_peer(&self, key: &[u8; 32], record: &PeerRecord, durable: bool) -> Result<(), StoreError> {
+        self.peers.insert(key.to_vec(), codec::encode(record))?;
+        if durable {
+            self.db.persist(fjall::PersistMode::SyncAll)?;
+        }
+        Ok(())
+    }
+
+    pub fn peers(&self) -> Result<Vec<([u8; 32], PeerRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.peers.iter() {
+            let (k, v) = item.into_inner()?;
+            let r = codec::decode(&v).map_err(|e| StoreError::Corrupt(format!("peer record: {e}")))?;
+            out.push((to_array32(&k)?, r));
+        }
+        Ok(out)
+    }
+}
+
+impl crate::sync::LogIndex for Store {
+    fn id_at(&self, author: &[u8; 32], seq: u64) -> Option<crate::log::EntryId> {
+        self.get_at(author, seq).ok().flatten().map(|e| e.id)
+    }
+}

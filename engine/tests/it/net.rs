@@ -1,0 +1,134 @@
+//! Real QUIC on loopback: two nodes sync, live pushes arrive, strangers and hostile peers are
+//! refused, and the node keeps serving.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libra_engine::net::{Host, HostConfig, tls};
+use libra_engine::node::Node;
+use libra_engine::payload::{Payload, Profile};
+use libra_engine::sync::{Message, frame};
+
+fn host(dir: &std::path::Path, name: &str) -> Host {
+    let node = Node::init(&dir.join(name), name).expect("init");
+    Host::new(node, HostConfig { listen: "127.0.0.1:0".parse().expect("addr") }).expect("host")
+}
+
+fn heads(h: &Host) -> Vec<([u8; 32], u64)> {
+    h.with_node(|n| n.store.heads().map(|(a, h)| (a, h.seq)).collect())
+}
+
+async fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+fn pair() -> (tempfile::TempDir, Arc<Host>, Arc<Host>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Arc::new(host(dir.path(), "alice"));
+    let b = Arc::new(host(dir.path(), "bob"));
+    a.allow(b.device(), None).expect("allow");
+    b.allow(a.device(), None).expect("allow");
+    (dir, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_sync_and_push_live() {
+    let (_dir, a, b) = pair();
+    let server = b.clone();
+    tokio::spawn(async move { server.serve().await });
+    let addr = b.local_addr().expect("addr");
+
+    let out = a.connect(addr, Some(b.device()), false).await.expect("sync");
+    assert!(out.synced);
+    assert_eq!(out.entries_in, 3, "bob's user log (2) and device log (1)");
+    assert_eq!(out.entries_out, 3);
+    assert_eq!(heads(&a), heads(&b));
+    assert_eq!(a.with_node(|n| n.store.trust().users.len()), 2);
+
+    // A second sync moves nothing.
+    let again = a.connect(addr, Some(b.device()), false).await.expect("sync");
+    assert_eq!((again.entries_in, again.entries_out), (0, 0));
+    assert!(again.bytes_out < 200, "idle reconcile sent {} bytes", again.bytes_out);
+
+    // Live: stay connected; an append on bob arrives at alice without another sync.
+    let live = a.clone();
+    let session = tokio::spawn(async move { live.connect(addr, None, true).await });
+    assert!(wait_until(|| !b.online().is_empty()).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.with_node(|n| n.append_device(&Payload::Profile(Profile { name: "live".into() })).expect("append"));
+    let want = heads(&b);
+    assert!(wait_until(|| heads(&a) == want).await, "live push did not arrive");
+    session.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_or_unknown_keys_are_refused() {
+    let (dir, a, b) = pair();
+    let server = b.clone();
+    tokio::spawn(async move { server.serve().await });
+    let addr = b.local_addr().expect("addr");
+    // Alice expects another key at that address.
+    assert!(a.connect(addr, Some([9; 32]), false).await.is_err());
+    // Carol is not on bob's allow-list, even though she allows bob.
+    let carol = host(dir.path(), "carol");
+    carol.allow(b.device(), None).expect("allow");
+    assert!(carol.connect(addr, None, false).await.is_err());
+    assert_eq!(b.with_node(|n| n.store.heads().count()), 2, "nothing from carol reached bob");
+    // Bob still serves alice.
+    assert!(a.connect(addr, Some(b.device()), false).await.expect("sync").synced);
+}
+
+/// A raw client holding an allowed key, sending whatever bytes a test wants.
+async fn raw_session(
+    a: &Host,
+    seed: [u8; 32],
+    addr: std::net::SocketAddr,
+    bytes: Vec<u8>,
+) -> Option<quinn::ConnectionError> {
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    let allow: tls::Allow = Arc::new(|_| true);
+    let cfg = tls::client_config(&seed, &public, allow, None).expect("tls");
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).expect("quic");
+    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    let conn = ep.connect(addr, "libra").expect("connect").await.expect("handshake");
+    let (mut send, _recv) = conn.open_bi().await.expect("stream");
+    let _ = send.write_all(&bytes).await;
+    let _ = a;
+    tokio::time::timeout(Duration::from_secs(15), conn.closed()).await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_frames_close_only_that_session() {
+    let (_dir, a, b) = pair();
+    let server = b.clone();
+    tokio::spawn(async move { server.serve().await });
+    let addr = b.local_addr().expect("addr");
+    let mallory_seed = [42u8; 32];
+    let mallory = ed25519_dalek::SigningKey::from_bytes(&mallory_seed).verifying_key().to_bytes();
+    b.allow(mallory, None).expect("allow");
+
+    // Garbage, an oversized length prefix, and a forged entry: each is closed with a sync error.
+    let garbage = [&8u32.to_be_bytes()[..], b"\xff\xfe garbage"].concat();
+    let oversized = (64u32 * 1024 * 1024).to_be_bytes().to_vec();
+    let mut forged =
+        libra_engine::log::sign_entry(&ed25519_dalek::SigningKey::from_bytes(&mallory_seed), None, 1, 1, b"x".to_vec());
+    forged.payload = Some(b"not what was signed".to_vec());
+    let forged = frame(&Message::Entries(vec![forged.encode()]));
+    for bytes in [garbage, oversized, forged] {
+        let reason = raw_session(&a, mallory_seed, addr, bytes).await;
+        match reason {
+            Some(quinn::ConnectionError::ApplicationClosed(c)) => assert_ne!(u64::from(c.error_code), 0, "{c:?}"),
+            other => panic!("expected an application close, got {other:?}"),
+        }
+    }
+    assert!(b.with_node(|n| n.store.head(&mallory).is_none()), "nothing invalid stored");
+    // The node still serves everyone else.
+    assert!(a.connect(addr, Some(b.device()), false).await.expect("sync").synced);
+}
