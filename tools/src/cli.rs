@@ -34,6 +34,25 @@ pub enum Command {
     /// Inspect and audit the logs in the store.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Run this node on the network: accept allowed peers, stay in sync live, re-dial known peers.
+    Serve {
+        /// Address to listen on (UDP). Only allowed device keys get past the handshake.
+        #[arg(long, default_value = "0.0.0.0:7444")]
+        listen: String,
+    },
+    /// Sync once with a peer (address, or a peer id with a remembered address), print what moved.
+    Sync {
+        /// `HOST:PORT`, or an `ld…` device id allowed with `--address`.
+        target: String,
+        /// The device id the peer must prove (required when dialing an address).
+        #[arg(long)]
+        peer: Option<String>,
+    },
+    /// List known peers: allow-list and last connection state (local knowledge only).
+    Peers,
+    /// Manage the allow-list (until contacts exist, the allow-list decides who may sync).
+    #[command(subcommand)]
+    Peer(PeerCommand),
     /// Generate or check the published test vectors.
     #[command(subcommand)]
     Vectors(VectorsCommand),
@@ -63,6 +82,17 @@ pub enum LogCommand {
     },
     /// List fork proofs: authors caught signing two entries at one position.
     Forks,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PeerCommand {
+    /// Allow a device (ld…) or user (lu…) to sync with this node.
+    Allow {
+        id: String,
+        /// Where to dial it (kept locally, never sent to anyone).
+        #[arg(long)]
+        address: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

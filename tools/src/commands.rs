@@ -11,7 +11,8 @@ use libra_engine::node::Node;
 use libra_engine::{text, vectors};
 use serde_json::{Value, json};
 
-use crate::cli::{Cli, Command, LogCommand, VectorsCommand};
+use crate::cli::{Cli, Command, LogCommand, PeerCommand, VectorsCommand};
+use crate::net_cmds;
 use crate::render;
 
 pub fn data_dir(args: &Cli) -> Result<PathBuf> {
@@ -23,7 +24,7 @@ pub fn data_dir(args: &Cli) -> Result<PathBuf> {
         .context("no home directory found; pass --data DIR")
 }
 
-fn print(args: &Cli, value: &Value, text: impl FnOnce() -> String) {
+pub fn print(args: &Cli, value: &Value, text: impl FnOnce() -> String) {
     if args.json {
         println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
     } else {
@@ -37,6 +38,10 @@ pub fn run(args: &Cli) -> Result<ExitCode> {
         Command::Id => id(args),
         Command::Log(cmd) => log(args, cmd),
         Command::Vectors(cmd) => vectors_cmd(args, cmd),
+        Command::Serve { listen } => net_cmds::serve(args, listen),
+        Command::Sync { target, peer } => net_cmds::sync(args, target, peer.as_deref()),
+        Command::Peers => net_cmds::peers(args),
+        Command::Peer(PeerCommand::Allow { id, address }) => net_cmds::allow(args, id, address.as_deref()),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod net_cmds;
 mod render;
 
 use clap::Parser;

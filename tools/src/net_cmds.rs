@@ -1,0 +1,178 @@
+//! `serve`, `sync`, `peers`, `peer allow`: the node on the network.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use libra_engine::net::{Host, HostConfig};
+use libra_engine::node::Node;
+use libra_engine::store::PeerRecord;
+use libra_engine::text;
+use serde_json::{Value, json};
+
+use crate::cli::Cli;
+use crate::commands::{data_dir, print};
+use crate::render;
+
+fn open(args: &Cli) -> Result<Node> {
+    Ok(Node::open(&data_dir(args)?)?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn device_key(id: &str) -> Result<[u8; 32]> {
+    text::decode_id(id).map(|(_, k)| k).with_context(|| format!("'{id}' is not a Libra id (ld… or lu…)"))
+}
+
+pub fn allow(args: &Cli, id: &str, address: Option<&str>) -> Result<ExitCode> {
+    let key = device_key(id)?;
+    if let Some(a) = address {
+        a.parse::<SocketAddr>().with_context(|| format!("'{a}' is not HOST:PORT"))?;
+    }
+    let node = open(args)?;
+    let mut rec = node.store.peer(&key)?.unwrap_or_default();
+    rec.allowed = true;
+    if let Some(a) = address {
+        rec.address = Some(a.to_owned());
+    }
+    node.store.set_peer(&key, &rec, true)?;
+    print(args, &json!({ "allowed": id, "address": rec.address }), || format!("allowed {id}\n"));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn peer_json(node: &Node, key: &[u8; 32], r: &PeerRecord) -> Value {
+    let ago = |ms: u64| if ms == 0 { Value::Null } else { json!(render::time(ms)) };
+    json!({
+        "id": render::author(node.store.trust(), key),
+        "allowed": r.allowed,
+        "address": r.address,
+        "last_seen": ago(r.last_seen_ms),
+        "last_sync": ago(r.last_sync_ms),
+        "entries_in": r.entries_in,
+        "entries_out": r.entries_out,
+    })
+}
+
+pub fn peers(args: &Cli) -> Result<ExitCode> {
+    let node = open(args)?;
+    let rows: Vec<Value> = node.store.peers()?.iter().map(|(k, r)| peer_json(&node, k, r)).collect();
+    print(args, &json!(rows), || {
+        if rows.is_empty() {
+            return "no peers yet: `libra peer allow ID` adds one\n".into();
+        }
+        rows.iter()
+            .map(|r| {
+                format!(
+                    "{}  {}  last seen {}  last sync {}  in {} out {}{}\n",
+                    r["id"].as_str().unwrap_or(""),
+                    if r["allowed"] == json!(true) { "allowed" } else { "not allowed" },
+                    r["last_seen"].as_str().unwrap_or("never"),
+                    r["last_sync"].as_str().unwrap_or("never"),
+                    r["entries_in"],
+                    r["entries_out"],
+                    r["address"].as_str().map(|a| format!("  at {a}")).unwrap_or_default()
+                )
+            })
+            .collect()
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn sync(args: &Cli, target: &str, peer: Option<&str>) -> Result<ExitCode> {
+    let node = open(args)?;
+    let (addr, expected) = match target.parse::<SocketAddr>() {
+        Ok(a) => (a, peer.map(device_key).transpose()?),
+        Err(_) => {
+            let key = device_key(target)?;
+            let rec = node.store.peer(&key)?.with_context(|| format!("{target} is not a known peer"))?;
+            let a = rec.address.with_context(|| {
+                format!("no address known for {target}; use `libra peer allow {target} --address HOST:PORT`")
+            })?;
+            (a.parse().with_context(|| format!("stored address '{a}' is not HOST:PORT"))?, Some(key))
+        }
+    };
+    if let Some(k) = expected
+        && !node.store.peer(&k)?.is_some_and(|r| r.allowed)
+    {
+        bail!("that peer is not allowed; run `libra peer allow` first");
+    }
+    let rt = runtime()?;
+    let out = rt.block_on(async {
+        let host = Host::new(node, HostConfig { listen: "0.0.0.0:0".parse().expect("literal") })?;
+        let r = tokio::time::timeout(Duration::from_secs(120), host.connect(addr, expected, false)).await;
+        host.shutdown().await;
+        match r {
+            Ok(r) => r.map_err(anyhow::Error::from),
+            Err(_) => Err(anyhow::anyhow!("the sync did not finish within 120 s")),
+        }
+    })?;
+    let v = json!({
+        "synced": out.synced,
+        "entries_in": out.entries_in,
+        "entries_out": out.entries_out,
+        "bytes_in": out.bytes_in,
+        "bytes_out": out.bytes_out,
+        "rounds": out.rounds,
+        "forks_seen": out.forks,
+    });
+    print(args, &v, || {
+        format!(
+            "{}: received {} entries, sent {} ({} B in, {} B out, {} reconcile rounds)\n",
+            if out.synced { "in sync" } else { "incomplete" },
+            out.entries_in,
+            out.entries_out,
+            out.bytes_in,
+            out.bytes_out,
+            out.rounds
+        )
+    });
+    Ok(if out.synced { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+pub fn serve(args: &Cli, listen: &str) -> Result<ExitCode> {
+    let listen: SocketAddr = listen.parse().with_context(|| format!("'{listen}' is not HOST:PORT"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let node = open(args)?;
+    let dial: Vec<([u8; 32], SocketAddr)> = node
+        .store
+        .peers()?
+        .into_iter()
+        .filter(|(_, r)| r.allowed)
+        .filter_map(|(k, r)| Some((k, r.address?.parse().ok()?)))
+        .collect();
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let host = std::sync::Arc::new(Host::new(node, HostConfig { listen })?);
+        // The bound address goes to the user's terminal only, never into logs or to peers.
+        println!("listening on {}", host.local_addr()?);
+        println!("device {}", libra_engine::identity::DeviceId(libra_engine::codec::Bytes(host.device())));
+        for (key, addr) in dial {
+            let h = host.clone();
+            tokio::spawn(async move {
+                let mut backoff = Duration::from_secs(1);
+                loop {
+                    match h.connect(addr, Some(key), true).await {
+                        Ok(_) => backoff = Duration::from_secs(1),
+                        Err(e) => tracing::info!(error = %e, "dial failed; retrying"),
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            });
+        }
+        let server = host.clone();
+        tokio::select! {
+            () = server.serve() => {}
+            _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+        }
+        host.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
