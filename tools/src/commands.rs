@@ -1,12 +1,13 @@
 //! Carrying out commands against a node.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use libra_engine::codec::Bytes;
 use libra_engine::identity::UserId;
 use libra_engine::log::{ChainPoint, validate_next};
+use libra_engine::net::Host;
 use libra_engine::node::Node;
 use libra_engine::{text, vectors};
 use serde_json::{Value, json};
@@ -24,24 +25,49 @@ pub fn data_dir(args: &Cli) -> Result<PathBuf> {
         .context("no home directory found; pass --data DIR")
 }
 
-pub fn print(args: &Cli, value: &Value, text: impl FnOnce() -> String) {
+/// Appends a command's output, as JSON or text, to `out` (printed by main, or sent back over
+/// the control socket).
+pub fn print(args: &Cli, out: &mut String, value: &Value, text: impl FnOnce() -> String) {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        out.push_str(&serde_json::to_string_pretty(value).unwrap_or_default());
+        out.push('\n');
     } else {
-        print!("{}", text());
+        out.push_str(&text());
     }
 }
 
-pub fn run(args: &Cli) -> Result<ExitCode> {
+/// Where a command finds its node: opened from the data directory, or the running node it was
+/// forwarded to over the control socket.
+pub enum Access {
+    Local,
+    Remote(Arc<Host>),
+}
+
+impl Access {
+    pub fn node<R>(&self, args: &Cli, f: impl FnOnce(&mut Node) -> Result<R>) -> Result<R> {
+        match self {
+            Access::Local => {
+                let mut node = open(args)?;
+                f(&mut node)
+            }
+            Access::Remote(host) => host.with_node(f),
+        }
+    }
+}
+
+pub fn run(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
+    if matches!(access, Access::Remote(_)) && matches!(args.command, Command::Init { .. } | Command::Serve { .. }) {
+        bail!("a node is already running on this data directory");
+    }
     match &args.command {
-        Command::Init { name } => init(args, name),
-        Command::Id => id(args),
-        Command::Log(cmd) => log(args, cmd),
-        Command::Vectors(cmd) => vectors_cmd(args, cmd),
+        Command::Init { name } => init(args, out, name),
+        Command::Id => access.node(args, |node| id(args, out, node)),
+        Command::Log(cmd) => access.node(args, |node| log(args, out, node, cmd)),
+        Command::Vectors(cmd) => vectors_cmd(args, out, cmd),
         Command::Serve { listen } => net_cmds::serve(args, listen),
-        Command::Sync { target, peer } => net_cmds::sync(args, target, peer.as_deref()),
-        Command::Peers => net_cmds::peers(args),
-        Command::Peer(PeerCommand::Allow { id, address }) => net_cmds::allow(args, id, address.as_deref()),
+        Command::Sync { target, peer } => net_cmds::sync(args, access, out, target, peer.as_deref()),
+        Command::Peers => net_cmds::peers(args, access, out),
+        Command::Peer(PeerCommand::Allow { id, address }) => net_cmds::allow(args, access, out, id, address.as_deref()),
     }
 }
 
@@ -76,19 +102,18 @@ fn identity_text(v: &Value) -> String {
     )
 }
 
-fn init(args: &Cli, name: &str) -> Result<ExitCode> {
+fn init(args: &Cli, out: &mut String, name: &str) -> Result<u8> {
     let dir = data_dir(args)?;
     let node = Node::init(&dir, name).with_context(|| format!("creating an identity in {}", dir.display()))?;
     let v = identity_json(&node);
-    print(args, &v, || format!("Created a new identity.\n{}", identity_text(&v)));
-    Ok(ExitCode::SUCCESS)
+    print(args, out, &v, || format!("Created a new identity.\n{}", identity_text(&v)));
+    Ok(0)
 }
 
-fn id(args: &Cli) -> Result<ExitCode> {
-    let node = open(args)?;
-    let v = identity_json(&node);
-    print(args, &v, || identity_text(&v));
-    Ok(ExitCode::SUCCESS)
+fn id(args: &Cli, out: &mut String, node: &mut Node) -> Result<u8> {
+    let v = identity_json(node);
+    print(args, out, &v, || identity_text(&v));
+    Ok(0)
 }
 
 /// Resolves an author argument to a log key.
@@ -110,8 +135,8 @@ fn author_key(node: &Node, s: &str) -> Result<[u8; 32]> {
         .with_context(|| format!("'{s}' is not an author (lu…, ld…, 64 hex digits, user or device)"))
 }
 
-fn log(args: &Cli, cmd: &LogCommand) -> Result<ExitCode> {
-    let node = open(args)?;
+fn log(args: &Cli, out: &mut String, node: &mut Node, cmd: &LogCommand) -> Result<u8> {
+    let node = &*node;
     let store = &node.store;
     let trust = store.trust();
     match cmd {
@@ -128,7 +153,7 @@ fn log(args: &Cli, cmd: &LogCommand) -> Result<ExitCode> {
                     })
                 })
                 .collect();
-            print(args, &json!(rows), || {
+            print(args, out, &json!(rows), || {
                 let mut out = String::new();
                 for r in &rows {
                     out += &format!(
@@ -144,13 +169,13 @@ fn log(args: &Cli, cmd: &LogCommand) -> Result<ExitCode> {
             });
         }
         LogCommand::Show { author, from, limit } => {
-            let key = author_key(&node, author)?;
+            let key = author_key(node, author)?;
             if store.head(&key).is_none() {
                 bail!("no log by {author} in this store");
             }
             let entries = store.read_log(&key, *from, *limit)?;
             let rows: Vec<Value> = entries.iter().map(|e| render::entry_json(e, false)).collect();
-            print(args, &json!(rows), || {
+            print(args, out, &json!(rows), || {
                 rows.iter()
                     .map(|r| {
                         format!(
@@ -172,7 +197,7 @@ fn log(args: &Cli, cmd: &LogCommand) -> Result<ExitCode> {
                 .map(|p| json!({ "log": p.author.map(|a| render::author(trust, &a)), "problem": p.what }))
                 .collect();
             let v = json!({ "logs": store.heads().count(), "entries": store.entry_count(), "problems": rows });
-            print(args, &v, || {
+            print(args, out, &v, || {
                 let mut out = format!("checked {} logs, {} entries\n", v["logs"], v["entries"]);
                 for r in &rows {
                     out += &format!(
@@ -187,10 +212,10 @@ fn log(args: &Cli, cmd: &LogCommand) -> Result<ExitCode> {
                 out
             });
             if !problems.is_empty() {
-                return Ok(ExitCode::from(1));
+                return Ok(1);
             }
         }
-        LogCommand::Replay { author } => return replay(args, &node, author),
+        LogCommand::Replay { author } => return replay(args, out, node, author),
         LogCommand::Forks => {
             let rows: Vec<Value> = store
                 .forks()?
@@ -206,7 +231,7 @@ fn log(args: &Cli, cmd: &LogCommand) -> Result<ExitCode> {
                     })
                 })
                 .collect();
-            print(args, &json!(rows), || {
+            print(args, out, &json!(rows), || {
                 if rows.is_empty() {
                     return "no forks\n".into();
                 }
@@ -223,11 +248,11 @@ fn log(args: &Cli, cmd: &LogCommand) -> Result<ExitCode> {
             });
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// The audit view: every entry re-validated from seq 1 as it is printed.
-fn replay(args: &Cli, node: &Node, author: &str) -> Result<ExitCode> {
+fn replay(args: &Cli, out: &mut String, node: &Node, author: &str) -> Result<u8> {
     let key = author_key(node, author)?;
     let store = &node.store;
     if store.head(&key).is_none() {
@@ -260,7 +285,7 @@ fn replay(args: &Cli, node: &Node, author: &str) -> Result<ExitCode> {
         "failure": failure,
         "entries": rows,
     });
-    print(args, &v, || {
+    print(args, out, &v, || {
         let mut out = format!("log {}\n", v["author"].as_str().unwrap_or(""));
         for r in &rows {
             out += &format!(
@@ -278,17 +303,17 @@ fn replay(args: &Cli, node: &Node, author: &str) -> Result<ExitCode> {
         };
         out
     });
-    Ok(if failure.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failure.is_some() { 1 } else { 0 })
 }
 
-fn vectors_cmd(args: &Cli, cmd: &VectorsCommand) -> Result<ExitCode> {
+fn vectors_cmd(args: &Cli, out: &mut String, cmd: &VectorsCommand) -> Result<u8> {
     match cmd {
         VectorsCommand::Generate { dir } => {
             let names = vectors::write_dir(dir)?;
-            print(args, &json!({ "dir": dir.display().to_string(), "files": names }), || {
+            print(args, out, &json!({ "dir": dir.display().to_string(), "files": names }), || {
                 format!("wrote {} to {}\n", names.join(", "), dir.display())
             });
-            Ok(ExitCode::SUCCESS)
+            Ok(0)
         }
         VectorsCommand::Verify { dir } => {
             let report = vectors::verify_dir(dir)?;
@@ -303,7 +328,7 @@ fn vectors_cmd(args: &Cli, cmd: &VectorsCommand) -> Result<ExitCode> {
                 "differs_from_generated": report.differs_from_generated,
                 "ok": report.ok(),
             });
-            print(args, &v, || {
+            print(args, out, &v, || {
                 let mut out = format!("checked {} cases in {}\n", report.cases, dir.display());
                 for f in &report.failures {
                     out += &format!("FAIL {} {}: {}\n", f.file, f.case, f.problem);
@@ -316,7 +341,7 @@ fn vectors_cmd(args: &Cli, cmd: &VectorsCommand) -> Result<ExitCode> {
                 }
                 out
             });
-            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.ok() { 0 } else { 1 })
         }
     }
 }

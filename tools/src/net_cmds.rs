@@ -1,7 +1,6 @@
 //! `serve`, `sync`, `peers`, `peer allow`: the node on the network.
 
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -12,7 +11,7 @@ use libra_engine::text;
 use serde_json::{Value, json};
 
 use crate::cli::Cli;
-use crate::commands::{data_dir, print};
+use crate::commands::{Access, data_dir, print};
 use crate::render;
 
 fn open(args: &Cli) -> Result<Node> {
@@ -27,23 +26,30 @@ fn device_key(id: &str) -> Result<[u8; 32]> {
     text::decode_id(id).map(|(_, k)| k).with_context(|| format!("'{id}' is not a Libra id (ld… or lu…)"))
 }
 
-pub fn allow(args: &Cli, id: &str, address: Option<&str>) -> Result<ExitCode> {
+pub fn allow(args: &Cli, access: &Access, out: &mut String, id: &str, address: Option<&str>) -> Result<u8> {
     let key = device_key(id)?;
     if let Some(a) = address {
         a.parse::<SocketAddr>().with_context(|| format!("'{a}' is not HOST:PORT"))?;
     }
-    let node = open(args)?;
-    let mut rec = node.store.peer(&key)?.unwrap_or_default();
-    rec.allowed = true;
-    if let Some(a) = address {
-        rec.address = Some(a.to_owned());
+    let address = address.map(str::to_owned);
+    match access {
+        // A running node must learn of it at once: its handshake checks read the allow-list.
+        Access::Remote(host) => host.allow(key, address.clone())?,
+        Access::Local => {
+            let node = open(args)?;
+            let mut rec = node.store.peer(&key)?.unwrap_or_default();
+            rec.allowed = true;
+            if address.is_some() {
+                rec.address = address.clone();
+            }
+            node.store.set_peer(&key, &rec, true)?;
+        }
     }
-    node.store.set_peer(&key, &rec, true)?;
-    print(args, &json!({ "allowed": id, "address": rec.address }), || format!("allowed {id}\n"));
-    Ok(ExitCode::SUCCESS)
+    print(args, out, &json!({ "allowed": id, "address": address }), || format!("allowed {id}\n"));
+    Ok(0)
 }
 
-fn peer_json(node: &Node, key: &[u8; 32], r: &PeerRecord) -> Value {
+fn peer_json(node: &Node, key: &[u8; 32], r: &PeerRecord, online: Option<bool>) -> Value {
     let ago = |ms: u64| if ms == 0 { Value::Null } else { json!(render::time(ms)) };
     json!({
         "id": render::author(node.store.trust(), key),
@@ -53,21 +59,38 @@ fn peer_json(node: &Node, key: &[u8; 32], r: &PeerRecord) -> Value {
         "last_sync": ago(r.last_sync_ms),
         "entries_in": r.entries_in,
         "entries_out": r.entries_out,
+        "online": online,
     })
 }
 
-pub fn peers(args: &Cli) -> Result<ExitCode> {
-    let node = open(args)?;
-    let rows: Vec<Value> = node.store.peers()?.iter().map(|(k, r)| peer_json(&node, k, r)).collect();
-    print(args, &json!(rows), || {
+pub fn peers(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
+    // Online status is known only to a running node.
+    let online = match access {
+        Access::Remote(host) => Some(host.online()),
+        Access::Local => None,
+    };
+    let rows: Vec<Value> = access.node(args, |node| {
+        Ok(node
+            .store
+            .peers()?
+            .iter()
+            .map(|(k, r)| peer_json(node, k, r, online.as_ref().map(|o| o.contains_key(k))))
+            .collect())
+    })?;
+    print(args, out, &json!(rows), || {
         if rows.is_empty() {
             return "no peers yet: `libra peer allow ID` adds one\n".into();
         }
         rows.iter()
             .map(|r| {
                 format!(
-                    "{}  {}  last seen {}  last sync {}  in {} out {}{}\n",
+                    "{}  {}{}  last seen {}  last sync {}  in {} out {}{}\n",
                     r["id"].as_str().unwrap_or(""),
+                    match r["online"].as_bool() {
+                        Some(true) => "online  ",
+                        Some(false) => "offline  ",
+                        None => "",
+                    },
                     if r["allowed"] == json!(true) { "allowed" } else { "not allowed" },
                     r["last_seen"].as_str().unwrap_or("never"),
                     r["last_sync"].as_str().unwrap_or("never"),
@@ -78,11 +101,38 @@ pub fn peers(args: &Cli) -> Result<ExitCode> {
             })
             .collect()
     });
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
-pub fn sync(args: &Cli, target: &str, peer: Option<&str>) -> Result<ExitCode> {
-    let node = open(args)?;
+pub fn sync(args: &Cli, access: &Access, out: &mut String, target: &str, peer: Option<&str>) -> Result<u8> {
+    let (addr, expected) = access.node(args, |node| resolve(node, target, peer))?;
+    let outcome = match access {
+        Access::Remote(host) => {
+            // Forwarded commands run on a blocking thread of the node's runtime.
+            let handle = tokio::runtime::Handle::current();
+            handle.block_on(async {
+                tokio::time::timeout(Duration::from_secs(120), host.connect(addr, expected, false)).await
+            })
+        }
+        Access::Local => {
+            let node = open(args)?;
+            let rt = runtime()?;
+            rt.block_on(async {
+                let host = Host::new(node, HostConfig { listen: "0.0.0.0:0".parse().expect("literal") })?;
+                let r = tokio::time::timeout(Duration::from_secs(120), host.connect(addr, expected, false)).await;
+                host.shutdown().await;
+                Ok::<_, anyhow::Error>(r)
+            })?
+        }
+    };
+    let out_ = match outcome {
+        Ok(r) => r?,
+        Err(_) => bail!("the sync did not finish within 120 s"),
+    };
+    report(args, out, &out_)
+}
+
+fn resolve(node: &Node, target: &str, peer: Option<&str>) -> Result<(SocketAddr, Option<[u8; 32]>)> {
     let (addr, expected) = match target.parse::<SocketAddr>() {
         Ok(a) => (a, peer.map(device_key).transpose()?),
         Err(_) => {
@@ -99,16 +149,10 @@ pub fn sync(args: &Cli, target: &str, peer: Option<&str>) -> Result<ExitCode> {
     {
         bail!("that peer is not allowed; run `libra peer allow` first");
     }
-    let rt = runtime()?;
-    let out = rt.block_on(async {
-        let host = Host::new(node, HostConfig { listen: "0.0.0.0:0".parse().expect("literal") })?;
-        let r = tokio::time::timeout(Duration::from_secs(120), host.connect(addr, expected, false)).await;
-        host.shutdown().await;
-        match r {
-            Ok(r) => r.map_err(anyhow::Error::from),
-            Err(_) => Err(anyhow::anyhow!("the sync did not finish within 120 s")),
-        }
-    })?;
+    Ok((addr, expected))
+}
+
+fn report(args: &Cli, text_out: &mut String, out: &libra_engine::net::Outcome) -> Result<u8> {
     let v = json!({
         "synced": out.synced,
         "entries_in": out.entries_in,
@@ -118,7 +162,7 @@ pub fn sync(args: &Cli, target: &str, peer: Option<&str>) -> Result<ExitCode> {
         "rounds": out.rounds,
         "forks_seen": out.forks,
     });
-    print(args, &v, || {
+    print(args, text_out, &v, || {
         format!(
             "{}: received {} entries, sent {} ({} B in, {} B out, {} reconcile rounds)\n",
             if out.synced { "in sync" } else { "incomplete" },
@@ -129,15 +173,16 @@ pub fn sync(args: &Cli, target: &str, peer: Option<&str>) -> Result<ExitCode> {
             out.rounds
         )
     });
-    Ok(if out.synced { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if out.synced { 0 } else { 1 })
 }
 
-pub fn serve(args: &Cli, listen: &str) -> Result<ExitCode> {
+pub fn serve(args: &Cli, listen: &str) -> Result<u8> {
     let listen: SocketAddr = listen.parse().with_context(|| format!("'{listen}' is not HOST:PORT"))?;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    let dir = data_dir(args)?;
     let node = open(args)?;
     let dial: Vec<([u8; 32], SocketAddr)> = node
         .store
@@ -166,13 +211,15 @@ pub fn serve(args: &Cli, listen: &str) -> Result<ExitCode> {
                 }
             });
         }
+        let control = tokio::spawn(crate::control::serve(host.clone(), dir));
         let server = host.clone();
         tokio::select! {
             () = server.serve() => {}
             _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
         }
+        control.abort();
         host.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

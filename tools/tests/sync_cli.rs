@@ -66,4 +66,25 @@ fn serve_and_sync_over_loopback() {
     assert_eq!(peers[0]["entries_in"], 3);
     assert!(peers[0]["last_sync"].is_string());
     assert!(libra(&a, &["log", "verify"]).status.success());
+
+    // While B serves, commands on B's data directory go through the running node.
+    let id = json(&libra(&b, &["--json", "id"]));
+    assert_eq!(id["device_id"], dev_b);
+    let b_logs = json(&libra(&b, &["--json", "log", "list"]));
+    assert_eq!(b_logs.as_array().map(Vec::len), Some(4), "B holds A's logs after the sync");
+    let b_peers = json(&libra(&b, &["--json", "peers"]));
+    assert_eq!(b_peers[0]["online"], false);
+    assert_eq!(b_peers[0]["entries_out"], 3);
+    // Allowing through the running node takes effect at once: C can sync without a restart.
+    let c = dir.path().join("c");
+    let idc = json(&libra(&c, &["--json", "init", "--name", "Cy"]));
+    json(&libra(&c, &["--json", "peer", "allow", dev_b, "--address", &addr]));
+    assert_eq!(libra(&c, &["sync", dev_b]).status.code(), Some(2), "C is not allowed by B yet");
+    json(&libra(&b, &["--json", "peer", "allow", idc["device_id"].as_str().expect("c")]));
+    let out = json(&libra(&c, &["--json", "sync", dev_b]));
+    assert_eq!(out["synced"], true);
+    // A bad command through the socket gets the same clear error and exit code.
+    let bad = libra(&b, &["log", "show", "nobody"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not an author"));
 }
