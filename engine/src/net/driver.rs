@@ -81,6 +81,12 @@ async fn send_range(
     Ok(())
 }
 
+fn heads_snapshot(heads: &HeadSet) -> Vec<([u8; 32], u64)> {
+    let mut h = heads.clone();
+    let (a, b) = h.span(&None, &None);
+    h.items(a, b).iter().map(|i| (i.author, i.seq)).collect()
+}
+
 /// The interest set as it stands now (it grows as certificates arrive).
 fn interest_now(shared: &Shared) -> Result<BTreeSet<[u8; 32]>, crate::store::StoreError> {
     shared.with_store(|s| {
@@ -212,6 +218,7 @@ async fn session(
             id: h.id,
         }))
     });
+    let snapshot: Vec<([u8; 32], u64)> = heads_snapshot(&heads);
     let mut sess = Session::new(heads, initiator);
     let mut changes = shared.changed.subscribe();
     // A reader task makes frame reads cancel-safe under select!.
@@ -222,6 +229,11 @@ async fn session(
         loop {
             let limit = Duration::from_secs(reader_idle.load(Ordering::Relaxed));
             let r = frames::read(&mut recv, limit).await;
+            // A wait that began while reconciling keeps the short limit; once the session is
+            // live, running into it only means a quiet peer.
+            if matches!(r, Err(NetError::Timeout(_))) && reader_idle.load(Ordering::Relaxed) > limit.as_secs() {
+                continue;
+            }
             let stop = !matches!(r, Ok(Some(_)));
             if tx.send(r).await.is_err() || stop {
                 break;
@@ -245,12 +257,20 @@ async fn session(
                 out.forks = sess.stats.forks_seen;
                 if !live {
                     send.finish().map_err(|e| NetError::Stream(e.to_string()))?;
+                    // Closing at once could cut off our last frames; wait (briefly) until the
+                    // peer has read the stream to its end.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
                     return Ok(());
                 }
                 idle.store(LIVE_IDLE.as_secs(), Ordering::Relaxed);
-                peer_known =
-                    shared.with_store(|s| interest.iter().filter_map(|a| s.head(a).map(|h| (*a, h.seq))).collect());
-                changes.borrow_and_update();
+                // The peer now holds at least the heads this session reconciled (the snapshot
+                // taken at its start, plus what it sent us); anything written since is pushed
+                // right away by the change notification below.
+                for (a, seq) in &snapshot {
+                    let k = peer_known.entry(*a).or_insert(0);
+                    *k = (*k).max(*seq);
+                }
+                shared.notify_changed();
             }
             tokio::select! {
                 frame = rx.recv() => {

@@ -5,6 +5,7 @@
 
 mod headset;
 mod interest;
+pub mod memory;
 mod session;
 mod wire;
 

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use super::SyncError;
 use super::headset::{AUTHOR_PREFIX, Bound, HeadItem, HeadSet, ID_PREFIX, bound_between};
-use super::wire::{Item, Message, Range, RangeBody};
+use super::wire::{Item, MAX_FRAME, MAX_ITEMS, MAX_RANGES, MAX_WANTS, Message, Range, RangeBody};
 use crate::codec::Bytes;
 use crate::log::EntryId;
 
@@ -52,6 +52,36 @@ pub struct Session {
     sent_done: bool,
     peer_done: bool,
     pub stats: SessionStats,
+}
+
+/// What an answer costs on the wire so far, to stay well inside MAX_FRAME, MAX_RANGES and
+/// MAX_ITEMS whatever the peer asked.
+#[derive(Default)]
+struct OutBudget {
+    counted: usize,
+    ranges: usize,
+    items: usize,
+    bytes: usize,
+}
+
+impl OutBudget {
+    fn add(&mut self, ranges: &[Range]) {
+        for r in ranges {
+            self.ranges += 1;
+            // Bound (≤ 34 B), mode, fingerprint (≤ 18 B), item array header.
+            self.bytes += 60;
+            if let RangeBody::Items(i) | RangeBody::Final(i) = &r.body {
+                self.items += i.len();
+                // Author prefix (18 B), seq (≤ 9 B), id prefix (10 B), array header.
+                self.bytes += i.len() * 38;
+            }
+        }
+    }
+    fn full(&self) -> bool {
+        self.bytes >= MAX_FRAME / 2
+            || self.ranges + BUCKETS >= MAX_RANGES
+            || self.items + 2 * LIST_THRESHOLD >= MAX_ITEMS / 2
+    }
 }
 
 fn item_of(h: &HeadItem) -> Item {
@@ -156,7 +186,15 @@ impl Session {
         }
         let mut response: Vec<Range> = Vec::new();
         let mut lower: Bound = None;
+        let mut budget = OutBudget::default();
         for r in ranges {
+            if budget.full() {
+                // Answer the rest next round: one fingerprint for everything from here on keeps
+                // every message within the frame and range limits, and the peer splits it again.
+                let (a, b) = self.heads.span(&lower, &None);
+                response.push(Range { upper: None, body: RangeBody::Fingerprint(self.heads.fingerprint(a, b)) });
+                break;
+            }
             let (a, b) = self.heads.span(&lower, &r.upper);
             match r.body {
                 RangeBody::Skip => response.push(Range { upper: r.upper.clone(), body: RangeBody::Skip }),
@@ -181,10 +219,12 @@ impl Session {
                     response.push(Range { upper: r.upper.clone(), body: RangeBody::Skip });
                 }
             }
+            budget.add(&response[budget.counted..]);
+            budget.counted = response.len();
             lower = r.upper;
         }
-        if !self.wants.is_empty() {
-            self.out.push_back(Message::Want(std::mem::take(&mut self.wants)));
+        for chunk in std::mem::take(&mut self.wants).chunks(MAX_WANTS) {
+            self.out.push_back(Message::Want(chunk.to_vec()));
         }
         if response.iter().all(|r| r.body == RangeBody::Skip) {
             self.reconciled = true;
@@ -302,5 +342,76 @@ impl Session {
 
     pub fn heads(&self) -> &HeadSet {
         &self.heads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Bytes;
+
+    struct NoLogs;
+    impl LogIndex for NoLogs {
+        fn id_at(&self, _: &[u8; 32], _: u64) -> Option<EntryId> {
+            None
+        }
+    }
+
+    fn item(i: u32, seq: u64) -> HeadItem {
+        let author = *blake3::hash(&i.to_le_bytes()).as_bytes();
+        HeadItem {
+            author,
+            seq,
+            id: EntryId(Bytes(*blake3::hash(&[&author[..], &seq.to_le_bytes()].concat()).as_bytes())),
+        }
+    }
+
+    /// Pumps two sessions through encoded messages; returns each side's transfers.
+    fn pump(a: HeadSet, b: HeadSet) -> (Vec<Transfer>, Vec<Transfer>, u32) {
+        let (mut sa, mut sb) = (Session::new(a, true), Session::new(b, false));
+        let (mut ta, mut tb) = (Vec::new(), Vec::new());
+        fn step(from: &mut Session, to: &mut Session, t: &mut Vec<Transfer>) -> bool {
+            let mut moved = false;
+            while let Some(x) = from.poll_transfer() {
+                t.push(x);
+            }
+            from.transfers_sent();
+            while let Some(m) = from.poll_message() {
+                let bytes = m.encode();
+                assert!(bytes.len() <= MAX_FRAME, "a message of {} bytes", bytes.len());
+                let m = Message::decode(&bytes).expect("every message decodes within the limits");
+                to.handle(m, &NoLogs).expect("handled");
+                moved = true;
+            }
+            moved
+        }
+        for _ in 0..200 {
+            let moved = step(&mut sa, &mut sb, &mut ta) | step(&mut sb, &mut sa, &mut tb);
+            if sa.is_synced() && sb.is_synced() {
+                return (ta, tb, sa.stats.rounds.max(sb.stats.rounds));
+            }
+            assert!(moved, "stalled");
+        }
+        panic!("no convergence");
+    }
+
+    #[test]
+    fn large_divergent_sets_stay_within_message_limits() {
+        // 200k logs each, half shared: the answers must be deferred, not oversized.
+        let a = HeadSet::from_items((0..200_000).map(|i| item(i, 1)));
+        let b = HeadSet::from_items((100_000..300_000).map(|i| item(i, 1)));
+        let (ta, tb, rounds) = pump(a, b);
+        assert_eq!(ta.len(), 100_000, "A sends each log B lacks");
+        assert_eq!(tb.len(), 100_000, "B sends each log A lacks");
+        assert!(rounds < MAX_ROUNDS);
+    }
+
+    #[test]
+    fn overlapping_ranges_are_refused() {
+        let bad = Message::Reconcile(vec![
+            Range { upper: None, body: RangeBody::Skip },
+            Range { upper: None, body: RangeBody::Skip },
+        ]);
+        assert!(Message::decode(&bad.encode()).is_err());
     }
 }

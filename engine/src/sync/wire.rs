@@ -176,6 +176,9 @@ fn check_ranges(ranges: &[Range]) -> Result<(), SyncError> {
     if last.upper.is_some() {
         return bad("the last range must reach the end of the key space");
     }
+    if ranges[..ranges.len() - 1].iter().any(|r| r.upper.is_none()) {
+        return bad("only the last range may reach the end of the key space");
+    }
     let mut lower: Option<&Vec<u8>> = None;
     for r in ranges {
         if let (Some(l), Some(u)) = (lower, r.upper.as_ref())

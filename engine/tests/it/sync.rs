@@ -1,119 +1,16 @@
-//! The reconciliation core, driven in memory: two nodes, messages pumped between them, no
-//! sockets (like quinn-proto's `Pair`).
+//! The reconciliation core, driven in memory by the engine's reference pair driver: two nodes,
+//! messages pumped between them, no sockets (like quinn-proto's `Pair`).
 
 use std::collections::BTreeMap;
 
-use libra_engine::log::{ChainPoint, Entry, EntryId, validate_next};
-use libra_engine::sync::{HeadItem, HeadSet, LogIndex, Message, Session};
+use libra_engine::log::Entry;
+use libra_engine::sync::memory::{MemLogs as MemNode, Transcript, run_pair};
 use proptest::prelude::*;
 
 use crate::util::{chain, key};
 
-/// A node's logs in memory, with the store's acceptance rules: next seq on the chain, or a
-/// fork when an author signs a second entry for a held seq.
-#[derive(Default, Clone)]
-pub struct MemNode {
-    pub logs: BTreeMap<[u8; 32], Vec<Entry>>,
-    pub forked: std::collections::BTreeSet<[u8; 32]>,
-}
-
-impl LogIndex for MemNode {
-    fn id_at(&self, author: &[u8; 32], seq: u64) -> Option<EntryId> {
-        let i = usize::try_from(seq).ok()?.checked_sub(1)?;
-        self.logs.get(author)?.get(i).map(|e| e.id)
-    }
-}
-
-impl MemNode {
-    pub fn heads(&self) -> HeadSet {
-        HeadSet::from_items(
-            self.logs
-                .iter()
-                .filter_map(|(a, l)| l.last().map(|e| HeadItem { author: *a, seq: e.header().seq, id: e.id })),
-        )
-    }
-
-    fn ingest(&mut self, e: Entry) {
-        let author = e.header().author.0;
-        if self.forked.contains(&author) {
-            return;
-        }
-        let log = self.logs.entry(author).or_default();
-        let seq = e.header().seq as usize;
-        if seq >= 1 && seq <= log.len() {
-            if log[seq - 1].id != e.id {
-                self.forked.insert(author);
-            }
-            return;
-        }
-        if validate_next(log.last().map(ChainPoint::of).as_ref(), &e).is_ok() {
-            log.push(e);
-        }
-    }
-
-    fn entries(&self, author: &[u8; 32], from: u64, to: u64) -> Vec<Entry> {
-        let log = self.logs.get(author).map(Vec::as_slice).unwrap_or_default();
-        log.iter().filter(|e| (from..=to).contains(&e.header().seq)).cloned().collect()
-    }
-}
-
-/// What one side sends in one turn: its transfers as entry messages, then its queued messages.
-fn outgoing(node: &MemNode, sess: &mut Session) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Some(t) = sess.poll_transfer() {
-        let es = node.entries(&t.author, t.from, t.to);
-        out.push(Message::Entries(es.iter().map(Entry::encode).collect()).encode());
-    }
-    sess.transfers_sent();
-    while let Some(m) = sess.poll_message() {
-        out.push(m.encode());
-    }
-    out
-}
-
-fn deliver(node: &mut MemNode, sess: &mut Session, wire: Vec<Vec<u8>>) {
-    for w in wire {
-        match Message::decode(&w).expect("decodes") {
-            Message::Entries(es) => {
-                for e in es {
-                    node.ingest(Entry::decode(&e).expect("entry"));
-                }
-            }
-            other => sess.handle(other, &*node).expect("handle"),
-        }
-    }
-}
-
-/// Sync statistics: reconcile turns (one direction each), bytes each way.
-#[derive(Debug, Default)]
-pub struct PairStats {
-    pub turns: usize,
-    pub bytes_ab: usize,
-    pub bytes_ba: usize,
-}
-
-/// Runs a whole session between `a` (initiator) and `b` until both are synced.
-pub fn sync_pair(a: &mut MemNode, b: &mut MemNode) -> PairStats {
-    let mut sa = Session::new(a.heads(), true);
-    let mut sb = Session::new(b.heads(), false);
-    let mut stats = PairStats::default();
-    for _ in 0..400 {
-        let wa = outgoing(a, &mut sa);
-        stats.turns += usize::from(!wa.is_empty());
-        stats.bytes_ab += wa.iter().map(|w| w.len() + 4).sum::<usize>();
-        let moved_a = !wa.is_empty();
-        deliver(b, &mut sb, wa);
-        let wb = outgoing(b, &mut sb);
-        stats.turns += usize::from(!wb.is_empty());
-        stats.bytes_ba += wb.iter().map(|w| w.len() + 4).sum::<usize>();
-        let moved_b = !wb.is_empty();
-        deliver(a, &mut sa, wb);
-        if sa.is_synced() && sb.is_synced() {
-            return stats;
-        }
-        assert!(moved_a || moved_b, "stalled before both sides were synced");
-    }
-    panic!("no convergence");
+fn sync_pair(a: &mut MemNode, b: &mut MemNode) -> Transcript {
+    run_pair(a, b, true).expect("sessions converge")
 }
 
 fn assert_union(a: &MemNode, b: &MemNode, full: &BTreeMap<[u8; 32], Vec<Entry>>) {
@@ -138,7 +35,8 @@ fn identical_stores_need_one_round_trip() {
     let mut b = a.clone();
     let s = sync_pair(&mut a, &mut b);
     // A: fingerprint; B: empty reconcile (done). Then Done both ways.
-    assert!(s.bytes_ab < 128 && s.bytes_ba < 128, "{s:?}");
+    assert_eq!(s.round_trips(), 1);
+    assert!(s.bytes < 128, "{s:?}");
 }
 
 #[test]
@@ -171,7 +69,7 @@ fn an_interrupted_sync_resumes_without_resending() {
     let s = sync_pair(&mut a, &mut b);
     assert_eq!(b.logs[&k.verifying_key().to_bytes()].len(), 200);
     let entry_bytes: usize = full[120..].iter().map(|e| e.encode().len()).sum();
-    assert!(s.bytes_ab < entry_bytes + 1024, "resent too much: {} for {entry_bytes}", s.bytes_ab);
+    assert!(s.bytes < entry_bytes + 1024, "resent too much: {} for {entry_bytes}", s.bytes);
 }
 
 #[test]
