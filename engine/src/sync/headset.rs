@@ -156,7 +156,7 @@ impl HeadSet {
     }
 
     fn refresh(&mut self) {
-        if !self.dirty && self.sorted.len() == self.items.len() {
+        if !self.dirty && self.prefix.len() == self.items.len() + 1 {
             return;
         }
         self.sorted.clear();
@@ -195,7 +195,8 @@ impl HeadSet {
     /// Fingerprint of the items at indices `[a, b)`.
     pub fn fingerprint(&mut self, a: usize, b: usize) -> [u8; FP_LEN] {
         self.refresh();
-        let s = self.prefix[b].sub(self.prefix[a]);
+        let at = |i: usize| self.prefix.get(i).or(self.prefix.last()).copied().unwrap_or_default();
+        let s = at(b).sub(at(a));
         let mut bytes = [0u8; 32];
         for (i, l) in s.0.iter().enumerate() {
             bytes[i * 8..i * 8 + 8].copy_from_slice(&l.to_le_bytes());
@@ -233,6 +234,14 @@ mod tests {
         assert_eq!(s.fingerprint(a, b), t.fingerprint(c, d));
         t.set(item(60, 99));
         assert_ne!(s.fingerprint(a, b), t.fingerprint(c, d));
+    }
+
+    #[test]
+    fn an_empty_set_has_a_fingerprint() {
+        let mut s = HeadSet::new();
+        let (a, b) = s.span(&None, &None);
+        assert_eq!((a, b), (0, 0));
+        assert_eq!(s.fingerprint(a, b), fingerprint_of([0; 32], 0));
     }
 
     #[test]

@@ -106,12 +106,10 @@ impl Session {
     pub fn new(mut heads: HeadSet, initiator: bool) -> Session {
         let mut out = VecDeque::new();
         if initiator {
+            // Always a fingerprint first, even for small sets: the common case is "nothing
+            // changed", which then costs one round trip.
             let (a, b) = heads.span(&None, &None);
-            let body = if b - a <= LIST_THRESHOLD {
-                RangeBody::Items(heads.items(a, b).iter().map(item_of).collect())
-            } else {
-                RangeBody::Fingerprint(heads.fingerprint(a, b))
-            };
+            let body = RangeBody::Fingerprint(heads.fingerprint(a, b));
             out.push_back(Message::Reconcile(vec![Range { upper: None, body }]));
         }
         let mut s = Session {
@@ -404,6 +402,15 @@ mod tests {
         assert_eq!(ta.len(), 100_000, "A sends each log B lacks");
         assert_eq!(tb.len(), 100_000, "B sends each log A lacks");
         assert!(rounds < MAX_ROUNDS);
+    }
+
+    #[test]
+    fn an_empty_node_answers_a_fingerprint() {
+        let a = HeadSet::from_items((0..100).map(|i| item(i, 1)));
+        let (ta, tb, _) = pump(a, HeadSet::new());
+        assert_eq!((ta.len(), tb.len()), (100, 0));
+        let (ta, tb, _) = pump(HeadSet::new(), HeadSet::from_items((0..100).map(|i| item(i, 1))));
+        assert_eq!((ta.len(), tb.len()), (0, 100));
     }
 
     #[test]

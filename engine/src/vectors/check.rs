@@ -191,6 +191,49 @@ fn check_fork(c: &Value) -> Result<(), String> {
     expect(c, outcome.map(|_| ()))
 }
 
+fn check_fingerprint(c: &Value) -> Result<(), String> {
+    use crate::sync::{HeadItem, HeadSet};
+    let items = c.get("items").and_then(Value::as_array).ok_or("missing items")?;
+    let mut set = HeadSet::new();
+    for i in items {
+        let id = crate::log::EntryId(crate::codec::Bytes(hex32(i, "id")?));
+        set.set(HeadItem { author: hex32(i, "author")?, seq: i.get("seq").and_then(Value::as_u64).ok_or("seq")?, id });
+    }
+    let (a, b) = set.span(&None, &None);
+    if set.fingerprint(a, b).to_vec() == hexf(c, "fingerprint")? { Ok(()) } else { Err("fingerprint differs".into()) }
+}
+
+fn check_transcript(c: &Value) -> Result<(), String> {
+    use crate::sync::memory::{MemLogs, run_pair};
+    let load = |field: &str| -> Result<MemLogs, String> {
+        let mut m = MemLogs::default();
+        for e in c.get(field).and_then(Value::as_array).ok_or("missing entries")? {
+            let bytes = hex::decode(e.as_str().ok_or("entry")?).map_err(|e| e.to_string())?;
+            let entry = Entry::decode(&bytes).map_err(|e| e.to_string())?;
+            m.logs.entry(entry.header().author.0).or_default().push(entry);
+        }
+        Ok(m)
+    };
+    let (mut a, mut b) = (load("a_entries")?, load("b_entries")?);
+    let t = run_pair(&mut a, &mut b, true).map_err(|e| e.to_string())?;
+    let want = c.get("transcript").and_then(Value::as_array).ok_or("missing transcript")?;
+    if want.len() != t.messages.len() {
+        return Err(format!("{} messages, expected {}", t.messages.len(), want.len()));
+    }
+    for (i, (w, (from_a, m))) in want.iter().zip(&t.messages).enumerate() {
+        let from = if *from_a { "A" } else { "B" };
+        if w.get("from").and_then(Value::as_str) != Some(from) || hexf(w, "message")? != *m {
+            return Err(format!("message {i} differs"));
+        }
+    }
+    if c.get("result_entries").and_then(Value::as_u64) != Some(a.entry_count() as u64)
+        || a.entry_count() != b.entry_count()
+    {
+        return Err("the sets did not end equal".into());
+    }
+    Ok(())
+}
+
 type CaseCheck<'a> = dyn Fn(&Value) -> Result<(), String> + 'a;
 
 /// Verifies every case in the given `(file name, JSON text)` pairs.
@@ -200,7 +243,9 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 6] = [
+        let sections: [(&str, &CaseCheck); 7] = [
+            ("fingerprints", &check_fingerprint),
+            ("transcripts", &check_transcript),
             ("keys", &check_key),
             ("text_ids", &check_text),
             ("device_certs", &check_cert),
@@ -208,7 +253,6 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
             ("cases", &|c| {
                 if c.get("proof").is_some() { check_fork(c) } else { check_chain(c) }
             }),
-            ("", &|_| Ok(())),
         ];
         for (section, check) in sections {
             let Some(cases) = doc.get(section).and_then(Value::as_array) else {
