@@ -118,7 +118,7 @@ pub fn sync(args: &Cli, access: &Access, out: &mut String, target: &str, peer: O
             let node = open(args)?;
             let rt = runtime()?;
             rt.block_on(async {
-                let host = Host::new(node, HostConfig { listen: "0.0.0.0:0".parse().expect("literal") })?;
+                let host = Host::new(node, HostConfig::new("0.0.0.0:0".parse().expect("literal")))?;
                 let r = tokio::time::timeout(Duration::from_secs(120), host.connect(addr, expected, false)).await;
                 host.shutdown().await;
                 Ok::<_, anyhow::Error>(r)
@@ -193,7 +193,7 @@ pub fn serve(args: &Cli, listen: &str) -> Result<u8> {
         .collect();
     let rt = runtime()?;
     rt.block_on(async move {
-        let host = std::sync::Arc::new(Host::new(node, HostConfig { listen })?);
+        let host = std::sync::Arc::new(Host::new(node, HostConfig::new(listen))?);
         // The bound address goes to the user's terminal only, never into logs or to peers.
         println!("listening on {}", host.local_addr()?);
         println!("device {}", libra_engine::identity::DeviceId(libra_engine::codec::Bytes(host.device())));

@@ -14,8 +14,6 @@ use crate::log::{Entry, ValidationError};
 use crate::store::PeerRecord;
 use crate::sync::{HeadItem, HeadSet, MAX_FRAME, Message, Session, SyncError};
 
-/// Idle limit while reconciling: a peer that says nothing for this long is dropped.
-pub const RECONCILE_IDLE: Duration = Duration::from_secs(30);
 /// Idle limit once live; QUIC keep-alives and the idle timeout watch the connection itself.
 const LIVE_IDLE: Duration = Duration::from_secs(24 * 3600);
 /// Most entries held per session while waiting for the certificate that admits their log.
@@ -202,10 +200,18 @@ async fn session(
     live: bool,
 ) -> Result<Outcome, Failed> {
     let mut out = Outcome { peer, ..Outcome::default() };
-    let streams = if initiator { conn.open_bi().await } else { conn.accept_bi().await };
+    let streams = if initiator {
+        conn.open_bi().await.map_err(NetError::from)
+    } else {
+        // A peer that connects and never opens its stream is not kept waiting on.
+        match tokio::time::timeout(shared.limits.reconcile_idle, conn.accept_bi()).await {
+            Ok(r) => r.map_err(NetError::from),
+            Err(_) => Err(NetError::Timeout(shared.limits.reconcile_idle)),
+        }
+    };
     let (mut send, mut recv) = match streams {
         Ok(s) => s,
-        Err(e) => return Err((out, e.into())),
+        Err(e) => return Err((out, e)),
     };
     let mut interest = match interest_now(shared) {
         Ok(v) => v,
@@ -222,16 +228,19 @@ async fn session(
     let mut sess = Session::new(heads, initiator);
     let mut changes = shared.changed.subscribe();
     // A reader task makes frame reads cancel-safe under select!.
-    let idle = Arc::new(AtomicU64::new(RECONCILE_IDLE.as_secs()));
+    let limits = shared.limits;
+    let idle = Arc::new(AtomicU64::new(u64::try_from(limits.reconcile_idle.as_millis()).unwrap_or(u64::MAX)));
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let reader_idle = idle.clone();
     let reader = tokio::spawn(async move {
         loop {
-            let limit = Duration::from_secs(reader_idle.load(Ordering::Relaxed));
-            let r = frames::read(&mut recv, limit).await;
+            let limit = Duration::from_millis(reader_idle.load(Ordering::Relaxed));
+            let r = frames::read(&mut recv, limit, limits.frame_deadline).await;
             // A wait that began while reconciling keeps the short limit; once the session is
             // live, running into it only means a quiet peer.
-            if matches!(r, Err(NetError::Timeout(_))) && reader_idle.load(Ordering::Relaxed) > limit.as_secs() {
+            if matches!(r, Err(NetError::Timeout(_)))
+                && u128::from(reader_idle.load(Ordering::Relaxed)) > limit.as_millis()
+            {
                 continue;
             }
             let stop = !matches!(r, Ok(Some(_)));
@@ -262,7 +271,7 @@ async fn session(
                     let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
                     return Ok(());
                 }
-                idle.store(LIVE_IDLE.as_secs(), Ordering::Relaxed);
+                idle.store(u64::try_from(LIVE_IDLE.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
                 // The peer now holds at least the heads this session reconciled (the snapshot
                 // taken at its start, plus what it sent us); anything written since is pushed
                 // right away by the change notification below.
@@ -277,6 +286,9 @@ async fn session(
                     let Some(frame) = frame else { return Ok(()) };
                     let Some((msg, n)) = frame? else { return Ok(()) };
                     out.bytes_in += n as u64;
+                    if out.bytes_in > limits.session_bytes_in {
+                        return Err(SyncError::LimitExceeded("bytes received in one session").into());
+                    }
                     match msg {
                         Message::Entries(es) => {
                             let (accepted, shown) = ingest(shared, es, &mut interest, &mut parked).await?;

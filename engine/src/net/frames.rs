@@ -8,9 +8,6 @@ use quinn::{RecvStream, SendStream};
 use super::NetError;
 use crate::sync::{MAX_FRAME, Message, SyncError, frame};
 
-/// Longest a peer may take to deliver one whole frame once it has started.
-pub const FRAME_DEADLINE: Duration = Duration::from_secs(10);
-
 pub async fn write(send: &mut SendStream, msg: &Message) -> Result<usize, NetError> {
     let bytes = frame(msg);
     send.write_all(&bytes).await.map_err(|e| NetError::Stream(e.to_string()))?;
@@ -18,15 +15,19 @@ pub async fn write(send: &mut SendStream, msg: &Message) -> Result<usize, NetErr
 }
 
 /// Reads one frame. `idle` bounds the wait for its first byte; the rest must follow within
-/// `FRAME_DEADLINE`. Returns `None` when the peer finished the stream cleanly.
-pub async fn read(recv: &mut RecvStream, idle: Duration) -> Result<Option<(Message, usize)>, NetError> {
+/// `deadline`. Returns `None` when the peer finished the stream cleanly.
+pub async fn read(
+    recv: &mut RecvStream,
+    idle: Duration,
+    deadline: Duration,
+) -> Result<Option<(Message, usize)>, NetError> {
     let mut len = [0u8; 4];
     let first = tokio::time::timeout(idle, recv.read(&mut len[..1])).await.map_err(|_| NetError::Timeout(idle))?;
     match first.map_err(|e| NetError::Stream(e.to_string()))? {
         None | Some(0) => return Ok(None),
         Some(_) => {}
     }
-    let body = tokio::time::timeout(FRAME_DEADLINE, async {
+    let body = tokio::time::timeout(deadline, async {
         recv.read_exact(&mut len[1..]).await.map_err(|e| NetError::Stream(e.to_string()))?;
         let n = u32::from_be_bytes(len) as usize;
         if n > MAX_FRAME {
@@ -37,7 +38,7 @@ pub async fn read(recv: &mut RecvStream, idle: Duration) -> Result<Option<(Messa
         Ok(buf)
     })
     .await
-    .map_err(|_| NetError::Timeout(FRAME_DEADLINE))??;
+    .map_err(|_| NetError::Timeout(deadline))??;
     let msg = Message::decode(&body)?;
     Ok(Some((msg, body.len() + 4)))
 }

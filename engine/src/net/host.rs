@@ -15,6 +15,35 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct HostConfig {
     pub listen: SocketAddr,
+    pub limits: Limits,
+}
+
+impl HostConfig {
+    /// Listen on `listen` with the default limits.
+    pub fn new(listen: SocketAddr) -> HostConfig {
+        HostConfig { listen, limits: Limits::default() }
+    }
+}
+
+/// Per-peer limits that keep a hostile or broken peer from holding memory or time.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest a peer may take to deliver one frame once it has started (slowloris).
+    pub frame_deadline: Duration,
+    /// Longest silence while reconciling.
+    pub reconcile_idle: Duration,
+    /// Most bytes one session may receive; a longer stream is cut and may reconnect.
+    pub session_bytes_in: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            frame_deadline: Duration::from_secs(10),
+            reconcile_idle: Duration::from_secs(30),
+            session_bytes_in: 4 << 30,
+        }
+    }
 }
 
 /// State shared by every session of a host.
@@ -24,6 +53,7 @@ pub(crate) struct Shared {
     pub(crate) changed: tokio::sync::watch::Sender<u64>,
     allowed: Arc<RwLock<BTreeSet<[u8; 32]>>>,
     online: Mutex<BTreeMap<[u8; 32], SocketAddr>>,
+    pub(crate) limits: Limits,
 }
 
 impl Shared {
@@ -92,8 +122,14 @@ impl Host {
         server.transport_config(transport());
         let endpoint = quinn::Endpoint::server(server, config.listen)?;
         let (changed, _) = tokio::sync::watch::channel(0);
-        let shared =
-            Arc::new(Shared { node: Mutex::new(node), device, changed, allowed, online: Mutex::new(BTreeMap::new()) });
+        let shared = Arc::new(Shared {
+            node: Mutex::new(node),
+            device,
+            changed,
+            allowed,
+            online: Mutex::new(BTreeMap::new()),
+            limits: config.limits,
+        });
         Ok(Host { shared, endpoint, seed })
     }
 

@@ -9,7 +9,7 @@ mod host;
 pub mod tls;
 
 pub use driver::Outcome;
-pub use host::{Host, HostConfig};
+pub use host::{Host, HostConfig, Limits};
 
 use crate::store::StoreError;
 use crate::sync::SyncError;

@@ -422,3 +422,26 @@ mod tests {
         assert!(Message::decode(&bad.encode()).is_err());
     }
 }
+#[cfg(test)]
+mod round_limit {
+    use super::*;
+    #[test]
+    fn rounds_past_the_limit_are_refused() {
+        struct NoLogs;
+        impl LogIndex for NoLogs {
+            fn id_at(&self, _: &[u8; 32], _: u64) -> Option<EntryId> {
+                None
+            }
+        }
+        let mut s = Session::new(HeadSet::new(), false);
+        let mut result = Ok(());
+        for i in 0..=MAX_ROUNDS {
+            let m = Message::Reconcile(vec![Range { upper: None, body: RangeBody::Fingerprint([i as u8 + 1; 16]) }]);
+            result = s.handle(m, &NoLogs);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(SyncError::LimitExceeded("reconcile rounds")));
+    }
+}

@@ -4,14 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use libra_engine::net::{Host, HostConfig, tls};
+use libra_engine::net::{Host, HostConfig, Limits, tls};
 use libra_engine::node::Node;
 use libra_engine::payload::{Payload, Profile};
 use libra_engine::sync::{Message, frame};
 
 fn host(dir: &std::path::Path, name: &str) -> Host {
+    host_with(dir, name, Limits::default())
+}
+
+fn host_with(dir: &std::path::Path, name: &str, limits: Limits) -> Host {
     let node = Node::init(&dir.join(name), name).expect("init");
-    Host::new(node, HostConfig { listen: "127.0.0.1:0".parse().expect("addr") }).expect("host")
+    Host::new(node, HostConfig { listen: "127.0.0.1:0".parse().expect("addr"), limits }).expect("host")
 }
 
 fn heads(h: &Host) -> Vec<([u8; 32], u64)> {
@@ -130,5 +134,101 @@ async fn hostile_frames_close_only_that_session() {
     }
     assert!(b.with_node(|n| n.store.head(&mallory).is_none()), "nothing invalid stored");
     // The node still serves everyone else.
+    assert!(a.connect(addr, Some(b.device()), false).await.expect("sync").synced);
+}
+
+fn limited() -> Limits {
+    Limits {
+        frame_deadline: Duration::from_millis(300),
+        reconcile_idle: Duration::from_secs(1),
+        session_bytes_in: 8_000,
+    }
+}
+
+/// Connects as `seed` and writes `bytes` (possibly nothing), then reports how and when the node
+/// closed the connection.
+async fn raw_close(
+    seed: [u8; 32],
+    addr: std::net::SocketAddr,
+    bytes: Vec<u8>,
+) -> (Option<quinn::ConnectionError>, Duration) {
+    let start = std::time::Instant::now();
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    let cfg = tls::client_config(&seed, &public, Arc::new(|_| true), None).expect("tls");
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).expect("quic");
+    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    let conn = ep.connect(addr, "libra").expect("connect").await.expect("handshake");
+    let (mut send, _recv) = conn.open_bi().await.expect("stream");
+    if !bytes.is_empty() {
+        let _ = send.write_all(&bytes).await;
+    }
+    let reason = tokio::time::timeout(Duration::from_secs(15), conn.closed()).await.ok();
+    (reason, start.elapsed())
+}
+
+fn app_code(r: &Option<quinn::ConnectionError>) -> Option<u64> {
+    match r {
+        Some(quinn::ConnectionError::ApplicationClosed(c)) => Some(u64::from(c.error_code)),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalling_silent_and_endless_peers_are_cut_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Arc::new(host_with(dir.path(), "bob", limited()));
+    let a = host(dir.path(), "alice");
+    a.allow(b.device(), None).expect("allow");
+    b.allow(a.device(), None).expect("allow");
+    let server = b.clone();
+    tokio::spawn(async move { server.serve().await });
+    let addr = b.local_addr().expect("addr");
+    let seed = [7u8; 32];
+    let mallory_key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    b.allow(mallory_key.verifying_key().to_bytes(), None).expect("allow");
+
+    // Slowloris: one byte of a length prefix, then nothing.
+    let (r, took) = raw_close(seed, addr, vec![0]).await;
+    assert!(app_code(&r).is_some_and(|c| c != 0), "{r:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    // Silent: a stream opened with nothing on it.
+    let (r, took) = raw_close(seed, addr, Vec::new()).await;
+    assert!(r.is_some() && took < Duration::from_secs(5), "{r:?} after {took:?}");
+
+    // Endless reconciliation: rounds past the limit are refused with code 3.
+    let mut rounds = Vec::new();
+    for i in 0..(libra_engine::sync::MAX_ROUNDS + 2) {
+        let fp = *blake3::hash(&i.to_le_bytes()).as_bytes();
+        let mut f = [0u8; 16];
+        f.copy_from_slice(&fp[..16]);
+        let m = Message::Reconcile(vec![libra_engine::sync::Range {
+            upper: None,
+            body: libra_engine::sync::RangeBody::Fingerprint(f),
+        }]);
+        rounds.extend(frame(&m));
+    }
+    let (r, _) = raw_close(seed, addr, rounds).await;
+    assert_eq!(app_code(&r), Some(3), "{r:?}");
+
+    // An endless stream of (valid) entries: cut at the session's byte budget.
+    let log: Vec<Vec<u8>> =
+        crate::util::chain(&mallory_key, 100).iter().map(libra_engine::log::Entry::encode).collect();
+    let mut stream = Vec::new();
+    for chunk in log.chunks(10) {
+        stream.extend(frame(&Message::Entries(chunk.to_vec())));
+    }
+    let (r, _) = raw_close(seed, addr, stream).await;
+    assert_eq!(app_code(&r), Some(3), "{r:?}");
+    let held = b.with_node(|n| n.store.head(&mallory_key.verifying_key().to_bytes()).map_or(0, |h| h.seq));
+    assert!(held < 100, "the whole endless stream was taken: {held}");
+
+    // Replayed entries are idempotent: sending what is already held is not misbehaviour.
+    let again: Vec<u8> = frame(&Message::Entries(log[..5].to_vec()));
+    let (r, _) = raw_close(seed, addr, [again.clone(), again].concat()).await;
+    assert_ne!(app_code(&r), Some(5), "duplicates were treated as invalid: {r:?}");
+
+    // And the node still serves honest peers.
     assert!(a.connect(addr, Some(b.device()), false).await.expect("sync").synced);
 }
