@@ -16,6 +16,17 @@ use crate::sync::{HeadItem, HeadSet, MAX_FRAME, Message, Session, SyncError};
 
 /// Idle limit once live; QUIC keep-alives and the idle timeout watch the connection itself.
 const LIVE_IDLE: Duration = Duration::from_secs(24 * 3600);
+/// Frames read ahead of ingest.
+const READ_AHEAD: usize = 64;
+/// Most entries gathered into one ingest call.
+const INGEST_BATCH: usize = 50_000;
+
+/// A frame as the reader task hands it over: entries already decoded.
+enum Incoming {
+    Entries(Vec<Entry>),
+    Message(Message),
+}
+
 /// Most entries held per session while waiting for the certificate that admits their log.
 const PARK_LIMIT: usize = 4096;
 /// Entries read from the store per chunk when sending.
@@ -98,14 +109,12 @@ fn interest_now(shared: &Shared) -> Result<BTreeSet<[u8; 32]>, crate::store::Sto
 /// interest set, so entries left out are offered again after each pass that learned something.
 async fn ingest(
     shared: &Arc<Shared>,
-    raw: Vec<Vec<u8>>,
+    entries: Vec<Entry>,
     interest: &mut BTreeSet<[u8; 32]>,
     parked: &mut Vec<Entry>,
 ) -> Result<(usize, BTreeMap<[u8; 32], u64>), NetError> {
     let mut pending = std::mem::take(parked);
-    for r in raw {
-        pending.push(Entry::decode(&r).map_err(|e| SyncError::InvalidEntry(e.to_string()))?);
-    }
+    pending.extend(entries);
     let mut shown = BTreeMap::new();
     let mut accepted = 0;
     loop {
@@ -230,12 +239,22 @@ async fn session(
     // A reader task makes frame reads cancel-safe under select!.
     let limits = shared.limits;
     let idle = Arc::new(AtomicU64::new(u64::try_from(limits.reconcile_idle.as_millis()).unwrap_or(u64::MAX)));
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    // Up to this many frames are read (and their entries decoded) ahead of ingest, which runs
+    // on a blocking thread meanwhile: receiving and validating overlap.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let reader_idle = idle.clone();
     let reader = tokio::spawn(async move {
         loop {
             let limit = Duration::from_millis(reader_idle.load(Ordering::Relaxed));
-            let r = frames::read(&mut recv, limit, limits.frame_deadline).await;
+            let r = frames::read(&mut recv, limit, limits.frame_deadline).await.and_then(|f| match f {
+                Some((Message::Entries(raw), n)) => {
+                    let es = raw.iter().map(|b| Entry::decode(b)).collect::<Result<Vec<_>, _>>();
+                    es.map(|es| Some((Incoming::Entries(es), n)))
+                        .map_err(|e| SyncError::InvalidEntry(e.to_string()).into())
+                }
+                Some((m, n)) => Ok(Some((Incoming::Message(m), n))),
+                None => Ok(None),
+            });
             // A wait that began while reconciling keeps the short limit; once the session is
             // live, running into it only means a quiet peer.
             if matches!(r, Err(NetError::Timeout(_)))
@@ -251,6 +270,7 @@ async fn session(
     });
     let mut peer_known: BTreeMap<[u8; 32], u64> = BTreeMap::new();
     let mut parked: Vec<Entry> = Vec::new();
+    let mut held: Option<(Incoming, usize)> = None;
     let r: Result<(), NetError> = async {
         loop {
             while let Some(t) = sess.poll_transfer() {
@@ -281,8 +301,12 @@ async fn session(
                 }
                 shared.notify_changed();
             }
+            let next = match held.take() {
+                Some(frame) => Some(Ok(Some(frame))),
+                None => None,
+            };
             tokio::select! {
-                frame = rx.recv() => {
+                frame = async { match next { Some(f) => Some(f), None => rx.recv().await } } => {
                     let Some(frame) = frame else { return Ok(()) };
                     let Some((msg, n)) = frame? else { return Ok(()) };
                     out.bytes_in += n as u64;
@@ -290,7 +314,25 @@ async fn session(
                         return Err(SyncError::LimitExceeded("bytes received in one session").into());
                     }
                     match msg {
-                        Message::Entries(es) => {
+                        Incoming::Entries(mut es) => {
+                            // Take whatever else has already arrived into the same ingest: one
+                            // validation pass and one fsync for all of it.
+                            while es.len() < INGEST_BATCH {
+                                match rx.try_recv() {
+                                    Ok(Ok(Some((Incoming::Entries(more), n)))) => {
+                                        out.bytes_in += n as u64;
+                                        es.extend(more);
+                                    }
+                                    Ok(other) => {
+                                        held = Some(other?.ok_or(NetError::Stream("stream ended".into()))?);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            if out.bytes_in > limits.session_bytes_in {
+                                return Err(SyncError::LimitExceeded("bytes received in one session").into());
+                            }
                             let (accepted, shown) = ingest(shared, es, &mut interest, &mut parked).await?;
                             out.entries_in += accepted as u64;
                             for (a, s) in shown {
@@ -298,7 +340,7 @@ async fn session(
                                 *k = (*k).max(s);
                             }
                         }
-                        other => shared.with_store(|s| sess.handle(other, s))?,
+                        Incoming::Message(other) => shared.with_store(|s| sess.handle(other, s))?,
                     }
                 }
                 changed = changes.changed(), if out.synced && live => {
