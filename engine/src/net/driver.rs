@@ -301,10 +301,7 @@ async fn session(
                 }
                 shared.notify_changed();
             }
-            let next = match held.take() {
-                Some(frame) => Some(Ok(Some(frame))),
-                None => None,
-            };
+            let next = held.take().map(|frame| Ok(Some(frame)));
             tokio::select! {
                 frame = async { match next { Some(f) => Some(f), None => rx.recv().await } } => {
                     let Some(frame) = frame else { return Ok(()) };
