@@ -59,6 +59,7 @@ fn peer_json(node: &Node, key: &[u8; 32], r: &PeerRecord, online: Option<bool>) 
         "last_sync": ago(r.last_sync_ms),
         "entries_in": r.entries_in,
         "entries_out": r.entries_out,
+        "behind_by": r.behind_by,
         "online": online,
     })
 }
@@ -84,7 +85,7 @@ pub fn peers(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
         rows.iter()
             .map(|r| {
                 format!(
-                    "{}  {}{}  last seen {}  last sync {}  in {} out {}{}\n",
+                    "{}  {}{}  last seen {}  last sync {}  in {} out {}  {}{}\n",
                     r["id"].as_str().unwrap_or(""),
                     match r["online"].as_bool() {
                         Some(true) => "online  ",
@@ -96,6 +97,10 @@ pub fn peers(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
                     r["last_sync"].as_str().unwrap_or("never"),
                     r["entries_in"],
                     r["entries_out"],
+                    match r["behind_by"].as_u64() {
+                        Some(0) | None => "in sync".to_owned(),
+                        Some(n) => format!("behind by {n}"),
+                    },
                     r["address"].as_str().map(|a| format!("  at {a}")).unwrap_or_default()
                 )
             })

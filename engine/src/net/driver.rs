@@ -43,6 +43,8 @@ pub struct Outcome {
     pub rounds: u32,
     pub synced: bool,
     pub forks: usize,
+    /// Entries of logs we offer that the peer had not received when the session ended.
+    pub behind_by: u64,
 }
 
 /// Reasons that mean the peer sent something no honest node sends.
@@ -180,6 +182,7 @@ pub(crate) async fn run(
         }
         rec.entries_in += out.entries_in;
         rec.entries_out += out.entries_out;
+        rec.behind_by = out.behind_by;
         s.set_peer(&peer, &rec, false)
     });
     match err {
@@ -361,6 +364,18 @@ async fn session(
     }
     .await;
     reader.abort();
+    if out.synced {
+        out.behind_by = if live {
+            shared.with_store(|s| {
+                interest
+                    .iter()
+                    .map(|a| s.head(a).map_or(0, |h| h.seq).saturating_sub(peer_known.get(a).copied().unwrap_or(0)))
+                    .sum()
+            })
+        } else {
+            0
+        };
+    }
     match r {
         Ok(()) => Ok(out),
         Err(e) => {
