@@ -44,13 +44,12 @@ pub enum Access {
 }
 
 impl Access {
-    pub fn node<R>(&self, args: &Cli, f: impl FnOnce(&mut Node) -> Result<R>) -> Result<R> {
+    /// Runs a read-only command on the node: a running node keeps syncing meanwhile.
+    /// (Commands that write will take the node exclusively.)
+    pub fn read<R>(&self, args: &Cli, f: impl FnOnce(&Node) -> Result<R>) -> Result<R> {
         match self {
-            Access::Local => {
-                let mut node = open(args)?;
-                f(&mut node)
-            }
-            Access::Remote(host) => host.with_node(f),
+            Access::Local => f(&open(args)?),
+            Access::Remote(host) => host.read_node(f),
         }
     }
 }
@@ -61,8 +60,8 @@ pub fn run(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
     }
     match &args.command {
         Command::Init { name } => init(args, out, name),
-        Command::Id => access.node(args, |node| id(args, out, node)),
-        Command::Log(cmd) => access.node(args, |node| log(args, out, node, cmd)),
+        Command::Id => access.read(args, |node| id(args, out, node)),
+        Command::Log(cmd) => access.read(args, |node| log(args, out, node, cmd)),
         Command::Vectors(cmd) => vectors_cmd(args, out, cmd),
         Command::Serve { listen } => net_cmds::serve(args, listen),
         Command::Sync { target, peer } => net_cmds::sync(args, access, out, target, peer.as_deref()),
@@ -110,7 +109,7 @@ fn init(args: &Cli, out: &mut String, name: &str) -> Result<u8> {
     Ok(0)
 }
 
-fn id(args: &Cli, out: &mut String, node: &mut Node) -> Result<u8> {
+fn id(args: &Cli, out: &mut String, node: &Node) -> Result<u8> {
     let v = identity_json(node);
     print(args, out, &v, || identity_text(&v));
     Ok(0)
@@ -135,8 +134,7 @@ fn author_key(node: &Node, s: &str) -> Result<[u8; 32]> {
         .with_context(|| format!("'{s}' is not an author (lu…, ld…, 64 hex digits, user or device)"))
 }
 
-fn log(args: &Cli, out: &mut String, node: &mut Node, cmd: &LogCommand) -> Result<u8> {
-    let node = &*node;
+fn log(args: &Cli, out: &mut String, node: &Node, cmd: &LogCommand) -> Result<u8> {
     let store = &node.store;
     let trust = store.trust();
     match cmd {

@@ -70,7 +70,7 @@ pub fn peers(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
         Access::Remote(host) => Some(host.online()),
         Access::Local => None,
     };
-    let rows: Vec<Value> = access.node(args, |node| {
+    let rows: Vec<Value> = access.read(args, |node| {
         Ok(node
             .store
             .peers()?
@@ -110,7 +110,7 @@ pub fn peers(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
 }
 
 pub fn sync(args: &Cli, access: &Access, out: &mut String, target: &str, peer: Option<&str>) -> Result<u8> {
-    let (addr, expected) = access.node(args, |node| resolve(node, target, peer))?;
+    let (addr, expected) = access.read(args, |node| resolve(node, target, peer))?;
     let outcome = match access {
         Access::Remote(host) => {
             // Forwarded commands run on a blocking thread of the node's runtime.

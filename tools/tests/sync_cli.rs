@@ -88,3 +88,54 @@ fn serve_and_sync_over_loopback() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not an author"));
 }
+
+fn spawn_serve(data: &Path, listen: &str) -> (Killed, String, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_libra"))
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", listen])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read");
+    let addr = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    (Killed(child), addr, reader)
+}
+
+fn online(data: &Path) -> bool {
+    let out = libra(data, &["--json", "peers"]);
+    out.status.success()
+        && serde_json::from_slice::<Value>(&out.stdout)
+            .is_ok_and(|v| v.as_array().is_some_and(|a| a.iter().any(|p| p["online"] == true)))
+}
+
+#[test]
+fn serve_redials_a_peer_that_comes_up_later() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let ida = json(&libra(&a, &["--json", "init", "--name", "Ann"]));
+    let idb = json(&libra(&b, &["--json", "init", "--name", "Ben"]));
+    json(&libra(&b, &["--json", "peer", "allow", ida["device_id"].as_str().expect("a")]));
+    // Reserve B's port, then start A while nobody listens there.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let b_addr = format!("127.0.0.1:{port}");
+    json(&libra(&a, &["--json", "peer", "allow", idb["device_id"].as_str().expect("b"), "--address", &b_addr]));
+    let _a = spawn_serve(&a, "127.0.0.1:0");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!online(&a), "A cannot be connected yet");
+    let _b = spawn_serve(&b, &b_addr);
+    // A retries with backoff (and a 5 s handshake limit) until B answers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !online(&b) {
+        assert!(std::time::Instant::now() < deadline, "A never reached B");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Both sides hold both identities' logs (read through the running nodes).
+    for d in [&a, &b] {
+        let logs = json(&libra(d, &["--json", "log", "list"]));
+        assert_eq!(logs.as_array().map(Vec::len), Some(4));
+    }
+}

@@ -182,7 +182,9 @@ pub(crate) async fn run(
         }
         rec.entries_in += out.entries_in;
         rec.entries_out += out.entries_out;
-        rec.behind_by = out.behind_by;
+        if out.synced {
+            rec.behind_by = out.behind_by;
+        }
         s.set_peer(&peer, &rec, false)
     });
     match err {
@@ -229,12 +231,17 @@ async fn session(
         Ok(v) => v,
         Err(e) => return Err((out, e.into())),
     };
-    let heads = shared.with_store(|s| {
-        HeadSet::from_items(s.heads().filter(|(a, _)| interest.contains(a)).map(|(a, h)| HeadItem {
-            author: a,
-            seq: h.seq,
-            id: h.id,
-        }))
+    let heads = shared.with_store_mut(|s| {
+        if s.heads().all(|(a, _)| interest.contains(&a)) {
+            // The usual case: every held log is in the interest set; the cached set is used.
+            s.head_set()
+        } else {
+            HeadSet::from_items(s.heads().filter(|(a, _)| interest.contains(a)).map(|(a, h)| HeadItem {
+                author: a,
+                seq: h.seq,
+                id: h.id,
+            }))
+        }
     });
     let snapshot: Vec<([u8; 32], u64)> = heads_snapshot(&heads);
     let mut sess = Session::new(heads, initiator);
@@ -273,7 +280,8 @@ async fn session(
     });
     let mut peer_known: BTreeMap<[u8; 32], u64> = BTreeMap::new();
     let mut parked: Vec<Entry> = Vec::new();
-    let mut held: Option<(Incoming, usize)> = None;
+    // A frame taken from the queue while gathering a batch, handled right after it.
+    let mut held: Option<Result<Option<(Incoming, usize)>, NetError>> = None;
     let r: Result<(), NetError> = async {
         loop {
             while let Some(t) = sess.poll_transfer() {
@@ -304,7 +312,7 @@ async fn session(
                 }
                 shared.notify_changed();
             }
-            let next = held.take().map(|frame| Ok(Some(frame)));
+            let next = held.take();
             tokio::select! {
                 frame = async { match next { Some(f) => Some(f), None => rx.recv().await } } => {
                     let Some(frame) = frame else { return Ok(()) };
@@ -324,7 +332,7 @@ async fn session(
                                         es.extend(more);
                                     }
                                     Ok(other) => {
-                                        held = Some(other?.ok_or(NetError::Stream("stream ended".into()))?);
+                                        held = Some(other);
                                         break;
                                     }
                                     Err(_) => break,

@@ -38,7 +38,7 @@ pub async fn read(
         Ok(buf)
     })
     .await
-    .map_err(|_| NetError::Timeout(deadline))??;
+    .map_err(|_| NetError::StalledFrame(deadline))??;
     let msg = Message::decode(&body)?;
     Ok(Some((msg, body.len() + 4)))
 }

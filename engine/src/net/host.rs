@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
+
 use std::time::Duration;
 
 use super::driver::{self, Outcome};
@@ -48,7 +49,8 @@ impl Default for Limits {
 
 /// State shared by every session of a host.
 pub(crate) struct Shared {
-    node: Mutex<Node>,
+    /// Readers (sessions reading logs, forwarded read-only commands) share; writers exclude.
+    node: RwLock<Node>,
     pub(crate) device: [u8; 32],
     pub(crate) changed: tokio::sync::watch::Sender<u64>,
     allowed: Arc<RwLock<BTreeSet<[u8; 32]>>>,
@@ -58,11 +60,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn with_store<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
-        let guard = self.node.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = self.node.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&guard.store)
     }
     pub(crate) fn with_store_mut<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
-        let mut guard = self.node.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self.node.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut guard.store)
     }
     pub(crate) fn notify_changed(&self) {
@@ -86,6 +88,9 @@ pub struct Host {
     endpoint: quinn::Endpoint,
     seed: [u8; 32],
 }
+
+/// Longest a dial waits for the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
@@ -123,7 +128,7 @@ impl Host {
         let endpoint = quinn::Endpoint::server(server, config.listen)?;
         let (changed, _) = tokio::sync::watch::channel(0);
         let shared = Arc::new(Shared {
-            node: Mutex::new(node),
+            node: RwLock::new(node),
             device,
             changed,
             allowed,
@@ -170,7 +175,10 @@ impl Host {
             quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| NetError::Stream(e.to_string()))?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic));
         client.transport_config(transport());
-        let conn = self.endpoint.connect_with(client, addr, "libra")?.await?;
+        // A handshake that has not completed in this time will not: nobody answers there.
+        let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.endpoint.connect_with(client, addr, "libra")?)
+            .await
+            .map_err(|_| NetError::Timeout(HANDSHAKE_TIMEOUT))??;
         driver::run(self.shared.clone(), conn, true, live).await
     }
 
@@ -182,11 +190,17 @@ impl Host {
     /// Runs `f` on the node (identity and store); live sessions are told about new entries.
     pub fn with_node<R>(&self, f: impl FnOnce(&mut Node) -> R) -> R {
         let r = {
-            let mut guard = self.shared.node.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut guard = self.shared.node.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             f(&mut guard)
         };
         self.shared.notify_changed();
         r
+    }
+
+    /// Runs `f` on the node for reading; sessions keep running meanwhile.
+    pub fn read_node<R>(&self, f: impl FnOnce(&Node) -> R) -> R {
+        let guard = self.shared.node.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&guard)
     }
 
     /// Peers connected right now, with the address in use (local knowledge only).

@@ -33,6 +33,8 @@ pub enum NetError {
     Io(#[from] std::io::Error),
     #[error("peer stalled: nothing for {0:?}")]
     Timeout(std::time::Duration),
+    #[error("peer stalled inside a frame for {0:?}")]
+    StalledFrame(std::time::Duration),
     #[error("the peer is not allowed")]
     NotAllowed,
 }

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Hlc;
 use crate::log::{ChainPoint, EntryId};
 use crate::projection::TrustView;
+use crate::sync::HeadSet;
 
 /// The format string written at creation; a store with another one is refused.
 pub const STORE_FORMAT: &str = "libra-store-v1";
@@ -59,6 +60,9 @@ pub struct Store {
     meta: Keyspace,
     peers: Keyspace,
     head_cache: BTreeMap<[u8; 32], Head>,
+    /// The heads as the sync layer reconciles them, kept up to date on every write so that an
+    /// idle reconcile does not rebuild it.
+    head_set: HeadSet,
     forked: BTreeSet<[u8; 32]>,
     next_lognum: u32,
     clock: Hlc,
@@ -79,6 +83,13 @@ impl Store {
     /// Every log's head, ordered by author.
     pub fn heads(&self) -> impl Iterator<Item = ([u8; 32], Head)> + '_ {
         self.head_cache.iter().map(|(a, h)| (*a, *h))
+    }
+
+    /// The reconciliation set of every held log (prefix sums refreshed), ready for a session.
+    pub fn head_set(&mut self) -> HeadSet {
+        let (a, b) = self.head_set.span(&None, &None);
+        let _ = self.head_set.fingerprint(a, b);
+        self.head_set.clone()
     }
 
     pub fn head(&self, author: &[u8; 32]) -> Option<Head> {

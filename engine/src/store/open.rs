@@ -72,6 +72,13 @@ impl Store {
             None => TrustView::default(),
         };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let head_set = crate::sync::HeadSet::from_items(
+            head_cache.iter().map(|(a, h): (&[u8; 32], &Head)| crate::sync::HeadItem {
+                author: *a,
+                seq: h.seq,
+                id: h.id,
+            }),
+        );
         let mut store = Store {
             path,
             db,
@@ -84,6 +91,7 @@ impl Store {
             meta,
             peers,
             head_cache,
+            head_set,
             forked,
             next_lognum,
             clock,

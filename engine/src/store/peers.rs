@@ -17,7 +17,8 @@ pub struct PeerRecord {
     pub last_sync_ms: u64,
     pub entries_in: u64,
     pub entries_out: u64,
-    /// Entries the peer had that we lacked at the last reconciliation.
+    /// Entries of logs we offer that the peer had not received when the last completed session
+    /// ended (0 after a completed one-shot sync).
     pub behind_by: u64,
 }
 

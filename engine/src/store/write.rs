@@ -247,6 +247,9 @@ impl Store {
         batch.commit()?;
         // Committed batches are visible to readers; keep the caches in step before the fsync,
         // whose failure leaves the outcome unknown (spec/log.md, "Durability").
+        for (author, head) in &heads {
+            self.head_set.set(crate::sync::HeadItem { author: *author, seq: head.seq, id: head.id });
+        }
         self.head_cache.extend(heads);
         self.next_lognum = next_lognum;
         self.trust = trust;

@@ -206,3 +206,29 @@ fn a_damaged_store_gives_an_error_not_a_panic() {
     scramble(&path);
     assert!(Store::open(&path).is_err());
 }
+
+#[test]
+fn the_cached_head_set_follows_every_write() {
+    use libra_engine::sync::{HeadItem, HeadSet};
+    let rebuilt = |s: &Store| {
+        let mut h = HeadSet::from_items(s.heads().map(|(a, h)| HeadItem { author: a, seq: h.seq, id: h.id }));
+        let (a, b) = h.span(&None, &None);
+        h.fingerprint(a, b)
+    };
+    let cached = |s: &mut Store| {
+        let mut h = s.head_set();
+        let (a, b) = h.span(&None, &None);
+        h.fingerprint(a, b)
+    };
+    let (dir, mut store) = temp_store();
+    assert_eq!(cached(&mut store), rebuilt(&store));
+    store.append(&key("a"), vec![(99, b"x".to_vec())], 1).expect("append");
+    store.ingest(chain(&key("b"), 5), 0).expect("ingest");
+    assert_eq!(cached(&mut store), rebuilt(&store));
+    store.append(&key("a"), vec![(99, b"y".to_vec())], 2).expect("append");
+    assert_eq!(cached(&mut store), rebuilt(&store));
+    drop(store);
+    let mut store = Store::open(dir.path().join("store")).expect("reopen");
+    assert_eq!(cached(&mut store), rebuilt(&store));
+    assert_eq!(store.head_set().len(), 2);
+}
