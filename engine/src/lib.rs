@@ -11,6 +11,7 @@ pub mod codec;
 pub mod identity;
 pub mod keyfile;
 pub mod log;
+pub mod messaging;
 pub mod net;
 pub mod node;
 pub mod payload;

@@ -12,6 +12,8 @@ pub const KIND_PROFILE: u16 = 1;
 pub const KIND_DEVICE_CERT: u16 = 2;
 pub const KIND_DEVICE_HELLO: u16 = 3;
 pub const KIND_DEVICE_REVOKE: u16 = 4;
+/// Everything people say and do: a sealed `messaging::Body` (spec/messaging.md).
+pub const KIND_SEALED: u16 = 16;
 
 /// Longest display name, in bytes.
 pub const MAX_NAME: usize = 64;
@@ -90,6 +92,7 @@ impl Payload {
             KIND_DEVICE_CERT => "device_cert",
             KIND_DEVICE_HELLO => "device_hello",
             KIND_DEVICE_REVOKE => "device_revoke",
+            KIND_SEALED => "sealed",
             _ => "unknown",
         }
     }

@@ -312,61 +312,65 @@ async fn session(
                 }
                 shared.notify_changed();
             }
-            let next = held.take();
-            tokio::select! {
-                frame = async { match next { Some(f) => Some(f), None => rx.recv().await } } => {
-                    let Some(frame) = frame else { return Ok(()) };
-                    let Some((msg, n)) = frame? else { return Ok(()) };
-                    out.bytes_in += n as u64;
+            // A frame held back while gathering a batch is handled before anything else, so
+            // it is never lost to a change notification winning the select.
+            let frame = match held.take() {
+                Some(f) => Some(f),
+                None => tokio::select! {
+                    f = rx.recv() => f,
+                    changed = changes.changed(), if out.synced && live => {
+                        if changed.is_err() {
+                            return Ok(());
+                        }
+                        let pushes: Vec<([u8; 32], u64, u64)> = shared.with_store(|s| {
+                            interest.iter().filter_map(|a| {
+                                let head = s.head(a)?.seq;
+                                let known = peer_known.get(a).copied().unwrap_or(0);
+                                (head > known).then_some((*a, known + 1, head))
+                            }).collect()
+                        });
+                        for (a, from, to) in pushes {
+                            send_range(shared, &mut send, a, from, to, &mut out).await?;
+                            peer_known.insert(a, to);
+                        }
+                        continue;
+                    }
+                },
+            };
+            let Some(frame) = frame else { return Ok(()) };
+            let Some((msg, n)) = frame? else { return Ok(()) };
+            out.bytes_in += n as u64;
+            if out.bytes_in > limits.session_bytes_in {
+                return Err(SyncError::LimitExceeded("bytes received in one session").into());
+            }
+            match msg {
+                Incoming::Entries(mut es) => {
+                    // Take whatever else has already arrived into the same ingest: one
+                    // validation pass and one fsync for all of it.
+                    while es.len() < INGEST_BATCH {
+                        match rx.try_recv() {
+                            Ok(Ok(Some((Incoming::Entries(more), n)))) => {
+                                out.bytes_in += n as u64;
+                                es.extend(more);
+                            }
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
                     if out.bytes_in > limits.session_bytes_in {
                         return Err(SyncError::LimitExceeded("bytes received in one session").into());
                     }
-                    match msg {
-                        Incoming::Entries(mut es) => {
-                            // Take whatever else has already arrived into the same ingest: one
-                            // validation pass and one fsync for all of it.
-                            while es.len() < INGEST_BATCH {
-                                match rx.try_recv() {
-                                    Ok(Ok(Some((Incoming::Entries(more), n)))) => {
-                                        out.bytes_in += n as u64;
-                                        es.extend(more);
-                                    }
-                                    Ok(other) => {
-                                        held = Some(other);
-                                        break;
-                                    }
-                                    Err(_) => break,
-                                }
-                            }
-                            if out.bytes_in > limits.session_bytes_in {
-                                return Err(SyncError::LimitExceeded("bytes received in one session").into());
-                            }
-                            let (accepted, shown) = ingest(shared, es, &mut interest, &mut parked).await?;
-                            out.entries_in += accepted as u64;
-                            for (a, s) in shown {
-                                let k = peer_known.entry(a).or_insert(0);
-                                *k = (*k).max(s);
-                            }
-                        }
-                        Incoming::Message(other) => shared.with_store(|s| sess.handle(other, s))?,
+                    let (accepted, shown) = ingest(shared, es, &mut interest, &mut parked).await?;
+                    out.entries_in += accepted as u64;
+                    for (a, s) in shown {
+                        let k = peer_known.entry(a).or_insert(0);
+                        *k = (*k).max(s);
                     }
                 }
-                changed = changes.changed(), if out.synced && live => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    let pushes: Vec<([u8; 32], u64, u64)> = shared.with_store(|s| {
-                        interest.iter().filter_map(|a| {
-                            let head = s.head(a)?.seq;
-                            let known = peer_known.get(a).copied().unwrap_or(0);
-                            (head > known).then_some((*a, known + 1, head))
-                        }).collect()
-                    });
-                    for (a, from, to) in pushes {
-                        send_range(shared, &mut send, a, from, to, &mut out).await?;
-                        peer_known.insert(a, to);
-                    }
-                }
+                Incoming::Message(other) => shared.with_store(|s| sess.handle(other, s))?,
             }
         }
     }

@@ -4,6 +4,7 @@
 //! view state and view positions — goes through one atomic write batch followed by a journal
 //! fsync (`PersistMode::SyncAll`). An append or ingest that returned `Ok` is durable.
 
+mod chats;
 mod error;
 mod keys;
 mod open;
@@ -12,6 +13,7 @@ mod read;
 mod verify;
 mod write;
 
+pub use chats::{ChatKind, ChatSummary, Delivery, MessageView, NewMessage};
 pub use error::StoreError;
 pub use peers::PeerRecord;
 pub use verify::Problem;
@@ -59,6 +61,11 @@ pub struct Store {
     views: Keyspace,
     meta: Keyspace,
     peers: Keyspace,
+    /// Rows of the chats projection (messaging::view), written only once a reader is set.
+    chats: Keyspace,
+    reader: Option<crate::messaging::Reader>,
+    /// Messages from other users stored since the last `take_new_messages`.
+    new_messages: Vec<chats::NewMessage>,
     head_cache: BTreeMap<[u8; 32], Head>,
     /// The heads as the sync layer reconciles them, kept up to date on every write so that an
     /// idle reconcile does not rebuild it.
@@ -112,8 +119,18 @@ impl Store {
         Ok((tables, self.db.journal_disk_space()?))
     }
 
-    fn keyspaces(&self) -> [&Keyspace; 8] {
-        [&self.entries, &self.ids, &self.heads, &self.lognums, &self.forks, &self.views, &self.meta, &self.peers]
+    fn keyspaces(&self) -> [&Keyspace; 9] {
+        [
+            &self.entries,
+            &self.ids,
+            &self.heads,
+            &self.lognums,
+            &self.forks,
+            &self.views,
+            &self.meta,
+            &self.peers,
+            &self.chats,
+        ]
     }
 
     /// Writes every memtable to tables so the next open replays no journal. Call before a clean

@@ -37,10 +37,11 @@ impl Store {
                 ks("views")?,
                 ks("meta")?,
                 ks("peers")?,
+                ks("chats")?,
             ];
             Ok((db, all))
         }));
-        let (db, [entries, ids, heads, lognums, forks, views, meta, peers]) = match opened {
+        let (db, [entries, ids, heads, lognums, forks, views, meta, peers, chats]) = match opened {
             Ok(Ok(v)) => v,
             Ok(Err(fjall::Error::Locked)) => return Err(StoreError::Locked(path)),
             Ok(Err(e)) => return Err(open_err(e.to_string())),
@@ -90,6 +91,9 @@ impl Store {
             views,
             meta,
             peers,
+            chats,
+            reader: None,
+            new_messages: Vec::new(),
             head_cache,
             head_set,
             forked,

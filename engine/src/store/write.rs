@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use ed25519_dalek::SigningKey;
 use fjall::PersistMode;
 
-use super::keys;
 use super::{Head, Store, StoreError};
+use super::{chats, keys};
 use crate::codec::{self, Blob};
 use crate::log::{
     ChainPoint, Entry, ForkProof, MAX_PAYLOAD, ValidationError, check_link, check_payload, sign_entry, verify_many,
@@ -211,6 +211,7 @@ impl Store {
         let mut next_lognum = self.next_lognum;
         let mut trust = self.trust.clone();
         let mut trust_changed = false;
+        let mut new_messages = Vec::new();
         for e in entries {
             let h = e.header();
             let author = h.author.0;
@@ -233,10 +234,21 @@ impl Store {
             batch.insert(&self.ids, keys::id_key(e.id.as_bytes(), lognum, h.seq).to_vec(), Vec::new());
             heads.insert(author, Head { lognum, seq: h.seq, id: e.id, timestamp: h.timestamp });
             trust_changed |= trust.apply(e);
+            if let Some(reader) = &self.reader {
+                for (k, v) in crate::messaging::view::rows(e, reader, &trust) {
+                    if let Some(m) = chats::new_message(&k, reader, &v) {
+                        new_messages.push(m);
+                    }
+                    batch.insert(&self.chats, k, v);
+                }
+            }
         }
         for (author, head) in &heads {
             batch.insert(&self.heads, author.to_vec(), codec::encode(head));
             batch.insert(&self.views, keys::view_pos_key(TrustView::NAME, author), head.seq.to_be_bytes().to_vec());
+            if self.reader.is_some() {
+                batch.insert(&self.views, keys::view_pos_key(chats::VIEW, author), head.seq.to_be_bytes().to_vec());
+            }
         }
         if trust_changed {
             batch.insert(&self.views, keys::view_state_key(TrustView::NAME), codec::encode(&trust));
@@ -254,6 +266,7 @@ impl Store {
         self.next_lognum = next_lognum;
         self.trust = trust;
         self.forked.extend(forks.iter().map(|(a, _)| *a));
+        self.new_messages.extend(new_messages);
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())
     }

@@ -1,0 +1,220 @@
+//! What a sealed payload carries once opened: one canonical MessagePack `[tag, body]`.
+//!
+//! Everything a person does in Libra (write, edit, delete, acknowledge, add a contact, change a
+//! group) is one of these inside a sealed entry of kind 16, so a carrier cannot tell them apart.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::codec::{self, Bytes, CodecError};
+use crate::identity::{DeviceCert, UserId};
+use crate::log::EntryId;
+
+/// Longest message text, in bytes (the entry limit leaves room for sealing overhead).
+pub const MAX_TEXT: usize = 32 * 1024;
+/// Most members a group may list.
+pub const MAX_MEMBERS: usize = 64;
+
+/// A chat: for two people, derived from both user ids; for a group, random at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ChatId(pub Bytes<16>);
+
+impl ChatId {
+    /// The 1:1 chat of two users; the same on both sides.
+    pub fn direct(a: &UserId, b: &UserId) -> ChatId {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let mut h = blake3::Hasher::new_derive_key("libra-chat-direct-v1");
+        h.update(lo.as_bytes());
+        h.update(hi.as_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        ChatId(Bytes(id))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0.0)
+    }
+}
+
+/// A contact as an invite introduces it: a name and certified devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactCard {
+    pub name: String,
+    pub certs: Vec<DeviceCert>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Text {
+        chat: ChatId,
+        text: String,
+        reply_to: Option<EntryId>,
+    },
+    Edit {
+        chat: ChatId,
+        target: EntryId,
+        text: String,
+    },
+    Delete {
+        chat: ChatId,
+        target: EntryId,
+    },
+    /// Delivered (and read, when `read`) acknowledgements of messages in one chat.
+    Ack {
+        chat: ChatId,
+        targets: Vec<EntryId>,
+        read: bool,
+    },
+    /// Sealed to own devices only: this user added a contact.
+    Contact(ContactCard),
+    GroupCreate {
+        chat: ChatId,
+        name: String,
+        members: Vec<UserId>,
+    },
+    GroupAdd {
+        chat: ChatId,
+        members: Vec<UserId>,
+    },
+    GroupLeave {
+        chat: ChatId,
+    },
+}
+
+const TEXT: u8 = 1;
+const EDIT: u8 = 2;
+const DELETE: u8 = 3;
+const ACK: u8 = 4;
+const CONTACT: u8 = 5;
+const GROUP_CREATE: u8 = 6;
+const GROUP_ADD: u8 = 7;
+const GROUP_LEAVE: u8 = 8;
+
+fn tagged<T: Serialize>(tag: u8, b: &T) -> Vec<u8> {
+    codec::encode(&(tag, b))
+}
+
+fn body<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (_, b): (u8, T) = codec::decode(bytes)?;
+    Ok(b)
+}
+
+/// Why an opened body is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("does not parse: {0}")]
+    Parse(#[from] CodecError),
+    #[error("unknown body tag {0}")]
+    UnknownTag(u8),
+    #[error("text longer than {MAX_TEXT} bytes")]
+    TooLong,
+    #[error("more than {MAX_MEMBERS} members")]
+    TooManyMembers,
+}
+
+impl Body {
+    pub fn chat(&self) -> Option<ChatId> {
+        match self {
+            Body::Text { chat, .. }
+            | Body::Edit { chat, .. }
+            | Body::Delete { chat, .. }
+            | Body::Ack { chat, .. }
+            | Body::GroupCreate { chat, .. }
+            | Body::GroupAdd { chat, .. }
+            | Body::GroupLeave { chat } => Some(*chat),
+            Body::Contact(_) => None,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Body::Text { chat, text, reply_to } => tagged(TEXT, &(chat, text, reply_to)),
+            Body::Edit { chat, target, text } => tagged(EDIT, &(chat, target, text)),
+            Body::Delete { chat, target } => tagged(DELETE, &(chat, target)),
+            Body::Ack { chat, targets, read } => tagged(ACK, &(chat, targets, read)),
+            Body::Contact(card) => tagged(CONTACT, card),
+            Body::GroupCreate { chat, name, members } => tagged(GROUP_CREATE, &(chat, name, members)),
+            Body::GroupAdd { chat, members } => tagged(GROUP_ADD, &(chat, members)),
+            Body::GroupLeave { chat } => tagged(GROUP_LEAVE, &(chat,)),
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Body, BodyError> {
+        let tag = match bytes {
+            [0x92, t, ..] if *t < 0x80 => *t,
+            _ => return Err(BodyError::Parse(CodecError::Malformed("not a [tag, body] pair".into()))),
+        };
+        let b = match tag {
+            TEXT => {
+                let (chat, text, reply_to): (ChatId, String, Option<EntryId>) = body(bytes)?;
+                Body::Text { chat, text, reply_to }
+            }
+            EDIT => {
+                let (chat, target, text): (ChatId, EntryId, String) = body(bytes)?;
+                Body::Edit { chat, target, text }
+            }
+            DELETE => {
+                let (chat, target): (ChatId, EntryId) = body(bytes)?;
+                Body::Delete { chat, target }
+            }
+            ACK => {
+                let (chat, targets, read): (ChatId, Vec<EntryId>, bool) = body(bytes)?;
+                Body::Ack { chat, targets, read }
+            }
+            CONTACT => Body::Contact(body(bytes)?),
+            GROUP_CREATE => {
+                let (chat, name, members): (ChatId, String, Vec<UserId>) = body(bytes)?;
+                Body::GroupCreate { chat, name, members }
+            }
+            GROUP_ADD => {
+                let (chat, members): (ChatId, Vec<UserId>) = body(bytes)?;
+                Body::GroupAdd { chat, members }
+            }
+            GROUP_LEAVE => {
+                let (chat,): (ChatId,) = body(bytes)?;
+                Body::GroupLeave { chat }
+            }
+            t => return Err(BodyError::UnknownTag(t)),
+        };
+        match &b {
+            Body::Text { text, .. } | Body::Edit { text, .. } if text.len() > MAX_TEXT => Err(BodyError::TooLong),
+            Body::GroupCreate { members, .. } | Body::GroupAdd { members, .. } if members.len() > MAX_MEMBERS => {
+                Err(BodyError::TooManyMembers)
+            }
+            _ => Ok(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_round_trip() {
+        let chat = ChatId(Bytes([3; 16]));
+        let id = EntryId(Bytes([9; 32]));
+        for b in [
+            Body::Text { chat, text: "hi".into(), reply_to: Some(id) },
+            Body::Edit { chat, target: id, text: "hey".into() },
+            Body::Delete { chat, target: id },
+            Body::Ack { chat, targets: vec![id, id], read: true },
+            Body::Contact(ContactCard { name: "n".into(), certs: vec![] }),
+            Body::GroupCreate { chat, name: "g".into(), members: vec![UserId(Bytes([1; 32]))] },
+            Body::GroupAdd { chat, members: vec![] },
+            Body::GroupLeave { chat },
+        ] {
+            assert_eq!(Body::decode(&b.encode()), Ok(b));
+        }
+        assert_eq!(Body::decode(&codec::encode(&(99u8, ()))), Err(BodyError::UnknownTag(99)));
+        let long = Body::Text { chat, text: "x".repeat(MAX_TEXT + 1), reply_to: None };
+        assert_eq!(Body::decode(&long.encode()), Err(BodyError::TooLong));
+    }
+
+    #[test]
+    fn direct_chat_ids_are_symmetric() {
+        let (a, b) = (UserId(Bytes([1; 32])), UserId(Bytes([2; 32])));
+        assert_eq!(ChatId::direct(&a, &b), ChatId::direct(&b, &a));
+        assert_ne!(ChatId::direct(&a, &b), ChatId::direct(&a, &a));
+    }
+}

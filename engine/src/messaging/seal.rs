@@ -1,0 +1,175 @@
+//! Sealing a message for many devices without naming them (spec/messaging.md, "Sealing").
+//!
+//! A fresh content key encrypts the plaintext once (XChaCha20-Poly1305). For every recipient
+//! device an x25519 agreement with one ephemeral key derives a wrap key that encrypts the content
+//! key into a 48-byte slot. Slots carry no recipient ids and are sorted by their bytes; their
+//! count is padded to a power of two with random slots, so a carrier learns only a bound on the
+//! number of recipients. A recipient tries every slot with its one derived wrap key.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use serde::{Deserialize, Serialize};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use crate::codec::{self, Blob, Bytes};
+
+/// Most recipient slots in one sealed payload (after padding).
+pub const MAX_SLOTS: usize = 256;
+const WRAP_CONTEXT: &str = "libra-seal-v1 wrap";
+
+/// The sealed payload, encoded as `[version, ephemeral key, slots, nonce, ciphertext]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    pub version: u8,
+    pub ephemeral: Bytes<32>,
+    pub slots: Vec<Bytes<48>>,
+    pub nonce: Bytes<24>,
+    pub ciphertext: Blob,
+}
+
+/// Why a sealed payload did not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("not addressed to this device")]
+    NotForUs,
+    #[error("addressed to this device, but the content does not decrypt")]
+    Corrupt,
+    #[error("malformed sealed payload: {0}")]
+    Malformed(String),
+    #[error("{0} recipients exceed the limit of {MAX_SLOTS}")]
+    TooManyRecipients(usize),
+    #[error("a recipient key is not usable for agreement")]
+    BadRecipientKey,
+}
+
+/// The randomness one sealing uses; passed in so vectors can fix it.
+pub struct SealRandom {
+    pub ephemeral: [u8; 32],
+    pub content_key: [u8; 32],
+    pub nonce: [u8; 24],
+    /// Source of padding slots.
+    pub padding: [u8; 32],
+}
+
+impl SealRandom {
+    pub fn fresh() -> SealRandom {
+        let r = crate::identity::random_secret;
+        let mut nonce = [0u8; 24];
+        nonce.copy_from_slice(&r()[..24]);
+        SealRandom { ephemeral: r(), content_key: r(), nonce, padding: r() }
+    }
+}
+
+fn wrap_key(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key(WRAP_CONTEXT);
+    h.update(shared);
+    h.update(ephemeral);
+    h.update(recipient);
+    *h.finalize().as_bytes()
+}
+
+/// Each wrap key is used exactly once (fresh ephemeral key per message), so a zero nonce is safe.
+const SLOT_NONCE: [u8; 24] = [0; 24];
+
+pub fn seal(plaintext: &[u8], aad: &[u8], recipients: &[[u8; 32]], rnd: &SealRandom) -> Result<Sealed, SealError> {
+    let padded = recipients.len().max(1).next_power_of_two();
+    if padded > MAX_SLOTS {
+        return Err(SealError::TooManyRecipients(recipients.len()));
+    }
+    let eph = StaticSecret::from(rnd.ephemeral);
+    let eph_pub = PublicKey::from(&eph).to_bytes();
+    let mut slots = Vec::with_capacity(padded);
+    for r in recipients {
+        let shared = eph.diffie_hellman(&PublicKey::from(*r));
+        if !shared.was_contributory() {
+            return Err(SealError::BadRecipientKey);
+        }
+        let k = wrap_key(shared.as_bytes(), &eph_pub, r);
+        let slot = XChaCha20Poly1305::new(&k.into())
+            .encrypt(&XNonce::from(SLOT_NONCE), &rnd.content_key[..])
+            .map_err(|_| SealError::Corrupt)?;
+        slots.push(Bytes(<[u8; 48]>::try_from(slot.as_slice()).map_err(|_| SealError::Corrupt)?));
+    }
+    let mut filler = blake3::Hasher::new_derive_key("libra-seal-v1 padding");
+    filler.update(&rnd.padding);
+    let mut xof = filler.finalize_xof();
+    while slots.len() < padded {
+        let mut s = [0u8; 48];
+        xof.fill(&mut s);
+        slots.push(Bytes(s));
+    }
+    slots.sort();
+    let ciphertext = XChaCha20Poly1305::new(&rnd.content_key.into())
+        .encrypt(&XNonce::from(rnd.nonce), Payload { msg: plaintext, aad })
+        .map_err(|_| SealError::Corrupt)?;
+    Ok(Sealed { version: 1, ephemeral: Bytes(eph_pub), slots, nonce: Bytes(rnd.nonce), ciphertext: Blob(ciphertext) })
+}
+
+impl Sealed {
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Sealed, SealError> {
+        let s: Sealed = codec::decode(bytes).map_err(|e| SealError::Malformed(e.to_string()))?;
+        if s.version != 1 {
+            return Err(SealError::Malformed(format!("unknown version {}", s.version)));
+        }
+        if s.slots.is_empty() || s.slots.len() > MAX_SLOTS {
+            return Err(SealError::Malformed(format!("{} slots", s.slots.len())));
+        }
+        Ok(s)
+    }
+
+    /// Opens the payload with this device's agreement key.
+    pub fn open(&self, secret: &StaticSecret, aad: &[u8]) -> Result<Vec<u8>, SealError> {
+        let my_pub = PublicKey::from(secret).to_bytes();
+        let shared = secret.diffie_hellman(&PublicKey::from(self.ephemeral.0));
+        if !shared.was_contributory() {
+            return Err(SealError::NotForUs);
+        }
+        let k = wrap_key(shared.as_bytes(), &self.ephemeral.0, &my_pub);
+        let wrap = XChaCha20Poly1305::new(&k.into());
+        let content_key = self
+            .slots
+            .iter()
+            .find_map(|s| wrap.decrypt(&XNonce::from(SLOT_NONCE), &s.0[..]).ok())
+            .ok_or(SealError::NotForUs)?;
+        let key = <[u8; 32]>::try_from(content_key.as_slice()).map_err(|_| SealError::Corrupt)?;
+        XChaCha20Poly1305::new(&key.into())
+            .decrypt(&XNonce::from(self.nonce.0), Payload { msg: &self.ciphertext.0, aad })
+            .map_err(|_| SealError::Corrupt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(i: u8) -> (StaticSecret, [u8; 32]) {
+        let s = StaticSecret::from([i; 32]);
+        let p = PublicKey::from(&s).to_bytes();
+        (s, p)
+    }
+
+    #[test]
+    fn every_recipient_opens_others_do_not() {
+        let devs: Vec<_> = (1..=5).map(device).collect();
+        let pubs: Vec<[u8; 32]> = devs[..3].iter().map(|d| d.1).collect();
+        let sealed = seal(b"hello", b"aad", &pubs, &SealRandom::fresh()).expect("seal");
+        assert_eq!(sealed.slots.len(), 4, "3 recipients padded to 4 slots");
+        let back = Sealed::decode(&sealed.encode()).expect("decode");
+        for d in &devs[..3] {
+            assert_eq!(back.open(&d.0, b"aad").expect("open"), b"hello");
+            assert_eq!(back.open(&d.0, b"other aad"), Err(SealError::Corrupt));
+        }
+        for d in &devs[3..] {
+            assert_eq!(back.open(&d.0, b"aad"), Err(SealError::NotForUs));
+        }
+    }
+
+    #[test]
+    fn low_order_recipient_keys_are_refused() {
+        assert_eq!(seal(b"x", b"", &[[0u8; 32]], &SealRandom::fresh()), Err(SealError::BadRecipientKey));
+    }
+}

@@ -1,0 +1,144 @@
+//! The chats projection as rows: a pure function from one entry to the key-value rows it adds.
+//! The store writes them in the same batch as the entry; reading a chat merges them.
+//!
+//! Rows are keyed so that any arrival order yields the same set, and everything that depends on
+//! order (the latest edit, group membership, delivery state) is resolved when reading. So a
+//! rebuild from the logs equals the incremental state, row for row.
+//!
+//! Row keys (first byte is the row type):
+//!   `m` chat(16) ts(8) id(32)      → MsgRow        a message (or an undecryptable entry)
+//!   `t` id(32)                      → chat(16) ts(8) where a message lives
+//!   `e` target(32) ts(8) id(32)    → EditRow
+//!   `d` target(32) id(32)          → author user(32)
+//!   `a` target(32) device(32) ts(8) read(1) → (empty)   an acknowledgement
+//!   `g` chat(16) ts(8) id(32)      → GroupRow      group create / add / leave
+//!   `c` id(32)                      → ContactRow    a contact added by one of our devices
+//!   `s` chat(16)                    → (empty)       the chat exists
+
+use serde::{Deserialize, Serialize};
+use x25519_dalek::StaticSecret;
+
+use super::body::{Body, ChatId, ContactCard};
+use super::seal::{SealError, Sealed};
+use crate::codec::{self, Bytes};
+use crate::identity::{DeviceId, UserId};
+use crate::log::{Entry, EntryId};
+use crate::payload::KIND_SEALED;
+use crate::projection::TrustView;
+
+/// Who reads: this device's agreement secret and its user.
+pub struct Reader {
+    pub agreement: StaticSecret,
+    pub user: UserId,
+}
+
+/// The additional data a sealed payload is bound to: its author, so that nobody can re-post a
+/// ciphertext under their own key.
+pub fn aad(author: &[u8; 32]) -> Vec<u8> {
+    [&b"libra-msg-v1"[..], author].concat()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsgRow {
+    pub device: DeviceId,
+    pub user: Option<UserId>,
+    /// None for an entry addressed to us that did not decrypt or parse.
+    pub text: Option<String>,
+    pub reply_to: Option<EntryId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditRow {
+    pub user: Option<UserId>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupOp {
+    Create { name: String, members: Vec<UserId> },
+    Add { members: Vec<UserId> },
+    Leave,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRow {
+    pub user: Option<UserId>,
+    pub op: GroupOp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRow {
+    pub card: ContactCard,
+    pub ts: u64,
+}
+
+pub(crate) fn key(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// The rows one entry contributes.
+pub fn rows(entry: &Entry, reader: &Reader, trust: &TrustView) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let h = entry.header();
+    if h.kind != KIND_SEALED {
+        return Vec::new();
+    }
+    let Some(payload) = entry.payload.as_deref() else { return Vec::new() };
+    let device = DeviceId(Bytes(h.author.0));
+    let user = trust.owner_of(&device);
+    let ts = h.timestamp.to_be_bytes();
+    let id = entry.id.as_bytes();
+    let opened = Sealed::decode(payload).and_then(|s| s.open(&reader.agreement, &aad(&h.author.0)));
+    let body = match opened {
+        Err(SealError::NotForUs) => return Vec::new(),
+        Err(_) => None,
+        Ok(plain) => Body::decode(&plain).ok(),
+    };
+    let Some(body) = body else {
+        // Addressed to us but unreadable: shown, never dropped. It belongs to the 1:1 chat with
+        // its author, the only chat we can name without the plaintext.
+        let chat = user.map_or(ChatId(Bytes([0; 16])), |u| ChatId::direct(&reader.user, &u));
+        let row = MsgRow { device, user, text: None, reply_to: None };
+        return message_rows(chat, &ts, id, &row);
+    };
+    match body {
+        Body::Text { chat, text, reply_to } => {
+            message_rows(chat, &ts, id, &MsgRow { device, user, text: Some(text), reply_to })
+        }
+        Body::Edit { target, text, .. } => {
+            vec![(key(&[b"e", target.as_bytes(), &ts, id]), codec::encode(&EditRow { user, text }))]
+        }
+        Body::Delete { target, .. } => {
+            let who = user.map_or([0; 32], |u| *u.as_bytes());
+            vec![(key(&[b"d", target.as_bytes(), id]), who.to_vec())]
+        }
+        Body::Ack { targets, read, .. } => targets
+            .iter()
+            .map(|t| (key(&[b"a", t.as_bytes(), device.as_bytes(), &ts, &[u8::from(read)]]), Vec::new()))
+            .collect(),
+        Body::Contact(card) => {
+            // Only our own devices may add contacts for us.
+            if user != Some(reader.user) {
+                return Vec::new();
+            }
+            vec![(key(&[b"c", id]), codec::encode(&ContactRow { card, ts: h.timestamp }))]
+        }
+        Body::GroupCreate { chat, name, members } => group_rows(chat, &ts, id, user, GroupOp::Create { name, members }),
+        Body::GroupAdd { chat, members } => group_rows(chat, &ts, id, user, GroupOp::Add { members }),
+        Body::GroupLeave { chat } => group_rows(chat, &ts, id, user, GroupOp::Leave),
+    }
+}
+
+fn message_rows(chat: ChatId, ts: &[u8; 8], id: &[u8; 32], row: &MsgRow) -> Vec<(Vec<u8>, Vec<u8>)> {
+    vec![
+        (key(&[b"m", &chat.0.0, ts, id]), codec::encode(row)),
+        (key(&[b"t", id]), key(&[&chat.0.0, ts])),
+        (key(&[b"s", &chat.0.0]), Vec::new()),
+    ]
+}
+
+fn group_rows(chat: ChatId, ts: &[u8; 8], id: &[u8; 32], user: Option<UserId>, op: GroupOp) -> Vec<(Vec<u8>, Vec<u8>)> {
+    vec![
+        (key(&[b"g", &chat.0.0, ts, id]), codec::encode(&GroupRow { user, op })),
+        (key(&[b"s", &chat.0.0]), Vec::new()),
+    ]
+}

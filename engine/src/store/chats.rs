@@ -1,0 +1,344 @@
+//! The chats projection on disk: its rows (see messaging::view), catch-up when a reader is set,
+//! a rebuild for audits, and the queries the front ends ask.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Store, StoreError, keys};
+use crate::codec::{self, Bytes};
+use crate::identity::{DeviceId, UserId};
+use crate::log::EntryId;
+use crate::messaging::view::{self, ContactRow, EditRow, GroupOp, GroupRow, MsgRow};
+use crate::messaging::{ChatId, ContactCard, Reader};
+
+/// Name under which the projection's positions are kept (views keyspace).
+pub const VIEW: &str = "chats-v1";
+
+/// A message from another user, just stored: the node acknowledges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub chat: ChatId,
+    pub id: EntryId,
+    pub user: Option<UserId>,
+}
+
+/// How far one of our messages got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Delivery {
+    Sent,
+    Delivered,
+    Read,
+}
+
+impl Delivery {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Delivery::Sent => "sent",
+            Delivery::Delivered => "delivered",
+            Delivery::Read => "read",
+        }
+    }
+}
+
+/// A message as a reader sees it, edits and deletions applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageView {
+    pub id: EntryId,
+    pub timestamp: u64,
+    pub device: DeviceId,
+    pub user: Option<UserId>,
+    pub mine: bool,
+    /// None when deleted or undecryptable.
+    pub text: Option<String>,
+    pub edited: bool,
+    pub deleted: bool,
+    pub undecryptable: bool,
+    pub reply_to: Option<EntryId>,
+    /// For our own messages.
+    pub delivery: Option<Delivery>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatKind {
+    Direct(Option<UserId>),
+    Group { name: String, members: Vec<UserId> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatSummary {
+    pub chat: ChatId,
+    pub kind: ChatKind,
+    pub last: Option<MessageView>,
+    pub unread: usize,
+    pub messages: usize,
+}
+
+pub(super) fn new_message(key: &[u8], reader: &Reader, value: &[u8]) -> Option<NewMessage> {
+    if key.first() != Some(&b'm') || key.len() != 1 + 16 + 8 + 32 {
+        return None;
+    }
+    let row: MsgRow = codec::decode(value).ok()?;
+    if row.user == Some(reader.user) {
+        return None;
+    }
+    let chat = ChatId(Bytes(key[1..17].try_into().ok()?));
+    let id = EntryId(Bytes(key[25..57].try_into().ok()?));
+    Some(NewMessage { chat, id, user: row.user })
+}
+
+fn arr<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
+    b.try_into().ok()
+}
+
+impl Store {
+    /// Sets who reads sealed messages and brings the chats rows up to date with the logs.
+    pub fn set_reader(&mut self, reader: Reader) -> Result<(), StoreError> {
+        self.reader = Some(reader);
+        let positions = self.view_positions(VIEW)?;
+        let behind: Vec<([u8; 32], u64, u64)> = self
+            .heads()
+            .filter_map(|(a, h)| {
+                let at = positions.get(&a).copied().unwrap_or(0);
+                (at < h.seq).then_some((a, at, h.seq))
+            })
+            .collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        if let Some(reader) = &self.reader {
+            for (author, at, head) in behind {
+                for e in self.read_log(&author, at + 1, usize::MAX)? {
+                    for (k, v) in view::rows(&e, reader, &self.trust) {
+                        batch.insert(&self.chats, k, v);
+                    }
+                }
+                batch.insert(&self.views, keys::view_pos_key(VIEW, &author), head.to_be_bytes().to_vec());
+            }
+        }
+        batch.commit()?;
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// Messages from others stored since the last call (for acknowledgements).
+    pub fn take_new_messages(&mut self) -> Vec<NewMessage> {
+        std::mem::take(&mut self.new_messages)
+    }
+
+    /// Every chats row, as stored.
+    pub fn chat_rows(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
+        let mut out = BTreeMap::new();
+        for item in self.chats.iter() {
+            let (k, v) = item.into_inner()?;
+            out.insert(k.to_vec(), v.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// The chats rows recomputed from the logs alone (the audit compares the two).
+    pub fn chat_rows_rebuilt(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
+        let mut out = BTreeMap::new();
+        let Some(reader) = &self.reader else { return Ok(out) };
+        for (author, _) in self.heads().collect::<Vec<_>>() {
+            for e in self.read_log(&author, 1, usize::MAX)? {
+                out.extend(view::rows(&e, reader, &self.trust));
+            }
+        }
+        Ok(out)
+    }
+
+    fn own_user(&self) -> Option<UserId> {
+        self.reader.as_ref().map(|r| r.user)
+    }
+
+    fn own_devices(&self) -> BTreeSet<DeviceId> {
+        self.own_user()
+            .and_then(|u| self.trust.user(&u))
+            .map(|u| u.devices.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Contacts added by any of our devices: the newest card per user.
+    pub fn contacts(&self) -> Result<Vec<(UserId, ContactCard)>, StoreError> {
+        let mut best: BTreeMap<UserId, (u64, ContactCard)> = BTreeMap::new();
+        for item in self.chats.prefix(b"c") {
+            let row: ContactRow =
+                codec::decode(&item.value()?).map_err(|e| StoreError::Corrupt(format!("contact: {e}")))?;
+            let Some(user) = row.card.certs.first().map(|c| c.body.user) else { continue };
+            if best.get(&user).is_none_or(|(ts, _)| row.ts > *ts) {
+                best.insert(user, (row.ts, row.card));
+            }
+        }
+        Ok(best.into_iter().map(|(u, (_, c))| (u, c)).collect())
+    }
+
+    /// A group's name and members, folding its create/add/leave rows in (ts, id) order. Only a
+    /// member may add; anyone may leave only themselves.
+    pub fn group(&self, chat: &ChatId) -> Result<Option<(String, Vec<UserId>)>, StoreError> {
+        let mut state: Option<(String, BTreeSet<UserId>)> = None;
+        for item in self.chats.prefix(view::key(&[b"g", &chat.0.0])) {
+            let row: GroupRow =
+                codec::decode(&item.value()?).map_err(|e| StoreError::Corrupt(format!("group: {e}")))?;
+            let Some(author) = row.user else { continue };
+            match (row.op, &mut state) {
+                (GroupOp::Create { name, members }, None) => {
+                    let mut m: BTreeSet<UserId> = members.into_iter().collect();
+                    m.insert(author);
+                    state = Some((name, m));
+                }
+                (GroupOp::Add { members }, Some((_, m))) if m.contains(&author) => m.extend(members),
+                (GroupOp::Leave, Some((_, m))) => {
+                    m.remove(&author);
+                }
+                _ => {}
+            }
+        }
+        Ok(state.map(|(n, m)| (n, m.into_iter().collect())))
+    }
+
+    fn message_view(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        own_devices: &BTreeSet<DeviceId>,
+    ) -> Result<MessageView, StoreError> {
+        let bad = || StoreError::Corrupt("chat row".into());
+        let row: MsgRow = codec::decode(value).map_err(|_| bad())?;
+        let timestamp = u64::from_be_bytes(arr(&key[17..25]).ok_or_else(bad)?);
+        let id = EntryId(Bytes(arr(&key[25..57]).ok_or_else(bad)?));
+        let mine = row.user.is_some() && row.user == self.own_user();
+        // The newest edit by the message's own author wins; deletion by its author hides it.
+        let mut text = row.text.clone();
+        let mut edited = false;
+        for item in self.chats.prefix(view::key(&[b"e", id.as_bytes()])) {
+            let edit: EditRow = codec::decode(&item.value()?).map_err(|_| bad())?;
+            if edit.user.is_some() && edit.user == row.user {
+                text = Some(edit.text);
+                edited = true;
+            }
+        }
+        let mut deleted = false;
+        for item in self.chats.prefix(view::key(&[b"d", id.as_bytes()])) {
+            let who = item.value()?;
+            if row.user.is_some_and(|u| u.as_bytes()[..] == who[..]) {
+                deleted = true;
+            }
+        }
+        if deleted {
+            text = None;
+        }
+        let delivery = if mine {
+            let mut d = Delivery::Sent;
+            for item in self.chats.prefix(view::key(&[b"a", id.as_bytes()])) {
+                let k = item.key()?;
+                let device = DeviceId(Bytes(arr(&k[33..65]).ok_or_else(bad)?));
+                if own_devices.contains(&device) {
+                    continue;
+                }
+                let read = k.get(73) == Some(&1);
+                d = d.max(if read { Delivery::Read } else { Delivery::Delivered });
+            }
+            Some(d)
+        } else {
+            None
+        };
+        Ok(MessageView {
+            id,
+            timestamp,
+            device: row.device,
+            user: row.user,
+            mine,
+            undecryptable: row.text.is_none() && !deleted,
+            text,
+            edited,
+            deleted,
+            reply_to: row.reply_to,
+            delivery,
+        })
+    }
+
+    /// Whether one of our devices acknowledged `id` as read.
+    fn read_by_us(&self, id: &EntryId, own_devices: &BTreeSet<DeviceId>) -> Result<bool, StoreError> {
+        for item in self.chats.prefix(view::key(&[b"a", id.as_bytes()])) {
+            let k = item.key()?;
+            let device = k.get(33..65).and_then(arr::<32>).map(|d| DeviceId(Bytes(d)));
+            if device.is_some_and(|d| own_devices.contains(&d)) && k.get(73) == Some(&1) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The newest `limit` messages of a chat, oldest first.
+    pub fn messages(&self, chat: &ChatId, limit: usize) -> Result<Vec<MessageView>, StoreError> {
+        let own = self.own_devices();
+        let mut out = Vec::new();
+        for item in self.chats.prefix(view::key(&[b"m", &chat.0.0])).rev().take(limit) {
+            let (k, v) = item.into_inner()?;
+            out.push(self.message_view(&k, &v, &own)?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Every chat with its last message and unread count, most recent activity first.
+    pub fn chats(&self) -> Result<Vec<ChatSummary>, StoreError> {
+        let own = self.own_devices();
+        let me = self.own_user();
+        let mut out = Vec::new();
+        for item in self.chats.prefix(b"s") {
+            let k = item.key()?;
+            let Some(chat) = k.get(1..17).and_then(arr::<16>).map(|c| ChatId(Bytes(c))) else { continue };
+            let kind = match self.group(&chat)? {
+                Some((name, members)) => ChatKind::Group { name, members },
+                None => {
+                    let other = self
+                        .contacts()?
+                        .into_iter()
+                        .map(|(u, _)| u)
+                        .find(|u| me.is_some_and(|m| ChatId::direct(&m, u) == chat));
+                    ChatKind::Direct(other)
+                }
+            };
+            let prefix = view::key(&[b"m", &chat.0.0]);
+            let mut last = None;
+            let mut unread = 0;
+            // Walk back from the newest message until one we read or wrote.
+            for item in self.chats.prefix(&prefix).rev() {
+                let (k, v) = item.into_inner()?;
+                let m = self.message_view(&k, &v, &own)?;
+                let stop = m.mine || self.read_by_us(&m.id, &own)?;
+                if last.is_none() {
+                    last = Some(m);
+                }
+                if stop {
+                    break;
+                }
+                unread += 1;
+            }
+            let messages = self.chats.prefix(&prefix).count();
+            out.push(ChatSummary { chat, kind, last, unread, messages });
+        }
+        out.sort_by_key(|c| std::cmp::Reverse(c.last.as_ref().map_or(0, |m| m.timestamp)));
+        Ok(out)
+    }
+
+    /// Messages from others that this device has not acknowledged yet (after a restart).
+    pub fn unacknowledged(&self, device: &DeviceId) -> Result<Vec<NewMessage>, StoreError> {
+        let me = self.own_user();
+        let mut out = Vec::new();
+        for item in self.chats.prefix(b"m") {
+            let (k, v) = item.into_inner()?;
+            let row: MsgRow = codec::decode(&v).map_err(|_| StoreError::Corrupt("chat row".into()))?;
+            if row.user.is_none() || row.user == me {
+                continue;
+            }
+            let Some(id) = k.get(25..57).and_then(arr::<32>).map(|i| EntryId(Bytes(i))) else { continue };
+            let acked = self.chats.prefix(view::key(&[b"a", id.as_bytes(), device.as_bytes()])).next().is_some();
+            if !acked && let Some(chat) = k.get(1..17).and_then(arr::<16>) {
+                out.push(NewMessage { chat: ChatId(Bytes(chat)), id, user: row.user });
+            }
+        }
+        Ok(out)
+    }
+}
