@@ -12,6 +12,7 @@ pub mod identity;
 pub mod keyfile;
 pub mod log;
 pub mod messaging;
+pub mod messenger;
 pub mod net;
 pub mod node;
 pub mod payload;

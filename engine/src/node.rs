@@ -59,17 +59,29 @@ impl Node {
             )?;
             store.append(&secrets.device.signing, vec![Payload::DeviceHello(DeviceHello { cert }).encoded()], now)?;
         }
-        Ok(Node { dir: dir.to_path_buf(), secrets, store })
+        let mut node = Node { dir: dir.to_path_buf(), secrets, store };
+        node.attach_reader()?;
+        Ok(node)
+    }
+
+    /// Lets the store decrypt what is addressed to this device (the chats projection).
+    fn attach_reader(&mut self) -> Result<(), NodeError> {
+        if let Some(user) = self.user_id() {
+            let reader = crate::messaging::Reader { agreement: self.secrets.device.agreement.clone(), user };
+            self.store.set_reader(reader)?;
+        }
+        Ok(())
     }
 
     /// Opens an existing identity and its store.
     pub fn open(dir: &Path) -> Result<Node, NodeError> {
         let secrets = keyfile::load(dir)?;
         let store = Store::open(dir.join("store"))?;
-        let node = Node { dir: dir.to_path_buf(), secrets, store };
+        let mut node = Node { dir: dir.to_path_buf(), secrets, store };
         if node.store.head(node.device_id().as_bytes()).is_none() {
             return Err(NodeError::Incomplete(dir.to_path_buf()));
         }
+        node.attach_reader()?;
         Ok(node)
     }
 

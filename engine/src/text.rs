@@ -79,7 +79,7 @@ pub fn base32(bytes: &[u8]) -> String {
     out
 }
 
-fn base32_decode(text: &str) -> Result<Vec<u8>, TextError> {
+pub fn base32_decode(text: &str) -> Result<Vec<u8>, TextError> {
     let mut out = Vec::with_capacity(text.len() * 5 / 8);
     let (mut acc, mut bits) = (0u32, 0u32);
     for c in text.chars() {

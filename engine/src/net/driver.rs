@@ -147,6 +147,9 @@ async fn ingest(
         *interest = grown;
     }
     if accepted > 0 {
+        // Messages from others are acknowledged at once; the acks travel with the next push.
+        let sh = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || sh.acknowledge()).await;
         shared.notify_changed();
     }
     // Entries outside the interest set wait (a later frame may carry the certificate that

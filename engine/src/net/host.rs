@@ -77,9 +77,39 @@ impl Shared {
             None => online.remove(&peer),
         };
     }
+    /// Reloads the allow-list the handshake checks from the store (and our own devices).
+    pub(crate) fn refresh_allowed(&self, node: &Node) {
+        let allowed = allowed_keys(node);
+        *self.allowed.write().unwrap_or_else(std::sync::PoisonError::into_inner) = allowed;
+    }
+
+    /// Acknowledges newly stored messages from others; their acks go out with the next push.
+    pub(crate) fn acknowledge(&self) {
+        let mut guard = self.node.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = guard.acknowledge() {
+            tracing::warn!(error = %e, "could not acknowledge received messages");
+        }
+    }
+
     pub(crate) fn allow_cache_insert(&self, key: [u8; 32]) {
         self.allowed.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key);
     }
+}
+
+/// The device keys that may connect: allowed peers, and our own other trusted devices.
+fn allowed_keys(node: &Node) -> BTreeSet<[u8; 32]> {
+    let mut allowed: BTreeSet<[u8; 32]> = node
+        .store
+        .peers()
+        .map(|p| p.into_iter().filter(|(_, r)| r.allowed).map(|(k, _)| k).collect())
+        .unwrap_or_default();
+    if let Some(user) = node.user_id()
+        && let Some(rec) = node.store.trust().user(&user)
+    {
+        allowed.extend(rec.devices.iter().filter(|(_, d)| d.trusted()).map(|(d, _)| *d.as_bytes()));
+    }
+    allowed.remove(node.device_id().as_bytes());
+    allowed
 }
 
 /// A node on the network.
@@ -107,15 +137,11 @@ impl Host {
     pub fn new(node: Node, config: HostConfig) -> Result<Host, NetError> {
         let device = *node.device_id().as_bytes();
         let seed = node.secrets.device.signing.to_bytes();
-        let mut allowed: BTreeSet<[u8; 32]> =
-            node.store.peers()?.into_iter().filter(|(_, r)| r.allowed).map(|(k, _)| k).collect();
-        // Our own other devices may always connect.
-        if let Some(user) = node.user_id()
-            && let Some(rec) = node.store.trust().user(&user)
-        {
-            allowed.extend(rec.devices.iter().filter(|(_, d)| d.trusted()).map(|(d, _)| *d.as_bytes()));
+        let mut node = node;
+        if let Err(e) = node.acknowledge_all() {
+            tracing::warn!(error = %e, "could not acknowledge messages received before this start");
         }
-        allowed.remove(&device);
+        let allowed = allowed_keys(&node);
         let allowed = Arc::new(RwLock::new(allowed));
         let check = allowed.clone();
         let allow: tls::Allow =
@@ -191,7 +217,10 @@ impl Host {
     pub fn with_node<R>(&self, f: impl FnOnce(&mut Node) -> R) -> R {
         let r = {
             let mut guard = self.shared.node.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            f(&mut guard)
+            let r = f(&mut guard);
+            // The closure may have allowed peers (adding a contact does).
+            self.shared.refresh_allowed(&guard);
+            r
         };
         self.shared.notify_changed();
         r

@@ -85,6 +85,9 @@ impl Store {
         if rebuilt != self.trust {
             problems.push(Problem { author: None, what: "trust view differs from its rebuild from the logs".into() });
         }
+        if self.chat_rows()? != self.chat_rows_rebuilt()? {
+            problems.push(Problem { author: None, what: "chats view differs from its rebuild from the logs".into() });
+        }
         let positions = self.view_positions(TrustView::NAME)?;
         for (author, head) in self.heads() {
             if positions.get(&author) != Some(&head.seq) {

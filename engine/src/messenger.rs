@@ -1,0 +1,305 @@
+//! What a person does with Libra, on top of a node: invites, contacts, chats, messages, groups,
+//! acknowledgements. Every action is one sealed entry in this device's log.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock;
+use crate::codec::{self, Bytes};
+use crate::identity::{DeviceCert, UserId};
+use crate::log::{Entry, EntryId, MAX_PAYLOAD};
+use crate::messaging::body::MAX_TEXT;
+use crate::messaging::{Body, ChatId, ContactCard, SealRandom, aad, seal};
+use crate::node::{Node, NodeError};
+use crate::payload::KIND_SEALED;
+use crate::store::{ChatKind, PeerRecord};
+use crate::text;
+
+/// Most devices an invite may list.
+pub const MAX_INVITE_DEVICES: usize = 16;
+const INVITE_PREFIX: &str = "libra:";
+
+/// What `libra invite` prints (as text, and as a QR code of the same text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    pub version: u8,
+    pub card: ContactCard,
+    /// Present only when the user asked to include it.
+    pub address: Option<String>,
+}
+
+/// Why a messaging action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MessengerError {
+    #[error("not a Libra invite: {0}")]
+    BadInvite(String),
+    #[error("that is your own invite")]
+    OwnInvite,
+    #[error("no chat, contact or group called '{0}'")]
+    UnknownChat(String),
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLong { size: usize, limit: usize },
+    #[error("'{0}' is not a contact")]
+    NotAContact(String),
+    #[error("no message {0} in this chat")]
+    UnknownMessage(String),
+    #[error("sealing failed: {0}")]
+    Seal(#[from] crate::messaging::SealError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl Invite {
+    pub fn to_text(&self) -> String {
+        format!("{INVITE_PREFIX}{}", text::base32(&codec::encode(self)))
+    }
+
+    pub fn parse(s: &str) -> Result<Invite, MessengerError> {
+        let bad = |m: &str| MessengerError::BadInvite(m.to_owned());
+        let body = s.trim().strip_prefix(INVITE_PREFIX).ok_or_else(|| bad("it does not start with 'libra:'"))?;
+        if body.len() > 16 * 1024 {
+            return Err(bad("too long"));
+        }
+        let bytes = text::base32_decode(&body.to_ascii_lowercase()).map_err(|e| bad(&e.to_string()))?;
+        let inv: Invite = codec::decode(&bytes).map_err(|e| bad(&e.to_string()))?;
+        if inv.version != 1 {
+            return Err(bad("unknown version"));
+        }
+        let Some(first) = inv.card.certs.first() else { return Err(bad("no devices")) };
+        if inv.card.certs.len() > MAX_INVITE_DEVICES || inv.card.name.len() > crate::payload::MAX_NAME {
+            return Err(bad("too many devices or name too long"));
+        }
+        for c in &inv.card.certs {
+            c.verify().map_err(|e| bad(&format!("a device certificate is invalid: {e}")))?;
+            if c.body.user != first.body.user {
+                return Err(bad("devices of different users"));
+            }
+        }
+        Ok(inv)
+    }
+
+    pub fn user(&self) -> UserId {
+        self.card.certs.first().map(|c| c.body.user).unwrap_or(UserId(Bytes([0; 32])))
+    }
+}
+
+/// A chat as the front ends name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatTarget {
+    pub chat: ChatId,
+    /// Users whose devices receive what is said in it (ourselves included).
+    pub users: Vec<UserId>,
+    pub title: String,
+}
+
+impl Node {
+    /// Certificates of a user's devices that are trusted now: ours from the trust view, a
+    /// contact's from their card and the trust view.
+    pub fn device_certs(&self, user: &UserId) -> Result<Vec<DeviceCert>, MessengerError> {
+        let mut certs: Vec<DeviceCert> = Vec::new();
+        if let Some(rec) = self.store.trust().user(user) {
+            certs.extend(rec.devices.values().filter(|d| d.trusted()).filter_map(|d| d.cert.clone()));
+        }
+        for (u, card) in self.store.contacts()? {
+            if u == *user {
+                certs.extend(card.certs);
+            }
+        }
+        let revoked: BTreeSet<_> = self
+            .store
+            .trust()
+            .user(user)
+            .map(|r| r.devices.iter().filter(|(_, d)| d.revoked).map(|(k, _)| *k).collect())
+            .unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        certs.retain(|c| !revoked.contains(&c.body.device) && seen.insert(c.body.device));
+        Ok(certs)
+    }
+
+    pub fn invite(&self, address: Option<String>) -> Result<Invite, MessengerError> {
+        let user = self.user_id().ok_or(NodeError::Incomplete(self.dir.clone()))?;
+        let name = self.name().unwrap_or_default();
+        let certs = self.device_certs(&user)?;
+        Ok(Invite { version: 1, card: ContactCard { name, certs }, address })
+    }
+
+    fn me(&self) -> Result<UserId, MessengerError> {
+        Ok(self.user_id().ok_or(NodeError::Incomplete(self.dir.clone()))?)
+    }
+
+    /// Seals `body` for the devices of `users` and ours, and appends it to this device's log.
+    pub fn say(&mut self, body: &Body, users: &[UserId]) -> Result<Entry, MessengerError> {
+        let me = self.me()?;
+        let mut keys: BTreeSet<[u8; 32]> = BTreeSet::new();
+        for u in users.iter().chain(std::iter::once(&me)) {
+            keys.extend(self.device_certs(u)?.iter().map(|c| c.body.agreement.0));
+        }
+        keys.insert(self.secrets.device.agreement_public());
+        let recipients: Vec<[u8; 32]> = keys.into_iter().collect();
+        let author = self.device_id();
+        let sealed = seal(&body.encode(), &aad(author.as_bytes()), &recipients, &SealRandom::fresh())?;
+        let payload = sealed.encode();
+        if payload.len() > MAX_PAYLOAD as usize {
+            return Err(MessengerError::TooLong { size: payload.len(), limit: MAX_PAYLOAD as usize });
+        }
+        let mut out = self
+            .store
+            .append(&self.secrets.device.signing, vec![(KIND_SEALED, payload)], clock::wall_ms())
+            .map_err(NodeError::from)?;
+        out.pop().ok_or_else(|| MessengerError::Node(NodeError::Incomplete(self.dir.clone())))
+    }
+
+    /// Adds a contact from an invite: a sealed note to our own devices, and their devices
+    /// allowed to sync with us (with the invite's address, if any, to dial).
+    pub fn add_contact(&mut self, invite: &Invite, name: Option<&str>) -> Result<UserId, MessengerError> {
+        let user = invite.user();
+        if user == self.me()? {
+            return Err(MessengerError::OwnInvite);
+        }
+        let mut card = invite.card.clone();
+        if let Some(n) = name {
+            card.name = n.to_owned();
+        }
+        self.say(&Body::Contact(card), &[])?;
+        for c in &invite.card.certs {
+            let mut rec = self.store.peer(c.body.device.as_bytes())?.unwrap_or_default();
+            rec.allowed = true;
+            if invite.address.is_some() {
+                rec.address = invite.address.clone();
+            }
+            self.store.set_peer(c.body.device.as_bytes(), &rec, true)?;
+        }
+        Ok(user)
+    }
+
+    /// Resolves a contact name, user id, group name or chat id to a chat.
+    pub fn chat(&self, name: &str) -> Result<ChatTarget, MessengerError> {
+        let me = self.me()?;
+        let contacts = self.store.contacts()?;
+        let by_user = |u: UserId, title: String| ChatTarget { chat: ChatId::direct(&me, &u), users: vec![u], title };
+        if let Ok(u) = UserId::parse(name) {
+            let title = contacts.iter().find(|(c, _)| *c == u).map_or_else(|| u.short(), |(_, card)| card.name.clone());
+            return Ok(by_user(u, title));
+        }
+        if let Some((u, card)) = contacts.iter().find(|(_, c)| c.name.eq_ignore_ascii_case(name)) {
+            return Ok(by_user(*u, card.name.clone()));
+        }
+        for summary in self.store.chats()? {
+            let matches_id = summary.chat.to_hex().starts_with(&name.to_ascii_lowercase()) && name.len() >= 6;
+            match summary.kind {
+                ChatKind::Group { name: g, members } if g.eq_ignore_ascii_case(name) || matches_id => {
+                    return Ok(ChatTarget { chat: summary.chat, users: members, title: g });
+                }
+                ChatKind::Direct(Some(u)) if matches_id => return Ok(by_user(u, u.short())),
+                _ => {}
+            }
+        }
+        Err(MessengerError::UnknownChat(name.to_owned()))
+    }
+
+    fn check_text(text: &str) -> Result<(), MessengerError> {
+        if text.len() > MAX_TEXT {
+            return Err(MessengerError::TooLong { size: text.len(), limit: MAX_TEXT });
+        }
+        Ok(())
+    }
+
+    /// Sends a message: appended locally at once ("sent"); sync delivers it whenever any path
+    /// reaches a recipient.
+    pub fn send(&mut self, chat: &ChatTarget, text: &str, reply_to: Option<EntryId>) -> Result<Entry, MessengerError> {
+        Self::check_text(text)?;
+        self.say(&Body::Text { chat: chat.chat, text: text.to_owned(), reply_to }, &chat.users)
+    }
+
+    pub fn edit(&mut self, chat: &ChatTarget, target: EntryId, text: &str) -> Result<Entry, MessengerError> {
+        Self::check_text(text)?;
+        self.say(&Body::Edit { chat: chat.chat, target, text: text.to_owned() }, &chat.users)
+    }
+
+    pub fn delete(&mut self, chat: &ChatTarget, target: EntryId) -> Result<Entry, MessengerError> {
+        self.say(&Body::Delete { chat: chat.chat, target }, &chat.users)
+    }
+
+    pub fn group_create(&mut self, name: &str, members: &[UserId]) -> Result<ChatTarget, MessengerError> {
+        let chat = ChatId(Bytes(crate::identity::random_secret()[..16].try_into().unwrap_or([0; 16])));
+        self.say(&Body::GroupCreate { chat, name: name.to_owned(), members: members.to_vec() }, members)?;
+        Ok(ChatTarget { chat, users: members.to_vec(), title: name.to_owned() })
+    }
+
+    pub fn group_add(&mut self, chat: &ChatTarget, members: &[UserId]) -> Result<(), MessengerError> {
+        let all: Vec<UserId> = chat.users.iter().chain(members).copied().collect();
+        self.say(&Body::GroupAdd { chat: chat.chat, members: members.to_vec() }, &all)?;
+        Ok(())
+    }
+
+    pub fn group_leave(&mut self, chat: &ChatTarget) -> Result<(), MessengerError> {
+        self.say(&Body::GroupLeave { chat: chat.chat }, &chat.users)?;
+        Ok(())
+    }
+
+    /// Acknowledges every message from others that this device has not acknowledged yet: one
+    /// sealed ack per chat and author, to the author's devices and ours. Returns how many.
+    pub fn acknowledge(&mut self) -> Result<usize, MessengerError> {
+        let mut pending = self.store.take_new_messages();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        // The flag-free path: new messages since the last call. After a restart the node calls
+        // `acknowledge_all` once.
+        pending.sort_by_key(|m| (m.chat, m.user));
+        let mut n = 0;
+        for group in pending.chunk_by(|a, b| a.chat == b.chat && a.user == b.user) {
+            let Some(user) = group[0].user else { continue };
+            let targets: Vec<EntryId> = group.iter().map(|m| m.id).collect();
+            n += targets.len();
+            self.say(&Body::Ack { chat: group[0].chat, targets, read: false }, &[user])?;
+        }
+        Ok(n)
+    }
+
+    /// Acknowledges what a crash or restart may have left unacknowledged.
+    pub fn acknowledge_all(&mut self) -> Result<usize, MessengerError> {
+        let missing = self.store.unacknowledged(&self.device_id())?;
+        self.store.take_new_messages();
+        let mut n = 0;
+        let mut missing = missing;
+        missing.sort_by_key(|m| (m.chat, m.user));
+        for group in missing.chunk_by(|a, b| a.chat == b.chat && a.user == b.user) {
+            let Some(user) = group[0].user else { continue };
+            let targets: Vec<EntryId> = group.iter().map(|m| m.id).collect();
+            n += targets.len();
+            self.say(&Body::Ack { chat: group[0].chat, targets, read: false }, &[user])?;
+        }
+        Ok(n)
+    }
+
+    /// Marks a chat read up to now: a read acknowledgement to our own devices, and to the
+    /// senders too when `receipts` (read receipts are opt-in).
+    pub fn mark_read(&mut self, chat: &ChatTarget, receipts: bool) -> Result<usize, MessengerError> {
+        let unread: Vec<_> = {
+            let summary = self.store.chats()?.into_iter().find(|c| c.chat == chat.chat);
+            let count = summary.map_or(0, |s| s.unread);
+            let msgs = self.store.messages(&chat.chat, count)?;
+            msgs.into_iter().filter(|m| !m.mine).collect()
+        };
+        if unread.is_empty() {
+            return Ok(0);
+        }
+        let targets: Vec<EntryId> = unread.iter().map(|m| m.id).collect();
+        let users: Vec<UserId> = if receipts {
+            unread.iter().filter_map(|m| m.user).collect::<BTreeSet<_>>().into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        self.say(&Body::Ack { chat: chat.chat, targets, read: true }, &users)?;
+        Ok(unread.len())
+    }
+
+    /// A peer record that a contact's device is allowed (used by tests and the app).
+    pub fn peer_record(&self, device: &[u8; 32]) -> Result<Option<PeerRecord>, MessengerError> {
+        Ok(self.store.peer(device)?)
+    }
+}

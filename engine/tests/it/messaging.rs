@@ -1,0 +1,266 @@
+//! Messaging end to end on real nodes over QUIC on loopback: offline delivery with
+//! acknowledgements, store-and-forward through a third node that cannot read, groups, edits and
+//! deletions, and a projection independent of arrival order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libra_engine::identity::UserId;
+use libra_engine::messaging::{Body, Sealed, aad};
+use libra_engine::messenger::ChatTarget;
+use libra_engine::net::{Host, HostConfig};
+use libra_engine::node::Node;
+use libra_engine::store::Delivery;
+use proptest::prelude::*;
+
+fn host(dir: &std::path::Path, name: &str) -> Arc<Host> {
+    let node = Node::init(&dir.join(name), name).expect("init");
+    let h = Arc::new(Host::new(node, HostConfig::new("127.0.0.1:0".parse().expect("addr"))).expect("host"));
+    let server = h.clone();
+    tokio::spawn(async move { server.serve().await });
+    h
+}
+
+fn user(h: &Host) -> UserId {
+    h.read_node(|n| n.user_id().expect("user"))
+}
+
+/// Each adds the other's invite.
+fn befriend(a: &Host, b: &Host) {
+    let ia = a.read_node(|n| n.invite(None).expect("invite"));
+    let ib = b.read_node(|n| n.invite(None).expect("invite"));
+    a.with_node(|n| n.add_contact(&ib, None).expect("add"));
+    b.with_node(|n| n.add_contact(&ia, None).expect("add"));
+}
+
+fn chat_with(h: &Host, other: &Host) -> ChatTarget {
+    let u = user(other);
+    h.read_node(|n| n.chat(&u.to_string()).expect("chat"))
+}
+
+fn texts(h: &Host, chat: &ChatTarget) -> Vec<Option<String>> {
+    h.read_node(|n| n.store.messages(&chat.chat, 100).expect("messages").into_iter().map(|m| m.text).collect())
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn live(from: &Arc<Host>, to: &Host) -> tokio::task::JoinHandle<()> {
+    let (h, addr, key) = (from.clone(), to.local_addr().expect("addr"), to.device());
+    tokio::spawn(async move {
+        let _ = h.connect(addr, Some(key), true).await;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_message_is_delivered_and_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (host(dir.path(), "ann"), host(dir.path(), "ben"));
+    befriend(&a, &b);
+    // Sending never waits for the network: B is not connected.
+    let chat = chat_with(&a, &b);
+    let sent = a.with_node(|n| n.send(&chat, "hello while you were away", None).expect("send"));
+    let state = |h: &Host| {
+        h.read_node(|n| {
+            n.store.messages(&chat.chat, 10).expect("m").iter().find(|m| m.id == sent.id).and_then(|m| m.delivery)
+        })
+    };
+    assert_eq!(state(&a), Some(Delivery::Sent));
+
+    // B comes online; a live connection carries the message over and the ack back.
+    let session = live(&a, &b);
+    let back = chat_with(&b, &a);
+    assert_eq!(back.chat, chat.chat, "both sides name the 1:1 chat alike");
+    wait_until("the message at B", || texts(&b, &back) == vec![Some("hello while you were away".to_owned())]).await;
+    wait_until("the ack at A", || state(&a) == Some(Delivery::Delivered)).await;
+    // Read receipts are opt-in: with them, A sees "read".
+    b.with_node(|n| n.mark_read(&back, true).expect("read"));
+    wait_until("the read receipt at A", || state(&a) == Some(Delivery::Read)).await;
+    let unread = b.read_node(|n| n.store.chats().expect("chats")[0].unread);
+    assert_eq!(unread, 0);
+    // Shown exactly once, however often it arrives.
+    assert_eq!(texts(&b, &back).len(), 1);
+    session.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_delivers_what_it_cannot_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (host(dir.path(), "ann"), host(dir.path(), "ben"), host(dir.path(), "cat"));
+    befriend(&a, &b);
+    befriend(&a, &c);
+    befriend(&b, &c);
+    let chat = chat_with(&a, &b);
+    let sent = a.with_node(|n| n.send(&chat, "for ben only", None).expect("send"));
+    // A and B never meet: A syncs with C, then C with B.
+    a.connect(c.local_addr().expect("addr"), Some(c.device()), false).await.expect("a-c");
+    c.connect(b.local_addr().expect("addr"), Some(b.device()), false).await.expect("c-b");
+    let back = chat_with(&b, &a);
+    assert_eq!(texts(&b, &back), vec![Some("for ben only".to_owned())]);
+    // C holds the entry, but only ciphertext it cannot open, and shows nothing of it.
+    let held = c.read_node(|n| n.store.get(&sent.id).expect("get").expect("C carries it"));
+    let sealed = Sealed::decode(held.payload.as_deref().expect("payload")).expect("sealed");
+    let c_secret = c.read_node(|n| n.secrets.device.agreement.clone());
+    assert!(sealed.open(&c_secret, &aad(&held.header().author.0)).is_err());
+    assert!(c.read_node(|n| n.store.chats().expect("chats")).iter().all(|s| s.chat != chat.chat));
+    // B's acknowledgement finds its way back the same way.
+    b.connect(c.local_addr().expect("addr"), Some(c.device()), false).await.expect("b-c");
+    c.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("c-a");
+    let delivery = a.read_node(|n| n.store.messages(&chat.chat, 10).expect("m")[0].delivery);
+    assert_eq!(delivery, Some(Delivery::Delivered));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_three_with_one_member_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (host(dir.path(), "ann"), host(dir.path(), "ben"), host(dir.path(), "cat"));
+    befriend(&a, &b);
+    befriend(&a, &c);
+    befriend(&b, &c);
+    let members = vec![user(&b), user(&c)];
+    let group = a.with_node(|n| n.group_create("trip", &members).expect("group"));
+    a.with_node(|n| n.send(&group, "who brings the tent?", None).expect("send"));
+    let s1 = live(&a, &b);
+    wait_until("the group at B", || b.read_node(|n| n.chat("trip").is_ok())).await;
+    let at_b = b.read_node(|n| n.chat("trip").expect("chat"));
+    assert_eq!(at_b.chat, group.chat);
+    b.with_node(|n| n.send(&at_b, "I do", None).expect("send"));
+    wait_until("B's reply at A", || texts(&a, &group).len() == 2).await;
+    // C was offline; when it comes up and meets only B, it gets the whole conversation.
+    c.connect(b.local_addr().expect("addr"), Some(b.device()), false).await.expect("c-b");
+    let at_c = c.read_node(|n| n.chat("trip").expect("group known at C"));
+    assert_eq!(texts(&c, &at_c), vec![Some("who brings the tent?".to_owned()), Some("I do".to_owned())]);
+    let members_at_c = c.read_node(|n| n.store.group(&at_c.chat).expect("group").expect("exists").1);
+    assert_eq!(members_at_c.len(), 3);
+    s1.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_deletions_converge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (host(dir.path(), "ann"), host(dir.path(), "ben"));
+    befriend(&a, &b);
+    let chat = chat_with(&a, &b);
+    let one = a.with_node(|n| n.send(&chat, "frist", None).expect("send"));
+    let two = a.with_node(|n| n.send(&chat, "oops", None).expect("send"));
+    a.with_node(|n| n.edit(&chat, one.id, "first").expect("edit"));
+    a.with_node(|n| n.delete(&chat, two.id).expect("delete"));
+    // B tries to edit A's message: not its message, so it is ignored everywhere.
+    a.connect(b.local_addr().expect("addr"), Some(b.device()), false).await.expect("sync");
+    let back = chat_with(&b, &a);
+    b.with_node(|n| n.edit(&back, one.id, "hijacked").expect("edit is sent"));
+    b.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("sync");
+    for (h, c) in [(&a, &chat), (&b, &back)] {
+        assert!(h.read_node(|n| n.store.verify().expect("verify")).is_empty(), "rows equal their rebuild");
+        let msgs = h.read_node(|n| n.store.messages(&c.chat, 10).expect("m"));
+        assert_eq!(msgs.len(), 2);
+        assert_eq!((msgs[0].text.as_deref(), msgs[0].edited), (Some("first"), true));
+        assert!(msgs[1].deleted && msgs[1].text.is_none());
+    }
+}
+
+#[test]
+fn oversized_messages_are_refused_with_the_limit() {
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (host(dir.path(), "ann"), host(dir.path(), "ben"));
+        befriend(&a, &b);
+        let chat = chat_with(&a, &b);
+        let err = a.with_node(|n| n.send(&chat, &"x".repeat(40_000), None).expect_err("too long"));
+        assert!(err.to_string().contains("limit of 32768 bytes"), "{err}");
+    });
+}
+
+#[test]
+fn undecryptable_messages_are_shown_not_dropped() {
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (host(dir.path(), "ann"), host(dir.path(), "ben"));
+        befriend(&a, &b);
+        // A seals garbage (not a body) for B: B can open the envelope but not parse it.
+        let ub = user(&b);
+        let bad = a.with_node(|n| {
+            let recipients: Vec<[u8; 32]> =
+                n.device_certs(&ub).expect("certs").iter().map(|c| c.body.agreement.0).collect();
+            let author = n.device_id();
+            let s = libra_engine::messaging::seal(
+                b"\xff not a body",
+                &aad(author.as_bytes()),
+                &recipients,
+                &libra_engine::messaging::SealRandom::fresh(),
+            )
+            .expect("seal");
+            n.store
+                .append(&n.secrets.device.signing, vec![(libra_engine::payload::KIND_SEALED, s.encode())], 1)
+                .expect("append")
+        });
+        a.connect(b.local_addr().expect("addr"), Some(b.device()), false).await.expect("sync");
+        let back = chat_with(&b, &a);
+        let msgs = b.read_node(|n| n.store.messages(&back.chat, 10).expect("m"));
+        assert_eq!(msgs.len(), 1);
+        assert!(msgs[0].undecryptable && msgs[0].id == bad[0].id);
+        // And the log is kept: it verifies.
+        assert!(b.read_node(|n| n.store.verify().expect("verify")).is_empty());
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// The chats rows are the same whatever order the same entries arrive in.
+    #[test]
+    fn chats_projection_is_independent_of_arrival_order(order in Just((0..12usize).collect::<Vec<_>>()).prop_shuffle(), split in 1usize..5) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut a = Node::init(&dir.path().join("a"), "ann").expect("a");
+        let mut b = Node::init(&dir.path().join("b"), "ben").expect("b");
+        let ia = a.invite(None).expect("i");
+        let ib = b.invite(None).expect("i");
+        a.add_contact(&ib, None).expect("add");
+        b.add_contact(&ia, None).expect("add");
+        let chat = a.chat(&ib.user().to_string()).expect("chat");
+        let m1 = a.send(&chat, "one", None).expect("send");
+        let m2 = a.send(&chat, "two", Some(m1.id)).expect("send");
+        a.edit(&chat, m1.id, "one!").expect("edit");
+        a.delete(&chat, m2.id).expect("delete");
+        let back = b.chat(&ia.user().to_string()).expect("chat");
+        b.send(&back, "three", None).expect("send");
+        let _ = Body::Ack { chat: back.chat, targets: vec![m1.id], read: true };
+        b.mark_read(&back, true).expect("read");
+        // Everything both hold, as one set of entries.
+        let mut all = Vec::new();
+        for n in [&a, &b] {
+            for (author, _) in n.store.heads().collect::<Vec<_>>() {
+                all.extend(n.store.read_log(&author, 1, usize::MAX).expect("read"));
+            }
+        }
+        // Ingest the same entries into fresh stores read with B's keys: once in natural order,
+        // once as shuffled logs in small batches. Rows must match, and match a rebuild.
+        let reader = || libra_engine::messaging::Reader { agreement: b.secrets.device.agreement.clone(), user: b.user_id().expect("u") };
+        let d1 = tempfile::tempdir().expect("t");
+        let mut s1 = libra_engine::Store::open(d1.path()).expect("store");
+        s1.set_reader(reader()).expect("reader");
+        s1.ingest(all.clone(), 0).expect("ingest");
+        let reference = s1.chat_rows().expect("rows");
+        prop_assert!(reference.keys().filter(|k| k[0] == b'm').count() >= 3, "messages are in the projection");
+        let mut by_author = std::collections::BTreeMap::new();
+        for e in &all { by_author.entry(e.header().author.0).or_insert_with(Vec::new).push(e.clone()); }
+        let logs: Vec<Vec<libra_engine::log::Entry>> = by_author.into_values().collect();
+        let d2 = tempfile::tempdir().expect("t");
+        let mut s2 = libra_engine::Store::open(d2.path()).expect("store");
+        s2.set_reader(reader()).expect("reader");
+        let mut idx: Vec<usize> = order.iter().copied().filter(|i| *i < logs.len()).collect();
+        idx.extend(logs.len().min(12)..logs.len());
+        for i in idx { for chunk in logs[i].chunks(split) { s2.ingest(chunk.to_vec(), 0).expect("ingest"); } }
+        prop_assert_eq!(s2.chat_rows().expect("rows"), reference.clone());
+        prop_assert_eq!(s2.chat_rows_rebuilt().expect("rebuilt"), reference);
+    }
+}
