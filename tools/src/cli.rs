@@ -56,6 +56,55 @@ pub enum Command {
     /// Generate or check the published test vectors.
     #[command(subcommand)]
     Vectors(VectorsCommand),
+    /// Print an invite others add with `libra contact add` (text, and a QR code with --qr).
+    Invite {
+        /// Include an address to reach this node (off by default: an invite carries no IP
+        /// address unless you ask).
+        #[arg(long, value_name = "HOST:PORT")]
+        with_address: Option<String>,
+        /// Also draw the invite as a QR code in the terminal.
+        #[arg(long)]
+        qr: bool,
+    },
+    /// Contacts: add one from an invite, list them.
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// Send a message (appended at once; delivered whenever a path reaches the recipient).
+    Send {
+        /// Contact name, user id (lu…), group name or chat id.
+        chat: String,
+        text: String,
+        /// Reply to a message (id or its first 8+ hex digits).
+        #[arg(long)]
+        reply_to: Option<String>,
+    },
+    /// Edit one of your messages.
+    Edit { chat: String, message: String, text: String },
+    /// Delete one of your messages.
+    Delete { chat: String, message: String },
+    /// List chats: last message, unread count.
+    Chats,
+    /// Show a chat with delivery state; --follow keeps printing new messages.
+    Chat {
+        chat: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Keep printing new messages (needs a running node: `libra serve` or the app).
+        #[arg(long)]
+        follow: bool,
+        /// Mark the chat read on this device (and all your devices).
+        #[arg(long)]
+        mark_read: bool,
+        /// With --mark-read, also tell the senders (read receipts are off unless you ask).
+        #[arg(long)]
+        receipts: bool,
+        /// Only messages after this timestamp (used by --follow).
+        #[arg(long, hide = true)]
+        after: Option<u64>,
+    },
+    /// Groups: create, add members, leave.
+    #[command(subcommand)]
+    Group(GroupCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,6 +131,37 @@ pub enum LogCommand {
     },
     /// List fork proofs: authors caught signing two entries at one position.
     Forks,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContactCommand {
+    /// Add a contact from an invite; their devices may then sync with this node.
+    Add {
+        invite: String,
+        /// The name to show instead of the one in the invite.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List contacts.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Create a group with contacts as members.
+    Create {
+        name: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Add contacts to a group.
+    Add {
+        group: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Leave a group.
+    Leave { group: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -13,8 +13,8 @@ use libra_engine::{text, vectors};
 use serde_json::{Value, json};
 
 use crate::cli::{Cli, Command, LogCommand, PeerCommand, VectorsCommand};
-use crate::net_cmds;
 use crate::render;
+use crate::{chat_cmds, net_cmds};
 
 pub fn data_dir(args: &Cli) -> Result<PathBuf> {
     if let Some(d) = &args.data {
@@ -44,6 +44,17 @@ pub enum Access {
 }
 
 impl Access {
+    /// Runs a command that writes (appends) on the node, exclusively.
+    pub fn write<R>(&self, args: &Cli, f: impl FnOnce(&mut Node) -> Result<R>) -> Result<R> {
+        match self {
+            Access::Local => {
+                let mut node = open(args)?;
+                f(&mut node)
+            }
+            Access::Remote(host) => host.with_node(f),
+        }
+    }
+
     /// Runs a read-only command on the node: a running node keeps syncing meanwhile.
     /// (Commands that write will take the node exclusively.)
     pub fn read<R>(&self, args: &Cli, f: impl FnOnce(&Node) -> Result<R>) -> Result<R> {
@@ -67,6 +78,16 @@ pub fn run(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
         Command::Sync { target, peer } => net_cmds::sync(args, access, out, target, peer.as_deref()),
         Command::Peers => net_cmds::peers(args, access, out),
         Command::Peer(PeerCommand::Allow { id, address }) => net_cmds::allow(args, access, out, id, address.as_deref()),
+        Command::Invite { with_address, qr } => chat_cmds::invite(args, access, out, with_address.as_deref(), *qr),
+        Command::Contact(cmd) => chat_cmds::contact(args, access, out, cmd),
+        Command::Send { chat, text, reply_to } => chat_cmds::send(args, access, out, chat, text, reply_to.as_deref()),
+        Command::Edit { chat, message, text } => chat_cmds::edit(args, access, out, chat, message, Some(text)),
+        Command::Delete { chat, message } => chat_cmds::edit(args, access, out, chat, message, None),
+        Command::Chats => chat_cmds::chats(args, access, out),
+        Command::Chat { chat, limit, follow: _, mark_read, receipts, after } => {
+            chat_cmds::chat(args, access, out, chat, *limit, *mark_read, *receipts, *after)
+        }
+        Command::Group(cmd) => chat_cmds::group(args, access, out, cmd),
     }
 }
 

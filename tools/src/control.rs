@@ -85,13 +85,13 @@ pub async fn serve(_host: Arc<Host>, _dir: PathBuf) -> Result<()> {
 /// Sends this invocation to the node running on `dir`; prints its stderr and returns its stdout
 /// and exit code.
 #[cfg(unix)]
-pub fn forward(dir: &Path) -> Result<(String, u8)> {
+pub fn forward(dir: &Path, argv: Vec<String>) -> Result<(String, u8)> {
     use std::io::{BufRead, BufReader, Write};
     let path = dir.join(SOCKET);
     let mut stream = std::os::unix::net::UnixStream::connect(&path)
         .with_context(|| format!("the store is in use, and no running node answers at {}", path.display()))?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(180)))?;
-    let mut req = serde_json::to_string(&Request { argv: std::env::args().collect() })?;
+    let mut req = serde_json::to_string(&Request { argv })?;
     req.push('\n');
     stream.write_all(req.as_bytes())?;
     let mut line = String::new();
@@ -102,7 +102,7 @@ pub fn forward(dir: &Path) -> Result<(String, u8)> {
 }
 
 #[cfg(not(unix))]
-pub fn forward(dir: &Path) -> Result<(String, u8)> {
+pub fn forward(dir: &Path, _argv: Vec<String>) -> Result<(String, u8)> {
     anyhow::bail!(
         "the store at {} is in use by a running node (forwarding is not available on this platform yet)",
         dir.display()

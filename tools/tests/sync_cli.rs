@@ -139,3 +139,58 @@ fn serve_redials_a_peer_that_comes_up_later() {
         assert_eq!(logs.as_array().map(Vec::len), Some(4));
     }
 }
+
+#[test]
+fn messaging_through_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    json(&libra(&a, &["--json", "init", "--name", "Ann"]));
+    let idb = json(&libra(&b, &["--json", "init", "--name", "Ben"]));
+    let dev_b = idb["device_id"].as_str().expect("b").to_owned();
+    let inv_a = json(&libra(&a, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
+    let inv_b = json(&libra(&b, &["--json", "invite", "--qr"]))["invite"].as_str().expect("invite").to_owned();
+    assert!(!inv_b.contains("127.0.0.1"), "no address unless asked");
+    json(&libra(&a, &["--json", "contact", "add", &inv_b]));
+    json(&libra(&b, &["--json", "contact", "add", &inv_a, "--name", "Annie"]));
+    let contacts = json(&libra(&a, &["--json", "contact", "list"]));
+    assert_eq!(contacts[0]["name"], "Ben");
+    assert_eq!(libra(&a, &["contact", "add", "libra:garbage"]).status.code(), Some(2));
+    assert_eq!(libra(&a, &["contact", "add", &inv_a]).status.code(), Some(2), "own invite refused");
+
+    // A writes while nobody is online: the message is "sent" at once.
+    let sent = json(&libra(&a, &["--json", "send", "Ben", "hello Ben"]));
+    assert_eq!(sent["delivery"], "sent");
+    let too_long = "x".repeat(40_000);
+    let refused = libra(&a, &["send", "Ben", &too_long]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("limit of 32768 bytes"));
+
+    let (_server, addr, _out) = spawn_serve(&b, "127.0.0.1:0");
+    let out = json(&libra(&a, &["--json", "sync", &addr, "--peer", &dev_b]));
+    assert_eq!(out["synced"], true);
+    // B (through its running node) has the message, unread.
+    let chats = json(&libra(&b, &["--json", "chats"]));
+    assert_eq!(chats[0]["title"], "Annie");
+    assert_eq!(chats[0]["unread"], 1);
+    let chat = json(&libra(&b, &["--json", "chat", "Annie", "--mark-read"]));
+    assert_eq!(chat["messages"][0]["text"], "hello Ben");
+    assert_eq!(json(&libra(&b, &["--json", "chats"]))[0]["unread"], 0);
+    // B acknowledged on receipt; the next sync brings the ack to A.
+    json(&libra(&a, &["--json", "sync", &addr, "--peer", &dev_b]));
+    let at_a = json(&libra(&a, &["--json", "chat", "Ben"]));
+    assert_eq!(at_a["messages"][0]["delivery"], "delivered");
+    // Edit, reply and a group through the CLI.
+    let id = at_a["messages"][0]["id"].as_str().expect("id")[..10].to_owned();
+    json(&libra(&a, &["--json", "edit", "Ben", &id, "hello, Ben"]));
+    json(&libra(&a, &["--json", "send", "Ben", "see above", "--reply-to", &id]));
+    json(&libra(&a, &["--json", "group", "create", "pals", "Ben"]));
+    json(&libra(&a, &["--json", "send", "pals", "group hello"]));
+    json(&libra(&a, &["--json", "sync", &addr, "--peer", &dev_b]));
+    let at_b = json(&libra(&b, &["--json", "chat", "Annie"]));
+    assert_eq!(at_b["messages"][0]["text"], "hello, Ben");
+    assert_eq!(at_b["messages"][0]["edited"], true);
+    assert_eq!(at_b["messages"][1]["reply_to"].as_str().map(|r| r.starts_with(&id)), Some(true));
+    let group = json(&libra(&b, &["--json", "chat", "pals"]));
+    assert_eq!(group["messages"][0]["text"], "group hello");
+    assert!(libra(&b, &["log", "verify"]).status.success());
+}

@@ -1,0 +1,299 @@
+//! Messaging commands: invite, contacts, send/edit/delete, chats, chat, groups.
+
+use anyhow::{Context, Result, bail};
+use libra_engine::identity::UserId;
+use libra_engine::log::EntryId;
+use libra_engine::messenger::{ChatTarget, Invite};
+use libra_engine::node::Node;
+use libra_engine::store::{ChatKind, MessageView};
+use serde_json::{Value, json};
+
+use crate::cli::{Cli, ContactCommand, GroupCommand};
+use crate::commands::{Access, print};
+use crate::render;
+
+fn name_of(node: &Node, user: &Option<UserId>) -> String {
+    let Some(u) = user else { return "unknown".into() };
+    if Some(*u) == node.user_id() {
+        return "me".into();
+    }
+    node.store
+        .contacts()
+        .ok()
+        .and_then(|cs| cs.into_iter().find(|(c, _)| c == u).map(|(_, card)| card.name))
+        .unwrap_or_else(|| u.short())
+}
+
+fn message_json(node: &Node, m: &MessageView) -> Value {
+    json!({
+        "id": m.id.to_hex(),
+        "time": render::time(libra_engine::clock::physical_ms(m.timestamp)),
+        "timestamp": m.timestamp,
+        "from": name_of(node, &m.user),
+        "user": m.user.map(|u| u.to_string()),
+        "mine": m.mine,
+        "text": m.text,
+        "edited": m.edited,
+        "deleted": m.deleted,
+        "undecryptable": m.undecryptable,
+        "reply_to": m.reply_to.map(|r| r.to_hex()),
+        "delivery": m.delivery.map(|d| d.as_str()),
+    })
+}
+
+pub fn message_line(v: &Value) -> String {
+    let text = if v["undecryptable"] == true {
+        "[could not be decrypted]".to_owned()
+    } else if v["deleted"] == true {
+        "[deleted]".to_owned()
+    } else {
+        v["text"].as_str().unwrap_or("").to_owned()
+    };
+    format!(
+        "{}  {:<10} {}{}{}  ({})\n",
+        &v["time"].as_str().unwrap_or("")[..19.min(v["time"].as_str().unwrap_or("").len())],
+        v["from"].as_str().unwrap_or(""),
+        v["reply_to"].as_str().map(|r| format!("↳{} ", &r[..8])).unwrap_or_default(),
+        text,
+        if v["edited"] == true { " (edited)" } else { "" },
+        v["delivery"].as_str().map_or_else(
+            || v["id"].as_str().unwrap_or("")[..8].to_owned(),
+            |d| format!("{d}, {}", &v["id"].as_str().unwrap_or("")[..8])
+        )
+    )
+}
+
+fn find_message(node: &Node, chat: &ChatTarget, prefix: &str) -> Result<EntryId> {
+    let p = prefix.to_ascii_lowercase();
+    if p.len() < 8 {
+        bail!("give at least 8 hex digits of the message id");
+    }
+    let msgs = node.store.messages(&chat.chat, usize::MAX)?;
+    let mut hits = msgs.iter().filter(|m| m.id.to_hex().starts_with(&p));
+    match (hits.next(), hits.next()) {
+        (Some(m), None) => Ok(m.id),
+        (None, _) => bail!("no message {prefix} in {}", chat.title),
+        _ => bail!("{prefix} matches more than one message; give more digits"),
+    }
+}
+
+fn users(node: &Node, names: &[String]) -> Result<Vec<UserId>> {
+    names
+        .iter()
+        .map(|m| {
+            let t = node.chat(m)?;
+            match t.users.as_slice() {
+                [u] => Ok(*u),
+                _ => bail!("'{m}' is not a contact"),
+            }
+        })
+        .collect()
+}
+
+pub fn invite(args: &Cli, access: &Access, out: &mut String, address: Option<&str>, qr: bool) -> Result<u8> {
+    if let Some(a) = address {
+        a.parse::<std::net::SocketAddr>().with_context(|| format!("'{a}' is not HOST:PORT"))?;
+    }
+    let inv = access.read(args, |n| Ok(n.invite(address.map(str::to_owned))?))?;
+    let text = inv.to_text();
+    let v = json!({ "invite": text, "name": inv.card.name, "user_id": inv.user().to_string(), "devices": inv.card.certs.len(), "address": inv.address });
+    print(args, out, &v, || {
+        let mut s = format!("{text}\n");
+        if qr {
+            match qrcode::QrCode::new(text.as_bytes()) {
+                Ok(code) => {
+                    s.push('\n');
+                    s.push_str(&code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
+                    s.push('\n');
+                }
+                Err(e) => s.push_str(&format!("(no QR code: {e})\n")),
+            }
+        }
+        s
+    });
+    Ok(0)
+}
+
+pub fn contact(args: &Cli, access: &Access, out: &mut String, cmd: &ContactCommand) -> Result<u8> {
+    match cmd {
+        ContactCommand::Add { invite, name } => {
+            let inv = Invite::parse(invite)?;
+            let user = access.write(args, |n| Ok(n.add_contact(&inv, name.as_deref())?))?;
+            let shown = name.clone().unwrap_or(inv.card.name.clone());
+            print(
+                args,
+                out,
+                &json!({ "added": user.to_string(), "name": shown, "devices": inv.card.certs.len() }),
+                || format!("added {shown} ({})\n", user.short()),
+            );
+        }
+        ContactCommand::List => {
+            let rows: Vec<Value> = access.read(args, |n| {
+                Ok(n.store
+                    .contacts()?
+                    .iter()
+                    .map(|(u, c)| json!({ "name": c.name, "user_id": u.to_string(), "short": u.short(), "devices": c.certs.len() }))
+                    .collect())
+            })?;
+            print(args, out, &json!(rows), || {
+                if rows.is_empty() {
+                    return "no contacts yet: `libra contact add INVITE`\n".into();
+                }
+                rows.iter()
+                    .map(|r| {
+                        format!(
+                            "{:<16} {}  {} device(s)\n",
+                            r["name"].as_str().unwrap_or(""),
+                            r["short"].as_str().unwrap_or(""),
+                            r["devices"]
+                        )
+                    })
+                    .collect()
+            });
+        }
+    }
+    Ok(0)
+}
+
+pub fn send(
+    args: &Cli,
+    access: &Access,
+    out: &mut String,
+    chat: &str,
+    text: &str,
+    reply_to: Option<&str>,
+) -> Result<u8> {
+    let (entry, title) = access.write(args, |n| {
+        let target = n.chat(chat)?;
+        let reply = reply_to.map(|r| find_message(n, &target, r)).transpose()?;
+        Ok((n.send(&target, text, reply)?, target.title))
+    })?;
+    print(args, out, &json!({ "id": entry.id.to_hex(), "chat": title, "delivery": "sent" }), || {
+        format!("sent to {title} ({})\n", &entry.id.to_hex()[..8])
+    });
+    Ok(0)
+}
+
+pub fn edit(
+    args: &Cli,
+    access: &Access,
+    out: &mut String,
+    chat: &str,
+    message: &str,
+    text: Option<&str>,
+) -> Result<u8> {
+    let id = access.write(args, |n| {
+        let target = n.chat(chat)?;
+        let id = find_message(n, &target, message)?;
+        match text {
+            Some(t) => n.edit(&target, id, t)?,
+            None => n.delete(&target, id)?,
+        };
+        Ok(id)
+    })?;
+    let what = if text.is_some() { "edited" } else { "deleted" };
+    print(args, out, &json!({ what: id.to_hex() }), || format!("{what} {}\n", &id.to_hex()[..8]));
+    Ok(0)
+}
+
+pub fn chats(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
+    let rows: Vec<Value> = access.read(args, |n| {
+        Ok(n.store
+            .chats()?
+            .iter()
+            .map(|c| {
+                let (kind, title) = match &c.kind {
+                    ChatKind::Group { name, .. } => ("group", name.clone()),
+                    ChatKind::Direct(u) => ("direct", name_of(n, u)),
+                };
+                json!({
+                    "chat": c.chat.to_hex(),
+                    "kind": kind,
+                    "title": title,
+                    "unread": c.unread,
+                    "messages": c.messages,
+                    "last": c.last.as_ref().map(|m| message_json(n, m)),
+                })
+            })
+            .collect())
+    })?;
+    print(args, out, &json!(rows), || {
+        if rows.is_empty() {
+            return "no chats yet: `libra send CONTACT TEXT` starts one\n".into();
+        }
+        rows.iter()
+            .map(|r| {
+                let last = &r["last"];
+                format!(
+                    "{:<18} {:>3} unread  {}: {}\n",
+                    r["title"].as_str().unwrap_or(""),
+                    r["unread"],
+                    last["from"].as_str().unwrap_or(""),
+                    last["text"].as_str().unwrap_or("…")
+                )
+            })
+            .collect()
+    });
+    Ok(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn chat(
+    args: &Cli,
+    access: &Access,
+    out: &mut String,
+    chat: &str,
+    limit: usize,
+    mark_read: bool,
+    receipts: bool,
+    after: Option<u64>,
+) -> Result<u8> {
+    if mark_read {
+        access.write(args, |n| {
+            let t = n.chat(chat)?;
+            Ok(n.mark_read(&t, receipts)?)
+        })?;
+    }
+    let (title, rows): (String, Vec<Value>) = access.read(args, |n| {
+        let t = n.chat(chat)?;
+        let msgs = n.store.messages(&t.chat, limit)?;
+        Ok((
+            t.title,
+            msgs.iter().filter(|m| after.is_none_or(|a| m.timestamp > a)).map(|m| message_json(n, m)).collect(),
+        ))
+    })?;
+    print(args, out, &json!({ "chat": title, "messages": rows }), || {
+        let mut s = if after.is_none() { format!("— {title} —\n") } else { String::new() };
+        for r in &rows {
+            s += &message_line(r);
+        }
+        if rows.is_empty() && after.is_none() {
+            s += "no messages yet\n";
+        }
+        s
+    });
+    Ok(0)
+}
+
+pub fn group(args: &Cli, access: &Access, out: &mut String, cmd: &GroupCommand) -> Result<u8> {
+    let (what, title) = access.write(args, |n| match cmd {
+        GroupCommand::Create { name, members } => {
+            let m = users(n, members)?;
+            let t = n.group_create(name, &m)?;
+            Ok(("created", t.title))
+        }
+        GroupCommand::Add { group, members } => {
+            let t = n.chat(group)?;
+            let m = users(n, members)?;
+            n.group_add(&t, &m)?;
+            Ok(("added to", t.title))
+        }
+        GroupCommand::Leave { group } => {
+            let t = n.chat(group)?;
+            n.group_leave(&t)?;
+            Ok(("left", t.title))
+        }
+    })?;
+    print(args, out, &json!({ "group": title, "done": what }), || format!("{what} {title}\n"));
+    Ok(0)
+}
