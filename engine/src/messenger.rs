@@ -27,7 +27,13 @@ pub struct Invite {
     pub card: ContactCard,
     /// Present only when the user asked to include it.
     pub address: Option<String>,
+    /// Lets the holder introduce itself on first contact, so we add it back (one-sided adds
+    /// become mutual). Valid for [`INVITE_VALIDITY_MS`].
+    pub token: Option<Bytes<16>>,
 }
+
+/// How long an invite's introduction token stays valid.
+pub const INVITE_VALIDITY_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// Why a messaging action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -119,11 +125,42 @@ impl Node {
         Ok(certs)
     }
 
-    pub fn invite(&self, address: Option<String>) -> Result<Invite, MessengerError> {
+    /// Our own card: name and trusted device certificates.
+    pub fn own_card(&self) -> Result<ContactCard, MessengerError> {
+        let user = self.me()?;
+        Ok(ContactCard { name: self.name().unwrap_or_default(), certs: self.device_certs(&user)? })
+    }
+
+    /// A new invite, with a fresh introduction token remembered here.
+    pub fn invite(&mut self, address: Option<String>) -> Result<Invite, MessengerError> {
         let user = self.user_id().ok_or(NodeError::Incomplete(self.dir.clone()))?;
         let name = self.name().unwrap_or_default();
         let certs = self.device_certs(&user)?;
-        Ok(Invite { version: 1, card: ContactCard { name, certs }, address })
+        let mut token = [0u8; 16];
+        token.copy_from_slice(&crate::identity::random_secret()[..16]);
+        self.store.add_invite_token(&token, clock::wall_ms().saturating_add(INVITE_VALIDITY_MS))?;
+        Ok(Invite { version: 1, card: ContactCard { name, certs }, address, token: Some(Bytes(token)) })
+    }
+
+    /// A stranger presented `token` and `card` on connecting: if the token is ours and valid and
+    /// the card certifies the connecting device, they become a contact. Returns whether they did.
+    pub fn accept_introduction(
+        &mut self,
+        token: &[u8; 16],
+        card: &ContactCard,
+        device: &[u8; 32],
+    ) -> Result<bool, MessengerError> {
+        if !self.store.invite_token_valid(token, clock::wall_ms())? {
+            return Ok(false);
+        }
+        let invite = Invite { version: 1, card: card.clone(), address: None, token: None };
+        // Re-check the card as an invite would be checked, and that it names the device.
+        let invite = Invite::parse(&invite.to_text())?;
+        if !invite.card.certs.iter().any(|c| c.body.device.as_bytes() == device) {
+            return Ok(false);
+        }
+        self.add_contact(&invite, None)?;
+        Ok(true)
     }
 
     fn me(&self) -> Result<UserId, MessengerError> {
@@ -169,6 +206,9 @@ impl Node {
             rec.allowed = true;
             if invite.address.is_some() {
                 rec.address = invite.address.clone();
+            }
+            if invite.token.is_some() {
+                rec.intro_token = invite.token;
             }
             self.store.set_peer(c.body.device.as_bytes(), &rec, true)?;
         }

@@ -94,7 +94,7 @@ pub fn invite(args: &Cli, access: &Access, out: &mut String, address: Option<&st
     if let Some(a) = address {
         a.parse::<std::net::SocketAddr>().with_context(|| format!("'{a}' is not HOST:PORT"))?;
     }
-    let inv = access.read(args, |n| Ok(n.invite(address.map(str::to_owned))?))?;
+    let inv = access.write(args, |n| Ok(n.invite(address.map(str::to_owned))?))?;
     let text = inv.to_text();
     let v = json!({ "invite": text, "name": inv.card.name, "user_id": inv.user().to_string(), "devices": inv.card.certs.len(), "address": inv.address });
     print(args, out, &v, || {

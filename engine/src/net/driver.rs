@@ -170,6 +170,16 @@ pub(crate) async fn run(
     let peer = tls::peer_key(&conn).ok_or(NetError::NotAllowed)?;
     shared.set_online(peer, Some(conn.remote_address()));
     let result = session(&shared, &conn, peer, initiator, live).await;
+    // Strangers refused before introducing themselves leave no trace in the peer records.
+    if !shared.is_allowed(&peer) {
+        shared.set_online(peer, None);
+        let code = match &result {
+            Err((_, NetError::Sync(s))) => s.code(),
+            _ => 6,
+        };
+        conn.close(u32::from(code).into(), b"not allowed");
+        return result.map_err(|(_, e)| e);
+    }
     shared.set_online(peer, None);
     let now = crate::clock::wall_ms();
     let (mut out, err) = match result {
@@ -230,6 +240,20 @@ async fn session(
         Ok(s) => s,
         Err(e) => return Err((out, e)),
     };
+    // Dialing someone whose invite we added: introduce ourselves first, so they add us back.
+    let mut admitted = initiator || shared.is_allowed(&peer);
+    if initiator {
+        let intro = shared.read_node(|n| {
+            let token = n.store.peer(&peer).ok().flatten().and_then(|r| r.intro_token)?;
+            Some(Message::Introduce { token: token.0, card: n.own_card().ok()? })
+        });
+        if let Some(m) = intro {
+            match frames::write(&mut send, &m).await {
+                Ok(n) => out.bytes_out += n as u64,
+                Err(e) => return Err((out, e)),
+            }
+        }
+    }
     let mut interest = match interest_now(shared) {
         Ok(v) => v,
         Err(e) => return Err((out, e.into())),
@@ -346,7 +370,23 @@ async fn session(
             if out.bytes_in > limits.session_bytes_in {
                 return Err(SyncError::LimitExceeded("bytes received in one session").into());
             }
+            if !admitted {
+                // A stranger that passed the handshake (we have open invites) must present one.
+                let Incoming::Message(Message::Introduce { token, card }) = msg else {
+                    return Err(SyncError::NotAllowed.into());
+                };
+                let ok = shared
+                    .with_node_mut(|n| n.accept_introduction(&token, &card, &peer))
+                    .map_err(|e| NetError::Stream(e.to_string()))?;
+                if !ok {
+                    return Err(SyncError::NotAllowed.into());
+                }
+                admitted = true;
+                interest = interest_now(shared)?;
+                continue;
+            }
             match msg {
+                Incoming::Message(Message::Introduce { .. }) => {}
                 Incoming::Entries(mut es) => {
                     // Take whatever else has already arrived into the same ingest: one
                     // validation pass and one fsync for all of it.

@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) device: [u8; 32],
     pub(crate) changed: tokio::sync::watch::Sender<u64>,
     allowed: Arc<RwLock<BTreeSet<[u8; 32]>>>,
+    /// Unexpired invites exist: strangers may complete the handshake to introduce themselves.
+    intro_open: Arc<std::sync::atomic::AtomicBool>,
     online: Mutex<BTreeMap<[u8; 32], SocketAddr>>,
     pub(crate) limits: Limits,
 }
@@ -81,6 +83,25 @@ impl Shared {
     pub(crate) fn refresh_allowed(&self, node: &Node) {
         let allowed = allowed_keys(node);
         *self.allowed.write().unwrap_or_else(std::sync::PoisonError::into_inner) = allowed;
+        let open = node.store.has_open_invites(crate::clock::wall_ms()).unwrap_or(false);
+        self.intro_open.store(open, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_allowed(&self, key: &[u8; 32]) -> bool {
+        self.allowed.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(key)
+    }
+
+    /// Runs `f` on the node exclusively (sessions use this for introductions).
+    pub(crate) fn with_node_mut<R>(&self, f: impl FnOnce(&mut Node) -> R) -> R {
+        let mut guard = self.node.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = f(&mut guard);
+        self.refresh_allowed(&guard);
+        r
+    }
+
+    pub(crate) fn read_node<R>(&self, f: impl FnOnce(&Node) -> R) -> R {
+        let guard = self.node.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&guard)
     }
 
     /// Acknowledges newly stored messages from others; their acks go out with the next push.
@@ -143,9 +164,16 @@ impl Host {
         }
         let allowed = allowed_keys(&node);
         let allowed = Arc::new(RwLock::new(allowed));
-        let check = allowed.clone();
-        let allow: tls::Allow =
-            Arc::new(move |k: &[u8; 32]| check.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(k));
+        let intro_open = Arc::new(std::sync::atomic::AtomicBool::new(
+            node.store.has_open_invites(crate::clock::wall_ms()).unwrap_or(false),
+        ));
+        let (check, open) = (allowed.clone(), intro_open.clone());
+        // Allowed keys always pass; while we have open invites, any well-formed key may finish
+        // the handshake, but its session must introduce itself before anything else.
+        let allow: tls::Allow = Arc::new(move |k: &[u8; 32]| {
+            open.load(std::sync::atomic::Ordering::Relaxed)
+                || check.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(k)
+        });
         let server_tls = tls::server_config(&seed, &device, allow)?;
         let server_quic = quinn::crypto::rustls::QuicServerConfig::try_from(server_tls)
             .map_err(|e| NetError::Stream(e.to_string()))?;
@@ -158,6 +186,7 @@ impl Host {
             device,
             changed,
             allowed,
+            intro_open,
             online: Mutex::new(BTreeMap::new()),
             limits: config.limits,
         });

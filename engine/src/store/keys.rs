@@ -9,6 +9,8 @@
 //!          name ‖ 0x01 ‖ author(32)              → seq(u64 BE) folded into the view
 //! meta:    "format"                              → format string
 //! peers:   device or user key(32)                → PeerRecord (MessagePack); local state only
+//! chats:   rows of the chats projection (messaging::view)
+//! invites: token(16)                             → expiry ms (u64 BE); tokens we handed out
 
 use super::StoreError;
 

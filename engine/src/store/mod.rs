@@ -63,6 +63,8 @@ pub struct Store {
     peers: Keyspace,
     /// Rows of the chats projection (messaging::view), written only once a reader is set.
     chats: Keyspace,
+    /// Invite tokens we handed out: token(16) → expiry (ms, BE).
+    invites: Keyspace,
     reader: Option<crate::messaging::Reader>,
     /// Messages from other users stored since the last `take_new_messages`.
     new_messages: Vec<chats::NewMessage>,

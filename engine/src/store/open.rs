@@ -38,10 +38,11 @@ impl Store {
                 ks("meta")?,
                 ks("peers")?,
                 ks("chats")?,
+                ks("invites")?,
             ];
             Ok((db, all))
         }));
-        let (db, [entries, ids, heads, lognums, forks, views, meta, peers, chats]) = match opened {
+        let (db, [entries, ids, heads, lognums, forks, views, meta, peers, chats, invites]) = match opened {
             Ok(Ok(v)) => v,
             Ok(Err(fjall::Error::Locked)) => return Err(StoreError::Locked(path)),
             Ok(Err(e)) => return Err(open_err(e.to_string())),
@@ -92,6 +93,7 @@ impl Store {
             meta,
             peers,
             chats,
+            invites,
             reader: None,
             new_messages: Vec::new(),
             head_cache,

@@ -20,6 +20,9 @@ pub struct PeerRecord {
     /// Entries of logs we offer that the peer had not received when the last completed session
     /// ended (0 after a completed one-shot sync).
     pub behind_by: u64,
+    /// The token of the invite we added this peer from, presented when we first connect so the
+    /// peer adds us back (spec/messaging.md, "Introductions").
+    pub intro_token: Option<crate::codec::Bytes<16>>,
 }
 
 impl Store {
@@ -47,6 +50,33 @@ impl Store {
             out.push((to_array32(&k)?, r));
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// Remembers an invite token this node handed out, valid until `expires_ms`.
+    pub fn add_invite_token(&self, token: &[u8; 16], expires_ms: u64) -> Result<(), StoreError> {
+        self.invites.insert(token.to_vec(), expires_ms.to_be_bytes().to_vec())?;
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// Whether `token` is one of ours and still valid at `now_ms`.
+    pub fn invite_token_valid(&self, token: &[u8; 16], now_ms: u64) -> Result<bool, StoreError> {
+        Ok(match self.invites.get(token)? {
+            Some(v) => super::keys::to_u64(&v)? > now_ms,
+            None => false,
+        })
+    }
+
+    /// Whether any invite token is still valid (strangers may then introduce themselves).
+    pub fn has_open_invites(&self, now_ms: u64) -> Result<bool, StoreError> {
+        for item in self.invites.iter() {
+            if super::keys::to_u64(&item.value()?)? > now_ms {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 

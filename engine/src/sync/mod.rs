@@ -29,6 +29,8 @@ pub enum SyncError {
     InvalidEntry(String),
     #[error("peer closed the session ({code}): {reason}")]
     PeerClosed { code: u16, reason: String },
+    #[error("the peer is neither allowed nor introduced by a valid invite")]
+    NotAllowed,
 }
 
 impl SyncError {
@@ -41,6 +43,7 @@ impl SyncError {
             SyncError::Protocol(_) => 4,
             SyncError::InvalidEntry(_) => 5,
             SyncError::PeerClosed { code, .. } => *code,
+            SyncError::NotAllowed => 6,
         }
     }
 }

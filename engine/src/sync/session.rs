@@ -166,7 +166,7 @@ impl Session {
                 Ok(())
             }
             Message::Close { code, reason } => Err(SyncError::PeerClosed { code, reason }),
-            Message::Entries(_) => Err(SyncError::Protocol("entries routed to the session")),
+            Message::Entries(_) | Message::Introduce { .. } => Err(SyncError::Protocol("routed to the session")),
         }
     }
 

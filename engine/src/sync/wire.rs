@@ -96,6 +96,9 @@ pub enum Message {
     Done,
     /// The sender closes the session with an error code and reason.
     Close { code: u16, reason: String },
+    /// First message of a dial to a node that does not know us yet: the token of its invite
+    /// and our own card (spec/messaging.md, "Introductions").
+    Introduce { token: [u8; 16], card: crate::messaging::ContactCard },
 }
 
 const TAG_RECONCILE: u8 = 1;
@@ -103,6 +106,7 @@ const TAG_ENTRIES: u8 = 2;
 const TAG_WANT: u8 = 3;
 const TAG_DONE: u8 = 4;
 const TAG_CLOSE: u8 = 5;
+const TAG_INTRODUCE: u8 = 6;
 
 fn tagged<T: Serialize>(tag: u8, body: &T) -> Vec<u8> {
     codec::encode(&(tag, body))
@@ -121,6 +125,7 @@ impl Message {
             Message::Want(w) => tagged(TAG_WANT, &w.iter().map(|(a, s)| (Bytes(*a), *s)).collect::<Vec<_>>()),
             Message::Done => tagged(TAG_DONE, &()),
             Message::Close { code, reason } => tagged(TAG_CLOSE, &(code, reason)),
+            Message::Introduce { token, card } => tagged(TAG_INTRODUCE, &(Bytes(*token), card)),
         }
     }
 
@@ -162,6 +167,10 @@ impl Message {
             TAG_CLOSE => {
                 let (code, reason): (u16, String) = body(bytes)?;
                 Message::Close { code, reason }
+            }
+            TAG_INTRODUCE => {
+                let (token, card): (Bytes<16>, crate::messaging::ContactCard) = body(bytes)?;
+                Message::Introduce { token: token.0, card }
             }
             t => return Err(SyncError::Malformed(format!("unknown message tag {t}"))),
         })

@@ -27,8 +27,8 @@ fn user(h: &Host) -> UserId {
 
 /// Each adds the other's invite.
 fn befriend(a: &Host, b: &Host) {
-    let ia = a.read_node(|n| n.invite(None).expect("invite"));
-    let ib = b.read_node(|n| n.invite(None).expect("invite"));
+    let ia = a.with_node(|n| n.invite(None).expect("invite"));
+    let ib = b.with_node(|n| n.invite(None).expect("invite"));
     a.with_node(|n| n.add_contact(&ib, None).expect("add"));
     b.with_node(|n| n.add_contact(&ia, None).expect("add"));
 }
@@ -164,6 +164,43 @@ async fn edits_and_deletions_converge() {
         assert_eq!((msgs[0].text.as_deref(), msgs[0].edited), (Some("first"), true));
         assert!(msgs[1].deleted && msgs[1].text.is_none());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_sided_add_becomes_mutual_on_first_contact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (host(dir.path(), "ann"), host(dir.path(), "ben"));
+    // Only A adds B's invite; B has never heard of A.
+    let ib = b.with_node(|n| n.invite(None).expect("invite"));
+    a.with_node(|n| n.add_contact(&ib, None).expect("add"));
+    let chat = chat_with(&a, &b);
+    a.with_node(|n| n.send(&chat, "it's Ann, from the conference", None).expect("send"));
+    a.connect(b.local_addr().expect("addr"), Some(b.device()), false).await.expect("introduced and synced");
+    // B now has A as a contact (authenticated by A's device key and the token of B's invite).
+    let contacts = b.read_node(|n| n.store.contacts().expect("contacts"));
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].0, user(&a));
+    let back = chat_with(&b, &a);
+    assert_eq!(texts(&b, &back), vec![Some("it's Ann, from the conference".to_owned())]);
+    // And B can answer: A's devices are allowed now.
+    b.with_node(|n| n.send(&back, "hi Ann", None).expect("send"));
+    b.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("sync back");
+    assert_eq!(texts(&a, &chat).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_without_a_valid_token_is_refused_and_forgotten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (b, eve) = (host(dir.path(), "ben"), host(dir.path(), "eve"));
+    // B has an open invite (so strangers may complete the handshake), but Eve's is forged.
+    let mut ib = b.with_node(|n| n.invite(None).expect("invite"));
+    ib.token = Some(libra_engine::codec::Bytes([7; 16]));
+    eve.with_node(|n| n.add_contact(&ib, None).expect("add"));
+    let r = eve.connect(b.local_addr().expect("addr"), Some(b.device()), false).await;
+    assert!(r.is_err(), "{r:?}");
+    assert!(b.read_node(|n| n.store.contacts().expect("contacts")).is_empty());
+    assert!(b.read_node(|n| n.store.peer(&eve.device()).expect("peer")).is_none(), "no record of the stranger");
+    assert_eq!(b.read_node(|n| n.store.heads().count()), 2, "nothing of Eve's stored");
 }
 
 #[test]
