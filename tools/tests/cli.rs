@@ -110,7 +110,7 @@ fn vectors_generate_is_deterministic_and_verifies() {
         let out = Command::new(env!("CARGO_BIN_EXE_libra")).args(["vectors", "generate"]).arg(d).output().expect("run");
         assert!(out.status.success());
     }
-    for name in ["identity.json", "entries.json", "chains.json", "forks.json", "sync.json"] {
+    for name in ["identity.json", "entries.json", "chains.json", "forks.json", "sync.json", "messaging.json"] {
         assert_eq!(std::fs::read(a.join(name)).expect("a"), std::fs::read(b.join(name)).expect("b"), "{name}");
     }
     let out =

@@ -234,6 +234,65 @@ fn check_transcript(c: &Value) -> Result<(), String> {
     Ok(())
 }
 
+fn check_seal(c: &Value) -> Result<(), String> {
+    use crate::messaging::{SealRandom, Sealed, seal};
+    use x25519_dalek::{PublicKey, StaticSecret};
+    let rnd = SealRandom {
+        ephemeral: hex32(c, "ephemeral_secret")?,
+        content_key: hex32(c, "content_key")?,
+        nonce: hexf(c, "nonce")?.try_into().map_err(|_| "nonce is not 24 bytes")?,
+        padding: hex32(c, "padding_seed")?,
+    };
+    let recipients = c.get("recipients").and_then(Value::as_array).ok_or("recipients")?;
+    let mut secrets = Vec::new();
+    for r in recipients {
+        let s = StaticSecret::from(hex32(r, "x25519_secret")?);
+        if PublicKey::from(&s).to_bytes().to_vec() != hexf(r, "x25519_public")? {
+            return Err("recipient public key differs".into());
+        }
+        secrets.push(s);
+    }
+    let pubs: Vec<[u8; 32]> = secrets.iter().map(|s| PublicKey::from(s).to_bytes()).collect();
+    let (plain, aad) = (hexf(c, "plaintext")?, hexf(c, "aad")?);
+    let sealed = seal(&plain, &aad, &pubs, &rnd).map_err(|e| e.to_string())?;
+    if sealed.encode() != hexf(c, "sealed")? {
+        return Err("sealed bytes differ".into());
+    }
+    let back = Sealed::decode(&hexf(c, "sealed")?).map_err(|e| e.to_string())?;
+    for s in &secrets {
+        if back.open(s, &aad).map_err(|e| e.to_string())? != plain {
+            return Err("a recipient opened something else".into());
+        }
+    }
+    let outsider = c.get("outsider").ok_or("outsider")?;
+    match back.open(&StaticSecret::from(hex32(outsider, "x25519_secret")?), &aad) {
+        Err(crate::messaging::SealError::NotForUs) => Ok(()),
+        other => Err(format!("the outsider got {other:?}")),
+    }
+}
+
+fn check_body(c: &Value) -> Result<(), String> {
+    let bytes = hexf(c, "encoded")?;
+    let b = crate::messaging::Body::decode(&bytes).map_err(|e| e.to_string())?;
+    if b.encode() != bytes { Err("body does not round-trip".into()) } else { Ok(()) }
+}
+
+fn check_chat_id(c: &Value) -> Result<(), String> {
+    use crate::identity::UserId;
+    let (a, b) = (UserId(crate::codec::Bytes(hex32(c, "user_a")?)), UserId(crate::codec::Bytes(hex32(c, "user_b")?)));
+    let id = crate::messaging::ChatId::direct(&a, &b);
+    if id.0.0.to_vec() != hexf(c, "chat")? || crate::messaging::ChatId::direct(&b, &a) != id {
+        return Err("chat id differs".into());
+    }
+    Ok(())
+}
+
+fn check_invite(c: &Value) -> Result<(), String> {
+    let t = c.get("text").and_then(Value::as_str).ok_or("text")?;
+    let inv = crate::messenger::Invite::parse(t).map_err(|e| e.to_string())?;
+    if inv.to_text() != t { Err("invite does not round-trip".into()) } else { Ok(()) }
+}
+
 type CaseCheck<'a> = dyn Fn(&Value) -> Result<(), String> + 'a;
 
 /// Verifies every case in the given `(file name, JSON text)` pairs.
@@ -243,7 +302,11 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 7] = [
+        let sections: [(&str, &CaseCheck); 11] = [
+            ("seal", &check_seal),
+            ("bodies", &check_body),
+            ("chat_ids", &check_chat_id),
+            ("invites", &check_invite),
             ("fingerprints", &check_fingerprint),
             ("transcripts", &check_transcript),
             ("keys", &check_key),
