@@ -1,0 +1,156 @@
+//! Messaging benchmarks, figures next to limits measured in the same run.
+//!
+//!     cargo bench -p libra-engine --bench messaging -- [--latency N] [--throughput M]
+//!
+//! latency:    send on A → message in B's chat projection, over a live QUIC connection on
+//!             loopback, paced (one message per 2 ms): p50/p99; targets p50 ≤ 1 ms, p99 ≤ 10 ms.
+//! throughput: M messages A→B as fast as A can send, messages/s, next to the raw QUIC
+//!             small-message rate and the XChaCha20-Poly1305 rate measured in this run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use libra_engine::net::{Host, HostConfig, tls};
+use libra_engine::node::Node;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn aead_rate() -> f64 {
+    let c = XChaCha20Poly1305::new(&[7u8; 32].into());
+    let msg = [1u8; 200];
+    let n = 200_000;
+    let t = Instant::now();
+    for i in 0..n {
+        let mut nonce = [0u8; 24];
+        nonce[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        std::hint::black_box(c.encrypt(&XNonce::from(nonce), &msg[..]).expect("seal"));
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Raw QUIC: 200-byte length-prefixed messages on one stream between two endpoints.
+async fn quic_rate(n: usize) -> f64 {
+    let (sa, sb) = ([1u8; 32], [2u8; 32]);
+    let pa = ed25519_dalek::SigningKey::from_bytes(&sa).verifying_key().to_bytes();
+    let pb = ed25519_dalek::SigningKey::from_bytes(&sb).verifying_key().to_bytes();
+    let server_tls = tls::server_config(&sb, &pb, Arc::new(|_| true)).expect("tls");
+    let server = quinn::ServerConfig::with_crypto(Arc::new(
+        quinn::crypto::rustls::QuicServerConfig::try_from(server_tls).expect("q"),
+    ));
+    let ep_b = quinn::Endpoint::server(server, "127.0.0.1:0".parse().expect("a")).expect("ep");
+    let addr = ep_b.local_addr().expect("addr");
+    let client_tls = tls::client_config(&sa, &pa, Arc::new(|_| true), None).expect("tls");
+    let mut ep_a = quinn::Endpoint::client("127.0.0.1:0".parse().expect("a")).expect("ep");
+    ep_a.set_default_client_config(quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(client_tls).expect("q"),
+    )));
+    let recv = tokio::spawn(async move {
+        let conn = ep_b.accept().await.expect("incoming").await.expect("conn");
+        let (_s, mut r) = conn.accept_bi().await.expect("bi");
+        let mut buf = [0u8; 204];
+        for _ in 0..n {
+            r.read_exact(&mut buf).await.expect("read");
+        }
+    });
+    let conn = ep_a.connect(addr, "libra").expect("connect").await.expect("conn");
+    let (mut s, _r) = conn.open_bi().await.expect("bi");
+    let t = Instant::now();
+    let mut frame = vec![0u8; 204];
+    frame[..4].copy_from_slice(&200u32.to_be_bytes());
+    for _ in 0..n {
+        s.write_all(&frame).await.expect("write");
+    }
+    recv.await.expect("receiver");
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let latency_n = arg("--latency", 2_000);
+    let throughput_n = arg("--throughput", 100_000);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
+    rt.block_on(async move {
+        let aead = aead_rate();
+        let quic = quic_rate(200_000).await;
+        println!("limits: XChaCha20-Poly1305 {aead:.0} × 200-byte messages/s (one core); raw QUIC {quic:.0} × 200-byte messages/s on loopback");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mk = |name: &str| {
+            let node = Node::init(&dir.path().join(name), name).expect("init");
+            Arc::new(Host::new(node, HostConfig::new("127.0.0.1:0".parse().expect("addr"))).expect("host"))
+        };
+        let (a, b) = (mk("ann"), mk("ben"));
+        let ia = a.with_node(|n| n.invite(None).expect("invite"));
+        let ib = b.with_node(|n| n.invite(None).expect("invite"));
+        a.with_node(|n| n.add_contact(&ib, None).expect("add"));
+        b.with_node(|n| n.add_contact(&ia, None).expect("add"));
+        let server = b.clone();
+        tokio::spawn(async move { server.serve().await });
+        let (la, addr, key) = (a.clone(), b.local_addr().expect("addr"), b.device());
+        tokio::spawn(async move {
+            let _ = la.connect(addr, Some(key), true).await;
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let chat = a.read_node(|n| n.chat(&ib.user().to_string()).expect("chat"));
+        let author = a.device();
+        let at_b = || b.read_node(|n| n.store.head(&author).map_or(0, |h| h.seq));
+
+        // Latency, paced.
+        let mut lat = Vec::with_capacity(latency_n);
+        for i in 0..latency_n {
+            let before = at_b();
+            let t = Instant::now();
+            a.with_node(|n| n.send(&chat, &format!("latency {i}"), None).expect("send"));
+            // Wait (sampling) until B's projection holds it.
+            while at_b() <= before {
+                std::thread::sleep(Duration::from_micros(50));
+                if t.elapsed() > Duration::from_secs(5) {
+                    panic!("message {i} never arrived");
+                }
+            }
+            lat.push(t.elapsed());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        lat.sort();
+        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+        let (p50, p99) = (pct(0.5), pct(0.99));
+        println!(
+            "latency send→B's projection over {} messages: p50 {:.3} ms (target ≤ 1 ms) {}, p99 {:.3} ms (target ≤ 10 ms) {}",
+            latency_n,
+            p50.as_secs_f64() * 1e3,
+            if p50 <= Duration::from_millis(1) { "PASS" } else { "FAIL" },
+            p99.as_secs_f64() * 1e3,
+            if p99 <= Duration::from_millis(10) { "PASS" } else { "FAIL" }
+        );
+
+        // Throughput: A sends as fast as it can; each send is sealed and fsynced on its own.
+        let base = at_b();
+        let t = Instant::now();
+        let writer = {
+            let a = a.clone();
+            let chat = chat.clone();
+            std::thread::spawn(move || {
+                for i in 0..throughput_n {
+                    a.with_node(|n| n.send(&chat, &format!("bulk {i}"), None).expect("send"));
+                }
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while at_b() < base + throughput_n as u64 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        writer.join().expect("writer");
+        let took = t.elapsed();
+        let got = at_b() - base;
+        let rate = got as f64 / took.as_secs_f64();
+        println!(
+            "throughput: {got} messages A→B in {took:.1?} = {rate:.0} messages/s = {:.3} × raw QUIC small messages/s, {:.3} × AEAD/s (each send: seal + sign + append + fsync)",
+            rate / quic,
+            rate / aead
+        );
+    });
+}
