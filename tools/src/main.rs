@@ -1,15 +1,9 @@
 //! `libra`: the command line front end to a Libra node.
 
-mod chat_cmds;
-mod cli;
-mod commands;
-mod control;
-mod net_cmds;
-mod render;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use libra_tools::{cli, commands, control};
 use libra_engine::node::NodeError;
 use libra_engine::store::StoreError;
 
@@ -68,7 +62,7 @@ fn follow(dir: &std::path::Path, chat: &str) -> ExitCode {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
                     for m in v["messages"].as_array().into_iter().flatten() {
                         if after > 0 {
-                            print!("{}", chat_cmds::message_line(m));
+                            print!("{}", libra_tools::message_line(m));
                         }
                         after = after.max(m["timestamp"].as_u64().unwrap_or(0));
                     }
