@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use libra_tools::{cli, commands, control};
 use libra_engine::node::NodeError;
 use libra_engine::store::StoreError;
+use libra_tools::{cli, commands, control};
 
 /// Whether the command failed only because a running node holds the store.
 fn locked(e: &anyhow::Error) -> bool {

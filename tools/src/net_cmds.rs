@@ -189,33 +189,13 @@ pub fn serve(args: &Cli, listen: &str) -> Result<u8> {
         .init();
     let dir = data_dir(args)?;
     let node = open(args)?;
-    let dial: Vec<([u8; 32], SocketAddr)> = node
-        .store
-        .peers()?
-        .into_iter()
-        .filter(|(_, r)| r.allowed)
-        .filter_map(|(k, r)| Some((k, r.address?.parse().ok()?)))
-        .collect();
     let rt = runtime()?;
     rt.block_on(async move {
         let host = std::sync::Arc::new(Host::new(node, HostConfig::new(listen))?);
         // The bound address goes to the user's terminal only, never into logs or to peers.
         println!("listening on {}", host.local_addr()?);
         println!("device {}", libra_engine::identity::DeviceId(libra_engine::codec::Bytes(host.device())));
-        for (key, addr) in dial {
-            let h = host.clone();
-            tokio::spawn(async move {
-                let mut backoff = Duration::from_secs(1);
-                loop {
-                    match h.connect(addr, Some(key), true).await {
-                        Ok(_) => backoff = Duration::from_secs(1),
-                        Err(e) => tracing::info!(error = %e, "dial failed; retrying"),
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                }
-            });
-        }
+        host.dial_known();
         let control = tokio::spawn(crate::control::serve(host.clone(), dir));
         let server = host.clone();
         tokio::select! {

@@ -237,6 +237,39 @@ impl Host {
         driver::run(self.shared.clone(), conn, true, live).await
     }
 
+    /// Keeps a live session with every allowed peer that has a known address: dial, and on any
+    /// end, dial again after a backoff of 1 s doubling to 60 s (reset after a good session).
+    pub fn dial_known(self: &Arc<Self>) {
+        let targets: Vec<([u8; 32], SocketAddr)> = self.read_node(|n| {
+            n.store
+                .peers()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(_, r)| r.allowed)
+                .filter_map(|(k, r)| Some((k, r.address?.parse().ok()?)))
+                .collect()
+        });
+        for (key, addr) in targets {
+            let h = self.clone();
+            tokio::spawn(async move {
+                let mut backoff = Duration::from_secs(1);
+                loop {
+                    match h.connect(addr, Some(key), true).await {
+                        Ok(_) => backoff = Duration::from_secs(1),
+                        Err(e) => tracing::info!(error = %e, "dial failed; retrying"),
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            });
+        }
+    }
+
+    /// A receiver that changes whenever the node's logs change (local writes or ingests).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.changed.subscribe()
+    }
+
     /// Allows a device or user key to sync with us, remembering an address to dial if given.
     pub fn allow(&self, key: [u8; 32], address: Option<String>) -> Result<(), NetError> {
         Ok(self.shared.record_allowed(key, address)?)

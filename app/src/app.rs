@@ -1,0 +1,310 @@
+//! The application: onboarding, then a sidebar (navigation and chats) beside the current view.
+//! Events from the engine are drained at the start of every frame; the UI never waits on it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use eframe::egui::{self, RichText};
+use libra_engine::clock;
+use libra_engine::log::EntryId;
+use libra_engine::messenger::Invite;
+use libra_engine::node::Node;
+
+use crate::engine::{Engine, Event};
+use crate::model::Snapshot;
+use crate::settings::Settings;
+use crate::views::chats::{self, ChatAction, ChatsState};
+use crate::views::connect::{self, ConnectAction, ConnectState};
+use crate::views::identity::{self, IdentityState};
+use crate::views::onboarding::{self, Onboarding};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Chats,
+    Connect,
+    Identity,
+    Settings,
+}
+
+pub struct LibraApp {
+    dir: PathBuf,
+    engine: Option<Engine>,
+    onboarding: Option<Onboarding>,
+    failure: Option<String>,
+    pub snap: Snapshot,
+    pub tab: Tab,
+    chats: ChatsState,
+    identity: IdentityState,
+    connect: ConnectState,
+    settings: Settings,
+    status: Option<(String, bool)>,
+    notified: Option<EntryId>,
+    title: String,
+    listen_override: Option<SocketAddr>,
+    ctx_set: bool,
+}
+
+impl LibraApp {
+    /// The app on `dir`. `listen` overrides the listen address from the settings (tests).
+    pub fn new(dir: PathBuf, listen: Option<SocketAddr>) -> LibraApp {
+        let settings = Settings::load(&dir);
+        let mut app = LibraApp {
+            dir: dir.clone(),
+            engine: None,
+            onboarding: None,
+            failure: None,
+            snap: Snapshot::default(),
+            tab: Tab::Chats,
+            chats: ChatsState::default(),
+            identity: IdentityState::default(),
+            connect: ConnectState::default(),
+            settings,
+            status: None,
+            notified: None,
+            title: String::new(),
+            listen_override: listen,
+            ctx_set: false,
+        };
+        if libra_engine::keyfile::exists(&dir) {
+            match Node::open(&dir) {
+                Ok(node) => app.start(node),
+                Err(e) => app.failure = Some(e.to_string()),
+            }
+        } else {
+            app.onboarding = Some(Onboarding { name: String::new(), error: None });
+        }
+        app
+    }
+
+    fn start(&mut self, node: Node) {
+        let wanted = self.listen_override.or_else(|| self.settings.listen.parse().ok());
+        let fallback: SocketAddr = "0.0.0.0:0".parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let listen = wanted.unwrap_or(fallback);
+        match Engine::start(node, &self.dir, listen) {
+            Ok(e) => {
+                self.status = e.listening.map(|a| (format!("online, listening on port {}", a.port()), false));
+                self.engine = Some(e);
+            }
+            Err(e) => self.failure = Some(e.to_string()),
+        }
+    }
+
+    /// The engine, once running (tests use it to reach the node).
+    pub fn engine(&self) -> Option<&Engine> {
+        self.engine.as_ref()
+    }
+
+    pub fn open_chat_key(&self) -> Option<String> {
+        self.chats.open.as_ref().map(|(_, k)| k.clone())
+    }
+
+    fn drain(&mut self, ctx: &egui::Context) {
+        let Some(engine) = &self.engine else { return };
+        if !self.ctx_set {
+            engine.set_ctx(ctx);
+            self.ctx_set = true;
+        }
+        for ev in engine.poll() {
+            match ev {
+                Event::Snapshot(s) => self.snap = *s,
+                Event::Done(Ok(msg)) => {
+                    if let Some(invite) = msg.strip_prefix("invite:") {
+                        self.identity.invite = Some(invite.to_owned());
+                        self.status = Some(("new invite ready".into(), false));
+                    } else if !msg.is_empty() {
+                        self.status = Some((msg, false));
+                    }
+                }
+                Event::Done(Err(e)) => self.status = Some((e, true)),
+            }
+        }
+        // Title badge, and a request for attention when a message arrives in the background.
+        let title =
+            if self.snap.total_unread > 0 { format!("({}) Libra", self.snap.total_unread) } else { "Libra".into() };
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+        let newest = self.snap.newest_incoming.as_ref().map(|(id, _, _)| *id);
+        if newest.is_some() && newest != self.notified {
+            let background = !ctx.input(|i| i.focused);
+            if background && self.settings.notifications && self.notified.is_some() {
+                ctx.send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(
+                    egui::UserAttentionType::Informational,
+                ));
+            }
+            self.notified = newest;
+        }
+    }
+
+    fn run_chat_actions(&mut self, actions: Vec<ChatAction>) {
+        let Some(engine) = &self.engine else { return };
+        let receipts = self.settings.read_receipts;
+        for a in actions {
+            match a {
+                ChatAction::Open { chat, key } => {
+                    self.chats.open = Some((chat, key));
+                    self.chats.reply_to = None;
+                    self.chats.editing = None;
+                    self.chats.search.clear();
+                    self.tab = Tab::Chats;
+                    engine.open_chat(Some(chat));
+                }
+                ChatAction::Send { key, text, reply_to } => engine.act(move |n| {
+                    let t = n.chat(&key).map_err(|e| e.to_string())?;
+                    n.send(&t, &text, reply_to).map(|_| String::new()).map_err(|e| e.to_string())
+                }),
+                ChatAction::Edit { key, id, text } => engine.act(move |n| {
+                    let t = n.chat(&key).map_err(|e| e.to_string())?;
+                    n.edit(&t, id, &text).map(|_| "edited".into()).map_err(|e| e.to_string())
+                }),
+                ChatAction::Delete { key, id } => engine.act(move |n| {
+                    let t = n.chat(&key).map_err(|e| e.to_string())?;
+                    n.delete(&t, id).map(|_| "deleted".into()).map_err(|e| e.to_string())
+                }),
+                ChatAction::MarkRead { key } => engine.act(move |n| {
+                    let t = n.chat(&key).map_err(|e| e.to_string())?;
+                    n.mark_read(&t, receipts).map(|_| String::new()).map_err(|e| e.to_string())
+                }),
+            }
+        }
+    }
+
+    fn sidebar(&mut self, ui: &mut egui::Ui) {
+        let now = clock::wall_ms();
+        egui::Panel::left("sidebar").resizable(true).default_size(300.0).min_size(240.0).show(ui, |ui| {
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                ui.label(RichText::new("Libra").size(20.0).strong());
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    ui.label(RichText::new(&self.snap.me.name).weak());
+                });
+            });
+            ui.add_space(6.0);
+            ui.horizontal(|ui| {
+                for (tab, label) in [
+                    (Tab::Chats, "Chats"),
+                    (Tab::Connect, "Connect"),
+                    (Tab::Identity, "Identity"),
+                    (Tab::Settings, "Settings"),
+                ] {
+                    ui.selectable_value(&mut self.tab, tab, label);
+                }
+            });
+            ui.separator();
+            egui::Panel::bottom("status").show(ui, |ui| {
+                let online = self.snap.peers.iter().filter(|p| p.online).count();
+                ui.label(RichText::new(format!("{online} peer(s) online")).small().weak());
+                if let Some((s, err)) = &self.status {
+                    let color = if *err { ui.visuals().error_fg_color } else { ui.visuals().weak_text_color() };
+                    ui.label(RichText::new(s).small().color(color));
+                }
+            });
+            let mut actions = Vec::new();
+            chats::list(ui, &self.snap, &self.chats, now, &mut actions);
+            self.run_chat_actions(actions);
+        });
+    }
+}
+
+impl eframe::App for LibraApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.drain(&ctx);
+        if let Some(e) = &self.failure {
+            let e = e.clone();
+            egui::CentralPanel::default().show(ui, |ui| {
+                ui.centered_and_justified(|ui| {
+                    ui.colored_label(ui.visuals().error_fg_color, format!("Libra could not start: {e}"));
+                });
+            });
+            return;
+        }
+        if let Some(state) = &mut self.onboarding {
+            let mut chosen = None;
+            egui::CentralPanel::default().show(ui, |ui| chosen = onboarding::ui(ui, state));
+            if let Some(name) = chosen {
+                match Node::init(&self.dir, &name) {
+                    Ok(node) => {
+                        self.onboarding = None;
+                        self.start(node);
+                        // Show the new identity and its invite first.
+                        self.tab = Tab::Identity;
+                        if let Some(engine) = &self.engine {
+                            engine.act(|n| {
+                                n.invite(None).map(|i| format!("invite:{}", i.to_text())).map_err(|e| e.to_string())
+                            });
+                        }
+                    }
+                    Err(e) => state.error = Some(e.to_string()),
+                }
+            }
+            return;
+        }
+        self.sidebar(ui);
+        let now = clock::wall_ms();
+        egui::CentralPanel::default().show(ui, |ui| match self.tab {
+            Tab::Chats => {
+                let mut actions = Vec::new();
+                chats::conversation(ui, self.snap.open.as_ref(), &mut self.chats, &mut actions);
+                self.run_chat_actions(actions);
+            }
+            Tab::Identity => {
+                if let Some(address) = identity::ui(ui, &self.snap, &mut self.identity)
+                    && let Some(engine) = &self.engine
+                {
+                    engine.act(move |n| {
+                        n.invite(address).map(|i| format!("invite:{}", i.to_text())).map_err(|e| e.to_string())
+                    });
+                }
+            }
+            Tab::Connect => match connect::ui(ui, &self.snap, &mut self.connect, now) {
+                Some(ConnectAction::AddContact(text)) => {
+                    if let Some(engine) = &self.engine {
+                        match Invite::parse(&text) {
+                            Ok(inv) => {
+                                self.connect.invite.clear();
+                                let address = inv.address.clone();
+                                let device = inv.card.certs.first().map(|c| *c.body.device.as_bytes());
+                                engine.act(move |n| {
+                                    n.add_contact(&inv, None)
+                                        .map(|u| format!("added {}", u.short()))
+                                        .map_err(|e| e.to_string())
+                                });
+                                // An invite with an address: connect right away (and introduce us).
+                                if let Some(addr) = address.and_then(|a| a.parse().ok()) {
+                                    engine.connect(addr, device);
+                                }
+                            }
+                            Err(e) => self.status = Some((e.to_string(), true)),
+                        }
+                    }
+                }
+                Some(ConnectAction::Connect { address, peer }) => match address.parse::<SocketAddr>() {
+                    Ok(addr) => {
+                        let expected = if peer.is_empty() {
+                            Ok(None)
+                        } else {
+                            libra_engine::text::decode_id(&peer).map(|(_, k)| Some(k))
+                        };
+                        match (expected, &self.engine) {
+                            (Ok(exp), Some(engine)) => engine.connect(addr, exp),
+                            (Err(e), _) => self.status = Some((format!("device id: {e}"), true)),
+                            _ => {}
+                        }
+                    }
+                    Err(_) => self.status = Some((format!("'{address}' is not HOST:PORT"), true)),
+                },
+                None => {}
+            },
+            Tab::Settings => {
+                let listening = self.engine.as_ref().and_then(|e| e.listening);
+                if crate::views::settings::ui(ui, &mut self.settings, listening)
+                    && let Err(e) = self.settings.save(&self.dir)
+                {
+                    self.status = Some((format!("settings not saved: {e}"), true));
+                }
+            }
+        });
+    }
+}

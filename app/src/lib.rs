@@ -1,0 +1,11 @@
+//! Libra's desktop client. The engine runs on its own tokio runtime ([`engine::Engine`]); the UI
+//! renders a [`model::Snapshot`] the engine rebuilds off the UI thread whenever the logs change,
+//! and sends actions back as closures run on a blocking thread. The UI never waits on the store.
+
+pub mod app;
+pub mod engine;
+pub mod model;
+pub mod settings;
+mod views;
+
+pub use app::LibraApp;

@@ -1,0 +1,190 @@
+//! What the UI shows, built from the node in one pass off the UI thread.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use libra_engine::clock;
+use libra_engine::identity::UserId;
+use libra_engine::log::EntryId;
+use libra_engine::messaging::ChatId;
+use libra_engine::node::Node;
+use libra_engine::store::{ChatKind, Delivery, MessageView};
+
+/// Messages of the open chat carried per snapshot (older ones load by scrolling up later).
+pub const PAGE: usize = 300;
+
+#[derive(Debug, Clone, Default)]
+pub struct Me {
+    pub name: String,
+    pub user_id: String,
+    pub user_short: String,
+    pub device_id: String,
+    pub device_short: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChatRow {
+    pub chat: ChatId,
+    pub title: String,
+    pub group: bool,
+    pub preview: String,
+    pub last_ms: u64,
+    pub unread: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub id: EntryId,
+    pub ms: u64,
+    pub from: String,
+    pub mine: bool,
+    pub text: Option<String>,
+    pub edited: bool,
+    pub deleted: bool,
+    pub undecryptable: bool,
+    pub reply: Option<(EntryId, String)>,
+    pub delivery: Option<Delivery>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenChat {
+    pub chat: ChatId,
+    pub title: String,
+    pub subtitle: String,
+    pub messages: Vec<Msg>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PeerRow {
+    pub name: String,
+    pub short: String,
+    pub online: bool,
+    /// The address in use or remembered — shown locally only.
+    pub address: Option<String>,
+    pub last_seen_ms: u64,
+    pub last_sync_ms: u64,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub me: Me,
+    pub chats: Vec<ChatRow>,
+    pub open: Option<OpenChat>,
+    pub peers: Vec<PeerRow>,
+    pub contacts: Vec<(UserId, String)>,
+    pub total_unread: usize,
+    /// The newest message from someone else, for notifications.
+    pub newest_incoming: Option<(EntryId, String, String)>,
+    pub built_us: u128,
+}
+
+fn name_of(node: &Node, contacts: &[(UserId, String)], user: &Option<UserId>) -> String {
+    match user {
+        None => "unknown".into(),
+        Some(u) if Some(*u) == node.user_id() => "You".into(),
+        Some(u) => contacts.iter().find(|(c, _)| c == u).map_or_else(|| u.short(), |(_, n)| n.clone()),
+    }
+}
+
+fn preview(m: &MessageView) -> String {
+    if m.undecryptable {
+        "⚠ could not be decrypted".into()
+    } else if m.deleted {
+        "message deleted".into()
+    } else {
+        m.text.clone().unwrap_or_default().lines().next().unwrap_or("").chars().take(60).collect()
+    }
+}
+
+impl Snapshot {
+    pub fn build(node: &Node, open: Option<ChatId>, online: &BTreeMap<[u8; 32], SocketAddr>) -> Snapshot {
+        let t = std::time::Instant::now();
+        let mut s = Snapshot::default();
+        if let (Some(u), d) = (node.user_id(), node.device_id()) {
+            s.me = Me {
+                name: node.name().unwrap_or_default(),
+                user_id: u.to_string(),
+                user_short: u.short(),
+                device_id: d.to_string(),
+                device_short: d.short(),
+            };
+        }
+        s.contacts = node.store.contacts().unwrap_or_default().into_iter().map(|(u, c)| (u, c.name)).collect();
+        for c in node.store.chats().unwrap_or_default() {
+            let (title, group) = match &c.kind {
+                ChatKind::Group { name, .. } => (name.clone(), true),
+                ChatKind::Direct(u) => (name_of(node, &s.contacts, u), false),
+            };
+            // Chats come most recent first: the first one with unread messages holds the newest.
+            if s.newest_incoming.is_none()
+                && c.unread > 0
+                && let Some(m) = c.last.as_ref().filter(|m| !m.mine)
+            {
+                s.newest_incoming = Some((m.id, title.clone(), preview(m)));
+            }
+            s.total_unread += c.unread;
+            s.chats.push(ChatRow {
+                chat: c.chat,
+                title,
+                group,
+                preview: c.last.as_ref().map(preview).unwrap_or_default(),
+                last_ms: c.last.as_ref().map_or(0, |m| clock::physical_ms(m.timestamp)),
+                unread: c.unread,
+            });
+        }
+        if let Some(chat) = open {
+            let title = s.chats.iter().find(|c| c.chat == chat).map(|c| c.title.clone()).unwrap_or_default();
+            let subtitle = match node.store.group(&chat).ok().flatten() {
+                Some((_, members)) => {
+                    let names: Vec<String> = members.iter().map(|m| name_of(node, &s.contacts, &Some(*m))).collect();
+                    names.join(", ")
+                }
+                None => "end-to-end encrypted".into(),
+            };
+            let views = node.store.messages(&chat, PAGE).unwrap_or_default();
+            let by_id: BTreeMap<EntryId, String> = views.iter().map(|m| (m.id, preview(m))).collect();
+            let messages = views
+                .iter()
+                .map(|m| Msg {
+                    id: m.id,
+                    ms: clock::physical_ms(m.timestamp),
+                    from: name_of(node, &s.contacts, &m.user),
+                    mine: m.mine,
+                    text: m.text.clone(),
+                    edited: m.edited,
+                    deleted: m.deleted,
+                    undecryptable: m.undecryptable,
+                    reply: m
+                        .reply_to
+                        .map(|r| (r, by_id.get(&r).cloned().unwrap_or_else(|| "an earlier message".into()))),
+                    delivery: m.delivery,
+                })
+                .collect();
+            s.open = Some(OpenChat { chat, title, subtitle, messages });
+        }
+        for (key, r) in node.store.peers().unwrap_or_default() {
+            let user = node.store.trust().owner_of(&libra_engine::identity::DeviceId(libra_engine::codec::Bytes(key)));
+            let is_online = online.contains_key(&key);
+            s.peers.push(PeerRow {
+                name: name_of(node, &s.contacts, &user),
+                short: libra_engine::identity::DeviceId(libra_engine::codec::Bytes(key)).short(),
+                online: is_online,
+                address: online.get(&key).map(|a| a.to_string()).or(r.address.clone()),
+                last_seen_ms: r.last_seen_ms,
+                last_sync_ms: r.last_sync_ms,
+                status: if is_online {
+                    if r.behind_by > 0 { format!("syncing, behind by {}", r.behind_by) } else { "in sync".into() }
+                } else if r.behind_by > 0 {
+                    format!("behind by {}", r.behind_by)
+                } else if r.last_sync_ms > 0 {
+                    "in sync at last contact".into()
+                } else {
+                    "never synced".into()
+                },
+            });
+        }
+        s.built_us = t.elapsed().as_micros();
+        s
+    }
+}

@@ -1,0 +1,36 @@
+//! Local preferences, kept in `settings.json` in the data directory (never in a log).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Ask for attention (taskbar / dock) when a message arrives while the window is unfocused.
+    pub notifications: bool,
+    /// Tell senders when you have read their messages.
+    pub read_receipts: bool,
+    /// Where to accept connections (only allowed devices get past the handshake).
+    pub listen: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { notifications: true, read_receipts: false, listen: "0.0.0.0:7444".into() }
+    }
+}
+
+impl Settings {
+    pub fn load(dir: &Path) -> Settings {
+        std::fs::read_to_string(dir.join("settings.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("settings.json"), serde_json::to_string_pretty(self).unwrap_or_default())
+    }
+}

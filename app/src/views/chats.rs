@@ -1,0 +1,325 @@
+//! The chat list and the conversation: bubbles, delivery ticks, replies, edits, deletions,
+//! search, and a composer where Enter sends and Shift+Enter starts a new line.
+
+use eframe::egui::{self, Align, Color32, Layout, RichText};
+use libra_engine::identity::UserId;
+use libra_engine::log::EntryId;
+use libra_engine::messaging::ChatId;
+use libra_engine::store::Delivery;
+
+use super::widgets::{avatar, badge};
+use super::{clock_time, when};
+use crate::model::{Msg, OpenChat, Snapshot};
+
+/// What the user asked for in these views; the app carries it out.
+pub enum ChatAction {
+    Open { chat: ChatId, key: String },
+    Send { key: String, text: String, reply_to: Option<EntryId> },
+    Edit { key: String, id: EntryId, text: String },
+    Delete { key: String, id: EntryId },
+    MarkRead { key: String },
+}
+
+#[derive(Default)]
+pub struct ChatsState {
+    /// The open chat and the name that resolves it (a user id or the chat id in hex).
+    pub open: Option<(ChatId, String)>,
+    pub composer: String,
+    pub reply_to: Option<(EntryId, String)>,
+    pub editing: Option<EntryId>,
+    pub search: String,
+    pub last_marked: Option<EntryId>,
+}
+
+pub fn list(ui: &mut egui::Ui, snap: &Snapshot, state: &ChatsState, now_ms: u64, actions: &mut Vec<ChatAction>) {
+    if snap.chats.is_empty() && snap.contacts.is_empty() {
+        ui.add_space(24.0);
+        ui.vertical_centered(|ui| {
+            ui.label(RichText::new("No chats yet").strong());
+            ui.label(RichText::new("Add a contact under Connect, or share your invite from Identity.").weak().small());
+        });
+    }
+    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+        for c in &snap.chats {
+            let selected = state.open.as_ref().is_some_and(|(id, _)| *id == c.chat);
+            let resp = row(ui, selected, |ui| {
+                avatar(ui, &c.title, 36.0);
+                ui.vertical(|ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(&c.title).strong());
+                        if c.group {
+                            ui.label(RichText::new("group").small().weak());
+                        }
+                        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                            badge(ui, c.unread);
+                            ui.label(RichText::new(when(c.last_ms, now_ms)).small().weak());
+                        });
+                    });
+                    ui.label(RichText::new(&c.preview).weak());
+                });
+            });
+            if resp.clicked() {
+                actions.push(ChatAction::Open { chat: c.chat, key: c.chat.to_hex() });
+            }
+        }
+        // Contacts without a conversation yet: one click starts one.
+        let me: Option<UserId> = UserId::parse(&snap.me.user_id).ok();
+        let fresh: Vec<&(UserId, String)> = snap
+            .contacts
+            .iter()
+            .filter(|(u, _)| me.is_some_and(|m| !snap.chats.iter().any(|c| c.chat == ChatId::direct(&m, u))))
+            .collect();
+        if !fresh.is_empty() {
+            ui.add_space(8.0);
+            ui.label(RichText::new("Contacts").small().weak());
+            for (u, name) in fresh {
+                let resp = row(ui, false, |ui| {
+                    avatar(ui, name, 28.0);
+                    ui.label(name);
+                });
+                if resp.clicked()
+                    && let Some(m) = me
+                {
+                    actions.push(ChatAction::Open { chat: ChatId::direct(&m, u), key: u.to_string() });
+                }
+            }
+        }
+    });
+}
+
+fn row(ui: &mut egui::Ui, selected: bool, add: impl FnOnce(&mut egui::Ui)) -> egui::Response {
+    let fill = if selected { ui.visuals().selection.bg_fill.gamma_multiply(0.35) } else { Color32::TRANSPARENT };
+    let inner =
+        egui::Frame::new().fill(fill).corner_radius(8.0).inner_margin(egui::Margin::symmetric(8, 6)).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.horizontal(add);
+        });
+    let resp = inner.response.interact(egui::Sense::click());
+    if resp.hovered() && !selected {
+        ui.painter().rect_filled(resp.rect, 8.0, ui.visuals().widgets.hovered.bg_fill.gamma_multiply(0.25));
+    }
+    resp
+}
+
+fn ticks(d: Delivery) -> (&'static str, Color32) {
+    match d {
+        Delivery::Sent => ("✓", Color32::from_gray(170)),
+        Delivery::Delivered => ("✓✓", Color32::from_gray(200)),
+        Delivery::Read => ("✓✓", Color32::from_rgb(0x7f, 0xc8, 0xff)),
+    }
+}
+
+fn bubble(ui: &mut egui::Ui, m: &Msg, key: &str, state: &mut ChatsState, actions: &mut Vec<ChatAction>) {
+    let own = m.mine;
+    let max = (ui.available_width() * 0.72).max(160.0);
+    let layout = if own { Layout::right_to_left(Align::TOP) } else { Layout::left_to_right(Align::TOP) };
+    ui.with_layout(layout, |ui| {
+        let fill =
+            if own { Color32::from_rgb(0x2b, 0x5a, 0x9e) } else { ui.visuals().faint_bg_color.gamma_multiply(1.6) };
+        let resp = egui::Frame::new()
+            .fill(fill)
+            .corner_radius(12.0)
+            .inner_margin(egui::Margin::symmetric(10, 6))
+            .show(ui, |ui| {
+                ui.set_max_width(max);
+                ui.with_layout(Layout::top_down(Align::LEFT), |ui| {
+                    if !own {
+                        ui.label(RichText::new(&m.from).small().strong().color(super::widgets::color_for(&m.from)));
+                    }
+                    if let Some((_, quoted)) = &m.reply {
+                        egui::Frame::new().fill(Color32::from_black_alpha(40)).corner_radius(6.0).inner_margin(4).show(
+                            ui,
+                            |ui| {
+                                ui.label(RichText::new(format!("↳ {quoted}")).small().italics());
+                            },
+                        );
+                    }
+                    let text_color = if own { Color32::WHITE } else { ui.visuals().text_color() };
+                    if m.undecryptable {
+                        ui.label(
+                            RichText::new("⚠ This message could not be decrypted.")
+                                .italics()
+                                .color(ui.visuals().warn_fg_color),
+                        );
+                    } else if m.deleted {
+                        ui.label(RichText::new("message deleted").italics().weak());
+                    } else {
+                        ui.label(RichText::new(m.text.as_deref().unwrap_or("")).color(text_color).size(14.5));
+                    }
+                    ui.horizontal(|ui| {
+                        let meta = format!("{}{}", if m.edited { "edited · " } else { "" }, clock_time(m.ms));
+                        ui.label(RichText::new(meta).small().color(text_color.gamma_multiply(0.7)));
+                        if let Some(d) = m.delivery {
+                            let (t, c) = ticks(d);
+                            ui.label(RichText::new(t).small().color(c)).on_hover_text(d.as_str());
+                        }
+                    });
+                });
+            })
+            .response;
+        let resp = resp.interact(egui::Sense::click());
+        resp.context_menu(|ui| {
+            if !m.deleted && !m.undecryptable {
+                if ui.button("Reply").clicked() {
+                    state.reply_to = Some((m.id, m.text.clone().unwrap_or_default()));
+                    ui.close();
+                }
+                if ui.button("Copy").clicked() {
+                    ui.ctx().copy_text(m.text.clone().unwrap_or_default());
+                    ui.close();
+                }
+            }
+            if own && !m.deleted {
+                if ui.button("Edit").clicked() {
+                    state.editing = Some(m.id);
+                    state.composer = m.text.clone().unwrap_or_default();
+                    ui.close();
+                }
+                if ui.button("Delete").clicked() {
+                    actions.push(ChatAction::Delete { key: key.to_owned(), id: m.id });
+                    ui.close();
+                }
+            }
+        });
+    });
+    ui.add_space(4.0);
+}
+
+pub fn conversation(ui: &mut egui::Ui, open: Option<&OpenChat>, state: &mut ChatsState, actions: &mut Vec<ChatAction>) {
+    let Some((chat_id, key)) = state.open.clone() else {
+        ui.centered_and_justified(|ui| {
+            ui.label(RichText::new("Select a chat, or start one with a contact.").weak());
+        });
+        return;
+    };
+    let open = open.filter(|o| o.chat == chat_id);
+    let title = open.map(|o| o.title.clone()).filter(|t| !t.is_empty()).unwrap_or_else(|| "New chat".into());
+    // Header.
+    egui::Panel::top("chat-header").show(ui, |ui| {
+        ui.add_space(4.0);
+        ui.horizontal(|ui| {
+            avatar(ui, &title, 32.0);
+            ui.vertical(|ui| {
+                ui.label(RichText::new(&title).strong().size(16.0));
+                ui.label(RichText::new(open.map_or("end-to-end encrypted", |o| o.subtitle.as_str())).small().weak());
+            });
+            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                ui.add(egui::TextEdit::singleline(&mut state.search).hint_text("🔍 Search").desired_width(160.0));
+            });
+        });
+        ui.add_space(4.0);
+    });
+    // Composer.
+    egui::Panel::bottom("composer").show(ui, |ui| {
+        ui.add_space(6.0);
+        if let Some((_, quoted)) = state.reply_to.clone() {
+            ui.horizontal(|ui| {
+                ui.label(
+                    RichText::new(format!("Replying to: {}", quoted.chars().take(80).collect::<String>()))
+                        .small()
+                        .weak(),
+                );
+                if ui.small_button("✕").on_hover_text("Cancel reply").clicked() {
+                    state.reply_to = None;
+                }
+            });
+        }
+        if state.editing.is_some() {
+            ui.horizontal(|ui| {
+                ui.label(RichText::new("Editing your message").small().weak());
+                if ui.small_button("✕").on_hover_text("Cancel edit").clicked() {
+                    state.editing = None;
+                    state.composer.clear();
+                }
+            });
+        }
+        let id = egui::Id::unique("libra-composer");
+        let focused = ui.memory(|m| m.has_focus(id));
+        // Enter sends; Shift+Enter falls through to the text box as a new line.
+        let send = focused && ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Enter));
+        ui.horizontal(|ui| {
+            let edit = egui::TextEdit::multiline(&mut state.composer)
+                .id(id)
+                .hint_text("Write a message…  (Enter sends, Shift+Enter for a new line)")
+                .desired_rows(2)
+                .desired_width(ui.available_width() - 70.0);
+            ui.add(edit);
+            let clicked = ui
+                .add_enabled(
+                    !state.composer.trim().is_empty(),
+                    egui::Button::new("Send").min_size(egui::vec2(60.0, 36.0)),
+                )
+                .clicked();
+            if (send || clicked) && !state.composer.trim().is_empty() {
+                let text = state.composer.trim_end().to_owned();
+                match state.editing.take() {
+                    Some(mid) => actions.push(ChatAction::Edit { key: key.clone(), id: mid, text }),
+                    None => actions.push(ChatAction::Send {
+                        key: key.clone(),
+                        text,
+                        reply_to: state.reply_to.take().map(|(r, _)| r),
+                    }),
+                }
+                state.composer.clear();
+                ui.memory_mut(|m| m.request_focus(id));
+            }
+        });
+        ui.add_space(6.0);
+    });
+    // Messages.
+    egui::CentralPanel::default().show(ui, |ui| {
+        let Some(open) = open else {
+            ui.centered_and_justified(|ui| ui.label(RichText::new("Say hello 👋").weak()));
+            return;
+        };
+        if open.messages.is_empty() {
+            ui.centered_and_justified(|ui| ui.label(RichText::new("No messages yet. Say hello 👋").weak()));
+            return;
+        }
+        let needle = state.search.trim().to_lowercase();
+        // Stays at the bottom while new messages arrive; stays put while reading history.
+        egui::ScrollArea::vertical().stick_to_bottom(true).auto_shrink([false, false]).show(ui, |ui| {
+            ui.add_space(8.0);
+            let mut last_day = u64::MAX;
+            let mut shown = 0;
+            for m in &open.messages {
+                if !needle.is_empty() && !m.text.as_deref().unwrap_or("").to_lowercase().contains(&needle) {
+                    continue;
+                }
+                shown += 1;
+                let day = m.ms / 86_400_000;
+                if day != last_day {
+                    last_day = day;
+                    ui.vertical_centered(|ui| ui.label(RichText::new(day_label(m.ms)).small().weak()));
+                }
+                bubble(ui, m, &key, state, actions);
+            }
+            if shown == 0 {
+                ui.label(RichText::new(format!("No messages match “{}”.", state.search.trim())).weak());
+            }
+        });
+        // Reading the newest incoming message marks the chat read.
+        if let Some(last) = open.messages.iter().rev().find(|m| !m.mine)
+            && state.last_marked != Some(last.id)
+            && ui.ctx().input(|i| i.focused)
+        {
+            state.last_marked = Some(last.id);
+            actions.push(ChatAction::MarkRead { key: key.clone() });
+        }
+    });
+}
+
+fn day_label(ms: u64) -> String {
+    let days = ms / 86_400_000;
+    // Civil date from days since the epoch.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}

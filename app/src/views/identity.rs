@@ -1,0 +1,74 @@
+//! Who you are: name, ids in their checkable form, and your invite as text and QR code.
+
+use eframe::egui::{self, RichText};
+
+use super::widgets::avatar;
+use crate::model::Snapshot;
+
+#[derive(Default)]
+pub struct IdentityState {
+    pub invite: Option<String>,
+    pub include_address: bool,
+    pub address: String,
+    pub qr: Option<(String, egui::TextureHandle)>,
+}
+
+/// Returns `Some(address)` when the user asks for a new invite (address only if they chose to).
+pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut IdentityState) -> Option<Option<String>> {
+    let mut want = None;
+    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+        ui.add_space(12.0);
+        ui.horizontal(|ui| {
+            avatar(ui, &snap.me.name, 56.0);
+            ui.vertical(|ui| {
+                ui.label(RichText::new(&snap.me.name).size(22.0).strong());
+                ui.label(RichText::new("Your identity lives on this device.").weak());
+            });
+        });
+        ui.add_space(16.0);
+        id_row(ui, "User id", &snap.me.user_short, &snap.me.user_id);
+        id_row(ui, "This device", &snap.me.device_short, &snap.me.device_id);
+        ui.add_space(16.0);
+        ui.separator();
+        ui.label(RichText::new("Invite").size(18.0).strong());
+        ui.label(RichText::new("Give this to someone so they can add you. It carries your name and device keys — no address unless you include one.").weak());
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut state.include_address, "Include an address to reach me:");
+            ui.add_enabled(state.include_address, egui::TextEdit::singleline(&mut state.address).hint_text("HOST:PORT").desired_width(180.0));
+        });
+        if ui.button(if state.invite.is_some() { "New invite" } else { "Create invite" }).clicked() {
+            want = Some(state.include_address.then(|| state.address.trim().to_owned()).filter(|a| !a.is_empty()));
+        }
+        if let Some(text) = state.invite.clone() {
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                if ui.button("Copy invite").clicked() {
+                    ui.ctx().copy_text(text.clone());
+                }
+                ui.label(RichText::new(format!("{}…", &text[..text.len().min(48)])).monospace().weak());
+            });
+            if state.qr.as_ref().is_none_or(|(t, _)| *t != text)
+                && let Some(tex) = super::widgets::qr_texture(ui.ctx(), &text)
+            {
+                state.qr = Some((text.clone(), tex));
+            }
+            if let Some((_, tex)) = &state.qr {
+                ui.add_space(8.0);
+                ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(260.0, 260.0)));
+            }
+        }
+    });
+    want
+}
+
+fn id_row(ui: &mut egui::Ui, label: &str, short: &str, full: &str) {
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(label).strong());
+        ui.label(RichText::new(short).monospace());
+        if ui.small_button("Copy").on_hover_text(full).clicked() {
+            ui.ctx().copy_text(full.to_owned());
+        }
+    });
+    ui.label(RichText::new(full).monospace().small().weak());
+    ui.add_space(6.0);
+}

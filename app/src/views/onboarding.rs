@@ -1,0 +1,43 @@
+//! First run: choose a name, create the identity.
+
+use eframe::egui::{self, RichText};
+
+pub struct Onboarding {
+    pub name: String,
+    pub error: Option<String>,
+}
+
+/// Draws the onboarding form; returns the chosen name when the user creates the identity.
+pub fn ui(ui: &mut egui::Ui, state: &mut Onboarding) -> Option<String> {
+    let mut chosen = None;
+    ui.vertical_centered(|ui| {
+        ui.add_space(ui.available_height() * 0.18);
+        ui.label(RichText::new("Libra").size(40.0).strong());
+        ui.add_space(6.0);
+        ui.label(RichText::new("Private messages, no servers.").size(16.0).weak());
+        ui.add_space(28.0);
+        ui.label("Choose the name your contacts will see.");
+        ui.add_space(8.0);
+        let edit = ui.add(
+            egui::TextEdit::singleline(&mut state.name).hint_text("Your name").desired_width(280.0).char_limit(64),
+        );
+        let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        ui.add_space(12.0);
+        let ready = !state.name.trim().is_empty();
+        let create = ui.add_enabled(ready, egui::Button::new(RichText::new("Create identity").size(15.0)).min_size(egui::vec2(160.0, 32.0)));
+        if ready && (create.clicked() || enter) {
+            chosen = Some(state.name.trim().to_owned());
+        }
+        ui.add_space(18.0);
+        ui.label(
+            RichText::new("Your keys are made on this computer and never leave it. Everything you write is stored here, encrypted for the people you write to.")
+                .small()
+                .weak(),
+        );
+        if let Some(e) = &state.error {
+            ui.add_space(8.0);
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+    });
+    chosen
+}

@@ -1,0 +1,28 @@
+//! Preferences (kept locally).
+
+use eframe::egui::{self, RichText};
+
+use crate::settings::Settings;
+
+/// Returns true when a setting changed (the app saves them).
+pub fn ui(ui: &mut egui::Ui, s: &mut Settings, listening: Option<std::net::SocketAddr>) -> bool {
+    let mut changed = false;
+    ui.add_space(12.0);
+    ui.label(RichText::new("Settings").size(18.0).strong());
+    changed |= ui
+        .checkbox(&mut s.notifications, "Ask for attention when a message arrives while Libra is in the background")
+        .changed();
+    changed |= ui
+        .checkbox(&mut s.read_receipts, "Send read receipts (others see when you have read their messages)")
+        .changed();
+    ui.add_space(8.0);
+    ui.horizontal(|ui| {
+        ui.label("Listen on");
+        changed |= ui.add(egui::TextEdit::singleline(&mut s.listen).desired_width(160.0)).changed();
+        ui.label(RichText::new("(takes effect on restart)").small().weak());
+    });
+    if let Some(a) = listening {
+        ui.label(RichText::new(format!("Listening on {a}. Only your contacts' devices can connect.")).small().weak());
+    }
+    changed
+}
