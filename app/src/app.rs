@@ -42,6 +42,7 @@ pub struct LibraApp {
     title: String,
     listen_override: Option<SocketAddr>,
     ctx_set: bool,
+    engine_ctx_set: bool,
 }
 
 impl LibraApp {
@@ -64,6 +65,7 @@ impl LibraApp {
             title: String::new(),
             listen_override: listen,
             ctx_set: false,
+            engine_ctx_set: false,
         };
         if libra_engine::keyfile::exists(&dir) {
             match Node::open(&dir) {
@@ -89,6 +91,29 @@ impl LibraApp {
         }
     }
 
+    /// Selects the first view: a tab name and/or a chat to open (by contact or group name).
+    pub fn show(&mut self, tab: Option<&str>, open: Option<&str>) {
+        self.tab = match tab {
+            Some("connect") => Tab::Connect,
+            Some("identity") => Tab::Identity,
+            Some("settings") => Tab::Settings,
+            _ => self.tab,
+        };
+        if self.tab == Tab::Identity
+            && let Some(engine) = &self.engine
+        {
+            engine.act(|n| n.invite(None).map(|i| format!("invite:{}", i.to_text())).map_err(|e| e.to_string()));
+        }
+        if let (Some(name), Some(engine)) = (open, &self.engine) {
+            let target = engine.host().read_node(|n| n.chat(name).ok());
+            if let Some(t) = target {
+                let key =
+                    t.users.first().filter(|_| t.users.len() == 1).map_or_else(|| t.chat.to_hex(), |u| u.to_string());
+                self.run_chat_actions(vec![ChatAction::Open { chat: t.chat, key }]);
+            }
+        }
+    }
+
     /// The engine, once running (tests use it to reach the node).
     pub fn engine(&self) -> Option<&Engine> {
         self.engine.as_ref()
@@ -99,11 +124,18 @@ impl LibraApp {
     }
 
     fn drain(&mut self, ctx: &egui::Context) {
-        let Some(engine) = &self.engine else { return };
         if !self.ctx_set {
-            engine.set_ctx(ctx);
-            self.ctx_set = true;
+            crate::views::widgets::install_fallback_fonts(ctx);
         }
+        let Some(engine) = &self.engine else {
+            self.ctx_set = true;
+            return;
+        };
+        if !self.ctx_set || !self.engine_ctx_set {
+            engine.set_ctx(ctx);
+            self.engine_ctx_set = true;
+        }
+        self.ctx_set = true;
         for ev in engine.poll() {
             match ev {
                 Event::Snapshot(s) => self.snap = *s,

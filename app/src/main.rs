@@ -30,6 +30,17 @@ fn main() -> anyhow::Result<()> {
         renderer: eframe::Renderer::Glow,
         ..Default::default()
     };
-    eframe::run_native("Libra", options, Box::new(move |_cc| Ok(Box::new(LibraApp::new(dir, listen)))))
-        .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
+    // --tab and --open pick the first view (used by tools/screenshot.sh).
+    let tab = arg("--tab");
+    let open = arg("--open");
+    eframe::run_native(
+        "Libra",
+        options,
+        Box::new(move |_cc| {
+            let mut app = LibraApp::new(dir, listen);
+            app.show(tab.as_deref(), open.as_deref());
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
 }

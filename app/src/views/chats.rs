@@ -5,7 +5,6 @@ use eframe::egui::{self, Align, Color32, Layout, RichText};
 use libra_engine::identity::UserId;
 use libra_engine::log::EntryId;
 use libra_engine::messaging::ChatId;
-use libra_engine::store::Delivery;
 
 use super::widgets::{avatar, badge};
 use super::{clock_time, when};
@@ -101,17 +100,25 @@ fn row(ui: &mut egui::Ui, selected: bool, add: impl FnOnce(&mut egui::Ui)) -> eg
     resp
 }
 
-fn ticks(d: Delivery) -> (&'static str, Color32) {
-    match d {
-        Delivery::Sent => ("✓", Color32::from_gray(170)),
-        Delivery::Delivered => ("✓✓", Color32::from_gray(200)),
-        Delivery::Read => ("✓✓", Color32::from_rgb(0x7f, 0xc8, 0xff)),
-    }
-}
-
 fn bubble(ui: &mut egui::Ui, m: &Msg, key: &str, state: &mut ChatsState, actions: &mut Vec<ChatAction>) {
     let own = m.mine;
     let max = (ui.available_width() * 0.72).max(160.0);
+    // Size the bubble to its widest line (text wrapped at `max`, sender, quote, time).
+    let measure = |t: &str, size: f32| {
+        ui.painter().layout(t.to_owned(), egui::FontId::proportional(size), Color32::WHITE, max).size().x
+    };
+    let body = if m.undecryptable {
+        "⚠ This message could not be decrypted.".to_owned()
+    } else if m.deleted {
+        "message deleted".to_owned()
+    } else {
+        m.text.clone().unwrap_or_default()
+    };
+    let mut width = measure(&body, 14.5).max(measure(&m.from, 11.0)).max(70.0);
+    if let Some((_, q)) = &m.reply {
+        width = width.max(measure(&format!("↳ {q}"), 11.0) + 8.0);
+    }
+    let width = width.min(max);
     let layout = if own { Layout::right_to_left(Align::TOP) } else { Layout::left_to_right(Align::TOP) };
     ui.with_layout(layout, |ui| {
         let fill =
@@ -121,8 +128,8 @@ fn bubble(ui: &mut egui::Ui, m: &Msg, key: &str, state: &mut ChatsState, actions
             .corner_radius(12.0)
             .inner_margin(egui::Margin::symmetric(10, 6))
             .show(ui, |ui| {
-                ui.set_max_width(max);
-                ui.with_layout(Layout::top_down(Align::LEFT), |ui| {
+                ui.set_width(width);
+                ui.vertical(|ui| {
                     if !own {
                         ui.label(RichText::new(&m.from).small().strong().color(super::widgets::color_for(&m.from)));
                     }
@@ -150,8 +157,7 @@ fn bubble(ui: &mut egui::Ui, m: &Msg, key: &str, state: &mut ChatsState, actions
                         let meta = format!("{}{}", if m.edited { "edited · " } else { "" }, clock_time(m.ms));
                         ui.label(RichText::new(meta).small().color(text_color.gamma_multiply(0.7)));
                         if let Some(d) = m.delivery {
-                            let (t, c) = ticks(d);
-                            ui.label(RichText::new(t).small().color(c)).on_hover_text(d.as_str());
+                            super::widgets::ticks(ui, d);
                         }
                     });
                 });
@@ -204,7 +210,7 @@ pub fn conversation(ui: &mut egui::Ui, open: Option<&OpenChat>, state: &mut Chat
                 ui.label(RichText::new(open.map_or("end-to-end encrypted", |o| o.subtitle.as_str())).small().weak());
             });
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                ui.add(egui::TextEdit::singleline(&mut state.search).hint_text("🔍 Search").desired_width(160.0));
+                ui.add(egui::TextEdit::singleline(&mut state.search).hint_text("Search in chat").desired_width(160.0));
             });
         });
         ui.add_space(4.0);

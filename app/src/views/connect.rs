@@ -1,7 +1,7 @@
 //! Connecting: add a contact from an invite, connect to an address, and the peers with their
 //! online and sync state (addresses are shown here, locally, and nowhere else).
 
-use eframe::egui::{self, Color32, RichText};
+use eframe::egui::{self, RichText};
 
 use super::when;
 use crate::model::Snapshot;
@@ -62,8 +62,7 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
             }
             ui.end_row();
             for p in &snap.peers {
-                let dot = if p.online { Color32::from_rgb(0x4c, 0xc3, 0x5a) } else { Color32::from_gray(110) };
-                ui.label(RichText::new("●").color(dot)).on_hover_text(if p.online { "online" } else { "offline" });
+                super::widgets::status_dot(ui, p.online);
                 ui.label(format!("{}  {}", p.name, p.short));
                 ui.label(&p.status);
                 ui.label(when(p.last_seen_ms, now_ms));

@@ -59,3 +59,62 @@ pub fn qr_texture(ctx: &egui::Context, text: &str) -> Option<egui::TextureHandle
     let image = egui::ColorImage::new([size, size], pixels);
     Some(ctx.load_texture("invite-qr", image, egui::TextureOptions::NEAREST))
 }
+
+/// Adds system fonts (when present) as fallbacks after egui's own, so symbols and emoji that
+/// egui's fonts lack still render. Best effort: missing files are skipped.
+pub fn install_fallback_fonts(ctx: &egui::Context) {
+    const CANDIDATES: &[&str] = &[
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/noto/NotoSansSymbols2-Regular.ttf",
+        "/usr/share/fonts/truetype/noto/NotoEmoji-Regular.ttf",
+        "C:\\Windows\\Fonts\\seguisym.ttf",
+        "C:\\Windows\\Fonts\\seguiemj.ttf",
+        "/System/Library/Fonts/Apple Symbols.ttf",
+    ];
+    let mut fonts = egui::FontDefinitions::default();
+    let mut added = false;
+    for (i, path) in CANDIDATES.iter().enumerate() {
+        if let Ok(bytes) = std::fs::read(path) {
+            let name = format!("fallback-{i}");
+            fonts.font_data.insert(name.clone(), std::sync::Arc::new(egui::FontData::from_owned(bytes)));
+            for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
+                fonts.families.entry(family).or_default().push(name.clone());
+            }
+            added = true;
+        }
+    }
+    if added {
+        ctx.set_fonts(fonts);
+    }
+}
+
+/// A small online/offline dot.
+pub fn status_dot(ui: &mut egui::Ui, online: bool) -> egui::Response {
+    let (rect, resp) = ui.allocate_exact_size(Vec2::splat(12.0), egui::Sense::hover());
+    let color = if online { Color32::from_rgb(0x4c, 0xc3, 0x5a) } else { Color32::from_gray(110) };
+    ui.painter().circle_filled(rect.center(), 4.5, color);
+    resp.on_hover_text(if online { "online" } else { "offline" })
+}
+
+/// Delivery ticks, drawn: one for sent, two for delivered, two in blue for read.
+pub fn ticks(ui: &mut egui::Ui, d: libra_engine::store::Delivery) -> egui::Response {
+    use libra_engine::store::Delivery;
+    let (rect, resp) = ui.allocate_exact_size(egui::vec2(18.0, 10.0), egui::Sense::hover());
+    let color = match d {
+        Delivery::Read => Color32::from_rgb(0x7f, 0xc8, 0xff),
+        _ => Color32::from_gray(210),
+    };
+    let stroke = egui::Stroke::new(1.4, color);
+    let tick = |dx: f32| {
+        let o = rect.left_top() + egui::vec2(dx, 0.0);
+        [o + egui::vec2(0.0, 5.0), o + egui::vec2(3.0, 8.5), o + egui::vec2(9.0, 1.0)]
+    };
+    let first = tick(1.0);
+    ui.painter().line_segment([first[0], first[1]], stroke);
+    ui.painter().line_segment([first[1], first[2]], stroke);
+    if d != Delivery::Sent {
+        let second = tick(6.0);
+        ui.painter().line_segment([second[1], second[2]], stroke);
+    }
+    resp.on_hover_text(d.as_str())
+}
