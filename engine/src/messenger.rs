@@ -16,6 +16,8 @@ use crate::payload::KIND_SEALED;
 use crate::store::{ChatKind, PeerRecord};
 use crate::text;
 
+/// Most messages one acknowledgement names (≈ 35 KiB sealed, well inside an entry).
+pub const ACK_BATCH: usize = 1000;
 /// Most devices an invite may list.
 pub const MAX_INVITE_DEVICES: usize = 16;
 const INVITE_PREFIX: &str = "libra:";
@@ -270,8 +272,10 @@ impl Node {
     }
 
     pub fn group_add(&mut self, chat: &ChatTarget, members: &[UserId]) -> Result<(), MessengerError> {
-        let all: Vec<UserId> = chat.users.iter().chain(members).copied().collect();
-        self.say(&Body::GroupAdd { chat: chat.chat, members: members.to_vec() }, &all)?;
+        let mut all: Vec<UserId> = chat.users.iter().chain(members).copied().collect();
+        all.sort();
+        all.dedup();
+        self.say(&Body::GroupAdd { chat: chat.chat, name: chat.title.clone(), members: all.clone() }, &all)?;
         Ok(())
     }
 
@@ -280,40 +284,42 @@ impl Node {
         Ok(())
     }
 
-    /// Acknowledges every message from others that this device has not acknowledged yet: one
-    /// sealed ack per chat and author, to the author's devices and ours. Returns how many.
+    /// Acknowledges every message from others that this device has not acknowledged yet: sealed
+    /// acks per chat and author (at most [`ACK_BATCH`] targets each), to the author's devices
+    /// and ours. Returns how many messages were acknowledged.
     pub fn acknowledge(&mut self) -> Result<usize, MessengerError> {
-        let mut pending = self.store.take_new_messages();
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        // The flag-free path: new messages since the last call. After a restart the node calls
-        // `acknowledge_all` once.
-        pending.sort_by_key(|m| (m.chat, m.user));
-        let mut n = 0;
-        for group in pending.chunk_by(|a, b| a.chat == b.chat && a.user == b.user) {
-            let Some(user) = group[0].user else { continue };
-            let targets: Vec<EntryId> = group.iter().map(|m| m.id).collect();
-            n += targets.len();
-            self.say(&Body::Ack { chat: group[0].chat, targets, read: false }, &[user])?;
-        }
-        Ok(n)
+        let pending = self.store.take_new_messages();
+        self.send_acks(pending)
     }
 
     /// Acknowledges what a crash or restart may have left unacknowledged.
     pub fn acknowledge_all(&mut self) -> Result<usize, MessengerError> {
         let missing = self.store.unacknowledged(&self.device_id())?;
         self.store.take_new_messages();
+        self.send_acks(missing)
+    }
+
+    fn send_acks(&mut self, mut pending: Vec<crate::store::NewMessage>) -> Result<usize, MessengerError> {
+        pending.sort_by_key(|m| (m.chat, m.user));
         let mut n = 0;
-        let mut missing = missing;
-        missing.sort_by_key(|m| (m.chat, m.user));
-        for group in missing.chunk_by(|a, b| a.chat == b.chat && a.user == b.user) {
+        let mut first_error = None;
+        for group in pending.chunk_by(|a, b| a.chat == b.chat && a.user == b.user) {
             let Some(user) = group[0].user else { continue };
-            let targets: Vec<EntryId> = group.iter().map(|m| m.id).collect();
-            n += targets.len();
-            self.say(&Body::Ack { chat: group[0].chat, targets, read: false }, &[user])?;
+            for part in group.chunks(ACK_BATCH) {
+                let targets: Vec<EntryId> = part.iter().map(|m| m.id).collect();
+                // One chat failing must not hold back the others.
+                match self.say(&Body::Ack { chat: part[0].chat, targets, read: false }, &[user]) {
+                    Ok(_) => n += part.len(),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
         }
-        Ok(n)
+        match first_error {
+            Some(e) if n == 0 => Err(e),
+            _ => Ok(n),
+        }
     }
 
     /// Marks a chat read up to now: a read acknowledgement to our own devices, and to the

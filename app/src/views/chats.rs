@@ -275,11 +275,11 @@ pub fn conversation(ui: &mut egui::Ui, open: Option<&OpenChat>, state: &mut Chat
     // Messages.
     egui::CentralPanel::default().show(ui, |ui| {
         let Some(open) = open else {
-            ui.centered_and_justified(|ui| ui.label(RichText::new("Say hello 👋").weak()));
+            ui.centered_and_justified(|ui| ui.label(RichText::new("Say hello").weak()));
             return;
         };
         if open.messages.is_empty() {
-            ui.centered_and_justified(|ui| ui.label(RichText::new("No messages yet. Say hello 👋").weak()));
+            ui.centered_and_justified(|ui| ui.label(RichText::new("No messages yet. Say hello").weak()));
             return;
         }
         let needle = state.search.trim().to_lowercase();

@@ -72,8 +72,11 @@ pub enum Body {
         name: String,
         members: Vec<UserId>,
     },
+    /// Carries the group's name and its full member list after the addition, so a member who
+    /// joins later (and cannot open the creation) still knows the group.
     GroupAdd {
         chat: ChatId,
+        name: String,
         members: Vec<UserId>,
     },
     GroupLeave {
@@ -134,7 +137,7 @@ impl Body {
             Body::Ack { chat, targets, read } => tagged(ACK, &(chat, targets, read)),
             Body::Contact(card) => tagged(CONTACT, card),
             Body::GroupCreate { chat, name, members } => tagged(GROUP_CREATE, &(chat, name, members)),
-            Body::GroupAdd { chat, members } => tagged(GROUP_ADD, &(chat, members)),
+            Body::GroupAdd { chat, name, members } => tagged(GROUP_ADD, &(chat, name, members)),
             Body::GroupLeave { chat } => tagged(GROUP_LEAVE, &(chat,)),
         }
     }
@@ -167,8 +170,8 @@ impl Body {
                 Body::GroupCreate { chat, name, members }
             }
             GROUP_ADD => {
-                let (chat, members): (ChatId, Vec<UserId>) = body(bytes)?;
-                Body::GroupAdd { chat, members }
+                let (chat, name, members): (ChatId, String, Vec<UserId>) = body(bytes)?;
+                Body::GroupAdd { chat, name, members }
             }
             GROUP_LEAVE => {
                 let (chat,): (ChatId,) = body(bytes)?;
@@ -201,7 +204,7 @@ mod tests {
             Body::Ack { chat, targets: vec![id, id], read: true },
             Body::Contact(ContactCard { name: "n".into(), certs: vec![] }),
             Body::GroupCreate { chat, name: "g".into(), members: vec![UserId(Bytes([1; 32]))] },
-            Body::GroupAdd { chat, members: vec![] },
+            Body::GroupAdd { chat, name: "g".into(), members: vec![] },
             Body::GroupLeave { chat },
         ] {
             assert_eq!(Body::decode(&b.encode()), Ok(b));

@@ -56,7 +56,7 @@ pub struct EditRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupOp {
     Create { name: String, members: Vec<UserId> },
-    Add { members: Vec<UserId> },
+    Add { name: String, members: Vec<UserId> },
     Leave,
 }
 
@@ -87,8 +87,9 @@ pub fn rows(entry: &Entry, reader: &Reader, trust: &TrustView) -> Vec<(Vec<u8>, 
     let user = trust.owner_of(&device);
     let ts = h.timestamp.to_be_bytes();
     let id = entry.id.as_bytes();
-    let opened = Sealed::decode(payload).and_then(|s| s.open(&reader.agreement, &aad(&h.author.0)));
-    let body = match opened {
+    // A payload that is not even a sealed envelope names no recipient: nobody's business.
+    let Ok(sealed) = Sealed::decode(payload) else { return Vec::new() };
+    let body = match sealed.open(&reader.agreement, &aad(&h.author.0)) {
         Err(SealError::NotForUs) => return Vec::new(),
         Err(_) => None,
         Ok(plain) => Body::decode(&plain).ok(),
@@ -123,7 +124,7 @@ pub fn rows(entry: &Entry, reader: &Reader, trust: &TrustView) -> Vec<(Vec<u8>, 
             vec![(key(&[b"c", id]), codec::encode(&ContactRow { card, ts: h.timestamp }))]
         }
         Body::GroupCreate { chat, name, members } => group_rows(chat, &ts, id, user, GroupOp::Create { name, members }),
-        Body::GroupAdd { chat, members } => group_rows(chat, &ts, id, user, GroupOp::Add { members }),
+        Body::GroupAdd { chat, name, members } => group_rows(chat, &ts, id, user, GroupOp::Add { name, members }),
         Body::GroupLeave { chat } => group_rows(chat, &ts, id, user, GroupOp::Leave),
     }
 }

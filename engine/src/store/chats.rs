@@ -186,7 +186,13 @@ impl Store {
                     m.insert(author);
                     state = Some((name, m));
                 }
-                (GroupOp::Add { members }, Some((_, m))) if m.contains(&author) => m.extend(members),
+                (GroupOp::Add { members, .. }, Some((_, m))) if m.contains(&author) => m.extend(members),
+                // A member who joined later never saw the creation: the addition names the group.
+                (GroupOp::Add { name, members }, None) => {
+                    let mut m: BTreeSet<UserId> = members.into_iter().collect();
+                    m.insert(author);
+                    state = Some((name, m));
+                }
                 (GroupOp::Leave, Some((_, m))) => {
                     m.remove(&author);
                 }

@@ -428,7 +428,10 @@ fn messaging() -> String {
             "body-group-create",
             Body::GroupCreate { chat: ChatId(Bytes([7; 16])), name: "trip".into(), members: vec![user.id()] },
         ),
-        ("body-group-add", Body::GroupAdd { chat: ChatId(Bytes([7; 16])), members: vec![user.id()] }),
+        (
+            "body-group-add",
+            Body::GroupAdd { chat: ChatId(Bytes([7; 16])), name: "trip".into(), members: vec![user.id()] },
+        ),
         ("body-group-leave", Body::GroupLeave { chat: ChatId(Bytes([7; 16])) }),
     ];
     let invite = crate::messenger::Invite {

@@ -143,6 +143,27 @@ async fn a_group_of_three_with_one_member_offline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_later_knows_the_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (host(dir.path(), "ann"), host(dir.path(), "ben"), host(dir.path(), "cat"));
+    befriend(&a, &b);
+    befriend(&a, &c);
+    befriend(&b, &c);
+    let group = a.with_node(|n| n.group_create("trip", &[user(&b)]).expect("group"));
+    a.with_node(|n| n.send(&group, "before Cat joined", None).expect("send"));
+    let cat = user(&c);
+    a.with_node(|n| n.group_add(&group, &[cat]).expect("add"));
+    let group = a.read_node(|n| n.chat("trip").expect("chat"));
+    a.with_node(|n| n.send(&group, "welcome, Cat", None).expect("send"));
+    c.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("sync");
+    let at_c = c.read_node(|n| n.chat("trip").expect("Cat knows the group by name"));
+    assert_eq!(at_c.users.len(), 3);
+    // Cat reads what was sealed to her, not what came before she was added.
+    assert_eq!(texts(&c, &at_c), vec![Some("welcome, Cat".to_owned())]);
+    c.with_node(|n| n.send(&at_c, "thanks!", None).expect("reply"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_and_deletions_converge() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (host(dir.path(), "ann"), host(dir.path(), "ben"));
