@@ -67,7 +67,11 @@ impl Node {
     /// Lets the store decrypt what is addressed to this device (the chats projection).
     fn attach_reader(&mut self) -> Result<(), NodeError> {
         if let Some(user) = self.user_id() {
-            let reader = crate::messaging::Reader { agreement: self.secrets.device.agreement.clone(), user };
+            let reader = crate::messaging::Reader {
+                agreement: self.secrets.device.agreement.clone(),
+                user,
+                device: self.device_id(),
+            };
             self.store.set_reader(reader)?;
         }
         Ok(())

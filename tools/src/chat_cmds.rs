@@ -211,7 +211,6 @@ pub fn chats(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
                     "kind": kind,
                     "title": title,
                     "unread": c.unread,
-                    "messages": c.messages,
                     "last": c.last.as_ref().map(|m| message_json(n, m)),
                 })
             })

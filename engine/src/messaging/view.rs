@@ -30,6 +30,8 @@ use crate::projection::TrustView;
 pub struct Reader {
     pub agreement: StaticSecret,
     pub user: UserId,
+    /// This device: its own acknowledgements settle its pending ones.
+    pub device: DeviceId,
 }
 
 /// The additional data a sealed payload is bound to: its author, so that nobody can re-post a

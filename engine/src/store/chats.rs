@@ -68,9 +68,12 @@ pub struct ChatSummary {
     pub chat: ChatId,
     pub kind: ChatKind,
     pub last: Option<MessageView>,
+    /// Capped at [`UNREAD_CAP`].
     pub unread: usize,
-    pub messages: usize,
 }
+
+/// Unread counts stop at this (shown as "999+"): counting further would cost a walk of history.
+pub const UNREAD_CAP: usize = 999;
 
 pub(super) fn new_message(key: &[u8], reader: &Reader, value: &[u8]) -> Option<NewMessage> {
     if key.first() != Some(&b'm') || key.len() != 1 + 16 + 8 + 32 {
@@ -83,6 +86,40 @@ pub(super) fn new_message(key: &[u8], reader: &Reader, value: &[u8]) -> Option<N
     let chat = ChatId(Bytes(key[1..17].try_into().ok()?));
     let id = EntryId(Bytes(key[25..57].try_into().ok()?));
     Some(NewMessage { chat, id, user: row.user })
+}
+
+/// Prefix of the pending-acknowledgement marks (views keyspace): local bookkeeping, not part of
+/// the projection, so a restart finds unacknowledged messages without scanning every chat.
+const PENDING: &[u8] = b"ack-pending\0";
+
+fn pending_key(id: &[u8]) -> Vec<u8> {
+    [PENDING, id].concat()
+}
+
+/// Adds one entry's rows to the batch, marks new messages from others as pending an ack from
+/// this device, and clears the marks this device's own acks settle. Returns the new messages.
+pub(super) fn stage_rows(
+    batch: &mut fjall::OwnedWriteBatch,
+    chats: &fjall::Keyspace,
+    views: &fjall::Keyspace,
+    reader: &Reader,
+    rows: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Vec<NewMessage> {
+    let mut fresh = Vec::new();
+    for (k, v) in rows {
+        if let Some(m) = new_message(&k, reader, &v) {
+            let mut mark = m.chat.0.0.to_vec();
+            mark.extend_from_slice(m.user.as_ref().map_or(&[0u8; 32], |u| u.as_bytes()));
+            batch.insert(views, pending_key(m.id.as_bytes()), mark);
+            fresh.push(m);
+        }
+        // `a` target(32) device(32) ts(8) read(1): our own ack settles the mark.
+        if k.first() == Some(&b'a') && k.get(33..65) == Some(&reader.device.as_bytes()[..]) {
+            batch.remove(views, pending_key(&k[1..33]));
+        }
+        batch.insert(chats, k, v);
+    }
+    fresh
 }
 
 fn arr<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
@@ -108,9 +145,8 @@ impl Store {
         if let Some(reader) = &self.reader {
             for (author, at, head) in behind {
                 for e in self.read_log(&author, at + 1, usize::MAX)? {
-                    for (k, v) in view::rows(&e, reader, &self.trust) {
-                        batch.insert(&self.chats, k, v);
-                    }
+                    let rows = view::rows(&e, reader, &self.trust);
+                    stage_rows(&mut batch, &self.chats, &self.views, reader, rows);
                 }
                 batch.insert(&self.views, keys::view_pos_key(VIEW, &author), head.to_be_bytes().to_vec());
             }
@@ -291,6 +327,7 @@ impl Store {
     pub fn chats(&self) -> Result<Vec<ChatSummary>, StoreError> {
         let own = self.own_devices();
         let me = self.own_user();
+        let contacts: Vec<UserId> = self.contacts()?.into_iter().map(|(u, _)| u).collect();
         let mut out = Vec::new();
         for item in self.chats.prefix(b"s") {
             let k = item.key()?;
@@ -298,19 +335,16 @@ impl Store {
             let kind = match self.group(&chat)? {
                 Some((name, members)) => ChatKind::Group { name, members },
                 None => {
-                    let other = self
-                        .contacts()?
-                        .into_iter()
-                        .map(|(u, _)| u)
-                        .find(|u| me.is_some_and(|m| ChatId::direct(&m, u) == chat));
+                    let other = contacts.iter().copied().find(|u| me.is_some_and(|m| ChatId::direct(&m, u) == chat));
                     ChatKind::Direct(other)
                 }
             };
             let prefix = view::key(&[b"m", &chat.0.0]);
             let mut last = None;
             let mut unread = 0;
-            // Walk back from the newest message until one we read or wrote.
-            for item in self.chats.prefix(&prefix).rev() {
+            // Walk back from the newest message until one we read or wrote (at most
+            // UNREAD_CAP: beyond that the count shows as "at least").
+            for item in self.chats.prefix(&prefix).rev().take(UNREAD_CAP + 1) {
                 let (k, v) = item.into_inner()?;
                 let m = self.message_view(&k, &v, &own)?;
                 let stop = m.mine || self.read_by_us(&m.id, &own)?;
@@ -322,28 +356,27 @@ impl Store {
                 }
                 unread += 1;
             }
-            let messages = self.chats.prefix(&prefix).count();
-            out.push(ChatSummary { chat, kind, last, unread, messages });
+            out.push(ChatSummary { chat, kind, last, unread: unread.min(UNREAD_CAP) });
         }
         out.sort_by_key(|c| std::cmp::Reverse(c.last.as_ref().map_or(0, |m| m.timestamp)));
         Ok(out)
     }
 
-    /// Messages from others that this device has not acknowledged yet (after a restart).
-    pub fn unacknowledged(&self, device: &DeviceId) -> Result<Vec<NewMessage>, StoreError> {
-        let me = self.own_user();
+    /// Messages from others that this device has not acknowledged yet (after a restart): the
+    /// pending marks, which this device's acks clear.
+    pub fn unacknowledged(&self, _device: &DeviceId) -> Result<Vec<NewMessage>, StoreError> {
         let mut out = Vec::new();
-        for item in self.chats.prefix(b"m") {
+        for item in self.views.prefix(PENDING) {
             let (k, v) = item.into_inner()?;
-            let row: MsgRow = codec::decode(&v).map_err(|_| StoreError::Corrupt("chat row".into()))?;
-            if row.user.is_none() || row.user == me {
+            let (Some(id), Some(chat), Some(user)) = (
+                k.get(PENDING.len()..).and_then(arr::<32>),
+                v.get(..16).and_then(arr::<16>),
+                v.get(16..48).and_then(arr::<32>),
+            ) else {
                 continue;
-            }
-            let Some(id) = k.get(25..57).and_then(arr::<32>).map(|i| EntryId(Bytes(i))) else { continue };
-            let acked = self.chats.prefix(view::key(&[b"a", id.as_bytes(), device.as_bytes()])).next().is_some();
-            if !acked && let Some(chat) = k.get(1..17).and_then(arr::<16>) {
-                out.push(NewMessage { chat: ChatId(Bytes(chat)), id, user: row.user });
-            }
+            };
+            let user = (user != [0; 32]).then_some(UserId(Bytes(user)));
+            out.push(NewMessage { chat: ChatId(Bytes(chat)), id: EntryId(Bytes(id)), user });
         }
         Ok(out)
     }

@@ -235,12 +235,8 @@ impl Store {
             heads.insert(author, Head { lognum, seq: h.seq, id: e.id, timestamp: h.timestamp });
             trust_changed |= trust.apply(e);
             if let Some(reader) = &self.reader {
-                for (k, v) in crate::messaging::view::rows(e, reader, &trust) {
-                    if let Some(m) = chats::new_message(&k, reader, &v) {
-                        new_messages.push(m);
-                    }
-                    batch.insert(&self.chats, k, v);
-                }
+                let rows = crate::messaging::view::rows(e, reader, &trust);
+                new_messages.extend(chats::stage_rows(&mut batch, &self.chats, &self.views, reader, rows));
             }
         }
         for (author, head) in &heads {

@@ -302,7 +302,11 @@ proptest! {
         }
         // Ingest the same entries into fresh stores read with B's keys: once in natural order,
         // once as shuffled logs in small batches. Rows must match, and match a rebuild.
-        let reader = || libra_engine::messaging::Reader { agreement: b.secrets.device.agreement.clone(), user: b.user_id().expect("u") };
+        let reader = || libra_engine::messaging::Reader {
+            agreement: b.secrets.device.agreement.clone(),
+            user: b.user_id().expect("u"),
+            device: b.device_id(),
+        };
         let d1 = tempfile::tempdir().expect("t");
         let mut s1 = libra_engine::Store::open(d1.path()).expect("store");
         s1.set_reader(reader()).expect("reader");
@@ -321,4 +325,30 @@ proptest! {
         prop_assert_eq!(s2.chat_rows().expect("rows"), reference.clone());
         prop_assert_eq!(s2.chat_rows_rebuilt().expect("rebuilt"), reference);
     }
+}
+
+#[test]
+fn unacknowledged_messages_survive_a_restart_and_are_acked_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut a = Node::init(&dir.path().join("a"), "ann").expect("a");
+    let mut b = Node::init(&dir.path().join("b"), "ben").expect("b");
+    let (ia, ib) = (a.invite(None).expect("i"), b.invite(None).expect("i"));
+    a.add_contact(&ib, None).expect("add");
+    b.add_contact(&ia, None).expect("add");
+    let chat = a.chat(&ib.user().to_string()).expect("chat");
+    a.send(&chat, "one", None).expect("send");
+    a.send(&chat, "two", None).expect("send");
+    let mut all = Vec::new();
+    for (author, _) in a.store.heads().collect::<Vec<_>>() {
+        all.extend(a.store.read_log(&author, 1, usize::MAX).expect("read"));
+    }
+    b.store.ingest(all, 0).expect("ingest");
+    // A crash before acknowledging: the marks are on disk.
+    drop(b);
+    let mut b = Node::open(&dir.path().join("b")).expect("reopen");
+    assert_eq!(b.store.unacknowledged(&b.device_id()).expect("pending").len(), 2);
+    assert_eq!(b.acknowledge_all().expect("ack"), 2);
+    assert!(b.store.unacknowledged(&b.device_id()).expect("pending").is_empty());
+    assert_eq!(b.acknowledge_all().expect("ack"), 0, "acked once");
+    assert!(b.store.verify().expect("verify").is_empty());
 }
