@@ -273,6 +273,20 @@ impl eframe::App for LibraApp {
             }
             return;
         }
+        // A QR code image dropped on the window fills in the invite to add.
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
+        });
+        for path in dropped {
+            match crate::qr_import::invite_from_png(&path) {
+                Ok(text) => {
+                    self.connect.invite = text;
+                    self.tab = Tab::Connect;
+                    self.status = Some(("invite read from the image; check it and add the contact".into(), false));
+                }
+                Err(e) => self.status = Some((e, true)),
+            }
+        }
         self.sidebar(ui);
         let now = clock::wall_ms();
         egui::CentralPanel::default().show(ui, |ui| match self.tab {

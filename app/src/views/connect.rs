@@ -9,8 +9,10 @@ use crate::model::Snapshot;
 #[derive(Default)]
 pub struct ConnectState {
     pub invite: String,
+    pub qr_path: String,
     pub address: String,
     pub peer: String,
+    pub error: Option<String>,
 }
 
 pub enum ConnectAction {
@@ -32,6 +34,19 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
         );
         if ui.add_enabled(!state.invite.trim().is_empty(), egui::Button::new("Add contact")).clicked() {
             action = Some(ConnectAction::AddContact(state.invite.trim().to_owned()));
+        }
+        ui.horizontal(|ui| {
+            ui.label("…or read it from a QR code image (PNG):");
+            ui.add(egui::TextEdit::singleline(&mut state.qr_path).hint_text("path to image").desired_width(260.0));
+            if ui.add_enabled(!state.qr_path.trim().is_empty(), egui::Button::new("Read")).clicked() {
+                match crate::qr_import::invite_from_png(std::path::Path::new(state.qr_path.trim())) {
+                    Ok(text) => state.invite = text,
+                    Err(e) => state.error = Some(e),
+                }
+            }
+        });
+        if let Some(e) = &state.error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
         }
         ui.add_space(16.0);
         ui.label(RichText::new("Connect to an address").size(18.0).strong());
