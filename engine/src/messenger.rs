@@ -48,6 +48,8 @@ pub enum MessengerError {
     UnknownChat(String),
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
     TooLong { size: usize, limit: usize },
+    #[error("a group of {size} members exceeds the limit of {limit}")]
+    TooManyMembers { size: usize, limit: usize },
     #[error("'{0}' is not a contact")]
     NotAContact(String),
     #[error("no message {0} in this chat")]
@@ -265,7 +267,16 @@ impl Node {
         self.say(&Body::Delete { chat: chat.chat, target }, &chat.users)
     }
 
+    fn check_members(n: usize) -> Result<(), MessengerError> {
+        let limit = crate::messaging::body::MAX_MEMBERS;
+        if n > limit {
+            return Err(MessengerError::TooManyMembers { size: n, limit });
+        }
+        Ok(())
+    }
+
     pub fn group_create(&mut self, name: &str, members: &[UserId]) -> Result<ChatTarget, MessengerError> {
+        Self::check_members(members.len())?;
         let chat = ChatId(Bytes(crate::identity::random_secret()[..16].try_into().unwrap_or([0; 16])));
         self.say(&Body::GroupCreate { chat, name: name.to_owned(), members: members.to_vec() }, members)?;
         Ok(ChatTarget { chat, users: members.to_vec(), title: name.to_owned() })
@@ -275,6 +286,7 @@ impl Node {
         let mut all: Vec<UserId> = chat.users.iter().chain(members).copied().collect();
         all.sort();
         all.dedup();
+        Self::check_members(all.len())?;
         self.say(&Body::GroupAdd { chat: chat.chat, name: chat.title.clone(), members: all.clone() }, &all)?;
         Ok(())
     }
