@@ -55,6 +55,28 @@ pub fn wall_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The UTC calendar date `(year, month, day)` of a time in milliseconds since the epoch
+/// (Howard Hinnant's civil-from-days).
+pub fn civil_date(ms: u64) -> (i64, u32, u32) {
+    let days = i64::try_from(ms / 86_400_000).unwrap_or(i64::MAX / 2);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// RFC 3339 UTC text of a time in milliseconds since the epoch.
+pub fn rfc3339(ms: u64) -> String {
+    let (y, m, d) = civil_date(ms);
+    let rem = (ms / 1000) % 86_400;
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +89,13 @@ mod tests {
         let d = c.tick(1000, 0);
         assert!(a < b && b < d);
         assert_eq!(physical_ms(a), 1000);
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_767_225_600_000), "2026-01-01T00:00:00.000Z");
+        assert_eq!(civil_date(951_782_400_000), (2000, 2, 29));
     }
 
     #[test]

@@ -51,6 +51,25 @@ pub fn decode<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, CodecE
     Ok(value)
 }
 
+/// Encodes `[tag, body]`, the shape of every tagged message (sync messages, message bodies).
+pub fn encode_tagged<T: Serialize + ?Sized>(tag: u8, body: &T) -> Vec<u8> {
+    encode(&(tag, body))
+}
+
+/// The tag of a `[tag, body]` encoding, read before choosing how to decode the body.
+pub fn peek_tag(bytes: &[u8]) -> Option<u8> {
+    match bytes {
+        [0x92, t, ..] if *t < 0x80 => Some(*t),
+        _ => None,
+    }
+}
+
+/// Decodes the body of a canonical `[tag, body]` encoding.
+pub fn decode_tagged<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (_, body): (u8, T) = decode(bytes)?;
+    Ok(body)
+}
+
 /// A fixed-size byte string, encoded as MessagePack `bin` of exactly `N` bytes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Bytes<const N: usize>(pub [u8; N]);

@@ -93,13 +93,8 @@ const GROUP_CREATE: u8 = 6;
 const GROUP_ADD: u8 = 7;
 const GROUP_LEAVE: u8 = 8;
 
-fn tagged<T: Serialize>(tag: u8, b: &T) -> Vec<u8> {
-    codec::encode(&(tag, b))
-}
-
 fn body<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (_, b): (u8, T) = codec::decode(bytes)?;
-    Ok(b)
+    codec::decode_tagged(bytes)
 }
 
 /// Why an opened body is refused.
@@ -131,21 +126,20 @@ impl Body {
 
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            Body::Text { chat, text, reply_to } => tagged(TEXT, &(chat, text, reply_to)),
-            Body::Edit { chat, target, text } => tagged(EDIT, &(chat, target, text)),
-            Body::Delete { chat, target } => tagged(DELETE, &(chat, target)),
-            Body::Ack { chat, targets, read } => tagged(ACK, &(chat, targets, read)),
-            Body::Contact(card) => tagged(CONTACT, card),
-            Body::GroupCreate { chat, name, members } => tagged(GROUP_CREATE, &(chat, name, members)),
-            Body::GroupAdd { chat, name, members } => tagged(GROUP_ADD, &(chat, name, members)),
-            Body::GroupLeave { chat } => tagged(GROUP_LEAVE, &(chat,)),
+            Body::Text { chat, text, reply_to } => codec::encode_tagged(TEXT, &(chat, text, reply_to)),
+            Body::Edit { chat, target, text } => codec::encode_tagged(EDIT, &(chat, target, text)),
+            Body::Delete { chat, target } => codec::encode_tagged(DELETE, &(chat, target)),
+            Body::Ack { chat, targets, read } => codec::encode_tagged(ACK, &(chat, targets, read)),
+            Body::Contact(card) => codec::encode_tagged(CONTACT, card),
+            Body::GroupCreate { chat, name, members } => codec::encode_tagged(GROUP_CREATE, &(chat, name, members)),
+            Body::GroupAdd { chat, name, members } => codec::encode_tagged(GROUP_ADD, &(chat, name, members)),
+            Body::GroupLeave { chat } => codec::encode_tagged(GROUP_LEAVE, &(chat,)),
         }
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Body, BodyError> {
-        let tag = match bytes {
-            [0x92, t, ..] if *t < 0x80 => *t,
-            _ => return Err(BodyError::Parse(CodecError::Malformed("not a [tag, body] pair".into()))),
+        let Some(tag) = codec::peek_tag(bytes) else {
+            return Err(BodyError::Parse(CodecError::Malformed("not a [tag, body] pair".into())));
         };
         let b = match tag {
             TEXT => {
@@ -209,7 +203,7 @@ mod tests {
         ] {
             assert_eq!(Body::decode(&b.encode()), Ok(b));
         }
-        assert_eq!(Body::decode(&codec::encode(&(99u8, ()))), Err(BodyError::UnknownTag(99)));
+        assert_eq!(Body::decode(&codec::encode_tagged(99, &())), Err(BodyError::UnknownTag(99)));
         let long = Body::Text { chat, text: "x".repeat(MAX_TEXT + 1), reply_to: None };
         assert_eq!(Body::decode(&long.encode()), Err(BodyError::TooLong));
     }

@@ -108,24 +108,25 @@ const TAG_DONE: u8 = 4;
 const TAG_CLOSE: u8 = 5;
 const TAG_INTRODUCE: u8 = 6;
 
-fn tagged<T: Serialize>(tag: u8, body: &T) -> Vec<u8> {
-    codec::encode(&(tag, body))
-}
-
 fn body<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, SyncError> {
-    let (_, b): (u8, T) = codec::decode(bytes).map_err(|e| SyncError::Malformed(e.to_string()))?;
-    Ok(b)
+    codec::decode_tagged(bytes).map_err(|e| SyncError::Malformed(e.to_string()))
 }
 
 impl Message {
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            Message::Reconcile(r) => tagged(TAG_RECONCILE, &r.iter().map(Range::to_raw).collect::<Vec<_>>()),
-            Message::Entries(e) => tagged(TAG_ENTRIES, &e.iter().map(|b| Blob(b.clone())).collect::<Vec<_>>()),
-            Message::Want(w) => tagged(TAG_WANT, &w.iter().map(|(a, s)| (Bytes(*a), *s)).collect::<Vec<_>>()),
-            Message::Done => tagged(TAG_DONE, &()),
-            Message::Close { code, reason } => tagged(TAG_CLOSE, &(code, reason)),
-            Message::Introduce { token, card } => tagged(TAG_INTRODUCE, &(Bytes(*token), card)),
+            Message::Reconcile(r) => {
+                codec::encode_tagged(TAG_RECONCILE, &r.iter().map(Range::to_raw).collect::<Vec<_>>())
+            }
+            Message::Entries(e) => {
+                codec::encode_tagged(TAG_ENTRIES, &e.iter().map(|b| Blob(b.clone())).collect::<Vec<_>>())
+            }
+            Message::Want(w) => {
+                codec::encode_tagged(TAG_WANT, &w.iter().map(|(a, s)| (Bytes(*a), *s)).collect::<Vec<_>>())
+            }
+            Message::Done => codec::encode_tagged(TAG_DONE, &()),
+            Message::Close { code, reason } => codec::encode_tagged(TAG_CLOSE, &(code, reason)),
+            Message::Introduce { token, card } => codec::encode_tagged(TAG_INTRODUCE, &(Bytes(*token), card)),
         }
     }
 
@@ -135,9 +136,8 @@ impl Message {
             return Err(SyncError::FrameTooLarge(bytes.len()));
         }
         // `[tag, body]`: 0x92 then the tag as a positive fixint.
-        let tag = match bytes {
-            [0x92, t, ..] if *t < 0x80 => *t,
-            _ => return Err(SyncError::Malformed("not a [tag, body] message".into())),
+        let Some(tag) = codec::peek_tag(bytes) else {
+            return Err(SyncError::Malformed("not a [tag, body] message".into()));
         };
         Ok(match tag {
             TAG_RECONCILE => {
