@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use eframe::egui::{self, RichText};
 use libra_engine::clock;
+use libra_engine::engine::NetStatus;
 use libra_engine::log::EntryId;
 use libra_engine::messenger::Invite;
 use libra_engine::node::Node;
@@ -84,7 +85,7 @@ impl LibraApp {
         let listen = wanted.unwrap_or(fallback);
         match Engine::start(node, &self.dir, listen) {
             Ok(e) => {
-                self.status = e.listening.map(|a| (format!("online, listening on port {}", a.port()), false));
+                self.status = Some(("starting the network…".into(), false));
                 self.engine = Some(e);
             }
             Err(e) => self.failure = Some(e.to_string()),
@@ -105,7 +106,7 @@ impl LibraApp {
             engine.act(|n| n.invite(None).map(|i| format!("invite:{}", i.to_text())).map_err(|e| e.to_string()));
         }
         if let (Some(name), Some(engine)) = (open, &self.engine) {
-            let target = engine.host().read_node(|n| n.chat(name).ok());
+            let target = engine.core().read(|n| n.chat(name).ok()).ok().flatten();
             if let Some(t) = target {
                 let key =
                     t.users.first().filter(|_| t.users.len() == 1).map_or_else(|| t.chat.to_hex(), |u| u.to_string());
@@ -148,6 +149,11 @@ impl LibraApp {
                     }
                 }
                 Event::Done(Err(e)) => self.status = Some((e, true)),
+                Event::Network(NetStatus::Listening(a)) => {
+                    self.status = Some((format!("online, listening on port {}", a.port()), false));
+                }
+                // Local-first: history, writing and the CLI keep working while offline.
+                Event::Network(NetStatus::Offline(why)) => self.status = Some((why, true)),
             }
         }
         // Title badge, and a request for attention when a message arrives in the background.
@@ -344,7 +350,7 @@ impl eframe::App for LibraApp {
                 None => {}
             },
             Tab::Settings => {
-                let listening = self.engine.as_ref().and_then(|e| e.listening);
+                let listening = self.engine.as_ref().and_then(Engine::listening);
                 if crate::views::settings::ui(ui, &mut self.settings, listening)
                     && let Err(e) = self.settings.save(&self.dir)
                 {

@@ -1,6 +1,8 @@
-//! The bridge between the UI and the engine: a tokio runtime hosting the node (sync, live
-//! push, control socket for the `libra` CLI), a background task that rebuilds the UI's snapshot
-//! whenever the logs change, and actions run off the UI thread.
+//! The bridge between the UI and the engine: the engine (store, writer) opens first and serves
+//! the UI and the control socket even when the network cannot start; the network driver comes
+//! up beside it on a tokio runtime (retrying, or taking another port, and saying why while it
+//! cannot). A background task rebuilds the UI's snapshot when the engine says something
+//! changed; actions run off the UI thread.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,6 +10,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use libra_engine::engine::{Engine as Core, Event as CoreEvent, NetStatus};
 use libra_engine::messaging::ChatId;
 use libra_engine::net::{Host, HostConfig};
 use libra_engine::node::Node;
@@ -19,94 +22,139 @@ pub enum Event {
     Snapshot(Box<Snapshot>),
     /// An action finished: a message for the status line, or an error.
     Done(Result<String, String>),
+    /// The network came up, or could not.
+    Network(NetStatus),
 }
+
+/// How often an offline node tries the network again.
+const NET_RETRY: Duration = Duration::from_secs(10);
+
+type Ctx = Arc<Mutex<Option<eframe::egui::Context>>>;
 
 pub struct Engine {
     rt: tokio::runtime::Runtime,
-    host: Arc<Host>,
+    core: Core,
+    host: Arc<Mutex<Option<Arc<Host>>>>,
     rx: Receiver<Event>,
     tx: Sender<Event>,
     open: Arc<Mutex<Option<ChatId>>>,
     refresh: Arc<tokio::sync::Notify>,
-    ctx: Arc<Mutex<Option<eframe::egui::Context>>>,
+    ctx: Ctx,
     pub dir: PathBuf,
-    pub listening: Option<SocketAddr>,
+}
+
+fn repaint(ctx: &Ctx) {
+    if let Some(c) = ctx.lock().ok().as_ref().and_then(|c| c.as_ref()) {
+        c.request_repaint();
+    }
 }
 
 impl Engine {
-    /// Starts the node: listens on `listen` (or any free port if that is taken), answers the
-    /// control socket, dials known peers, and begins producing snapshots.
+    /// Starts the engine on `node`, answers the control socket, and brings the network up on
+    /// `listen` (another port if that one is taken; retried while there is no network).
     pub fn start(node: Node, dir: &Path, listen: SocketAddr) -> anyhow::Result<Engine> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        // The endpoint binds inside the runtime.
-        let host = rt.block_on(async { Host::new(node, HostConfig::new(listen)) });
-        let host = match host {
-            Ok(h) => Arc::new(h),
-            Err(e) => return Err(anyhow::anyhow!("could not start the node: {e}")),
-        };
-        let listening = host.local_addr().ok();
+        let core = Core::start(node);
         let (tx, rx) = channel();
         let engine = Engine {
             rt,
-            host,
+            core,
+            host: Arc::default(),
             rx,
             tx,
             open: Arc::default(),
             refresh: Arc::new(tokio::sync::Notify::new()),
             ctx: Arc::default(),
             dir: dir.to_path_buf(),
-            listening,
         };
-        let server = engine.host.clone();
-        engine.rt.spawn(async move { server.serve().await });
-        let control = engine.host.clone();
-        let cdir = engine.dir.clone();
-        engine.rt.spawn(async move {
-            if let Err(e) = libra_tools::control::serve(control, cdir).await {
-                tracing::warn!(error = %e, "control socket unavailable");
-            }
-        });
-        let dialer = engine.host.clone();
-        engine.rt.spawn(async move { dialer.dial_known() });
+        engine.spawn_network(listen);
         engine.spawn_refresher();
         Ok(engine)
     }
 
+    fn spawn_network(&self, listen: SocketAddr) {
+        let (core, slot, tx, ctx, dir) =
+            (self.core.clone(), self.host.clone(), self.tx.clone(), self.ctx.clone(), self.dir.clone());
+        self.rt.spawn(async move {
+            // The control socket first: the CLI works beside the app even while offline. It is
+            // restarted with the host once the network is up (forwarded `sync` needs it).
+            let mut control = tokio::spawn(libra_tools::control::serve(core.clone(), None, dir.clone()));
+            let any: SocketAddr = SocketAddr::new(listen.ip(), 0);
+            loop {
+                let attempt = Host::new(core.clone(), HostConfig::new(listen)).or_else(|first| {
+                    tracing::info!(error = %first, "listen address unavailable; trying another port");
+                    Host::new(core.clone(), HostConfig::new(any)).map_err(|_| first)
+                });
+                let status = match attempt {
+                    Ok(host) => {
+                        let host = Arc::new(host);
+                        let addr = host.local_addr().ok();
+                        if let Ok(mut s) = slot.lock() {
+                            *s = Some(host.clone());
+                        }
+                        control.abort();
+                        control =
+                            tokio::spawn(libra_tools::control::serve(core.clone(), Some(host.clone()), dir.clone()));
+                        let server = host.clone();
+                        tokio::spawn(async move { server.serve().await });
+                        host.dial_known();
+                        addr.map_or_else(|| NetStatus::Offline("no local address".into()), NetStatus::Listening)
+                    }
+                    Err(e) => NetStatus::Offline(offline_reason(listen, &e)),
+                };
+                let up = matches!(status, NetStatus::Listening(_));
+                let _ = tx.send(Event::Network(status));
+                repaint(&ctx);
+                if up {
+                    break;
+                }
+                tokio::time::sleep(NET_RETRY).await;
+            }
+            let _ = control.await;
+        });
+    }
+
     fn spawn_refresher(&self) {
-        let (host, tx, open, refresh, ctx) =
-            (self.host.clone(), self.tx.clone(), self.open.clone(), self.refresh.clone(), self.ctx.clone());
-        let mut changes = self.host.subscribe();
+        let (core, tx, open, refresh, ctx) =
+            (self.core.clone(), self.tx.clone(), self.open.clone(), self.refresh.clone(), self.ctx.clone());
+        let mut events = self.core.subscribe();
         self.rt.spawn(async move {
             loop {
-                let chat = *open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let h = host.clone();
+                let chat = open.lock().ok().and_then(|o| *o);
+                let c = core.clone();
                 let snap = tokio::task::spawn_blocking(move || {
-                    let online = h.online();
-                    h.read_node(|n| Snapshot::build(n, chat, &online))
+                    let online = c.online();
+                    c.read(|n| Snapshot::build(n, chat, &online))
                 })
                 .await;
-                if let Ok(snap) = snap {
+                if let Ok(Ok(snap)) = snap {
                     if tx.send(Event::Snapshot(Box::new(snap))).is_err() {
                         return;
                     }
-                    if let Some(c) = ctx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
-                        c.request_repaint();
-                    }
+                    repaint(&ctx);
                 }
+                // Rebuilt only when the engine says something changed (or a chat is opened).
                 tokio::select! {
-                    r = changes.changed() => if r.is_err() { return },
+                    ev = events.recv() => match ev {
+                        Ok(CoreEvent::Storage { ok: false, detail }) => {
+                            let _ = tx.send(Event::Done(Err(format!("could not save: {detail}"))));
+                        }
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
                     () = refresh.notified() => {}
-                    // Online state and "last seen" change without log changes.
-                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
                 // Coalesce bursts (a sync brings many entries at once).
                 tokio::time::sleep(Duration::from_millis(15)).await;
+                while events.try_recv().is_ok() {}
             }
         });
     }
 
     pub fn set_ctx(&self, ctx: &eframe::egui::Context) {
-        *self.ctx.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ctx.clone());
+        if let Ok(mut c) = self.ctx.lock() {
+            *c = Some(ctx.clone());
+        }
     }
 
     /// Everything the engine said since the last frame.
@@ -116,25 +164,29 @@ impl Engine {
 
     /// Which chat's messages the snapshots should carry.
     pub fn open_chat(&self, chat: Option<ChatId>) {
-        *self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = chat;
+        if let Ok(mut o) = self.open.lock() {
+            *o = chat;
+        }
         self.refresh.notify_one();
     }
 
     /// Runs an action on the node off the UI thread; its outcome arrives as `Event::Done`.
     pub fn act(&self, f: impl FnOnce(&mut Node) -> Result<String, String> + Send + 'static) {
-        let (host, tx, ctx) = (self.host.clone(), self.tx.clone(), self.ctx.clone());
+        let (core, tx, ctx) = (self.core.clone(), self.tx.clone(), self.ctx.clone());
         self.rt.spawn_blocking(move || {
-            let r = host.with_node(f);
+            let r = core.write(f).unwrap_or_else(|e| Err(e.to_string()));
             let _ = tx.send(Event::Done(r));
-            if let Some(c) = ctx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
-                c.request_repaint();
-            }
+            repaint(&ctx);
         });
     }
 
     /// Connects to a peer and stays in sync with it until the connection ends.
     pub fn connect(&self, addr: SocketAddr, expected: Option<[u8; 32]>) {
-        let (host, tx, ctx) = (self.host.clone(), self.tx.clone(), self.ctx.clone());
+        let Some(host) = self.host() else {
+            let _ = self.tx.send(Event::Done(Err("offline: the network is not up".into())));
+            return;
+        };
+        let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
         self.rt.spawn(async move {
             let r = host.connect(addr, expected, true).await;
             let msg = match r {
@@ -142,22 +194,42 @@ impl Engine {
                 Err(e) => Err(format!("connection failed: {e}")),
             };
             let _ = tx.send(Event::Done(msg));
-            if let Some(c) = ctx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
-                c.request_repaint();
-            }
+            repaint(&ctx);
         });
         let _ = self.tx.send(Event::Done(Ok(format!("connecting to {addr}…"))));
     }
 
-    /// Direct access for tests and the start-up benchmark.
-    pub fn host(&self) -> &Arc<Host> {
-        &self.host
+    /// The engine (tests and the start-up benchmark reach the node through it).
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// The network host, once the network is up.
+    pub fn host(&self) -> Option<Arc<Host>> {
+        self.host.lock().ok().and_then(|h| h.clone())
+    }
+
+    /// Where the node listens, once the network is up.
+    pub fn listening(&self) -> Option<SocketAddr> {
+        self.host().and_then(|h| h.local_addr().ok())
+    }
+}
+
+/// Why the network is not up, in words a person can act on.
+fn offline_reason(listen: SocketAddr, e: &libra_engine::net::NetError) -> String {
+    match e {
+        libra_engine::net::NetError::Io(io) if io.kind() == std::io::ErrorKind::AddrInUse => {
+            format!("offline: port {} in use", listen.port())
+        }
+        other => format!("offline: {other}"),
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        let host = self.host.clone();
-        self.rt.block_on(async move { tokio::time::timeout(Duration::from_secs(2), host.shutdown()).await.ok() });
+        if let Some(host) = self.host() {
+            self.rt.block_on(async move { tokio::time::timeout(Duration::from_secs(2), host.shutdown()).await.ok() });
+        }
+        self.core.shutdown();
     }
 }

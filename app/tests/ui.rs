@@ -9,6 +9,7 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use libra_app::LibraApp;
+use libra_engine::engine::Engine;
 use libra_engine::net::{Host, HostConfig};
 use libra_engine::node::Node;
 use libra_engine::store::Delivery;
@@ -70,7 +71,7 @@ fn ben(dir: &std::path::Path) -> Ben {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
     let node = Node::init(&dir.join("ben"), "Ben").expect("init");
     let host = rt.block_on(async {
-        Arc::new(Host::new(node, HostConfig::new("127.0.0.1:0".parse().expect("addr"))).expect("host"))
+        Arc::new(Host::new(Engine::start(node), HostConfig::new("127.0.0.1:0".parse().expect("addr"))).expect("host"))
     });
     let server = host.clone();
     rt.spawn(async move { server.serve().await });
@@ -87,13 +88,15 @@ fn chatting_with_a_contact_end_to_end() {
     step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());
 
     // Make Ann and Ben contacts, then keep them connected.
-    let app_host = h.state().engine().expect("engine").host().clone();
-    let ia = app_host.with_node(|n| n.invite(None).expect("invite"));
-    let ib = ben.host.with_node(|n| n.invite(None).expect("invite"));
-    app_host.with_node(|n| n.add_contact(&ib, None).expect("add"));
-    ben.host.with_node(|n| n.add_contact(&ia, None).expect("add"));
-    let addr = h.state().engine().and_then(|e| e.listening).expect("listening");
-    let (b, app_device) = (ben.host.clone(), app_host.device());
+    step_until(&mut h, "the network", |h| h.state().engine().and_then(|e| e.listening()).is_some());
+    let app = h.state().engine().expect("engine").core().clone();
+    let bc = ben.host.engine().clone();
+    let ia = app.write(|n| n.invite(None).expect("invite")).expect("write");
+    let ib = bc.write(|n| n.invite(None).expect("invite")).expect("write");
+    app.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
+    bc.write(move |n| n.add_contact(&ia, None).expect("add")).expect("write");
+    let addr = h.state().engine().and_then(|e| e.listening()).expect("listening");
+    let (b, app_device) = (ben.host.clone(), app.device());
     ben.rt.spawn(async move {
         let _ = b.connect(addr, Some(app_device), true).await;
     });
@@ -120,13 +123,14 @@ fn chatting_with_a_contact_end_to_end() {
     // Enter sent it (no newline was typed): the composer is empty again.
     assert_eq!(h.get_by_role(Role::MultilineTextInput).value().as_deref(), Some(""));
     step_until(&mut h, "Ben's engine to receive it", |_| {
-        ben.host.read_node(|n| {
+        bc.read(|n| {
             n.store
                 .chats()
                 .expect("chats")
                 .iter()
                 .any(|c| c.last.as_ref().and_then(|m| m.text.as_deref()) == Some("Hello from the app"))
         })
+        .expect("read")
     });
     // Ben acknowledged on receipt: the app shows "delivered".
     step_until(&mut h, "delivered", |h| {
@@ -138,8 +142,8 @@ fn chatting_with_a_contact_end_to_end() {
     });
 
     // Ben answers; it appears with no input at all.
-    let chat = ben.host.read_node(|n| n.chat("Ann").expect("chat"));
-    ben.host.with_node(|n| n.send(&chat, "Hi Ann, got it", None).expect("send"));
+    let chat = bc.read(|n| n.chat("Ann").expect("chat")).expect("read");
+    bc.write(move |n| n.send(&chat, "Hi Ann, got it", None).expect("send")).expect("write");
     step_until(&mut h, "Ben's reply to appear", |h| shows(h, "Hi Ann, got it"));
     drop(h);
 }

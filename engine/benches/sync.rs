@@ -94,8 +94,8 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
     let a_device = *a.device_id().as_bytes();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
-        let ha = Arc::new(Host::new(a, HostConfig::new("127.0.0.1:0".parse().expect("addr"))).expect("host a"));
-        let hb = Arc::new(Host::new(b, HostConfig::new("127.0.0.1:0".parse().expect("addr"))).expect("host b"));
+        let ha = Arc::new(Host::new(libra_engine::engine::Engine::start(a), HostConfig::new("127.0.0.1:0".parse().expect("addr"))).expect("host a"));
+        let hb = Arc::new(Host::new(libra_engine::engine::Engine::start(b), HostConfig::new("127.0.0.1:0".parse().expect("addr"))).expect("host b"));
         let server = ha.clone();
         tokio::spawn(async move { server.serve().await });
         let addr = ha.local_addr().expect("addr");
@@ -231,5 +231,16 @@ fn main() {
                 took.as_secs_f64() * 1e3
             );
         }
+    }
+}
+
+/// The bench drives the node through the host's engine; an engine error ends the bench.
+trait HostExt {
+    fn with_node<R>(&self, f: impl FnOnce(&mut libra_engine::node::Node) -> R) -> R;
+}
+
+impl HostExt for libra_engine::net::Host {
+    fn with_node<R>(&self, f: impl FnOnce(&mut libra_engine::node::Node) -> R) -> R {
+        self.engine().write_here(f).expect("engine write")
     }
 }

@@ -121,6 +121,15 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The logs this node exchanges with `peer` (spec/sync.md, section 4).
+    pub fn interest_for(&self, _peer: &[u8; 32]) -> Result<std::collections::BTreeSet<[u8; 32]>, StoreError> {
+        let allowed: Vec<[u8; 32]> =
+            self.store.peers()?.into_iter().filter(|(_, r)| r.allowed).map(|(k, _)| k).collect();
+        Ok(crate::sync::interest_set(self.store.trust(), self.device_id().as_bytes(), &allowed))
+    }
+}
+
 impl Payload {
     /// `(kind, canonical bytes)`, as `Store::append` takes them.
     pub fn encoded(&self) -> (u16, Vec<u8>) {

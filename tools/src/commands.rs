@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use libra_engine::codec::Bytes;
+use libra_engine::engine::Engine;
 use libra_engine::identity::UserId;
 use libra_engine::log::{ChainPoint, validate_next};
 use libra_engine::net::Host;
@@ -40,7 +41,11 @@ pub fn print(args: &Cli, out: &mut String, value: &Value, text: impl FnOnce() ->
 /// forwarded to over the control socket.
 pub enum Access {
     Local,
-    Remote(Arc<Host>),
+    /// A running node's engine, and its network host if it is online.
+    Remote {
+        engine: Engine,
+        host: Option<Arc<Host>>,
+    },
 }
 
 impl Access {
@@ -51,7 +56,7 @@ impl Access {
                 let mut node = open(args)?;
                 f(&mut node)
             }
-            Access::Remote(host) => host.with_node(f),
+            Access::Remote { engine, .. } => engine.write_here(f)?,
         }
     }
 
@@ -60,13 +65,13 @@ impl Access {
     pub fn read<R>(&self, args: &Cli, f: impl FnOnce(&Node) -> Result<R>) -> Result<R> {
         match self {
             Access::Local => f(&open(args)?),
-            Access::Remote(host) => host.read_node(f),
+            Access::Remote { engine, .. } => engine.read(f)?,
         }
     }
 }
 
 pub fn run(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
-    if matches!(access, Access::Remote(_)) && matches!(args.command, Command::Init { .. } | Command::Serve { .. }) {
+    if matches!(access, Access::Remote { .. }) && matches!(args.command, Command::Init { .. } | Command::Serve { .. }) {
         bail!("a node is already running on this data directory");
     }
     match &args.command {

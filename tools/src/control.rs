@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use libra_engine::engine::Engine;
 use libra_engine::net::Host;
 use serde::{Deserialize, Serialize};
 
@@ -31,11 +32,11 @@ struct Response {
     code: u8,
 }
 
-fn execute(host: Arc<Host>, argv: Vec<String>) -> Response {
+fn execute(engine: Engine, host: Option<Arc<Host>>, argv: Vec<String>) -> Response {
     let mut out = String::new();
     let (code, stderr) = match Cli::try_parse_from(&argv) {
         Err(e) => (2, e.to_string()),
-        Ok(cli) => match commands::run(&cli, &Access::Remote(host), &mut out) {
+        Ok(cli) => match commands::run(&cli, &Access::Remote { engine, host }, &mut out) {
             Ok(code) => (code, String::new()),
             Err(e) => (2, format!("error: {e:#}\n")),
         },
@@ -44,7 +45,7 @@ fn execute(host: Arc<Host>, argv: Vec<String>) -> Response {
 }
 
 #[cfg(unix)]
-pub async fn serve(host: Arc<Host>, dir: PathBuf) -> Result<()> {
+pub async fn serve(engine: Engine, host: Option<Arc<Host>>, dir: PathBuf) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -55,7 +56,7 @@ pub async fn serve(host: Arc<Host>, dir: PathBuf) -> Result<()> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     loop {
         let (stream, _) = listener.accept().await?;
-        let host = host.clone();
+        let (engine, host) = (engine.clone(), host.clone());
         tokio::spawn(async move {
             let (r, mut w) = stream.into_split();
             let mut line = String::new();
@@ -63,7 +64,7 @@ pub async fn serve(host: Arc<Host>, dir: PathBuf) -> Result<()> {
                 return;
             }
             let response = match serde_json::from_str::<Request>(&line) {
-                Ok(req) => tokio::task::spawn_blocking(move || execute(host, req.argv))
+                Ok(req) => tokio::task::spawn_blocking(move || execute(engine, host, req.argv))
                     .await
                     .unwrap_or_else(|e| Response { stdout: String::new(), stderr: format!("error: {e}\n"), code: 2 }),
                 Err(e) => Response { stdout: String::new(), stderr: format!("error: bad request: {e}\n"), code: 2 },
@@ -76,7 +77,7 @@ pub async fn serve(host: Arc<Host>, dir: PathBuf) -> Result<()> {
 }
 
 #[cfg(not(unix))]
-pub async fn serve(_host: Arc<Host>, _dir: PathBuf) -> Result<()> {
+pub async fn serve(_engine: Engine, _host: Option<Arc<Host>>, _dir: PathBuf) -> Result<()> {
     // Windows: a named pipe with an owner-only ACL is the planned equivalent.
     std::future::pending::<()>().await;
     Ok(())

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use libra_engine::engine::Engine;
 use libra_engine::net::{Host, HostConfig};
 use libra_engine::node::Node;
 use libra_engine::store::PeerRecord;
@@ -34,7 +35,7 @@ pub fn allow(args: &Cli, access: &Access, out: &mut String, id: &str, address: O
     let address = address.map(str::to_owned);
     match access {
         // A running node must learn of it at once: its handshake checks read the allow-list.
-        Access::Remote(host) => host.allow(key, address.clone())?,
+        Access::Remote { engine, .. } => engine.allow(key, address.clone())?,
         Access::Local => {
             let node = open(args)?;
             let mut rec = node.store.peer(&key)?.unwrap_or_default();
@@ -67,7 +68,7 @@ fn peer_json(node: &Node, key: &[u8; 32], r: &PeerRecord, online: Option<bool>) 
 pub fn peers(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
     // Online status is known only to a running node.
     let online = match access {
-        Access::Remote(host) => Some(host.online()),
+        Access::Remote { engine, .. } => Some(engine.online()),
         Access::Local => None,
     };
     let rows: Vec<Value> = access.read(args, |node| {
@@ -112,7 +113,8 @@ pub fn peers(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
 pub fn sync(args: &Cli, access: &Access, out: &mut String, target: &str, peer: Option<&str>) -> Result<u8> {
     let (addr, expected) = access.read(args, |node| resolve(node, target, peer))?;
     let outcome = match access {
-        Access::Remote(host) => {
+        Access::Remote { host: None, .. } => bail!("the running node is offline (its network could not start)"),
+        Access::Remote { host: Some(host), .. } => {
             // Forwarded commands run on a blocking thread of the node's runtime.
             let handle = tokio::runtime::Handle::current();
             handle.block_on(async {
@@ -120,10 +122,10 @@ pub fn sync(args: &Cli, access: &Access, out: &mut String, target: &str, peer: O
             })
         }
         Access::Local => {
-            let node = open(args)?;
+            let engine = Engine::start(open(args)?);
             let rt = runtime()?;
             rt.block_on(async {
-                let host = Host::new(node, HostConfig::new("0.0.0.0:0".parse().expect("literal")))?;
+                let host = Host::new(engine, HostConfig::new("0.0.0.0:0".parse().expect("literal")))?;
                 let r = tokio::time::timeout(Duration::from_secs(120), host.connect(addr, expected, false)).await;
                 host.shutdown().await;
                 Ok::<_, anyhow::Error>(r)
@@ -188,15 +190,15 @@ pub fn serve(args: &Cli, listen: &str) -> Result<u8> {
         .with_writer(std::io::stderr)
         .init();
     let dir = data_dir(args)?;
-    let node = open(args)?;
+    let engine = Engine::start(open(args)?);
     let rt = runtime()?;
     rt.block_on(async move {
-        let host = std::sync::Arc::new(Host::new(node, HostConfig::new(listen))?);
+        let host = std::sync::Arc::new(Host::new(engine.clone(), HostConfig::new(listen))?);
         // The bound address goes to the user's terminal only, never into logs or to peers.
         println!("listening on {}", host.local_addr()?);
         println!("device {}", libra_engine::identity::DeviceId(libra_engine::codec::Bytes(host.device())));
         host.dial_known();
-        let control = tokio::spawn(crate::control::serve(host.clone(), dir));
+        let control = tokio::spawn(crate::control::serve(engine.clone(), Some(host.clone()), dir));
         let server = host.clone();
         tokio::select! {
             () = server.serve() => {}

@@ -1,17 +1,21 @@
-//! The network driver: QUIC (quinn) with TLS 1.3 raw public keys (rustls), carrying the sans-IO
-//! sync session. One connection per peer, one bidirectional stream per session.
+//! The network driver: QUIC (quinn) with TLS 1.3 raw public keys (rustls). Connections are
+//! dispatched by ALPN to protocol handlers (`router`); `libra/sync/1` runs the sans-IO
+//! [`crate::sync::Conn`] over one bidirectional stream (`sync_protocol`), through the generic
+//! byte-stream driver (`stream`) that also runs it over any other ordered byte stream.
 //!
-//! **Invariant:** this module and `host` are the only ones that know tokio and quinn.
+//! **Invariant:** this module is the only one that knows quinn and rustls; it never holds the
+//! node — everything goes through the [`crate::engine::Engine`].
 
-mod driver;
-mod frames;
 mod host;
+mod router;
+pub mod stream;
+mod sync_protocol;
 pub mod tls;
 
-pub use driver::Outcome;
-pub use host::{Host, HostConfig, Limits};
+pub use crate::sync::{Limits, Outcome};
+pub use host::{HANDSHAKE_TIMEOUT, Host, HostConfig};
+pub use router::{ProtocolHandler, Router};
 
-use crate::store::StoreError;
 use crate::sync::SyncError;
 
 /// Why a connection or session failed.
@@ -19,8 +23,6 @@ use crate::sync::SyncError;
 pub enum NetError {
     #[error("sync: {0}")]
     Sync(#[from] SyncError),
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
     #[error("connection: {0}")]
     Connection(#[from] quinn::ConnectionError),
     #[error("connect: {0}")]
@@ -33,8 +35,6 @@ pub enum NetError {
     Io(#[from] std::io::Error),
     #[error("peer stalled: nothing for {0:?}")]
     Timeout(std::time::Duration),
-    #[error("peer stalled inside a frame for {0:?}")]
-    StalledFrame(std::time::Duration),
     #[error("the peer is not allowed")]
     NotAllowed,
 }

@@ -11,8 +11,6 @@ use rustls::pki_types::{
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 
-use crate::sync::ALPN;
-
 /// DER prefix of an ed25519 SubjectPublicKeyInfo; the 32-byte key follows.
 const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 /// DER prefix of a PKCS#8 v1 ed25519 private key; the 32-byte seed follows.
@@ -156,14 +154,20 @@ fn verifier(allow: Allow, expected: Option<[u8; 32]>) -> Arc<PeerVerifier> {
 }
 
 /// The TLS configuration for accepting connections as `device` (secret seed, public key).
-pub fn server_config(seed: &[u8; 32], public: &[u8; 32], allow: Allow) -> Result<rustls::ServerConfig, Error> {
+/// `alpns` are the protocols the router serves.
+pub fn server_config(
+    seed: &[u8; 32],
+    public: &[u8; 32],
+    allow: Allow,
+    alpns: Vec<Vec<u8>>,
+) -> Result<rustls::ServerConfig, Error> {
     let mut c = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier(allow, None))
         .with_cert_resolver(Arc::new(rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified_key(
             seed, public,
         )?)));
-    c.alpn_protocols = vec![ALPN.to_vec()];
+    c.alpn_protocols = alpns;
     Ok(c)
 }
 
@@ -173,6 +177,7 @@ pub fn client_config(
     public: &[u8; 32],
     allow: Allow,
     expected: Option<[u8; 32]>,
+    alpn: &[u8],
 ) -> Result<rustls::ClientConfig, Error> {
     let mut c = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -181,8 +186,14 @@ pub fn client_config(
         .with_client_cert_resolver(Arc::new(rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified_key(
             seed, public,
         )?)));
-    c.alpn_protocols = vec![ALPN.to_vec()];
+    c.alpn_protocols = vec![alpn.to_vec()];
     Ok(c)
+}
+
+/// The protocol the handshake agreed on.
+pub fn alpn_of(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    let data = conn.handshake_data()?;
+    data.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?.protocol
 }
 
 /// The peer's device key of an established QUIC connection.

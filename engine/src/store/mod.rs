@@ -5,6 +5,7 @@
 //! fsync (`PersistMode::SyncAll`). An append or ingest that returned `Ok` is durable.
 
 mod chats;
+mod durability;
 mod error;
 mod keys;
 mod open;
@@ -14,6 +15,7 @@ mod verify;
 mod write;
 
 pub use chats::{ChatKind, ChatSummary, Delivery, MessageView, NewMessage};
+pub use durability::Syncer;
 pub use error::StoreError;
 pub use peers::PeerRecord;
 pub use verify::Problem;
@@ -77,6 +79,8 @@ pub struct Store {
     clock: Hlc,
     trust: TrustView,
     threads: usize,
+    /// Group commit, durability and failure state (see `durability`).
+    pub(crate) sync: durability::SyncState,
 }
 
 impl Store {

@@ -103,6 +103,7 @@ impl Store {
             clock,
             trust,
             threads,
+            sync: Default::default(),
         };
         store.catch_up_views()?;
         Ok(store)

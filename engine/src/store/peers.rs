@@ -35,9 +35,10 @@ impl Store {
 
     /// Writes a peer record. Connection state is not worth an fsync; the allow-list is.
     pub fn set_peer(&self, key: &[u8; 32], record: &PeerRecord, durable: bool) -> Result<(), StoreError> {
-        self.peers.insert(key.to_vec(), codec::encode(record))?;
+        self.sync.guard(self.peers.insert(key.to_vec(), codec::encode(record)))?;
         if durable {
-            self.db.persist(fjall::PersistMode::SyncAll)?;
+            self.sync.peers_changed();
+            self.sync_now()?;
         }
         Ok(())
     }
@@ -56,8 +57,9 @@ impl Store {
 impl Store {
     /// Remembers an invite token this node handed out, valid until `expires_ms`.
     pub fn add_invite_token(&self, token: &[u8; 16], expires_ms: u64) -> Result<(), StoreError> {
-        self.invites.insert(token.to_vec(), expires_ms.to_be_bytes().to_vec())?;
-        self.db.persist(fjall::PersistMode::SyncAll)?;
+        self.sync.guard(self.invites.insert(token.to_vec(), expires_ms.to_be_bytes().to_vec()))?;
+        self.sync.peers_changed();
+        self.sync_now()?;
         Ok(())
     }
 

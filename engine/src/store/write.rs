@@ -64,6 +64,11 @@ impl Store {
             at = Some(ChainPoint::of(&e));
             out.push(e);
         }
+        if let Some(first) = out.first() {
+            // Until the group's fsync, peers must not see these: a crash could let us sign
+            // other entries at the same positions (a fork of our own making).
+            self.sync.note_own(author, first.header().seq);
+        }
         self.commit(&out, Vec::new())?;
         Ok(out)
     }
@@ -247,12 +252,14 @@ impl Store {
             }
         }
         if trust_changed {
+            // Our own devices may connect: the allow-list depends on the trust view.
+            self.sync.peers_changed();
             batch.insert(&self.views, keys::view_state_key(TrustView::NAME), codec::encode(&trust));
         }
         for (author, proof) in &forks {
             batch.insert(&self.forks, author.to_vec(), proof.encode());
         }
-        batch.commit()?;
+        self.sync.guard(batch.commit())?;
         // Committed batches are visible to readers; keep the caches in step before the fsync,
         // whose failure leaves the outcome unknown (spec/log.md, "Durability").
         for (author, head) in &heads {
@@ -263,7 +270,18 @@ impl Store {
         self.trust = trust;
         self.forked.extend(forks.iter().map(|(a, _)| *a));
         self.new_messages.extend(new_messages);
-        self.db.persist(PersistMode::SyncAll)?;
+        self.sync.note_written(entries.iter().map(|e| e.header().author.0));
+        self.persist_unless_grouped()
+    }
+
+    /// One fsync now, unless an owner groups writes and syncs them together (`Syncer`).
+    pub(crate) fn persist_unless_grouped(&mut self) -> Result<(), StoreError> {
+        if self.sync.grouped {
+            return Ok(());
+        }
+        let r = self.db.persist(PersistMode::SyncAll);
+        self.sync.guard(r)?;
+        self.sync.mark_durable(u64::MAX);
         Ok(())
     }
 }

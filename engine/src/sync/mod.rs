@@ -1,16 +1,24 @@
 //! Sync: range-based set reconciliation of log heads, then delta transfer (spec/sync.md).
 //!
-//! **Invariant:** sans-IO. `Session` is a state machine over `Message`s; the network driver
-//! (`crate::net`) frames, sends, receives and ingests. Nothing here reads a clock or a socket.
+//! **Invariant:** sans-IO. `Session` is the reconciliation state machine over `Message`s;
+//! `Conn` is the whole protocol of one connection over bytes (framing, introductions,
+//! interest, parking, transfer, live push), with writes as effects. Drivers (`crate::net`
+//! for QUIC and any byte stream) only move bytes. Nothing here reads a clock or a socket.
 
+mod conn;
+mod framing;
 mod headset;
 mod interest;
+mod local;
 pub mod memory;
 mod session;
 mod wire;
 
+pub use conn::{Conn, Effect, End, INGEST_BATCH, Ingested, Limits, Outcome, PARK_LIMIT, misbehaviour};
+pub use framing::FrameDecoder;
 pub use headset::{AUTHOR_PREFIX, Bound, FP_LEN, HeadItem, HeadSet, ID_PREFIX};
 pub use interest::interest_set;
+pub use local::{Local, LocalError};
 pub use session::{BUCKETS, LIST_THRESHOLD, LogIndex, MAX_ROUNDS, Session, SessionStats, Transfer};
 pub use wire::{ALPN, Item, MAX_FRAME, MAX_ITEMS, MAX_RANGES, MAX_WANTS, Message, Range, RangeBody, frame};
 

@@ -2,6 +2,7 @@
 //! acknowledgements, store-and-forward through a third node that cannot read, groups, edits and
 //! deletions, and a projection independent of arrival order.
 
+use crate::util::HostExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,10 @@ use proptest::prelude::*;
 
 fn host(dir: &std::path::Path, name: &str) -> Arc<Host> {
     let node = Node::init(&dir.join(name), name).expect("init");
-    let h = Arc::new(Host::new(node, HostConfig::new("127.0.0.1:0".parse().expect("addr"))).expect("host"));
+    let h = Arc::new(
+        Host::new(libra_engine::engine::Engine::start(node), HostConfig::new("127.0.0.1:0".parse().expect("addr")))
+            .expect("host"),
+    );
     let server = h.clone();
     tokio::spawn(async move { server.serve().await });
     h

@@ -1,6 +1,7 @@
 //! Real QUIC on loopback: two nodes sync, live pushes arrive, strangers and hostile peers are
 //! refused, and the node keeps serving.
 
+use crate::util::HostExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,11 @@ fn host(dir: &std::path::Path, name: &str) -> Host {
 
 fn host_with(dir: &std::path::Path, name: &str, limits: Limits) -> Host {
     let node = Node::init(&dir.join(name), name).expect("init");
-    Host::new(node, HostConfig { listen: "127.0.0.1:0".parse().expect("addr"), limits }).expect("host")
+    Host::new(
+        libra_engine::engine::Engine::start(node),
+        HostConfig { listen: "127.0.0.1:0".parse().expect("addr"), limits },
+    )
+    .expect("host")
 }
 
 fn heads(h: &Host) -> Vec<([u8; 32], u64)> {
@@ -97,7 +102,7 @@ async fn raw_session(
 ) -> Option<quinn::ConnectionError> {
     let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
     let allow: tls::Allow = Arc::new(|_| true);
-    let cfg = tls::client_config(&seed, &public, allow, None).expect("tls");
+    let cfg = tls::client_config(&seed, &public, allow, None, libra_engine::sync::ALPN).expect("tls");
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).expect("quic");
     let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
     ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
@@ -154,7 +159,7 @@ async fn raw_close(
 ) -> (Option<quinn::ConnectionError>, Duration) {
     let start = std::time::Instant::now();
     let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
-    let cfg = tls::client_config(&seed, &public, Arc::new(|_| true), None).expect("tls");
+    let cfg = tls::client_config(&seed, &public, Arc::new(|_| true), None, libra_engine::sync::ALPN).expect("tls");
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).expect("quic");
     let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
     ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));

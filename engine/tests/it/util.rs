@@ -27,3 +27,31 @@ pub fn temp_store() -> (tempfile::TempDir, Store) {
     let store = Store::open(dir.path().join("store")).expect("open store");
     (dir, store)
 }
+
+/// What the tests do on a running host, through its engine (panicking on engine errors).
+pub trait HostExt {
+    fn with_node<R>(&self, f: impl FnOnce(&mut libra_engine::node::Node) -> R) -> R;
+    fn read_node<R>(&self, f: impl FnOnce(&libra_engine::node::Node) -> R) -> R;
+    fn allow(&self, key: [u8; 32], address: Option<String>) -> Result<(), libra_engine::engine::EngineError>;
+}
+
+impl HostExt for libra_engine::net::Host {
+    fn with_node<R>(&self, f: impl FnOnce(&mut libra_engine::node::Node) -> R) -> R {
+        self.engine().write_here(f).expect("engine write")
+    }
+    fn read_node<R>(&self, f: impl FnOnce(&libra_engine::node::Node) -> R) -> R {
+        self.engine().read(f).expect("engine read")
+    }
+    fn allow(&self, key: [u8; 32], address: Option<String>) -> Result<(), libra_engine::engine::EngineError> {
+        self.engine()
+            .write_here(move |n| {
+                let mut rec = n.store.peer(&key)?.unwrap_or_default();
+                rec.allowed = true;
+                if address.is_some() {
+                    rec.address = address;
+                }
+                n.store.set_peer(&key, &rec, true)
+            })?
+            .map_err(Into::into)
+    }
+}

@@ -1,0 +1,22 @@
+//! What the engine tells front ends and drivers.
+
+/// Something changed. Events are hints to refresh: a subscriber that lags re-reads the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Entries became durable; each log with its head now.
+    Stored { logs: Vec<([u8; 32], u64)> },
+    /// A peer connected or disconnected.
+    Peer { device: [u8; 32], online: bool },
+    /// The network driver's state.
+    Network(NetStatus),
+    /// A write failed (the engine reopens the store and keeps serving reads), or writing works
+    /// again.
+    Storage { ok: bool, detail: String },
+}
+
+/// Whether the node is reachable, and why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetStatus {
+    Listening(std::net::SocketAddr),
+    Offline(String),
+}

@@ -1,0 +1,56 @@
+//! The engine's answers to a connection's questions ([`crate::sync::Local`]), read from the
+//! node under the engine's read lock.
+
+use std::collections::BTreeSet;
+
+use super::Engine;
+use crate::log::{Entry, EntryId};
+use crate::node::Node;
+use crate::sync::{HeadSet, Local, LocalError, LogIndex, Message};
+
+pub struct NodeLocal<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) node: &'a Node,
+}
+
+fn local(e: impl std::fmt::Display) -> LocalError {
+    LocalError(e.to_string())
+}
+
+impl LogIndex for NodeLocal<'_> {
+    fn id_at(&self, author: &[u8; 32], seq: u64) -> Option<EntryId> {
+        self.node.store.id_at(author, seq)
+    }
+}
+
+impl Local for NodeLocal<'_> {
+    fn is_allowed(&self, peer: &[u8; 32]) -> bool {
+        self.engine.is_allowed(peer)
+    }
+
+    fn interest(&self, peer: &[u8; 32]) -> Result<BTreeSet<[u8; 32]>, LocalError> {
+        self.node.interest_for(peer).map_err(local)
+    }
+
+    fn heads(&self, interest: &BTreeSet<[u8; 32]>) -> Result<HeadSet, LocalError> {
+        self.node.store.sendable_head_set(|a| interest.contains(a)).map_err(local)
+    }
+
+    fn sendable_seq(&self, author: &[u8; 32]) -> Option<u64> {
+        self.node.store.sendable_seq(author)
+    }
+
+    fn read(&self, author: &[u8; 32], from: u64, limit: usize) -> Result<Vec<Entry>, LocalError> {
+        let Some(last) = self.sendable_seq(author) else { return Ok(Vec::new()) };
+        if from > last {
+            return Ok(Vec::new());
+        }
+        let n = usize::try_from(last - from + 1).unwrap_or(usize::MAX).min(limit);
+        self.node.store.read_log(author, from, n).map_err(local)
+    }
+
+    fn introduction(&self, peer: &[u8; 32]) -> Option<Message> {
+        let token = self.node.store.peer(peer).ok().flatten().and_then(|r| r.intro_token)?;
+        Some(Message::Introduce { token: token.0, card: self.node.own_card().ok()? })
+    }
+}

@@ -1,0 +1,260 @@
+//! The engine: the one owner of a node (store, secrets, allow-list, peer state) between the
+//! front ends and the drivers. Reads share the node; every write goes through one writer
+//! thread that groups concurrent writes into one batch of commits and one fsync (group
+//! commit). Each caller gets its own result once its write is durable; readers never wait
+//! behind an fsync. What changed is published as typed [`Event`]s.
+
+mod event;
+mod local;
+mod writer;
+
+pub use event::{Event, NetStatus};
+pub use local::NodeLocal;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::log::Entry;
+use crate::node::{Node, NodeError};
+use crate::store::{IngestReport, StoreError};
+
+/// Why an engine call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the engine has stopped")]
+    Stopped,
+    #[error("internal error while writing: {0}")]
+    Panicked(String),
+}
+
+/// Events kept for a subscriber that falls behind; beyond that it sees `Lagged` and rescans.
+const EVENT_BACKLOG: usize = 4096;
+
+/// What the writer thread and every handle share.
+pub(crate) struct Shared {
+    dir: PathBuf,
+    /// `None` only while the store is being reopened after a failed write.
+    node: RwLock<Option<Node>>,
+    events: tokio::sync::broadcast::Sender<Event>,
+    /// Bumped after every fsync that made new entries durable.
+    durable: tokio::sync::watch::Sender<u64>,
+    device: [u8; 32],
+    allowed: RwLock<BTreeSet<[u8; 32]>>,
+    /// Unexpired invites exist: strangers may finish the handshake to introduce themselves.
+    intro_open: AtomicBool,
+    online: Mutex<BTreeMap<[u8; 32], SocketAddr>>,
+}
+
+/// A handle on the engine. Cheap to clone; the node closes when the last handle is dropped or
+/// [`Engine::shutdown`] is called.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    jobs: Arc<Mutex<Option<std::sync::mpsc::Sender<writer::Job>>>>,
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl Engine {
+    /// Opens the node in `dir` and starts its writer.
+    pub fn open(dir: &Path) -> Result<Engine, EngineError> {
+        Ok(Engine::start(Node::open(dir)?))
+    }
+
+    /// Creates a new identity in `dir` and starts its writer.
+    pub fn init(dir: &Path, name: &str) -> Result<Engine, EngineError> {
+        Ok(Engine::start(Node::init(dir, name)?))
+    }
+
+    /// Takes ownership of an open node.
+    pub fn start(mut node: Node) -> Engine {
+        node.store.set_grouped(true);
+        let (events, _) = tokio::sync::broadcast::channel(EVENT_BACKLOG);
+        let (durable, _) = tokio::sync::watch::channel(0);
+        let shared = Arc::new(Shared {
+            dir: node.dir.clone(),
+            device: *node.device_id().as_bytes(),
+            allowed: RwLock::new(writer::allowed_keys(&node)),
+            intro_open: AtomicBool::new(node.store.has_open_invites(crate::clock::wall_ms()).unwrap_or(false)),
+            node: RwLock::new(Some(node)),
+            events,
+            durable,
+            online: Mutex::new(BTreeMap::new()),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w = shared.clone();
+        let thread = std::thread::Builder::new().name("libra-writer".into()).spawn(move || writer::run(&w, &rx));
+        let thread = match thread {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "could not start the writer thread");
+                None
+            }
+        };
+        Engine { shared, jobs: Arc::new(Mutex::new(Some(tx))), thread: Arc::new(Mutex::new(thread)) }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// This device's key.
+    pub fn device(&self) -> [u8; 32] {
+        self.shared.device
+    }
+
+    /// Runs `f` on the node for reading. Never waits behind an fsync.
+    pub fn read<R>(&self, f: impl FnOnce(&Node) -> R) -> Result<R, EngineError> {
+        let guard = self.shared.node.read().map_err(|_| EngineError::Panicked("the node lock is poisoned".into()))?;
+        match guard.as_ref() {
+            Some(n) => Ok(f(n)),
+            None => Err(EngineError::Unavailable("the store is being reopened".into())),
+        }
+    }
+
+    fn submit<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node) -> R + Send + 'static,
+        reply: impl FnOnce(Result<R, EngineError>) + Send + 'static,
+    ) {
+        let job = writer::job(f, reply);
+        let jobs = self.jobs.lock().map_err(|_| ()).ok();
+        match jobs.as_ref().and_then(|j| j.as_ref()) {
+            Some(tx) => {
+                if let Err(std::sync::mpsc::SendError(job)) = tx.send(job) {
+                    writer::refuse(job, EngineError::Stopped);
+                }
+            }
+            None => writer::refuse(job, EngineError::Stopped),
+        }
+    }
+
+    /// Runs `f` on the node exclusively, in the next group of writes; returns once what it
+    /// wrote is durable. Blocks: call it off the async runtime (or use [`Engine::write_async`]).
+    pub fn write<R: Send + 'static>(&self, f: impl FnOnce(&mut Node) -> R + Send + 'static) -> Result<R, EngineError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit(f, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.recv().unwrap_or(Err(EngineError::Stopped))
+    }
+
+    /// Like [`Engine::write`], but runs `f` on the calling thread as a group of its own, so it
+    /// may borrow from the caller (commands forwarded to a running node use this).
+    pub fn write_here<R>(&self, f: impl FnOnce(&mut Node) -> R) -> Result<R, EngineError> {
+        let mut out = None;
+        let r = writer::run_group(&self.shared, |n| {
+            out = Some(catch_unwind(AssertUnwindSafe(|| f(n))));
+        });
+        let v = match out {
+            None => return Err(EngineError::Unavailable(r.err().unwrap_or_default())),
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return Err(EngineError::Panicked("a write panicked".into())),
+        };
+        r.map_err(EngineError::Unavailable)?;
+        Ok(v)
+    }
+
+    /// [`Engine::write`] for async callers.
+    pub async fn write_async<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node) -> R + Send + 'static,
+    ) -> Result<R, EngineError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(f, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.await.unwrap_or(Err(EngineError::Stopped))
+    }
+
+    /// Validates and stores entries from elsewhere (a peer, a bundle), grouped with other writes.
+    pub async fn ingest(&self, entries: Vec<Entry>) -> Result<IngestReport, EngineError> {
+        self.write_async(move |n| n.store.ingest(entries, crate::clock::wall_ms())).await?.map_err(Into::into)
+    }
+
+    /// Every event from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// A receiver that changes after every fsync that made new entries durable.
+    pub fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.durable.subscribe()
+    }
+
+    pub(crate) fn emit(&self, e: Event) {
+        let _ = self.shared.events.send(e);
+    }
+
+    /// Whether `key` may connect (an allowed peer or one of our own devices).
+    pub fn is_allowed(&self, key: &[u8; 32]) -> bool {
+        self.shared.allowed.read().is_ok_and(|a| a.contains(key))
+    }
+
+    /// Whether strangers may finish the handshake to introduce themselves (open invites).
+    pub fn intro_open(&self) -> bool {
+        self.shared.intro_open.load(Ordering::Relaxed)
+    }
+
+    /// Allows a device or user key to sync with us, remembering an address to dial if given.
+    pub fn allow(&self, key: [u8; 32], address: Option<String>) -> Result<(), EngineError> {
+        self.write(move |n| {
+            let mut rec = n.store.peer(&key)?.unwrap_or_default();
+            rec.allowed = true;
+            if address.is_some() {
+                rec.address = address;
+            }
+            n.store.set_peer(&key, &rec, true)
+        })?
+        .map_err(Into::into)
+    }
+
+    /// Marks a peer connected (with the address in use) or not; local knowledge only.
+    pub fn set_online(&self, peer: [u8; 32], addr: Option<SocketAddr>) {
+        if let Ok(mut online) = self.shared.online.lock() {
+            let changed = match addr {
+                Some(a) => online.insert(peer, a).is_none(),
+                None => online.remove(&peer).is_some(),
+            };
+            if changed {
+                self.emit(Event::Peer { device: peer, online: addr.is_some() });
+            }
+        }
+    }
+
+    /// Peers connected right now, with the address in use (local knowledge only).
+    pub fn online(&self) -> BTreeMap<[u8; 32], SocketAddr> {
+        self.shared.online.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    /// Stops the writer after the writes already queued, flushes and closes the store.
+    pub fn shutdown(&self) {
+        if let Ok(mut j) = self.jobs.lock() {
+            j.take();
+        }
+        let t = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = t
+            && t.join().is_err()
+        {
+            tracing::error!("the writer thread panicked");
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // The last handle closes the store, so the data directory can be opened again at once.
+        if Arc::strong_count(&self.thread) == 1 {
+            self.shutdown();
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Runs a [`Conn`] over any ordered, reliable byte stream (a QUIC stream, an in-memory pipe, a
+//! relayed stream): reads and writes concurrently, carries out the connection's effects on the
+//! engine, feeds it the engine's change events and its timers. Nothing protocol-specific lives
+//! here.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+use crate::engine::{Engine, Event, NodeLocal};
+use crate::sync::{Conn, Effect, Ingested, LocalError, misbehaviour};
+
+/// Bytes gathered from the connection into one write.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Bytes read at a time.
+const READ_BUF: usize = 64 * 1024;
+
+enum Answer {
+    Ingested(Result<Ingested, LocalError>),
+    Introduced(Result<bool, LocalError>),
+}
+
+type Pending = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+fn start(engine: &Engine, effect: Effect, peer: [u8; 32]) -> Pending {
+    let engine = engine.clone();
+    match effect {
+        Effect::Ingest(entries) => Box::pin(async move {
+            let r = engine.ingest(entries).await.map_err(|e| LocalError(e.to_string())).map(|report| Ingested {
+                accepted: report.accepted,
+                misbehaviour: report
+                    .rejected
+                    .iter()
+                    .find(|r| misbehaviour(&r.error))
+                    .map(|r| format!("seq {}: {}", r.seq, r.error)),
+            });
+            Answer::Ingested(r)
+        }),
+        Effect::Introduce { token, card } => Box::pin(async move {
+            let r = engine.write_async(move |n| n.accept_introduction(&token, &card, &peer)).await;
+            Answer::Introduced(match r {
+                Ok(Ok(ok)) => Ok(ok),
+                Ok(Err(e)) => Err(LocalError(e.to_string())),
+                Err(e) => Err(LocalError(e.to_string())),
+            })
+        }),
+    }
+}
+
+/// Drives `conn` until it ends; returns it (its `end()` and `outcome` say how it went).
+pub async fn run<R, W>(engine: &Engine, mut conn: Conn, mut r: R, mut w: W) -> Conn
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let clock = Instant::now();
+    let now = move || u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut events = engine.subscribe();
+    let mut buf = vec![0u8; READ_BUF];
+    let mut outbuf: Vec<u8> = Vec::new();
+    let mut pos = 0;
+    let mut effect: Option<Pending> = None;
+    let peer = conn.peer();
+    loop {
+        let read = engine.read(|n| {
+            let local = NodeLocal { engine, node: n };
+            conn.drive(&local, now());
+            if pos == outbuf.len() {
+                outbuf.clear();
+                pos = 0;
+                while outbuf.len() < WRITE_BATCH {
+                    match conn.poll_transmit(&local, now()) {
+                        Some(b) => outbuf.extend_from_slice(&b),
+                        None => break,
+                    }
+                }
+            }
+        });
+        if let Err(e) = read {
+            conn.close(e.to_string());
+        }
+        if effect.is_none()
+            && let Some(e) = conn.poll_effect()
+        {
+            effect = Some(start(engine, e, peer));
+        }
+        if pos == outbuf.len() {
+            if conn.end().is_some() {
+                break;
+            }
+            if conn.poll_finish(now()) {
+                let _ = w.shutdown().await;
+            }
+        }
+        let deadline = conn.poll_timeout().map(|t| clock + Duration::from_millis(t));
+        tokio::select! {
+            answer = async {
+                match effect.as_mut() {
+                    Some(f) => f.await,
+                    None => std::future::pending().await,
+                }
+            }, if effect.is_some() => {
+                effect = None;
+                let r = engine.read(|n| {
+                    let local = NodeLocal { engine, node: n };
+                    match answer {
+                        Answer::Ingested(i) => conn.handle_ingested(i, &local),
+                        Answer::Introduced(i) => conn.handle_introduced(i, &local),
+                    }
+                });
+                if let Err(e) = r {
+                    conn.close(e.to_string());
+                }
+            }
+            n = w.write(&outbuf[pos..]), if pos < outbuf.len() => match n {
+                Ok(0) | Err(_) => {
+                    conn.close("the stream closed while writing".into());
+                    outbuf.clear();
+                    pos = 0;
+                }
+                Ok(n) => pos += n,
+            },
+            n = r.read(&mut buf), if conn.wants_input() => match n {
+                Ok(0) => conn.handle_eof(now()),
+                Ok(n) => conn.handle_input(&buf[..n], now()),
+                Err(e) => conn.close(format!("stream: {e}")),
+            },
+            ev = events.recv(), if conn.wants_changes() => match ev {
+                Ok(Event::Stored { logs }) => conn.handle_changed(Some(&logs)),
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => conn.handle_changed(None),
+                Err(RecvError::Closed) => conn.close("the engine stopped".into()),
+            },
+            () = sleep_until(deadline), if deadline.is_some() => conn.handle_timeout(now()),
+            else => conn.close("nothing left to wait for".into()),
+        }
+    }
+    let _ = w.flush().await;
+    conn
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

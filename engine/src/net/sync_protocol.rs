@@ -1,0 +1,105 @@
+//! `libra/sync/1` on QUIC: one bidirectional stream per connection carrying a [`Conn`], the
+//! peer's key proven by TLS. At the end the peer's record is updated (strangers that never
+//! introduced themselves leave no trace) and the connection is closed with the end's code.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use super::router::ProtocolHandler;
+use super::{NetError, stream, tls};
+use crate::engine::{Engine, NodeLocal};
+use crate::sync::{Conn, End, Limits, Outcome, SyncError};
+
+pub struct SyncProtocol {
+    pub(crate) engine: Engine,
+    pub(crate) limits: Limits,
+}
+
+impl ProtocolHandler for SyncProtocol {
+    fn accept(&self, conn: quinn::Connection) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let (engine, limits) = (self.engine.clone(), self.limits);
+        Box::pin(async move {
+            if let Err(e) = session(&engine, conn, false, true, limits).await {
+                tracing::info!(error = %e, "inbound session ended");
+            }
+        })
+    }
+}
+
+/// Runs one session on `conn` (opening the stream if `initiator`) and closes the connection.
+pub(crate) async fn session(
+    engine: &Engine,
+    conn: quinn::Connection,
+    initiator: bool,
+    live: bool,
+    limits: Limits,
+) -> Result<Outcome, NetError> {
+    let peer = tls::peer_key(&conn).ok_or(NetError::NotAllowed)?;
+    engine.set_online(peer, Some(conn.remote_address()));
+    let streams = if initiator {
+        conn.open_bi().await.map_err(NetError::from)
+    } else {
+        // A peer that connects and never opens its stream is not kept waiting on.
+        match tokio::time::timeout(limits.reconcile_idle, conn.accept_bi()).await {
+            Ok(r) => r.map_err(NetError::from),
+            Err(_) => Err(NetError::Timeout(limits.reconcile_idle)),
+        }
+    };
+    let (send, recv) = match streams {
+        Ok(s) => s,
+        Err(e) => {
+            engine.set_online(peer, None);
+            conn.close(100u32.into(), e.to_string().as_bytes());
+            return Err(e);
+        }
+    };
+    let c = stream::run(engine, Conn::new(peer, initiator, live, limits, 0), recv, send).await;
+    engine.set_online(peer, None);
+    let end = c.end().cloned().unwrap_or(End::Done);
+    let code = end.code();
+    let reason = match &end {
+        End::Done => "done".to_owned(),
+        End::Sync(e) => e.to_string(),
+        End::Local(s) => s.clone(),
+    };
+    conn.close(u32::from(code).into(), reason.as_bytes());
+    if !c.admitted() {
+        return Err(NetError::Sync(match end {
+            End::Sync(e) => e,
+            _ => SyncError::NotAllowed,
+        }));
+    }
+    let mut out = c.outcome.clone();
+    out.behind_by = engine.read(|n| c.behind_by(&NodeLocal { engine, node: n })).unwrap_or(0);
+    record(engine, peer, &out).await;
+    match end {
+        End::Done => Ok(out),
+        End::Sync(e) => Err(NetError::Sync(e)),
+        End::Local(s) => Err(NetError::Stream(s)),
+    }
+}
+
+/// The peer's local record: last seen, counters, and after a completed session, last sync and
+/// how far behind it is.
+async fn record(engine: &Engine, peer: [u8; 32], out: &Outcome) {
+    let out = out.clone();
+    let r = engine
+        .write_async(move |n| {
+            let now = crate::clock::wall_ms();
+            let mut rec = n.store.peer(&peer)?.unwrap_or_default();
+            rec.last_seen_ms = now;
+            rec.entries_in += out.entries_in;
+            rec.entries_out += out.entries_out;
+            if out.synced {
+                rec.last_sync_ms = now;
+                rec.behind_by = out.behind_by;
+            }
+            n.store.set_peer(&peer, &rec, false)
+        })
+        .await;
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not record the peer's state"),
+        Err(e) => tracing::warn!(error = %e, "could not record the peer's state"),
+    }
+}

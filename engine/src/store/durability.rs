@@ -1,0 +1,160 @@
+//! Group commit and failure state. A store used on its own fsyncs every write. An owner that
+//! groups writes (the engine's writer) turns `grouped` on, lets several writes commit their
+//! batches, then calls [`Syncer::persist`] once, outside its lock, so readers never wait
+//! behind an fsync. Until that fsync, entries this store signed are not offered to peers.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use fjall::PersistMode;
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Default)]
+pub(crate) struct SyncState {
+    /// Writes are synced by the owner, not one by one.
+    pub(crate) grouped: bool,
+    /// Entries we signed that no fsync covers yet: `(generation, author, first seq)`.
+    unsynced_own: Vec<(u64, [u8; 32], u64)>,
+    /// Bumped each time a `Syncer` is taken: what was written before it is covered by it.
+    generation: u64,
+    /// Logs whose head moved since the last `take_changed`.
+    changed: BTreeSet<[u8; 32]>,
+    /// The allow-list or invites changed since the last `take_peers_changed`.
+    peers_changed: AtomicBool,
+    /// A write or fsync failed: fjall refuses every later write until the store is reopened.
+    failed: Arc<AtomicBool>,
+}
+
+impl SyncState {
+    pub(crate) fn guard<T>(&self, r: Result<T, fjall::Error>) -> Result<T, StoreError> {
+        r.map_err(|e| {
+            self.failed.store(true, Ordering::SeqCst);
+            StoreError::Io(e)
+        })
+    }
+    pub(crate) fn note_own(&mut self, author: [u8; 32], first_seq: u64) {
+        self.unsynced_own.push((self.generation, author, first_seq));
+    }
+    fn first_unsynced(&self, author: &[u8; 32]) -> Option<u64> {
+        self.unsynced_own.iter().filter(|(_, a, _)| a == author).map(|(_, _, s)| *s).min()
+    }
+    pub(crate) fn note_written(&mut self, authors: impl Iterator<Item = [u8; 32]>) {
+        self.changed.extend(authors);
+    }
+    pub(crate) fn mark_durable(&mut self, upto: u64) {
+        self.unsynced_own.retain(|(g, _, _)| *g > upto);
+    }
+    pub(crate) fn peers_changed(&self) {
+        self.peers_changed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A handle that fsyncs the store's journal without borrowing the store.
+#[derive(Clone)]
+pub struct Syncer {
+    db: fjall::Database,
+    failed: Arc<AtomicBool>,
+    /// Everything written up to this generation is covered.
+    pub generation: u64,
+}
+
+impl Syncer {
+    /// Makes every write committed so far durable.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        self.db.persist(PersistMode::SyncAll).map_err(|e| {
+            self.failed.store(true, Ordering::SeqCst);
+            StoreError::Io(e)
+        })
+    }
+}
+
+impl Store {
+    /// Turns group commit on or off. With it on, writes are visible at once but durable only
+    /// after [`Syncer::persist`] and [`Store::mark_durable`].
+    pub fn set_grouped(&mut self, grouped: bool) {
+        self.sync.grouped = grouped;
+    }
+
+    /// A handle to fsync what was written so far, outside any lock on the store.
+    pub fn syncer(&mut self) -> Syncer {
+        let generation = self.sync.generation;
+        self.sync.generation += 1;
+        Syncer { db: self.db.clone(), failed: self.sync.failed.clone(), generation }
+    }
+
+    /// `syncer`'s fsync succeeded: what this store signed before it may now leave.
+    pub fn mark_durable(&mut self, syncer: &Syncer) {
+        self.sync.mark_durable(syncer.generation);
+    }
+
+    /// Fsyncs now unless writes are grouped (the owner's fsync then covers this write).
+    pub(crate) fn sync_now(&self) -> Result<(), StoreError> {
+        if self.sync.grouped {
+            return Ok(());
+        }
+        self.sync.guard(self.db.persist(PersistMode::SyncAll))
+    }
+
+    /// Whether a write or fsync failed; fjall then refuses writes until the store is reopened.
+    pub fn failed(&self) -> bool {
+        self.sync.failed.load(Ordering::SeqCst)
+    }
+
+    /// Logs whose heads moved since the last call, with their heads now.
+    pub fn take_changed(&mut self) -> Vec<([u8; 32], u64)> {
+        let changed = std::mem::take(&mut self.sync.changed);
+        changed.into_iter().filter_map(|a| Some((a, self.head(&a)?.seq))).collect()
+    }
+
+    /// Whether the allow-list or the invites changed since the last call.
+    pub fn take_peers_changed(&self) -> bool {
+        self.sync.peers_changed.swap(false, Ordering::SeqCst)
+    }
+
+    /// The highest seq of `author`'s log that may be sent to peers: the head, except for our
+    /// own logs written since the last fsync.
+    pub fn sendable_seq(&self, author: &[u8; 32]) -> Option<u64> {
+        let head = self.head(author)?.seq;
+        match self.sync.first_unsynced(author) {
+            Some(first) => first.checked_sub(1).filter(|s| *s > 0),
+            None => Some(head),
+        }
+    }
+
+    /// The reconciliation set of the given logs as peers may see them (own writes not yet
+    /// durable left out).
+    pub fn sendable_head_set(&self, include: impl Fn(&[u8; 32]) -> bool) -> Result<crate::sync::HeadSet, StoreError> {
+        let all = self.heads().all(|(a, _)| include(&a));
+        let mut set = if all {
+            // The usual case: every held log is offered; the maintained set is copied.
+            self.head_set.clone()
+        } else {
+            crate::sync::HeadSet::from_items(
+                self.heads().filter(|(a, _)| include(a)).map(|(a, h)| crate::sync::HeadItem {
+                    author: a,
+                    seq: h.seq,
+                    id: h.id,
+                }),
+            )
+        };
+        let own: BTreeSet<[u8; 32]> = self.sync.unsynced_own.iter().map(|(_, a, _)| *a).collect();
+        for author in own {
+            let Some(first) = self.sync.first_unsynced(&author) else { continue };
+            if !include(&author) {
+                continue;
+            }
+            match first.checked_sub(1).filter(|s| *s > 0) {
+                None => set.remove(&author),
+                Some(seq) => {
+                    let e = self
+                        .get_at(&author, seq)?
+                        .ok_or_else(|| StoreError::Corrupt(format!("log has a gap at seq {seq}")))?;
+                    set.set(crate::sync::HeadItem { author, seq, id: e.id });
+                }
+            }
+        }
+        Ok(set)
+    }
+}

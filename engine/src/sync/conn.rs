@@ -1,0 +1,679 @@
+//! One connection's whole protocol as a deterministic state machine (like quinn-proto's
+//! `Connection`): introductions, interest, reconciliation, transfer, parking, live push and
+//! closing. Bytes and time go in (`handle_input`, `handle_timeout`); bytes, effects and timers
+//! come out (`poll_transmit`, `poll_effect`, `poll_timeout`). Writes the connection needs —
+//! ingesting entries, accepting an introduction — are effects the driver carries out and
+//! answers (`handle_ingested`, `handle_introduced`). It runs over QUIC, an in-memory pair, or
+//! any other ordered reliable byte stream alike.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use super::framing::FrameDecoder;
+use super::local::{Local, LocalError};
+use super::{MAX_FRAME, Message, Session, SyncError, Transfer, frame};
+use crate::log::{Entry, ValidationError};
+use crate::messaging::ContactCard;
+
+/// Most entries held per session while waiting for the certificate that admits their log.
+pub const PARK_LIMIT: usize = 4096;
+/// Most entries gathered into one ingest.
+pub const INGEST_BATCH: usize = 50_000;
+/// Input entries held before the connection stops reading (backpressure).
+const INBOX_LIMIT: usize = 2 * INGEST_BATCH;
+/// Entries read from the store per outgoing frame at most.
+const SEND_CHUNK: usize = 512;
+/// Idle limit once live; transports watch the connection itself (QUIC keep-alives).
+const LIVE_IDLE: Duration = Duration::from_secs(24 * 3600);
+/// How long a one-shot initiator waits for the peer to finish after finishing its own side.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// Per-peer limits that keep a hostile or broken peer from holding memory or time.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest a peer may take to deliver one frame once it has started (slowloris).
+    pub frame_deadline: Duration,
+    /// Longest time without a byte moving in either direction while reconciling.
+    pub reconcile_idle: Duration,
+    /// Most bytes one session may receive; a longer stream is cut and may reconnect.
+    pub session_bytes_in: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            frame_deadline: Duration::from_secs(10),
+            reconcile_idle: Duration::from_secs(30),
+            session_bytes_in: 4 << 30,
+        }
+    }
+}
+
+/// What a session did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub peer: [u8; 32],
+    pub entries_in: u64,
+    pub entries_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub rounds: u32,
+    pub synced: bool,
+    pub forks: usize,
+    /// Entries of logs we offer that the peer had not received when the session ended.
+    pub behind_by: u64,
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// Cleanly: synced and finished, or the peer finished its side.
+    Done,
+    /// A protocol error (codes 1–6, or the peer's Close).
+    Sync(SyncError),
+    /// Code 100: a timeout, a stalled frame, or a local store error.
+    Local(String),
+}
+
+impl End {
+    /// The close code (spec/sync.md, section 10).
+    pub fn code(&self) -> u16 {
+        match self {
+            End::Done => 0,
+            End::Sync(e) => e.code(),
+            End::Local(_) => 100,
+        }
+    }
+}
+
+/// What an ingest did, as far as the connection cares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ingested {
+    pub accepted: usize,
+    /// The first refusal that no honest peer causes (see [`misbehaviour`]), described.
+    pub misbehaviour: Option<String>,
+}
+
+/// A write the driver carries out for the connection.
+#[derive(Debug)]
+pub enum Effect {
+    /// Validate and store these entries; answer with [`Conn::handle_ingested`].
+    Ingest(Vec<Entry>),
+    /// A stranger presented an invite token and its card; answer with
+    /// [`Conn::handle_introduced`] (whether it is now a contact).
+    Introduce { token: [u8; 16], card: ContactCard },
+}
+
+enum In {
+    Entries(Vec<Entry>),
+    Msg(Message),
+    /// The peer finished its side of the stream.
+    End,
+    /// Input that does not decode: fails the session once what came before is handled.
+    Fail(SyncError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Nothing,
+    Ingest,
+    Introduction,
+}
+
+/// Reasons that mean the peer sent something no honest node sends.
+pub fn misbehaviour(e: &ValidationError) -> bool {
+    !matches!(
+        e,
+        ValidationError::Fork
+            | ValidationError::Forked
+            | ValidationError::WrongSeq { .. }
+            | ValidationError::PrevMismatch
+            | ValidationError::TimestampRegression { .. }
+    )
+}
+
+pub struct Conn {
+    peer: [u8; 32],
+    initiator: bool,
+    live: bool,
+    limits: Limits,
+    started: bool,
+    admitted: bool,
+    sess: Option<Session>,
+    decoder: FrameDecoder,
+    input_closed: bool,
+    inbox: VecDeque<In>,
+    inbox_entries: usize,
+    wait: Wait,
+    effects: VecDeque<Effect>,
+    /// Entries outside the interest set, kept for a certificate that may admit them.
+    parked: Vec<Entry>,
+    /// Entries of the ingest in flight that were outside the interest set.
+    waiting: Vec<Entry>,
+    interest: BTreeSet<[u8; 32]>,
+    /// Heads offered when reconciliation started: the peer holds at least these once synced.
+    snapshot: Vec<([u8; 32], u64)>,
+    /// Per log, the highest seq the peer is known to hold (live push sends what is above).
+    known: BTreeMap<[u8; 32], u64>,
+    sends: VecDeque<Transfer>,
+    out: VecDeque<Vec<u8>>,
+    /// Logs to check for pushes; `None` = all of them.
+    push: Option<BTreeSet<[u8; 32]>>,
+    push_all: bool,
+    finish: bool,
+    finished_at: Option<u64>,
+    last_activity: u64,
+    end: Option<End>,
+    pub outcome: Outcome,
+}
+
+impl Conn {
+    /// A connection with `peer` (its key proven by the transport), opened by us if `initiator`.
+    /// `live` keeps it open and pushing once synced.
+    pub fn new(peer: [u8; 32], initiator: bool, live: bool, limits: Limits, now_ms: u64) -> Conn {
+        Conn {
+            peer,
+            initiator,
+            live,
+            limits,
+            started: false,
+            admitted: false,
+            sess: None,
+            decoder: FrameDecoder::default(),
+            input_closed: false,
+            inbox: VecDeque::new(),
+            inbox_entries: 0,
+            wait: Wait::Nothing,
+            effects: VecDeque::new(),
+            parked: Vec::new(),
+            waiting: Vec::new(),
+            interest: BTreeSet::new(),
+            snapshot: Vec::new(),
+            known: BTreeMap::new(),
+            sends: VecDeque::new(),
+            out: VecDeque::new(),
+            push: Some(BTreeSet::new()),
+            push_all: false,
+            finish: false,
+            finished_at: None,
+            last_activity: now_ms,
+            end: None,
+            outcome: Outcome { peer, ..Outcome::default() },
+        }
+    }
+
+    pub fn peer(&self) -> [u8; 32] {
+        self.peer
+    }
+
+    /// Whether the peer passed as allowed or introduced itself (strangers leave no record).
+    pub fn admitted(&self) -> bool {
+        self.admitted
+    }
+
+    /// Bytes received from the peer.
+    pub fn handle_input(&mut self, bytes: &[u8], now_ms: u64) {
+        if self.end.is_some() || self.input_closed || bytes.is_empty() {
+            return;
+        }
+        self.last_activity = now_ms;
+        self.outcome.bytes_in += bytes.len() as u64;
+        if self.outcome.bytes_in > self.limits.session_bytes_in {
+            return self.fail(SyncError::LimitExceeded("bytes received in one session"));
+        }
+        let frames = match self.decoder.push(bytes, now_ms) {
+            Ok(f) => f,
+            Err(e) => return self.fail(e),
+        };
+        for body in frames {
+            let item = Message::decode(&body).and_then(|m| match m {
+                Message::Entries(raw) => raw
+                    .iter()
+                    .map(|b| Entry::decode(b))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(In::Entries)
+                    .map_err(|e| SyncError::InvalidEntry(e.to_string())),
+                m => Ok(In::Msg(m)),
+            });
+            let item = item.unwrap_or_else(In::Fail);
+            match &item {
+                In::Entries(es) => self.inbox_entries += es.len(),
+                In::Fail(_) => self.input_closed = true,
+                _ => {}
+            }
+            self.inbox.push_back(item);
+            if self.input_closed {
+                return;
+            }
+        }
+    }
+
+    /// The peer finished its side of the stream.
+    pub fn handle_eof(&mut self, now_ms: u64) {
+        if self.input_closed || self.end.is_some() {
+            return;
+        }
+        self.last_activity = now_ms;
+        self.input_closed = true;
+        if self.decoder.partial_since().is_some() {
+            self.inbox.push_back(In::Fail(SyncError::Malformed("the stream ended inside a frame".into())));
+        } else {
+            self.inbox.push_back(In::End);
+        }
+    }
+
+    /// Whether the driver should read more input now (backpressure while entries wait).
+    pub fn wants_input(&self) -> bool {
+        self.end.is_none() && !self.input_closed && self.inbox_entries < INBOX_LIMIT
+    }
+
+    /// Whether local changes matter to this connection now (it is live and synced).
+    pub fn wants_changes(&self) -> bool {
+        self.end.is_none() && self.live && self.outcome.synced
+    }
+
+    /// Logs changed locally (`None`: unknown which, check all): pushes what the peer lacks.
+    pub fn handle_changed(&mut self, logs: Option<&[([u8; 32], u64)]>) {
+        match logs {
+            None => self.push_all = true,
+            Some(ls) => {
+                if let Some(p) = &mut self.push {
+                    p.extend(ls.iter().map(|(a, _)| *a));
+                }
+            }
+        }
+    }
+
+    /// Processes what has arrived, as far as it can without waiting for an effect.
+    pub fn drive(&mut self, local: &impl Local, now_ms: u64) {
+        if self.end.is_some() {
+            return;
+        }
+        if let Err(e) = self.drive_inner(local, now_ms) {
+            self.end_with(e);
+        }
+    }
+
+    fn drive_inner(&mut self, local: &impl Local, now_ms: u64) -> Result<(), End> {
+        if !self.started {
+            self.started = true;
+            self.last_activity = now_ms;
+            if self.initiator {
+                // Dialing someone whose invite we added: introduce ourselves first.
+                if let Some(m) = local.introduction(&self.peer) {
+                    self.queue(&m);
+                }
+                self.admitted = true;
+                self.begin(local)?;
+            } else if local.is_allowed(&self.peer) {
+                self.admitted = true;
+                self.begin(local)?;
+            }
+        }
+        while self.wait == Wait::Nothing {
+            let Some(item) = self.inbox.pop_front() else { break };
+            match item {
+                In::Fail(e) => return Err(End::Sync(e)),
+                In::End => return Err(End::Done),
+                In::Msg(Message::Close { code, reason }) => {
+                    return Err(End::Sync(SyncError::PeerClosed { code, reason }));
+                }
+                _ if !self.admitted => {
+                    // A stranger that passed the handshake (we have open invites) must present one.
+                    let In::Msg(Message::Introduce { token, card }) = item else {
+                        return Err(End::Sync(SyncError::NotAllowed));
+                    };
+                    self.effects.push_back(Effect::Introduce { token, card });
+                    self.wait = Wait::Introduction;
+                }
+                In::Msg(Message::Introduce { .. }) => {}
+                In::Entries(mut es) => {
+                    self.inbox_entries -= es.len();
+                    // Take whatever else has already arrived into the same ingest: one
+                    // validation pass and one fsync for all of it.
+                    while es.len() < INGEST_BATCH {
+                        match self.inbox.front() {
+                            Some(In::Entries(_)) => {
+                                if let Some(In::Entries(more)) = self.inbox.pop_front() {
+                                    self.inbox_entries -= more.len();
+                                    es.extend(more);
+                                }
+                            }
+                            _ => break,
+                        }
+                    }
+                    let mut pending = std::mem::take(&mut self.parked);
+                    pending.extend(es);
+                    self.offer(pending);
+                }
+                In::Msg(m) => {
+                    let Some(sess) = self.sess.as_mut() else {
+                        return Err(End::Sync(SyncError::Protocol("message before the session began")));
+                    };
+                    sess.handle(m, local).map_err(End::Sync)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts reconciliation over the logs this peer may exchange with us.
+    fn begin(&mut self, local: &impl Local) -> Result<(), End> {
+        self.interest = local.interest(&self.peer).map_err(local_end)?;
+        let heads = local.heads(&self.interest).map_err(local_end)?;
+        let mut h = heads.clone();
+        let (a, b) = h.span(&None, &None);
+        self.snapshot = h.items(a, b).iter().map(|i| (i.author, i.seq)).collect();
+        self.sess = Some(Session::new(heads, self.initiator));
+        Ok(())
+    }
+
+    /// Offers entries to ingest: those of logs in the interest set go out as one effect; the
+    /// rest wait for its answer (it may bring the certificate that admits them).
+    fn offer(&mut self, pending: Vec<Entry>) {
+        let (take, rest): (Vec<Entry>, Vec<Entry>) =
+            pending.into_iter().partition(|e| self.interest.contains(&e.header().author.0));
+        if take.is_empty() {
+            self.park(rest);
+            return;
+        }
+        for e in &take {
+            let (a, seq) = (e.header().author.0, e.header().seq);
+            let k = self.known.entry(a).or_insert(0);
+            *k = (*k).max(seq);
+        }
+        self.waiting = rest;
+        self.effects.push_back(Effect::Ingest(take));
+        self.wait = Wait::Ingest;
+    }
+
+    fn park(&mut self, mut rest: Vec<Entry>) {
+        // Beyond the bound, entries are dropped unread (spec/sync.md, section 4).
+        rest.truncate(PARK_LIMIT);
+        self.parked = rest;
+    }
+
+    /// The answer to [`Effect::Ingest`].
+    pub fn handle_ingested(&mut self, report: Result<Ingested, LocalError>, local: &impl Local) {
+        if self.wait != Wait::Ingest || self.end.is_some() {
+            return;
+        }
+        self.wait = Wait::Nothing;
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => return self.end_with(local_end(e)),
+        };
+        self.outcome.entries_in += report.accepted as u64;
+        if let Some(bad) = report.misbehaviour {
+            return self.fail(SyncError::InvalidEntry(bad));
+        }
+        let grown = match local.interest(&self.peer) {
+            Ok(i) => i,
+            Err(e) => return self.end_with(local_end(e)),
+        };
+        let grew = grown.len() > self.interest.len();
+        self.interest = grown;
+        let rest = std::mem::take(&mut self.waiting);
+        if report.accepted > 0 && grew {
+            self.offer(rest);
+        } else {
+            self.park(rest);
+        }
+    }
+
+    /// The answer to [`Effect::Introduce`]: whether the stranger is now a contact.
+    pub fn handle_introduced(&mut self, accepted: Result<bool, LocalError>, local: &impl Local) {
+        if self.wait != Wait::Introduction || self.end.is_some() {
+            return;
+        }
+        self.wait = Wait::Nothing;
+        match accepted {
+            Ok(true) => {
+                self.admitted = true;
+                if let Err(e) = self.begin(local) {
+                    self.end_with(e);
+                }
+            }
+            Ok(false) => self.fail(SyncError::NotAllowed),
+            Err(e) => self.end_with(local_end(e)),
+        }
+    }
+
+    /// The next write the driver must carry out.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    fn queue(&mut self, m: &Message) {
+        let f = frame(m);
+        self.outcome.bytes_out += f.len() as u64;
+        self.out.push_back(f);
+    }
+
+    /// The next bytes to send, if any. Reads the entries it sends from `local` one frame at a
+    /// time, so memory stays bounded whatever the transfer.
+    pub fn poll_transmit(&mut self, local: &impl Local, now_ms: u64) -> Option<Vec<u8>> {
+        let bytes = self.next_transmit(local);
+        if bytes.is_some() {
+            self.last_activity = now_ms;
+        }
+        bytes
+    }
+
+    fn next_transmit(&mut self, local: &impl Local) -> Option<Vec<u8>> {
+        if let Some(b) = self.out.pop_front() {
+            return Some(b);
+        }
+        if self.end.is_some() {
+            return None;
+        }
+        loop {
+            if let Some(sess) = self.sess.as_mut()
+                && self.sends.is_empty()
+            {
+                while let Some(t) = sess.poll_transfer() {
+                    self.sends.push_back(t);
+                }
+            }
+            if !self.sends.is_empty() {
+                match self.entries_frame(local) {
+                    Ok(Some(f)) => return Some(f),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        self.end_with(local_end(e));
+                        return self.out.pop_front();
+                    }
+                }
+            }
+            let sess = self.sess.as_mut()?;
+            sess.transfers_sent();
+            if let Some(m) = sess.poll_message() {
+                self.queue(&m);
+                return self.out.pop_front();
+            }
+            if sess.is_synced() && !self.outcome.synced {
+                self.on_synced();
+            }
+            if self.outcome.synced && self.live && self.plan_pushes(local) {
+                continue;
+            }
+            return None;
+        }
+    }
+
+    /// Reconciliation and its transfers are over on both sides.
+    fn on_synced(&mut self) {
+        self.outcome.synced = true;
+        if let Some(s) = &self.sess {
+            self.outcome.rounds = s.stats.rounds;
+            self.outcome.forks = s.stats.forks_seen;
+        }
+        if !self.live {
+            self.finish = true;
+            return;
+        }
+        // The peer now holds at least the heads this session reconciled, and what it showed us.
+        for (a, seq) in std::mem::take(&mut self.snapshot) {
+            let k = self.known.entry(a).or_insert(0);
+            *k = (*k).max(seq);
+        }
+        self.push_all = true;
+    }
+
+    /// Queues the entries the peer lacks of the logs that changed. Returns whether any were.
+    fn plan_pushes(&mut self, local: &impl Local) -> bool {
+        let logs: Vec<[u8; 32]> = if self.push_all {
+            self.push_all = false;
+            self.push = Some(BTreeSet::new());
+            self.interest.iter().copied().collect()
+        } else {
+            let p = self.push.replace(BTreeSet::new()).unwrap_or_default();
+            p.into_iter().filter(|a| self.interest.contains(a)).collect()
+        };
+        let mut any = false;
+        for a in logs {
+            let Some(head) = local.sendable_seq(&a) else { continue };
+            let known = self.known.get(&a).copied().unwrap_or(0);
+            if head > known {
+                self.sends.push_back(Transfer { author: a, from: known + 1, to: head });
+                self.known.insert(a, head);
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// One Entries frame from the front transfer; `None` when that transfer had nothing left.
+    fn entries_frame(&mut self, local: &impl Local) -> Result<Option<Vec<u8>>, LocalError> {
+        let Some(t) = self.sends.front_mut() else { return Ok(None) };
+        let want = usize::try_from(t.to.saturating_sub(t.from) + 1).unwrap_or(usize::MAX).min(SEND_CHUNK);
+        let chunk = if t.from > t.to { Vec::new() } else { local.read(&t.author, t.from, want)? };
+        let mut wire: Vec<Vec<u8>> = Vec::new();
+        let mut size = 16;
+        let mut last = None;
+        for e in chunk.iter().take_while(|e| e.header().seq <= t.to) {
+            let w = e.encode();
+            if size + w.len() + 8 > MAX_FRAME / 2 && !wire.is_empty() {
+                break;
+            }
+            size += w.len() + 8;
+            wire.push(w);
+            last = Some(e.header().seq);
+        }
+        let Some(last) = last else {
+            // Nothing (more) to read: what is not sendable yet goes with a later push.
+            let t = *t;
+            self.sends.pop_front();
+            if self.live && self.outcome.synced {
+                let k = self.known.entry(t.author).or_insert(0);
+                *k = (*k).min(t.from.saturating_sub(1));
+                self.push.get_or_insert_with(BTreeSet::new).insert(t.author);
+            }
+            return Ok(None);
+        };
+        t.from = last + 1;
+        if t.from > t.to {
+            self.sends.pop_front();
+        }
+        self.outcome.entries_out += wire.len() as u64;
+        let f = frame(&Message::Entries(wire));
+        self.outcome.bytes_out += f.len() as u64;
+        Ok(Some(f))
+    }
+
+    /// Whether the driver should finish its sending side now (a one-shot session is synced and
+    /// everything is sent). Returns `true` once.
+    pub fn poll_finish(&mut self, now_ms: u64) -> bool {
+        if self.finish && self.out.is_empty() && self.finished_at.is_none() && self.end.is_none() {
+            self.finished_at = Some(now_ms);
+            return true;
+        }
+        false
+    }
+
+    /// When [`Conn::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if self.end.is_some() {
+            return None;
+        }
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let mut t = Vec::new();
+        if let Some(f) = self.finished_at {
+            t.push(f.saturating_add(ms(LINGER)));
+        }
+        if let Some(p) = self.decoder.partial_since() {
+            t.push(p.saturating_add(ms(self.limits.frame_deadline)));
+        }
+        // Our own ingest may take a while; the peer is not idle meanwhile.
+        if self.wait == Wait::Nothing {
+            let idle = if self.outcome.synced && self.live { LIVE_IDLE } else { self.limits.reconcile_idle };
+            t.push(self.last_activity.saturating_add(ms(idle)));
+        }
+        t.into_iter().min()
+    }
+
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        if self.end.is_some() {
+            return;
+        }
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if self.finished_at.is_some_and(|f| now_ms >= f.saturating_add(ms(LINGER))) {
+            return self.end_with(End::Done);
+        }
+        if self.decoder.partial_since().is_some_and(|p| now_ms >= p.saturating_add(ms(self.limits.frame_deadline))) {
+            return self
+                .end_with(End::Local(format!("peer stalled inside a frame for {:?}", self.limits.frame_deadline)));
+        }
+        let idle = if self.outcome.synced && self.live { LIVE_IDLE } else { self.limits.reconcile_idle };
+        if self.wait == Wait::Nothing && now_ms >= self.last_activity.saturating_add(ms(idle)) {
+            self.end_with(End::Local(format!("peer stalled: nothing for {idle:?}")));
+        }
+    }
+
+    /// Fails the session with a protocol error: a Close goes out first.
+    fn fail(&mut self, e: SyncError) {
+        self.end_with(End::Sync(e));
+    }
+
+    fn end_with(&mut self, end: End) {
+        if self.end.is_some() {
+            return;
+        }
+        if let End::Sync(e) = &end
+            && !matches!(e, SyncError::PeerClosed { .. })
+        {
+            self.queue(&Message::Close { code: e.code(), reason: e.to_string() });
+        }
+        self.end = Some(end);
+    }
+
+    /// How the connection ended, once it has (then drain `poll_transmit` and close).
+    pub fn end(&self) -> Option<&End> {
+        self.end.as_ref()
+    }
+
+    /// Closes locally (shutdown, transport lost).
+    pub fn close(&mut self, why: String) {
+        // A one-shot session that finished its side is done whatever happens to the stream.
+        if self.finished_at.is_some() {
+            return self.end_with(End::Done);
+        }
+        self.end_with(End::Local(why));
+    }
+
+    /// Entries of the logs we offer that the peer is not known to hold (0 after a one-shot
+    /// session that reached synced).
+    pub fn behind_by(&self, local: &impl Local) -> u64 {
+        if !self.outcome.synced || !self.live {
+            return 0;
+        }
+        self.interest
+            .iter()
+            .map(|a| local.sendable_seq(a).unwrap_or(0).saturating_sub(self.known.get(a).copied().unwrap_or(0)))
+            .sum()
+    }
+}
+
+fn local_end(e: LocalError) -> End {
+    End::Local(e.to_string())
+}

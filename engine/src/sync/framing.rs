@@ -1,0 +1,83 @@
+//! Frames from any ordered byte stream: `u32 BE length ‖ message` (spec/sync.md, section 5).
+//! The length is checked before anything is allocated for the body, and the time the first
+//! byte of a frame arrived is kept so the caller can cut off a peer that trickles (slowloris).
+
+use super::{MAX_FRAME, SyncError};
+
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+    /// When the first byte of the frame now being received arrived (ms).
+    started_ms: Option<u64>,
+}
+
+impl FrameDecoder {
+    /// Appends received bytes; returns every complete frame body.
+    pub fn push(&mut self, mut bytes: &[u8], now_ms: u64) -> Result<Vec<Vec<u8>>, SyncError> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            if self.buf.is_empty() {
+                self.started_ms = Some(now_ms);
+            }
+            if self.buf.len() < 4 {
+                let take = (4 - self.buf.len()).min(bytes.len());
+                self.buf.extend_from_slice(&bytes[..take]);
+                bytes = &bytes[take..];
+                if self.buf.len() < 4 {
+                    break;
+                }
+            }
+            let n = self.len();
+            if n > MAX_FRAME {
+                return Err(SyncError::FrameTooLarge(n));
+            }
+            let have = self.buf.len() - 4;
+            let take = (n - have).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.buf.len() == 4 + n {
+                out.push(self.buf.split_off(4));
+                self.buf.clear();
+                self.started_ms = None;
+            }
+        }
+        Ok(out)
+    }
+
+    fn len(&self) -> usize {
+        u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize
+    }
+
+    /// When the frame now being received started, if one is partly here.
+    pub fn partial_since(&self) -> Option<u64> {
+        self.started_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_anywhere_reassemble() {
+        let mut wire = Vec::new();
+        for body in [&b"abc"[..], b"", b"0123456789"] {
+            wire.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            wire.extend_from_slice(body);
+        }
+        for cut in 0..wire.len() {
+            let mut d = FrameDecoder::default();
+            let mut got = d.push(&wire[..cut], 1).expect("first part");
+            got.extend(d.push(&wire[cut..], 2).expect("second part"));
+            assert_eq!(got, vec![b"abc".to_vec(), Vec::new(), b"0123456789".to_vec()]);
+            assert_eq!(d.partial_since(), None);
+        }
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_before_allocating() {
+        let mut d = FrameDecoder::default();
+        let err = d.push(&u32::MAX.to_be_bytes(), 0).expect_err("too large");
+        assert_eq!(err, SyncError::FrameTooLarge(u32::MAX as usize));
+    }
+}

@@ -1,0 +1,27 @@
+//! What a connection needs to know about this node, as a trait: the engine implements it on
+//! its store, the simulation on its nodes. Reads only; writes come back as effects.
+
+use std::collections::BTreeSet;
+
+use super::{HeadSet, LogIndex, Message};
+use crate::log::Entry;
+
+/// A read of local state failed (a store error); it closes the session with code 100.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("local store: {0}")]
+pub struct LocalError(pub String);
+
+pub trait Local: LogIndex {
+    /// Whether `peer` may sync with us without introducing itself.
+    fn is_allowed(&self, peer: &[u8; 32]) -> bool;
+    /// The logs this node exchanges with `peer` (spec/sync.md, section 4).
+    fn interest(&self, peer: &[u8; 32]) -> Result<BTreeSet<[u8; 32]>, LocalError>;
+    /// The reconciliation set of those logs, as peers may see them.
+    fn heads(&self, interest: &BTreeSet<[u8; 32]>) -> Result<HeadSet, LocalError>;
+    /// The highest seq of a log that may be sent now (own writes wait for their fsync).
+    fn sendable_seq(&self, author: &[u8; 32]) -> Option<u64>;
+    /// Up to `limit` entries of a log from `from`, never past [`Local::sendable_seq`].
+    fn read(&self, author: &[u8; 32], from: u64, limit: usize) -> Result<Vec<Entry>, LocalError>;
+    /// The Introduce to send first when dialing `peer`, if we hold its invite token.
+    fn introduction(&self, peer: &[u8; 32]) -> Option<Message>;
+}
