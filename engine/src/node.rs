@@ -3,6 +3,7 @@
 //!
 //! Data directory layout: `identity.key` (secrets, see `keyfile`) and `store/` (fjall).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::clock;
@@ -122,11 +123,73 @@ impl Node {
 }
 
 impl Node {
-    /// The logs this node exchanges with `peer` (spec/sync.md, section 4).
-    pub fn interest_for(&self, _peer: &[u8; 32]) -> Result<std::collections::BTreeSet<[u8; 32]>, StoreError> {
+    /// The logs this node wants to hold (the accept set; spec/sync.md, section 4).
+    pub fn accept_set(&self) -> Result<BTreeSet<[u8; 32]>, StoreError> {
         let allowed: Vec<[u8; 32]> =
             self.store.peers()?.into_iter().filter(|(_, r)| r.allowed).map(|(k, _)| k).collect();
         Ok(crate::sync::interest_set(self.store.trust(), self.device_id().as_bytes(), &allowed))
+    }
+
+    /// The logs this node offers to `peer` (a device key): ours, the peer's own, and those of
+    /// identities that granted the peer theirs (spec/sync.md, section 4).
+    pub fn offer_set(&self, peer: &[u8; 32]) -> Result<BTreeSet<[u8; 32]>, StoreError> {
+        let mut failed = None;
+        let subject = self.owner_of_device(peer)?;
+        let set =
+            crate::sync::offer_set(self.store.trust(), self.device_id().as_bytes(), peer, subject, |issuer, tag| {
+                self.store.has_grant(issuer.as_bytes(), tag).unwrap_or_else(|e| {
+                    failed.get_or_insert(e);
+                    false
+                })
+            });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(set),
+        }
+    }
+
+    /// The user a device belongs to: from the trust view, or from a contact's card (whose
+    /// certificates were checked when the contact was added) before its logs are here.
+    pub fn owner_of_device(&self, device: &[u8; 32]) -> Result<Option<UserId>, StoreError> {
+        if let Some(u) = self.store.trust().owner_of(&DeviceId(crate::codec::Bytes(*device))) {
+            return Ok(Some(u));
+        }
+        Ok(self
+            .store
+            .contacts()?
+            .into_iter()
+            .find(|(_, card)| card.certs.iter().any(|c| c.body.device.as_bytes() == device))
+            .map(|(u, _)| u))
+    }
+
+    /// The grant tags this identity gives: one per contact and group member.
+    pub fn grant_tags(&self) -> Result<Vec<[u8; crate::sync::GRANT_TAG]>, StoreError> {
+        let Some(me) = self.user_id() else { return Ok(Vec::new()) };
+        let mut subjects: BTreeSet<UserId> = self.store.contacts()?.into_iter().map(|(u, _)| u).collect();
+        for c in self.store.chats()? {
+            if let crate::store::ChatKind::Group { members, .. } = c.kind {
+                subjects.extend(members);
+            }
+        }
+        subjects.remove(&me);
+        let mut tags: Vec<_> = subjects.iter().map(|s| crate::sync::grant_tag(&me, s)).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        tags.truncate(crate::sync::MAX_GRANTS);
+        Ok(tags)
+    }
+
+    /// Stores the grants a peer device presented for its identity. A device not certified by a
+    /// user we know grants nothing.
+    pub fn receive_grants(&self, peer: &[u8; 32], tags: &[[u8; crate::sync::GRANT_TAG]]) -> Result<bool, StoreError> {
+        let Some(issuer) = self.owner_of_device(peer)? else {
+            return Ok(false);
+        };
+        if Some(issuer) == self.user_id() {
+            return Ok(false);
+        }
+        self.store.set_grants(issuer.as_bytes(), tags)?;
+        Ok(true)
     }
 }
 

@@ -28,8 +28,19 @@ impl Local for NodeLocal<'_> {
         self.engine.is_allowed(peer)
     }
 
-    fn interest(&self, peer: &[u8; 32]) -> Result<BTreeSet<[u8; 32]>, LocalError> {
-        self.node.interest_for(peer).map_err(local)
+    fn offer(&self, peer: &[u8; 32]) -> Result<BTreeSet<[u8; 32]>, LocalError> {
+        self.node.offer_set(peer).map_err(local)
+    }
+
+    fn accept(&self) -> Result<BTreeSet<[u8; 32]>, LocalError> {
+        self.node.accept_set().map_err(local)
+    }
+
+    fn grants(&self, _peer: &[u8; 32]) -> Option<Message> {
+        // Every admitted peer carries for our contacts only what they prove; sending our list
+        // lets it forward our logs to them (and only them).
+        let tags = self.node.grant_tags().ok()?;
+        Some(Message::Grant(tags))
     }
 
     fn heads(&self, interest: &BTreeSet<[u8; 32]>) -> Result<HeadSet, LocalError> {

@@ -22,6 +22,7 @@ const READ_BUF: usize = 64 * 1024;
 enum Answer {
     Ingested(Result<Ingested, LocalError>),
     Introduced(Result<bool, LocalError>),
+    Granted(Result<(), LocalError>),
 }
 
 type Pending = Pin<Box<dyn Future<Output = Answer> + Send>>;
@@ -44,6 +45,14 @@ fn start(engine: &Engine, effect: Effect, peer: [u8; 32]) -> Pending {
             let r = engine.write_async(move |n| n.accept_introduction(&token, &card, &peer)).await;
             Answer::Introduced(match r {
                 Ok(Ok(ok)) => Ok(ok),
+                Ok(Err(e)) => Err(LocalError(e.to_string())),
+                Err(e) => Err(LocalError(e.to_string())),
+            })
+        }),
+        Effect::Grants(tags) => Box::pin(async move {
+            let r = engine.write_async(move |n| n.receive_grants(&peer, &tags)).await;
+            Answer::Granted(match r {
+                Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => Err(LocalError(e.to_string())),
                 Err(e) => Err(LocalError(e.to_string())),
             })
@@ -110,6 +119,7 @@ where
                     match answer {
                         Answer::Ingested(i) => conn.handle_ingested(i, &local),
                         Answer::Introduced(i) => conn.handle_introduced(i, &local),
+                        Answer::Granted(g) => conn.handle_granted(g),
                     }
                 });
                 if let Err(e) = r {

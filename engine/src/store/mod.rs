@@ -67,6 +67,8 @@ pub struct Store {
     chats: Keyspace,
     /// Invite tokens we handed out: token(16) → expiry (ms, BE).
     invites: Keyspace,
+    /// Grants other identities gave us to forward their logs: issuer(32) ‖ tag(16) → empty.
+    grants: Keyspace,
     reader: Option<crate::messaging::Reader>,
     /// Messages from other users stored since the last `take_new_messages`.
     new_messages: Vec<chats::NewMessage>,

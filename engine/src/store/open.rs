@@ -39,10 +39,11 @@ impl Store {
                 ks("peers")?,
                 ks("chats")?,
                 ks("invites")?,
+                ks("grants")?,
             ];
             Ok((db, all))
         }));
-        let (db, [entries, ids, heads, lognums, forks, views, meta, peers, chats, invites]) = match opened {
+        let (db, [entries, ids, heads, lognums, forks, views, meta, peers, chats, invites, grants]) = match opened {
             Ok(Ok(v)) => v,
             Ok(Err(fjall::Error::Locked)) => return Err(StoreError::Locked(path)),
             Ok(Err(e)) => return Err(open_err(e.to_string())),
@@ -94,6 +95,7 @@ impl Store {
             peers,
             chats,
             invites,
+            grants,
             reader: None,
             new_messages: Vec::new(),
             head_cache,

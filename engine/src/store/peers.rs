@@ -87,3 +87,23 @@ impl crate::sync::LogIndex for Store {
         self.get_at(author, seq).ok().flatten().map(|e| e.id)
     }
 }
+
+impl Store {
+    /// Replaces the grants `issuer` gave us (spec/sync.md, section 4).
+    pub fn set_grants(&self, issuer: &[u8; 32], tags: &[[u8; crate::sync::GRANT_TAG]]) -> Result<(), StoreError> {
+        let mut batch = self.db.batch();
+        for item in self.grants.prefix(issuer) {
+            batch.remove(&self.grants, item.key()?);
+        }
+        for t in tags.iter().take(crate::sync::MAX_GRANTS) {
+            batch.insert(&self.grants, [&issuer[..], &t[..]].concat(), Vec::new());
+        }
+        self.sync.guard(batch.commit())?;
+        self.sync_now()
+    }
+
+    /// Whether `issuer` granted its logs to the identity behind `tag`.
+    pub fn has_grant(&self, issuer: &[u8; 32], tag: &[u8; crate::sync::GRANT_TAG]) -> Result<bool, StoreError> {
+        Ok(self.grants.get([&issuer[..], &tag[..]].concat())?.is_some())
+    }
+}

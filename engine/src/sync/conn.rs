@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::framing::FrameDecoder;
 use super::local::{Local, LocalError};
-use super::{MAX_FRAME, Message, Session, SyncError, Transfer, frame};
+use super::{GRANT_TAG, MAX_FRAME, Message, Session, SyncError, Transfer, frame};
 use crate::log::{Entry, ValidationError};
 use crate::messaging::ContactCard;
 
@@ -102,6 +102,9 @@ pub enum Effect {
     /// A stranger presented an invite token and its card; answer with
     /// [`Conn::handle_introduced`] (whether it is now a contact).
     Introduce { token: [u8; 16], card: ContactCard },
+    /// The peer's identity grants its logs to these tags; store them (replacing earlier ones)
+    /// and answer with [`Conn::handle_granted`].
+    Grants(Vec<[u8; GRANT_TAG]>),
 }
 
 enum In {
@@ -118,6 +121,7 @@ enum Wait {
     Nothing,
     Ingest,
     Introduction,
+    Grants,
 }
 
 /// Reasons that mean the peer sent something no honest node sends.
@@ -150,7 +154,10 @@ pub struct Conn {
     parked: Vec<Entry>,
     /// Entries of the ingest in flight that were outside the interest set.
     waiting: Vec<Entry>,
-    interest: BTreeSet<[u8; 32]>,
+    /// The logs offered to this peer (reconciled, sent, pushed).
+    offered: BTreeSet<[u8; 32]>,
+    /// The logs we accept from anyone.
+    accepted: BTreeSet<[u8; 32]>,
     /// Heads offered when reconciliation started: the peer holds at least these once synced.
     snapshot: Vec<([u8; 32], u64)>,
     /// Per log, the highest seq the peer is known to hold (live push sends what is above).
@@ -187,7 +194,8 @@ impl Conn {
             effects: VecDeque::new(),
             parked: Vec::new(),
             waiting: Vec::new(),
-            interest: BTreeSet::new(),
+            offered: BTreeSet::new(),
+            accepted: BTreeSet::new(),
             snapshot: Vec::new(),
             known: BTreeMap::new(),
             sends: VecDeque::new(),
@@ -327,6 +335,10 @@ impl Conn {
                     self.wait = Wait::Introduction;
                 }
                 In::Msg(Message::Introduce { .. }) => {}
+                In::Msg(Message::Grant(tags)) => {
+                    self.effects.push_back(Effect::Grants(tags));
+                    self.wait = Wait::Grants;
+                }
                 In::Entries(mut es) => {
                     self.inbox_entries -= es.len();
                     // Take whatever else has already arrived into the same ingest: one
@@ -359,8 +371,12 @@ impl Conn {
 
     /// Starts reconciliation over the logs this peer may exchange with us.
     fn begin(&mut self, local: &impl Local) -> Result<(), End> {
-        self.interest = local.interest(&self.peer).map_err(local_end)?;
-        let heads = local.heads(&self.interest).map_err(local_end)?;
+        if let Some(m) = local.grants(&self.peer) {
+            self.queue(&m);
+        }
+        self.offered = local.offer(&self.peer).map_err(local_end)?;
+        self.accepted = local.accept().map_err(local_end)?;
+        let heads = local.heads(&self.offered).map_err(local_end)?;
         let mut h = heads.clone();
         let (a, b) = h.span(&None, &None);
         self.snapshot = h.items(a, b).iter().map(|i| (i.author, i.seq)).collect();
@@ -372,7 +388,7 @@ impl Conn {
     /// rest wait for its answer (it may bring the certificate that admits them).
     fn offer(&mut self, pending: Vec<Entry>) {
         let (take, rest): (Vec<Entry>, Vec<Entry>) =
-            pending.into_iter().partition(|e| self.interest.contains(&e.header().author.0));
+            pending.into_iter().partition(|e| self.accepted.contains(&e.header().author.0));
         if take.is_empty() {
             self.park(rest);
             return;
@@ -407,12 +423,17 @@ impl Conn {
         if let Some(bad) = report.misbehaviour {
             return self.fail(SyncError::InvalidEntry(bad));
         }
-        let grown = match local.interest(&self.peer) {
-            Ok(i) => i,
-            Err(e) => return self.end_with(local_end(e)),
+        // A certificate that arrived may admit more logs, both ways.
+        let (accept, offer) = match (local.accept(), local.offer(&self.peer)) {
+            (Ok(a), Ok(o)) => (a, o),
+            (Err(e), _) | (_, Err(e)) => return self.end_with(local_end(e)),
         };
-        let grew = grown.len() > self.interest.len();
-        self.interest = grown;
+        let grew = accept.len() > self.accepted.len();
+        if offer.len() > self.offered.len() {
+            self.push_all = true;
+        }
+        self.accepted = accept;
+        self.offered = offer;
         let rest = std::mem::take(&mut self.waiting);
         if report.accepted > 0 && grew {
             self.offer(rest);
@@ -436,6 +457,17 @@ impl Conn {
             }
             Ok(false) => self.fail(SyncError::NotAllowed),
             Err(e) => self.end_with(local_end(e)),
+        }
+    }
+
+    /// The answer to [`Effect::Grants`].
+    pub fn handle_granted(&mut self, stored: Result<(), LocalError>) {
+        if self.wait != Wait::Grants || self.end.is_some() {
+            return;
+        }
+        self.wait = Wait::Nothing;
+        if let Err(e) = stored {
+            self.end_with(local_end(e));
         }
     }
 
@@ -525,10 +557,10 @@ impl Conn {
         let logs: Vec<[u8; 32]> = if self.push_all {
             self.push_all = false;
             self.push = Some(BTreeSet::new());
-            self.interest.iter().copied().collect()
+            self.offered.iter().copied().collect()
         } else {
             let p = self.push.replace(BTreeSet::new()).unwrap_or_default();
-            p.into_iter().filter(|a| self.interest.contains(a)).collect()
+            p.into_iter().filter(|a| self.offered.contains(a)).collect()
         };
         let mut any = false;
         for a in logs {
@@ -667,7 +699,7 @@ impl Conn {
         if !self.outcome.synced || !self.live {
             return 0;
         }
-        self.interest
+        self.offered
             .iter()
             .map(|a| local.sendable_seq(a).unwrap_or(0).saturating_sub(self.known.get(a).copied().unwrap_or(0)))
             .sum()

@@ -1,9 +1,13 @@
-//! The interest set: which logs a node exchanges with a peer (spec/sync.md, "Interest set").
+//! Which logs a node exchanges (spec/sync.md, section 4). Two sets:
 //!
-//! Until contacts exist, a node exchanges the logs of its own identity and of every allowed
-//! identity — a user allowed directly or the owner of an allowed device — with all their
-//! certified devices, plus any allowed device's own log. Logs outside it are neither offered nor
-//! accepted, so a node never hands a log to a peer that may not have it.
+//! - the **accept set** (`interest_set`): the logs this node wants to hold — its own identity,
+//!   and every allowed identity with all their certified devices, plus every allowed key's own
+//!   log. Entries outside it are parked, never stored.
+//! - the **offer set** (`offer_set`), per peer: the logs this node shows and sends to *that*
+//!   peer — its own identity, the peer's own identity, and the identities that have themselves
+//!   made the peer a contact (or put it in a group with it), as proven to us by a **grant**
+//!   they gave us. A carrier forwards only between people who chose each other; nobody learns
+//!   the logs (or keys) of someone who did not choose them.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +15,33 @@ use crate::codec::Bytes;
 use crate::identity::{DeviceId, UserId};
 use crate::projection::TrustView;
 
+/// Bytes of a grant tag.
+pub const GRANT_TAG: usize = 16;
+/// Most tags in one Grant message, and held per issuer.
+pub const MAX_GRANTS: usize = 4096;
+/// The key derivation context of grant tags.
+pub const GRANT_CONTEXT: &str = "libra grant tag v1";
+
+/// The tag by which `issuer` grants `subject` its logs: a carrier that knows both identities
+/// can recognise it; one that does not know the subject learns nothing from it.
+pub fn grant_tag(issuer: &UserId, subject: &UserId) -> [u8; GRANT_TAG] {
+    let mut input = [0u8; 64];
+    input[..32].copy_from_slice(issuer.as_bytes());
+    input[32..].copy_from_slice(subject.as_bytes());
+    let key = blake3::derive_key(GRANT_CONTEXT, &input);
+    let mut tag = [0u8; GRANT_TAG];
+    tag.copy_from_slice(&key[..GRANT_TAG]);
+    tag
+}
+
+fn identity_logs(trust: &TrustView, user: &UserId, out: &mut BTreeSet<[u8; 32]>) {
+    if let Some(rec) = trust.user(user) {
+        out.insert(*user.as_bytes());
+        out.extend(rec.devices.iter().filter(|(_, d)| d.cert.is_some()).map(|(d, _)| *d.as_bytes()));
+    }
+}
+
+/// The accept set: own identity and every allowed identity (see the module docs).
 pub fn interest_set(trust: &TrustView, own_device: &[u8; 32], allowed: &[[u8; 32]]) -> BTreeSet<[u8; 32]> {
     let mut users: BTreeSet<UserId> = BTreeSet::new();
     let mut out: BTreeSet<[u8; 32]> = BTreeSet::new();
@@ -25,9 +56,33 @@ pub fn interest_set(trust: &TrustView, own_device: &[u8; 32], allowed: &[[u8; 32
         }
     }
     for u in users {
-        out.insert(*u.as_bytes());
-        if let Some(rec) = trust.user(&u) {
-            out.extend(rec.devices.iter().filter(|(_, d)| d.cert.is_some()).map(|(d, _)| *d.as_bytes()));
+        identity_logs(trust, &u, &mut out);
+    }
+    out
+}
+
+/// The offer set for `peer` (a device key) whose user is `subject` (when known, from the trust
+/// view or a contact card): our identity, the peer's identity, and every identity `X` for which
+/// `granted(X, grant_tag(X, subject))` holds.
+pub fn offer_set(
+    trust: &TrustView,
+    own_device: &[u8; 32],
+    peer: &[u8; 32],
+    subject: Option<UserId>,
+    mut granted: impl FnMut(&UserId, &[u8; GRANT_TAG]) -> bool,
+) -> BTreeSet<[u8; 32]> {
+    let mut out: BTreeSet<[u8; 32]> = BTreeSet::new();
+    out.insert(*own_device);
+    out.insert(*peer);
+    let own = trust.owner_of(&DeviceId(Bytes(*own_device)));
+    if let Some(u) = &own {
+        identity_logs(trust, u, &mut out);
+    }
+    let Some(subject) = subject else { return out };
+    identity_logs(trust, &subject, &mut out);
+    for issuer in trust.users.keys() {
+        if Some(issuer) != own.as_ref() && *issuer != subject && granted(issuer, &grant_tag(issuer, &subject)) {
+            identity_logs(trust, issuer, &mut out);
         }
     }
     out

@@ -14,8 +14,12 @@ pub struct LocalError(pub String);
 pub trait Local: LogIndex {
     /// Whether `peer` may sync with us without introducing itself.
     fn is_allowed(&self, peer: &[u8; 32]) -> bool;
-    /// The logs this node exchanges with `peer` (spec/sync.md, section 4).
-    fn interest(&self, peer: &[u8; 32]) -> Result<BTreeSet<[u8; 32]>, LocalError>;
+    /// The logs this node offers to `peer` (spec/sync.md, section 4).
+    fn offer(&self, peer: &[u8; 32]) -> Result<BTreeSet<[u8; 32]>, LocalError>;
+    /// The logs this node accepts (wants to hold).
+    fn accept(&self) -> Result<BTreeSet<[u8; 32]>, LocalError>;
+    /// The Grant to send to an admitted `peer`, if any (our grant tags).
+    fn grants(&self, peer: &[u8; 32]) -> Option<Message>;
     /// The reconciliation set of those logs, as peers may see them.
     fn heads(&self, interest: &BTreeSet<[u8; 32]>) -> Result<HeadSet, LocalError>;
     /// The highest seq of a log that may be sent now (own writes wait for their fsync).

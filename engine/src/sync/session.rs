@@ -166,7 +166,9 @@ impl Session {
                 Ok(())
             }
             Message::Close { code, reason } => Err(SyncError::PeerClosed { code, reason }),
-            Message::Entries(_) | Message::Introduce { .. } => Err(SyncError::Protocol("routed to the session")),
+            Message::Entries(_) | Message::Introduce { .. } | Message::Grant(_) => {
+                Err(SyncError::Protocol("routed to the session"))
+            }
         }
     }
 

@@ -99,6 +99,9 @@ pub enum Message {
     /// First message of a dial to a node that does not know us yet: the token of its invite
     /// and our own card (spec/messaging.md, "Introductions").
     Introduce { token: [u8; 16], card: crate::messaging::ContactCard },
+    /// The sender's identity grants its logs to the identities with these tags (its contacts and
+    /// group members; spec/sync.md, section 4): the complete list, replacing any earlier one.
+    Grant(Vec<[u8; super::GRANT_TAG]>),
 }
 
 const TAG_RECONCILE: u8 = 1;
@@ -107,6 +110,7 @@ const TAG_WANT: u8 = 3;
 const TAG_DONE: u8 = 4;
 const TAG_CLOSE: u8 = 5;
 const TAG_INTRODUCE: u8 = 6;
+const TAG_GRANT: u8 = 7;
 
 fn body<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, SyncError> {
     codec::decode_tagged(bytes).map_err(|e| SyncError::Malformed(e.to_string()))
@@ -127,6 +131,9 @@ impl Message {
             Message::Done => codec::encode_tagged(TAG_DONE, &()),
             Message::Close { code, reason } => codec::encode_tagged(TAG_CLOSE, &(code, reason)),
             Message::Introduce { token, card } => codec::encode_tagged(TAG_INTRODUCE, &(Bytes(*token), card)),
+            Message::Grant(tags) => {
+                codec::encode_tagged(TAG_GRANT, &tags.iter().map(|t| Bytes(*t)).collect::<Vec<_>>())
+            }
         }
     }
 
@@ -171,6 +178,19 @@ impl Message {
             TAG_INTRODUCE => {
                 let (token, card): (Bytes<16>, crate::messaging::ContactCard) = body(bytes)?;
                 Message::Introduce { token: token.0, card }
+            }
+            TAG_GRANT => {
+                let tags: Vec<Bytes<{ super::GRANT_TAG }>> = body(bytes)?;
+                if tags.len() > super::MAX_GRANTS {
+                    return Err(SyncError::LimitExceeded("grants in one message"));
+                }
+                let mut out: Vec<[u8; super::GRANT_TAG]> = tags.into_iter().map(|t| t.0).collect();
+                // Canonical: strictly increasing, no duplicates.
+                if out.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(SyncError::Malformed("grant tags must be strictly increasing".into()));
+                }
+                out.shrink_to_fit();
+                Message::Grant(out)
             }
             t => return Err(SyncError::Malformed(format!("unknown message tag {t}"))),
         })

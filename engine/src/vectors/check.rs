@@ -203,6 +203,33 @@ fn check_fingerprint(c: &Value) -> Result<(), String> {
     if set.fingerprint(a, b).to_vec() == hexf(c, "fingerprint")? { Ok(()) } else { Err("fingerprint differs".into()) }
 }
 
+fn check_grant(c: &Value) -> Result<(), String> {
+    use crate::identity::UserId;
+    use crate::sync::{Message, SyncError, grant_tag};
+    if c.get("tag").is_some() {
+        let (i, s) =
+            (UserId(crate::codec::Bytes(hex32(c, "issuer")?)), UserId(crate::codec::Bytes(hex32(c, "subject")?)));
+        return if grant_tag(&i, &s).to_vec() == hexf(c, "tag")? { Ok(()) } else { Err("tag differs".into()) };
+    }
+    let bytes = hexf(c, "message")?;
+    let outcome = match Message::decode(&bytes) {
+        Ok(Message::Grant(tags)) => {
+            let want = c.get("tags").and_then(Value::as_array).ok_or("missing tags")?;
+            let want: Vec<Vec<u8>> =
+                want.iter().map(|t| hex::decode(t.as_str().unwrap_or("")).unwrap_or_default()).collect();
+            let got: Vec<Vec<u8>> = tags.iter().map(|t| t.to_vec()).collect();
+            if got != want || Message::Grant(tags).encode() != bytes {
+                return Err("grant message differs".into());
+            }
+            Ok(())
+        }
+        Ok(_) => Err("not a grant".to_owned()),
+        Err(SyncError::Malformed(_)) => Err("malformed".to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    expect(c, outcome)
+}
+
 fn check_transcript(c: &Value) -> Result<(), String> {
     use crate::sync::memory::{MemLogs, run_pair};
     let load = |field: &str| -> Result<MemLogs, String> {
@@ -302,7 +329,8 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 11] = [
+        let sections: [(&str, &CaseCheck); 12] = [
+            ("grants", &check_grant),
             ("seal", &check_seal),
             ("bodies", &check_body),
             ("chat_ids", &check_chat_id),

@@ -356,3 +356,30 @@ fn unacknowledged_messages_survive_a_restart_and_are_acked_once() {
     assert_eq!(b.acknowledge_all().expect("ack"), 0, "acked once");
     assert!(b.store.verify().expect("verify").is_empty());
 }
+
+/// Per-peer interest: a node offers a peer only its own logs, the peer's, and those of people
+/// who chose the peer (a grant they gave the carrier). Contacts do not learn each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_forwards_only_between_people_who_chose_each_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (host(dir.path(), "ann"), host(dir.path(), "ben"), host(dir.path(), "cat"));
+    befriend(&a, &b);
+    befriend(&a, &c);
+    let (ub, uc) = (user(&b), user(&c));
+    let holds = |h: &Host, u: &UserId| h.read_node(|n| n.store.head(u.as_bytes()).is_some());
+    // Cat's logs reach Ann; Ben, Ann's other contact, is not offered them.
+    c.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("c-a");
+    assert!(holds(&a, &uc));
+    let out = b.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("b-a");
+    assert!(out.synced);
+    assert!(!holds(&b, &uc), "Ben received the log of Ann's other contact");
+    assert!(holds(&b, &user(&a)), "Ben has Ann's log");
+    // Once Ben and Cat choose each other (and Cat tells the carrier), Ann forwards between them.
+    befriend(&b, &c);
+    c.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("c-a again");
+    b.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("b-a again");
+    assert!(holds(&b, &uc), "Cat's log was not forwarded to Ben after Cat granted it");
+    // And back: Ben's grant reached Ann in that session, so Cat now gets Ben's log from her.
+    c.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("c-a third");
+    assert!(holds(&c, &ub), "Ben's log was not forwarded to Cat");
+}
