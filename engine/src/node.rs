@@ -36,13 +36,17 @@ impl Node {
     /// Creates a new identity: user key, device keys, and the opening entries of the user log
     /// (profile, device certificate) and the device log (hello with the certificate).
     pub fn init(dir: &Path, name: &str) -> Result<Node, NodeError> {
+        Node::init_with(dir, name, Secrets { user: Some(UserKeys::generate()), device: DeviceKeys::generate() })
+    }
+
+    /// [`Node::init`] with the given keys (the simulation and vectors use fixed ones).
+    pub fn init_with(dir: &Path, name: &str, secrets: Secrets) -> Result<Node, NodeError> {
         if name.is_empty() || name.len() > MAX_NAME {
             return Err(NodeError::BadName);
         }
         if keyfile::exists(dir) {
             return Err(KeyFileError::Exists(dir.to_path_buf()).into());
         }
-        let secrets = Secrets { user: Some(UserKeys::generate()), device: DeviceKeys::generate() };
         // Open the store first: if another process holds it, nothing is written.
         let mut store = Store::open(dir.join("store"))?;
         keyfile::create(dir, &secrets)?;

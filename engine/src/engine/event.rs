@@ -5,6 +5,8 @@
 pub enum Event {
     /// Entries became durable; each log with its head now.
     Stored { logs: Vec<([u8; 32], u64)> },
+    /// Who may connect or see which logs changed (allow-list, contacts, grants, invites).
+    Interest,
     /// A peer connected or disconnected.
     Peer { device: [u8; 32], online: bool },
     /// The network driver's state.

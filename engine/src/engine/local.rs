@@ -13,6 +13,13 @@ pub struct NodeLocal<'a> {
     pub(crate) node: &'a Node,
 }
 
+impl<'a> NodeLocal<'a> {
+    /// The view a connection with any peer gets of `node` (held under `engine`'s read lock).
+    pub fn new(engine: &'a Engine, node: &'a Node) -> NodeLocal<'a> {
+        NodeLocal { engine, node }
+    }
+}
+
 fn local(e: impl std::fmt::Display) -> LocalError {
     LocalError(e.to_string())
 }

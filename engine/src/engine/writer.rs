@@ -117,7 +117,8 @@ pub(crate) fn run_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<
         tracing::warn!(error = %e, "could not acknowledge received messages");
     }
     let changed = node.store.take_changed();
-    if node.store.take_peers_changed() {
+    let interest = node.store.take_peers_changed();
+    if interest {
         let allowed = allowed_keys(node);
         if let Ok(mut a) = shared.allowed.write() {
             *a = allowed;
@@ -143,6 +144,9 @@ pub(crate) fn run_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<
             if !changed.is_empty() {
                 shared.durable.send_modify(|v| *v = v.wrapping_add(1));
                 let _ = shared.events.send(Event::Stored { logs: changed });
+            }
+            if interest {
+                let _ = shared.events.send(Event::Interest);
             }
         }
         Err(e) => {

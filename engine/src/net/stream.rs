@@ -141,8 +141,8 @@ where
             },
             ev = events.recv(), if conn.wants_changes() => match ev {
                 Ok(Event::Stored { logs }) => conn.handle_changed(Some(&logs)),
+                Ok(Event::Interest) | Err(RecvError::Lagged(_)) => conn.handle_changed(None),
                 Ok(_) => {}
-                Err(RecvError::Lagged(_)) => conn.handle_changed(None),
                 Err(RecvError::Closed) => conn.close("the engine stopped".into()),
             },
             () = sleep_until(deadline), if deadline.is_some() => conn.handle_timeout(now()),

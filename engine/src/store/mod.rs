@@ -145,8 +145,18 @@ impl Store {
     /// shutdown; skipping it loses nothing (the journal holds the data), it only slows the next
     /// open.
     pub fn flush(&self) -> Result<(), StoreError> {
+        // Seal every memtable first so their flushes run together, then wait — with a bound:
+        // a flush that cannot finish (the directory is gone, the disk is full) must not hang
+        // the caller; the journal still holds the data.
         for ks in self.keyspaces() {
-            ks.rotate_memtable_and_wait()?;
+            ks.rotate_memtable()?;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.keyspaces().iter().any(|k| k.sealed_memtable_count() > 0) {
+            if std::time::Instant::now() > deadline {
+                return Err(StoreError::Corrupt("memtables did not flush within 10 s".into()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         Ok(())
     }

@@ -99,6 +99,7 @@ impl Store {
             batch.insert(&self.grants, [&issuer[..], &t[..]].concat(), Vec::new());
         }
         self.sync.guard(batch.commit())?;
+        self.sync.peers_changed();
         self.sync_now()
     }
 

@@ -280,7 +280,8 @@ impl Conn {
         self.end.is_none() && self.live && self.outcome.synced
     }
 
-    /// Logs changed locally (`None`: unknown which, check all): pushes what the peer lacks.
+    /// Logs changed locally (`None`: unknown which, or who may see what changed: check all):
+    /// pushes what the peer lacks.
     pub fn handle_changed(&mut self, logs: Option<&[([u8; 32], u64)]>) {
         match logs {
             None => self.push_all = true,
@@ -557,6 +558,14 @@ impl Conn {
         let logs: Vec<[u8; 32]> = if self.push_all {
             self.push_all = false;
             self.push = Some(BTreeSet::new());
+            // Who may see what can have changed (a grant, a contact, a certificate).
+            match local.offer(&self.peer) {
+                Ok(o) => self.offered = o,
+                Err(e) => {
+                    self.end_with(local_end(e));
+                    return false;
+                }
+            }
             self.offered.iter().copied().collect()
         } else {
             let p = self.push.replace(BTreeSet::new()).unwrap_or_default();

@@ -6,6 +6,7 @@ mod messaging;
 mod net;
 mod projection;
 mod props;
+mod sim;
 mod store;
 mod sync;
 mod util;
