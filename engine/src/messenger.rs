@@ -171,8 +171,9 @@ impl Node {
         Ok(self.user_id().ok_or(NodeError::Incomplete(self.dir.clone()))?)
     }
 
-    /// Seals `body` for the devices of `users` and ours, and appends it to this device's log.
-    pub fn say(&mut self, body: &Body, users: &[UserId]) -> Result<Entry, MessengerError> {
+    /// Seals `body` for the devices of `users` and ours: the payload of a sealed entry. Needs
+    /// only read access, so callers can seal in parallel and append in one group.
+    pub fn seal_body(&self, body: &Body, users: &[UserId]) -> Result<Vec<u8>, MessengerError> {
         let me = self.me()?;
         let mut keys: BTreeSet<[u8; 32]> = BTreeSet::new();
         for u in users.iter().chain(std::iter::once(&me)) {
@@ -186,11 +187,28 @@ impl Node {
         if payload.len() > MAX_PAYLOAD as usize {
             return Err(MessengerError::TooLong { size: payload.len(), limit: MAX_PAYLOAD as usize });
         }
+        Ok(payload)
+    }
+
+    /// Appends a sealed payload (from [`Node::seal_body`]) to this device's log.
+    pub fn append_sealed(&mut self, payload: Vec<u8>) -> Result<Entry, MessengerError> {
         let mut out = self
             .store
             .append(&self.secrets.device.signing, vec![(KIND_SEALED, payload)], clock::wall_ms())
             .map_err(NodeError::from)?;
         out.pop().ok_or_else(|| MessengerError::Node(NodeError::Incomplete(self.dir.clone())))
+    }
+
+    /// Seals `body` for the devices of `users` and ours, and appends it to this device's log.
+    pub fn say(&mut self, body: &Body, users: &[UserId]) -> Result<Entry, MessengerError> {
+        let payload = self.seal_body(body, users)?;
+        self.append_sealed(payload)
+    }
+
+    /// The body of a text message, checked.
+    pub fn text_body(chat: &ChatTarget, text: &str, reply_to: Option<EntryId>) -> Result<Body, MessengerError> {
+        Self::check_text(text)?;
+        Ok(Body::Text { chat: chat.chat, text: text.to_owned(), reply_to })
     }
 
     /// Adds a contact from an invite: a sealed note to our own devices, and their devices

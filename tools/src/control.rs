@@ -83,14 +83,31 @@ pub async fn serve(_engine: Engine, _host: Option<Arc<Host>>, _dir: PathBuf) -> 
     Ok(())
 }
 
+/// A connection to the node running on `dir`, if one answers there.
+#[cfg(unix)]
+pub fn connect(dir: &Path) -> Option<std::os::unix::net::UnixStream> {
+    std::os::unix::net::UnixStream::connect(dir.join(SOCKET)).ok()
+}
+
+#[cfg(not(unix))]
+pub fn connect(_dir: &Path) -> Option<std::convert::Infallible> {
+    None
+}
+
 /// Sends this invocation to the node running on `dir`; prints its stderr and returns its stdout
 /// and exit code.
 #[cfg(unix)]
 pub fn forward(dir: &Path, argv: Vec<String>) -> Result<(String, u8)> {
-    use std::io::{BufRead, BufReader, Write};
     let path = dir.join(SOCKET);
-    let mut stream = std::os::unix::net::UnixStream::connect(&path)
+    let stream = std::os::unix::net::UnixStream::connect(&path)
         .with_context(|| format!("the store is in use, and no running node answers at {}", path.display()))?;
+    forward_on(stream, argv)
+}
+
+/// [`forward`] on a connection already made.
+#[cfg(unix)]
+pub fn forward_on(mut stream: std::os::unix::net::UnixStream, argv: Vec<String>) -> Result<(String, u8)> {
+    use std::io::{BufRead, BufReader, Write};
     stream.set_read_timeout(Some(std::time::Duration::from_secs(180)))?;
     let mut req = serde_json::to_string(&Request { argv })?;
     req.push('\n');
@@ -100,6 +117,11 @@ pub fn forward(dir: &Path, argv: Vec<String>) -> Result<(String, u8)> {
     let resp: Response = serde_json::from_str(&line).context("the running node's answer is not valid")?;
     eprint!("{}", resp.stderr);
     Ok((resp.stdout, resp.code))
+}
+
+#[cfg(not(unix))]
+pub fn forward_on(never: std::convert::Infallible, _argv: Vec<String>) -> Result<(String, u8)> {
+    match never {}
 }
 
 #[cfg(not(unix))]

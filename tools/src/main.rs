@@ -18,22 +18,44 @@ fn locked(e: &anyhow::Error) -> bool {
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let mut out = String::new();
-    let mut result = commands::run(&args, &commands::Access::Local, &mut out);
-    if let Err(e) = &result
+    let dir = commands::data_dir(&args).ok();
+    let argv: Vec<String> = std::env::args().collect();
+    // A running node answers on its control socket: ask it first, without touching the store
+    // (opening a store another process holds only fails, and slowly).
+    let running = match (&args.command, &dir) {
+        (cli::Command::Vectors(_), _) | (_, None) => None,
+        (_, Some(d)) => control::connect(d),
+    };
+    let mut forwarded = running.is_some();
+    let mut result = match running {
+        Some(stream) => control::forward_on(stream, argv.clone()).map(|(text, code)| {
+            out = text;
+            code
+        }),
+        None => commands::run(&args, &commands::Access::Local, &mut out),
+    };
+    // A node that started between the check and the open holds the store: nothing ran
+    // locally (opening the store failed first), so forwarding is safe.
+    if !forwarded
+        && let Err(e) = &result
         && locked(e)
-        && let Ok(dir) = commands::data_dir(&args)
+        && let Some(d) = &dir
     {
-        // Nothing ran locally (opening the store failed first), so forwarding is safe.
-        result = control::forward(&dir, std::env::args().collect()).map(|(text, code)| {
+        forwarded = true;
+        result = control::forward(d, argv).map(|(text, code)| {
             out = text;
             code
         });
-        if let (Ok(0), cli::Command::Chat { chat, follow: true, .. }) = (&result, &args.command) {
+    }
+    match (&result, &args.command, &dir) {
+        (Ok(0), cli::Command::Chat { chat, follow: true, .. }, Some(d)) if forwarded => {
             print!("{out}");
-            return follow(&dir, chat);
+            return follow(d, chat);
         }
-    } else if let (Ok(0), cli::Command::Chat { follow: true, .. }) = (&result, &args.command) {
-        out.push_str("(--follow needs a running node: start `libra serve` or the app)\n");
+        (Ok(0), cli::Command::Chat { follow: true, .. }, _) => {
+            out.push_str("(--follow needs a running node: start `libra serve` or the app)\n");
+        }
+        _ => {}
     }
     print!("{out}");
     match result {

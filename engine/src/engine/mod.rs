@@ -35,6 +35,8 @@ pub enum EngineError {
     Stopped,
     #[error("internal error while writing: {0}")]
     Panicked(String),
+    #[error(transparent)]
+    Messenger(#[from] crate::messenger::MessengerError),
 }
 
 /// Events kept for a subscriber that falls behind; beyond that it sees `Lagged` and rescans.
@@ -179,6 +181,19 @@ impl Engine {
     /// Validates and stores entries from elsewhere (a peer, a bundle), grouped with other writes.
     pub async fn ingest(&self, entries: Vec<Entry>) -> Result<IngestReport, EngineError> {
         self.write_async(move |n| n.store.ingest(entries, crate::clock::wall_ms())).await?.map_err(Into::into)
+    }
+
+    /// Sends a text message: sealed on the calling thread under the read lock (so senders seal
+    /// in parallel), then appended in the next write group. Returns once it is durable.
+    pub fn send(
+        &self,
+        chat: &crate::messenger::ChatTarget,
+        text: &str,
+        reply_to: Option<crate::log::EntryId>,
+    ) -> Result<Entry, EngineError> {
+        let body = Node::text_body(chat, text, reply_to)?;
+        let payload = self.read(|n| n.seal_body(&body, &chat.users))??;
+        Ok(self.write(move |n| n.append_sealed(payload))??)
     }
 
     /// Every event from now on.

@@ -165,6 +165,13 @@ fn reopen(shared: &Shared, guard: &mut RwLockWriteGuard<'_, Option<Node>>) {
         match Node::open(&shared.dir) {
             Ok(mut n) => {
                 n.store.set_grouped(true);
+                // What the failed write left may sit in the page cache only: make it durable
+                // before any of it can be offered to a peer.
+                if let Err(e) = n.store.syncer().persist() {
+                    tracing::warn!(error = %e, "the reopened store cannot be synced yet");
+                    let _ = shared.events.send(Event::Storage { ok: false, detail: e.to_string() });
+                    return;
+                }
                 **guard = Some(n);
                 tracing::info!("store reopened; writing again");
                 let _ = shared.events.send(Event::Storage { ok: true, detail: "store reopened".into() });

@@ -16,6 +16,8 @@ use crate::sync::{Conn, Effect, Ingested, LocalError, misbehaviour};
 
 /// Bytes gathered from the connection into one write.
 const WRITE_BATCH: usize = 256 * 1024;
+/// Longest an ended session waits to hand over its last bytes.
+const FLUSH_ON_END: Duration = Duration::from_secs(5);
 /// Bytes read at a time.
 const READ_BUF: usize = 64 * 1024;
 
@@ -97,13 +99,21 @@ where
         {
             effect = Some(start(engine, e, peer));
         }
-        if pos == outbuf.len() {
-            if conn.end().is_some() {
-                break;
-            }
-            if conn.poll_finish(now()) {
-                let _ = w.shutdown().await;
-            }
+        if conn.end().is_some() {
+            // What is left (a Close) gets a bounded time: a peer that stops reading cannot
+            // hold an ended session open.
+            let mut rest = outbuf.split_off(pos);
+            let _ = engine.read(|n| {
+                let local = NodeLocal { engine, node: n };
+                while let Some(b) = conn.poll_transmit(&local, now()) {
+                    rest.extend_from_slice(&b);
+                }
+            });
+            let _ = tokio::time::timeout(FLUSH_ON_END, w.write_all(&rest)).await;
+            break;
+        }
+        if pos == outbuf.len() && conn.poll_finish(now()) {
+            let _ = w.shutdown().await;
         }
         let deadline = conn.poll_timeout().map(|t| clock + Duration::from_millis(t));
         tokio::select! {
@@ -149,7 +159,7 @@ where
             else => conn.close("nothing left to wait for".into()),
         }
     }
-    let _ = w.flush().await;
+    let _ = tokio::time::timeout(FLUSH_ON_END, w.flush()).await;
     conn
 }
 

@@ -169,6 +169,9 @@ pub struct Conn {
     push_all: bool,
     finish: bool,
     finished_at: Option<u64>,
+    /// Our own write (an effect) or our own backpressure held the session: the peer's clocks
+    /// restart when it resumes.
+    held_by_us: bool,
     last_activity: u64,
     end: Option<End>,
     pub outcome: Outcome,
@@ -204,6 +207,7 @@ impl Conn {
             push_all: false,
             finish: false,
             finished_at: None,
+            held_by_us: false,
             last_activity: now_ms,
             end: None,
             outcome: Outcome { peer, ..Outcome::default() },
@@ -250,6 +254,8 @@ impl Conn {
                 _ => {}
             }
             self.inbox.push_back(item);
+            // Past the limit the driver stops reading: that wait is ours.
+            self.held_by_us |= self.inbox_entries >= INBOX_LIMIT;
             if self.input_closed {
                 return;
             }
@@ -303,7 +309,18 @@ impl Conn {
         }
     }
 
+    /// Whether the session waits on us: an effect in flight, or input paused by backpressure.
+    fn waiting_on_us(&self) -> bool {
+        self.wait != Wait::Nothing || self.inbox_entries >= INBOX_LIMIT
+    }
+
     fn drive_inner(&mut self, local: &impl Local, now_ms: u64) -> Result<(), End> {
+        if self.held_by_us && !self.waiting_on_us() {
+            // The time we spent is not the peer's: its idle and frame clocks start again.
+            self.held_by_us = false;
+            self.last_activity = now_ms;
+            self.decoder.restart_clock(now_ms);
+        }
         if !self.started {
             self.started = true;
             self.last_activity = now_ms;
@@ -334,11 +351,13 @@ impl Conn {
                     };
                     self.effects.push_back(Effect::Introduce { token, card });
                     self.wait = Wait::Introduction;
+                    self.held_by_us = true;
                 }
                 In::Msg(Message::Introduce { .. }) => {}
                 In::Msg(Message::Grant(tags)) => {
                     self.effects.push_back(Effect::Grants(tags));
                     self.wait = Wait::Grants;
+                    self.held_by_us = true;
                 }
                 In::Entries(mut es) => {
                     self.inbox_entries -= es.len();
@@ -402,6 +421,7 @@ impl Conn {
         self.waiting = rest;
         self.effects.push_back(Effect::Ingest(take));
         self.wait = Wait::Ingest;
+        self.held_by_us = true;
     }
 
     fn park(&mut self, mut rest: Vec<Entry>) {
@@ -606,9 +626,10 @@ impl Conn {
             let t = *t;
             self.sends.pop_front();
             if self.live && self.outcome.synced {
+                // Not readable now (it should be): the peer is known to hold only what was
+                // sent; the next change retries, never this same call (no busy loop).
                 let k = self.known.entry(t.author).or_insert(0);
                 *k = (*k).min(t.from.saturating_sub(1));
-                self.push.get_or_insert_with(BTreeSet::new).insert(t.author);
             }
             return Ok(None);
         };
@@ -642,11 +663,14 @@ impl Conn {
         if let Some(f) = self.finished_at {
             t.push(f.saturating_add(ms(LINGER)));
         }
+        // While the session waits on us (our write, our backpressure) the peer is not stalling.
+        if self.waiting_on_us() {
+            return t.into_iter().min();
+        }
         if let Some(p) = self.decoder.partial_since() {
             t.push(p.saturating_add(ms(self.limits.frame_deadline)));
         }
-        // Our own ingest may take a while; the peer is not idle meanwhile.
-        if self.wait == Wait::Nothing {
+        {
             let idle = if self.outcome.synced && self.live { LIVE_IDLE } else { self.limits.reconcile_idle };
             t.push(self.last_activity.saturating_add(ms(idle)));
         }
@@ -661,12 +685,15 @@ impl Conn {
         if self.finished_at.is_some_and(|f| now_ms >= f.saturating_add(ms(LINGER))) {
             return self.end_with(End::Done);
         }
+        if self.waiting_on_us() {
+            return;
+        }
         if self.decoder.partial_since().is_some_and(|p| now_ms >= p.saturating_add(ms(self.limits.frame_deadline))) {
             return self
                 .end_with(End::Local(format!("peer stalled inside a frame for {:?}", self.limits.frame_deadline)));
         }
         let idle = if self.outcome.synced && self.live { LIVE_IDLE } else { self.limits.reconcile_idle };
-        if self.wait == Wait::Nothing && now_ms >= self.last_activity.saturating_add(ms(idle)) {
+        if now_ms >= self.last_activity.saturating_add(ms(idle)) {
             self.end_with(End::Local(format!("peer stalled: nothing for {idle:?}")));
         }
     }

@@ -48,6 +48,13 @@ impl FrameDecoder {
         u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize
     }
 
+    /// Restarts the clock of a partly received frame (the wait was ours, not the peer's).
+    pub fn restart_clock(&mut self, now_ms: u64) {
+        if self.started_ms.is_some() {
+            self.started_ms = Some(now_ms);
+        }
+    }
+
     /// When the frame now being received started, if one is partly here.
     pub fn partial_since(&self) -> Option<u64> {
         self.started_ms
