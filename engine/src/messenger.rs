@@ -226,8 +226,8 @@ impl Node {
         for c in &invite.card.certs {
             let mut rec = self.store.peer(c.body.device.as_bytes())?.unwrap_or_default();
             rec.allowed = true;
-            if invite.address.is_some() {
-                rec.address = invite.address.clone();
+            if let Some(a) = &invite.address {
+                rec.remember_address(a, crate::store::AddressSource::Invite);
             }
             if invite.token.is_some() {
                 rec.intro_token = invite.token;

@@ -30,7 +30,7 @@ fn device_key(id: &str) -> Result<[u8; 32]> {
 pub fn allow(args: &Cli, access: &Access, out: &mut String, id: &str, address: Option<&str>) -> Result<u8> {
     let key = device_key(id)?;
     if let Some(a) = address {
-        a.parse::<SocketAddr>().with_context(|| format!("'{a}' is not HOST:PORT"))?;
+        libra_engine::net::check_address(a)?;
     }
     let address = address.map(str::to_owned);
     match access {
@@ -40,8 +40,8 @@ pub fn allow(args: &Cli, access: &Access, out: &mut String, id: &str, address: O
             let node = open(args)?;
             let mut rec = node.store.peer(&key)?.unwrap_or_default();
             rec.allowed = true;
-            if address.is_some() {
-                rec.address = address.clone();
+            if let Some(a) = &address {
+                rec.remember_address(a, libra_engine::store::AddressSource::Typed);
             }
             node.store.set_peer(&key, &rec, true)?;
         }
@@ -139,16 +139,25 @@ pub fn sync(args: &Cli, access: &Access, out: &mut String, target: &str, peer: O
     report(args, out, &out_)
 }
 
+/// `HOST:PORT` (a name or an IP address) to the first socket address it resolves to.
+fn lookup(a: &str) -> Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    libra_engine::net::check_address(a)?;
+    a.to_socket_addrs()
+        .with_context(|| format!("could not resolve '{a}'"))?
+        .next()
+        .with_context(|| format!("'{a}' resolves to no address"))
+}
+
 fn resolve(node: &Node, target: &str, peer: Option<&str>) -> Result<(SocketAddr, Option<[u8; 32]>)> {
-    let (addr, expected) = match target.parse::<SocketAddr>() {
-        Ok(a) => (a, peer.map(device_key).transpose()?),
-        Err(_) => {
-            let key = device_key(target)?;
+    let (addr, expected) = match device_key(target) {
+        Err(_) => (lookup(target)?, peer.map(device_key).transpose()?),
+        Ok(key) => {
             let rec = node.store.peer(&key)?.with_context(|| format!("{target} is not a known peer"))?;
-            let a = rec.address.with_context(|| {
+            let a = rec.dial_addresses().into_iter().next().with_context(|| {
                 format!("no address known for {target}; use `libra peer allow {target} --address HOST:PORT`")
             })?;
-            (a.parse().with_context(|| format!("stored address '{a}' is not HOST:PORT"))?, Some(key))
+            (lookup(&a)?, Some(key))
         }
     };
     if let Some(k) = expected

@@ -9,6 +9,8 @@ pub enum Event {
     Interest,
     /// A peer connected or disconnected.
     Peer { device: [u8; 32], online: bool },
+    /// A dialer's state for a peer device.
+    Dial { device: [u8; 32], state: DialState },
     /// The network driver's state.
     Network(NetStatus),
     /// A write failed (the engine reopens the store and keeps serving reads), or writing works
@@ -21,4 +23,17 @@ pub enum Event {
 pub enum NetStatus {
     Listening(std::net::SocketAddr),
     Offline(String),
+}
+
+/// What a dialer is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialState {
+    Connecting,
+    /// Waiting before the next attempt, with why the last one ended.
+    Waiting {
+        retry_ms: u64,
+        reason: String,
+    },
+    /// Cancelled.
+    Stopped,
 }

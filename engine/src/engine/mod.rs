@@ -8,7 +8,7 @@ mod event;
 mod local;
 mod writer;
 
-pub use event::{Event, NetStatus};
+pub use event::{DialState, Event, NetStatus};
 pub use local::NodeLocal;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -225,8 +225,8 @@ impl Engine {
         self.write(move |n| {
             let mut rec = n.store.peer(&key)?.unwrap_or_default();
             rec.allowed = true;
-            if address.is_some() {
-                rec.address = address;
+            if let Some(a) = &address {
+                rec.remember_address(a, crate::store::AddressSource::Typed);
             }
             n.store.set_peer(&key, &rec, true)
         })?

@@ -29,7 +29,8 @@ impl HostConfig {
 
 /// A node on the network.
 pub struct Host {
-    engine: Engine,
+    pub(crate) engine: Engine,
+    pub(crate) dialers: super::dialer::Dialers,
     endpoint: quinn::Endpoint,
     router: Router,
     seed: [u8; 32],
@@ -70,7 +71,7 @@ impl Host {
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_quic));
         server.transport_config(transport());
         let endpoint = quinn::Endpoint::server(server, config.listen)?;
-        Ok(Host { engine, endpoint, router, seed, limits: config.limits })
+        Ok(Host { engine, dialers: Default::default(), endpoint, router, seed, limits: config.limits })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -128,35 +129,10 @@ impl Host {
         sync_protocol::session(&self.engine, conn, true, live, self.limits).await
     }
 
-    /// Keeps a live session with every allowed peer that has a known address: dial, and on any
-    /// end, dial again after a backoff of 1 s doubling to 60 s (reset after a good session).
+    /// Keeps a live session with every allowed peer that has a known address (see
+    /// [`Host::run_dialers`]; kept for callers that started dialling this way).
     pub fn dial_known(self: &Arc<Self>) {
-        let targets: Vec<([u8; 32], SocketAddr)> = self
-            .engine
-            .read(|n| {
-                n.store
-                    .peers()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|(_, r)| r.allowed)
-                    .filter_map(|(k, r)| Some((k, r.address?.parse().ok()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (key, addr) in targets {
-            let h = self.clone();
-            tokio::spawn(async move {
-                let mut backoff = Duration::from_secs(1);
-                loop {
-                    match h.connect(addr, Some(key), true).await {
-                        Ok(_) => backoff = Duration::from_secs(1),
-                        Err(e) => tracing::info!(error = %e, "dial failed; retrying"),
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                }
-            });
-        }
+        self.run_dialers();
     }
 
     /// Peers connected right now, with the address in use (local knowledge only).

@@ -6,6 +6,7 @@
 //! **Invariant:** this module is the only one that knows quinn and rustls; it never holds the
 //! node — everything goes through the [`crate::engine::Engine`].
 
+mod dialer;
 mod host;
 mod router;
 pub mod stream;
@@ -13,6 +14,7 @@ mod sync_protocol;
 pub mod tls;
 
 pub use crate::sync::{Limits, Outcome};
+pub use dialer::{check_address, resolve};
 pub use host::{HANDSHAKE_TIMEOUT, Host, HostConfig};
 pub use router::{ProtocolHandler, Router};
 
@@ -37,4 +39,6 @@ pub enum NetError {
     Timeout(std::time::Duration),
     #[error("the peer is not allowed")]
     NotAllowed,
+    #[error("'{0}' is not an address that can be reached (HOST:PORT, a name or an IP address)")]
+    Address(String),
 }

@@ -17,7 +17,7 @@ mod write;
 pub use chats::{ChatKind, ChatSummary, Delivery, MessageView, NewMessage};
 pub use durability::Syncer;
 pub use error::StoreError;
-pub use peers::PeerRecord;
+pub use peers::{AddressSource, MAX_ADDRESSES, PeerAddress, PeerRecord};
 pub use verify::Problem;
 pub use write::{IngestReport, Rejection};
 

@@ -23,12 +23,120 @@ pub struct PeerRecord {
     /// The token of the invite we added this peer from, presented when we first connect so the
     /// peer adds us back (spec/messaging.md, "Introductions").
     pub intro_token: Option<crate::codec::Bytes<16>>,
+    /// The address book: every address known for this peer, where it came from, and whether
+    /// the user allowed passing it on. `address` stays the first one to dial.
+    pub addresses: Vec<PeerAddress>,
+}
+
+/// Where an address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "u8", try_from = "u8")]
+pub enum AddressSource {
+    /// Typed by the user (`peer allow --address`, the app's connect view).
+    Typed,
+    /// In the invite the contact was added from.
+    Invite,
+    /// Learned from a peer (a contact telling us where it is).
+    Learned,
+}
+
+impl From<AddressSource> for u8 {
+    fn from(s: AddressSource) -> u8 {
+        match s {
+            AddressSource::Typed => 0,
+            AddressSource::Invite => 1,
+            AddressSource::Learned => 2,
+        }
+    }
+}
+
+impl TryFrom<u8> for AddressSource {
+    type Error = String;
+    fn try_from(v: u8) -> Result<Self, String> {
+        match v {
+            0 => Ok(AddressSource::Typed),
+            1 => Ok(AddressSource::Invite),
+            2 => Ok(AddressSource::Learned),
+            _ => Err(format!("unknown address source {v}")),
+        }
+    }
+}
+
+/// One address of a peer: `HOST:PORT` (a name or an IP), as given. Local only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerAddress {
+    pub addr: String,
+    pub source: AddressSource,
+    /// The user allowed telling other contacts this address (never without consent).
+    pub shareable: bool,
+}
+
+/// Most addresses kept per peer.
+pub const MAX_ADDRESSES: usize = 16;
+
+impl PeerRecord {
+    /// Adds (or refreshes) an address; the newest one typed or from an invite is dialled first.
+    pub fn remember_address(&mut self, addr: &str, source: AddressSource) {
+        self.addresses.retain(|a| a.addr != addr);
+        self.addresses.insert(0, PeerAddress { addr: addr.to_owned(), source, shareable: false });
+        self.addresses.truncate(MAX_ADDRESSES);
+        if source != AddressSource::Learned || self.address.is_none() {
+            self.address = Some(addr.to_owned());
+        }
+    }
+
+    /// Every address to try, first the preferred one.
+    pub fn dial_addresses(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.address.iter().cloned().collect();
+        for a in &self.addresses {
+            if !out.contains(&a.addr) {
+                out.push(a.addr.clone());
+            }
+        }
+        out
+    }
+}
+
+/// The record as written before the address book (8 fields).
+#[derive(Deserialize, Serialize)]
+struct PeerRecordV1 {
+    allowed: bool,
+    address: Option<String>,
+    last_seen_ms: u64,
+    last_sync_ms: u64,
+    entries_in: u64,
+    entries_out: u64,
+    behind_by: u64,
+    intro_token: Option<crate::codec::Bytes<16>>,
+}
+
+fn decode_record(v: &[u8]) -> Result<PeerRecord, StoreError> {
+    if let Ok(r) = codec::decode::<PeerRecord>(v) {
+        return Ok(r);
+    }
+    let old: PeerRecordV1 = codec::decode(v).map_err(|e| StoreError::Corrupt(format!("peer record: {e}")))?;
+    let addresses = old
+        .address
+        .iter()
+        .map(|a| PeerAddress { addr: a.clone(), source: AddressSource::Typed, shareable: false })
+        .collect();
+    Ok(PeerRecord {
+        allowed: old.allowed,
+        address: old.address,
+        last_seen_ms: old.last_seen_ms,
+        last_sync_ms: old.last_sync_ms,
+        entries_in: old.entries_in,
+        entries_out: old.entries_out,
+        behind_by: old.behind_by,
+        intro_token: old.intro_token,
+        addresses,
+    })
 }
 
 impl Store {
     pub fn peer(&self, key: &[u8; 32]) -> Result<Option<PeerRecord>, StoreError> {
         match self.peers.get(key)? {
-            Some(v) => codec::decode(&v).map(Some).map_err(|e| StoreError::Corrupt(format!("peer record: {e}"))),
+            Some(v) => decode_record(&v).map(Some),
             None => Ok(None),
         }
     }
@@ -47,7 +155,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self.peers.iter() {
             let (k, v) = item.into_inner()?;
-            let r = codec::decode(&v).map_err(|e| StoreError::Corrupt(format!("peer record: {e}")))?;
+            let r = decode_record(&v)?;
             out.push((to_array32(&k)?, r));
         }
         Ok(out)

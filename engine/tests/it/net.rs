@@ -237,3 +237,35 @@ async fn stalling_silent_and_endless_peers_are_cut_off() {
     // And the node still serves honest peers.
     assert!(a.connect(addr, Some(b.device()), false).await.expect("sync").synced);
 }
+
+/// A contact added while the node runs is dialled at once, at a name that is resolved, and the
+/// dialer reports what it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_added_while_running_is_dialled_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Arc::new(host(dir.path(), "alice"));
+    let b = Arc::new(host(dir.path(), "bob"));
+    let server = b.clone();
+    tokio::spawn(async move { server.serve().await });
+    let server = a.clone();
+    tokio::spawn(async move { server.serve().await });
+    a.run_dialers();
+    let mut events = a.engine().subscribe();
+    let port = b.local_addr().expect("addr").port();
+    // Bob's invite carries a host name, not an IP address.
+    let invite = b.with_node(|n| n.invite(Some(format!("localhost:{port}"))).expect("invite"));
+    a.with_node(|n| n.add_contact(&invite, None).expect("add"));
+    let alice_user = a.read_node(|n| n.user_id().expect("user"));
+    assert!(
+        wait_until(|| b.read_node(|n| n.store.head(alice_user.as_bytes()).is_some())).await,
+        "Bob never received Alice's log: the new contact was not dialled"
+    );
+    let mut saw = false;
+    while let Ok(e) = events.try_recv() {
+        saw |= matches!(e, libra_engine::engine::Event::Dial { device, state: libra_engine::engine::DialState::Connecting } if device == b.device());
+    }
+    assert!(saw, "no dial event for Bob");
+    assert!(a.cancel_dial(&b.device()), "the dialer was not running");
+    assert!(libra_engine::net::check_address("not an address").is_err());
+    assert!(libra_engine::net::check_address("example.org:7444").is_ok());
+}
