@@ -126,11 +126,11 @@ pub(crate) fn run_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<
         let open = node.store.has_open_invites(crate::clock::wall_ms()).unwrap_or(false);
         shared.intro_open.store(open, Ordering::Relaxed);
     }
-    let failed = node.store.failed();
+    let failed = node.store.failed().then(|| node.store.failure().unwrap_or_else(|| "unknown error".into()));
     let syncer = node.store.syncer();
     drop(guard);
-    let result = if failed {
-        Err("a write failed; the store is reopened before the next one".to_owned())
+    let result = if let Some(why) = failed {
+        Err(format!("could not write ({why}); nothing after the last saved write was kept"))
     } else {
         syncer.persist().map_err(|e| format!("fsync failed: {e}"))
     };

@@ -25,12 +25,17 @@ pub(crate) struct SyncState {
     peers_changed: AtomicBool,
     /// A write or fsync failed: fjall refuses every later write until the store is reopened.
     failed: Arc<AtomicBool>,
+    /// What the first failure said.
+    failure: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl SyncState {
     pub(crate) fn guard<T>(&self, r: Result<T, fjall::Error>) -> Result<T, StoreError> {
         r.map_err(|e| {
             self.failed.store(true, Ordering::SeqCst);
+            if let Ok(mut f) = self.failure.lock() {
+                f.get_or_insert_with(|| e.to_string());
+            }
             StoreError::Io(e)
         })
     }
@@ -100,6 +105,11 @@ impl Store {
     /// Whether a write or fsync failed; fjall then refuses writes until the store is reopened.
     pub fn failed(&self) -> bool {
         self.sync.failed.load(Ordering::SeqCst)
+    }
+
+    /// What the first failed write or fsync said.
+    pub fn failure(&self) -> Option<String> {
+        self.sync.failure.lock().ok().and_then(|f| f.clone())
     }
 
     /// Logs whose heads moved since the last call, with their heads now.

@@ -2,6 +2,7 @@
 
 mod crash;
 mod crypto_vectors;
+mod diskfull;
 mod messaging;
 mod net;
 mod projection;

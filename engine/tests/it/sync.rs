@@ -124,3 +124,49 @@ proptest! {
         }
     }
 }
+
+/// The same driver that runs QUIC streams runs any ordered byte stream: two engines over an
+/// in-memory pipe sync, introduce, and push live, with no socket at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_sync_over_an_in_memory_byte_stream() {
+    use libra_engine::engine::Engine;
+    use libra_engine::net::stream;
+    use libra_engine::sync::{Conn, Limits};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Engine::init(&dir.path().join("a"), "Ann").expect("a");
+    let b = Engine::init(&dir.path().join("b"), "Ben").expect("b");
+    // Ann adds Ben's invite; Ben learns Ann from her introduction on the stream.
+    let ib = b.write(|n| n.invite(None).expect("invite")).expect("write");
+    a.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
+    let (ab, ba) = tokio::io::duplex(64 * 1024);
+    let (ar, aw) = tokio::io::split(ab);
+    let (br, bw) = tokio::io::split(ba);
+    let (da, db) = (a.device(), b.device());
+    let (ea, eb) = (a.clone(), b.clone());
+    let ta =
+        tokio::spawn(async move { stream::run(&ea, Conn::new(db, true, true, Limits::default(), 0), ar, aw).await });
+    let tb =
+        tokio::spawn(async move { stream::run(&eb, Conn::new(da, false, true, Limits::default(), 0), br, bw).await });
+    let ann = a.read(|n| n.user_id().expect("user")).expect("read");
+    let wait = |e: &Engine, f: &dyn Fn(&libra_engine::node::Node) -> bool| {
+        let e = e.clone();
+        (0..400).any(|_| {
+            if e.read(f).expect("read") {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            false
+        })
+    };
+    assert!(wait(&b, &|n| n.store.head(ann.as_bytes()).is_some()), "Ann's log never reached Ben");
+    assert!(wait(&b, &|n| n.store.contacts().expect("contacts").iter().any(|(u, _)| *u == ann)), "Ben did not add Ann");
+    // Live: Ann says something; it arrives with no new session.
+    let chat = a.read(|n| n.chat(&n.store.contacts().expect("c")[0].0.to_string()).expect("chat")).expect("read");
+    let sent = a.send(&chat, "over a pipe", None).expect("send");
+    assert!(wait(&b, &|n| n.store.get(&sent.id).expect("get").is_some()), "the live push did not arrive");
+    ta.abort();
+    tb.abort();
+    // Close the stores before their directory goes.
+    a.shutdown();
+    b.shutdown();
+}
