@@ -140,6 +140,7 @@ impl LibraApp {
         for ev in engine.poll() {
             match ev {
                 Event::Snapshot(s) => self.snap = *s,
+                Event::Peers(p) => self.snap.peers = p,
                 Event::Done(Ok(msg)) => {
                     if let Some(invite) = msg.strip_prefix("invite:") {
                         self.identity.invite = Some(invite.to_owned());

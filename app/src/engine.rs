@@ -20,6 +20,8 @@ use crate::model::Snapshot;
 /// What the engine tells the UI.
 pub enum Event {
     Snapshot(Box<Snapshot>),
+    /// Only who is connected changed: the peers view, rebuilt alone.
+    Peers(Vec<crate::model::PeerRow>),
     /// An action finished: a message for the status line, or an error.
     Done(Result<String, String>),
     /// The network came up, or could not.
@@ -119,34 +121,60 @@ impl Engine {
             (self.core.clone(), self.tx.clone(), self.open.clone(), self.refresh.clone(), self.ctx.clone());
         let mut events = self.core.subscribe();
         self.rt.spawn(async move {
+            let mut full = true;
             loop {
                 let chat = open.lock().ok().and_then(|o| *o);
                 let c = core.clone();
-                let snap = tokio::task::spawn_blocking(move || {
+                let update = tokio::task::spawn_blocking(move || {
                     let online = c.online();
-                    c.read(|n| Snapshot::build(n, chat, &online))
+                    c.read(|n| {
+                        if full {
+                            Event::Snapshot(Box::new(Snapshot::build(n, chat, &online)))
+                        } else {
+                            let contacts = n.store.contacts().unwrap_or_default();
+                            let names: Vec<_> = contacts.into_iter().map(|(u, card)| (u, card.name)).collect();
+                            Event::Peers(Snapshot::peers_of(n, &names, &online))
+                        }
+                    })
                 })
                 .await;
-                if let Ok(Ok(snap)) = snap {
-                    if tx.send(Event::Snapshot(Box::new(snap))).is_err() {
+                if let Ok(Ok(update)) = update {
+                    if tx.send(update).is_err() {
                         return;
                     }
                     repaint(&ctx);
                 }
-                // Rebuilt only when the engine says something changed (or a chat is opened).
-                tokio::select! {
-                    ev = events.recv() => match ev {
-                        Ok(CoreEvent::Storage { ok: false, detail }) => {
-                            let _ = tx.send(Event::Done(Err(format!("could not save: {detail}"))));
+                // Rebuilt only when the engine says something changed, and only what changed:
+                // entries (chats, messages) rebuild the snapshot, a peer coming or going only
+                // the peers view.
+                full = false;
+                let mut wait = true;
+                while wait {
+                    tokio::select! {
+                        ev = events.recv() => match ev {
+                            Ok(CoreEvent::Storage { ok: false, detail }) => {
+                                let _ = tx.send(Event::Done(Err(format!("could not save: {detail}"))));
+                            }
+                            Ok(CoreEvent::Stored { .. } | CoreEvent::Interest)
+                            | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                full = true;
+                                wait = false;
+                            }
+                            Ok(CoreEvent::Peer { .. }) => wait = false,
+                            Ok(_) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        },
+                        () = refresh.notified() => {
+                            full = true;
+                            wait = false;
                         }
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    },
-                    () = refresh.notified() => {}
+                    }
                 }
                 // Coalesce bursts (a sync brings many entries at once).
                 tokio::time::sleep(Duration::from_millis(15)).await;
-                while events.try_recv().is_ok() {}
+                while let Ok(ev) = events.try_recv() {
+                    full |= matches!(ev, CoreEvent::Stored { .. } | CoreEvent::Interest);
+                }
             }
         });
     }

@@ -163,11 +163,22 @@ impl Snapshot {
                 .collect();
             s.open = Some(OpenChat { chat, title, subtitle, messages });
         }
+        s.peers = Snapshot::peers_of(node, &s.contacts, online);
+        s.built_us = t.elapsed().as_micros();
+        s
+    }
+    /// The peers view alone: what changes when a peer connects or disconnects.
+    pub fn peers_of(
+        node: &Node,
+        contacts: &[(UserId, String)],
+        online: &BTreeMap<[u8; 32], SocketAddr>,
+    ) -> Vec<PeerRow> {
+        let mut out = Vec::new();
         for (key, r) in node.store.peers().unwrap_or_default() {
             let user = node.store.trust().owner_of(&libra_engine::identity::DeviceId(libra_engine::codec::Bytes(key)));
             let is_online = online.contains_key(&key);
-            s.peers.push(PeerRow {
-                name: name_of(node, &s.contacts, &user),
+            out.push(PeerRow {
+                name: name_of(node, contacts, &user),
                 short: libra_engine::identity::DeviceId(libra_engine::codec::Bytes(key)).short(),
                 online: is_online,
                 address: online.get(&key).map(|a| a.to_string()).or(r.address.clone()),
@@ -184,7 +195,6 @@ impl Snapshot {
                 },
             });
         }
-        s.built_us = t.elapsed().as_micros();
-        s
+        out
     }
 }

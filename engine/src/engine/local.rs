@@ -25,7 +25,7 @@ fn local(e: impl std::fmt::Display) -> LocalError {
 }
 
 impl LogIndex for NodeLocal<'_> {
-    fn id_at(&self, author: &[u8; 32], seq: u64) -> Option<EntryId> {
+    fn id_at(&self, author: &[u8; 32], seq: u64) -> Result<Option<EntryId>, LocalError> {
         self.node.store.id_at(author, seq)
     }
 }

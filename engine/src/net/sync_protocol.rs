@@ -54,7 +54,6 @@ pub(crate) async fn session(
         }
     };
     let c = stream::run(engine, Conn::new(peer, initiator, live, limits, 0), recv, send).await;
-    engine.set_online(peer, None);
     let end = c.end().cloned().unwrap_or(End::Done);
     let code = end.code();
     let reason = match &end {
@@ -64,6 +63,7 @@ pub(crate) async fn session(
     };
     conn.close(u32::from(code).into(), reason.as_bytes());
     if !c.admitted() {
+        engine.set_online(peer, None);
         return Err(NetError::Sync(match end {
             End::Sync(e) => e,
             _ => SyncError::NotAllowed,
@@ -72,6 +72,8 @@ pub(crate) async fn session(
     let mut out = c.outcome.clone();
     out.behind_by = engine.read(|n| c.behind_by(&NodeLocal { engine, node: n })).unwrap_or(0);
     record(engine, peer, &out).await;
+    // After the record: whoever refreshes on this event sees the new last-seen time.
+    engine.set_online(peer, None);
     match end {
         End::Done => Ok(out),
         End::Sync(e) => Err(NetError::Sync(e)),
@@ -99,7 +101,13 @@ async fn record(engine: &Engine, peer: [u8; 32], out: &Outcome) {
         .await;
     match r {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "could not record the peer's state"),
-        Err(e) => tracing::warn!(error = %e, "could not record the peer's state"),
+        Ok(Err(e)) => report(engine, &e.to_string()),
+        Err(e) => report(engine, &e.to_string()),
     }
+}
+
+/// A peer record that could not be written is reported, not swallowed.
+fn report(engine: &Engine, why: &str) {
+    tracing::warn!(error = %why, "could not record the peer's state");
+    engine.emit(crate::engine::Event::Storage { ok: false, detail: format!("could not record a peer's state: {why}") });
 }

@@ -191,8 +191,8 @@ impl Store {
 }
 
 impl crate::sync::LogIndex for Store {
-    fn id_at(&self, author: &[u8; 32], seq: u64) -> Option<crate::log::EntryId> {
-        self.get_at(author, seq).ok().flatten().map(|e| e.id)
+    fn id_at(&self, author: &[u8; 32], seq: u64) -> Result<Option<crate::log::EntryId>, crate::sync::LocalError> {
+        self.get_at(author, seq).map(|e| e.map(|e| e.id)).map_err(|e| crate::sync::LocalError(e.to_string()))
     }
 }
 

@@ -382,7 +382,11 @@ impl Conn {
                     let Some(sess) = self.sess.as_mut() else {
                         return Err(End::Sync(SyncError::Protocol("message before the session began")));
                     };
-                    sess.handle(m, local).map_err(End::Sync)?;
+                    sess.handle(m, local).map_err(|e| match e {
+                        // Our own store failed: not the peer's doing, no Close blames it.
+                        SyncError::Local(s) => End::Local(s),
+                        e => End::Sync(e),
+                    })?;
                 }
             }
         }

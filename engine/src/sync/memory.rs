@@ -14,9 +14,9 @@ pub struct MemLogs {
 }
 
 impl LogIndex for MemLogs {
-    fn id_at(&self, author: &[u8; 32], seq: u64) -> Option<EntryId> {
-        let i = usize::try_from(seq).ok()?.checked_sub(1)?;
-        self.logs.get(author)?.get(i).map(|e| e.id)
+    fn id_at(&self, author: &[u8; 32], seq: u64) -> Result<Option<EntryId>, super::LocalError> {
+        let Some(i) = usize::try_from(seq).ok().and_then(|s| s.checked_sub(1)) else { return Ok(None) };
+        Ok(self.logs.get(author).and_then(|l| l.get(i)).map(|e| e.id))
     }
 }
 

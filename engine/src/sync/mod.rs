@@ -39,6 +39,9 @@ pub enum SyncError {
     PeerClosed { code: u16, reason: String },
     #[error("the peer is neither allowed nor introduced by a valid invite")]
     NotAllowed,
+    /// Not the peer's fault: a local read failed (code 100, like any local error).
+    #[error("local store: {0}")]
+    Local(String),
 }
 
 impl SyncError {
@@ -52,6 +55,7 @@ impl SyncError {
             SyncError::InvalidEntry(_) => 5,
             SyncError::PeerClosed { code, .. } => *code,
             SyncError::NotAllowed => 6,
+            SyncError::Local(_) => 100,
         }
     }
 }

@@ -22,7 +22,9 @@ pub const MAX_WANTS_PER_SESSION: usize = 4096;
 
 /// Read access to the local logs, for checking that a peer's head lies on our chain.
 pub trait LogIndex {
-    fn id_at(&self, author: &[u8; 32], seq: u64) -> Option<EntryId>;
+    /// The id at `seq` of `author`'s log, if held. A failed read is an error, never "not held"
+    /// (which would be taken for a fork).
+    fn id_at(&self, author: &[u8; 32], seq: u64) -> Result<Option<EntryId>, super::LocalError>;
 }
 
 /// Entries `from..=to` of `author`'s log that the peer lacks.
@@ -49,6 +51,8 @@ pub struct Session {
     wants: Vec<([u8; 32], u64)>,
     wants_served: usize,
     reconciled: bool,
+    /// A local read failed while comparing: the session ends (code 100).
+    local_error: Option<String>,
     sent_done: bool,
     peer_done: bool,
     pub stats: SessionStats,
@@ -119,6 +123,7 @@ impl Session {
             wants: Vec::new(),
             wants_served: 0,
             reconciled: false,
+            local_error: None,
             sent_done: false,
             peer_done: false,
             stats: SessionStats::default(),
@@ -173,6 +178,14 @@ impl Session {
     }
 
     fn handle_reconcile(&mut self, ranges: Vec<Range>, log: &impl LogIndex) -> Result<(), SyncError> {
+        let r = self.handle_reconcile_inner(ranges, log);
+        match self.local_error.take() {
+            Some(e) => Err(SyncError::Local(e)),
+            None => r,
+        }
+    }
+
+    fn handle_reconcile_inner(&mut self, ranges: Vec<Range>, log: &impl LogIndex) -> Result<(), SyncError> {
         if self.reconciled {
             return Err(SyncError::Protocol("reconcile after reconciliation ended"));
         }
@@ -284,7 +297,14 @@ impl Session {
                 }
                 Some(p) if p.seq == o.seq => {}
                 Some(p) if p.seq < o.seq => {
-                    let on_our_chain = log.id_at(&o.author, p.seq).is_some_and(|id| id_prefix_matches(&id, &p.id));
+                    let held = match log.id_at(&o.author, p.seq) {
+                        Ok(h) => h,
+                        Err(e) => {
+                            self.local_error.get_or_insert(e.0);
+                            continue;
+                        }
+                    };
+                    let on_our_chain = held.is_some_and(|id| id_prefix_matches(&id, &p.id));
                     if on_our_chain {
                         self.transfers.push_back(Transfer { author: o.author, from: p.seq + 1, to: o.seq });
                     } else {
@@ -352,8 +372,8 @@ mod tests {
 
     struct NoLogs;
     impl LogIndex for NoLogs {
-        fn id_at(&self, _: &[u8; 32], _: u64) -> Option<EntryId> {
-            None
+        fn id_at(&self, _: &[u8; 32], _: u64) -> Result<Option<EntryId>, crate::sync::LocalError> {
+            Ok(None)
         }
     }
 
@@ -431,8 +451,8 @@ mod round_limit {
     fn rounds_past_the_limit_are_refused() {
         struct NoLogs;
         impl LogIndex for NoLogs {
-            fn id_at(&self, _: &[u8; 32], _: u64) -> Option<EntryId> {
-                None
+            fn id_at(&self, _: &[u8; 32], _: u64) -> Result<Option<EntryId>, crate::sync::LocalError> {
+                Ok(None)
             }
         }
         let mut s = Session::new(HeadSet::new(), false);

@@ -540,8 +540,9 @@ fn run(seed: u64, steps: usize) {
     }
 }
 
-/// Seeds that once failed, kept as regressions.
-const REGRESSIONS: &[u64] = &[];
+/// Seeds that once failed, kept as regressions (17: a grant arriving after a live session's
+/// offer set was taken; 80: a link ended by its timer at the end of healing).
+const REGRESSIONS: &[u64] = &[17, 80];
 
 #[test]
 fn seeded_simulations_converge() {
