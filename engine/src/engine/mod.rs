@@ -54,7 +54,10 @@ pub(crate) struct Shared {
     allowed: RwLock<BTreeSet<[u8; 32]>>,
     /// Unexpired invites exist: strangers may finish the handshake to introduce themselves.
     intro_open: AtomicBool,
-    online: Mutex<BTreeMap<[u8; 32], SocketAddr>>,
+    /// Sessions per connected peer, with the address of the newest.
+    online: Mutex<BTreeMap<[u8; 32], (SocketAddr, usize)>>,
+    /// The writer has stopped: later writes are refused, never a reopened store.
+    stopped: AtomicBool,
 }
 
 /// A handle on the engine. Cheap to clone; the node closes when the last handle is dropped or
@@ -62,8 +65,34 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct Engine {
     shared: Arc<Shared>,
-    jobs: Arc<Mutex<Option<std::sync::mpsc::Sender<writer::Job>>>>,
-    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    closer: Arc<Closer>,
+}
+
+/// The writer's queue and thread. Dropped with the last handle, which stops the writer and
+/// waits for it, so the data directory can be opened again at once.
+struct Closer {
+    jobs: Mutex<Option<std::sync::mpsc::Sender<writer::Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Closer {
+    fn close(&self) {
+        if let Ok(mut j) = self.jobs.lock() {
+            j.take();
+        }
+        let t = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = t
+            && t.join().is_err()
+        {
+            tracing::error!("the writer thread panicked");
+        }
+    }
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 impl Engine {
@@ -91,6 +120,7 @@ impl Engine {
             events,
             durable,
             online: Mutex::new(BTreeMap::new()),
+            stopped: AtomicBool::new(false),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let w = shared.clone();
@@ -102,7 +132,7 @@ impl Engine {
                 None
             }
         };
-        Engine { shared, jobs: Arc::new(Mutex::new(Some(tx))), thread: Arc::new(Mutex::new(thread)) }
+        Engine { shared, closer: Arc::new(Closer { jobs: Mutex::new(Some(tx)), thread: Mutex::new(thread) }) }
     }
 
     pub fn dir(&self) -> &Path {
@@ -129,7 +159,7 @@ impl Engine {
         reply: impl FnOnce(Result<R, EngineError>) + Send + 'static,
     ) {
         let job = writer::job(f, reply);
-        let jobs = self.jobs.lock().map_err(|_| ()).ok();
+        let jobs = self.closer.jobs.lock().map_err(|_| ()).ok();
         match jobs.as_ref().and_then(|j| j.as_ref()) {
             Some(tx) => {
                 if let Err(std::sync::mpsc::SendError(job)) = tx.send(job) {
@@ -233,43 +263,39 @@ impl Engine {
         .map_err(Into::into)
     }
 
-    /// Marks a peer connected (with the address in use) or not; local knowledge only.
+    /// Counts a session with `peer` starting (with the address in use) or ending; the peer is
+    /// online while it has at least one. Local knowledge only.
     pub fn set_online(&self, peer: [u8; 32], addr: Option<SocketAddr>) {
-        if let Ok(mut online) = self.shared.online.lock() {
-            let changed = match addr {
-                Some(a) => online.insert(peer, a).is_none(),
-                None => online.remove(&peer).is_some(),
-            };
-            if changed {
-                self.emit(Event::Peer { device: peer, online: addr.is_some() });
+        let Ok(mut online) = self.shared.online.lock() else { return };
+        let changed = match addr {
+            Some(a) => {
+                let e = online.entry(peer).or_insert((a, 0));
+                e.0 = a;
+                e.1 += 1;
+                e.1 == 1
             }
+            None => match online.get_mut(&peer) {
+                Some(e) if e.1 > 1 => {
+                    e.1 -= 1;
+                    false
+                }
+                Some(_) => online.remove(&peer).is_some(),
+                None => false,
+            },
+        };
+        drop(online);
+        if changed {
+            self.emit(Event::Peer { device: peer, online: addr.is_some() });
         }
     }
 
     /// Peers connected right now, with the address in use (local knowledge only).
     pub fn online(&self) -> BTreeMap<[u8; 32], SocketAddr> {
-        self.shared.online.lock().map(|o| o.clone()).unwrap_or_default()
+        self.shared.online.lock().map(|o| o.iter().map(|(k, (a, _))| (*k, *a)).collect()).unwrap_or_default()
     }
 
     /// Stops the writer after the writes already queued, flushes and closes the store.
     pub fn shutdown(&self) {
-        if let Ok(mut j) = self.jobs.lock() {
-            j.take();
-        }
-        let t = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = t
-            && t.join().is_err()
-        {
-            tracing::error!("the writer thread panicked");
-        }
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        // The last handle closes the store, so the data directory can be opened again at once.
-        if Arc::strong_count(&self.thread) == 1 {
-            self.shutdown();
-        }
+        self.closer.close();
     }
 }

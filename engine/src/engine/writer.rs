@@ -66,6 +66,7 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<Job>) {
         }
         group(shared, jobs);
     }
+    shared.stopped.store(true, Ordering::SeqCst);
     // Every handle is gone: flush so the next open replays no journal, then close the store.
     let node = shared.node.write().map(|mut g| g.take()).unwrap_or_else(|p| p.into_inner().take());
     // fjall waits for the flush without a bound, and a flush cannot finish once the directory
@@ -102,6 +103,9 @@ fn group(shared: &Shared, jobs: Vec<Job>) {
 /// acknowledged in the same group, then one fsync outside the lock. `Err` describes a failed
 /// write or fsync (or a store that could not be reopened, in which case `run` never ran).
 pub(crate) fn run_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<(), String> {
+    if shared.stopped.load(Ordering::SeqCst) {
+        return Err("the engine has stopped".into());
+    }
     let mut guard = shared.node.write().map_err(|_| "the node lock is poisoned".to_owned())?;
     if guard.as_ref().is_none_or(|n| n.store.failed()) {
         reopen(shared, &mut guard);
@@ -128,18 +132,22 @@ pub(crate) fn run_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<
     }
     let failed = node.store.failed().then(|| node.store.failure().unwrap_or_else(|| "unknown error".into()));
     let syncer = node.store.syncer();
+    let generation = syncer.generation;
     drop(guard);
     let result = if let Some(why) = failed {
-        Err(format!("could not write ({why}); nothing after the last saved write was kept"))
+        Err(format!("could not write ({why}); whether this write was kept is known once the store is reopened"))
     } else {
         syncer.persist().map_err(|e| format!("fsync failed: {e}"))
     };
+    // The syncer holds the database (and its directory lock): let go before anything can
+    // need to reopen it.
+    drop(syncer);
     match &result {
         Ok(()) => {
             if let Ok(mut g) = shared.node.write()
                 && let Some(n) = g.as_mut()
             {
-                n.store.mark_durable(&syncer);
+                n.store.mark_durable(generation);
             }
             if !changed.is_empty() {
                 shared.durable.send_modify(|v| *v = v.wrapping_add(1));
@@ -160,11 +168,16 @@ pub(crate) fn run_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<
 /// Drops the node and opens it again from disk: fjall refuses writes after a failure until
 /// then, and the journal on disk decides what the failed write left.
 fn reopen(shared: &Shared, guard: &mut RwLockWriteGuard<'_, Option<Node>>) {
+    // After a failed fsync the kernel may have dropped pages it could not write while the
+    // reopened store still reads them from the cache: own entries no fsync covered stay
+    // unsendable until the next start.
+    let held = guard.as_ref().map(|n| n.store.unsynced_after_fsync_failure()).unwrap_or_default();
     drop(guard.take());
     for _ in 0..100 {
         match Node::open(&shared.dir) {
             Ok(mut n) => {
                 n.store.set_grouped(true);
+                n.store.hold_unsendable(&held);
                 // What the failed write left may sit in the page cache only: make it durable
                 // before any of it can be offered to a peer.
                 if let Err(e) = n.store.syncer().persist() {
@@ -172,9 +185,16 @@ fn reopen(shared: &Shared, guard: &mut RwLockWriteGuard<'_, Option<Node>>) {
                     let _ = shared.events.send(Event::Storage { ok: false, detail: e.to_string() });
                     return;
                 }
+                // The reopened store decides who may connect and what was kept.
+                if let Ok(mut a) = shared.allowed.write() {
+                    *a = allowed_keys(&n);
+                }
+                let open = n.store.has_open_invites(crate::clock::wall_ms()).unwrap_or(false);
+                shared.intro_open.store(open, Ordering::Relaxed);
                 **guard = Some(n);
                 tracing::info!("store reopened; writing again");
                 let _ = shared.events.send(Event::Storage { ok: true, detail: "store reopened".into() });
+                let _ = shared.events.send(Event::Interest);
                 return;
             }
             // fjall's background threads may hold the directory for a moment after the drop.
@@ -186,6 +206,8 @@ fn reopen(shared: &Shared, guard: &mut RwLockWriteGuard<'_, Option<Node>>) {
             }
         }
     }
+    tracing::warn!("could not reopen the store: its directory stayed locked");
+    let _ = shared.events.send(Event::Storage { ok: false, detail: "the store directory stayed locked".into() });
 }
 
 /// The device keys that may connect: allowed peers, and our own other trusted devices.

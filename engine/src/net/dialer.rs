@@ -119,6 +119,10 @@ impl Host {
         }
     }
 
+    fn last_sync(&self, device: &[u8; 32]) -> u64 {
+        self.engine.read(|n| n.store.peer(device).ok().flatten().map_or(0, |r| r.last_sync_ms)).unwrap_or(0)
+    }
+
     async fn dial_loop(self: Arc<Self>, device: [u8; 32], addrs: Vec<String>) {
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -133,11 +137,15 @@ impl Host {
                 };
                 for addr in resolved {
                     self.engine.emit(Event::Dial { device, state: DialState::Connecting });
-                    match self.connect(addr, Some(device), true).await {
-                        Ok(out) => {
-                            if out.synced {
-                                backoff = FIRST_BACKOFF;
-                            }
+                    let synced_before = self.last_sync(&device);
+                    let r = self.connect(addr, Some(device), true).await;
+                    // A live session that got going and then lost its connection counts as
+                    // good: dial again soon.
+                    if self.last_sync(&device) > synced_before {
+                        backoff = FIRST_BACKOFF;
+                    }
+                    match r {
+                        Ok(_) => {
                             reason = "the session ended".into();
                             break 'addresses;
                         }

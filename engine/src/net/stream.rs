@@ -12,7 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use crate::engine::{Engine, Event, NodeLocal};
-use crate::sync::{Conn, Effect, Ingested, LocalError, misbehaviour};
+use crate::sync::{Conn, Effect, Ingested, LocalError};
 
 /// Bytes gathered from the connection into one write.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -33,14 +33,7 @@ fn start(engine: &Engine, effect: Effect, peer: [u8; 32]) -> Pending {
     let engine = engine.clone();
     match effect {
         Effect::Ingest(entries) => Box::pin(async move {
-            let r = engine.ingest(entries).await.map_err(|e| LocalError(e.to_string())).map(|report| Ingested {
-                accepted: report.accepted,
-                misbehaviour: report
-                    .rejected
-                    .iter()
-                    .find(|r| misbehaviour(&r.error))
-                    .map(|r| format!("seq {}: {}", r.seq, r.error)),
-            });
+            let r = engine.ingest(entries).await.map_err(|e| LocalError(e.to_string())).map(|report| report.summary());
             Answer::Ingested(r)
         }),
         Effect::Introduce { token, card } => Box::pin(async move {
@@ -113,7 +106,8 @@ where
             break;
         }
         if pos == outbuf.len() && conn.poll_finish(now()) {
-            let _ = w.shutdown().await;
+            // A stream that does not take its end in time ends the session (LINGER runs anyway).
+            let _ = tokio::time::timeout(FLUSH_ON_END, w.shutdown()).await;
         }
         let deadline = conn.poll_timeout().map(|t| clock + Duration::from_millis(t));
         tokio::select! {

@@ -36,6 +36,9 @@ pub(crate) async fn session(
 ) -> Result<Outcome, NetError> {
     let peer = tls::peer_key(&conn).ok_or(NetError::NotAllowed)?;
     engine.set_online(peer, Some(conn.remote_address()));
+    // However the session ends — even a task aborted mid-session — the peer's session count
+    // goes down again.
+    let mut online = OnlineGuard { engine, peer, armed: true };
     let streams = if initiator {
         conn.open_bi().await.map_err(NetError::from)
     } else {
@@ -48,7 +51,6 @@ pub(crate) async fn session(
     let (send, recv) = match streams {
         Ok(s) => s,
         Err(e) => {
-            engine.set_online(peer, None);
             conn.close(100u32.into(), e.to_string().as_bytes());
             return Err(e);
         }
@@ -63,7 +65,6 @@ pub(crate) async fn session(
     };
     conn.close(u32::from(code).into(), reason.as_bytes());
     if !c.admitted() {
-        engine.set_online(peer, None);
         return Err(NetError::Sync(match end {
             End::Sync(e) => e,
             _ => SyncError::NotAllowed,
@@ -73,7 +74,7 @@ pub(crate) async fn session(
     out.behind_by = engine.read(|n| c.behind_by(&NodeLocal { engine, node: n })).unwrap_or(0);
     record(engine, peer, &out).await;
     // After the record: whoever refreshes on this event sees the new last-seen time.
-    engine.set_online(peer, None);
+    online.release();
     match end {
         End::Done => Ok(out),
         End::Sync(e) => Err(NetError::Sync(e)),
@@ -110,4 +111,25 @@ async fn record(engine: &Engine, peer: [u8; 32], out: &Outcome) {
 fn report(engine: &Engine, why: &str) {
     tracing::warn!(error = %why, "could not record the peer's state");
     engine.emit(crate::engine::Event::Storage { ok: false, detail: format!("could not record a peer's state: {why}") });
+}
+
+/// Ends a peer's session in the online count when dropped (or released).
+struct OnlineGuard<'a> {
+    engine: &'a Engine,
+    peer: [u8; 32],
+    armed: bool,
+}
+
+impl OnlineGuard<'_> {
+    fn release(&mut self) {
+        if std::mem::take(&mut self.armed) {
+            self.engine.set_online(self.peer, None);
+        }
+    }
+}
+
+impl Drop for OnlineGuard<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
 }

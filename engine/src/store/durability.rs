@@ -27,6 +27,11 @@ pub(crate) struct SyncState {
     failed: Arc<AtomicBool>,
     /// What the first failure said.
     failure: Arc<std::sync::Mutex<Option<String>>>,
+    /// Serialises fsyncs of one store, so that after one fails no other can report success
+    /// for pages the kernel may have dropped (it reports a writeback error only once).
+    persist_lock: Arc<std::sync::Mutex<()>>,
+    /// An fsync failed (not only a write): what was written may sit in the page cache only.
+    fsync_failed: Arc<AtomicBool>,
 }
 
 impl SyncState {
@@ -61,15 +66,23 @@ impl SyncState {
 pub struct Syncer {
     db: fjall::Database,
     failed: Arc<AtomicBool>,
+    fsync_failed: Arc<AtomicBool>,
+    persist_lock: Arc<std::sync::Mutex<()>>,
     /// Everything written up to this generation is covered.
     pub generation: u64,
 }
 
 impl Syncer {
-    /// Makes every write committed so far durable.
+    /// Makes every write committed so far durable. Once any fsync of this store failed, none
+    /// succeeds again until the store is reopened.
     pub fn persist(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.persist_lock.lock().map_err(|_| StoreError::Corrupt("fsync lock poisoned".into()))?;
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StoreError::Corrupt("an earlier write or fsync of this store failed".into()));
+        }
         self.db.persist(PersistMode::SyncAll).map_err(|e| {
             self.failed.store(true, Ordering::SeqCst);
+            self.fsync_failed.store(true, Ordering::SeqCst);
             StoreError::Io(e)
         })
     }
@@ -86,12 +99,35 @@ impl Store {
     pub fn syncer(&mut self) -> Syncer {
         let generation = self.sync.generation;
         self.sync.generation += 1;
-        Syncer { db: self.db.clone(), failed: self.sync.failed.clone(), generation }
+        Syncer {
+            db: self.db.clone(),
+            failed: self.sync.failed.clone(),
+            fsync_failed: self.sync.fsync_failed.clone(),
+            persist_lock: self.sync.persist_lock.clone(),
+            generation,
+        }
     }
 
-    /// `syncer`'s fsync succeeded: what this store signed before it may now leave.
-    pub fn mark_durable(&mut self, syncer: &Syncer) {
-        self.sync.mark_durable(syncer.generation);
+    /// The fsync of generation `generation` succeeded: what this store signed before it may
+    /// now leave.
+    pub fn mark_durable(&mut self, generation: u64) {
+        self.sync.mark_durable(generation);
+    }
+
+    /// The own entries no fsync has covered, if an fsync failed: after reopening, they must
+    /// stay unsendable (the page cache may hold what the disk lost) until the next start.
+    pub fn unsynced_after_fsync_failure(&self) -> Vec<([u8; 32], u64)> {
+        if !self.sync.fsync_failed.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        self.sync.unsynced_own.iter().map(|(_, a, s)| (*a, *s)).collect()
+    }
+
+    /// Keeps these own positions unsendable for the life of this open store.
+    pub fn hold_unsendable(&mut self, positions: &[([u8; 32], u64)]) {
+        for (a, s) in positions {
+            self.sync.unsynced_own.push((u64::MAX, *a, *s));
+        }
     }
 
     /// Fsyncs now unless writes are grouped (the owner's fsync then covers this write).

@@ -41,6 +41,21 @@ pub struct IngestReport {
     pub forks: Vec<[u8; 32]>,
 }
 
+impl IngestReport {
+    /// What a connection needs to know of this ingest: how many were taken, and the first
+    /// refusal no honest peer causes.
+    pub fn summary(&self) -> crate::sync::Ingested {
+        crate::sync::Ingested {
+            accepted: self.accepted,
+            misbehaviour: self
+                .rejected
+                .iter()
+                .find(|r| crate::sync::misbehaviour(&r.error))
+                .map(|r| format!("seq {}: {}", r.seq, r.error)),
+        }
+    }
+}
+
 impl Store {
     /// Signs and appends entries to the log of `key`, atomically and durably. Returns them.
     pub fn append(
@@ -76,6 +91,13 @@ impl Store {
     /// Validates and stores entries received from elsewhere. Idempotent; entries may come in any
     /// order and mix logs. Forks are recorded as proofs and freeze the log.
     pub fn ingest(&mut self, entries: Vec<Entry>, now_ms: u64) -> Result<IngestReport, StoreError> {
+        self.ingest_round(entries, now_ms, 1)
+    }
+
+    /// One round; a second round judges the second entry of a position against the first.
+    /// There is never a third: what is still deferred then is skipped (an honest peer never
+    /// sends it; a later session brings what is real).
+    fn ingest_round(&mut self, entries: Vec<Entry>, now_ms: u64, round: u32) -> Result<IngestReport, StoreError> {
         let mut report = IngestReport::default();
         let mut by_author: BTreeMap<[u8; 32], Vec<Entry>> = BTreeMap::new();
         for e in entries {
@@ -91,6 +113,21 @@ impl Store {
         for (author, mut list) in by_author {
             list.sort_by_key(|e| e.header().seq);
             list.dedup_by(|a, b| a.id == b.id);
+            // At most two different entries per position are weighed (enough for a fork
+            // proof); more from one batch are dropped unread, so a peer cannot make ingest
+            // recurse or work quadratically with many forgeries of one seq.
+            let before = list.len();
+            let mut last: Option<(u64, usize)> = None;
+            list.retain(|e| {
+                let seq = e.header().seq;
+                let n = match last {
+                    Some((s, n)) if s == seq => n + 1,
+                    _ => 1,
+                };
+                last = Some((seq, n));
+                n <= 2
+            });
+            report.skipped += before - list.len();
             let mut rest = list.into_iter();
             if self.forked.contains(&author) {
                 let n = rest.len();
@@ -195,8 +232,10 @@ impl Store {
         report.forks = forks.iter().map(|(a, _)| *a).collect();
         self.commit(&accepted, forks)?;
 
-        if !deferred.is_empty() {
-            let more = self.ingest(deferred, now_ms)?;
+        if !deferred.is_empty() && round >= 2 {
+            report.skipped += deferred.len();
+        } else if !deferred.is_empty() {
+            let more = self.ingest_round(deferred, now_ms, round + 1)?;
             report.accepted += more.accepted;
             report.duplicates += more.duplicates;
             report.skipped += more.skipped;
@@ -281,7 +320,7 @@ impl Store {
         }
         let r = self.db.persist(PersistMode::SyncAll);
         self.sync.guard(r)?;
-        self.sync.mark_durable(u64::MAX);
+        self.sync.mark_durable(u64::MAX - 1);
         Ok(())
     }
 }

@@ -172,6 +172,7 @@ pub struct Conn {
     /// Our own write (an effect) or our own backpressure held the session: the peer's clocks
     /// restart when it resumes.
     held_by_us: bool,
+    grant_seen: bool,
     last_activity: u64,
     end: Option<End>,
     pub outcome: Outcome,
@@ -208,6 +209,7 @@ impl Conn {
             finish: false,
             finished_at: None,
             held_by_us: false,
+            grant_seen: false,
             last_activity: now_ms,
             end: None,
             outcome: Outcome { peer, ..Outcome::default() },
@@ -355,6 +357,11 @@ impl Conn {
                 }
                 In::Msg(Message::Introduce { .. }) => {}
                 In::Msg(Message::Grant(tags)) => {
+                    // One per session (spec/sync.md, section 6.9a): each costs the peer a write.
+                    if self.grant_seen {
+                        return Err(End::Sync(SyncError::Protocol("a second Grant in one session")));
+                    }
+                    self.grant_seen = true;
                     self.effects.push_back(Effect::Grants(tags));
                     self.wait = Wait::Grants;
                     self.held_by_us = true;
@@ -453,8 +460,8 @@ impl Conn {
             (Ok(a), Ok(o)) => (a, o),
             (Err(e), _) | (_, Err(e)) => return self.end_with(local_end(e)),
         };
-        let grew = accept.len() > self.accepted.len();
-        if offer.len() > self.offered.len() {
+        let grew = accept.difference(&self.accepted).next().is_some();
+        if offer.difference(&self.offered).next().is_some() {
             self.push_all = true;
         }
         self.accepted = accept;

@@ -19,7 +19,7 @@ use libra_engine::log::EntryId;
 use libra_engine::messenger::{ChatTarget, Invite};
 use libra_engine::node::Node;
 use libra_engine::store::Delivery;
-use libra_engine::sync::{Conn, Effect, Ingested, Limits, LocalError, misbehaviour};
+use libra_engine::sync::{Conn, Effect, Limits, LocalError};
 
 /// splitmix64: small, seedable, good enough to pick actions.
 struct Rng(u64);
@@ -206,14 +206,7 @@ impl Sim {
                         .write(move |n| n.store.ingest(es, libra_engine::clock::wall_ms()))
                         .map_err(|e| LocalError(e.to_string()))
                         .and_then(|r| r.map_err(|e| LocalError(e.to_string())))
-                        .map(|report| Ingested {
-                            accepted: report.accepted,
-                            misbehaviour: report
-                                .rejected
-                                .iter()
-                                .find(|r| misbehaviour(&r.error))
-                                .map(|r| format!("seq {}: {}", r.seq, r.error)),
-                        });
+                        .map(|report| report.summary());
                     engine.read(|n| side.conn.handle_ingested(r, &NodeLocal::new(engine, n))).expect("read");
                 }
                 Effect::Introduce { token, card } => {

@@ -232,3 +232,28 @@ fn the_cached_head_set_follows_every_write() {
     assert_eq!(cached(&mut store), rebuilt(&store));
     assert_eq!(store.head_set().len(), 2);
 }
+
+/// Thousands of forgeries of one new position in one batch: at most two are weighed, ingest
+/// does not recurse per forgery (it once could, deep enough to overflow the writer's stack),
+/// and the honest log is untouched.
+#[test]
+fn many_forgeries_of_one_position_are_bounded() {
+    let (_dir, mut store) = temp_store();
+    let k = key("mallory");
+    let a = chain(&k, 1);
+    store.ingest(a.clone(), 0).expect("ingest");
+    let mut batch = Vec::new();
+    for i in 0..20_000u32 {
+        let mut fake = sign_entry(&k, Some((1, a[0].id)), 1_000_700, 99, b"x".to_vec());
+        let n = fake.signed_bytes.len();
+        // A different bad signature each time: every forgery has its own id.
+        fake.signed_bytes[n - 1] ^= (i % 255 + 1) as u8;
+        fake.signed_bytes[n - 2] ^= (i / 255) as u8;
+        batch.push(Entry::from_parts(fake.signed_bytes, fake.payload).expect("decodes"));
+    }
+    let r = store.ingest(batch, 0).expect("ingest");
+    assert_eq!(r.accepted, 0);
+    assert!(r.skipped >= 19_000, "{r:?}");
+    assert!(!store.is_forked(&k.verifying_key().to_bytes()));
+    assert_eq!(store.head(&k.verifying_key().to_bytes()).map(|h| h.seq), Some(1));
+}
