@@ -105,7 +105,17 @@ impl Engine {
                     Err(e) => NetStatus::Offline(offline_reason(listen, &e)),
                 };
                 let up = matches!(status, NetStatus::Listening(_));
+                let moved = match &status {
+                    NetStatus::Listening(a) if listen.port() != 0 && a.port() != listen.port() => Some(a.port()),
+                    _ => None,
+                };
                 let _ = tx.send(Event::Network(status));
+                if let Some(p) = moved {
+                    let _ = tx.send(Event::Done(Ok(format!(
+                        "port {} is in use; listening on port {p} instead",
+                        listen.port()
+                    ))));
+                }
                 repaint(&ctx);
                 if up {
                     break;

@@ -132,7 +132,19 @@ impl Engine {
                 None
             }
         };
-        Engine { shared, closer: Arc::new(Closer { jobs: Mutex::new(Some(tx)), thread: Mutex::new(thread) }) }
+        let engine =
+            Engine { shared, closer: Arc::new(Closer { jobs: Mutex::new(Some(tx)), thread: Mutex::new(thread) }) };
+        // Messages a crash (or an older version) left unacknowledged: the pending marks, not
+        // the history. Queued, so start-up does not wait for it.
+        engine.submit(
+            |n| {
+                if let Err(e) = n.acknowledge_all() {
+                    tracing::warn!(error = %e, "could not acknowledge messages received before this start");
+                }
+            },
+            |_| {},
+        );
+        engine
     }
 
     pub fn dir(&self) -> &Path {
