@@ -136,7 +136,10 @@ where
                     outbuf.clear();
                     pos = 0;
                 }
-                Ok(n) => pos += n,
+                Ok(n) => {
+                    pos += n;
+                    conn.handle_sent(now());
+                }
             },
             n = r.read(&mut buf), if conn.wants_input() => match n {
                 Ok(0) => conn.handle_eof(now()),

@@ -45,14 +45,23 @@ impl TrustView {
         self.users.get(id)
     }
 
-    /// The user a device belongs to, if any user's certificate vouches for it.
+    /// The user a device belongs to, if any user's certificate vouches for it. A user whose
+    /// certificate the device's own log opens with (its `device_hello`: the device agreed) wins
+    /// over users who merely certified it — anyone can certify any key.
     pub fn owner_of(&self, device: &DeviceId) -> Option<UserId> {
         // Only a certificate signed by the user makes it the owner; a revocation or a profile
         // in someone's log does not.
-        self.users
-            .iter()
-            .find(|(id, u)| u.devices.get(device).and_then(|d| d.cert.as_ref()).is_some_and(|c| c.body.user == **id))
-            .map(|(id, _)| *id)
+        let mut first = None;
+        for (id, u) in &self.users {
+            let Some(d) = u.devices.get(device) else { continue };
+            if d.cert.as_ref().is_some_and(|c| c.body.user == *id) {
+                if d.in_device_log {
+                    return Some(*id);
+                }
+                first.get_or_insert(*id);
+            }
+        }
+        first
     }
 
     fn add_cert(&mut self, cert: &DeviceCert, from_user_log: bool) -> bool {

@@ -301,6 +301,12 @@ impl Conn {
         }
     }
 
+    /// Some of what `poll_transmit` produced reached the transport: the session is moving, even
+    /// while nothing arrives (a slow peer draining a large transfer is not idle).
+    pub fn handle_sent(&mut self, now_ms: u64) {
+        self.last_activity = now_ms;
+    }
+
     /// Processes what has arrived, as far as it can without waiting for an effect.
     pub fn drive(&mut self, local: &impl Local, now_ms: u64) {
         if self.end.is_some() {

@@ -123,3 +123,26 @@ proptest! {
         prop_assert_eq!(s1.trust(), s2.trust());
     }
 }
+
+/// Anyone can certify any device key; the user the device's own log names owns it.
+#[test]
+fn a_device_belongs_to_the_user_its_own_log_names() {
+    use libra_engine::projection::Projection;
+    let seed = |s: &str| blake3::derive_key("libra tests owner", s.as_bytes());
+    let alice = UserKeys::from_secret(seed("alice"));
+    let device = DeviceKeys::from_secrets(seed("alice device"), seed("alice agreement"));
+    // Try several squatters: whatever their key order relative to Alice, she owns her device.
+    for i in 0..8 {
+        let squatter = UserKeys::from_secret(seed(&format!("mallory {i}")));
+        let mut view = TrustView::default();
+        let certify = |u: &UserKeys| {
+            let p = Payload::DeviceCert(DeviceCertPayload { cert: u.certify(&device, "mine", 1) });
+            sign_entry(&u.signing, None, 5, p.kind(), p.encode())
+        };
+        view.apply(&certify(&squatter));
+        view.apply(&certify(&alice));
+        let hello = Payload::DeviceHello(DeviceHello { cert: alice.certify(&device, "mine", 1) });
+        view.apply(&sign_entry(&device.signing, None, 10, hello.kind(), hello.encode()));
+        assert_eq!(view.owner_of(&device.id()), Some(alice.id()), "squatter {i} took Alice's device");
+    }
+}
