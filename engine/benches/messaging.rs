@@ -182,7 +182,7 @@ fn crypto_ceiling(a: &Host, b: &Host, chat: &libra_engine::messenger::ChatTarget
     let body = Body::Text { chat: chat.chat, text: "bulk 123456".into(), reply_to: None };
     let t = Instant::now();
     let payloads: Vec<Vec<u8>> =
-        (0..n).map(|_| a.read_node(|nd| nd.seal_body(&body, &chat.users).expect("seal"))).collect();
+        (0..n).map(|_| a.read_node(|nd| nd.seal_body(&body, &chat.users).expect("seal").payload)).collect();
     let seal = t.elapsed().as_secs_f64() / n as f64;
     let key = a.read_node(|nd| nd.secrets.device.signing.clone());
     let t = Instant::now();

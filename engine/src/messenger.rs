@@ -96,6 +96,13 @@ impl Invite {
     }
 }
 
+/// A sealed payload ready to append, with the plaintext it holds (kept so the projection need
+/// not open what this device just sealed).
+pub struct Sealing {
+    pub payload: Vec<u8>,
+    pub plaintext: Vec<u8>,
+}
+
 /// A chat as the front ends name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatTarget {
@@ -173,7 +180,7 @@ impl Node {
 
     /// Seals `body` for the devices of `users` and ours: the payload of a sealed entry. Needs
     /// only read access, so callers can seal in parallel and append in one group.
-    pub fn seal_body(&self, body: &Body, users: &[UserId]) -> Result<Vec<u8>, MessengerError> {
+    pub fn seal_body(&self, body: &Body, users: &[UserId]) -> Result<Sealing, MessengerError> {
         let me = self.me()?;
         let mut keys: BTreeSet<[u8; 32]> = BTreeSet::new();
         for u in users.iter().chain(std::iter::once(&me)) {
@@ -182,16 +189,19 @@ impl Node {
         keys.insert(self.secrets.device.agreement_public());
         let recipients: Vec<[u8; 32]> = keys.into_iter().collect();
         let author = self.device_id();
-        let sealed = seal(&body.encode(), &aad(author.as_bytes()), &recipients, &SealRandom::fresh())?;
+        let plaintext = body.encode();
+        let sealed = seal(&plaintext, &aad(author.as_bytes()), &recipients, &SealRandom::fresh())?;
         let payload = sealed.encode();
         if payload.len() > MAX_PAYLOAD as usize {
             return Err(MessengerError::TooLong { size: payload.len(), limit: MAX_PAYLOAD as usize });
         }
-        Ok(payload)
+        Ok(Sealing { payload, plaintext })
     }
 
     /// Appends a sealed payload (from [`Node::seal_body`]) to this device's log.
-    pub fn append_sealed(&mut self, payload: Vec<u8>) -> Result<Entry, MessengerError> {
+    pub fn append_sealed(&mut self, sealing: Sealing) -> Result<Entry, MessengerError> {
+        let Sealing { payload, plaintext } = sealing;
+        self.store.note_plaintext(&payload, plaintext);
         let mut out = self
             .store
             .append(&self.secrets.device.signing, vec![(KIND_SEALED, payload)], clock::wall_ms())

@@ -1,6 +1,6 @@
 //! Messaging commands: invite, contacts, send/edit/delete, chats, chat, groups.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use libra_engine::identity::UserId;
 use libra_engine::log::EntryId;
 use libra_engine::messenger::{ChatTarget, Invite};
@@ -92,7 +92,7 @@ fn users(node: &Node, names: &[String]) -> Result<Vec<UserId>> {
 
 pub fn invite(args: &Cli, access: &Access, out: &mut String, address: Option<&str>, qr: bool) -> Result<u8> {
     if let Some(a) = address {
-        a.parse::<std::net::SocketAddr>().with_context(|| format!("'{a}' is not HOST:PORT"))?;
+        libra_engine::net::check_address(a)?;
     }
     let inv = access.write(args, |n| Ok(n.invite(address.map(str::to_owned))?))?;
     let text = inv.to_text();

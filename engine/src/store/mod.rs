@@ -81,6 +81,8 @@ pub struct Store {
     clock: Hlc,
     trust: TrustView,
     threads: usize,
+    /// Plaintexts of payloads this device sealed, by payload hash, for the next commit.
+    known_plaintext: BTreeMap<[u8; 32], Vec<u8>>,
     /// Group commit, durability and failure state (see `durability`).
     pub(crate) sync: durability::SyncState,
 }

@@ -105,6 +105,7 @@ impl Store {
             clock,
             trust,
             threads,
+            known_plaintext: BTreeMap::new(),
             sync: Default::default(),
         };
         store.catch_up_views()?;

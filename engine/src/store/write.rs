@@ -57,6 +57,12 @@ impl IngestReport {
 }
 
 impl Store {
+    /// Remembers what the next append's sealed payload says (this device sealed it), so the
+    /// chats projection need not open it again.
+    pub fn note_plaintext(&mut self, payload: &[u8], plaintext: Vec<u8>) {
+        self.known_plaintext.insert(*blake3::hash(payload).as_bytes(), plaintext);
+    }
+
     /// Signs and appends entries to the log of `key`, atomically and durably. Returns them.
     pub fn append(
         &mut self,
@@ -279,7 +285,8 @@ impl Store {
             heads.insert(author, Head { lognum, seq: h.seq, id: e.id, timestamp: h.timestamp });
             trust_changed |= trust.apply(e);
             if let Some(reader) = &self.reader {
-                let rows = crate::messaging::view::rows(e, reader, &trust);
+                let known = e.payload.as_deref().and_then(|p| self.known_plaintext.get(blake3::hash(p).as_bytes()));
+                let rows = crate::messaging::view::rows_known(e, reader, &trust, known.map(Vec::as_slice));
                 new_messages.extend(chats::stage_rows(&mut batch, &self.chats, &self.views, reader, rows));
             }
         }
@@ -310,6 +317,7 @@ impl Store {
         self.forked.extend(forks.iter().map(|(a, _)| *a));
         self.new_messages.extend(new_messages);
         self.sync.note_written(entries.iter().map(|e| e.header().author.0));
+        self.known_plaintext.clear();
         self.persist_unless_grouped()
     }
 
