@@ -39,6 +39,9 @@ pub enum EngineError {
     Messenger(#[from] crate::messenger::MessengerError),
 }
 
+/// Ingests of at least this many entries verify their signatures before taking the lock.
+const PREVERIFY_FROM: usize = 256;
+
 /// Events kept for a subscriber that falls behind; beyond that it sees `Lagged` and rescans.
 const EVENT_BACKLOG: usize = 4096;
 
@@ -221,8 +224,29 @@ impl Engine {
     }
 
     /// Validates and stores entries from elsewhere (a peer, a bundle), grouped with other writes.
+    /// Signatures are verified first, on a blocking thread and outside the node lock, so the
+    /// write group holds the lock only for the rest (readers and other writes wait less).
     pub async fn ingest(&self, entries: Vec<Entry>) -> Result<IngestReport, EngineError> {
-        self.write_async(move |n| n.store.ingest(entries, crate::clock::wall_ms())).await?.map_err(Into::into)
+        if entries.len() < PREVERIFY_FROM {
+            // A few entries: a thread hop would cost more latency than the lock time it saves.
+            return self
+                .write_async(move |n| n.store.ingest(entries, crate::clock::wall_ms()))
+                .await?
+                .map_err(Into::into);
+        }
+        let (entries, verified) = tokio::task::spawn_blocking(move || {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let refs: Vec<&Entry> = entries.iter().collect();
+            let bad: BTreeSet<usize> = crate::log::verify_many(&refs, threads).into_iter().collect();
+            let verified: BTreeSet<crate::log::EntryId> =
+                entries.iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, e)| e.id).collect();
+            (entries, verified)
+        })
+        .await
+        .map_err(|e| EngineError::Panicked(e.to_string()))?;
+        self.write_async(move |n| n.store.ingest_preverified(entries, crate::clock::wall_ms(), &verified))
+            .await?
+            .map_err(Into::into)
     }
 
     /// Sends a text message: sealed on the calling thread under the read lock (so senders seal

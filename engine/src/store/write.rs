@@ -1,7 +1,7 @@
 //! Writing: local appends (sign, chain, store) and ingest of foreign entries (validate, detect
 //! forks, store). Both end in one atomic batch and one journal fsync.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ed25519_dalek::SigningKey;
 use fjall::PersistMode;
@@ -97,13 +97,31 @@ impl Store {
     /// Validates and stores entries received from elsewhere. Idempotent; entries may come in any
     /// order and mix logs. Forks are recorded as proofs and freeze the log.
     pub fn ingest(&mut self, entries: Vec<Entry>, now_ms: u64) -> Result<IngestReport, StoreError> {
-        self.ingest_round(entries, now_ms, 1)
+        self.ingest_round(entries, now_ms, 1, &BTreeSet::new())
+    }
+
+    /// [`Store::ingest`] for entries whose signatures were already verified (by
+    /// [`crate::log::verify_many`], outside any lock): those in `verified` are not verified
+    /// again; every other candidate is. The outcome is the same as `ingest`'s.
+    pub fn ingest_preverified(
+        &mut self,
+        entries: Vec<Entry>,
+        now_ms: u64,
+        verified: &BTreeSet<crate::log::EntryId>,
+    ) -> Result<IngestReport, StoreError> {
+        self.ingest_round(entries, now_ms, 1, verified)
     }
 
     /// One round; a second round judges the second entry of a position against the first.
     /// There is never a third: what is still deferred then is skipped (an honest peer never
     /// sends it; a later session brings what is real).
-    fn ingest_round(&mut self, entries: Vec<Entry>, now_ms: u64, round: u32) -> Result<IngestReport, StoreError> {
+    fn ingest_round(
+        &mut self,
+        entries: Vec<Entry>,
+        now_ms: u64,
+        round: u32,
+        verified: &BTreeSet<crate::log::EntryId>,
+    ) -> Result<IngestReport, StoreError> {
         let mut report = IngestReport::default();
         let mut by_author: BTreeMap<[u8; 32], Vec<Entry>> = BTreeMap::new();
         for e in entries {
@@ -203,8 +221,12 @@ impl Store {
 
         // Signatures last, in bulk across all logs.
         let bad = {
-            let refs: Vec<&Entry> = candidates.iter().collect();
-            verify_many(&refs, self.threads)
+            // Only what was not verified before (outside the lock) is verified here.
+            let todo: Vec<usize> = (0..candidates.len()).filter(|&i| !verified.contains(&candidates[i].id)).collect();
+            let refs: Vec<&Entry> = todo.iter().map(|&i| &candidates[i]).collect();
+            let mut bad: Vec<usize> = verify_many(&refs, self.threads).into_iter().map(|k| todo[k]).collect();
+            bad.sort_unstable();
+            bad
         };
         let mut accepted: Vec<Entry> = Vec::with_capacity(candidates.len());
         let mut candidates = candidates.into_iter();
@@ -241,7 +263,7 @@ impl Store {
         if !deferred.is_empty() && round >= 2 {
             report.skipped += deferred.len();
         } else if !deferred.is_empty() {
-            let more = self.ingest_round(deferred, now_ms, round + 1)?;
+            let more = self.ingest_round(deferred, now_ms, round + 1, verified)?;
             report.accepted += more.accepted;
             report.duplicates += more.duplicates;
             report.skipped += more.skipped;
