@@ -317,36 +317,32 @@ impl eframe::App for LibraApp {
                         match Invite::parse(&text) {
                             Ok(inv) => {
                                 self.connect.invite.clear();
-                                let address = inv.address.clone();
-                                let device = inv.card.certs.first().map(|c| *c.body.device.as_bytes());
+                                // An invite with an address is dialled by the engine's dialers as
+                                // soon as the contact is stored (and we introduce ourselves).
                                 engine.act(move |n| {
                                     n.add_contact(&inv, None)
                                         .map(|u| format!("added {}", u.short()))
                                         .map_err(|e| e.to_string())
                                 });
-                                // An invite with an address: connect right away (and introduce us).
-                                if let Some(addr) = address.and_then(|a| a.parse().ok()) {
-                                    engine.connect(addr, device);
-                                }
                             }
                             Err(e) => self.status = Some((e.to_string(), true)),
                         }
                     }
                 }
-                Some(ConnectAction::Connect { address, peer }) => match address.parse::<SocketAddr>() {
-                    Ok(addr) => {
+                Some(ConnectAction::Connect { address, peer }) => match libra_engine::net::check_address(&address) {
+                    Ok(()) => {
                         let expected = if peer.is_empty() {
                             Ok(None)
                         } else {
                             libra_engine::text::decode_id(&peer).map(|(_, k)| Some(k))
                         };
                         match (expected, &self.engine) {
-                            (Ok(exp), Some(engine)) => engine.connect(addr, exp),
+                            (Ok(exp), Some(engine)) => engine.connect(address, exp),
                             (Err(e), _) => self.status = Some((format!("device id: {e}"), true)),
                             _ => {}
                         }
                     }
-                    Err(_) => self.status = Some((format!("'{address}' is not HOST:PORT"), true)),
+                    Err(e) => self.status = Some((e.to_string(), true)),
                 },
                 None => {}
             },

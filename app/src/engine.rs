@@ -218,15 +218,23 @@ impl Engine {
         });
     }
 
-    /// Connects to a peer and stays in sync with it until the connection ends.
-    pub fn connect(&self, addr: SocketAddr, expected: Option<[u8; 32]>) {
+    /// Connects to a peer at `HOST:PORT` (a name or an IP address) and stays in sync with it
+    /// until the connection ends.
+    pub fn connect(&self, address: String, expected: Option<[u8; 32]>) {
         let Some(host) = self.host() else {
             let _ = self.tx.send(Event::Done(Err("offline: the network is not up".into())));
             return;
         };
         let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
+        let shown = address.clone();
         self.rt.spawn(async move {
-            let r = host.connect(addr, expected, true).await;
+            let r = match libra_engine::net::resolve(&address).await {
+                Ok(addrs) => match addrs.first() {
+                    Some(a) => host.connect(*a, expected, true).await,
+                    None => Err(libra_engine::net::NetError::Address(address.clone())),
+                },
+                Err(e) => Err(e),
+            };
             let msg = match r {
                 Ok(o) => Ok(format!("session ended: {} entries in, {} out", o.entries_in, o.entries_out)),
                 Err(e) => Err(format!("connection failed: {e}")),
@@ -234,7 +242,7 @@ impl Engine {
             let _ = tx.send(Event::Done(msg));
             repaint(&ctx);
         });
-        let _ = self.tx.send(Event::Done(Ok(format!("connecting to {addr}…"))));
+        let _ = self.tx.send(Event::Done(Ok(format!("connecting to {shown}…"))));
     }
 
     /// The engine (tests and the start-up benchmark reach the node through it).
