@@ -36,7 +36,7 @@ type Ctx = Arc<Mutex<Option<eframe::egui::Context>>>;
 pub struct Engine {
     rt: tokio::runtime::Runtime,
     core: Core,
-    host: Arc<Mutex<Option<Arc<Host>>>>,
+    host: libra_engine::control::HostSlot,
     rx: Receiver<Event>,
     tx: Sender<Event>,
     open: Arc<Mutex<Option<ChatId>>>,
@@ -78,9 +78,9 @@ impl Engine {
         let (core, slot, tx, ctx, dir) =
             (self.core.clone(), self.host.clone(), self.tx.clone(), self.ctx.clone(), self.dir.clone());
         self.rt.spawn(async move {
-            // The control socket first: the CLI works beside the app even while offline. It is
-            // restarted with the host once the network is up (forwarded `sync` needs it).
-            let mut control = tokio::spawn(libra_tools::control::serve(core.clone(), None, dir.clone()));
+            // The control socket first: the CLI works beside the app even while offline; it
+            // finds the host in the shared slot once the network is up (forwarded `sync`).
+            let control = tokio::spawn(libra_engine::control::serve(core.clone(), slot.clone(), dir.clone()));
             let any: SocketAddr = SocketAddr::new(listen.ip(), 0);
             loop {
                 let attempt = Host::new(core.clone(), HostConfig::new(listen)).or_else(|first| {
@@ -91,12 +91,9 @@ impl Engine {
                     Ok(host) => {
                         let host = Arc::new(host);
                         let addr = host.local_addr().ok();
-                        if let Ok(mut s) = slot.lock() {
+                        if let Ok(mut s) = slot.write() {
                             *s = Some(host.clone());
                         }
-                        control.abort();
-                        control =
-                            tokio::spawn(libra_tools::control::serve(core.clone(), Some(host.clone()), dir.clone()));
                         let server = host.clone();
                         tokio::spawn(async move { server.serve().await });
                         host.dial_known();
@@ -122,7 +119,9 @@ impl Engine {
                 }
                 tokio::time::sleep(NET_RETRY).await;
             }
-            let _ = control.await;
+            if let Ok(Err(e)) = control.await {
+                tracing::warn!(error = %e, "control socket unavailable");
+            }
         });
     }
 
@@ -252,7 +251,7 @@ impl Engine {
 
     /// The network host, once the network is up.
     pub fn host(&self) -> Option<Arc<Host>> {
-        self.host.lock().ok().and_then(|h| h.clone())
+        self.host.read().ok().and_then(|h| h.clone())
     }
 
     /// Where the node listens, once the network is up.

@@ -28,17 +28,19 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
     let d = data.clone();
     let e = engine.clone();
-    rt.spawn(async move { libra_tools::control::serve(e, None, d).await });
+    rt.spawn(async move { libra_engine::control::serve(e, std::sync::Arc::default(), d).await });
     std::thread::sleep(Duration::from_millis(200));
     let argv = |cmd: &[&str]| -> Vec<String> {
         ["libra", "--data", data.to_str().expect("utf-8 path")].iter().chain(cmd).map(|s| (*s).to_owned()).collect()
     };
-    for (label, cmd) in [("id", &["id"][..]), ("chats", &["chats"][..])] {
+    use libra_engine::control::{self, Request};
+    for (label, req) in [("id", Request::Id), ("chats", Request::Chats)] {
         let mut t = Vec::with_capacity(n);
         for _ in 0..n {
             let s = Instant::now();
-            let (_, code) = libra_tools::control::forward(&data, argv(cmd)).expect("forward");
-            assert_eq!(code, 0);
+            let stream = control::connect(&data).expect("a running node");
+            let reply = control::call(stream, &req).expect("forward");
+            assert_eq!(reply.code, 0);
             t.push(s.elapsed());
         }
         let (p50, p99) = pcts(t);

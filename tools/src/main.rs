@@ -2,24 +2,39 @@
 
 use std::process::ExitCode;
 
+use anyhow::Result;
 use clap::Parser;
+use libra_engine::control::{self, Request};
+use libra_engine::engine::EngineError;
 use libra_engine::node::NodeError;
 use libra_engine::store::StoreError;
-use libra_tools::{cli, commands, control};
+use libra_tools::{cli, commands};
 
 /// Whether the command failed only because a running node holds the store.
 fn locked(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Locked(_)))
             || matches!(c.downcast_ref::<NodeError>(), Some(NodeError::Store(StoreError::Locked(_))))
+            || matches!(
+                c.downcast_ref::<EngineError>(),
+                Some(EngineError::Node(NodeError::Store(StoreError::Locked(_))))
+            )
     })
+}
+
+/// Sends a request to the node running on `dir`.
+fn forward(dir: &std::path::Path, req: &Request) -> Result<control::Reply> {
+    let stream = control::connect(dir).ok_or_else(|| {
+        anyhow::anyhow!("the store is in use, and no running node answers at {}", dir.join(control::SOCKET).display())
+    })?;
+    Ok(control::call(stream, req)?)
 }
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let mut out = String::new();
     let dir = commands::data_dir(&args).ok();
-    let argv: Vec<String> = std::env::args().collect();
+    let req = commands::request(&args.command);
     // A running node answers on its control socket: ask it first, without touching the store
     // (opening a store another process holds only fails, and slowly).
     let running = match (&args.command, &dir) {
@@ -27,24 +42,25 @@ fn main() -> ExitCode {
         (_, Some(d)) => control::connect(d),
     };
     let mut forwarded = running.is_some();
-    let mut result = match running {
-        Some(stream) => control::forward_on(stream, argv.clone()).map(|(text, code)| {
-            out = text;
-            code
+    let mut result = match (running, &req) {
+        (Some(_), None) => Err(anyhow::anyhow!("a node is already running on this data directory")),
+        (Some(stream), Some(r)) => control::call(stream, r).map_err(Into::into).map(|reply| {
+            out = commands::show(&args, &reply);
+            reply.code
         }),
-        None => commands::run(&args, &commands::Access::Local, &mut out),
+        (None, _) => commands::run(&args, &mut out),
     };
     // A node that started between the check and the open holds the store: nothing ran
     // locally (opening the store failed first), so forwarding is safe.
     if !forwarded
         && let Err(e) = &result
         && locked(e)
-        && let Some(d) = &dir
+        && let (Some(d), Some(r)) = (&dir, &req)
     {
         forwarded = true;
-        result = control::forward(d, argv).map(|(text, code)| {
-            out = text;
-            code
+        result = forward(d, r).map(|reply| {
+            out = commands::show(&args, &reply);
+            reply.code
         });
     }
     match (&result, &args.command, &dir) {
@@ -71,29 +87,21 @@ fn main() -> ExitCode {
 fn follow(dir: &std::path::Path, chat: &str) -> ExitCode {
     let mut after = 0u64;
     loop {
-        let argv = vec![
-            "libra".to_owned(),
-            "--json".into(),
-            "chat".into(),
-            chat.to_owned(),
-            "--after".into(),
-            after.to_string(),
-        ];
-        match control::forward(dir, argv) {
-            Ok((text, 0)) => {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                    for m in v["messages"].as_array().into_iter().flatten() {
-                        if after > 0 {
-                            print!("{}", libra_tools::message_line(m));
-                        }
-                        after = after.max(m["timestamp"].as_u64().unwrap_or(0));
+        let req =
+            Request::Chat { chat: chat.to_owned(), limit: 50, mark_read: false, receipts: false, after: Some(after) };
+        match forward(dir, &req) {
+            Ok(reply) if reply.code == 0 => {
+                for m in reply.value["messages"].as_array().into_iter().flatten() {
+                    if after > 0 {
+                        print!("{}", control::message_line(m));
                     }
-                    if after == 0 {
-                        after = 1;
-                    }
+                    after = after.max(m["timestamp"].as_u64().unwrap_or(0));
+                }
+                if after == 0 {
+                    after = 1;
                 }
             }
-            Ok((_, code)) => return ExitCode::from(code),
+            Ok(reply) => return ExitCode::from(reply.code),
             Err(e) => {
                 eprintln!("error: {e:#}");
                 return ExitCode::from(2);

@@ -1,16 +1,15 @@
 //! Messaging commands: invite, contacts, send/edit/delete, chats, chat, groups.
 
+use crate::identity::UserId;
+use crate::log::EntryId;
+use crate::messenger::{ChatTarget, Invite};
+use crate::node::Node;
+use crate::store::{ChatKind, MessageView};
 use anyhow::{Result, bail};
-use libra_engine::identity::UserId;
-use libra_engine::log::EntryId;
-use libra_engine::messenger::{ChatTarget, Invite};
-use libra_engine::node::Node;
-use libra_engine::store::{ChatKind, MessageView};
 use serde_json::{Value, json};
 
-use crate::cli::{Cli, ContactCommand, GroupCommand};
-use crate::commands::{Access, print};
-use crate::render;
+use super::render;
+use super::{ContactCommand, Cx, GroupCommand, Out};
 
 fn name_of(node: &Node, user: &Option<UserId>) -> String {
     let Some(u) = user else { return "unknown".into() };
@@ -27,7 +26,7 @@ fn name_of(node: &Node, user: &Option<UserId>) -> String {
 fn message_json(node: &Node, m: &MessageView) -> Value {
     json!({
         "id": m.id.to_hex(),
-        "time": render::time(libra_engine::clock::physical_ms(m.timestamp)),
+        "time": render::time(crate::clock::physical_ms(m.timestamp)),
         "timestamp": m.timestamp,
         "from": name_of(node, &m.user),
         "user": m.user.map(|u| u.to_string()),
@@ -90,52 +89,36 @@ fn users(node: &Node, names: &[String]) -> Result<Vec<UserId>> {
         .collect()
 }
 
-pub fn invite(args: &Cli, access: &Access, out: &mut String, address: Option<&str>, qr: bool) -> Result<u8> {
+pub fn invite(cx: &Cx, out: &mut Out, address: Option<&str>) -> Result<u8> {
     if let Some(a) = address {
-        libra_engine::net::check_address(a)?;
+        crate::net::check_address(a)?;
     }
-    let inv = access.write(args, |n| Ok(n.invite(address.map(str::to_owned))?))?;
+    let inv = cx.write(|n| Ok(n.invite(address.map(str::to_owned))?))?;
     let text = inv.to_text();
     let v = json!({ "invite": text, "name": inv.card.name, "user_id": inv.user().to_string(), "devices": inv.card.certs.len(), "address": inv.address });
-    print(args, out, &v, || {
-        let mut s = format!("{text}\n");
-        if qr {
-            match qrcode::QrCode::new(text.as_bytes()) {
-                Ok(code) => {
-                    s.push('\n');
-                    s.push_str(&code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
-                    s.push('\n');
-                }
-                Err(e) => s.push_str(&format!("(no QR code: {e})\n")),
-            }
-        }
-        s
-    });
+    out.set(&v, || format!("{text}\n"));
     Ok(0)
 }
 
-pub fn contact(args: &Cli, access: &Access, out: &mut String, cmd: &ContactCommand) -> Result<u8> {
+pub fn contact(cx: &Cx, out: &mut Out, cmd: &ContactCommand) -> Result<u8> {
     match cmd {
         ContactCommand::Add { invite, name } => {
             let inv = Invite::parse(invite)?;
-            let user = access.write(args, |n| Ok(n.add_contact(&inv, name.as_deref())?))?;
+            let user = cx.write(|n| Ok(n.add_contact(&inv, name.as_deref())?))?;
             let shown = name.clone().unwrap_or(inv.card.name.clone());
-            print(
-                args,
-                out,
-                &json!({ "added": user.to_string(), "name": shown, "devices": inv.card.certs.len() }),
-                || format!("added {shown} ({})\n", user.short()),
-            );
+            out.set(&json!({ "added": user.to_string(), "name": shown, "devices": inv.card.certs.len() }), || {
+                format!("added {shown} ({})\n", user.short())
+            });
         }
         ContactCommand::List => {
-            let rows: Vec<Value> = access.read(args, |n| {
+            let rows: Vec<Value> = cx.read(|n| {
                 Ok(n.store
                     .contacts()?
                     .iter()
                     .map(|(u, c)| json!({ "name": c.name, "user_id": u.to_string(), "short": u.short(), "devices": c.certs.len() }))
                     .collect())
             })?;
-            print(args, out, &json!(rows), || {
+            out.set(&json!(rows), || {
                 if rows.is_empty() {
                     return "no contacts yet: `libra contact add INVITE`\n".into();
                 }
@@ -155,34 +138,20 @@ pub fn contact(args: &Cli, access: &Access, out: &mut String, cmd: &ContactComma
     Ok(0)
 }
 
-pub fn send(
-    args: &Cli,
-    access: &Access,
-    out: &mut String,
-    chat: &str,
-    text: &str,
-    reply_to: Option<&str>,
-) -> Result<u8> {
-    let (entry, title) = access.write(args, |n| {
+pub fn send(cx: &Cx, out: &mut Out, chat: &str, text: &str, reply_to: Option<&str>) -> Result<u8> {
+    let (entry, title) = cx.write(|n| {
         let target = n.chat(chat)?;
         let reply = reply_to.map(|r| find_message(n, &target, r)).transpose()?;
         Ok((n.send(&target, text, reply)?, target.title))
     })?;
-    print(args, out, &json!({ "id": entry.id.to_hex(), "chat": title, "delivery": "sent" }), || {
+    out.set(&json!({ "id": entry.id.to_hex(), "chat": title, "delivery": "sent" }), || {
         format!("sent to {title} ({})\n", &entry.id.to_hex()[..8])
     });
     Ok(0)
 }
 
-pub fn edit(
-    args: &Cli,
-    access: &Access,
-    out: &mut String,
-    chat: &str,
-    message: &str,
-    text: Option<&str>,
-) -> Result<u8> {
-    let id = access.write(args, |n| {
+pub fn edit(cx: &Cx, out: &mut Out, chat: &str, message: &str, text: Option<&str>) -> Result<u8> {
+    let id = cx.write(|n| {
         let target = n.chat(chat)?;
         let id = find_message(n, &target, message)?;
         match text {
@@ -192,12 +161,12 @@ pub fn edit(
         Ok(id)
     })?;
     let what = if text.is_some() { "edited" } else { "deleted" };
-    print(args, out, &json!({ what: id.to_hex() }), || format!("{what} {}\n", &id.to_hex()[..8]));
+    out.set(&json!({ what: id.to_hex() }), || format!("{what} {}\n", &id.to_hex()[..8]));
     Ok(0)
 }
 
-pub fn chats(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
-    let rows: Vec<Value> = access.read(args, |n| {
+pub fn chats(cx: &Cx, out: &mut Out) -> Result<u8> {
+    let rows: Vec<Value> = cx.read(|n| {
         Ok(n.store
             .chats()?
             .iter()
@@ -216,7 +185,7 @@ pub fn chats(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
             })
             .collect())
     })?;
-    print(args, out, &json!(rows), || {
+    out.set(&json!(rows), || {
         if rows.is_empty() {
             return "no chats yet: `libra send CONTACT TEXT` starts one\n".into();
         }
@@ -238,9 +207,8 @@ pub fn chats(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
 
 #[allow(clippy::too_many_arguments)]
 pub fn chat(
-    args: &Cli,
-    access: &Access,
-    out: &mut String,
+    cx: &Cx,
+    out: &mut Out,
     chat: &str,
     limit: usize,
     mark_read: bool,
@@ -248,12 +216,12 @@ pub fn chat(
     after: Option<u64>,
 ) -> Result<u8> {
     if mark_read {
-        access.write(args, |n| {
+        cx.write(|n| {
             let t = n.chat(chat)?;
             Ok(n.mark_read(&t, receipts)?)
         })?;
     }
-    let (title, rows): (String, Vec<Value>) = access.read(args, |n| {
+    let (title, rows): (String, Vec<Value>) = cx.read(|n| {
         let t = n.chat(chat)?;
         let msgs = n.store.messages(&t.chat, limit)?;
         Ok((
@@ -261,7 +229,7 @@ pub fn chat(
             msgs.iter().filter(|m| after.is_none_or(|a| m.timestamp > a)).map(|m| message_json(n, m)).collect(),
         ))
     })?;
-    print(args, out, &json!({ "chat": title, "messages": rows }), || {
+    out.set(&json!({ "chat": title, "messages": rows }), || {
         let mut s = if after.is_none() { format!("— {title} —\n") } else { String::new() };
         for r in &rows {
             s += &message_line(r);
@@ -274,8 +242,8 @@ pub fn chat(
     Ok(0)
 }
 
-pub fn group(args: &Cli, access: &Access, out: &mut String, cmd: &GroupCommand) -> Result<u8> {
-    let (what, title) = access.write(args, |n| match cmd {
+pub fn group(cx: &Cx, out: &mut Out, cmd: &GroupCommand) -> Result<u8> {
+    let (what, title) = cx.write(|n| match cmd {
         GroupCommand::Create { name, members } => {
             let m = users(n, members)?;
             let t = n.group_create(name, &m)?;
@@ -293,6 +261,6 @@ pub fn group(args: &Cli, access: &Access, out: &mut String, cmd: &GroupCommand) 
             Ok(("left", t.title))
         }
     })?;
-    print(args, out, &json!({ "group": title, "done": what }), || format!("{what} {title}\n"));
+    out.set(&json!({ "group": title, "done": what }), || format!("{what} {title}\n"));
     Ok(0)
 }

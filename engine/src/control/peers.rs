@@ -3,50 +3,28 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::node::Node;
+use crate::store::PeerRecord;
+use crate::text;
 use anyhow::{Context, Result, bail};
-use libra_engine::engine::Engine;
-use libra_engine::net::{Host, HostConfig};
-use libra_engine::node::Node;
-use libra_engine::store::PeerRecord;
-use libra_engine::text;
 use serde_json::{Value, json};
 
-use crate::cli::Cli;
-use crate::commands::{Access, data_dir, print};
-use crate::render;
-
-fn open(args: &Cli) -> Result<Node> {
-    Ok(Node::open(&data_dir(args)?)?)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
-}
+use super::render;
+use super::{Cx, Out};
 
 fn device_key(id: &str) -> Result<[u8; 32]> {
     text::decode_id(id).map(|(_, k)| k).with_context(|| format!("'{id}' is not a Libra id (ld… or lu…)"))
 }
 
-pub fn allow(args: &Cli, access: &Access, out: &mut String, id: &str, address: Option<&str>) -> Result<u8> {
+pub fn allow(cx: &Cx, out: &mut Out, id: &str, address: Option<&str>) -> Result<u8> {
     let key = device_key(id)?;
     if let Some(a) = address {
-        libra_engine::net::check_address(a)?;
+        crate::net::check_address(a)?;
     }
     let address = address.map(str::to_owned);
-    match access {
-        // A running node must learn of it at once: its handshake checks read the allow-list.
-        Access::Remote { engine, .. } => engine.allow(key, address.clone())?,
-        Access::Local => {
-            let node = open(args)?;
-            let mut rec = node.store.peer(&key)?.unwrap_or_default();
-            rec.allowed = true;
-            if let Some(a) = &address {
-                rec.remember_address(a, libra_engine::store::AddressSource::Typed);
-            }
-            node.store.set_peer(&key, &rec, true)?;
-        }
-    }
-    print(args, out, &json!({ "allowed": id, "address": address }), || format!("allowed {id}\n"));
+    // A running node learns of it at once: its handshake checks read the allow-list.
+    cx.engine.allow(key, address.clone())?;
+    out.set(&json!({ "allowed": id, "address": address }), || format!("allowed {id}\n"));
     Ok(0)
 }
 
@@ -65,13 +43,10 @@ fn peer_json(node: &Node, key: &[u8; 32], r: &PeerRecord, online: Option<bool>) 
     })
 }
 
-pub fn peers(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
+pub fn peers(cx: &Cx, out: &mut Out) -> Result<u8> {
     // Online status is known only to a running node.
-    let online = match access {
-        Access::Remote { engine, .. } => Some(engine.online()),
-        Access::Local => None,
-    };
-    let rows: Vec<Value> = access.read(args, |node| {
+    let online = cx.running.then(|| cx.engine.online());
+    let rows: Vec<Value> = cx.read(|node| {
         Ok(node
             .store
             .peers()?
@@ -79,7 +54,7 @@ pub fn peers(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
             .map(|(k, r)| peer_json(node, k, r, online.as_ref().map(|o| o.contains_key(k))))
             .collect())
     })?;
-    print(args, out, &json!(rows), || {
+    out.set(&json!(rows), || {
         if rows.is_empty() {
             return "no peers yet: `libra peer allow ID` adds one\n".into();
         }
@@ -110,39 +85,26 @@ pub fn peers(args: &Cli, access: &Access, out: &mut String) -> Result<u8> {
     Ok(0)
 }
 
-pub fn sync(args: &Cli, access: &Access, out: &mut String, target: &str, peer: Option<&str>) -> Result<u8> {
-    let (addr, expected) = access.read(args, |node| resolve(node, target, peer))?;
-    let outcome = match access {
-        Access::Remote { host: None, .. } => bail!("the running node is offline (its network could not start)"),
-        Access::Remote { host: Some(host), .. } => {
-            // Forwarded commands run on a blocking thread of the node's runtime.
-            let handle = tokio::runtime::Handle::current();
-            handle.block_on(async {
-                tokio::time::timeout(Duration::from_secs(120), host.connect(addr, expected, false)).await
-            })
-        }
-        Access::Local => {
-            let engine = Engine::start(open(args)?);
-            let rt = runtime()?;
-            rt.block_on(async {
-                let host = Host::new(engine, HostConfig::new("0.0.0.0:0".parse().expect("literal")))?;
-                let r = tokio::time::timeout(Duration::from_secs(120), host.connect(addr, expected, false)).await;
-                host.shutdown().await;
-                Ok::<_, anyhow::Error>(r)
-            })?
-        }
+pub fn sync(cx: &Cx, out: &mut Out, target: &str, peer: Option<&str>) -> Result<u8> {
+    let (addr, expected) = cx.read(|node| resolve(node, target, peer))?;
+    let Some(host) = cx.host.clone() else {
+        bail!("the running node is offline (its network could not start)");
     };
+    // Commands run on a blocking thread of the node's runtime.
+    let handle = tokio::runtime::Handle::current();
+    let outcome = handle
+        .block_on(async { tokio::time::timeout(Duration::from_secs(120), host.connect(addr, expected, false)).await });
     let out_ = match outcome {
         Ok(r) => r?,
         Err(_) => bail!("the sync did not finish within 120 s"),
     };
-    report(args, out, &out_)
+    report(out, &out_)
 }
 
 /// `HOST:PORT` (a name or an IP address) to the first socket address it resolves to.
 fn lookup(a: &str) -> Result<SocketAddr> {
     use std::net::ToSocketAddrs;
-    libra_engine::net::check_address(a)?;
+    crate::net::check_address(a)?;
     a.to_socket_addrs()
         .with_context(|| format!("could not resolve '{a}'"))?
         .next()
@@ -168,7 +130,7 @@ fn resolve(node: &Node, target: &str, peer: Option<&str>) -> Result<(SocketAddr,
     Ok((addr, expected))
 }
 
-fn report(args: &Cli, text_out: &mut String, out: &libra_engine::net::Outcome) -> Result<u8> {
+fn report(text_out: &mut Out, out: &crate::net::Outcome) -> Result<u8> {
     let v = json!({
         "synced": out.synced,
         "entries_in": out.entries_in,
@@ -178,7 +140,7 @@ fn report(args: &Cli, text_out: &mut String, out: &libra_engine::net::Outcome) -
         "rounds": out.rounds,
         "forks_seen": out.forks,
     });
-    print(args, text_out, &v, || {
+    text_out.set(&v, || {
         format!(
             "{}: received {} entries, sent {} ({} B in, {} B out, {} reconcile rounds)\n",
             if out.synced { "in sync" } else { "incomplete" },
@@ -190,32 +152,4 @@ fn report(args: &Cli, text_out: &mut String, out: &libra_engine::net::Outcome) -
         )
     });
     Ok(if out.synced { 0 } else { 1 })
-}
-
-pub fn serve(args: &Cli, listen: &str) -> Result<u8> {
-    let listen: SocketAddr = listen.parse().with_context(|| format!("'{listen}' is not HOST:PORT"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let dir = data_dir(args)?;
-    let engine = Engine::start(open(args)?);
-    let rt = runtime()?;
-    rt.block_on(async move {
-        let host = std::sync::Arc::new(Host::new(engine.clone(), HostConfig::new(listen))?);
-        // The bound address goes to the user's terminal only, never into logs or to peers.
-        println!("listening on {}", host.local_addr()?);
-        println!("device {}", libra_engine::identity::DeviceId(libra_engine::codec::Bytes(host.device())));
-        host.dial_known();
-        let control = tokio::spawn(crate::control::serve(engine.clone(), Some(host.clone()), dir));
-        let server = host.clone();
-        tokio::select! {
-            () = server.serve() => {}
-            _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
-        }
-        control.abort();
-        host.shutdown().await;
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(0)
 }

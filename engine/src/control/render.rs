@@ -1,10 +1,10 @@
 //! Turning engine values into text and JSON for people and scripts.
 
-use libra_engine::identity::{DeviceId, UserId};
-use libra_engine::log::Entry;
-use libra_engine::payload::Payload;
-use libra_engine::projection::TrustView;
-use libra_engine::{clock, codec::Bytes};
+use crate::identity::{DeviceId, UserId};
+use crate::log::Entry;
+use crate::payload::Payload;
+use crate::projection::TrustView;
+use crate::{clock, codec::Bytes};
 use serde_json::{Value, json};
 
 /// The text form of a log author: a user id, a device id, or raw hex if the trust view does not

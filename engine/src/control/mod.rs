@@ -1,0 +1,221 @@
+//! The control channel: typed requests a front end sends to a running engine, and their
+//! replies. While a node runs (`libra serve`, the app), the `libra` CLI sends each command here
+//! instead of opening the (locked) store; run locally, the CLI carries out the same requests on
+//! an engine it opened itself, so a command means the same either way.
+//!
+//! Transport: `<data>/control.sock`, a Unix domain socket, mode 0600 inside the 0700 data
+//! directory, so only the owner can use it. One request per connection: a JSON line
+//! `{"request": …}`, answered by `{"value": …, "text": "…", "code": n}` or `{"error": "…"}`.
+
+mod chat;
+mod exec;
+mod peers;
+pub mod render;
+
+pub use chat::message_line;
+pub use exec::{identity_json, identity_text};
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::engine::Engine;
+use crate::net::Host;
+use crate::node::Node;
+
+pub const SOCKET: &str = "control.sock";
+/// Largest request accepted.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// What a front end asks of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Id,
+    Log(LogCommand),
+    Sync { target: String, peer: Option<String> },
+    Peers,
+    PeerAllow { id: String, address: Option<String> },
+    Invite { with_address: Option<String> },
+    Contact(ContactCommand),
+    Send { chat: String, text: String, reply_to: Option<String> },
+    Edit { chat: String, message: String, text: String },
+    Delete { chat: String, message: String },
+    Chats,
+    Chat { chat: String, limit: usize, mark_read: bool, receipts: bool, after: Option<u64> },
+    Group(GroupCommand),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogCommand {
+    List,
+    Show { author: String, from: u64, limit: usize },
+    Verify,
+    Replay { author: String },
+    Forks,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContactCommand {
+    Add { invite: String, name: Option<String> },
+    List,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupCommand {
+    Create { name: String, members: Vec<String> },
+    Add { group: String, members: Vec<String> },
+    Leave { group: String },
+}
+
+/// A reply: the structured value (what `--json` prints), its text rendering, and the exit status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub value: Value,
+    pub text: String,
+    pub code: u8,
+}
+
+/// Why a request failed (its text is what the CLI prints after `error:`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ControlError(pub String);
+
+/// Where the network host is, once (and if) it is up.
+pub type HostSlot = Arc<RwLock<Option<Arc<Host>>>>;
+
+/// What a request runs against.
+pub struct Cx {
+    pub engine: Engine,
+    pub host: Option<Arc<Host>>,
+    /// A running node (rather than the CLI's own engine): it knows who is online.
+    pub running: bool,
+}
+
+impl Cx {
+    fn read<R>(&self, f: impl FnOnce(&Node) -> anyhow::Result<R>) -> anyhow::Result<R> {
+        self.engine.read(f)?
+    }
+    fn write<R>(&self, f: impl FnOnce(&mut Node) -> anyhow::Result<R>) -> anyhow::Result<R> {
+        self.engine.write_here(f)?
+    }
+}
+
+/// A command's output while it is being built.
+#[derive(Default)]
+pub struct Out {
+    value: Value,
+    text: String,
+}
+
+impl Out {
+    fn set(&mut self, value: &Value, text: impl FnOnce() -> String) {
+        self.value = value.clone();
+        self.text = text();
+    }
+}
+
+/// Carries out a request. Blocking (a `sync` waits for its session): call it off the async
+/// runtime's workers, on a thread of a runtime (`spawn_blocking`) when it may sync.
+pub fn execute(cx: &Cx, req: &Request) -> Result<Reply, ControlError> {
+    let mut out = Out::default();
+    match exec::run(cx, &mut out, req) {
+        Ok(code) => Ok(Reply { value: out.value, text: out.text, code }),
+        Err(e) => Err(ControlError(format!("{e:#}"))),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    request: Request,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Answer {
+    Ok(Reply),
+    Err { error: String },
+}
+
+/// Serves the control socket of the node in `dir` until the task is dropped.
+#[cfg(unix)]
+pub async fn serve(engine: Engine, host: HostSlot, dir: PathBuf) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let path = dir.join(SOCKET);
+    // We hold the store lock, so a socket file left here is stale from a crash.
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let (engine, host) = (engine.clone(), host.read().ok().and_then(|h| h.clone()));
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let mut line = String::new();
+            if BufReader::new(r.take(MAX_REQUEST)).read_line(&mut line).await.is_err() {
+                return;
+            }
+            let answer = match serde_json::from_str::<Envelope>(&line) {
+                Ok(env) => {
+                    let cx = Cx { engine, host, running: true };
+                    tokio::task::spawn_blocking(move || execute(&cx, &env.request))
+                        .await
+                        .unwrap_or_else(|e| Err(ControlError(e.to_string())))
+                }
+                Err(e) => Err(ControlError(format!("bad request: {e}"))),
+            };
+            let answer = match answer {
+                Ok(r) => Answer::Ok(r),
+                Err(e) => Answer::Err { error: e.0 },
+            };
+            let mut text = serde_json::to_string(&answer).unwrap_or_default();
+            text.push('\n');
+            let _ = w.write_all(text.as_bytes()).await;
+        });
+    }
+}
+
+#[cfg(not(unix))]
+pub async fn serve(_engine: Engine, _host: HostSlot, _dir: PathBuf) -> std::io::Result<()> {
+    // Windows: a named pipe with an owner-only ACL is the planned equivalent.
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// A connection to the node running on `dir`, if one answers there.
+#[cfg(unix)]
+pub fn connect(dir: &Path) -> Option<std::os::unix::net::UnixStream> {
+    std::os::unix::net::UnixStream::connect(dir.join(SOCKET)).ok()
+}
+
+#[cfg(not(unix))]
+pub fn connect(_dir: &Path) -> Option<std::convert::Infallible> {
+    None
+}
+
+/// Sends `req` over a connection from [`connect`] and waits (at most 180 s) for the reply.
+#[cfg(unix)]
+pub fn call(mut stream: std::os::unix::net::UnixStream, req: &Request) -> Result<Reply, ControlError> {
+    use std::io::{BufRead, BufReader, Write};
+    let io = |e: std::io::Error| ControlError(format!("talking to the running node: {e}"));
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(180))).map_err(io)?;
+    let mut line =
+        serde_json::to_string(&Envelope { request: req.clone() }).map_err(|e| ControlError(e.to_string()))?;
+    line.push('\n');
+    stream.write_all(line.as_bytes()).map_err(io)?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).map_err(io)?;
+    match serde_json::from_str::<Answer>(&answer) {
+        Ok(Answer::Ok(r)) => Ok(r),
+        Ok(Answer::Err { error }) => Err(ControlError(error)),
+        Err(e) => Err(ControlError(format!("the running node's answer is not valid: {e}"))),
+    }
+}
+
+#[cfg(not(unix))]
+pub fn call(never: std::convert::Infallible, _req: &Request) -> Result<Reply, ControlError> {
+    match never {}
+}
