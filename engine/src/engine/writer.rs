@@ -99,10 +99,29 @@ fn group(shared: &Shared, jobs: Vec<Job>) {
     }
 }
 
-/// Runs one group: `run` writes on the node under the write lock, messages it stored are
-/// acknowledged in the same group, then one fsync outside the lock. `Err` describes a failed
-/// write or fsync (or a store that could not be reopened, in which case `run` never ran).
+/// Runs one group, then — if it stored messages from others — a group that acknowledges them.
+/// The acks come after the first group's fsync, not inside its lock: what arrived is readable
+/// (and its `Stored` event out) before the acks are sealed, which costs three key agreements.
 pub(crate) fn run_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<(), String> {
+    let r = run_one_group(shared, run);
+    let pending = shared.node.read().ok().and_then(|g| g.as_ref().map(|n| n.store.has_new_messages())).unwrap_or(false);
+    if pending {
+        let acked = run_one_group(shared, |n| {
+            if let Err(e) = n.acknowledge() {
+                tracing::warn!(error = %e, "could not acknowledge received messages");
+            }
+        });
+        if let Err(e) = acked {
+            tracing::warn!(error = %e, "acknowledgements not saved; they are retried at the next start");
+        }
+    }
+    r
+}
+
+/// Runs one group: `run` writes on the node under the write lock, then one fsync outside the
+/// lock. `Err` describes a failed
+/// write or fsync (or a store that could not be reopened, in which case `run` never ran).
+fn run_one_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<(), String> {
     if shared.stopped.load(Ordering::SeqCst) {
         return Err("the engine has stopped".into());
     }
@@ -114,12 +133,6 @@ pub(crate) fn run_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<
         return Err("the store could not be reopened".into());
     };
     run(node);
-    // Messages from others stored by this group are acknowledged in it: the acks share its fsync.
-    if !node.store.failed()
-        && let Err(e) = node.acknowledge()
-    {
-        tracing::warn!(error = %e, "could not acknowledge received messages");
-    }
     let changed = node.store.take_changed();
     let interest = node.store.take_peers_changed();
     if interest {

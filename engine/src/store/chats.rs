@@ -156,6 +156,11 @@ impl Store {
         Ok(())
     }
 
+    /// Whether messages from others were stored since the last `take_new_messages`.
+    pub fn has_new_messages(&self) -> bool {
+        !self.new_messages.is_empty()
+    }
+
     /// Messages from others stored since the last call (for acknowledgements).
     pub fn take_new_messages(&mut self) -> Vec<NewMessage> {
         std::mem::take(&mut self.new_messages)
