@@ -39,6 +39,9 @@ pub enum EngineError {
     Messenger(#[from] crate::messenger::MessengerError),
 }
 
+/// How long after start the acknowledgements a crash left pending are sent.
+const START_ACK_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Ingests of at least this many entries verify their signatures before taking the lock.
 const PREVERIFY_FROM: usize = 256;
 
@@ -138,15 +141,25 @@ impl Engine {
         let engine =
             Engine { shared, closer: Arc::new(Closer { jobs: Mutex::new(Some(tx)), thread: Mutex::new(thread) }) };
         // Messages a crash (or an older version) left unacknowledged: the pending marks, not
-        // the history. Queued, so start-up does not wait for it.
-        engine.submit(
-            |n| {
-                if let Err(e) = n.acknowledge_all() {
-                    tracing::warn!(error = %e, "could not acknowledge messages received before this start");
-                }
-            },
-            |_| {},
-        );
+        // the history. A moment after start, so the first screen does not wait behind it.
+        // Weak: a node closed meanwhile is not kept open for this.
+        let (shared, closer) = (engine.shared.clone(), Arc::downgrade(&engine.closer));
+        let spawned = std::thread::Builder::new().name("libra-start-acks".into()).spawn(move || {
+            std::thread::sleep(START_ACK_DELAY);
+            let Some(closer) = closer.upgrade() else { return };
+            let later = Engine { shared, closer };
+            later.submit(
+                |n| {
+                    if let Err(e) = n.acknowledge_all() {
+                        tracing::warn!(error = %e, "could not acknowledge messages received before this start");
+                    }
+                },
+                |_| {},
+            );
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not schedule the start-up acknowledgements");
+        }
         engine
     }
 
