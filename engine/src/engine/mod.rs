@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     online: Mutex<BTreeMap<[u8; 32], (SocketAddr, usize)>>,
     /// The writer has stopped: later writes are refused, never a reopened store.
     stopped: AtomicBool,
+    /// Jobs sent to the writer and not yet taken.
+    queued: std::sync::atomic::AtomicUsize,
 }
 
 /// A handle on the engine. Cheap to clone; the node closes when the last handle is dropped or
@@ -127,6 +129,7 @@ impl Engine {
             durable,
             online: Mutex::new(BTreeMap::new()),
             stopped: AtomicBool::new(false),
+            queued: std::sync::atomic::AtomicUsize::new(0),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let w = shared.clone();
@@ -190,7 +193,9 @@ impl Engine {
         let jobs = self.closer.jobs.lock().map_err(|_| ()).ok();
         match jobs.as_ref().and_then(|j| j.as_ref()) {
             Some(tx) => {
+                self.shared.queued.fetch_add(1, Ordering::SeqCst);
                 if let Err(std::sync::mpsc::SendError(job)) = tx.send(job) {
+                    self.shared.queued.fetch_sub(1, Ordering::SeqCst);
                     writer::refuse(job, EngineError::Stopped);
                 }
             }

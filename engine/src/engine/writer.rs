@@ -64,6 +64,7 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        shared.queued.fetch_sub(jobs.len(), Ordering::SeqCst);
         group(shared, jobs);
     }
     shared.stopped.store(true, Ordering::SeqCst);
@@ -105,7 +106,9 @@ fn group(shared: &Shared, jobs: Vec<Job>) {
 pub(crate) fn run_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<(), String> {
     let r = run_one_group(shared, run);
     let pending = shared.node.read().ok().and_then(|g| g.as_ref().map(|n| n.store.has_new_messages())).unwrap_or(false);
-    if pending {
+    // While more writes wait, the acks wait for them: one ack per chat and sender covers what
+    // several groups stored (the last group before the queue empties sends them).
+    if pending && shared.queued.load(Ordering::SeqCst) == 0 {
         let acked = run_one_group(shared, |n| {
             if let Err(e) = n.acknowledge() {
                 tracing::warn!(error = %e, "could not acknowledge received messages");
