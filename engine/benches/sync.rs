@@ -140,7 +140,9 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
         tokio::spawn(async move { live.connect(addr, Some(a_device), true).await });
         tokio::time::sleep(Duration::from_millis(300)).await;
         let author = a_device;
-        let base = hb.with_node(|n| n.store.head(&author).map_or(0, |h| h.seq));
+        // Sampling reads (never a write group: that would fsync B at every sample).
+        let at_b = || hb.engine().read(|n| n.store.head(&author).map_or(0, |h| h.seq)).expect("read");
+        let base = at_b();
         let appended: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
         let writer = {
             let ha = ha.clone();
@@ -163,7 +165,7 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
         let mut seen: Vec<Instant> = Vec::with_capacity(live_n);
         let deadline = Instant::now() + Duration::from_secs(120);
         while seen.len() < live_n && Instant::now() < deadline {
-            let head = hb.with_node(|n| n.store.head(&author).map_or(0, |h| h.seq)) - base;
+            let head = at_b() - base;
             let now = Instant::now();
             while (seen.len() as u64) < head {
                 seen.push(now);
