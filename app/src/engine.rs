@@ -96,7 +96,7 @@ impl Engine {
                         }
                         let server = host.clone();
                         tokio::spawn(async move { server.serve().await });
-                        host.dial_known();
+                        host.run_dialers();
                         addr.map_or_else(|| NetStatus::Offline("no local address".into()), NetStatus::Listening)
                     }
                     Err(e) => NetStatus::Offline(offline_reason(listen, &e)),

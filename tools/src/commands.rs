@@ -208,7 +208,7 @@ fn serve(args: &Cli, listen: &str) -> Result<u8> {
         // The bound address goes to the user's terminal only, never into logs or to peers.
         println!("listening on {}", host.local_addr()?);
         println!("device {}", libra_engine::identity::DeviceId(libra_engine::codec::Bytes(host.device())));
-        host.dial_known();
+        host.run_dialers();
         let slot: control::HostSlot = Arc::new(std::sync::RwLock::new(Some(host.clone())));
         let control = tokio::spawn(control::serve(engine.clone(), slot, dir));
         let server = host.clone();

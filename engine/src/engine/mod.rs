@@ -54,8 +54,6 @@ pub(crate) struct Shared {
     /// `None` only while the store is being reopened after a failed write.
     node: RwLock<Option<Node>>,
     events: tokio::sync::broadcast::Sender<Event>,
-    /// Bumped after every fsync that made new entries durable.
-    durable: tokio::sync::watch::Sender<u64>,
     device: [u8; 32],
     allowed: RwLock<BTreeSet<[u8; 32]>>,
     /// Unexpired invites exist: strangers may finish the handshake to introduce themselves.
@@ -118,7 +116,6 @@ impl Engine {
     pub fn start(mut node: Node) -> Engine {
         node.store.set_grouped(true);
         let (events, _) = tokio::sync::broadcast::channel(EVENT_BACKLOG);
-        let (durable, _) = tokio::sync::watch::channel(0);
         let shared = Arc::new(Shared {
             dir: node.dir.clone(),
             device: *node.device_id().as_bytes(),
@@ -126,7 +123,6 @@ impl Engine {
             intro_open: AtomicBool::new(node.store.has_open_invites(crate::clock::wall_ms()).unwrap_or(false)),
             node: RwLock::new(Some(node)),
             events,
-            durable,
             online: Mutex::new(BTreeMap::new()),
             stopped: AtomicBool::new(false),
             queued: std::sync::atomic::AtomicUsize::new(0),
@@ -245,23 +241,21 @@ impl Engine {
     /// Signatures are verified first, on a blocking thread and outside the node lock, so the
     /// write group holds the lock only for the rest (readers and other writes wait less).
     pub async fn ingest(&self, entries: Vec<Entry>) -> Result<IngestReport, EngineError> {
-        if entries.len() < PREVERIFY_FROM {
-            // A few entries: a thread hop would cost more latency than the lock time it saves.
-            return self
-                .write_async(move |n| n.store.ingest(entries, crate::clock::wall_ms()))
-                .await?
-                .map_err(Into::into);
-        }
-        let (entries, verified) = tokio::task::spawn_blocking(move || {
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let refs: Vec<&Entry> = entries.iter().collect();
-            let bad: BTreeSet<usize> = crate::log::verify_many(&refs, threads).into_iter().collect();
-            let verified: BTreeSet<crate::log::EntryId> =
-                entries.iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, e)| e.id).collect();
-            (entries, verified)
-        })
-        .await
-        .map_err(|e| EngineError::Panicked(e.to_string()))?;
+        // A few entries: a thread hop would cost more latency than the lock time it saves.
+        let (entries, verified) = if entries.len() < PREVERIFY_FROM {
+            (entries, BTreeSet::new())
+        } else {
+            tokio::task::spawn_blocking(move || {
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let refs: Vec<&Entry> = entries.iter().collect();
+                let bad: BTreeSet<usize> = crate::log::verify_many(&refs, threads).into_iter().collect();
+                let verified: BTreeSet<crate::log::EntryId> =
+                    entries.iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, e)| e.id).collect();
+                (entries, verified)
+            })
+            .await
+            .map_err(|e| EngineError::Panicked(e.to_string()))?
+        };
         self.write_async(move |n| n.store.ingest_preverified(entries, crate::clock::wall_ms(), &verified))
             .await?
             .map_err(Into::into)
@@ -283,11 +277,6 @@ impl Engine {
     /// Every event from now on.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
         self.shared.events.subscribe()
-    }
-
-    /// A receiver that changes after every fsync that made new entries durable.
-    pub fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.shared.durable.subscribe()
     }
 
     pub(crate) fn emit(&self, e: Event) {

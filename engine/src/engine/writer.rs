@@ -166,7 +166,6 @@ fn run_one_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<(), Str
                 n.store.mark_durable(generation);
             }
             if !changed.is_empty() {
-                shared.durable.send_modify(|v| *v = v.wrapping_add(1));
                 let _ = shared.events.send(Event::Stored { logs: changed });
             }
             if interest {

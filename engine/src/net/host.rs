@@ -129,12 +129,6 @@ impl Host {
         sync_protocol::session(&self.engine, conn, true, live, self.limits).await
     }
 
-    /// Keeps a live session with every allowed peer that has a known address (see
-    /// [`Host::run_dialers`]; kept for callers that started dialling this way).
-    pub fn dial_known(self: &Arc<Self>) {
-        self.run_dialers();
-    }
-
     /// Peers connected right now, with the address in use (local knowledge only).
     pub fn online(&self) -> BTreeMap<[u8; 32], SocketAddr> {
         self.engine.online()

@@ -27,6 +27,15 @@ enum Answer {
     Granted(Result<(), LocalError>),
 }
 
+/// An engine write's outcome and the write's own, as the connection takes them.
+fn flat<T>(r: Result<Result<T, impl std::fmt::Display>, impl std::fmt::Display>) -> Result<T, LocalError> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(LocalError(e.to_string())),
+        Err(e) => Err(LocalError(e.to_string())),
+    }
+}
+
 type Pending = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
 fn start(engine: &Engine, effect: Effect, peer: [u8; 32]) -> Pending {
@@ -37,20 +46,10 @@ fn start(engine: &Engine, effect: Effect, peer: [u8; 32]) -> Pending {
             Answer::Ingested(r)
         }),
         Effect::Introduce { token, card } => Box::pin(async move {
-            let r = engine.write_async(move |n| n.accept_introduction(&token, &card, &peer)).await;
-            Answer::Introduced(match r {
-                Ok(Ok(ok)) => Ok(ok),
-                Ok(Err(e)) => Err(LocalError(e.to_string())),
-                Err(e) => Err(LocalError(e.to_string())),
-            })
+            Answer::Introduced(flat(engine.write_async(move |n| n.accept_introduction(&token, &card, &peer)).await))
         }),
         Effect::Grants(tags) => Box::pin(async move {
-            let r = engine.write_async(move |n| n.receive_grants(&peer, &tags)).await;
-            Answer::Granted(match r {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(LocalError(e.to_string())),
-                Err(e) => Err(LocalError(e.to_string())),
-            })
+            Answer::Granted(flat(engine.write_async(move |n| n.receive_grants(&peer, &tags)).await).map(|_| ()))
         }),
     }
 }

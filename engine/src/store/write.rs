@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ed25519_dalek::SigningKey;
-use fjall::PersistMode;
 
 use super::{Head, Store, StoreError};
 use super::{chats, keys};
@@ -340,17 +339,11 @@ impl Store {
         self.new_messages.extend(new_messages);
         self.sync.note_written(entries.iter().map(|e| e.header().author.0));
         self.known_plaintext.clear();
-        self.persist_unless_grouped()
-    }
-
-    /// One fsync now, unless an owner groups writes and syncs them together (`Syncer`).
-    pub(crate) fn persist_unless_grouped(&mut self) -> Result<(), StoreError> {
-        if self.sync.grouped {
-            return Ok(());
+        self.sync_now()?;
+        if !self.sync.grouped {
+            // Synced on its own: what it signed may leave at once.
+            self.sync.mark_durable(u64::MAX - 1);
         }
-        let r = self.db.persist(PersistMode::SyncAll);
-        self.sync.guard(r)?;
-        self.sync.mark_durable(u64::MAX - 1);
         Ok(())
     }
 }

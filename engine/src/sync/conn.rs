@@ -164,8 +164,8 @@ pub struct Conn {
     known: BTreeMap<[u8; 32], u64>,
     sends: VecDeque<Transfer>,
     out: VecDeque<Vec<u8>>,
-    /// Logs to check for pushes; `None` = all of them.
-    push: Option<BTreeSet<[u8; 32]>>,
+    /// Logs to check for pushes (all of them when `push_all`).
+    push: BTreeSet<[u8; 32]>,
     push_all: bool,
     finish: bool,
     finished_at: Option<u64>,
@@ -204,7 +204,7 @@ impl Conn {
             known: BTreeMap::new(),
             sends: VecDeque::new(),
             out: VecDeque::new(),
-            push: Some(BTreeSet::new()),
+            push: BTreeSet::new(),
             push_all: false,
             finish: false,
             finished_at: None,
@@ -294,9 +294,7 @@ impl Conn {
         match logs {
             None => self.push_all = true,
             Some(ls) => {
-                if let Some(p) = &mut self.push {
-                    p.extend(ls.iter().map(|(a, _)| *a));
-                }
+                self.push.extend(ls.iter().map(|(a, _)| *a));
             }
         }
     }
@@ -594,7 +592,7 @@ impl Conn {
     fn plan_pushes(&mut self, local: &impl Local) -> bool {
         let logs: Vec<[u8; 32]> = if self.push_all {
             self.push_all = false;
-            self.push = Some(BTreeSet::new());
+            self.push.clear();
             // Who may see what can have changed (a grant, a contact, a certificate).
             match local.offer(&self.peer) {
                 Ok(o) => self.offered = o,
@@ -605,7 +603,7 @@ impl Conn {
             }
             self.offered.iter().copied().collect()
         } else {
-            let p = self.push.replace(BTreeSet::new()).unwrap_or_default();
+            let p = std::mem::take(&mut self.push);
             p.into_iter().filter(|a| self.offered.contains(a)).collect()
         };
         let mut any = false;

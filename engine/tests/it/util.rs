@@ -43,15 +43,6 @@ impl HostExt for libra_engine::net::Host {
         self.engine().read(f).expect("engine read")
     }
     fn allow(&self, key: [u8; 32], address: Option<String>) -> Result<(), libra_engine::engine::EngineError> {
-        self.engine()
-            .write_here(move |n| {
-                let mut rec = n.store.peer(&key)?.unwrap_or_default();
-                rec.allowed = true;
-                if address.is_some() {
-                    rec.address = address;
-                }
-                n.store.set_peer(&key, &rec, true)
-            })?
-            .map_err(Into::into)
+        self.engine().allow(key, address)
     }
 }
