@@ -5,6 +5,7 @@
 //! behind an fsync. What changed is published as typed [`Event`]s.
 
 mod event;
+mod fsync;
 mod local;
 mod writer;
 
@@ -42,8 +43,9 @@ pub enum EngineError {
 /// How long after start the acknowledgements a crash left pending are sent.
 const START_ACK_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Ingests of at least this many entries verify their signatures before taking the lock.
-const PREVERIFY_FROM: usize = 256;
+/// Ingests of at least this many entries verify their signatures on a blocking thread (fewer
+/// are verified on the caller's task); either way before the write lock is taken.
+const PREVERIFY_ON_THREAD: usize = 16;
 
 /// Events kept for a subscriber that falls behind; beyond that it sees `Lagged` and rescans.
 const EVENT_BACKLOG: usize = 4096;
@@ -64,6 +66,8 @@ pub(crate) struct Shared {
     stopped: AtomicBool,
     /// Jobs sent to the writer and not yet taken.
     queued: std::sync::atomic::AtomicUsize,
+    /// The fsync thread's queue, while it runs.
+    fsync: Mutex<Option<std::sync::mpsc::Sender<fsync::Work>>>,
 }
 
 /// A handle on the engine. Cheap to clone; the node closes when the last handle is dropped or
@@ -126,6 +130,7 @@ impl Engine {
             online: Mutex::new(BTreeMap::new()),
             stopped: AtomicBool::new(false),
             queued: std::sync::atomic::AtomicUsize::new(0),
+            fsync: Mutex::new(None),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let w = shared.clone();
@@ -185,7 +190,10 @@ impl Engine {
         f: impl FnOnce(&mut Node) -> R + Send + 'static,
         reply: impl FnOnce(Result<R, EngineError>) + Send + 'static,
     ) {
-        let job = writer::job(f, reply);
+        self.submit_job(writer::job(f, reply));
+    }
+
+    fn submit_job(&self, job: writer::Job) {
         let jobs = self.closer.jobs.lock().map_err(|_| ()).ok();
         match jobs.as_ref().and_then(|j| j.as_ref()) {
             Some(tx) => {
@@ -209,12 +217,19 @@ impl Engine {
         rx.recv().unwrap_or(Err(EngineError::Stopped))
     }
 
+    /// Returns once everything committed before the call is durable (a write with nothing to
+    /// write: its group's fsync covers every earlier group).
+    pub fn wait_durable(&self) -> Result<(), EngineError> {
+        self.write(|_| ())
+    }
+
     /// Like [`Engine::write`], but runs `f` on the calling thread as a group of its own, so it
     /// may borrow from the caller (commands forwarded to a running node use this).
     pub fn write_here<R>(&self, f: impl FnOnce(&mut Node) -> R) -> Result<R, EngineError> {
         let mut out = None;
-        let r = writer::run_group(&self.shared, |n| {
+        let r = writer::run_group(&self.shared, true, |n| {
             out = Some(catch_unwind(AssertUnwindSafe(|| f(n))));
+            Vec::new()
         });
         let v = match out {
             None => return Err(EngineError::Unavailable(r.err().unwrap_or_default())),
@@ -238,27 +253,40 @@ impl Engine {
     }
 
     /// Validates and stores entries from elsewhere (a peer, a bundle), grouped with other writes.
-    /// Signatures are verified first, on a blocking thread and outside the node lock, so the
-    /// write group holds the lock only for the rest (readers and other writes wait less).
+    /// Signatures are verified first, outside the node lock, so the write group holds the lock
+    /// only for the rest (readers and other writes wait less).
+    ///
+    /// Returns once the entries are stored and visible, without waiting for the group's fsync
+    /// (which follows within milliseconds), so a session takes the next batch while this one
+    /// is synced. Nothing a session does depends on it: a crash before the fsync loses only
+    /// copies that their authors still hold, and the next session brings them again. What this
+    /// node signs (acks) is never offered before its own fsync, which covers these too.
     pub async fn ingest(&self, entries: Vec<Entry>) -> Result<IngestReport, EngineError> {
-        // A few entries: a thread hop would cost more latency than the lock time it saves.
-        let (entries, verified) = if entries.len() < PREVERIFY_FROM {
-            (entries, BTreeSet::new())
-        } else {
-            tokio::task::spawn_blocking(move || {
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let refs: Vec<&Entry> = entries.iter().collect();
-                let bad: BTreeSet<usize> = crate::log::verify_many(&refs, threads).into_iter().collect();
-                let verified: BTreeSet<crate::log::EntryId> =
-                    entries.iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, e)| e.id).collect();
-                (entries, verified)
-            })
-            .await
-            .map_err(|e| EngineError::Panicked(e.to_string()))?
+        let preverify = |entries: Vec<Entry>, threads: usize| {
+            let refs: Vec<&Entry> = entries.iter().collect();
+            let bad: BTreeSet<usize> = crate::log::verify_many(&refs, threads).into_iter().collect();
+            let verified: BTreeSet<crate::log::EntryId> =
+                entries.iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, e)| e.id).collect();
+            (entries, verified)
         };
-        self.write_async(move |n| n.store.ingest_preverified(entries, crate::clock::wall_ms(), &verified))
-            .await?
-            .map_err(Into::into)
+        // A few entries are verified right here (well under a millisecond: a thread hop would
+        // cost more); many on a blocking thread, spread over the cores.
+        let (entries, verified) = if entries.len() < PREVERIFY_ON_THREAD {
+            preverify(entries, 1)
+        } else {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            tokio::task::spawn_blocking(move || preverify(entries, threads))
+                .await
+                .map_err(|e| EngineError::Panicked(e.to_string()))?
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit_job(writer::job_visible(
+            move |n| n.store.ingest_preverified(entries, crate::clock::wall_ms(), &verified),
+            move |r| {
+                let _ = tx.send(r);
+            },
+        ));
+        rx.await.unwrap_or(Err(EngineError::Stopped))?.map_err(Into::into)
     }
 
     /// Sends a text message: sealed on the calling thread under the read lock (so senders seal

@@ -1,8 +1,9 @@
 //! The writer thread: takes every write job queued, runs them one after another on the node
-//! (each commits its own batch, visible at once), acknowledges messages the group stored,
-//! then fsyncs once without holding the node lock and answers every caller. A failed write
-//! or fsync poisons fjall; the next group reopens the store first, so the engine writes again
-//! once the cause (a full disk) is gone, without a restart.
+//! (each commits its own batch, visible at once), acknowledges messages the group stored, and
+//! hands the group to the fsync thread ([`super::fsync`]), which answers every caller once it
+//! is durable, while the writer runs the next group. A failed write or fsync poisons fjall;
+//! the next group reopens the store first, so the engine writes again once the cause (a full
+//! disk) is gone, without a restart.
 
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -11,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
+use super::fsync::{self, Committed, Work};
 use super::{EngineError, Event, Shared};
 use crate::node::{Node, NodeError};
 use crate::store::StoreError;
@@ -28,26 +30,38 @@ pub(crate) fn job<R: Send + 'static>(
     reply: impl FnOnce(Result<R, EngineError>) + Send + 'static,
 ) -> Job {
     Box::new(move |node: Result<&mut Node, EngineError>| -> Completion {
-        let n = match node {
-            Ok(n) => n,
-            Err(e) => {
+        match node.map(|n| run_caught(n, f)) {
+            Ok(Ok(v)) => Box::new(move |durable: Result<(), EngineError>| reply(durable.map(|()| v))),
+            Ok(Err(e)) | Err(e) => {
                 reply(Err(e));
-                return Box::new(|_| {});
-            }
-        };
-        match catch_unwind(AssertUnwindSafe(|| f(n))) {
-            Ok(v) => Box::new(move |durable: Result<(), EngineError>| reply(durable.map(|()| v))),
-            Err(p) => {
-                let msg = p
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".into());
-                // Loud, not hidden: the caller gets an error and the log says what happened.
-                tracing::error!(panic = %msg, "a write panicked; its changes may be partial");
-                Box::new(move |_| reply(Err(EngineError::Panicked(msg))))
+                Box::new(|_| {})
             }
         }
+    })
+}
+
+/// A job whose caller is answered as soon as its writes are committed and visible, before the
+/// group's fsync (see [`super::Engine::ingest`]).
+pub(crate) fn job_visible<R: Send + 'static>(
+    f: impl FnOnce(&mut Node) -> R + Send + 'static,
+    reply: impl FnOnce(Result<R, EngineError>) + Send + 'static,
+) -> Job {
+    Box::new(move |node: Result<&mut Node, EngineError>| -> Completion {
+        reply(node.and_then(|n| run_caught(n, f)));
+        Box::new(|_| {})
+    })
+}
+
+/// Runs a job's work; a panic becomes an error, loud in the log, never hidden.
+fn run_caught<R>(n: &mut Node, f: impl FnOnce(&mut Node) -> R) -> Result<R, EngineError> {
+    catch_unwind(AssertUnwindSafe(|| f(n))).map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        tracing::error!(panic = %msg, "a write panicked; its changes may be partial");
+        EngineError::Panicked(msg)
     })
 }
 
@@ -56,18 +70,38 @@ pub(crate) fn refuse(job: Job, e: EngineError) {
 }
 
 pub(crate) fn run(shared: &Shared, rx: &Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
+    std::thread::scope(|scope| {
+        let (tx, frx) = std::sync::mpsc::channel();
+        let fsyncer = std::thread::Builder::new()
+            .name("libra-fsync".into())
+            .spawn_scoped(scope, move || fsync::run(shared, &frx));
+        match fsyncer {
+            // Without the thread every group settles on the writer (as `write_here` does).
+            Err(e) => tracing::warn!(error = %e, "could not start the fsync thread; fsyncing on the writer"),
+            Ok(_) => {
+                if let Ok(mut f) = shared.fsync.lock() {
+                    *f = Some(tx);
+                }
             }
         }
-        shared.queued.fetch_sub(jobs.len(), Ordering::SeqCst);
-        group(shared, jobs);
-    }
-    shared.stopped.store(true, Ordering::SeqCst);
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            shared.queued.fetch_sub(jobs.len(), Ordering::SeqCst);
+            group(shared, jobs);
+        }
+        shared.stopped.store(true, Ordering::SeqCst);
+        // The fsync thread settles what is queued, then ends with its channel (the scope
+        // joins it).
+        if let Ok(mut f) = shared.fsync.lock() {
+            f.take();
+        }
+    });
     // Every handle is gone: flush so the next open replays no journal, then close the store.
     let node = shared.node.write().map(|mut g| g.take()).unwrap_or_else(|p| p.into_inner().take());
     // fjall waits for the flush without a bound, and a flush cannot finish once the directory
@@ -83,48 +117,69 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<Job>) {
 
 fn group(shared: &Shared, jobs: Vec<Job>) {
     let mut jobs = Some(jobs);
-    let mut completions: Vec<Completion> = Vec::new();
-    let result = run_group(shared, |node| {
-        completions = jobs.take().unwrap_or_default().into_iter().map(|j| j(Ok(node))).collect();
-    });
+    let result =
+        run_group(shared, false, |node| jobs.take().unwrap_or_default().into_iter().map(|j| j(Ok(node))).collect());
     if let Some(jobs) = jobs {
         // The group never ran: the store is unavailable.
         let why = result.err().unwrap_or_default();
         for j in jobs {
             refuse(j, EngineError::Unavailable(why.clone()));
         }
-        return;
-    }
-    for c in completions {
-        c(result.clone().map_err(EngineError::Unavailable));
     }
 }
 
-/// Runs one group, then — if it stored messages from others — a group that acknowledges them.
-/// The acks come after the first group's fsync, not inside its lock: what arrived is readable
-/// (and its `Stored` event out) before the acks are sealed, which costs three key agreements.
-pub(crate) fn run_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<(), String> {
-    let r = run_one_group(shared, run);
+/// Runs one group, then — if it stored messages from others and no more writes wait — a
+/// group that acknowledges them. With `inline` each group's fsync runs on this thread and
+/// the result says whether the first group is durable; otherwise the fsync thread settles
+/// both (and answers the completions `run` returns) while this thread goes on.
+pub(crate) fn run_group(
+    shared: &Shared,
+    inline: bool,
+    run: impl FnOnce(&mut Node) -> Vec<Completion>,
+) -> Result<(), String> {
+    let first = commit_group(shared, run);
     let pending = shared.node.read().ok().and_then(|g| g.as_ref().map(|n| n.store.has_new_messages())).unwrap_or(false);
     // While more writes wait, the acks wait for them: one ack per chat and sender covers what
-    // several groups stored (the last group before the queue empties sends them).
-    if pending && shared.queued.load(Ordering::SeqCst) == 0 {
-        let acked = run_one_group(shared, |n| {
+    // several groups stored (the last group before the queue empties sends them). A group of
+    // their own, so what arrived is readable before the acks are sealed (three key
+    // agreements); committed before the first group's callers are answered, so a caller that
+    // writes next cannot make them wait.
+    let acks = (first.is_ok() && pending && shared.queued.load(Ordering::SeqCst) == 0).then(|| {
+        commit_group(shared, |n| {
             if let Err(e) = n.acknowledge() {
                 tracing::warn!(error = %e, "could not acknowledge received messages");
             }
-        });
-        if let Err(e) = acked {
-            tracing::warn!(error = %e, "acknowledgements not saved; they are retried at the next start");
-        }
+            Vec::new()
+        })
+    });
+    let r = first.and_then(|c| settle(shared, c, inline));
+    if let Some(Err(e)) = acks.map(|a| a.and_then(|c| settle(shared, c, inline))) {
+        tracing::warn!(error = %e, "acknowledgements not saved; they are retried at the next start");
     }
     r
 }
 
-/// Runs one group: `run` writes on the node under the write lock, then one fsync outside the
-/// lock. `Err` describes a failed
-/// write or fsync (or a store that could not be reopened, in which case `run` never ran).
-fn run_one_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<(), String> {
+/// Hands a committed group to the fsync thread, or settles it here.
+fn settle(shared: &Shared, c: Committed, inline: bool) -> Result<(), String> {
+    if inline {
+        return fsync::settle(shared, vec![c]);
+    }
+    let tx = shared.fsync.lock().ok().and_then(|f| f.clone());
+    match tx {
+        Some(tx) => match tx.send(Work::Group(c)) {
+            Ok(()) => Ok(()),
+            Err(std::sync::mpsc::SendError(w)) => match w {
+                Work::Group(c) => fsync::settle(shared, vec![c]),
+                Work::Drain(_) => Ok(()),
+            },
+        },
+        None => fsync::settle(shared, vec![c]),
+    }
+}
+
+/// Runs `run` on the node under the write lock; its commits are visible when this returns.
+/// `Err` only if the store is unavailable (stopped, or could not be reopened): `run` never ran.
+fn commit_group(shared: &Shared, run: impl FnOnce(&mut Node) -> Vec<Completion>) -> Result<Committed, String> {
     if shared.stopped.load(Ordering::SeqCst) {
         return Err("the engine has stopped".into());
     }
@@ -135,7 +190,7 @@ fn run_one_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<(), Str
     let Some(node) = guard.as_mut() else {
         return Err("the store could not be reopened".into());
     };
-    run(node);
+    let completions = run(node);
     let changed = node.store.take_changed();
     let interest = node.store.take_peers_changed();
     if interest {
@@ -147,37 +202,20 @@ fn run_one_group(shared: &Shared, run: impl FnOnce(&mut Node)) -> Result<(), Str
         shared.intro_open.store(open, Ordering::Relaxed);
     }
     let failed = node.store.failed().then(|| node.store.failure().unwrap_or_else(|| "unknown error".into()));
-    let syncer = node.store.syncer();
-    let generation = syncer.generation;
-    drop(guard);
-    let result = if let Some(why) = failed {
-        Err(format!("could not write ({why}); whether this write was kept is known once the store is reopened"))
-    } else {
-        syncer.persist().map_err(|e| format!("fsync failed: {e}"))
-    };
-    // The syncer holds the database (and its directory lock): let go before anything can
-    // need to reopen it.
-    drop(syncer);
-    match &result {
-        Ok(()) => {
-            if let Ok(mut g) = shared.node.write()
-                && let Some(n) = g.as_mut()
-            {
-                n.store.mark_durable(generation);
-            }
-            if !changed.is_empty() {
-                let _ = shared.events.send(Event::Stored { logs: changed });
-            }
-            if interest {
-                let _ = shared.events.send(Event::Interest);
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "write failed");
-            let _ = shared.events.send(Event::Storage { ok: false, detail: e.clone() });
+    let syncer = failed.is_none().then(|| node.store.syncer());
+    Ok(Committed { syncer, failed, changed, interest, completions })
+}
+
+/// Waits until the fsync thread has settled every group handed to it (and dropped its handles
+/// on the store).
+fn drain(shared: &Shared) {
+    let tx = shared.fsync.lock().ok().and_then(|f| f.clone());
+    if let Some(tx) = tx {
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        if tx.send(Work::Drain(done)).is_ok() {
+            let _ = wait.recv();
         }
     }
-    result
 }
 
 /// Drops the node and opens it again from disk: fjall refuses writes after a failure until
@@ -186,6 +224,7 @@ fn reopen(shared: &Shared, guard: &mut RwLockWriteGuard<'_, Option<Node>>) {
     // After a failed fsync the kernel may have dropped pages it could not write while the
     // reopened store still reads them from the cache: own entries no fsync covered stay
     // unsendable until the next start.
+    drain(shared);
     let held = guard.as_ref().map(|n| n.store.unsynced_after_fsync_failure()).unwrap_or_default();
     drop(guard.take());
     for _ in 0..100 {

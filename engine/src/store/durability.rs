@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use fjall::PersistMode;
 
@@ -19,6 +19,9 @@ pub(crate) struct SyncState {
     unsynced_own: Vec<(u64, [u8; 32], u64)>,
     /// Bumped each time a `Syncer` is taken: what was written before it is covered by it.
     generation: u64,
+    /// Every generation below this one is durable. Raised by [`Syncer::persist`] on whatever
+    /// thread fsyncs, without the store: the writer goes on with the next group meanwhile.
+    durable: Arc<AtomicU64>,
     /// Logs whose head moved since the last `take_changed`.
     changed: BTreeSet<[u8; 32]>,
     /// The allow-list or invites changed since the last `take_peers_changed`.
@@ -45,16 +48,24 @@ impl SyncState {
         })
     }
     pub(crate) fn note_own(&mut self, author: [u8; 32], first_seq: u64) {
+        let durable = self.durable.load(Ordering::SeqCst);
+        self.unsynced_own.retain(|(g, _, _)| *g >= durable);
         self.unsynced_own.push((self.generation, author, first_seq));
     }
+    /// Own entries no fsync covers yet: `(author, first seq)`.
+    fn unsynced(&self) -> impl Iterator<Item = (&[u8; 32], u64)> {
+        let durable = self.durable.load(Ordering::SeqCst);
+        self.unsynced_own.iter().filter(move |(g, _, _)| *g >= durable).map(|(_, a, s)| (a, *s))
+    }
     fn first_unsynced(&self, author: &[u8; 32]) -> Option<u64> {
-        self.unsynced_own.iter().filter(|(_, a, _)| a == author).map(|(_, _, s)| *s).min()
+        self.unsynced().filter(|(a, _)| *a == author).map(|(_, s)| s).min()
     }
     pub(crate) fn note_written(&mut self, authors: impl Iterator<Item = [u8; 32]>) {
         self.changed.extend(authors);
     }
-    pub(crate) fn mark_durable(&mut self, upto: u64) {
-        self.unsynced_own.retain(|(g, _, _)| *g > upto);
+    /// A store that syncs each write on its own: nothing it signed is waiting for an fsync.
+    pub(crate) fn synced_alone(&mut self) {
+        self.unsynced_own.retain(|(g, _, _)| *g == u64::MAX);
     }
     pub(crate) fn peers_changed(&self) {
         self.peers_changed.store(true, Ordering::SeqCst);
@@ -68,6 +79,7 @@ pub struct Syncer {
     failed: Arc<AtomicBool>,
     fsync_failed: Arc<AtomicBool>,
     persist_lock: Arc<std::sync::Mutex<()>>,
+    durable: Arc<AtomicU64>,
     /// Everything written up to this generation is covered.
     pub generation: u64,
 }
@@ -84,13 +96,16 @@ impl Syncer {
             self.failed.store(true, Ordering::SeqCst);
             self.fsync_failed.store(true, Ordering::SeqCst);
             StoreError::Io(e)
-        })
+        })?;
+        // What this store signed before this generation may now leave.
+        self.durable.fetch_max(self.generation.saturating_add(1), Ordering::SeqCst);
+        Ok(())
     }
 }
 
 impl Store {
     /// Turns group commit on or off. With it on, writes are visible at once but durable only
-    /// after [`Syncer::persist`] and [`Store::mark_durable`].
+    /// after [`Syncer::persist`].
     pub fn set_grouped(&mut self, grouped: bool) {
         self.sync.grouped = grouped;
     }
@@ -104,14 +119,9 @@ impl Store {
             failed: self.sync.failed.clone(),
             fsync_failed: self.sync.fsync_failed.clone(),
             persist_lock: self.sync.persist_lock.clone(),
+            durable: self.sync.durable.clone(),
             generation,
         }
-    }
-
-    /// The fsync of generation `generation` succeeded: what this store signed before it may
-    /// now leave.
-    pub fn mark_durable(&mut self, generation: u64) {
-        self.sync.mark_durable(generation);
     }
 
     /// The own entries no fsync has covered, if an fsync failed: after reopening, they must
@@ -120,7 +130,7 @@ impl Store {
         if !self.sync.fsync_failed.load(Ordering::SeqCst) {
             return Vec::new();
         }
-        self.sync.unsynced_own.iter().map(|(_, a, s)| (*a, *s)).collect()
+        self.sync.unsynced().map(|(a, s)| (*a, s)).collect()
     }
 
     /// Keeps these own positions unsendable for the life of this open store.
@@ -185,7 +195,7 @@ impl Store {
                 }),
             )
         };
-        let own: BTreeSet<[u8; 32]> = self.sync.unsynced_own.iter().map(|(_, a, _)| *a).collect();
+        let own: BTreeSet<[u8; 32]> = self.sync.unsynced().map(|(a, _)| *a).collect();
         for author in own {
             let Some(first) = self.sync.first_unsynced(&author) else { continue };
             if !include(&author) {

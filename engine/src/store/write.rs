@@ -342,7 +342,7 @@ impl Store {
         self.sync_now()?;
         if !self.sync.grouped {
             // Synced on its own: what it signed may leave at once.
-            self.sync.mark_durable(u64::MAX - 1);
+            self.sync.synced_alone();
         }
         Ok(())
     }
