@@ -186,6 +186,7 @@ impl LibraApp {
                     self.chats.reply_to = None;
                     self.chats.editing = None;
                     self.chats.search.clear();
+                    self.chats.verifying = false;
                     self.tab = Tab::Chats;
                     engine.open_chat(Some(chat));
                 }
@@ -200,6 +201,17 @@ impl LibraApp {
                 ChatAction::Delete { key, id } => engine.act(move |n| {
                     let t = n.chat(&key).map_err(|e| e.to_string())?;
                     n.delete(&t, id).map(|_| "deleted".into()).map_err(|e| e.to_string())
+                }),
+                ChatAction::Verify { user, verified } => engine.act(move |n| {
+                    n.set_verified(&user, verified).map_err(|e| e.to_string())?;
+                    Ok(if verified {
+                        format!("{} verified", user.short())
+                    } else {
+                        format!("{} not verified", user.short())
+                    })
+                }),
+                ChatAction::Accept { user } => engine.act(move |n| {
+                    n.accept_contact(&user).map(|()| format!("accepted {}", user.short())).map_err(|e| e.to_string())
                 }),
                 ChatAction::MarkRead { key } => engine.act(move |n| {
                     let t = n.chat(&key).map_err(|e| e.to_string())?;

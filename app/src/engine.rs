@@ -140,8 +140,7 @@ impl Engine {
                         if full {
                             Event::Snapshot(Box::new(Snapshot::build(n, chat, &online)))
                         } else {
-                            let contacts = n.store.contacts().unwrap_or_default();
-                            let names: Vec<_> = contacts.into_iter().map(|(u, card)| (u, card.name)).collect();
+                            let names = crate::model::contact_names(n);
                             Event::Peers(Snapshot::peers_of(n, &names, &online))
                         }
                     })
@@ -209,10 +208,13 @@ impl Engine {
 
     /// Runs an action on the node off the UI thread; its outcome arrives as `Event::Done`.
     pub fn act(&self, f: impl FnOnce(&mut Node) -> Result<String, String> + Send + 'static) {
-        let (core, tx, ctx) = (self.core.clone(), self.tx.clone(), self.ctx.clone());
+        let (core, tx, ctx, refresh) = (self.core.clone(), self.tx.clone(), self.ctx.clone(), self.refresh.clone());
         self.rt.spawn_blocking(move || {
             let r = core.write(f).unwrap_or_else(|e| Err(e.to_string()));
             let _ = tx.send(Event::Done(r));
+            // Some actions change only local state (a contact verified): no Stored event
+            // follows, so the view is rebuilt here.
+            refresh.notify_one();
             repaint(&ctx);
         });
     }

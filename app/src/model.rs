@@ -52,6 +52,21 @@ pub struct OpenChat {
     pub title: String,
     pub subtitle: String,
     pub messages: Vec<Msg>,
+    /// The other person of a direct chat with a contact.
+    pub contact: Option<ContactInfo>,
+}
+
+/// Who the other person of a direct chat is, as far as the user checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactInfo {
+    pub user: UserId,
+    pub short: String,
+    pub verified: bool,
+    /// Added itself with one of our invites and not accepted yet.
+    pub introduced: bool,
+    /// Another contact has the same name.
+    pub collides: bool,
+    pub safety_number: String,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +92,27 @@ pub struct Snapshot {
     /// The newest message from someone else, for notifications.
     pub newest_incoming: Option<(EntryId, String, String)>,
     pub built_us: u128,
+}
+
+/// Contacts with the names to show: where two share a name, each is told apart by its short id
+/// (and "unverified" unless verified), so an impostor cannot look like someone else.
+pub fn contact_names(node: &Node) -> Vec<(UserId, String)> {
+    let contacts = node.store.contacts().unwrap_or_default();
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, c) in &contacts {
+        *count.entry(c.name.to_lowercase()).or_default() += 1;
+    }
+    contacts
+        .into_iter()
+        .map(|(u, c)| {
+            let shown = if count.get(&c.name.to_lowercase()).copied().unwrap_or(0) > 1 {
+                node.distinct_name(&u)
+            } else {
+                c.name
+            };
+            (u, shown)
+        })
+        .collect()
 }
 
 fn name_of(node: &Node, contacts: &[(UserId, String)], user: &Option<UserId>) -> String {
@@ -110,7 +146,7 @@ impl Snapshot {
                 device_short: d.short(),
             };
         }
-        s.contacts = node.store.contacts().unwrap_or_default().into_iter().map(|(u, c)| (u, c.name)).collect();
+        s.contacts = contact_names(node);
         for c in node.store.chats().unwrap_or_default() {
             let (title, group) = match &c.kind {
                 ChatKind::Group { name, .. } => (name.clone(), true),
@@ -161,7 +197,25 @@ impl Snapshot {
                     delivery: m.delivery,
                 })
                 .collect();
-            s.open = Some(OpenChat { chat, title, subtitle, messages });
+            let contact = node.user_id().and_then(|me| {
+                let (user, _) = s.contacts.iter().find(|(u, _)| ChatId::direct(&me, u) == chat)?;
+                let state = node.store.contact_state(user).unwrap_or_default();
+                let name = node.display_name(user).to_lowercase();
+                let collides = node
+                    .contact_views()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.user != *user && c.name.to_lowercase() == name);
+                Some(ContactInfo {
+                    user: *user,
+                    short: user.short(),
+                    verified: state.verified,
+                    introduced: state.introduced,
+                    collides,
+                    safety_number: node.safety_number_with(user).unwrap_or_default(),
+                })
+            });
+            s.open = Some(OpenChat { chat, title, subtitle, messages, contact });
         }
         s.peers = Snapshot::peers_of(node, &s.contacts, online);
         s.built_us = t.elapsed().as_micros();

@@ -147,3 +147,43 @@ fn chatting_with_a_contact_end_to_end() {
     step_until(&mut h, "Ben's reply to appear", |h| shows(h, "Hi Ann, got it"));
     drop(h);
 }
+
+#[test]
+fn an_impostor_is_told_apart_and_a_contact_is_verified_by_safety_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("me");
+    drop(Node::init(&data, "Ann").expect("init"));
+    // Two people who both call themselves Ben.
+    let invite_of = |label: &str| {
+        let mut n = Node::init(&dir.path().join(label), "Ben").expect("init");
+        let inv = n.invite(None).expect("invite");
+        (inv.user(), inv)
+    };
+    let (ben, ben_inv) = invite_of("ben");
+    let (fake, fake_inv) = invite_of("fake");
+    let mut h = harness(data);
+    step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());
+    let app = h.state().engine().expect("engine").core().clone();
+    app.write(move |n| n.add_contact(&ben_inv, None).expect("add")).expect("write");
+    app.write(move |n| n.add_contact(&fake_inv, None).expect("add")).expect("write");
+
+    // Neither shows as plain "Ben": each carries its short id and "unverified".
+    let (ben_label, fake_label) =
+        (format!("Ben ({}, unverified)", ben.short()), format!("Ben ({}, unverified)", fake.short()));
+    step_until(&mut h, "both contacts", |h| shows(h, &ben_label) && shows(h, &fake_label));
+    assert!(!shows(&h, "Ben"));
+
+    // Open the real Ben, compare the safety number, confirm it.
+    h.get_by_label(&ben_label).click();
+    step_until(&mut h, "the chat", |h| h.query_by_label("Safety number…").is_some());
+    h.get_by_label("Safety number…").click();
+    let number = app.read(move |n| n.safety_number_with(&ben).expect("number")).expect("read");
+    let first_row: Vec<&str> = number.split(' ').take(4).collect();
+    step_until(&mut h, "the safety number", |h| shows(h, &first_row.join("  ")));
+    h.get_by_label("The numbers match: mark verified").click();
+    step_until(&mut h, "verified", |h| h.query_by_label("✔ Verified").is_some());
+    assert!(app.read(move |n| n.store.contact_state(&ben).expect("state").verified).expect("read"));
+    // The impostor is still marked; the verified Ben is not called unverified.
+    step_until(&mut h, "the lists", |h| shows(h, &fake_label) && !shows(h, &ben_label));
+    assert!(!app.read(move |n| n.store.contact_state(&fake).expect("state").verified).expect("read"));
+}

@@ -179,3 +179,43 @@ impl DeviceCert {
             .map_err(|_| CertError::BadSignature)
     }
 }
+
+/// Domain separation of safety numbers (spec/identity.md, "Safety numbers").
+pub const SAFETY_CONTEXT: &str = "libra safety number v1";
+/// What a safety number's QR code holds: this, then the 60 digits without spaces.
+pub const SAFETY_QR_PREFIX: &str = "libra-sn:";
+
+/// The code two people compare to know they hold each other's real user keys: 60 decimal
+/// digits in 12 groups of 5, the same on both sides. The keys are taken in byte order, so
+/// neither side comes first; each group is 5 bytes of blake3 output, big-endian, mod 100 000
+/// (the bias, about 2^-23, is immaterial).
+pub fn safety_number(a: &UserId, b: &UserId) -> String {
+    let (lo, hi) = if a.as_bytes() <= b.as_bytes() { (a, b) } else { (b, a) };
+    let mut h = blake3::Hasher::new_derive_key(SAFETY_CONTEXT);
+    h.update(lo.as_bytes());
+    h.update(hi.as_bytes());
+    let mut out = [0u8; 60];
+    h.finalize_xof().fill(&mut out);
+    out.chunks(5)
+        .map(|c| {
+            let n = c.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            format!("{:05}", n % 100_000)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod safety_tests {
+    use super::*;
+
+    #[test]
+    fn safety_numbers_are_symmetric_and_distinct() {
+        let (a, b, c) = (UserId(Bytes([1; 32])), UserId(Bytes([2; 32])), UserId(Bytes([3; 32])));
+        let ab = safety_number(&a, &b);
+        assert_eq!(ab, safety_number(&b, &a));
+        assert_ne!(ab, safety_number(&a, &c));
+        assert_eq!(ab.len(), 12 * 5 + 11);
+        assert!(ab.split(' ').all(|g| g.len() == 5 && g.bytes().all(|d| d.is_ascii_digit())));
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod codec;
+pub mod contacts;
 pub mod control;
 pub mod engine;
 pub mod identity;

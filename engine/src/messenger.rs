@@ -13,7 +13,7 @@ use crate::messaging::body::MAX_TEXT;
 use crate::messaging::{Body, ChatId, ContactCard, SealRandom, aad, seal};
 use crate::node::{Node, NodeError};
 use crate::payload::KIND_SEALED;
-use crate::store::{ChatKind, PeerRecord};
+use crate::store::PeerRecord;
 use crate::text;
 
 /// Most messages one acknowledgement names (≈ 35 KiB sealed, well inside an entry).
@@ -54,6 +54,14 @@ pub enum MessengerError {
     NotAContact(String),
     #[error("no message {0} in this chat")]
     UnknownMessage(String),
+    #[error("'{name}' could mean more than one: {candidates}. Use the short id (lu:…) instead")]
+    Ambiguous { name: String, candidates: String },
+    #[error("give at least {0} characters of the short id after 'lu:'")]
+    ShortIdTooShort(usize),
+    #[error("you can only edit or delete your own messages")]
+    NotYourMessage,
+    #[error("a name must be 1 to {0} bytes, without control or invisible characters")]
+    BadName(usize),
     #[error("sealing failed: {0}")]
     Seal(#[from] crate::messaging::SealError),
     #[error(transparent)]
@@ -170,7 +178,14 @@ impl Node {
         if !invite.card.certs.iter().any(|c| c.body.device.as_bytes() == device) {
             return Ok(false);
         }
+        let known = self.store.contacts()?.iter().any(|(u, _)| *u == invite.user());
         self.add_contact(&invite, None)?;
+        if !known {
+            // Anyone holding the invite could be this: shown as new until the user accepts it.
+            let mut state = self.store.contact_state(&invite.user())?;
+            state.introduced = true;
+            self.store.set_contact_state(&invite.user(), state)?;
+        }
         Ok(true)
     }
 
@@ -230,6 +245,7 @@ impl Node {
         }
         let mut card = invite.card.clone();
         if let Some(n) = name {
+            crate::contacts::check_name(n)?;
             card.name = n.to_owned();
         }
         self.say(&Body::Contact(card), &[])?;
@@ -245,31 +261,6 @@ impl Node {
             self.store.set_peer(c.body.device.as_bytes(), &rec, true)?;
         }
         Ok(user)
-    }
-
-    /// Resolves a contact name, user id, group name or chat id to a chat.
-    pub fn chat(&self, name: &str) -> Result<ChatTarget, MessengerError> {
-        let me = self.me()?;
-        let contacts = self.store.contacts()?;
-        let by_user = |u: UserId, title: String| ChatTarget { chat: ChatId::direct(&me, &u), users: vec![u], title };
-        if let Ok(u) = UserId::parse(name) {
-            let title = contacts.iter().find(|(c, _)| *c == u).map_or_else(|| u.short(), |(_, card)| card.name.clone());
-            return Ok(by_user(u, title));
-        }
-        if let Some((u, card)) = contacts.iter().find(|(_, c)| c.name.eq_ignore_ascii_case(name)) {
-            return Ok(by_user(*u, card.name.clone()));
-        }
-        for summary in self.store.chats()? {
-            let matches_id = summary.chat.to_hex().starts_with(&name.to_ascii_lowercase()) && name.len() >= 6;
-            match summary.kind {
-                ChatKind::Group { name: g, members } if g.eq_ignore_ascii_case(name) || matches_id => {
-                    return Ok(ChatTarget { chat: summary.chat, users: members, title: g });
-                }
-                ChatKind::Direct(Some(u)) if matches_id => return Ok(by_user(u, u.short())),
-                _ => {}
-            }
-        }
-        Err(MessengerError::UnknownChat(name.to_owned()))
     }
 
     fn check_text(text: &str) -> Result<(), MessengerError> {
@@ -288,10 +279,12 @@ impl Node {
 
     pub fn edit(&mut self, chat: &ChatTarget, target: EntryId, text: &str) -> Result<Entry, MessengerError> {
         Self::check_text(text)?;
+        self.check_own_message(&target)?;
         self.say(&Body::Edit { chat: chat.chat, target, text: text.to_owned() }, &chat.users)
     }
 
     pub fn delete(&mut self, chat: &ChatTarget, target: EntryId) -> Result<Entry, MessengerError> {
+        self.check_own_message(&target)?;
         self.say(&Body::Delete { chat: chat.chat, target }, &chat.users)
     }
 

@@ -148,9 +148,50 @@ pub fn short_id(kind: IdKind, key: &[u8; 32]) -> String {
     format!("{}:{}-{}-{}-{}", kind.prefix(), &body[..4], &body[4..8], &body[8..12], &body[12..16])
 }
 
+/// Whether `c` would act on a terminal or hide itself instead of showing: control characters
+/// (C0, DEL, C1: escapes, newlines, bells), bidirectional overrides and isolates, and
+/// invisible characters that make lookalike names.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            | '\u{00ad}' | '\u{180e}' | '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+}
+
+/// Peer-chosen text (a name, a message) made safe to print on a terminal: every character
+/// [`is_unsafe_char`] names is shown escaped (`\n`, `\u{202e}`), so a peer cannot move the
+/// cursor, retitle the window, forge a line or reverse text. Human output only; JSON stays
+/// exact.
+pub fn for_terminal(s: &str) -> String {
+    if !s.chars().any(is_unsafe_char) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if is_unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_text_is_escaped() {
+        assert_eq!(for_terminal("Bob"), "Bob");
+        assert_eq!(for_terminal("a\nb"), "a\\nb");
+        assert_eq!(for_terminal("\u{1b}]0;owned\u{7}"), "\\u{1b}]0;owned\\u{7}");
+        assert_eq!(for_terminal("ab\u{202e}cd"), "ab\\u{202e}cd");
+        assert_eq!(for_terminal("B\u{200b}ob"), "B\\u{200b}ob");
+        assert_eq!(for_terminal("中文 👍"), "中文 👍");
+    }
 
     #[test]
     fn rfc4648_base32() {

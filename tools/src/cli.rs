@@ -142,8 +142,32 @@ pub enum ContactCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// List contacts.
+    /// List contacts, with whether each is verified or new.
     List,
+    /// Give a contact your own name for it (only your devices see it).
+    Rename {
+        /// Contact name, short id (lu:xxxx-…) or user id.
+        contact: String,
+        name: String,
+    },
+    /// Show the safety number to compare with the contact in person; --confirm marks the
+    /// contact verified once the numbers match, --undo clears it.
+    Verify {
+        /// Contact name, short id (lu:xxxx-…) or user id.
+        contact: String,
+        #[arg(long, conflicts_with = "undo")]
+        confirm: bool,
+        #[arg(long)]
+        undo: bool,
+        /// Also print the number as a QR code, for the other device to scan and compare.
+        #[arg(long)]
+        qr: bool,
+    },
+    /// Accept a contact that introduced itself with one of your invites (no longer shown as new).
+    Accept {
+        /// Contact name, short id (lu:xxxx-…) or user id.
+        contact: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

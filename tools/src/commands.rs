@@ -59,6 +59,19 @@ pub fn request(command: &Command) -> Option<Request> {
             Request::Contact(control::ContactCommand::Add { invite: invite.clone(), name: name.clone() })
         }
         Command::Contact(ContactCommand::List) => Request::Contact(control::ContactCommand::List),
+        Command::Contact(ContactCommand::Rename { contact, name }) => {
+            Request::Contact(control::ContactCommand::Rename { contact: contact.clone(), name: name.clone() })
+        }
+        Command::Contact(ContactCommand::Verify { contact, confirm, undo, .. }) => {
+            Request::Contact(control::ContactCommand::Verify {
+                contact: contact.clone(),
+                confirm: *confirm,
+                undo: *undo,
+            })
+        }
+        Command::Contact(ContactCommand::Accept { contact }) => {
+            Request::Contact(control::ContactCommand::Accept { contact: contact.clone() })
+        }
         Command::Send { chat, text, reply_to } => {
             Request::Send { chat: chat.clone(), text: text.clone(), reply_to: reply_to.clone() }
         }
@@ -91,7 +104,14 @@ pub fn show(args: &Cli, reply: &Reply) -> String {
     let mut out = String::new();
     print(args, &mut out, &reply.value, || {
         let mut s = reply.text.clone();
-        if let (Command::Invite { qr: true, .. }, Some(text)) = (&args.command, reply.value["invite"].as_str()) {
+        let qr = match &args.command {
+            Command::Invite { qr: true, .. } => reply.value["invite"].as_str().map(str::to_owned),
+            Command::Contact(ContactCommand::Verify { qr: true, .. }) => reply.value["safety_number"]
+                .as_str()
+                .map(|n| format!("{}{}", libra_engine::identity::SAFETY_QR_PREFIX, n.replace(' ', ""))),
+            _ => None,
+        };
+        if let Some(text) = qr {
             match qrcode::QrCode::new(text.as_bytes()) {
                 Ok(code) => {
                     s.push('\n');

@@ -12,11 +12,36 @@ use crate::model::{Msg, OpenChat, Snapshot};
 
 /// What the user asked for in these views; the app carries it out.
 pub enum ChatAction {
-    Open { chat: ChatId, key: String },
-    Send { key: String, text: String, reply_to: Option<EntryId> },
-    Edit { key: String, id: EntryId, text: String },
-    Delete { key: String, id: EntryId },
-    MarkRead { key: String },
+    Open {
+        chat: ChatId,
+        key: String,
+    },
+    Send {
+        key: String,
+        text: String,
+        reply_to: Option<EntryId>,
+    },
+    Edit {
+        key: String,
+        id: EntryId,
+        text: String,
+    },
+    Delete {
+        key: String,
+        id: EntryId,
+    },
+    MarkRead {
+        key: String,
+    },
+    /// The user compared the safety number (or takes that back).
+    Verify {
+        user: UserId,
+        verified: bool,
+    },
+    /// The user accepts a contact that introduced itself.
+    Accept {
+        user: UserId,
+    },
 }
 
 #[derive(Default)]
@@ -28,6 +53,8 @@ pub struct ChatsState {
     pub editing: Option<EntryId>,
     pub search: String,
     pub last_marked: Option<EntryId>,
+    /// The safety number panel is open.
+    pub verifying: bool,
 }
 
 pub fn list(ui: &mut egui::Ui, snap: &Snapshot, state: &ChatsState, now_ms: u64, actions: &mut Vec<ChatAction>) {
@@ -213,6 +240,9 @@ pub fn conversation(ui: &mut egui::Ui, open: Option<&OpenChat>, state: &mut Chat
                 ui.add(egui::TextEdit::singleline(&mut state.search).hint_text("Search in chat").desired_width(160.0));
             });
         });
+        if let Some(c) = open.and_then(|o| o.contact.as_ref()) {
+            super::trust::header(ui, c, state, actions);
+        }
         ui.add_space(4.0);
     });
     // Composer.

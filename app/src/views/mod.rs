@@ -6,6 +6,7 @@ pub mod connect;
 pub mod identity;
 pub mod onboarding;
 pub mod settings;
+pub mod trust;
 pub mod widgets;
 
 /// `HH:MM` (UTC) of a millisecond timestamp.

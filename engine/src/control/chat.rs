@@ -2,25 +2,18 @@
 
 use crate::identity::UserId;
 use crate::log::EntryId;
-use crate::messenger::{ChatTarget, Invite};
+use crate::messenger::ChatTarget;
 use crate::node::Node;
 use crate::store::{ChatKind, MessageView};
+use crate::text::for_terminal;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use super::render;
-use super::{ContactCommand, Cx, GroupCommand, Out};
+use super::{Cx, GroupCommand, Out};
 
 fn name_of(node: &Node, user: &Option<UserId>) -> String {
-    let Some(u) = user else { return "unknown".into() };
-    if Some(*u) == node.user_id() {
-        return "me".into();
-    }
-    node.store
-        .contacts()
-        .ok()
-        .and_then(|cs| cs.into_iter().find(|(c, _)| c == u).map(|(_, card)| card.name))
-        .unwrap_or_else(|| u.short())
+    user.as_ref().map_or_else(|| "unknown".into(), |u| node.distinct_name(u))
 }
 
 fn message_json(node: &Node, m: &MessageView) -> Value {
@@ -46,12 +39,12 @@ pub fn message_line(v: &Value) -> String {
     } else if v["deleted"] == true {
         "[deleted]".to_owned()
     } else {
-        v["text"].as_str().unwrap_or("").to_owned()
+        for_terminal(v["text"].as_str().unwrap_or(""))
     };
     format!(
         "{}  {:<10} {}{}{}  ({})\n",
         &v["time"].as_str().unwrap_or("")[..19.min(v["time"].as_str().unwrap_or("").len())],
-        v["from"].as_str().unwrap_or(""),
+        for_terminal(v["from"].as_str().unwrap_or("")),
         v["reply_to"].as_str().map(|r| format!("↳{} ", &r[..8])).unwrap_or_default(),
         text,
         if v["edited"] == true { " (edited)" } else { "" },
@@ -77,16 +70,7 @@ fn find_message(node: &Node, chat: &ChatTarget, prefix: &str) -> Result<EntryId>
 }
 
 fn users(node: &Node, names: &[String]) -> Result<Vec<UserId>> {
-    names
-        .iter()
-        .map(|m| {
-            let t = node.chat(m)?;
-            match t.users.as_slice() {
-                [u] => Ok(*u),
-                _ => bail!("'{m}' is not a contact"),
-            }
-        })
-        .collect()
+    names.iter().map(|m| Ok(node.contact(m)?)).collect()
 }
 
 pub fn invite(cx: &Cx, out: &mut Out, address: Option<&str>) -> Result<u8> {
@@ -100,44 +84,6 @@ pub fn invite(cx: &Cx, out: &mut Out, address: Option<&str>) -> Result<u8> {
     Ok(0)
 }
 
-pub fn contact(cx: &Cx, out: &mut Out, cmd: &ContactCommand) -> Result<u8> {
-    match cmd {
-        ContactCommand::Add { invite, name } => {
-            let inv = Invite::parse(invite)?;
-            let user = cx.write(|n| Ok(n.add_contact(&inv, name.as_deref())?))?;
-            let shown = name.clone().unwrap_or(inv.card.name.clone());
-            out.set(&json!({ "added": user.to_string(), "name": shown, "devices": inv.card.certs.len() }), || {
-                format!("added {shown} ({})\n", user.short())
-            });
-        }
-        ContactCommand::List => {
-            let rows: Vec<Value> = cx.read(|n| {
-                Ok(n.store
-                    .contacts()?
-                    .iter()
-                    .map(|(u, c)| json!({ "name": c.name, "user_id": u.to_string(), "short": u.short(), "devices": c.certs.len() }))
-                    .collect())
-            })?;
-            out.set(&json!(rows), || {
-                if rows.is_empty() {
-                    return "no contacts yet: `libra contact add INVITE`\n".into();
-                }
-                rows.iter()
-                    .map(|r| {
-                        format!(
-                            "{:<16} {}  {} device(s)\n",
-                            r["name"].as_str().unwrap_or(""),
-                            r["short"].as_str().unwrap_or(""),
-                            r["devices"]
-                        )
-                    })
-                    .collect()
-            });
-        }
-    }
-    Ok(0)
-}
-
 pub fn send(cx: &Cx, out: &mut Out, chat: &str, text: &str, reply_to: Option<&str>) -> Result<u8> {
     let (entry, title) = cx.write(|n| {
         let target = n.chat(chat)?;
@@ -145,7 +91,7 @@ pub fn send(cx: &Cx, out: &mut Out, chat: &str, text: &str, reply_to: Option<&st
         Ok((n.send(&target, text, reply)?, target.title))
     })?;
     out.set(&json!({ "id": entry.id.to_hex(), "chat": title, "delivery": "sent" }), || {
-        format!("sent to {title} ({})\n", &entry.id.to_hex()[..8])
+        format!("sent to {} ({})\n", for_terminal(&title), &entry.id.to_hex()[..8])
     });
     Ok(0)
 }
@@ -194,10 +140,10 @@ pub fn chats(cx: &Cx, out: &mut Out) -> Result<u8> {
                 let last = &r["last"];
                 format!(
                     "{:<18} {:>3} unread  {}: {}\n",
-                    r["title"].as_str().unwrap_or(""),
+                    for_terminal(r["title"].as_str().unwrap_or("")),
                     r["unread"],
-                    last["from"].as_str().unwrap_or(""),
-                    last["text"].as_str().unwrap_or("…")
+                    for_terminal(last["from"].as_str().unwrap_or("")),
+                    for_terminal(last["text"].as_str().unwrap_or("…"))
                 )
             })
             .collect()
@@ -221,16 +167,29 @@ pub fn chat(
             Ok(n.mark_read(&t, receipts)?)
         })?;
     }
-    let (title, rows): (String, Vec<Value>) = cx.read(|n| {
+    let (title, rows, new): (String, Vec<Value>, Option<String>) = cx.read(|n| {
         let t = n.chat(chat)?;
         let msgs = n.store.messages(&t.chat, limit)?;
+        // A contact that introduced itself: its messages come with a warning until accepted.
+        let new = match t.users.as_slice() {
+            [u] if n.store.contact_state(u)?.introduced && n.store.contacts()?.iter().any(|(c, _)| c == u) => {
+                Some(u.short())
+            }
+            _ => None,
+        };
         Ok((
             t.title,
             msgs.iter().filter(|m| after.is_none_or(|a| m.timestamp > a)).map(|m| message_json(n, m)).collect(),
+            new,
         ))
     })?;
-    out.set(&json!({ "chat": title, "messages": rows }), || {
-        let mut s = if after.is_none() { format!("— {title} —\n") } else { String::new() };
+    out.set(&json!({ "chat": title, "messages": rows, "new_contact": new.is_some() }), || {
+        let mut s = if after.is_none() { format!("— {} —\n", for_terminal(&title)) } else { String::new() };
+        if let (Some(short), None) = (&new, after) {
+            s += &format!(
+                "NEW: this contact ({short}) added itself with one of your invites. Anyone you gave that invite to could be behind it: compare safety numbers (`libra contact verify {short}`), then `libra contact accept {short}`.\n"
+            );
+        }
         for r in &rows {
             s += &message_line(r);
         }
@@ -261,6 +220,6 @@ pub fn group(cx: &Cx, out: &mut Out, cmd: &GroupCommand) -> Result<u8> {
             Ok(("left", t.title))
         }
     })?;
-    out.set(&json!({ "group": title, "done": what }), || format!("{what} {title}\n"));
+    out.set(&json!({ "group": title, "done": what }), || format!("{what} {}\n", for_terminal(&title)));
     Ok(0)
 }

@@ -8,6 +8,7 @@
 //! `{"request": …}`, answered by `{"value": …, "text": "…", "code": n}` or `{"error": "…"}`.
 
 mod chat;
+mod contact;
 mod exec;
 mod peers;
 pub mod render;
@@ -60,6 +61,9 @@ pub enum LogCommand {
 pub enum ContactCommand {
     Add { invite: String, name: Option<String> },
     List,
+    Rename { contact: String, name: String },
+    Verify { contact: String, confirm: bool, undo: bool },
+    Accept { contact: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

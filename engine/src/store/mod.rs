@@ -5,6 +5,7 @@
 //! fsync (`PersistMode::SyncAll`). An append or ingest that returned `Ok` is durable.
 
 mod chats;
+mod contact_state;
 mod durability;
 mod error;
 mod keys;
@@ -15,6 +16,7 @@ mod verify;
 mod write;
 
 pub use chats::{ChatKind, ChatSummary, Delivery, MessageView, NewMessage};
+pub use contact_state::ContactState;
 pub use durability::Syncer;
 pub use error::StoreError;
 pub use peers::{AddressSource, MAX_ADDRESSES, PeerAddress, PeerRecord};

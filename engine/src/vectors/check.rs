@@ -88,6 +88,20 @@ fn check_text(c: &Value) -> Result<(), String> {
     expect(c, outcome)
 }
 
+fn check_safety_number(c: &Value) -> Result<(), String> {
+    use crate::identity::{SAFETY_QR_PREFIX, UserId, safety_number};
+    let (a, b) = (UserId(crate::codec::Bytes(hex32(c, "user_a")?)), UserId(crate::codec::Bytes(hex32(c, "user_b")?)));
+    let want = c.get("safety_number").and_then(Value::as_str).ok_or("safety_number")?;
+    if safety_number(&a, &b) != want || safety_number(&b, &a) != want {
+        return Err("safety number differs".into());
+    }
+    let qr = format!("{SAFETY_QR_PREFIX}{}", want.replace(' ', ""));
+    if c.get("qr_text").and_then(Value::as_str) != Some(qr.as_str()) {
+        return Err("QR text differs".into());
+    }
+    Ok(())
+}
+
 fn check_cert(c: &Value) -> Result<(), String> {
     let encoded = hexf(c, "encoded")?;
     let cert: DeviceCert = codec::decode(&encoded).map_err(|e| format!("cert does not decode: {e}"))?;
@@ -329,7 +343,8 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 12] = [
+        let sections: [(&str, &CaseCheck); 13] = [
+            ("safety_numbers", &check_safety_number),
             ("grants", &check_grant),
             ("seal", &check_seal),
             ("bodies", &check_body),

@@ -88,6 +88,7 @@ fn alice() -> (UserKeys, DeviceKeys) {
 
 fn identity() -> String {
     let (user, device) = alice();
+    let bob = UserKeys::from_secret(seed("bob user"));
     let cert = user.certify(&device, "laptop", 1_767_225_600_000);
     let mut bad = cert.clone();
     bad.signature.0[0] ^= 1;
@@ -117,6 +118,11 @@ fn identity() -> String {
               "user": cert.body.user.to_string(), "device": cert.body.device.to_string(),
               "agreement": h(&cert.body.agreement.0), "name": cert.body.name, "issued_ms": cert.body.issued_ms },
             { "id": "cert-invalid-signature", "result": "invalid", "error": "bad_signature", "encoded": h(&codec::encode(&bad)) },
+        ],
+        "safety_numbers": [
+            { "id": "safety-number", "user_a": h(user.id().as_bytes()), "user_b": h(bob.id().as_bytes()),
+              "safety_number": crate::identity::safety_number(&user.id(), &bob.id()),
+              "qr_text": format!("{}{}", crate::identity::SAFETY_QR_PREFIX, crate::identity::safety_number(&user.id(), &bob.id()).replace(' ', "")) },
         ],
     }))
 }

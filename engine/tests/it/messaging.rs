@@ -180,7 +180,16 @@ async fn edits_and_deletions_converge() {
     // B tries to edit A's message: not its message, so it is ignored everywhere.
     a.connect(b.local_addr().expect("addr"), Some(b.device()), false).await.expect("sync");
     let back = chat_with(&b, &a);
-    b.with_node(|n| n.edit(&back, one.id, "hijacked").expect("edit is sent"));
+    // Its own client refuses (a clear error, nothing sent) ...
+    let refused = b.with_node(|n| n.edit(&back, one.id, "hijacked"));
+    assert!(matches!(refused, Err(libra_engine::messenger::MessengerError::NotYourMessage)), "{refused:?}");
+    assert!(matches!(
+        b.with_node(|n| n.delete(&back, one.id)),
+        Err(libra_engine::messenger::MessengerError::NotYourMessage)
+    ));
+    // ... and a modified client's edit is sent but ignored everywhere.
+    let body = libra_engine::messaging::Body::Edit { chat: back.chat, target: one.id, text: "hijacked".into() };
+    b.with_node(|n| n.say(&body, &back.users).expect("edit is sent"));
     b.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("sync");
     for (h, c) in [(&a, &chat), (&b, &back)] {
         assert!(h.read_node(|n| n.store.verify().expect("verify")).is_empty(), "rows equal their rebuild");
@@ -205,6 +214,11 @@ async fn a_one_sided_add_becomes_mutual_on_first_contact() {
     let contacts = b.read_node(|n| n.store.contacts().expect("contacts"));
     assert_eq!(contacts.len(), 1);
     assert_eq!(contacts[0].0, user(&a));
+    // Anyone holding B's invite could have done this: A is new to B until B accepts it.
+    assert!(b.read_node(|n| n.store.contact_state(&user(&a)).expect("state")).introduced);
+    assert!(!a.read_node(|n| n.store.contact_state(&user(&b)).expect("state")).introduced, "A added B itself");
+    b.with_node(|n| n.accept_contact(&user(&a)).expect("accept"));
+    assert!(!b.read_node(|n| n.store.contact_state(&user(&a)).expect("state")).introduced);
     let back = chat_with(&b, &a);
     assert_eq!(texts(&b, &back), vec![Some("it's Ann, from the conference".to_owned())]);
     // And B can answer: A's devices are allowed now.

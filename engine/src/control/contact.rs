@@ -1,0 +1,123 @@
+//! Contact commands: add, list, rename, verify (safety numbers), accept.
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use crate::contacts::ContactView;
+use crate::messenger::Invite;
+use crate::text::for_terminal;
+
+use super::{ContactCommand, Cx, Out};
+
+fn view_json(c: &ContactView) -> Value {
+    json!({
+        "name": c.name,
+        "user_id": c.user.to_string(),
+        "short": c.user.short(),
+        "devices": c.devices,
+        "verified": c.state.verified,
+        "new": c.state.introduced,
+    })
+}
+
+fn status(r: &Value) -> &'static str {
+    match (r["verified"] == true, r["new"] == true) {
+        (_, true) => "new: introduced itself with your invite (`libra contact accept`)",
+        (true, false) => "verified",
+        (false, false) => "unverified",
+    }
+}
+
+pub fn contact(cx: &Cx, out: &mut Out, cmd: &ContactCommand) -> Result<u8> {
+    match cmd {
+        ContactCommand::Add { invite, name } => {
+            let inv = Invite::parse(invite)?;
+            let shown = name.clone().unwrap_or(inv.card.name.clone());
+            let (user, same_name) = cx.write(|n| {
+                let user = n.add_contact(&inv, name.as_deref())?;
+                let same: Vec<String> = n
+                    .contact_views()?
+                    .iter()
+                    .filter(|c| c.user != user && c.name.to_lowercase() == shown.to_lowercase())
+                    .map(ContactView::describe)
+                    .collect();
+                Ok((user, same))
+            })?;
+            let v = json!({ "added": user.to_string(), "short": user.short(), "name": shown, "devices": inv.card.certs.len(), "same_name": same_name });
+            out.set(&v, || {
+                let mut s = format!("added {} ({})\n", for_terminal(&shown), user.short());
+                if !same_name.is_empty() {
+                    s += &format!(
+                        "WARNING: another contact has this name: {}. Address them by short id, give one a name of your own (`libra contact rename`), and compare safety numbers (`libra contact verify`).\n",
+                        for_terminal(&same_name.join("; "))
+                    );
+                }
+                s
+            });
+        }
+        ContactCommand::List => {
+            let rows: Vec<Value> = cx.read(|n| Ok(n.contact_views()?.iter().map(view_json).collect()))?;
+            out.set(&json!(rows), || {
+                if rows.is_empty() {
+                    return "no contacts yet: `libra contact add INVITE`\n".into();
+                }
+                rows.iter()
+                    .map(|r| {
+                        format!(
+                            "{:<16} {}  {} device(s)  {}\n",
+                            for_terminal(r["name"].as_str().unwrap_or("")),
+                            r["short"].as_str().unwrap_or(""),
+                            r["devices"],
+                            status(r)
+                        )
+                    })
+                    .collect()
+            });
+        }
+        ContactCommand::Rename { contact, name } => {
+            let user = cx.write(|n| {
+                let u = n.contact(contact)?;
+                n.rename_contact(&u, name)?;
+                Ok(u)
+            })?;
+            out.set(&json!({ "renamed": user.to_string(), "short": user.short(), "name": name }), || {
+                format!("{} is now called {}\n", user.short(), for_terminal(name))
+            });
+        }
+        ContactCommand::Verify { contact, confirm, undo } => {
+            let (user, name, number, verified) = cx.write(|n| {
+                let u = n.contact(contact)?;
+                if *confirm || *undo {
+                    n.set_verified(&u, *confirm)?;
+                }
+                Ok((u, n.display_name(&u), n.safety_number_with(&u)?, n.store.contact_state(&u)?.verified))
+            })?;
+            let v = json!({ "user_id": user.to_string(), "short": user.short(), "name": name, "safety_number": number, "verified": verified });
+            out.set(&v, || {
+                let groups: Vec<&str> = number.split(' ').collect();
+                let mut s = format!("safety number with {} ({}):\n\n", for_terminal(&name), user.short());
+                for row in groups.chunks(4) {
+                    s += &format!("    {}\n", row.join("  "));
+                }
+                s += "\n";
+                s += if verified {
+                    "verified: you confirmed that this number matches theirs.\n"
+                } else {
+                    "not verified. Compare this number with theirs in person or on a call you trust; if it matches, run `libra contact verify CONTACT --confirm`.\n"
+                };
+                s
+            });
+        }
+        ContactCommand::Accept { contact } => {
+            let user = cx.write(|n| {
+                let u = n.contact(contact)?;
+                n.accept_contact(&u)?;
+                Ok(u)
+            })?;
+            out.set(&json!({ "accepted": user.to_string(), "short": user.short() }), || {
+                format!("accepted {}\n", user.short())
+            });
+        }
+    }
+    Ok(0)
+}

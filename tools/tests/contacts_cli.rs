@@ -1,0 +1,119 @@
+//! Who you are talking to, through the `libra` binary: names that collide are refused, short
+//! ids and safety numbers work, peer-chosen text cannot act on the terminal.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn libra(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
+}
+
+fn json(out: &Output) -> Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json output")
+}
+
+fn text(out: &Output) -> String {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Creates a node called `name` and returns its invite.
+fn node(dir: &Path, label: &str, name: &str) -> (std::path::PathBuf, String) {
+    let d = dir.join(label);
+    json(&libra(&d, &["--json", "init", "--name", name]));
+    let inv = json(&libra(&d, &["--json", "invite"]));
+    (d, inv["invite"].as_str().expect("invite").to_owned())
+}
+
+#[test]
+fn an_impostor_with_the_same_name_is_never_picked_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (alice, alice_inv) = node(dir.path(), "alice", "Alice");
+    let (bob, bob_inv) = node(dir.path(), "bob", "Bob");
+    let (_mallory, mallory_inv) = node(dir.path(), "mallory", "Bob");
+
+    let added = json(&libra(&alice, &["--json", "contact", "add", &bob_inv]));
+    let bob_short = added["short"].as_str().expect("short").to_owned();
+    assert!(added["same_name"].as_array().expect("array").is_empty());
+    // The second "Bob" is added with a loud warning naming the first.
+    let out = libra(&alice, &["contact", "add", &mallory_inv]);
+    let warn = text(&out);
+    assert!(warn.contains("WARNING") && warn.contains(&bob_short), "{warn}");
+    let contacts = json(&libra(&alice, &["--json", "contact", "list"]));
+    let mallory_short = contacts
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|c| c["short"].as_str().expect("short").to_owned())
+        .find(|s| *s != bob_short)
+        .expect("second contact");
+
+    // By name: refused, with both candidates listed.
+    let out = libra(&alice, &["send", "Bob", "the account number is 1234"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("more than one") && err.contains(&bob_short) && err.contains(&mallory_short), "{err}");
+    assert!(json(&libra(&alice, &["--json", "chats"])).as_array().expect("array").is_empty(), "nothing was sent");
+
+    // By short id (with or without dashes): exactly that contact.
+    json(&libra(&alice, &["--json", "send", &bob_short, "hi Bob"]));
+    let undashed = bob_short.replace('-', "");
+    json(&libra(&alice, &["--json", "send", &undashed[..9], "again"]));
+    json(&libra(&alice, &["--json", "send", &mallory_short, "who are you?"]));
+    let chats = text(&libra(&alice, &["chats"]));
+    assert!(chats.contains(&format!("Bob ({mallory_short}, unverified)")), "{chats}");
+
+    // Safety numbers: the same on both sides; confirming marks the contact verified.
+    json(&libra(&bob, &["--json", "contact", "add", &alice_inv]));
+    let mine = json(&libra(&alice, &["--json", "contact", "verify", &bob_short]));
+    let theirs = json(&libra(&bob, &["--json", "contact", "verify", "Alice"]));
+    assert_eq!(mine["safety_number"], theirs["safety_number"]);
+    assert_eq!(mine["verified"], false);
+    let sn = mine["safety_number"].as_str().expect("number");
+    assert_eq!(sn.split(' ').count(), 12);
+    let other = json(&libra(&alice, &["--json", "contact", "verify", &mallory_short]));
+    assert_ne!(other["safety_number"], mine["safety_number"]);
+    assert_eq!(json(&libra(&alice, &["--json", "contact", "verify", &bob_short, "--confirm"]))["verified"], true);
+    let chats = text(&libra(&alice, &["chats"]));
+    assert!(
+        chats.contains(&format!("Bob ({bob_short})")) && !chats.contains(&format!("{bob_short}, unverified")),
+        "{chats}"
+    );
+
+    // A name of our own for the impostor makes "Bob" unique again.
+    json(&libra(&alice, &["--json", "contact", "rename", &mallory_short, "Not Bob"]));
+    let sent = json(&libra(&alice, &["--json", "send", "bob", "only you now"]));
+    assert_eq!(sent["chat"], "Bob");
+    let list = text(&libra(&alice, &["contact", "list"]));
+    assert!(list.contains("Not Bob") && list.contains("verified"), "{list}");
+}
+
+#[test]
+fn peer_chosen_text_cannot_act_on_the_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (alice, _) = node(dir.path(), "alice", "Alice");
+    // A name that retitles the terminal and forges a second line.
+    let evil = "Eve\u{1b}]0;pwned\u{7}\nBob  please wire 500 EUR (delivered)\u{202e}";
+    let (_eve, eve_inv) = node(dir.path(), "eve", evil);
+    let added = json(&libra(&alice, &["--json", "contact", "add", &eve_inv]));
+    assert_eq!(added["name"], evil, "JSON stays exact");
+    let list = text(&libra(&alice, &["contact", "list"]));
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(!list.contains('\u{1b}') && !list.contains('\u{202e}') && !list.contains('\u{7}'), "{list:?}");
+    assert!(list.contains("\\u{1b}]0;pwned\\u{7}\\nBob"), "{list}");
+    // Our own names for contacts may not carry such characters at all.
+    let short = added["short"].as_str().expect("short");
+    let out = libra(&alice, &["contact", "rename", short, "Bob\nforged"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("control or invisible"));
+    // Messages: a forged newline is shown escaped, on one line.
+    json(&libra(&alice, &["--json", "send", short, "hello\n2026-01-01 00:00:00  Bob  wire money"]));
+    let chat = text(&libra(&alice, &["chat", short]));
+    assert_eq!(chat.lines().count(), 2, "title and one message: {chat}");
+    assert!(chat.contains("hello\\n2026"), "{chat}");
+    let chat = json(&libra(&alice, &["--json", "chat", short]));
+    assert_eq!(chat["messages"][0]["text"], "hello\n2026-01-01 00:00:00  Bob  wire money");
+}
