@@ -52,13 +52,21 @@ sync_all
 $L --data "$cat" send Alice "Anytime. The lake one is my favourite" >/dev/null
 sync_all
 kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true
+# Someone else calling themselves Ben: Alice verifies the real one by safety number.
+mal=$demo/mal
+$L --data "$mal" init --name Ben >/dev/null
+BS=$($L --data "$me" --json contact list | python3 -c "import json,sys; print([c['short'] for c in json.load(sys.stdin) if c['name']=='Ben'][0])")
+$L --data "$me" contact add "$(inv "$mal")" >/dev/null
+MS=$($L --data "$me" --json contact list | python3 -c "import json,sys; print([c['short'] for c in json.load(sys.stdin) if c['name']=='Ben' and c['short']!='$BS'][0])")
+$L --data "$me" contact verify "$BS" --confirm >/dev/null
 
 shot() { # name, app args...
   local name=$1; shift
   xvfb-run -a -s "-screen 0 1000x680x24" bash -c "$APP --data '$me' --listen 127.0.0.1:0 $* & p=\$!; sleep 4; import -window root '$out/$name.png'; kill \$p"
   echo "wrote $out/$name.png"
 }
-shot chat "--open Ben"
+shot chat "--open $BS"
+shot impostor "--open $MS"
 shot group "--open 'Weekend trip'"
 shot identity "--tab identity"
 shot connect "--tab connect"

@@ -170,7 +170,18 @@ impl Snapshot {
             });
         }
         if let Some(chat) = open {
-            let title = s.chats.iter().find(|c| c.chat == chat).map(|c| c.title.clone()).unwrap_or_default();
+            // A contact with no messages yet is titled with its name, not "New chat".
+            let me = node.user_id();
+            let title = s
+                .chats
+                .iter()
+                .find(|c| c.chat == chat)
+                .map(|c| c.title.clone())
+                .or_else(|| {
+                    let me = me?;
+                    s.contacts.iter().find(|(u, _)| ChatId::direct(&me, u) == chat).map(|(_, n)| n.clone())
+                })
+                .unwrap_or_default();
             let subtitle = match node.store.group(&chat).ok().flatten() {
                 Some((_, members)) => {
                     let names: Vec<String> = members.iter().map(|m| name_of(node, &s.contacts, &Some(*m))).collect();
