@@ -12,7 +12,8 @@ APP=target/debug/libra-app
 out=docs/screenshots
 mkdir -p "$out"
 demo=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$demo"' EXIT
+# Servers start inside $(…) subshells, out of this shell's job table: their pids go to files.
+trap 'kill $(jobs -p) $(cat "$demo"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$demo"' EXIT
 me=$demo/alice ben=$demo/ben cat=$demo/cat
 
 j() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
@@ -28,6 +29,7 @@ done
 
 serve() { # data dir -> prints address
   $L --data "$1" serve --listen 127.0.0.1:0 > "$1.out" 2>/dev/null &
+  echo $! > "$1.pid"
   for _ in $(seq 50); do grep -q listening "$1.out" 2>/dev/null && break; sleep 0.1; done
   sed -n 's/^listening on //p' "$1.out"
 }
@@ -51,7 +53,7 @@ $L --data "$me" send Cat "Thanks for the photos!" >/dev/null
 sync_all
 $L --data "$cat" send Alice "Anytime. The lake one is my favourite" >/dev/null
 sync_all
-kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true
+kill $(jobs -p) $(cat "$demo"/*.pid) 2>/dev/null || true; wait 2>/dev/null || true
 # Someone else calling themselves Ben: Alice verifies the real one by safety number.
 mal=$demo/mal
 $L --data "$mal" init --name Ben >/dev/null

@@ -54,7 +54,7 @@ fn repaint(ctx: &Ctx) {
 impl Engine {
     /// Starts the engine on `node`, answers the control socket, and brings the network up on
     /// `listen` (another port if that one is taken; retried while there is no network).
-    pub fn start(node: Node, dir: &Path, listen: SocketAddr) -> anyhow::Result<Engine> {
+    pub fn start(node: Node, dir: &Path, listen: SocketAddr, lan: bool) -> anyhow::Result<Engine> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let core = Core::start(node);
         let (tx, rx) = channel();
@@ -69,12 +69,12 @@ impl Engine {
             ctx: Arc::default(),
             dir: dir.to_path_buf(),
         };
-        engine.spawn_network(listen);
+        engine.spawn_network(listen, lan);
         engine.spawn_refresher();
         Ok(engine)
     }
 
-    fn spawn_network(&self, listen: SocketAddr) {
+    fn spawn_network(&self, listen: SocketAddr, lan: bool) {
         let (core, slot, tx, ctx, dir) =
             (self.core.clone(), self.host.clone(), self.tx.clone(), self.ctx.clone(), self.dir.clone());
         self.rt.spawn(async move {
@@ -97,6 +97,13 @@ impl Engine {
                         let server = host.clone();
                         tokio::spawn(async move { server.serve().await });
                         host.run_dialers();
+                        // A node reachable on loopback only has nothing to announce on a LAN.
+                        if lan
+                            && !listen.ip().is_loopback()
+                            && let Err(e) = host.run_lan(libra_engine::net::LanConfig::default())
+                        {
+                            tracing::warn!(error = %e, "LAN discovery unavailable");
+                        }
                         addr.map_or_else(|| NetStatus::Offline("no local address".into()), NetStatus::Listening)
                     }
                     Err(e) => NetStatus::Offline(offline_reason(listen, &e)),

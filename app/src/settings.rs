@@ -13,11 +13,13 @@ pub struct Settings {
     pub read_receipts: bool,
     /// Where to accept connections (only allowed devices get past the handshake).
     pub listen: String,
+    /// Find contacts and own devices on the local network by private beacons.
+    pub lan: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { notifications: true, read_receipts: false, listen: "0.0.0.0:7444".into() }
+        Settings { notifications: true, read_receipts: false, listen: "0.0.0.0:7444".into(), lan: true }
     }
 }
 

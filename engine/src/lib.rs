@@ -10,6 +10,7 @@ pub mod clock;
 pub mod codec;
 pub mod contacts;
 pub mod control;
+pub mod discovery;
 pub mod engine;
 pub mod identity;
 pub mod keyfile;

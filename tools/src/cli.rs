@@ -39,6 +39,18 @@ pub enum Command {
         /// Address to listen on (UDP). Only allowed device keys get past the handshake.
         #[arg(long, default_value = "0.0.0.0:7444")]
         listen: String,
+        /// Do not send or listen for LAN discovery beacons.
+        #[arg(long)]
+        no_lan: bool,
+        /// The UDP port of LAN discovery beacons.
+        #[arg(long, default_value_t = libra_engine::discovery::DEFAULT_PORT)]
+        lan_port: u16,
+        /// Seconds per beacon tag epoch (the protocol uses 300; shorter only for tests).
+        #[arg(long, default_value_t = libra_engine::discovery::EPOCH_SECS, hide = true)]
+        lan_epoch: u64,
+        /// Seconds between beacons.
+        #[arg(long, default_value_t = 5, hide = true)]
+        lan_interval: u64,
     },
     /// Sync once with a peer (address, or a peer id with a remembered address), print what moved.
     Sync {

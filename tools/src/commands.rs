@@ -156,7 +156,14 @@ pub fn run(args: &Cli, out: &mut String) -> Result<u8> {
     match &args.command {
         Command::Init { name } => init(args, out, name),
         Command::Vectors(cmd) => vectors_cmd(args, out, cmd),
-        Command::Serve { listen } => serve(args, listen),
+        Command::Serve { listen, no_lan, lan_port, lan_epoch, lan_interval } => {
+            let lan = (!no_lan).then(|| libra_engine::net::LanConfig {
+                port: *lan_port,
+                interval: std::time::Duration::from_secs((*lan_interval).max(1)),
+                epoch_secs: (*lan_epoch).max(1),
+            });
+            serve(args, listen, lan)
+        }
         other => {
             let req = request(other).context("not a node command")?;
             let reply = run_local(args, req)?;
@@ -214,7 +221,7 @@ fn vectors_cmd(args: &Cli, out: &mut String, cmd: &VectorsCommand) -> Result<u8>
     }
 }
 
-fn serve(args: &Cli, listen: &str) -> Result<u8> {
+fn serve(args: &Cli, listen: &str, lan: Option<libra_engine::net::LanConfig>) -> Result<u8> {
     let listen: SocketAddr = listen.parse().with_context(|| format!("'{listen}' is not HOST:PORT"))?;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -229,6 +236,12 @@ fn serve(args: &Cli, listen: &str) -> Result<u8> {
         println!("listening on {}", host.local_addr()?);
         println!("device {}", libra_engine::identity::DeviceId(libra_engine::codec::Bytes(host.device())));
         host.run_dialers();
+        // A node reachable on loopback only has nothing to announce on a LAN.
+        if let Some(cfg) = lan.filter(|_| !listen.ip().is_loopback())
+            && let Err(e) = host.run_lan(cfg)
+        {
+            eprintln!("LAN discovery unavailable: {e}");
+        }
         let slot: control::HostSlot = Arc::new(std::sync::RwLock::new(Some(host.clone())));
         let control = tokio::spawn(control::serve(engine.clone(), slot, dir));
         let server = host.clone();

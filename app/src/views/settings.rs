@@ -15,6 +15,12 @@ pub fn ui(ui: &mut egui::Ui, s: &mut Settings, listening: Option<std::net::Socke
     changed |= ui
         .checkbox(&mut s.read_receipts, "Send read receipts (others see when you have read their messages)")
         .changed();
+    changed |= ui
+        .checkbox(
+            &mut s.lan,
+            "Find contacts and your devices on the local network (private beacons; takes effect on restart)",
+        )
+        .changed();
     ui.add_space(8.0);
     ui.horizontal(|ui| {
         ui.label("Listen on");

@@ -14,14 +14,13 @@ use crate::engine::{DialState, Event};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// A running dial task and the addresses it was started for.
-type Dialing = (Vec<String>, tokio::task::AbortHandle);
+/// How often a dialer looks whether a peer connected by another path is still connected.
+const ONLINE_RECHECK: Duration = Duration::from_secs(5);
 
 /// The running dial tasks, by peer device.
 #[derive(Default)]
 pub(crate) struct Dialers {
-    tasks: Mutex<BTreeMap<[u8; 32], Dialing>>,
+    tasks: Mutex<BTreeMap<[u8; 32], tokio::task::AbortHandle>>,
 }
 
 /// Checks that `s` looks like `HOST:PORT` (a name or an IP address and a port); it is resolved
@@ -71,11 +70,9 @@ impl Host {
         });
     }
 
-    /// Starts dialers for peers that gained an address, restarts those whose addresses
-    /// changed, and stops those no longer allowed.
-    fn refresh_dialers(self: &Arc<Self>) {
-        let targets: BTreeMap<[u8; 32], Vec<String>> = self
-            .engine
+    /// The allowed peers with an address, and their addresses, as the store has them now.
+    fn dial_targets(&self) -> BTreeMap<[u8; 32], Vec<String>> {
+        self.engine
             .read(|n| {
                 n.store
                     .peers()
@@ -86,23 +83,29 @@ impl Host {
                     .filter(|(_, a)| !a.is_empty())
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// Starts dialers for peers that gained an address and stops those no longer allowed. A
+    /// running dialer is never restarted for a new address (that would end its live session):
+    /// it reads the addresses afresh at every attempt.
+    fn refresh_dialers(self: &Arc<Self>) {
+        let targets = self.dial_targets();
         let Ok(mut tasks) = self.dialers.tasks.lock() else { return };
-        tasks.retain(|device, (addrs, handle)| {
-            let keep = targets.get(device) == Some(addrs) && !handle.is_finished();
+        tasks.retain(|device, handle| {
+            let keep = targets.contains_key(device) && !handle.is_finished();
             if !keep {
                 handle.abort();
             }
             keep
         });
-        for (device, addrs) in targets {
+        for device in targets.into_keys() {
             if tasks.contains_key(&device) {
                 continue;
             }
             let h = self.clone();
-            let a = addrs.clone();
-            let task = tokio::spawn(async move { h.dial_loop(device, a).await });
-            tasks.insert(device, (addrs, task.abort_handle()));
+            let task = tokio::spawn(async move { h.dial_loop(device).await });
+            tasks.insert(device, task.abort_handle());
         }
     }
 
@@ -110,7 +113,7 @@ impl Host {
     pub fn cancel_dial(&self, device: &[u8; 32]) -> bool {
         let removed = self.dialers.tasks.lock().ok().and_then(|mut t| t.remove(device));
         match removed {
-            Some((_, handle)) => {
+            Some(handle) => {
                 handle.abort();
                 self.engine.emit(Event::Dial { device: *device, state: DialState::Stopped });
                 true
@@ -123,9 +126,15 @@ impl Host {
         self.engine.read(|n| n.store.peer(device).ok().flatten().map_or(0, |r| r.last_sync_ms)).unwrap_or(0)
     }
 
-    async fn dial_loop(self: Arc<Self>, device: [u8; 32], addrs: Vec<String>) {
+    async fn dial_loop(self: Arc<Self>, device: [u8; 32]) {
         let mut backoff = FIRST_BACKOFF;
         loop {
+            let Some(addrs) = self.dial_targets().remove(&device) else { return };
+            // Connected already (it dialled us, or LAN discovery found it): look again later.
+            if self.engine.online().contains_key(&device) {
+                tokio::time::sleep(ONLINE_RECHECK).await;
+                continue;
+            }
             let mut reason = String::new();
             'addresses: for a in &addrs {
                 let resolved = match resolve(a).await {

@@ -34,7 +34,7 @@ pub struct Host {
     endpoint: quinn::Endpoint,
     router: Router,
     seed: [u8; 32],
-    limits: Limits,
+    pub(crate) limits: Limits,
 }
 
 /// Longest a dial waits for the handshake.

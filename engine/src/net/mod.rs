@@ -8,6 +8,7 @@
 
 mod dialer;
 mod host;
+mod lan;
 mod router;
 pub mod stream;
 mod sync_protocol;
@@ -16,6 +17,7 @@ pub mod tls;
 pub use crate::sync::{Limits, Outcome};
 pub use dialer::{check_address, resolve};
 pub use host::{HANDSHAKE_TIMEOUT, Host, HostConfig};
+pub use lan::LanConfig;
 pub use router::{ProtocolHandler, Router};
 
 use crate::sync::SyncError;

@@ -38,6 +38,8 @@ pub enum AddressSource {
     Invite,
     /// Learned from a peer (a contact telling us where it is).
     Learned,
+    /// Where its LAN beacon came from (spec/connectivity.md).
+    Lan,
 }
 
 impl From<AddressSource> for u8 {
@@ -46,6 +48,7 @@ impl From<AddressSource> for u8 {
             AddressSource::Typed => 0,
             AddressSource::Invite => 1,
             AddressSource::Learned => 2,
+            AddressSource::Lan => 3,
         }
     }
 }
@@ -57,6 +60,7 @@ impl TryFrom<u8> for AddressSource {
             0 => Ok(AddressSource::Typed),
             1 => Ok(AddressSource::Invite),
             2 => Ok(AddressSource::Learned),
+            3 => Ok(AddressSource::Lan),
             _ => Err(format!("unknown address source {v}")),
         }
     }
@@ -80,7 +84,7 @@ impl PeerRecord {
         self.addresses.retain(|a| a.addr != addr);
         self.addresses.insert(0, PeerAddress { addr: addr.to_owned(), source, shareable: false });
         self.addresses.truncate(MAX_ADDRESSES);
-        if source != AddressSource::Learned || self.address.is_none() {
+        if matches!(source, AddressSource::Typed | AddressSource::Invite) || self.address.is_none() {
             self.address = Some(addr.to_owned());
         }
     }

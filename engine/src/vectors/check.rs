@@ -88,6 +88,52 @@ fn check_text(c: &Value) -> Result<(), String> {
     expect(c, outcome)
 }
 
+fn check_lan_tag(c: &Value) -> Result<(), String> {
+    use crate::discovery::{pair_secret, tag};
+    let secret_a = x25519_dalek::StaticSecret::from(hex32(c, "agreement_secret_a")?);
+    let (da, db) = (hex32(c, "device_a")?, hex32(c, "device_b")?);
+    let s = pair_secret(&secret_a, &da, &db, &hex32(c, "agreement_public_b")?);
+    if s != hex32(c, "pair_secret")? {
+        return Err("pair secret differs".into());
+    }
+    let epoch = c.get("epoch").and_then(Value::as_u64).and_then(|e| u32::try_from(e).ok()).ok_or("epoch")?;
+    if tag(&s, &hex32(c, "sender")?, epoch).to_vec() != hexf(c, "tag")? {
+        return Err("tag differs".into());
+    }
+    Ok(())
+}
+
+fn check_beacon(c: &Value) -> Result<(), String> {
+    use crate::discovery::{Beacon, BeaconError};
+    let bytes = hexf(c, "encoded")?;
+    let outcome = match Beacon::decode(&bytes) {
+        Ok(b) => {
+            if b.encode() != bytes {
+                return Err("beacon does not round-trip".into());
+            }
+            if c.get("port").and_then(Value::as_u64) != Some(u64::from(b.port))
+                || c.get("epoch").and_then(Value::as_u64) != Some(u64::from(b.epoch))
+            {
+                return Err("port or epoch differs".into());
+            }
+            let tags: Vec<String> = b.tags.iter().map(hex::encode).collect();
+            let want: Vec<String> = c
+                .get("tags")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            if tags != want {
+                return Err("tags differ".into());
+            }
+            Ok(())
+        }
+        Err(BeaconError::Magic) => Err("magic".to_owned()),
+        Err(BeaconError::Length(_)) => Err("length".to_owned()),
+        Err(BeaconError::TooManyTags(_)) => Err("too_many_tags".to_owned()),
+    };
+    expect(c, outcome)
+}
+
 fn check_safety_number(c: &Value) -> Result<(), String> {
     use crate::identity::{SAFETY_QR_PREFIX, UserId, safety_number};
     let (a, b) = (UserId(crate::codec::Bytes(hex32(c, "user_a")?)), UserId(crate::codec::Bytes(hex32(c, "user_b")?)));
@@ -343,7 +389,9 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 13] = [
+        let sections: [(&str, &CaseCheck); 15] = [
+            ("lan_tags", &check_lan_tag),
+            ("beacons", &check_beacon),
             ("safety_numbers", &check_safety_number),
             ("grants", &check_grant),
             ("seal", &check_seal),

@@ -1,0 +1,253 @@
+//! The LAN discovery driver: sends this node's beacons ([`crate::discovery`]) by UDP broadcast
+//! on every IPv4 interface (and to the IPv6 all-nodes group on every link), listens for
+//! others', and connects to the peers it recognises, authenticated by QUIC as usual. The
+//! address a peer was found at is remembered (source LAN, never passed on); nothing about it
+//! is logged.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+
+use super::{Host, NetError};
+use crate::discovery::{self, Beacon, MAX_BEACON, Pairs, Tag};
+use crate::engine::Engine;
+use crate::store::AddressSource;
+
+/// How LAN discovery runs.
+#[derive(Debug, Clone, Copy)]
+pub struct LanConfig {
+    /// The UDP port beacons are sent to and received on.
+    pub port: u16,
+    /// Time between two rounds of beacons.
+    pub interval: Duration,
+    /// Length of a tag epoch (spec: 300 s; tests shorten it).
+    pub epoch_secs: u64,
+}
+
+impl Default for LanConfig {
+    fn default() -> LanConfig {
+        LanConfig { port: discovery::DEFAULT_PORT, interval: Duration::from_secs(5), epoch_secs: discovery::EPOCH_SECS }
+    }
+}
+
+/// The IPv6 all-nodes link-local group.
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+/// What the receiver matches beacons against: the tags expected around the current epoch.
+#[derive(Default)]
+struct Expected {
+    epoch: u32,
+    tags: HashMap<(u32, Tag), [u8; 32]>,
+}
+
+fn socket(domain: Domain, port: u16) -> std::io::Result<UdpSocket> {
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    // Several nodes on one machine (and other programs) may listen for beacons too; every
+    // socket bound with SO_REUSEADDR gets each broadcast (SO_REUSEPORT would hand each
+    // datagram to one of them only).
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    let addr: SocketAddr = match domain {
+        Domain::IPV6 => {
+            s.set_only_v6(true)?;
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))
+        }
+        _ => {
+            s.set_broadcast(true)?;
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
+        }
+    };
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// The peers this node would talk to, with their pair secrets: allowed peer devices and our
+/// own other devices whose agreement keys we know (from contact cards and our user's
+/// certificates). Secrets already derived are reused (`cache`).
+fn pairs(engine: &Engine, cache: &mut BTreeMap<[u8; 32], ([u8; 32], [u8; 32])>) -> Pairs {
+    let own_device = engine.device();
+    let wanted = engine
+        .read(|n| {
+            let allowed: BTreeSet<[u8; 32]> =
+                n.store.peers().unwrap_or_default().into_iter().filter(|(_, r)| r.allowed).map(|(k, _)| k).collect();
+            let mut certs: Vec<crate::identity::DeviceCert> =
+                n.store.contacts().unwrap_or_default().into_iter().flat_map(|(_, c)| c.certs).collect();
+            if let Some(u) = n.user_id() {
+                certs.extend(n.device_certs(&u).unwrap_or_default());
+            }
+            let agreements: BTreeMap<[u8; 32], [u8; 32]> = certs
+                .into_iter()
+                .map(|c| (*c.body.device.as_bytes(), c.body.agreement.0))
+                .filter(|(d, _)| {
+                    *d != own_device
+                        && (allowed.contains(d)
+                            || n.store.trust().owner_of(&crate::identity::DeviceId(crate::codec::Bytes(*d)))
+                                == n.user_id())
+                })
+                .collect();
+            let secret = n.secrets.device.agreement.clone();
+            (agreements, secret)
+        })
+        .ok();
+    let Some((agreements, secret)) = wanted else { return Pairs { own_device, peers: Vec::new() } };
+    cache.retain(|d, (a, _)| agreements.get(d) == Some(a));
+    for (d, a) in &agreements {
+        cache.entry(*d).or_insert_with(|| (*a, discovery::pair_secret(&secret, &own_device, d, a)));
+    }
+    Pairs { own_device, peers: cache.iter().map(|(d, (_, s))| (*d, *s)).collect() }
+}
+
+/// Where beacons go: every IPv4 interface's broadcast address, and the IPv6 all-nodes group
+/// on every interface with a link-local address.
+fn destinations(port: u16) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for i in if_addrs::get_if_addrs().unwrap_or_default() {
+        if i.is_loopback() {
+            continue;
+        }
+        match &i.addr {
+            if_addrs::IfAddr::V4(a) => {
+                // The subnet's broadcast address, from the netmask: what getifaddrs reports
+                // for an address added without one is 0.0.0.0 or the address itself.
+                let b = Ipv4Addr::from(u32::from(a.ip) | !u32::from(a.netmask));
+                if b == a.ip {
+                    continue; // a /32: nobody else on that link
+                }
+                v4.push(SocketAddr::from((b, port)));
+            }
+            if_addrs::IfAddr::V6(a) if a.ip.is_unicast_link_local() => {
+                if let Some(index) = i.index {
+                    v6.push(SocketAddr::V6(SocketAddrV6::new(ALL_NODES, port, 0, index)));
+                }
+            }
+            if_addrs::IfAddr::V6(_) => {}
+        }
+    }
+    v4.sort();
+    v4.dedup();
+    v6.sort();
+    v6.dedup();
+    (v4, v6)
+}
+
+impl Host {
+    /// Starts LAN discovery: beacons out every `interval`, and a connection to each recognised
+    /// peer that is not already connected. Runs until the host's runtime ends.
+    pub fn run_lan(self: &Arc<Self>, cfg: LanConfig) -> Result<(), NetError> {
+        let v4 = Arc::new(socket(Domain::IPV4, cfg.port)?);
+        // IPv6 is best effort: a machine without it still discovers over IPv4.
+        let v6 = socket(Domain::IPV6, cfg.port).ok().map(Arc::new);
+        if let Some(s) = &v6 {
+            let _ = s.join_multicast_v6(&ALL_NODES, 0);
+        }
+        let expected: Arc<Mutex<Expected>> = Arc::default();
+        let (host, sender_v4, sender_v6, exp) = (self.clone(), v4.clone(), v6.clone(), expected.clone());
+        tokio::spawn(async move {
+            let mut cache = BTreeMap::new();
+            let mut events = host.engine.subscribe();
+            loop {
+                let pairs = pairs(&host.engine, &mut cache);
+                let epoch = discovery::epoch_of(crate::clock::wall_ms(), cfg.epoch_secs);
+                if let Ok(mut e) = exp.lock() {
+                    *e = Expected { epoch, tags: pairs.expected(epoch) };
+                }
+                let port = host.local_addr().map_or(0, |a| a.port());
+                let (to4, to6) = destinations(cfg.port);
+                for b in pairs.beacons(port, epoch) {
+                    let bytes = b.encode();
+                    for d in &to4 {
+                        let _ = sender_v4.send_to(&bytes, d).await;
+                    }
+                    if let Some(s) = &sender_v6 {
+                        for d in &to6 {
+                            let _ = s.send_to(&bytes, d).await;
+                        }
+                    }
+                }
+                // Next round after the interval, or at once when contacts change.
+                let wait = tokio::time::sleep(cfg.interval);
+                tokio::pin!(wait);
+                loop {
+                    tokio::select! {
+                        () = &mut wait => break,
+                        ev = events.recv() => match ev {
+                            Ok(crate::engine::Event::Interest) => break,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                            _ => {}
+                        },
+                    }
+                }
+            }
+        });
+        let dialing: Arc<Mutex<BTreeSet<[u8; 32]>>> = Arc::default();
+        for sock in std::iter::once(v4).chain(v6) {
+            let (host, exp, dialing) = (self.clone(), expected.clone(), dialing.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; MAX_BEACON + 1];
+                loop {
+                    let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    let Ok(beacon) = Beacon::decode(&buf[..n]) else { continue };
+                    let found = match exp.lock() {
+                        Ok(e) if e.epoch.abs_diff(beacon.epoch) <= 1 => discovery::recognise(&beacon, &e.tags),
+                        _ => continue,
+                    };
+                    for device in found {
+                        host.lan_found(device, SocketAddr::new(from.ip(), beacon.port), &dialing);
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// A peer's beacon came from `addr`: remember the address and connect, unless a session
+    /// with it runs already or a LAN dial is under way.
+    fn lan_found(self: &Arc<Self>, device: [u8; 32], addr: SocketAddr, dialing: &Arc<Mutex<BTreeSet<[u8; 32]>>>) {
+        if self.engine.online().contains_key(&device) {
+            return;
+        }
+        if !dialing.lock().is_ok_and(|mut d| d.insert(device)) {
+            return;
+        }
+        let (host, dialing) = (self.clone(), dialing.clone());
+        tokio::spawn(async move {
+            // A beacon is easy to replay from elsewhere: only an address where the peer proved
+            // its key in the handshake is remembered.
+            if let Ok(conn) = host.dial(addr, Some(device), crate::sync::ALPN).await {
+                host.remember_lan(device, addr).await;
+                let _ = super::sync_protocol::session(&host.engine, conn, true, true, host.limits).await;
+            }
+            if let Ok(mut d) = dialing.lock() {
+                d.remove(&device);
+            }
+        });
+    }
+
+    async fn remember_lan(&self, device: [u8; 32], addr: SocketAddr) {
+        let text = addr.to_string();
+        let remembered = self
+            .engine
+            .write_async(move |n| {
+                let mut rec = n.store.peer(&device)?.unwrap_or_default();
+                if !rec.addresses.iter().any(|a| a.addr == text && a.source == AddressSource::Lan) {
+                    rec.remember_address(&text, AddressSource::Lan);
+                    // Not a change of who may connect: no Interest event, no dialer restart.
+                    n.store.set_peer(&device, &rec, false)?;
+                }
+                Ok::<(), crate::store::StoreError>(())
+            })
+            .await;
+        match remembered {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not remember a LAN address"),
+            Err(e) => tracing::warn!(error = %e, "could not remember a LAN address"),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! LAN discovery between real `libra serve` processes in network namespaces on one bridged
+//! segment (made and removed by the test): two contacts find each other with no address
+//! typed and sync; a third machine on the segment records the beacons of two epochs and
+//! can neither link them nor learn a key. Needs root and iproute2 (`.ci/run` installs it).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use libra_engine::discovery::Beacon;
+use serde_json::Value;
+
+const LAN_PORT: &str = "17445";
+
+fn libra(data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
+}
+
+fn json(out: &std::process::Output) -> Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip (iproute2)");
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// Three namespaces on one bridge (in a fourth); all removed on drop.
+struct Segment {
+    names: Vec<String>,
+}
+
+impl Segment {
+    fn new(tag: &str, hosts: usize) -> Segment {
+        // Names go in as they are made, so a failure half-way still removes them all.
+        let mut seg = Segment { names: Vec::new() };
+        let br = format!("{tag}br");
+        ip(&["netns", "add", &br]);
+        seg.names.push(br.clone());
+        ip(&["-n", &br, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &br, "link", "set", "br0", "up"]);
+        for i in 0..hosts {
+            let ns = format!("{tag}h{i}");
+            ip(&["netns", "add", &ns]);
+            seg.names.push(ns.clone());
+            let (inner, outer) = (format!("{tag}v{i}"), format!("{tag}b{i}"));
+            ip(&["link", "add", &inner, "type", "veth", "peer", "name", &outer]);
+            ip(&["link", "set", &inner, "netns", &ns]);
+            ip(&["link", "set", &outer, "netns", &br]);
+            ip(&["-n", &br, "link", "set", &outer, "master", "br0", "up"]);
+            ip(&["-n", &ns, "addr", "add", &format!("10.87.0.{}/24", i + 1), "dev", &inner]);
+            ip(&["-n", &ns, "link", "set", &inner, "up"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        }
+        seg
+    }
+
+    fn host(&self, i: usize) -> &str {
+        &self.names[i + 1]
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).output();
+        }
+    }
+}
+
+struct Killed(std::process::Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve_in(ns: &str, data: &Path) -> Killed {
+    Killed(
+        Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_libra"), "--data"])
+            .arg(data)
+            .args([
+                "serve",
+                "--listen",
+                "0.0.0.0:7444",
+                "--lan-port",
+                LAN_PORT,
+                "--lan-epoch",
+                "2",
+                "--lan-interval",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve"),
+    )
+}
+
+/// Run by the test below inside the third namespace (this test binary, re-executed): writes
+/// every datagram that reaches the beacon port for a few seconds, one hex line each.
+#[test]
+#[ignore = "a helper the LAN test runs inside a namespace"]
+fn record_beacons() {
+    let Some(out) = std::env::var_os("LIBRA_RECORD_TO") else { return };
+    let sock = std::net::UdpSocket::bind(format!("0.0.0.0:{LAN_PORT}")).expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let mut file = std::fs::File::create(PathBuf::from(out)).expect("file");
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < until {
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            writeln!(file, "{}", hex(&buf[..n])).expect("write");
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+}
+
+#[test]
+fn contacts_on_one_segment_find_each_other_and_a_stranger_learns_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let ia = json(&libra(&a, &["--json", "init", "--name", "Ann"]));
+    let ib = json(&libra(&b, &["--json", "init", "--name", "Ben"]));
+    // Contacts by invite, with no address in either invite.
+    let inv_a = json(&libra(&a, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
+    let inv_b = json(&libra(&b, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
+    json(&libra(&a, &["--json", "contact", "add", &inv_b]));
+    json(&libra(&b, &["--json", "contact", "add", &inv_a]));
+    json(&libra(&a, &["--json", "send", "Ben", "found you without an address"]));
+
+    let seg = Segment::new(&format!("lb{}", std::process::id() % 100_000), 3);
+    let recording = dir.path().join("beacons.txt");
+    let recorder = Command::new("ip")
+        .args(["netns", "exec", seg.host(2), &std::env::current_exe().expect("exe").to_string_lossy()])
+        .args(["--exact", "record_beacons", "--ignored", "--nocapture"])
+        .env("LIBRA_RECORD_TO", &recording)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("recorder");
+    let _sa = serve_in(seg.host(0), &a);
+    let _sb = serve_in(seg.host(1), &b);
+
+    // B receives A's message over the LAN: nobody typed an address.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        let out = libra(&b, &["--json", "chat", "Ann"]);
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+            if v["messages"].as_array().is_some_and(|m| !m.is_empty()) {
+                break v;
+            }
+        }
+        assert!(Instant::now() < deadline, "B never got A's message over the LAN");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(got["messages"][0]["text"], "found you without an address");
+
+    // The stranger's recording: beacons of at least two epochs, sharing no tag, carrying no key.
+    let status = Killed(recorder).0.wait().expect("recorder ends");
+    assert!(status.success());
+    let lines = std::fs::read_to_string(&recording).expect("recording");
+    let beacons: Vec<(Vec<u8>, Beacon)> =
+        lines.lines().map(unhex).map(|b| (b.clone(), Beacon::decode(&b).expect("a beacon"))).collect();
+    assert!(beacons.len() >= 4, "recorded {} beacons", beacons.len());
+    let epochs: std::collections::BTreeSet<u32> = beacons.iter().map(|(_, b)| b.epoch).collect();
+    assert!(epochs.len() >= 2, "epochs {epochs:?}");
+    for (_, x) in &beacons {
+        for (_, y) in &beacons {
+            if x.epoch != y.epoch {
+                assert!(x.tags.iter().all(|t| !y.tags.contains(t)), "a tag repeats across epochs");
+            }
+        }
+    }
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for id in [&ia, &ib] {
+        for field in ["user_id", "device_id"] {
+            let text = id[field].as_str().expect("id");
+            keys.push(libra_engine::text::decode_id(text).expect("id").1.to_vec());
+        }
+    }
+    for (wire, _) in &beacons {
+        for k in &keys {
+            for w in k.windows(6) {
+                assert!(!wire.windows(6).any(|x| x == w), "a beacon carries key material");
+            }
+        }
+    }
+}
