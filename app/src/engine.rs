@@ -54,7 +54,7 @@ fn repaint(ctx: &Ctx) {
 impl Engine {
     /// Starts the engine on `node`, answers the control socket, and brings the network up on
     /// `listen` (another port if that one is taken; retried while there is no network).
-    pub fn start(node: Node, dir: &Path, listen: SocketAddr, lan: bool) -> anyhow::Result<Engine> {
+    pub fn start(node: Node, dir: &Path, listen: SocketAddr, lan: bool, relay: bool) -> anyhow::Result<Engine> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let core = Core::start(node);
         let (tx, rx) = channel();
@@ -69,12 +69,12 @@ impl Engine {
             ctx: Arc::default(),
             dir: dir.to_path_buf(),
         };
-        engine.spawn_network(listen, lan);
+        engine.spawn_network(listen, lan, relay);
         engine.spawn_refresher();
         Ok(engine)
     }
 
-    fn spawn_network(&self, listen: SocketAddr, lan: bool) {
+    fn spawn_network(&self, listen: SocketAddr, lan: bool, relay: bool) {
         let (core, slot, tx, ctx, dir) =
             (self.core.clone(), self.host.clone(), self.tx.clone(), self.ctx.clone(), self.dir.clone());
         self.rt.spawn(async move {
@@ -83,9 +83,10 @@ impl Engine {
             let control = tokio::spawn(libra_engine::control::serve(core.clone(), slot.clone(), dir.clone()));
             let any: SocketAddr = SocketAddr::new(listen.ip(), 0);
             loop {
-                let attempt = Host::new(core.clone(), HostConfig::new(listen)).or_else(|first| {
+                let config = |at: SocketAddr| HostConfig { relay, ..HostConfig::new(at) };
+                let attempt = Host::new(core.clone(), config(listen)).or_else(|first| {
                     tracing::info!(error = %first, "listen address unavailable; trying another port");
-                    Host::new(core.clone(), HostConfig::new(any)).map_err(|_| first)
+                    Host::new(core.clone(), config(any)).map_err(|_| first)
                 });
                 let status = match attempt {
                     Ok(host) => {
@@ -97,6 +98,7 @@ impl Engine {
                         let server = host.clone();
                         tokio::spawn(async move { server.serve().await });
                         host.run_dialers();
+                        host.run_relay_dialer(Duration::from_secs(10));
                         // A node reachable on loopback only has nothing to announce on a LAN.
                         if lan
                             && !listen.ip().is_loopback()

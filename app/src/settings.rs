@@ -15,11 +15,14 @@ pub struct Settings {
     pub listen: String,
     /// Find contacts and own devices on the local network by private beacons.
     pub lan: bool,
+    /// Relay end-to-end encrypted sessions between two of our contacts who cannot reach each
+    /// other.
+    pub relay: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { notifications: true, read_receipts: false, listen: "0.0.0.0:7444".into(), lan: true }
+        Settings { notifications: true, read_receipts: false, listen: "0.0.0.0:7444".into(), lan: true, relay: false }
     }
 }
 

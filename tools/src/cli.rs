@@ -42,6 +42,13 @@ pub enum Command {
         /// Do not send or listen for LAN discovery beacons.
         #[arg(long)]
         no_lan: bool,
+        /// Relay for your contacts: splice end-to-end encrypted sessions between two of them
+        /// who cannot reach each other (you learn only that they talk, and how much).
+        #[arg(long)]
+        relay: bool,
+        /// Seconds between attempts to reach unconnected contacts through connected ones.
+        #[arg(long, default_value_t = 10, hide = true)]
+        relay_retry: u64,
         /// The UDP port of LAN discovery beacons.
         #[arg(long, default_value_t = libra_engine::discovery::DEFAULT_PORT)]
         lan_port: u16,

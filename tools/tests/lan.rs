@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use libra_engine::discovery::Beacon;
 use serde_json::Value;
 
+mod netns;
+
 const LAN_PORT: &str = "17445";
 
 fn libra(data: &Path, args: &[&str]) -> std::process::Output {
@@ -20,54 +22,6 @@ fn libra(data: &Path, args: &[&str]) -> std::process::Output {
 fn json(out: &std::process::Output) -> Value {
     assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("json")
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip (iproute2)");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
-
-/// Three namespaces on one bridge (in a fourth); all removed on drop.
-struct Segment {
-    names: Vec<String>,
-}
-
-impl Segment {
-    fn new(tag: &str, hosts: usize) -> Segment {
-        // Names go in as they are made, so a failure half-way still removes them all.
-        let mut seg = Segment { names: Vec::new() };
-        let br = format!("{tag}br");
-        ip(&["netns", "add", &br]);
-        seg.names.push(br.clone());
-        ip(&["-n", &br, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &br, "link", "set", "br0", "up"]);
-        for i in 0..hosts {
-            let ns = format!("{tag}h{i}");
-            ip(&["netns", "add", &ns]);
-            seg.names.push(ns.clone());
-            let (inner, outer) = (format!("{tag}v{i}"), format!("{tag}b{i}"));
-            ip(&["link", "add", &inner, "type", "veth", "peer", "name", &outer]);
-            ip(&["link", "set", &inner, "netns", &ns]);
-            ip(&["link", "set", &outer, "netns", &br]);
-            ip(&["-n", &br, "link", "set", &outer, "master", "br0", "up"]);
-            ip(&["-n", &ns, "addr", "add", &format!("10.87.0.{}/24", i + 1), "dev", &inner]);
-            ip(&["-n", &ns, "link", "set", &inner, "up"]);
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
-        }
-        seg
-    }
-
-    fn host(&self, i: usize) -> &str {
-        &self.names[i + 1]
-    }
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        for n in &self.names {
-            let _ = Command::new("ip").args(["netns", "del", n]).output();
-        }
-    }
 }
 
 struct Killed(std::process::Child);
@@ -140,18 +94,26 @@ fn contacts_on_one_segment_find_each_other_and_a_stranger_learns_nothing() {
     json(&libra(&b, &["--json", "contact", "add", &inv_a]));
     json(&libra(&a, &["--json", "send", "Ben", "found you without an address"]));
 
-    let seg = Segment::new(&format!("lb{}", std::process::id() % 100_000), 3);
+    let mut net = netns::Netns::new("lb");
+    let seg = net.segment("br");
+    let hosts: Vec<String> = (0..3)
+        .map(|i| {
+            let ns = net.ns(&format!("h{i}"));
+            net.attach(&ns, &seg, &format!("10.87.0.{}/24", i + 1));
+            ns
+        })
+        .collect();
     let recording = dir.path().join("beacons.txt");
     let recorder = Command::new("ip")
-        .args(["netns", "exec", seg.host(2), &std::env::current_exe().expect("exe").to_string_lossy()])
+        .args(["netns", "exec", &hosts[2], &std::env::current_exe().expect("exe").to_string_lossy()])
         .args(["--exact", "record_beacons", "--ignored", "--nocapture"])
         .env("LIBRA_RECORD_TO", &recording)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("recorder");
-    let _sa = serve_in(seg.host(0), &a);
-    let _sb = serve_in(seg.host(1), &b);
+    let _sa = serve_in(&hosts[0], &a);
+    let _sb = serve_in(&hosts[1], &b);
 
     // B receives A's message over the LAN: nobody typed an address.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -21,6 +21,12 @@ pub fn ui(ui: &mut egui::Ui, s: &mut Settings, listening: Option<std::net::Socke
             "Find contacts and your devices on the local network (private beacons; takes effect on restart)",
         )
         .changed();
+    changed |= ui
+        .checkbox(
+            &mut s.relay,
+            "Relay for my contacts who cannot reach each other (encrypted end to end; you see only that they talk; on restart)",
+        )
+        .changed();
     ui.add_space(8.0);
     ui.horizontal(|ui| {
         ui.label("Listen on");

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::relay::{RELAY_ALPN, RelayProtocol, dial_on};
 use super::router::Router;
 use super::sync_protocol::{self, SyncProtocol};
 use super::{NetError, tls};
@@ -18,12 +19,14 @@ use crate::sync::{ALPN, Limits, Outcome};
 pub struct HostConfig {
     pub listen: SocketAddr,
     pub limits: Limits,
+    /// Splice streams between two of our contacts (spec/connectivity.md, section 3).
+    pub relay: bool,
 }
 
 impl HostConfig {
-    /// Listen on `listen` with the default limits.
+    /// Listen on `listen` with the default limits, relaying for nobody.
     pub fn new(listen: SocketAddr) -> HostConfig {
-        HostConfig { listen, limits: Limits::default() }
+        HostConfig { listen, limits: Limits::default(), relay: false }
     }
 }
 
@@ -33,14 +36,14 @@ pub struct Host {
     pub(crate) dialers: super::dialer::Dialers,
     endpoint: quinn::Endpoint,
     router: Router,
-    seed: [u8; 32],
+    pub(crate) seed: [u8; 32],
     pub(crate) limits: Limits,
 }
 
 /// Longest a dial waits for the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn transport() -> Arc<quinn::TransportConfig> {
+pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     // One stream per session, plus one spare for a reconnecting session; no uni streams.
     t.max_concurrent_bidi_streams(2u32.into());
@@ -54,7 +57,19 @@ impl Host {
     /// Binds the endpoint, serving `libra/sync/1`. Must be called within a tokio runtime.
     pub fn new(engine: Engine, config: HostConfig) -> Result<Host, NetError> {
         let sync = Arc::new(SyncProtocol { engine: engine.clone(), limits: config.limits });
-        Host::with_router(engine, config, Router::new().register(ALPN, sync))
+        let endpoint = Arc::new(std::sync::OnceLock::new());
+        let seed = engine.read(|n| n.secrets.device.signing.to_bytes()).map_err(|e| NetError::Stream(e.to_string()))?;
+        let relay = Arc::new(RelayProtocol {
+            engine: engine.clone(),
+            limits: config.limits,
+            seed,
+            endpoint: endpoint.clone(),
+            serve: config.relay,
+            active: Arc::default(),
+        });
+        let host = Host::with_router(engine, config, Router::new().register(ALPN, sync).register(RELAY_ALPN, relay))?;
+        let _ = endpoint.set(host.endpoint.clone());
+        Ok(host)
     }
 
     /// Binds the endpoint, serving the protocols of `router`.
@@ -108,18 +123,7 @@ impl Host {
         expected: Option<[u8; 32]>,
         alpn: &[u8],
     ) -> Result<quinn::Connection, NetError> {
-        let check = self.engine.clone();
-        let allow: tls::Allow = Arc::new(move |k: &[u8; 32]| check.is_allowed(k));
-        let tls = tls::client_config(&self.seed, &self.engine.device(), allow, expected, alpn)?;
-        let quic =
-            quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| NetError::Stream(e.to_string()))?;
-        let mut client = quinn::ClientConfig::new(Arc::new(quic));
-        client.transport_config(transport());
-        // A handshake that has not completed in this time will not: nobody answers there.
-        let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.endpoint.connect_with(client, addr, "libra")?)
-            .await
-            .map_err(|_| NetError::Timeout(HANDSHAKE_TIMEOUT))??;
-        Ok(conn)
+        dial_on(&self.endpoint, &self.engine, &self.seed, addr, expected, alpn).await
     }
 
     /// Dials `addr` and runs a sync session; `live` keeps it open and pushing until the

@@ -9,6 +9,7 @@
 mod dialer;
 mod host;
 mod lan;
+mod relay;
 mod router;
 pub mod stream;
 mod sync_protocol;
@@ -18,6 +19,7 @@ pub use crate::sync::{Limits, Outcome};
 pub use dialer::{check_address, resolve};
 pub use host::{HANDSHAKE_TIMEOUT, Host, HostConfig};
 pub use lan::LanConfig;
+pub use relay::RELAY_ALPN;
 pub use router::{ProtocolHandler, Router};
 
 use crate::sync::SyncError;
@@ -43,4 +45,6 @@ pub enum NetError {
     NotAllowed,
     #[error("'{0}' is not an address that can be reached (HOST:PORT, a name or an IP address)")]
     Address(String),
+    #[error("relay: {0}")]
+    Relay(String),
 }

@@ -35,10 +35,7 @@ pub(crate) async fn session(
     limits: Limits,
 ) -> Result<Outcome, NetError> {
     let peer = tls::peer_key(&conn).ok_or(NetError::NotAllowed)?;
-    engine.set_online(peer, Some(conn.remote_address()));
-    // However the session ends — even a task aborted mid-session — the peer's session count
-    // goes down again.
-    let mut online = OnlineGuard { engine, peer, armed: true };
+    let mut online = OnlineGuard::new(engine, peer, conn.remote_address());
     let streams = if initiator {
         conn.open_bi().await.map_err(NetError::from)
     } else {
@@ -57,13 +54,24 @@ pub(crate) async fn session(
     };
     let c = stream::run(engine, Conn::new(peer, initiator, live, limits, 0), recv, send).await;
     let end = c.end().cloned().unwrap_or(End::Done);
-    let code = end.code();
     let reason = match &end {
         End::Done => "done".to_owned(),
         End::Sync(e) => e.to_string(),
         End::Local(s) => s.clone(),
     };
-    conn.close(u32::from(code).into(), reason.as_bytes());
+    conn.close(u32::from(end.code()).into(), reason.as_bytes());
+    finish(engine, peer, &c, &mut online).await
+}
+
+/// After a session over any stream: refuses an outcome for a peer that was never admitted,
+/// records the peer's state, then ends its online count.
+pub(crate) async fn finish(
+    engine: &Engine,
+    peer: [u8; 32],
+    c: &Conn,
+    online: &mut OnlineGuard<'_>,
+) -> Result<Outcome, NetError> {
+    let end = c.end().cloned().unwrap_or(End::Done);
     if !c.admitted() {
         return Err(NetError::Sync(match end {
             End::Sync(e) => e,
@@ -113,14 +121,20 @@ fn report(engine: &Engine, why: &str) {
     engine.emit(crate::engine::Event::Storage { ok: false, detail: format!("could not record a peer's state: {why}") });
 }
 
-/// Ends a peer's session in the online count when dropped (or released).
-struct OnlineGuard<'a> {
+/// Ends a peer's session in the online count when dropped (or released): however the session
+/// ends — even a task aborted mid-session — the peer's session count goes down again.
+pub(crate) struct OnlineGuard<'a> {
     engine: &'a Engine,
     peer: [u8; 32],
     armed: bool,
 }
 
-impl OnlineGuard<'_> {
+impl<'a> OnlineGuard<'a> {
+    pub(crate) fn new(engine: &'a Engine, peer: [u8; 32], addr: std::net::SocketAddr) -> OnlineGuard<'a> {
+        engine.set_online(peer, Some(addr));
+        OnlineGuard { engine, peer, armed: true }
+    }
+
     fn release(&mut self) {
         if std::mem::take(&mut self.armed) {
             self.engine.set_online(self.peer, None);

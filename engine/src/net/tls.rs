@@ -161,9 +161,21 @@ pub fn server_config(
     allow: Allow,
     alpns: Vec<Vec<u8>>,
 ) -> Result<rustls::ServerConfig, Error> {
+    server_config_expecting(seed, public, allow, None, alpns)
+}
+
+/// [`server_config`] that accepts only the client `expected` (a session relayed to us for a
+/// known peer).
+pub fn server_config_expecting(
+    seed: &[u8; 32],
+    public: &[u8; 32],
+    allow: Allow,
+    expected: Option<[u8; 32]>,
+    alpns: Vec<Vec<u8>>,
+) -> Result<rustls::ServerConfig, Error> {
     let mut c = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier(allow, None))
+        .with_client_cert_verifier(verifier(allow, expected))
         .with_cert_resolver(Arc::new(rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified_key(
             seed, public,
         )?)));
@@ -194,6 +206,11 @@ pub fn client_config(
 pub fn alpn_of(conn: &quinn::Connection) -> Option<Vec<u8>> {
     let data = conn.handshake_data()?;
     data.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?.protocol
+}
+
+/// The peer's device key in a TLS session over a byte stream.
+pub fn stream_peer_key(conn: &rustls::CommonState) -> Option<[u8; 32]> {
+    conn.peer_certificates().and_then(|c| c.first()).and_then(|c| key_of(c))
 }
 
 /// The peer's device key of an established QUIC connection.

@@ -7,6 +7,7 @@ mod messaging;
 mod net;
 mod projection;
 mod props;
+mod relay;
 mod sim;
 mod store;
 mod sync;

@@ -18,7 +18,7 @@ fn host_with(dir: &std::path::Path, name: &str, limits: Limits) -> Host {
     let node = Node::init(&dir.join(name), name).expect("init");
     Host::new(
         libra_engine::engine::Engine::start(node),
-        HostConfig { listen: "127.0.0.1:0".parse().expect("addr"), limits },
+        HostConfig { limits, ..HostConfig::new("127.0.0.1:0".parse().expect("addr")) },
     )
     .expect("host")
 }

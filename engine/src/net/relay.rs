@@ -1,0 +1,368 @@
+//! Relaying through a friend (spec/connectivity.md, section 3): `libra/relay/1`. A node that
+//! opted in (`--relay`) splices a stream from one of its contacts to another contact connected
+//! to it; the two run TLS 1.3 end to end over the spliced stream (raw public keys, each
+//! pinning the other), then the ordinary sync session. The relay sees only that they talk and
+//! how much. Every node serves the target side of this protocol, so a contact can reach it
+//! through any friend who relays.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use super::router::ProtocolHandler;
+use super::sync_protocol::{OnlineGuard, finish};
+use super::{Host, NetError, stream, tls};
+use crate::engine::Engine;
+use crate::sync::{ALPN, Conn, Limits, Outcome};
+
+pub const RELAY_ALPN: &[u8] = b"libra/relay/1";
+const VERSION: u8 = 1;
+/// "Splice me to this device" (to the relay).
+const CONNECT: u8 = 1;
+/// "This device reaches you through me" (from the relay to the target).
+const INCOMING: u8 = 2;
+
+/// Spliced pairs a relay carries at once, in all and per requesting peer.
+const MAX_RELAYED: usize = 32;
+const MAX_PER_PEER: usize = 4;
+/// Longest wait for a request, or for the relay's answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a relay refused, as it answers (0 is "spliced").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Refusal {
+    Off = 1,
+    NotAllowed = 2,
+    Unreachable = 3,
+    Busy = 4,
+}
+
+impl Refusal {
+    fn from_code(c: u8) -> String {
+        match c {
+            1 => "the relay does not relay".into(),
+            2 => "the relay does not relay between these devices".into(),
+            3 => "the relay cannot reach the device".into(),
+            4 => "the relay is busy".into(),
+            other => format!("the relay refused (code {other})"),
+        }
+    }
+}
+
+pub(crate) struct RelayProtocol {
+    pub(crate) engine: Engine,
+    pub(crate) limits: Limits,
+    pub(crate) seed: [u8; 32],
+    /// Set once the endpoint exists (the router is built before it).
+    pub(crate) endpoint: Arc<OnceLock<quinn::Endpoint>>,
+    /// This node splices for its contacts (`--relay`).
+    pub(crate) serve: bool,
+    pub(crate) active: Arc<Mutex<BTreeMap<[u8; 32], usize>>>,
+}
+
+impl ProtocolHandler for RelayProtocol {
+    fn accept(&self, conn: quinn::Connection) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let me = RelayProtocol {
+            engine: self.engine.clone(),
+            limits: self.limits,
+            seed: self.seed,
+            endpoint: self.endpoint.clone(),
+            serve: self.serve,
+            active: self.active.clone(),
+        };
+        Box::pin(async move {
+            if let Err(e) = me.handle(conn).await {
+                tracing::info!(error = %e, "relay stream ended");
+            }
+        })
+    }
+}
+
+/// Opens a QUIC connection on `endpoint` as this node (what [`Host::dial`] does).
+pub(crate) async fn dial_on(
+    endpoint: &quinn::Endpoint,
+    engine: &Engine,
+    seed: &[u8; 32],
+    addr: SocketAddr,
+    expected: Option<[u8; 32]>,
+    alpn: &[u8],
+) -> Result<quinn::Connection, NetError> {
+    let check = engine.clone();
+    let allow: tls::Allow = Arc::new(move |k: &[u8; 32]| check.is_allowed(k));
+    let tls = tls::client_config(seed, &engine.device(), allow, expected, alpn)?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| NetError::Stream(e.to_string()))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(quic));
+    client.transport_config(super::host::transport());
+    let conn = tokio::time::timeout(super::HANDSHAKE_TIMEOUT, endpoint.connect_with(client, addr, "libra")?)
+        .await
+        .map_err(|_| NetError::Timeout(super::HANDSHAKE_TIMEOUT))??;
+    Ok(conn)
+}
+
+/// Answers a request with a refusal and waits (briefly) until the requester has it: closing
+/// at once could lose the answer.
+async fn refuse(mut send: quinn::SendStream, r: Refusal) -> NetError {
+    if send.write_all(&[r as u8]).await.is_ok() && send.finish().is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+    }
+    NetError::Relay(Refusal::from_code(r as u8))
+}
+
+/// When each unreachable peer is tried next, and how many rounds failed.
+type Backoff = BTreeMap<[u8; 32], (std::time::Instant, u32)>;
+
+/// Counts a spliced pair for as long as it lives.
+struct Slot {
+    active: Arc<Mutex<BTreeMap<[u8; 32], usize>>>,
+    peer: [u8; 32],
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut a) = self.active.lock()
+            && let Some(n) = a.get_mut(&self.peer)
+        {
+            *n -= 1;
+            if *n == 0 {
+                a.remove(&self.peer);
+            }
+        }
+    }
+}
+
+impl RelayProtocol {
+    async fn handle(&self, conn: quinn::Connection) -> Result<(), NetError> {
+        let peer = tls::peer_key(&conn).ok_or(NetError::NotAllowed)?;
+        if !self.engine.is_allowed(&peer) {
+            conn.close(2u32.into(), b"not allowed");
+            return Err(NetError::NotAllowed);
+        }
+        let (send, mut recv) = tokio::time::timeout(REQUEST_TIMEOUT, conn.accept_bi())
+            .await
+            .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))??;
+        let mut head = [0u8; 34];
+        tokio::time::timeout(REQUEST_TIMEOUT, recv.read_exact(&mut head))
+            .await
+            .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
+            .map_err(|e| NetError::Stream(e.to_string()))?;
+        let mut other = [0u8; 32];
+        other.copy_from_slice(&head[2..]);
+        match (head[0], head[1]) {
+            (VERSION, CONNECT) => self.splice(peer, other, send, recv).await,
+            (VERSION, INCOMING) => self.incoming(peer, conn.remote_address(), other, send, recv).await,
+            _ => {
+                refuse(send, Refusal::NotAllowed).await;
+                Err(NetError::Stream("unknown relay request".into()))
+            }
+        }
+    }
+
+    /// The relay's side: splices `from`'s stream to `target`, if both are contacts, the
+    /// target is connected, and the limits allow.
+    async fn splice(
+        &self,
+        from: [u8; 32],
+        target: [u8; 32],
+        mut send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    ) -> Result<(), NetError> {
+        let verdict = if !self.serve {
+            Err(Refusal::Off)
+        } else if target == from || target == self.engine.device() || !self.engine.is_allowed(&target) {
+            Err(Refusal::NotAllowed)
+        } else {
+            self.engine.online().get(&target).copied().ok_or(Refusal::Unreachable)
+        };
+        let slot = match &verdict {
+            Ok(_) => {
+                let mut a = self.active.lock().map_err(|_| NetError::Stream("relay state".into()))?;
+                let total: usize = a.values().sum();
+                let mine = a.get(&from).copied().unwrap_or(0);
+                if total >= MAX_RELAYED || mine >= MAX_PER_PEER {
+                    None
+                } else {
+                    *a.entry(from).or_default() += 1;
+                    Some(Slot { active: self.active.clone(), peer: from })
+                }
+            }
+            Err(_) => None,
+        };
+        let addr = match (verdict, &slot) {
+            (Ok(a), Some(_)) => a,
+            (Ok(_), None) => return Err(refuse(send, Refusal::Busy).await),
+            (Err(r), _) => return Err(refuse(send, r).await),
+        };
+        let Some(endpoint) = self.endpoint.get() else { return Err(NetError::Stream("no endpoint".into())) };
+        // The target's mapping towards us is open (it keeps a session with us): dial it there.
+        let onward = match dial_on(endpoint, &self.engine, &self.seed, addr, Some(target), RELAY_ALPN).await {
+            Ok(c) => c,
+            Err(e) => {
+                refuse(send, Refusal::Unreachable).await;
+                return Err(e);
+            }
+        };
+        let (mut t_send, t_recv) = onward.open_bi().await?;
+        let mut hello = vec![VERSION, INCOMING];
+        hello.extend_from_slice(&from);
+        t_send.write_all(&hello).await.map_err(|e| NetError::Stream(e.to_string()))?;
+        send.write_all(&[0]).await.map_err(|e| NetError::Stream(e.to_string()))?;
+        let mut a = tokio::io::join(recv, send);
+        let mut b = tokio::io::join(t_recv, t_send);
+        // Opaque bytes (TLS records) both ways until either side ends.
+        let r = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+        drop(slot);
+        onward.close(0u32.into(), b"done");
+        r.map(|_| ()).map_err(|e| NetError::Stream(e.to_string()))
+    }
+
+    /// The target's side: a contact reaches us through `relay`; TLS as server (pinning that
+    /// contact), then a live sync session.
+    async fn incoming(
+        &self,
+        relay: [u8; 32],
+        relay_addr: SocketAddr,
+        source: [u8; 32],
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    ) -> Result<(), NetError> {
+        if source == relay || !self.engine.is_allowed(&source) {
+            return Err(NetError::NotAllowed);
+        }
+        let check = self.engine.clone();
+        let allow: tls::Allow = Arc::new(move |k: &[u8; 32]| check.is_allowed(k));
+        let cfg =
+            tls::server_config_expecting(&self.seed, &self.engine.device(), allow, Some(source), vec![ALPN.to_vec()])?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let tls = tokio::time::timeout(REQUEST_TIMEOUT, acceptor.accept(tokio::io::join(recv, send)))
+            .await
+            .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
+            .map_err(|e| NetError::Stream(format!("relayed TLS: {e}")))?;
+        if tls::stream_peer_key(tls.get_ref().1) != Some(source) {
+            return Err(NetError::NotAllowed);
+        }
+        relayed_session(&self.engine, source, relay_addr, false, true, self.limits, tls).await.map(|_| ())
+    }
+}
+
+/// A sync session over a TLS stream that a relay carries.
+async fn relayed_session<S>(
+    engine: &Engine,
+    peer: [u8; 32],
+    via: SocketAddr,
+    initiator: bool,
+    live: bool,
+    limits: Limits,
+    tls: S,
+) -> Result<Outcome, NetError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut online = OnlineGuard::new(engine, peer, via);
+    let (r, w) = tokio::io::split(tls);
+    let c = stream::run(engine, Conn::new(peer, initiator, live, limits, 0), r, w).await;
+    finish(engine, peer, &c, &mut online).await
+}
+
+impl Host {
+    /// Reaches `target` through `relay` (a contact that relays, at `relay_addr`) and runs a
+    /// sync session with it, end to end encrypted and authenticated.
+    pub async fn connect_via(
+        &self,
+        relay_addr: SocketAddr,
+        relay: [u8; 32],
+        target: [u8; 32],
+        live: bool,
+    ) -> Result<Outcome, NetError> {
+        let conn = self.dial(relay_addr, Some(relay), RELAY_ALPN).await?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let mut req = vec![VERSION, CONNECT];
+        req.extend_from_slice(&target);
+        send.write_all(&req).await.map_err(|e| NetError::Stream(e.to_string()))?;
+        let mut answer = [0u8; 1];
+        tokio::time::timeout(REQUEST_TIMEOUT, recv.read_exact(&mut answer))
+            .await
+            .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
+            .map_err(|e| NetError::Stream(e.to_string()))?;
+        if answer[0] != 0 {
+            return Err(NetError::Relay(Refusal::from_code(answer[0])));
+        }
+        let check = self.engine.clone();
+        let allow: tls::Allow = Arc::new(move |k: &[u8; 32]| check.is_allowed(k));
+        let cfg = tls::client_config(&self.seed, &self.engine.device(), allow, Some(target), ALPN)?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        let name = rustls::pki_types::ServerName::try_from("libra").map_err(|e| NetError::Stream(e.to_string()))?;
+        let tls = tokio::time::timeout(REQUEST_TIMEOUT, connector.connect(name, tokio::io::join(recv, send)))
+            .await
+            .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
+            .map_err(|e| NetError::Stream(format!("relayed TLS: {e}")))?;
+        let out = relayed_session(&self.engine, target, relay_addr, true, live, self.limits, tls).await;
+        conn.close(0u32.into(), b"done");
+        out
+    }
+
+    /// Keeps trying to reach allowed peers that have no session through peers that do (any
+    /// of them may relay): one attempt per peer at a time, every `every`.
+    pub fn run_relay_dialer(self: &Arc<Self>, every: Duration) {
+        let host = self.clone();
+        tokio::spawn(async move {
+            let trying: Arc<Mutex<std::collections::BTreeSet<[u8; 32]>>> = Arc::default();
+            // A peer no relay could reach is tried less and less often (up to every 5 min).
+            let backoff: Arc<Mutex<Backoff>> = Arc::default();
+            loop {
+                tokio::time::sleep(every).await;
+                let online = host.engine.online();
+                let allowed: Vec<[u8; 32]> = host
+                    .engine
+                    .read(|n| {
+                        n.store
+                            .peers()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|(_, r)| r.allowed)
+                            .map(|(k, _)| k)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let now = std::time::Instant::now();
+                for target in allowed.into_iter().filter(|t| !online.contains_key(t)) {
+                    let due = backoff.lock().map(|b| b.get(&target).is_none_or(|(at, _)| *at <= now)).unwrap_or(true);
+                    if !due || !trying.lock().is_ok_and(|mut t| t.insert(target)) {
+                        continue;
+                    }
+                    let (h, relays, trying, backoff) = (host.clone(), online.clone(), trying.clone(), backoff.clone());
+                    tokio::spawn(async move {
+                        let mut reached = false;
+                        for (relay, addr) in relays.into_iter().filter(|(r, _)| *r != target) {
+                            if h.engine.online().contains_key(&target) {
+                                break;
+                            }
+                            let started = std::time::Instant::now();
+                            let r = h.connect_via(addr, relay, target, true).await;
+                            // A session that ran (even one that ended since) counts as reached.
+                            if r.is_ok() || started.elapsed() > REQUEST_TIMEOUT {
+                                reached = true;
+                                break;
+                            }
+                        }
+                        if let Ok(mut b) = backoff.lock() {
+                            if reached {
+                                b.remove(&target);
+                            } else {
+                                let n = b.get(&target).map_or(0, |(_, n)| *n + 1);
+                                let wait = every.saturating_mul(1 << n.min(5)).min(Duration::from_secs(300));
+                                b.insert(target, (std::time::Instant::now() + wait, n));
+                            }
+                        }
+                        if let Ok(mut t) = trying.lock() {
+                            t.remove(&target);
+                        }
+                    });
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,109 @@
+//! Relaying through a friend on loopback: two contacts who never dial each other talk through a
+//! third contact that relays (end-to-end TLS over the spliced stream), and nobody relays for
+//! strangers or without having opted in.
+
+use crate::util::HostExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libra_engine::net::{Host, HostConfig, NetError};
+use libra_engine::node::Node;
+
+fn host(dir: &std::path::Path, name: &str, relay: bool) -> Arc<Host> {
+    let node = Node::init(&dir.join(name), name).expect("init");
+    let cfg = HostConfig { relay, ..HostConfig::new("127.0.0.1:0".parse().expect("addr")) };
+    let h = Arc::new(Host::new(libra_engine::engine::Engine::start(node), cfg).expect("host"));
+    let server = h.clone();
+    tokio::spawn(async move { server.serve().await });
+    h
+}
+
+fn befriend(a: &Host, b: &Host) {
+    let ia = a.with_node(|n| n.invite(None).expect("invite"));
+    let ib = b.with_node(|n| n.invite(None).expect("invite"));
+    a.with_node(|n| n.add_contact(&ib, None).expect("add"));
+    b.with_node(|n| n.add_contact(&ia, None).expect("add"));
+}
+
+fn live(from: &Arc<Host>, to: &Host) {
+    let (h, addr, key) = (from.clone(), to.local_addr().expect("addr"), to.device());
+    tokio::spawn(async move {
+        let _ = h.connect(addr, Some(key), true).await;
+    });
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_contacts_talk_through_a_friend_who_relays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, r) = (host(dir.path(), "ann", false), host(dir.path(), "ben", false), host(dir.path(), "rex", true));
+    befriend(&a, &b);
+    befriend(&a, &r);
+    befriend(&b, &r);
+    // A and B each keep a session with R; neither knows the other's address.
+    live(&a, &r);
+    live(&b, &r);
+    wait_until("both at the relay", || r.online().contains_key(&a.device()) && r.online().contains_key(&b.device()))
+        .await;
+    let ub = b.read_node(|n| n.user_id().expect("user"));
+    let chat = a.read_node(|n| n.chat(&ub.to_string()).expect("chat"));
+    a.with_node(|n| n.send(&chat, "through the relay", None).expect("send"));
+
+    let (ha, raddr, rdev, bdev) = (a.clone(), r.local_addr().expect("addr"), r.device(), b.device());
+    tokio::spawn(async move {
+        let _ = ha.connect_via(raddr, rdev, bdev, true).await;
+    });
+    let ua = a.read_node(|n| n.user_id().expect("user"));
+    let back = b.read_node(|n| n.chat(&ua.to_string()).expect("chat"));
+    wait_until("the message at B", || {
+        b.read_node(|n| n.store.messages(&back.chat, 10).expect("m"))
+            .iter()
+            .any(|m| m.text.as_deref() == Some("through the relay"))
+    })
+    .await;
+    // Both see each other online, by way of the relay's address.
+    assert_eq!(a.online().get(&bdev), Some(&raddr));
+    // The relay holds A's and B's logs as any contact does, but cannot read the message.
+    let at_r = r.read_node(|n| n.store.chats().expect("chats"));
+    assert!(at_r.iter().all(|c| c.last.as_ref().and_then(|m| m.text.as_deref()) != Some("through the relay")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_relays_without_opting_in_or_for_strangers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (host(dir.path(), "ann", false), host(dir.path(), "ben", false));
+    let (quiet, r) = (host(dir.path(), "quiet", false), host(dir.path(), "rex", true));
+    let stranger = host(dir.path(), "eve", false);
+    for x in [&a, &b] {
+        befriend(x, &quiet);
+        befriend(x, &r);
+    }
+    befriend(&a, &b);
+    befriend(&stranger, &a); // Eve knows A, but R does not know Eve.
+    live(&b, &quiet);
+    live(&b, &r);
+    wait_until("B at both", || quiet.online().contains_key(&b.device()) && r.online().contains_key(&b.device())).await;
+
+    let off = a.connect_via(quiet.local_addr().expect("addr"), quiet.device(), b.device(), false).await;
+    assert!(matches!(&off, Err(NetError::Relay(why)) if why.contains("does not relay")), "{off:?}");
+    // Eve cannot even reach R (not R's contact), let alone be spliced.
+    let eve = stranger.connect_via(r.local_addr().expect("addr"), r.device(), a.device(), false).await;
+    assert!(eve.is_err());
+    // A target that is not connected to the relay.
+    let unreachable = b.connect_via(r.local_addr().expect("addr"), r.device(), a.device(), false).await;
+    assert!(matches!(&unreachable, Err(NetError::Relay(why)) if why.contains("cannot reach")), "{unreachable:?}");
+    // And with A at the relay, the same request works (one-shot session, synced).
+    live(&a, &r);
+    wait_until("A at the relay", || r.online().contains_key(&a.device())).await;
+    let ok = b.connect_via(r.local_addr().expect("addr"), r.device(), a.device(), false).await.expect("relayed");
+    assert!(ok.synced);
+}

@@ -1,0 +1,103 @@
+//! Network namespaces for tests that need real networks: made by the test, always removed
+//! (also when it fails half-way). Needs root and iproute2 (iptables for NAT).
+
+#![allow(dead_code)]
+
+use std::process::Command;
+
+pub fn run(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("run {cmd}: {e}"));
+    assert!(out.status.success(), "{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+pub fn ip(args: &[&str]) {
+    run("ip", args);
+}
+
+/// Runs a command inside namespace `ns`.
+pub fn within(ns: &str, cmd: &str, args: &[&str]) {
+    let mut all = vec!["netns", "exec", ns, cmd];
+    all.extend_from_slice(args);
+    ip(&all);
+}
+
+pub struct Netns {
+    tag: String,
+    names: Vec<String>,
+    links: usize,
+}
+
+impl Netns {
+    /// `tag` keeps names apart between concurrent tests (a few characters).
+    pub fn new(tag: &str) -> Netns {
+        Netns { tag: format!("{tag}{}", std::process::id() % 10_000), names: Vec::new(), links: 0 }
+    }
+
+    /// A namespace with its loopback up.
+    pub fn ns(&mut self, name: &str) -> String {
+        let ns = format!("{}{name}", self.tag);
+        ip(&["netns", "add", &ns]);
+        self.names.push(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A namespace holding a bridge `br0`: one Ethernet segment.
+    pub fn segment(&mut self, name: &str) -> String {
+        let ns = self.ns(name);
+        ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &ns, "link", "set", "br0", "up"]);
+        ns
+    }
+
+    /// A veth pair between `a` and `b` with these addresses (CIDR; `None` leaves a side
+    /// unaddressed, e.g. a bridge port); returns the interface names.
+    pub fn link(&mut self, a: &str, a_addr: Option<&str>, b: &str, b_addr: Option<&str>) -> (String, String) {
+        self.links += 1;
+        let (x, y) = (format!("{}a{}", self.tag, self.links), format!("{}b{}", self.tag, self.links));
+        ip(&["link", "add", &x, "type", "veth", "peer", "name", &y]);
+        ip(&["link", "set", &x, "netns", a]);
+        ip(&["link", "set", &y, "netns", b]);
+        for (ns, dev, addr) in [(a, &x, a_addr), (b, &y, b_addr)] {
+            if let Some(addr) = addr {
+                ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+            }
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        (x, y)
+    }
+
+    /// Plugs `ns` into the segment `seg` with address `addr`; returns its interface.
+    pub fn attach(&mut self, ns: &str, seg: &str, addr: &str) -> String {
+        let (inner, port) = self.link(ns, Some(addr), seg, None);
+        ip(&["-n", seg, "link", "set", &port, "master", "br0"]);
+        inner
+    }
+
+    /// Makes `router` a NAT (masquerading out of `outside`) for a host behind it at
+    /// `inside_addr` (with `router_inside` the gateway); returns the host's namespace.
+    pub fn behind_nat(
+        &mut self,
+        name: &str,
+        router: &str,
+        outside: &str,
+        router_inside: &str,
+        host_addr: &str,
+    ) -> String {
+        let host = self.ns(name);
+        self.link(router, Some(router_inside), &host, Some(host_addr));
+        let gw = router_inside.split('/').next().unwrap_or(router_inside);
+        ip(&["-n", &host, "route", "add", "default", "via", gw]);
+        within(router, "sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
+        within(router, "iptables", &["-t", "nat", "-A", "POSTROUTING", "-o", outside, "-j", "MASQUERADE"]);
+        host
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in self.names.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", n]).output();
+        }
+    }
+}
