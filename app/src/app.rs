@@ -83,7 +83,7 @@ impl LibraApp {
         let wanted = self.listen_override.or_else(|| self.settings.listen.parse().ok());
         let fallback: SocketAddr = "0.0.0.0:0".parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let listen = wanted.unwrap_or(fallback);
-        match Engine::start(node, &self.dir, listen, self.settings.lan, self.settings.relay) {
+        match Engine::start(node, &self.dir, listen, &self.settings) {
             Ok(e) => {
                 self.status = Some(("starting the network…".into(), false));
                 self.engine = Some(e);

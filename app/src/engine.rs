@@ -54,7 +54,12 @@ fn repaint(ctx: &Ctx) {
 impl Engine {
     /// Starts the engine on `node`, answers the control socket, and brings the network up on
     /// `listen` (another port if that one is taken; retried while there is no network).
-    pub fn start(node: Node, dir: &Path, listen: SocketAddr, lan: bool, relay: bool) -> anyhow::Result<Engine> {
+    pub fn start(
+        node: Node,
+        dir: &Path,
+        listen: SocketAddr,
+        settings: &crate::settings::Settings,
+    ) -> anyhow::Result<Engine> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let core = Core::start(node);
         let (tx, rx) = channel();
@@ -69,12 +74,12 @@ impl Engine {
             ctx: Arc::default(),
             dir: dir.to_path_buf(),
         };
-        engine.spawn_network(listen, lan, relay);
+        engine.spawn_network(listen, settings.lan, settings.relay, settings.punch);
         engine.spawn_refresher();
         Ok(engine)
     }
 
-    fn spawn_network(&self, listen: SocketAddr, lan: bool, relay: bool) {
+    fn spawn_network(&self, listen: SocketAddr, lan: bool, relay: bool, punch: bool) {
         let (core, slot, tx, ctx, dir) =
             (self.core.clone(), self.host.clone(), self.tx.clone(), self.ctx.clone(), self.dir.clone());
         self.rt.spawn(async move {
@@ -83,7 +88,7 @@ impl Engine {
             let control = tokio::spawn(libra_engine::control::serve(core.clone(), slot.clone(), dir.clone()));
             let any: SocketAddr = SocketAddr::new(listen.ip(), 0);
             loop {
-                let config = |at: SocketAddr| HostConfig { relay, ..HostConfig::new(at) };
+                let config = |at: SocketAddr| HostConfig { relay, punch, ..HostConfig::new(at) };
                 let attempt = Host::new(core.clone(), config(listen)).or_else(|first| {
                     tracing::info!(error = %first, "listen address unavailable; trying another port");
                     Host::new(core.clone(), config(any)).map_err(|_| first)

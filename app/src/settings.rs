@@ -18,11 +18,21 @@ pub struct Settings {
     /// Relay end-to-end encrypted sessions between two of our contacts who cannot reach each
     /// other.
     pub relay: bool,
+    /// Let a contact who asks through a mutual contact learn our public address, to connect
+    /// directly through both NATs (hole punching).
+    pub punch: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { notifications: true, read_receipts: false, listen: "0.0.0.0:7444".into(), lan: true, relay: false }
+        Settings {
+            notifications: true,
+            read_receipts: false,
+            listen: "0.0.0.0:7444".into(),
+            lan: true,
+            relay: false,
+            punch: true,
+        }
     }
 }
 

@@ -46,6 +46,10 @@ pub enum Command {
         /// who cannot reach each other (you learn only that they talk, and how much).
         #[arg(long)]
         relay: bool,
+        /// Never tell a contact this node's public address for hole punching, nor ask for
+        /// theirs (contacts then reach it only through a relay or an address you gave).
+        #[arg(long)]
+        no_punch: bool,
         /// Seconds between attempts to reach unconnected contacts through connected ones.
         #[arg(long, default_value_t = 10, hide = true)]
         relay_retry: u64,

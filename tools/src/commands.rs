@@ -156,13 +156,18 @@ pub fn run(args: &Cli, out: &mut String) -> Result<u8> {
     match &args.command {
         Command::Init { name } => init(args, out, name),
         Command::Vectors(cmd) => vectors_cmd(args, out, cmd),
-        Command::Serve { listen, no_lan, relay, relay_retry, lan_port, lan_epoch, lan_interval } => {
+        Command::Serve { listen, no_lan, relay, no_punch, relay_retry, lan_port, lan_epoch, lan_interval } => {
             let lan = (!no_lan).then(|| libra_engine::net::LanConfig {
                 port: *lan_port,
                 interval: std::time::Duration::from_secs((*lan_interval).max(1)),
                 epoch_secs: (*lan_epoch).max(1),
             });
-            serve(args, listen, lan, *relay, std::time::Duration::from_secs((*relay_retry).max(1)))
+            let net = Net {
+                relay: *relay,
+                punch: !no_punch,
+                relay_retry: std::time::Duration::from_secs((*relay_retry).max(1)),
+            };
+            serve(args, listen, lan, net)
         }
         other => {
             let req = request(other).context("not a node command")?;
@@ -221,13 +226,14 @@ fn vectors_cmd(args: &Cli, out: &mut String, cmd: &VectorsCommand) -> Result<u8>
     }
 }
 
-fn serve(
-    args: &Cli,
-    listen: &str,
-    lan: Option<libra_engine::net::LanConfig>,
+/// How `serve` takes part in reaching contacts beyond its own address.
+struct Net {
     relay: bool,
+    punch: bool,
     relay_retry: std::time::Duration,
-) -> Result<u8> {
+}
+
+fn serve(args: &Cli, listen: &str, lan: Option<libra_engine::net::LanConfig>, net: Net) -> Result<u8> {
     let listen: SocketAddr = listen.parse().with_context(|| format!("'{listen}' is not HOST:PORT"))?;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -237,12 +243,13 @@ fn serve(
     let engine = Engine::start(Node::open(&dir)?);
     let rt = runtime()?;
     rt.block_on(async move {
-        let host = Arc::new(Host::new(engine.clone(), HostConfig { relay, ..HostConfig::new(listen) })?);
+        let config = HostConfig { relay: net.relay, punch: net.punch, ..HostConfig::new(listen) };
+        let host = Arc::new(Host::new(engine.clone(), config)?);
         // The bound address goes to the user's terminal only, never into logs or to peers.
         println!("listening on {}", host.local_addr()?);
         println!("device {}", libra_engine::identity::DeviceId(libra_engine::codec::Bytes(host.device())));
         host.run_dialers();
-        host.run_relay_dialer(relay_retry);
+        host.run_relay_dialer(net.relay_retry);
         // A node reachable on loopback only has nothing to announce on a LAN.
         if let Some(cfg) = lan.filter(|_| !listen.ip().is_loopback())
             && let Err(e) = host.run_lan(cfg)

@@ -50,8 +50,18 @@ fn serve_in(ns: &str, data: &Path, extra: &[&str]) -> Killed {
     )
 }
 
-#[test]
-fn two_people_behind_nats_talk_through_a_friend_who_relays() {
+/// Ann and Ben behind two NATs, Rex on the public segment (a contact of both, relaying); the
+/// nodes run until the returned guards drop.
+struct World {
+    a: std::path::PathBuf,
+    b: std::path::PathBuf,
+    r: std::path::PathBuf,
+    _serving: Vec<Killed>,
+    _net: netns::Netns,
+    _dir: tempfile::TempDir,
+}
+
+fn world(tag: &str, block_direct: bool) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b, r) = (dir.path().join("ann"), dir.path().join("ben"), dir.path().join("rex"));
     for (d, name) in [(&a, "Ann"), (&b, "Ben"), (&r, "Rex")] {
@@ -65,9 +75,8 @@ fn two_people_behind_nats_talk_through_a_friend_who_relays() {
     }
     json(&libra(&a, &["--json", "contact", "add", &invite(&b, None)]));
     json(&libra(&b, &["--json", "contact", "add", &invite(&a, None)]));
-    json(&libra(&a, &["--json", "send", "Ben", "hello from behind my router"]));
 
-    let mut net = netns::Netns::new("nt");
+    let mut net = netns::Netns::new(tag);
     let public = net.segment("pub");
     let rex = net.ns("rex");
     net.attach(&rex, &public, "10.88.0.1/24");
@@ -77,17 +86,60 @@ fn two_people_behind_nats_talk_through_a_friend_who_relays() {
     let nat_b = net.ns("natB");
     let out_b = net.attach(&nat_b, &public, "10.88.0.3/24");
     let host_b = net.behind_nat("ben", &nat_b, &out_b, "192.168.20.1/24", "192.168.20.2/24");
-    // No direct path between the two NATs, whatever either side tries.
-    netns::within(&nat_a, "iptables", &["-A", "FORWARD", "-d", "10.88.0.3", "-j", "DROP"]);
-    netns::within(&nat_b, "iptables", &["-A", "FORWARD", "-d", "10.88.0.2", "-j", "DROP"]);
+    if block_direct {
+        // No direct path between the two NATs, whatever either side tries.
+        netns::within(&nat_a, "iptables", &["-A", "FORWARD", "-d", "10.88.0.3", "-j", "DROP"]);
+        netns::within(&nat_b, "iptables", &["-A", "FORWARD", "-d", "10.88.0.2", "-j", "DROP"]);
+    }
+    let serving = vec![serve_in(&rex, &r, &["--relay"]), serve_in(&host_a, &a, &[]), serve_in(&host_b, &b, &[])];
+    World { a, b, r, _serving: serving, _net: net, _dir: dir }
+}
 
-    let _r = serve_in(&rex, &r, &["--relay"]);
-    let _a = serve_in(&host_a, &a, &[]);
-    let _b = serve_in(&host_b, &b, &[]);
+/// Waits until `data`'s node has a live session with `peer` (an `ld…` id); returns the
+/// address it is connected at.
+fn online_at(data: &Path, peer: &str) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let peers = json(&libra(data, &["--json", "peers"]));
+        if let Some(p) = peers.as_array().and_then(|p| p.iter().find(|p| p["id"] == peer && p["online"] == true)) {
+            return p["connected_at"].as_str().map(str::to_owned);
+        }
+        assert!(Instant::now() < deadline, "never connected: {peers}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
 
+fn device(data: &Path) -> String {
+    json(&libra(data, &["--json", "id"]))["device_id"].as_str().expect("device").to_owned()
+}
+
+#[test]
+fn two_people_behind_nats_connect_directly_introduced_by_a_friend() {
+    let w = world("np", false);
+    // Ann reaches Ben at his NAT's public address: a punched, direct path (not the relay's).
+    let at = online_at(&w.a, &device(&w.b)).expect("an address");
+    assert!(at.starts_with("10.88.0.3:"), "connected at {at}");
+    json(&libra(&w.a, &["--json", "send", "Ben", "straight through both routers"]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = json(&libra(&w.b, &["--json", "chat", "Ann"]));
+        if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "straight through both routers")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Ben never got it");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = &w.r;
+}
+
+#[test]
+fn two_people_behind_nats_talk_through_a_friend_who_relays() {
+    let w = world("nr", true);
+    let (a, b, r) = (&w.a, &w.b, &w.r);
+    json(&libra(a, &["--json", "send", "Ben", "hello from behind my router"]));
     let deadline = Instant::now() + Duration::from_secs(60);
     let got = loop {
-        let out = libra(&b, &["--json", "chat", "Ann"]);
+        let out = libra(b, &["--json", "chat", "Ann"]);
         if out.status.success() {
             let v: Value = serde_json::from_slice(&out.stdout).expect("json");
             if v["messages"].as_array().is_some_and(|m| !m.is_empty()) {
@@ -99,10 +151,10 @@ fn two_people_behind_nats_talk_through_a_friend_who_relays() {
     };
     assert_eq!(got["messages"][0]["text"], "hello from behind my router");
     // And back: Ben answers, Ann sees it (the relayed session is live both ways).
-    json(&libra(&b, &["--json", "send", "Ann", "got it"]));
+    json(&libra(b, &["--json", "send", "Ann", "got it"]));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v = json(&libra(&a, &["--json", "chat", "Ben"]));
+        let v = json(&libra(a, &["--json", "chat", "Ben"]));
         if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "got it")) {
             break;
         }
@@ -111,17 +163,9 @@ fn two_people_behind_nats_talk_through_a_friend_who_relays() {
     }
     // Messages could also travel by store-and-forward through Rex; that the two are online to
     // each other shows the live, relayed session (their direct path is blocked).
-    let ben_device = json(&libra(&b, &["--json", "id"]))["device_id"].as_str().expect("device").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let peers = json(&libra(&a, &["--json", "peers"]));
-        if peers.as_array().is_some_and(|p| p.iter().any(|p| p["id"] == ben_device.as_str() && p["online"] == true)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Ann and Ben never had a relayed session: {peers}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let at = online_at(a, &device(b));
+    assert_eq!(at.as_deref(), Some("10.88.0.1:7444"), "connected through Rex");
     // The relay carried it but cannot read it: nothing of the conversation in its chats.
-    let at_rex = String::from_utf8_lossy(&libra(&r, &["--json", "chats"]).stdout).into_owned();
+    let at_rex = String::from_utf8_lossy(&libra(r, &["--json", "chats"]).stdout).into_owned();
     assert!(!at_rex.contains("hello from behind") && !at_rex.contains("got it"), "{at_rex}");
 }

@@ -27,6 +27,12 @@ pub fn ui(ui: &mut egui::Ui, s: &mut Settings, listening: Option<std::net::Socke
             "Relay for my contacts who cannot reach each other (encrypted end to end; you see only that they talk; on restart)",
         )
         .changed();
+    changed |= ui
+        .checkbox(
+            &mut s.punch,
+            "Connect directly through routers: contacts who ask through a mutual contact learn my public address (on restart)",
+        )
+        .changed();
     ui.add_space(8.0);
     ui.horizontal(|ui| {
         ui.label("Listen on");

@@ -28,7 +28,8 @@ pub fn allow(cx: &Cx, out: &mut Out, id: &str, address: Option<&str>) -> Result<
     Ok(0)
 }
 
-fn peer_json(node: &Node, key: &[u8; 32], r: &PeerRecord, online: Option<bool>) -> Value {
+/// `online`: `None` when no node runs (unknown); else the address of the live session, if any.
+fn peer_json(node: &Node, key: &[u8; 32], r: &PeerRecord, online: Option<Option<std::net::SocketAddr>>) -> Value {
     let ago = |ms: u64| if ms == 0 { Value::Null } else { json!(render::time(ms)) };
     json!({
         "id": render::author(node.store.trust(), key),
@@ -39,7 +40,9 @@ fn peer_json(node: &Node, key: &[u8; 32], r: &PeerRecord, online: Option<bool>) 
         "entries_in": r.entries_in,
         "entries_out": r.entries_out,
         "behind_by": r.behind_by,
-        "online": online,
+        "online": online.map(|o| o.is_some()),
+        // Where the live session runs (a relay's address when relayed). Local knowledge only.
+        "connected_at": online.flatten().map(|a| a.to_string()),
     })
 }
 
@@ -51,7 +54,7 @@ pub fn peers(cx: &Cx, out: &mut Out) -> Result<u8> {
             .store
             .peers()?
             .iter()
-            .map(|(k, r)| peer_json(node, k, r, online.as_ref().map(|o| o.contains_key(k))))
+            .map(|(k, r)| peer_json(node, k, r, online.as_ref().map(|o| o.get(k).copied())))
             .collect())
     })?;
     out.set(&json!(rows), || {
@@ -77,7 +80,11 @@ pub fn peers(cx: &Cx, out: &mut Out) -> Result<u8> {
                         Some(0) | None => "in sync".to_owned(),
                         Some(n) => format!("behind by {n}"),
                     },
-                    r["address"].as_str().map(|a| format!("  at {a}")).unwrap_or_default()
+                    r["connected_at"]
+                        .as_str()
+                        .or(r["address"].as_str())
+                        .map(|a| format!("  at {a}"))
+                        .unwrap_or_default()
                 )
             })
             .collect()

@@ -21,12 +21,15 @@ pub struct HostConfig {
     pub limits: Limits,
     /// Splice streams between two of our contacts (spec/connectivity.md, section 3).
     pub relay: bool,
+    /// Take part in hole punching between contacts (section 4): our public address is told
+    /// to a contact that asks to reach us through a mutual contact, and theirs to us.
+    pub punch: bool,
 }
 
 impl HostConfig {
     /// Listen on `listen` with the default limits, relaying for nobody.
     pub fn new(listen: SocketAddr) -> HostConfig {
-        HostConfig { listen, limits: Limits::default(), relay: false }
+        HostConfig { listen, limits: Limits::default(), relay: false, punch: true }
     }
 }
 
@@ -38,6 +41,7 @@ pub struct Host {
     router: Router,
     pub(crate) seed: [u8; 32],
     pub(crate) limits: Limits,
+    pub(crate) punch: bool,
 }
 
 /// Longest a dial waits for the handshake.
@@ -65,6 +69,7 @@ impl Host {
             seed,
             endpoint: endpoint.clone(),
             serve: config.relay,
+            punch: config.punch,
             active: Arc::default(),
         });
         let host = Host::with_router(engine, config, Router::new().register(ALPN, sync).register(RELAY_ALPN, relay))?;
@@ -86,7 +91,15 @@ impl Host {
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_quic));
         server.transport_config(transport());
         let endpoint = quinn::Endpoint::server(server, config.listen)?;
-        Ok(Host { engine, dialers: Default::default(), endpoint, router, seed, limits: config.limits })
+        Ok(Host {
+            engine,
+            dialers: Default::default(),
+            endpoint,
+            router,
+            seed,
+            limits: config.limits,
+            punch: config.punch,
+        })
     }
 
     pub fn engine(&self) -> &Engine {

@@ -9,6 +9,7 @@
 mod dialer;
 mod host;
 mod lan;
+mod punch;
 mod relay;
 mod router;
 pub mod stream;

@@ -19,7 +19,7 @@ use crate::engine::Engine;
 use crate::sync::{ALPN, Conn, Limits, Outcome};
 
 pub const RELAY_ALPN: &[u8] = b"libra/relay/1";
-const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 1;
 /// "Splice me to this device" (to the relay).
 const CONNECT: u8 = 1;
 /// "This device reaches you through me" (from the relay to the target).
@@ -29,7 +29,7 @@ const INCOMING: u8 = 2;
 const MAX_RELAYED: usize = 32;
 const MAX_PER_PEER: usize = 4;
 /// Longest wait for a request, or for the relay's answer.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a relay refused, as it answers (0 is "spliced").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn from_code(c: u8) -> String {
+    pub(crate) fn from_code(c: u8) -> String {
         match c {
             1 => "the relay does not relay".into(),
             2 => "the relay does not relay between these devices".into(),
@@ -61,6 +61,8 @@ pub(crate) struct RelayProtocol {
     pub(crate) endpoint: Arc<OnceLock<quinn::Endpoint>>,
     /// This node splices for its contacts (`--relay`).
     pub(crate) serve: bool,
+    /// This node takes part in hole punching between its contacts.
+    pub(crate) punch: bool,
     pub(crate) active: Arc<Mutex<BTreeMap<[u8; 32], usize>>>,
 }
 
@@ -72,6 +74,7 @@ impl ProtocolHandler for RelayProtocol {
             seed: self.seed,
             endpoint: self.endpoint.clone(),
             serve: self.serve,
+            punch: self.punch,
             active: self.active.clone(),
         };
         Box::pin(async move {
@@ -105,7 +108,7 @@ pub(crate) async fn dial_on(
 
 /// Answers a request with a refusal and waits (briefly) until the requester has it: closing
 /// at once could lose the answer.
-async fn refuse(mut send: quinn::SendStream, r: Refusal) -> NetError {
+pub(crate) async fn refuse(mut send: quinn::SendStream, r: Refusal) -> NetError {
     if send.write_all(&[r as u8]).await.is_ok() && send.finish().is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
     }
@@ -154,6 +157,8 @@ impl RelayProtocol {
         match (head[0], head[1]) {
             (VERSION, CONNECT) => self.splice(peer, other, send, recv).await,
             (VERSION, INCOMING) => self.incoming(peer, conn.remote_address(), other, send, recv).await,
+            (VERSION, super::punch::PUNCH) => self.introduce(peer, conn.remote_address(), other, send).await,
+            (VERSION, super::punch::PUNCH_FROM) => self.punched(other, send, recv).await,
             _ => {
                 refuse(send, Refusal::NotAllowed).await;
                 Err(NetError::Stream("unknown relay request".into()))
@@ -304,8 +309,9 @@ impl Host {
         out
     }
 
-    /// Keeps trying to reach allowed peers that have no session through peers that do (any
-    /// of them may relay): one attempt per peer at a time, every `every`.
+    /// Keeps trying to reach allowed peers that have no session through peers that do: first
+    /// by hole punching introduced by them, then relayed by them (any may relay); one attempt
+    /// per peer at a time, every `every`.
     pub fn run_relay_dialer(self: &Arc<Self>, every: Duration) {
         let host = self.clone();
         tokio::spawn(async move {
@@ -341,7 +347,11 @@ impl Host {
                                 break;
                             }
                             let started = std::time::Instant::now();
-                            let r = h.connect_via(addr, relay, target, true).await;
+                            // Directly through both NATs if the two can, else spliced.
+                            let mut r = h.punch_via(addr, relay, target, true).await;
+                            if r.is_err() && started.elapsed() <= REQUEST_TIMEOUT {
+                                r = h.connect_via(addr, relay, target, true).await;
+                            }
                             // A session that ran (even one that ended since) counts as reached.
                             if r.is_ok() || started.elapsed() > REQUEST_TIMEOUT {
                                 reached = true;

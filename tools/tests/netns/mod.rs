@@ -90,6 +90,14 @@ impl Netns {
         ip(&["-n", &host, "route", "add", "default", "via", gw]);
         within(router, "sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
         within(router, "iptables", &["-t", "nat", "-A", "POSTROUTING", "-o", outside, "-j", "MASQUERADE"]);
+        // As a home router does: nothing unsolicited from outside reaches the router itself
+        // (so a stray packet leaves no connection-tracking entry that would change the port
+        // the NAT maps to later).
+        within(
+            router,
+            "iptables",
+            &["-A", "INPUT", "-i", outside, "-m", "conntrack", "--ctstate", "NEW,INVALID", "-j", "DROP"],
+        );
         host
     }
 }

@@ -1,0 +1,168 @@
+//! Hole punching through a mutual contact (spec/connectivity.md, section 4), on
+//! `libra/relay/1`: a node asks a contact that both it and the target are connected to to
+//! introduce them; the introducer tells the target the requester's address (as the
+//! introducer sees it: its public, reflexive address), and, if the target agrees, tells the
+//! requester the target's; both dial each other at once, so each NAT sees outgoing packets
+//! before the other's arrive. The introducer relays nothing.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use super::relay::{REQUEST_TIMEOUT, Refusal, RelayProtocol, VERSION, dial_on, refuse};
+use super::{Host, NetError, RELAY_ALPN};
+use crate::sync::{ALPN, Outcome};
+
+/// "Introduce me to this device" (to the introducer).
+pub(crate) const PUNCH: u8 = 3;
+/// "This device wants to reach you; it is at this address" (from the introducer).
+pub(crate) const PUNCH_FROM: u8 = 4;
+/// How long the target keeps dialling the requester.
+const PUNCH_WINDOW: Duration = Duration::from_secs(8);
+
+/// `family (4 | 6) ‖ IP ‖ port u16 BE`.
+fn encode_addr(a: SocketAddr) -> Vec<u8> {
+    let mut out = Vec::with_capacity(19);
+    match a.ip() {
+        IpAddr::V4(ip) => {
+            out.push(4);
+            out.extend_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out.push(6);
+            out.extend_from_slice(&ip.octets());
+        }
+    }
+    out.extend_from_slice(&a.port().to_be_bytes());
+    out
+}
+
+async fn read_addr(recv: &mut quinn::RecvStream) -> Result<SocketAddr, NetError> {
+    let mut family = [0u8; 1];
+    read(recv, &mut family).await?;
+    let ip = match family[0] {
+        4 => {
+            let mut b = [0u8; 4];
+            read(recv, &mut b).await?;
+            IpAddr::V4(Ipv4Addr::from(b))
+        }
+        6 => {
+            let mut b = [0u8; 16];
+            read(recv, &mut b).await?;
+            IpAddr::V6(Ipv6Addr::from(b))
+        }
+        other => return Err(NetError::Stream(format!("unknown address family {other}"))),
+    };
+    let mut port = [0u8; 2];
+    read(recv, &mut port).await?;
+    Ok(SocketAddr::new(ip, u16::from_be_bytes(port)))
+}
+
+async fn read(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), NetError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, recv.read_exact(buf))
+        .await
+        .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
+        .map_err(|e| NetError::Stream(e.to_string()))
+}
+
+impl RelayProtocol {
+    /// The introducer's side: `from` (seen at `from_addr`) asks to reach `target`.
+    pub(crate) async fn introduce(
+        &self,
+        from: [u8; 32],
+        from_addr: SocketAddr,
+        target: [u8; 32],
+        mut send: quinn::SendStream,
+    ) -> Result<(), NetError> {
+        if target == from || target == self.engine.device() || !self.engine.is_allowed(&target) {
+            return Err(refuse(send, Refusal::NotAllowed).await);
+        }
+        let Some(target_addr) = self.engine.online().get(&target).copied() else {
+            return Err(refuse(send, Refusal::Unreachable).await);
+        };
+        let Some(endpoint) = self.endpoint.get() else { return Err(NetError::Stream("no endpoint".into())) };
+        let asked = async {
+            let conn = dial_on(endpoint, &self.engine, &self.seed, target_addr, Some(target), RELAY_ALPN).await?;
+            let (mut t_send, mut t_recv) = conn.open_bi().await?;
+            let mut msg = vec![VERSION, PUNCH_FROM];
+            msg.extend_from_slice(&from);
+            msg.extend_from_slice(&encode_addr(from_addr));
+            t_send.write_all(&msg).await.map_err(|e| NetError::Stream(e.to_string()))?;
+            let mut answer = [0u8; 1];
+            read(&mut t_recv, &mut answer).await?;
+            Ok::<u8, NetError>(answer[0])
+        };
+        match asked.await {
+            Ok(0) => {
+                let mut ok = vec![0];
+                ok.extend_from_slice(&encode_addr(target_addr));
+                send.write_all(&ok).await.map_err(|e| NetError::Stream(e.to_string()))?;
+                if send.finish().is_ok() {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+                }
+                Ok(())
+            }
+            Ok(_) => Err(refuse(send, Refusal::NotAllowed).await),
+            Err(_) => Err(refuse(send, Refusal::Unreachable).await),
+        }
+    }
+
+    /// The target's side: the introducer says `source` wants to reach us. If we punch at all
+    /// and `source` is our contact, agree and dial it for a while.
+    pub(crate) async fn punched(
+        &self,
+        source: [u8; 32],
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+    ) -> Result<(), NetError> {
+        let addr = read_addr(&mut recv).await?;
+        if !self.punch || !self.engine.is_allowed(&source) {
+            return Err(refuse(send, Refusal::NotAllowed).await);
+        }
+        send.write_all(&[0]).await.map_err(|e| NetError::Stream(e.to_string()))?;
+        if send.finish().is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+        }
+        let Some(endpoint) = self.endpoint.get().cloned() else { return Ok(()) };
+        let (engine, seed, limits) = (self.engine.clone(), self.seed, self.limits);
+        tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + PUNCH_WINDOW;
+            while tokio::time::Instant::now() < until && !engine.online().contains_key(&source) {
+                // Our packets open our NAT towards the requester; its packets open its own.
+                if let Ok(conn) = dial_on(&endpoint, &engine, &seed, addr, Some(source), ALPN).await {
+                    let _ = super::sync_protocol::session(&engine, conn, true, true, limits).await;
+                    return;
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Host {
+    /// Reaches `target` directly through both NATs, introduced by `introducer` (a contact
+    /// connected to both), and runs a sync session with it.
+    pub async fn punch_via(
+        &self,
+        introducer_addr: SocketAddr,
+        introducer: [u8; 32],
+        target: [u8; 32],
+        live: bool,
+    ) -> Result<Outcome, NetError> {
+        if !self.punch {
+            return Err(NetError::Relay("hole punching is turned off".into()));
+        }
+        let conn = self.dial(introducer_addr, Some(introducer), RELAY_ALPN).await?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let mut req = vec![VERSION, PUNCH];
+        req.extend_from_slice(&target);
+        send.write_all(&req).await.map_err(|e| NetError::Stream(e.to_string()))?;
+        let mut answer = [0u8; 1];
+        read(&mut recv, &mut answer).await?;
+        if answer[0] != 0 {
+            return Err(NetError::Relay(Refusal::from_code(answer[0])));
+        }
+        let addr = read_addr(&mut recv).await?;
+        conn.close(0u32.into(), b"done");
+        self.connect(addr, Some(target), live).await
+    }
+}
