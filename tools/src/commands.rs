@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use libra_engine::control::{self, Cx, Reply, Request, identity_json, identity_text};
 use libra_engine::engine::Engine;
 use libra_engine::net::{Host, HostConfig};
-use libra_engine::node::Node;
+use libra_engine::node::{Node, NodeError};
+use libra_engine::store::StoreError;
 use libra_engine::vectors;
 use serde_json::{Value, json};
 
@@ -226,6 +227,23 @@ fn vectors_cmd(args: &Cli, out: &mut String, cmd: &VectorsCommand) -> Result<u8>
     }
 }
 
+/// Opens the node for `serve`. Another `libra` command may hold the store for a moment (it
+/// ran before this node's control socket existed): wait for it rather than fail, but not for
+/// a running node, which holds the store for good.
+fn open_waiting(dir: &std::path::Path) -> Result<Node> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Node::open(dir) {
+            Err(NodeError::Store(StoreError::Locked(_)))
+                if std::time::Instant::now() < deadline && control::connect(dir).is_none() =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
 /// How `serve` takes part in reaching contacts beyond its own address.
 struct Net {
     relay: bool,
@@ -240,7 +258,7 @@ fn serve(args: &Cli, listen: &str, lan: Option<libra_engine::net::LanConfig>, ne
         .with_writer(std::io::stderr)
         .init();
     let dir = data_dir(args)?;
-    let engine = Engine::start(Node::open(&dir)?);
+    let engine = Engine::start(open_waiting(&dir)?);
     let rt = runtime()?;
     rt.block_on(async move {
         let config = HostConfig { relay: net.relay, punch: net.punch, ..HostConfig::new(listen) };

@@ -122,7 +122,7 @@ impl Host {
         }
     }
 
-    fn last_sync(&self, device: &[u8; 32]) -> u64 {
+    pub(crate) fn last_sync(&self, device: &[u8; 32]) -> u64 {
         self.engine.read(|n| n.store.peer(device).ok().flatten().map_or(0, |r| r.last_sync_ms)).unwrap_or(0)
     }
 

@@ -44,16 +44,24 @@ pub struct Host {
     pub(crate) punch: bool,
 }
 
-/// Longest a dial waits for the handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a dial waits for the handshake (QUIC retransmits its first flights after 1, 2, 4 s:
+/// on a link losing a third of its packets each way a handshake often needs more than 5 s).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     // One stream per session, plus one spare for a reconnecting session; no uni streams.
     t.max_concurrent_bidi_streams(2u32.into());
     t.max_concurrent_uni_streams(0u32.into());
-    t.keep_alive_interval(Some(Duration::from_secs(10)));
+    t.keep_alive_interval(Some(Duration::from_secs(5)));
     t.max_idle_timeout(Duration::from_secs(60).try_into().ok());
+    // Lossy links (Wi-Fi, mobile): BBR paces by measured bandwidth instead of halving its
+    // window at every random loss (with the default, Cubic, a link losing 30 % each way did
+    // not finish a 200-message conversation in 2 minutes; with BBR it takes seconds, for about
+    // a third less throughput in the flood benchmark on loopback), and a smaller first RTT
+    // guess retransmits a lost handshake packet sooner (the backoff doubles from it).
+    t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
+    t.initial_rtt(Duration::from_millis(100));
     Arc::new(t)
 }
 

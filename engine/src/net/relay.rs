@@ -346,14 +346,14 @@ impl Host {
                             if h.engine.online().contains_key(&target) {
                                 break;
                             }
-                            let started = std::time::Instant::now();
+                            let synced_before = h.last_sync(&target);
                             // Directly through both NATs if the two can, else spliced.
                             let mut r = h.punch_via(addr, relay, target, true).await;
-                            if r.is_err() && started.elapsed() <= REQUEST_TIMEOUT {
+                            if r.is_err() && h.last_sync(&target) == synced_before {
                                 r = h.connect_via(addr, relay, target, true).await;
                             }
-                            // A session that ran (even one that ended since) counts as reached.
-                            if r.is_ok() || started.elapsed() > REQUEST_TIMEOUT {
+                            // A session that got going (even one that ended since) counts.
+                            if r.is_ok() || h.last_sync(&target) > synced_before {
                                 reached = true;
                                 break;
                             }

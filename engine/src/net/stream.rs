@@ -55,7 +55,21 @@ fn start(engine: &Engine, effect: Effect, peer: [u8; 32]) -> Pending {
 }
 
 /// Drives `conn` until it ends; returns it (its `end()` and `outcome` say how it went).
-pub async fn run<R, W>(engine: &Engine, mut conn: Conn, mut r: R, mut w: W) -> Conn
+pub async fn run<R, W>(engine: &Engine, conn: Conn, r: R, w: W) -> Conn
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    run_with(engine, conn, r, w, None).await
+}
+
+/// Whether the transport under a stream shows a live but lossy link to the peer: then a slow
+/// stream is a slow link, not a stalled peer.
+pub type Alive<'a> = &'a (dyn Fn() -> bool + Send + Sync);
+
+/// [`run`], told by `alive` whether the transport is still hearing from the peer: a lossy link
+/// that delays the stream (QUIC backing off its retransmissions) is not a stalled peer.
+pub async fn run_with<R, W>(engine: &Engine, mut conn: Conn, mut r: R, mut w: W, alive: Option<Alive<'_>>) -> Conn
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -151,7 +165,12 @@ where
                 Ok(_) => {}
                 Err(RecvError::Closed) => conn.close("the engine stopped".into()),
             },
-            () = sleep_until(deadline), if deadline.is_some() => conn.handle_timeout(now()),
+            () = sleep_until(deadline), if deadline.is_some() => {
+                if alive.is_some_and(|f| f()) {
+                    conn.handle_alive(now());
+                }
+                conn.handle_timeout(now());
+            }
             else => conn.close("nothing left to wait for".into()),
         }
     }

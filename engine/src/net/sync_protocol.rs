@@ -52,7 +52,14 @@ pub(crate) async fn session(
             return Err(e);
         }
     };
-    let c = stream::run(engine, Conn::new(peer, initiator, live, limits, 0), recv, send).await;
+    // On a lossy link QUIC backs off its retransmissions (1, 2, 4, 8… s): the stream may be
+    // silent for longer than the session's own limits while the connection is fine. Once this
+    // connection has lost packets the link is such a link, and QUIC's idle timeout (60 s
+    // without a packet; keep-alives every 5 s) decides that a peer is gone. On a clean link a
+    // peer that stalls (slowly or on purpose) still meets the session's limits.
+    let watched = conn.clone();
+    let alive = move || watched.close_reason().is_none() && watched.stats().path.lost_packets > 0;
+    let c = stream::run_with(engine, Conn::new(peer, initiator, live, limits, 0), recv, send, Some(&alive)).await;
     let end = c.end().cloned().unwrap_or(End::Done);
     let reason = match &end {
         End::Done => "done".to_owned(),

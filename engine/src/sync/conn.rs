@@ -305,6 +305,14 @@ impl Conn {
         self.last_activity = now_ms;
     }
 
+    /// The transport under the stream vouches that the peer is alive behind a lossy link (a
+    /// QUIC connection losing packets and retransmitting): a slow link, not a stalled peer.
+    /// Restarts the idle and partial-frame clocks; a dead peer is the transport's to detect.
+    pub fn handle_alive(&mut self, now_ms: u64) {
+        self.last_activity = now_ms;
+        self.decoder.restart_clock(now_ms);
+    }
+
     /// Processes what has arrived, as far as it can without waiting for an effect.
     pub fn drive(&mut self, local: &impl Local, now_ms: u64) {
         if self.end.is_some() {
