@@ -42,6 +42,7 @@ pub struct Host {
     pub(crate) seed: [u8; 32],
     pub(crate) limits: Limits,
     pub(crate) punch: bool,
+    admission: super::admission::Admission,
 }
 
 /// Longest a dial waits for the handshake (QUIC retransmits its first flights after 1, 2, 4 s:
@@ -107,6 +108,7 @@ impl Host {
             seed,
             limits: config.limits,
             punch: config.punch,
+            admission: Default::default(),
         })
     }
 
@@ -122,13 +124,23 @@ impl Host {
         self.engine.device()
     }
 
-    /// Accepts connections until the endpoint closes, each handled by its protocol.
+    /// Accepts connections until the endpoint closes, each handled by its protocol. Over the
+    /// caps of [`super::admission`] (per source address and in all) a connection is refused
+    /// before its handshake.
     pub async fn serve(&self) {
         while let Some(incoming) = self.endpoint.accept().await {
+            let Some(mut ticket) = self.admission.admit(incoming.remote_address().ip()) else {
+                incoming.refuse();
+                continue;
+            };
             let router = self.router.clone();
             tokio::spawn(async move {
                 match incoming.await {
-                    Ok(conn) => router.dispatch(conn).await,
+                    Ok(conn) => {
+                        ticket.established();
+                        router.dispatch(conn).await;
+                        drop(ticket);
+                    }
                     // Refused handshakes (unknown keys) end here; the peer learns nothing more.
                     Err(e) => tracing::info!(error = %e, "inbound connection refused"),
                 }

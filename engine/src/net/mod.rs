@@ -6,6 +6,7 @@
 //! **Invariant:** this module is the only one that knows quinn and rustls; it never holds the
 //! node — everything goes through the [`crate::engine::Engine`].
 
+pub mod admission;
 mod dialer;
 mod host;
 mod lan;

@@ -10,6 +10,9 @@ use super::{NetError, stream, tls};
 use crate::engine::{Engine, NodeLocal};
 use crate::sync::{Conn, End, Limits, Outcome, SyncError};
 
+/// How long a stranger's connection may take to open its stream (and introduce itself).
+const STRANGER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct SyncProtocol {
     pub(crate) engine: Engine,
     pub(crate) limits: Limits,
@@ -39,10 +42,12 @@ pub(crate) async fn session(
     let streams = if initiator {
         conn.open_bi().await.map_err(NetError::from)
     } else {
-        // A peer that connects and never opens its stream is not kept waiting on.
-        match tokio::time::timeout(limits.reconcile_idle, conn.accept_bi()).await {
+        // A peer that connects and never opens its stream is not kept waiting on; a stranger
+        // (let in only to introduce itself with an invite) gets a few seconds.
+        let wait = if engine.is_allowed(&peer) { limits.reconcile_idle } else { STRANGER_WAIT };
+        match tokio::time::timeout(wait, conn.accept_bi()).await {
             Ok(r) => r.map_err(NetError::from),
-            Err(_) => Err(NetError::Timeout(limits.reconcile_idle)),
+            Err(_) => Err(NetError::Timeout(wait)),
         }
     };
     let (send, recv) = match streams {

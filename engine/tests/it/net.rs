@@ -269,3 +269,55 @@ async fn a_contact_added_while_running_is_dialled_at_once() {
     assert!(libra_engine::net::check_address("not an address").is_err());
     assert!(libra_engine::net::check_address("example.org:7444").is_ok());
 }
+
+/// Opens a QUIC connection from `from` as a fresh key and holds it; `None` if refused.
+async fn hold(from: &str, to: std::net::SocketAddr) -> Option<(quinn::Endpoint, quinn::Connection)> {
+    let seed = libra_engine::identity::random_secret();
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    let cfg = tls::client_config(&seed, &public, Arc::new(|_| true), None, libra_engine::sync::ALPN).ok()?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).ok()?;
+    let mut ep = quinn::Endpoint::client(format!("{from}:0").parse().ok()?).ok()?;
+    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    let conn = tokio::time::timeout(Duration::from_secs(5), ep.connect(to, "libra").ok()?).await.ok()?.ok()?;
+    Some((ep, conn))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_from_one_address_is_capped_and_an_honest_peer_still_syncs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Arc::new(host(dir.path(), "bob"));
+    // An open invite: any key may finish the handshake (to introduce itself), as in the attack.
+    b.with_node(|n| n.invite(None).expect("invite"));
+    let server = b.clone();
+    tokio::spawn(async move { server.serve().await });
+    let addr = b.local_addr().expect("addr");
+    let flood: Vec<_> = (0..100).map(|_| hold("127.0.0.1", addr)).collect();
+    let held: Vec<_> = futures_join(flood).await.into_iter().flatten().collect();
+    let cap = libra_engine::net::admission::MAX_CONNECTIONS_PER_IP;
+    assert!(held.len() <= cap, "{} connections held from one address (cap {cap})", held.len());
+    // An honest, allowed peer from another address still gets in and syncs.
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let node = Node::init(&dir2.path().join("alice"), "alice").expect("init");
+    let a = Host::new(libra_engine::engine::Engine::start(node), HostConfig::new("127.0.0.2:0".parse().expect("addr")))
+        .expect("host");
+    a.allow(b.device(), None).expect("allow");
+    b.allow(a.device(), None).expect("allow");
+    assert!(a.connect(addr, Some(b.device()), false).await.expect("sync").synced);
+    // Strangers that never introduce themselves are closed within seconds.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(held.iter().all(|(_, c)| c.close_reason().is_some()), "idle strangers still connected");
+}
+
+async fn futures_join<F: std::future::Future + Send + 'static>(fs: Vec<F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
