@@ -88,7 +88,7 @@ impl Netns {
         self.link(router, Some(router_inside), &host, Some(host_addr));
         let gw = router_inside.split('/').next().unwrap_or(router_inside);
         ip(&["-n", &host, "route", "add", "default", "via", gw]);
-        within(router, "sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
+        within(router, "sh", &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
         within(router, "iptables", &["-t", "nat", "-A", "POSTROUTING", "-o", outside, "-j", "MASQUERADE"]);
         // As a home router does: nothing unsolicited from outside reaches the router itself
         // (so a stray packet leaves no connection-tracking entry that would change the port
