@@ -1,18 +1,34 @@
 //! `libra-app`: the desktop client. `--data DIR` (or LIBRA_DATA) picks the data directory;
 //! the default is the platform's per-user data directory, shared with the `libra` CLI.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::Parser;
 use eframe::egui;
 use libra_app::LibraApp;
 
-fn arg(name: &str) -> Option<String> {
-    std::env::args().skip_while(|a| a != name).nth(1)
+/// Libra: serverless, end-to-end encrypted messaging (the desktop app).
+#[derive(Parser, Debug)]
+#[command(name = "libra-app", version)]
+struct Args {
+    /// Data directory (default: the per-user data directory shared with the `libra` CLI).
+    #[arg(long, env = "LIBRA_DATA")]
+    data: Option<PathBuf>,
+    /// Address to accept connections on (UDP), overriding the setting, e.g. 0.0.0.0:7444.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The view to open first: chats, connect, identity or settings.
+    #[arg(long, value_parser = ["chats", "connect", "identity", "settings"])]
+    tab: Option<String>,
+    /// A chat to open first: a contact's name or short id (lu:…), or a group.
+    #[arg(long)]
+    open: Option<String>,
 }
 
-fn data_dir() -> anyhow::Result<PathBuf> {
-    if let Some(d) = arg("--data").or_else(|| std::env::var("LIBRA_DATA").ok()) {
-        return Ok(PathBuf::from(d));
+fn data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(d) = given {
+        return Ok(d);
     }
     directories::ProjectDirs::from("org", "Libra", "libra")
         .map(|p| p.data_dir().to_path_buf())
@@ -20,8 +36,9 @@ fn data_dir() -> anyhow::Result<PathBuf> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let dir = data_dir()?;
-    let listen = arg("--listen").and_then(|a| a.parse().ok());
+    // An invalid argument (an unparsable --listen among them) is an error with usage, not ignored.
+    let args = Args::parse();
+    let dir = data_dir(args.data)?;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1000.0, 680.0])
@@ -30,9 +47,7 @@ fn main() -> anyhow::Result<()> {
         renderer: eframe::Renderer::Glow,
         ..Default::default()
     };
-    // --tab and --open pick the first view (used by tools/screenshot.sh).
-    let tab = arg("--tab");
-    let open = arg("--open");
+    let (listen, tab, open) = (args.listen, args.tab, args.open);
     eframe::run_native(
         "Libra",
         options,

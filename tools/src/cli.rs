@@ -94,8 +94,9 @@ pub enum Command {
     Contact(ContactCommand),
     /// Send a message (appended at once; delivered whenever a path reaches the recipient).
     Send {
-        /// Contact name, user id (lu…), group name or chat id.
+        /// Contact name, short id (lu:xxxx-…), user id, group name or chat id.
         chat: String,
+        /// The message; `-` reads it from standard input (for long or multi-line text).
         text: String,
         /// Reply to a message (id or its first 8+ hex digits).
         #[arg(long)]
@@ -160,6 +161,7 @@ pub enum LogCommand {
 pub enum ContactCommand {
     /// Add a contact from an invite; their devices may then sync with this node.
     Add {
+        /// The invite (libra:…); `-` reads it from standard input.
         invite: String,
         /// The name to show instead of the one in the invite.
         #[arg(long)]

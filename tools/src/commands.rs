@@ -100,6 +100,22 @@ pub fn request(command: &Command) -> Option<Request> {
     })
 }
 
+/// Replaces a `-` argument that stands for standard input (`send CHAT -`, `contact add -`)
+/// with what standard input holds, read here so that a forwarded command carries it.
+pub fn read_stdin_args(args: &mut Cli) -> Result<()> {
+    let slot = match &mut args.command {
+        Command::Send { text, .. } if text == "-" => text,
+        Command::Contact(ContactCommand::Add { invite, .. }) if invite == "-" => invite,
+        _ => return Ok(()),
+    };
+    let mut buf = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut buf).context("reading standard input")?;
+    // One trailing newline is how a line ends, not part of the message.
+    let body = buf.strip_suffix('\n').map(|b| b.strip_suffix('\r').unwrap_or(b)).unwrap_or(&buf);
+    *slot = body.to_owned();
+    Ok(())
+}
+
 /// A reply as the user asked for it (JSON or text), with what only a terminal adds (QR codes).
 pub fn show(args: &Cli, reply: &Reply) -> String {
     let mut out = String::new();

@@ -31,7 +31,11 @@ fn forward(dir: &std::path::Path, req: &Request) -> Result<control::Reply> {
 }
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let mut args = cli::Cli::parse();
+    if let Err(e) = commands::read_stdin_args(&mut args) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     let mut out = String::new();
     let dir = commands::data_dir(&args).ok();
     let req = commands::request(&args.command);

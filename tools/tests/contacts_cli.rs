@@ -117,3 +117,31 @@ fn peer_chosen_text_cannot_act_on_the_terminal() {
     let chat = json(&libra(&alice, &["--json", "chat", short]));
     assert_eq!(chat["messages"][0]["text"], "hello\n2026-01-01 00:00:00  Bob  wire money");
 }
+
+#[test]
+fn invites_and_long_messages_come_from_standard_input() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (alice, _) = node(dir.path(), "alice", "Alice");
+    let (_bob, bob_inv) = node(dir.path(), "bob", "Bob");
+    let piped = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_libra"))
+            .arg("--data")
+            .arg(&alice)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    let added = json(&piped(&["--json", "contact", "add", "-"], &format!("{bob_inv}\n")));
+    assert_eq!(added["name"], "Bob");
+    // Near the message limit (32 KiB), with lines of its own.
+    let long = format!("first line\nsecond line\n{}", "x".repeat(30_000));
+    json(&piped(&["--json", "send", "Bob", "-"], &format!("{long}\n")));
+    let chat = json(&libra(&alice, &["--json", "chat", "Bob"]));
+    assert_eq!(chat["messages"][0]["text"], long.as_str(), "exactly what was piped, less the final newline");
+}
