@@ -87,23 +87,35 @@ fn main() -> ExitCode {
     }
 }
 
-/// Polls the running node for messages newer than the last one shown, until interrupted.
+/// Polls the running node and prints each message once, as it arrives (whatever its
+/// timestamp: a late delivery with an earlier time is not missed), and edits and deletions of
+/// messages already shown as they happen, until interrupted.
 fn follow(dir: &std::path::Path, chat: &str) -> ExitCode {
-    let mut after = 0u64;
+    // What each message shown looked like: its text and whether it was deleted.
+    let mut shown: std::collections::HashMap<String, (Option<String>, bool)> = std::collections::HashMap::new();
+    let mut first = true;
     loop {
-        let req =
-            Request::Chat { chat: chat.to_owned(), limit: 50, mark_read: false, receipts: false, after: Some(after) };
+        let req = Request::Chat { chat: chat.to_owned(), limit: 500, mark_read: false, receipts: false, after: None };
         match forward(dir, &req) {
             Ok(reply) if reply.code == 0 => {
                 for m in reply.value["messages"].as_array().into_iter().flatten() {
-                    if after > 0 {
-                        print!("{}", control::message_line(m));
+                    let id = m["id"].as_str().unwrap_or("").to_owned();
+                    let now = (m["text"].as_str().map(str::to_owned), m["deleted"] == true);
+                    match shown.get(&id) {
+                        // The first answer is what `chat` just printed.
+                        None if first => {}
+                        None => print!("{}", control::message_line(m)),
+                        Some(before) if *before == now => {}
+                        Some(_) if now.1 => println!("  deleted {}", &id[..8.min(id.len())]),
+                        Some(_) => println!(
+                            "  edited {}: {}",
+                            &id[..8.min(id.len())],
+                            libra_engine::text::for_terminal(now.0.as_deref().unwrap_or(""))
+                        ),
                     }
-                    after = after.max(m["timestamp"].as_u64().unwrap_or(0));
+                    shown.insert(id, now);
                 }
-                if after == 0 {
-                    after = 1;
-                }
+                first = false;
             }
             Ok(reply) => return ExitCode::from(reply.code),
             Err(e) => {

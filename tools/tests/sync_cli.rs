@@ -194,3 +194,39 @@ fn messaging_through_the_cli() {
     assert_eq!(group["messages"][0]["text"], "group hello");
     assert!(libra(&b, &["log", "verify"]).status.success());
 }
+
+#[test]
+fn chat_follow_prints_each_message_once_and_edits_and_deletions_as_they_happen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    json(&libra(&a, &["--json", "init", "--name", "Ann"]));
+    json(&libra(&b, &["--json", "init", "--name", "Ben"]));
+    let inv = json(&libra(&b, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
+    json(&libra(&a, &["--json", "contact", "add", &inv]));
+    let (_server, _addr, _out) = spawn_serve(&a, "127.0.0.1:0");
+    let id = |out: &std::process::Output| json(out)["id"].as_str().expect("id").to_owned();
+    let first = id(&libra(&a, &["--json", "send", "Ben", "one"]));
+    let second = id(&libra(&a, &["--json", "send", "Ben", "two"]));
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_libra"))
+        .arg("--data")
+        .arg(&a)
+        .args(["chat", "Ben", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("follow");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    json(&libra(&a, &["--json", "send", "Ben", "three"]));
+    json(&libra(&a, &["--json", "edit", "Ben", &first[..8], "one, fixed"]));
+    json(&libra(&a, &["--json", "delete", "Ben", &second[..8]]));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let _ = follow.kill();
+    let out = follow.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("  one  "), 1, "{text}");
+    assert_eq!(count("  two  "), 1, "{text}");
+    assert_eq!(count("three"), 1, "{text}");
+    assert_eq!(count(&format!("edited {}: one, fixed", &first[..8])), 1, "{text}");
+    assert_eq!(count(&format!("deleted {}", &second[..8])), 1, "{text}");
+}
