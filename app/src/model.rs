@@ -97,22 +97,7 @@ pub struct Snapshot {
 /// Contacts with the names to show: where two share a name, each is told apart by its short id
 /// (and "unverified" unless verified), so an impostor cannot look like someone else.
 pub fn contact_names(node: &Node) -> Vec<(UserId, String)> {
-    let contacts = node.store.contacts().unwrap_or_default();
-    let mut count: BTreeMap<String, usize> = BTreeMap::new();
-    for (_, c) in &contacts {
-        *count.entry(c.name.to_lowercase()).or_default() += 1;
-    }
-    contacts
-        .into_iter()
-        .map(|(u, c)| {
-            let shown = if count.get(&c.name.to_lowercase()).copied().unwrap_or(0) > 1 {
-                node.distinct_name(&u)
-            } else {
-                c.name
-            };
-            (u, shown)
-        })
-        .collect()
+    node.distinct_names().into_iter().collect()
 }
 
 fn name_of(node: &Node, contacts: &[(UserId, String)], user: &Option<UserId>) -> String {

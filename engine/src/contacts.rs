@@ -6,6 +6,8 @@
 //! contact and a group) is refused with the candidates listed (spec/messaging.md, "Addressing
 //! contacts").
 
+use std::collections::BTreeMap;
+
 use crate::codec::Bytes;
 use crate::identity::{DeviceId, UserId, safety_number};
 use crate::log::EntryId;
@@ -67,17 +69,32 @@ impl Node {
             .unwrap_or_else(|| user.short())
     }
 
-    /// [`Node::display_name`], told apart where another contact has the same name: the short
-    /// id is added, and "unverified" unless the user verified this one.
-    pub fn distinct_name(&self, user: &UserId) -> String {
-        let name = self.display_name(user);
+    /// Every contact's name as shown, in one pass over the contacts: where two contacts have
+    /// the same name, each is told apart by its short id, and "unverified" unless verified.
+    pub fn distinct_names(&self) -> BTreeMap<UserId, String> {
         let views = self.contact_views().unwrap_or_default();
-        let lower = name.to_lowercase();
-        if !views.iter().any(|c| c.user != *user && c.name.to_lowercase() == lower) {
-            return name;
+        let mut count: BTreeMap<String, usize> = BTreeMap::new();
+        for c in &views {
+            *count.entry(c.name.to_lowercase()).or_default() += 1;
         }
-        let verified = views.iter().any(|c| c.user == *user && c.state.verified);
-        format!("{name} ({}{})", user.short(), if verified { "" } else { ", unverified" })
+        views
+            .into_iter()
+            .map(|c| {
+                let shown = if count.get(&c.name.to_lowercase()).copied().unwrap_or(0) > 1 {
+                    let unverified = if c.state.verified { "" } else { ", unverified" };
+                    format!("{} ({}{unverified})", c.name, c.user.short())
+                } else {
+                    c.name
+                };
+                (c.user, shown)
+            })
+            .collect()
+    }
+
+    /// [`Node::display_name`], told apart where another contact has the same name (see
+    /// [`Node::distinct_names`]; callers naming many people take that map once).
+    pub fn distinct_name(&self, user: &UserId) -> String {
+        self.distinct_names().remove(user).unwrap_or_else(|| self.display_name(user))
     }
 
     /// Resolves what the user typed to one chat: a full user id, a contact's short id (`lu:`

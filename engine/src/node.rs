@@ -129,8 +129,7 @@ impl Node {
 impl Node {
     /// The logs this node wants to hold (the accept set; spec/sync.md, section 4).
     pub fn accept_set(&self) -> Result<BTreeSet<[u8; 32]>, StoreError> {
-        let allowed: Vec<[u8; 32]> =
-            self.store.peers()?.into_iter().filter(|(_, r)| r.allowed).map(|(k, _)| k).collect();
+        let allowed = self.store.allowed_peers()?;
         Ok(crate::sync::interest_set(self.store.trust(), self.device_id().as_bytes(), &allowed))
     }
 

@@ -4,7 +4,7 @@
 //! can neither link them nor learn a key. Needs root and iproute2 (`.ci/run` installs it).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,47 +13,10 @@ use serde_json::Value;
 
 mod netns;
 
+use netns::{json, libra, serve_in};
+
 const LAN_PORT: &str = "17445";
-
-fn libra(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
-}
-
-fn json(out: &std::process::Output) -> Value {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("json")
-}
-
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve_in(ns: &str, data: &Path) -> Killed {
-    Killed(
-        Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_libra"), "--data"])
-            .arg(data)
-            .args([
-                "serve",
-                "--listen",
-                "0.0.0.0:7444",
-                "--lan-port",
-                LAN_PORT,
-                "--lan-epoch",
-                "2",
-                "--lan-interval",
-                "1",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve"),
-    )
-}
+const LAN_ARGS: &[&str] = &["--lan-port", LAN_PORT, "--lan-epoch", "2", "--lan-interval", "1"];
 
 /// Run by the test below inside the third namespace (this test binary, re-executed): writes
 /// every datagram that reaches the beacon port for a few seconds, one hex line each.
@@ -112,8 +75,8 @@ fn contacts_on_one_segment_find_each_other_and_a_stranger_learns_nothing() {
         .stderr(Stdio::null())
         .spawn()
         .expect("recorder");
-    let _sa = serve_in(&hosts[0], &a);
-    let _sb = serve_in(&hosts[1], &b);
+    let _sa = serve_in(&hosts[0], &a, LAN_ARGS);
+    let _sb = serve_in(&hosts[1], &b, LAN_ARGS);
 
     // B receives A's message over the LAN: nobody typed an address.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -131,7 +94,7 @@ fn contacts_on_one_segment_find_each_other_and_a_stranger_learns_nothing() {
     assert_eq!(got["messages"][0]["text"], "found you without an address");
 
     // The stranger's recording: beacons of at least two epochs, sharing no tag, carrying no key.
-    let status = Killed(recorder).0.wait().expect("recorder ends");
+    let status = netns::Killed(recorder).0.wait().expect("recorder ends");
     assert!(status.success());
     let lines = std::fs::read_to_string(&recording).expect("recording");
     let beacons: Vec<(Vec<u8>, Beacon)> =

@@ -3,29 +3,11 @@
 //! by `iptables -m statistic` (this kernel has no netem).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use serde_json::Value;
 
 mod netns;
 
-fn libra(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
-}
-
-fn json(out: &std::process::Output) -> Value {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("json")
-}
-
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use netns::{json, libra};
 
 fn conversation_at_loss(tag: &str, loss: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -58,19 +40,7 @@ fn conversation_at_loss(tag: &str, loss: &str) {
             );
         }
     }
-    let serve = |ns: &str, data: &Path| {
-        Killed(
-            Command::new("ip")
-                .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_libra"), "--data"])
-                .arg(data)
-                .args(["serve", "--listen", "0.0.0.0:7444", "--no-lan"])
-                .env("RUST_LOG", "info,quinn_udp=error")
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(data.with_extension("log")).expect("log file"))
-                .spawn()
-                .expect("serve"),
-        )
-    };
+    let serve = |ns: &str, data: &Path| netns::serve_in(ns, data, &["--no-lan"]);
     let _b = serve(&nb, &b);
     let _a = serve(&na, &a);
     // Then a conversation while connected: 50 each way, interleaved.

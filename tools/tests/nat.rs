@@ -4,21 +4,13 @@
 //! holds nothing readable of their conversation. Needs root, iproute2 and iptables.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod netns;
 
-fn libra(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
-}
-
-fn json(out: &std::process::Output) -> Value {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("json")
-}
+use netns::{Killed, json, libra};
 
 fn invite(data: &Path, address: Option<&str>) -> String {
     let mut args = vec!["--json", "invite"];
@@ -26,28 +18,6 @@ fn invite(data: &Path, address: Option<&str>) -> String {
         args.extend(["--with-address", a]);
     }
     json(&libra(data, &args))["invite"].as_str().expect("invite").to_owned()
-}
-
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve_in(ns: &str, data: &Path, extra: &[&str]) -> Killed {
-    Killed(
-        Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_libra"), "--data"])
-            .arg(data)
-            .args(["serve", "--listen", "0.0.0.0:7444", "--no-lan", "--relay-retry", "1"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve"),
-    )
 }
 
 /// Ann and Ben behind two NATs, Rex on the public segment (a contact of both, relaying); the
@@ -91,7 +61,10 @@ fn world(tag: &str, block_direct: bool) -> World {
         netns::within(&nat_a, "iptables", &["-A", "FORWARD", "-d", "10.88.0.3", "-j", "DROP"]);
         netns::within(&nat_b, "iptables", &["-A", "FORWARD", "-d", "10.88.0.2", "-j", "DROP"]);
     }
-    let serving = vec![serve_in(&rex, &r, &["--relay"]), serve_in(&host_a, &a, &[]), serve_in(&host_b, &b, &[])];
+    let serve = |ns: &str, data: &Path, extra: &[&str]| {
+        netns::serve_in(ns, data, &[&["--no-lan", "--relay-retry", "1"], extra].concat())
+    };
+    let serving = vec![serve(&rex, &r, &["--relay"]), serve(&host_a, &a, &[]), serve(&host_b, &b, &[])];
     World { a, b, r, _serving: serving, _net: net, _dir: dir }
 }
 

@@ -1,5 +1,7 @@
 //! Messaging commands: invite, contacts, send/edit/delete, chats, chat, groups.
 
+use std::collections::BTreeMap;
+
 use crate::identity::UserId;
 use crate::log::EntryId;
 use crate::messenger::ChatTarget;
@@ -12,16 +14,21 @@ use serde_json::{Value, json};
 use super::render;
 use super::{Cx, GroupCommand, Out};
 
-fn name_of(node: &Node, user: &Option<UserId>) -> String {
-    user.as_ref().map_or_else(|| "unknown".into(), |u| node.distinct_name(u))
+/// Who wrote or is named: a contact's shown name (from `names`, taken once per command), "me",
+/// or a short id.
+fn name_of(node: &Node, names: &BTreeMap<UserId, String>, user: &Option<UserId>) -> String {
+    match user {
+        None => "unknown".into(),
+        Some(u) => names.get(u).cloned().unwrap_or_else(|| node.display_name(u)),
+    }
 }
 
-fn message_json(node: &Node, m: &MessageView) -> Value {
+fn message_json(node: &Node, names: &BTreeMap<UserId, String>, m: &MessageView) -> Value {
     json!({
         "id": m.id.to_hex(),
         "time": render::time(crate::clock::physical_ms(m.timestamp)),
         "timestamp": m.timestamp,
-        "from": name_of(node, &m.user),
+        "from": name_of(node, names, &m.user),
         "user": m.user.map(|u| u.to_string()),
         "mine": m.mine,
         "text": m.text,
@@ -113,20 +120,21 @@ pub fn edit(cx: &Cx, out: &mut Out, chat: &str, message: &str, text: Option<&str
 
 pub fn chats(cx: &Cx, out: &mut Out) -> Result<u8> {
     let rows: Vec<Value> = cx.read(|n| {
+        let names = n.distinct_names();
         Ok(n.store
             .chats()?
             .iter()
             .map(|c| {
                 let (kind, title) = match &c.kind {
                     ChatKind::Group { name, .. } => ("group", name.clone()),
-                    ChatKind::Direct(u) => ("direct", name_of(n, u)),
+                    ChatKind::Direct(u) => ("direct", name_of(n, &names, u)),
                 };
                 json!({
                     "chat": c.chat.to_hex(),
                     "kind": kind,
                     "title": title,
                     "unread": c.unread,
-                    "last": c.last.as_ref().map(|m| message_json(n, m)),
+                    "last": c.last.as_ref().map(|m| message_json(n, &names, m)),
                 })
             })
             .collect())
@@ -170,6 +178,7 @@ pub fn chat(
     let (title, rows, new): (String, Vec<Value>, Option<String>) = cx.read(|n| {
         let t = n.chat(chat)?;
         let msgs = n.store.messages(&t.chat, limit)?;
+        let names = n.distinct_names();
         // A contact that introduced itself: its messages come with a warning until accepted.
         let new = match t.users.as_slice() {
             [u] if n.store.contact_state(u)?.introduced && n.store.contacts()?.iter().any(|(c, _)| c == u) => {
@@ -179,7 +188,7 @@ pub fn chat(
         };
         Ok((
             t.title,
-            msgs.iter().filter(|m| after.is_none_or(|a| m.timestamp > a)).map(|m| message_json(n, m)).collect(),
+            msgs.iter().filter(|m| after.is_none_or(|a| m.timestamp > a)).map(|m| message_json(n, &names, m)).collect(),
             new,
         ))
     })?;

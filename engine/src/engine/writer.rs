@@ -266,11 +266,7 @@ fn reopen(shared: &Shared, guard: &mut RwLockWriteGuard<'_, Option<Node>>) {
 
 /// The device keys that may connect: allowed peers, and our own other trusted devices.
 pub(crate) fn allowed_keys(node: &Node) -> BTreeSet<[u8; 32]> {
-    let mut allowed: BTreeSet<[u8; 32]> = node
-        .store
-        .peers()
-        .map(|p| p.into_iter().filter(|(_, r)| r.allowed).map(|(k, _)| k).collect())
-        .unwrap_or_default();
+    let mut allowed: BTreeSet<[u8; 32]> = node.store.allowed_peers().unwrap_or_default().into_iter().collect();
     if let Some(user) = node.user_id()
         && let Some(rec) = node.store.trust().user(&user)
     {

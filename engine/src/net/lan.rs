@@ -72,8 +72,7 @@ fn pairs(engine: &Engine, cache: &mut BTreeMap<[u8; 32], ([u8; 32], [u8; 32])>) 
     let own_device = engine.device();
     let wanted = engine
         .read(|n| {
-            let allowed: BTreeSet<[u8; 32]> =
-                n.store.peers().unwrap_or_default().into_iter().filter(|(_, r)| r.allowed).map(|(k, _)| k).collect();
+            let allowed: BTreeSet<[u8; 32]> = n.store.allowed_peers().unwrap_or_default().into_iter().collect();
             let mut certs: Vec<crate::identity::DeviceCert> =
                 n.store.contacts().unwrap_or_default().into_iter().flat_map(|(_, c)| c.certs).collect();
             if let Some(u) = n.user_id() {

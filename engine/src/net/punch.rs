@@ -8,7 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use super::relay::{REQUEST_TIMEOUT, Refusal, RelayProtocol, VERSION, dial_on, refuse};
+use super::relay::{Refusal, RelayProtocol, VERSION, answer, dial_on, read, refuse};
 use super::{Host, NetError, RELAY_ALPN};
 use crate::sync::{ALPN, Outcome};
 
@@ -57,13 +57,6 @@ async fn read_addr(recv: &mut quinn::RecvStream) -> Result<SocketAddr, NetError>
     Ok(SocketAddr::new(ip, u16::from_be_bytes(port)))
 }
 
-async fn read(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), NetError> {
-    tokio::time::timeout(REQUEST_TIMEOUT, recv.read_exact(buf))
-        .await
-        .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
-        .map_err(|e| NetError::Stream(e.to_string()))
-}
-
 impl RelayProtocol {
     /// The introducer's side: `from` (seen at `from_addr`) asks to reach `target`.
     pub(crate) async fn introduce(
@@ -71,7 +64,7 @@ impl RelayProtocol {
         from: [u8; 32],
         from_addr: SocketAddr,
         target: [u8; 32],
-        mut send: quinn::SendStream,
+        send: quinn::SendStream,
     ) -> Result<(), NetError> {
         if target == from || target == self.engine.device() || !self.engine.is_allowed(&target) {
             return Err(refuse(send, Refusal::NotAllowed).await);
@@ -93,12 +86,7 @@ impl RelayProtocol {
         };
         match asked.await {
             Ok(0) => {
-                let mut ok = vec![0];
-                ok.extend_from_slice(&encode_addr(target_addr));
-                send.write_all(&ok).await.map_err(|e| NetError::Stream(e.to_string()))?;
-                if send.finish().is_ok() {
-                    let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
-                }
+                answer(send, &[&[0][..], &encode_addr(target_addr)].concat()).await;
                 Ok(())
             }
             Ok(_) => Err(refuse(send, Refusal::NotAllowed).await),
@@ -111,17 +99,14 @@ impl RelayProtocol {
     pub(crate) async fn punched(
         &self,
         source: [u8; 32],
-        mut send: quinn::SendStream,
+        send: quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) -> Result<(), NetError> {
         let addr = read_addr(&mut recv).await?;
         if !self.punch || !self.engine.is_allowed(&source) {
             return Err(refuse(send, Refusal::NotAllowed).await);
         }
-        send.write_all(&[0]).await.map_err(|e| NetError::Stream(e.to_string()))?;
-        if send.finish().is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
-        }
+        answer(send, &[0]).await;
         let Some(endpoint) = self.endpoint.get().cloned() else { return Ok(()) };
         let (engine, seed, limits) = (self.engine.clone(), self.seed, self.limits);
         tokio::spawn(async move {
@@ -151,16 +136,7 @@ impl Host {
         if !self.punch {
             return Err(NetError::Relay("hole punching is turned off".into()));
         }
-        let conn = self.dial(introducer_addr, Some(introducer), RELAY_ALPN).await?;
-        let (mut send, mut recv) = conn.open_bi().await?;
-        let mut req = vec![VERSION, PUNCH];
-        req.extend_from_slice(&target);
-        send.write_all(&req).await.map_err(|e| NetError::Stream(e.to_string()))?;
-        let mut answer = [0u8; 1];
-        read(&mut recv, &mut answer).await?;
-        if answer[0] != 0 {
-            return Err(NetError::Relay(Refusal::from_code(answer[0])));
-        }
+        let (conn, _send, mut recv) = self.request(introducer_addr, introducer, PUNCH, target).await?;
         let addr = read_addr(&mut recv).await?;
         conn.close(0u32.into(), b"done");
         self.connect(addr, Some(target), live).await

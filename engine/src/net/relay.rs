@@ -108,11 +108,25 @@ pub(crate) async fn dial_on(
 
 /// Answers a request with a refusal and waits (briefly) until the requester has it: closing
 /// at once could lose the answer.
-pub(crate) async fn refuse(mut send: quinn::SendStream, r: Refusal) -> NetError {
-    if send.write_all(&[r as u8]).await.is_ok() && send.finish().is_ok() {
+pub(crate) async fn refuse(send: quinn::SendStream, r: Refusal) -> NetError {
+    answer(send, &[r as u8]).await;
+    NetError::Relay(Refusal::from_code(r as u8))
+}
+
+/// Writes the last bytes of a request's stream and waits (briefly) until the other side has
+/// them: closing at once could lose them.
+pub(crate) async fn answer(mut send: quinn::SendStream, bytes: &[u8]) {
+    if send.write_all(bytes).await.is_ok() && send.finish().is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
     }
-    NetError::Relay(Refusal::from_code(r as u8))
+}
+
+/// Reads exactly `buf.len()` bytes of a request or an answer, within [`REQUEST_TIMEOUT`].
+pub(crate) async fn read(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), NetError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, recv.read_exact(buf))
+        .await
+        .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
+        .map_err(|e| NetError::Stream(e.to_string()))
 }
 
 /// When each unreachable peer is tried next, and how many rounds failed.
@@ -148,10 +162,7 @@ impl RelayProtocol {
             .await
             .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))??;
         let mut head = [0u8; 34];
-        tokio::time::timeout(REQUEST_TIMEOUT, recv.read_exact(&mut head))
-            .await
-            .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
-            .map_err(|e| NetError::Stream(e.to_string()))?;
+        read(&mut recv, &mut head).await?;
         let mut other = [0u8; 32];
         other.copy_from_slice(&head[2..]);
         match (head[0], head[1]) {
@@ -273,6 +284,28 @@ where
 }
 
 impl Host {
+    /// Sends `kind` naming `target` to the contact `via` (at `via_addr`) on `libra/relay/1` and
+    /// returns the stream once it answered 0 (a refusal is an error naming its reason).
+    pub(crate) async fn request(
+        &self,
+        via_addr: SocketAddr,
+        via: [u8; 32],
+        kind: u8,
+        target: [u8; 32],
+    ) -> Result<(quinn::Connection, quinn::SendStream, quinn::RecvStream), NetError> {
+        let conn = self.dial(via_addr, Some(via), RELAY_ALPN).await?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let mut req = vec![VERSION, kind];
+        req.extend_from_slice(&target);
+        send.write_all(&req).await.map_err(|e| NetError::Stream(e.to_string()))?;
+        let mut code = [0u8; 1];
+        read(&mut recv, &mut code).await?;
+        if code[0] != 0 {
+            return Err(NetError::Relay(Refusal::from_code(code[0])));
+        }
+        Ok((conn, send, recv))
+    }
+
     /// Reaches `target` through `relay` (a contact that relays, at `relay_addr`) and runs a
     /// sync session with it, end to end encrypted and authenticated.
     pub async fn connect_via(
@@ -282,19 +315,7 @@ impl Host {
         target: [u8; 32],
         live: bool,
     ) -> Result<Outcome, NetError> {
-        let conn = self.dial(relay_addr, Some(relay), RELAY_ALPN).await?;
-        let (mut send, mut recv) = conn.open_bi().await?;
-        let mut req = vec![VERSION, CONNECT];
-        req.extend_from_slice(&target);
-        send.write_all(&req).await.map_err(|e| NetError::Stream(e.to_string()))?;
-        let mut answer = [0u8; 1];
-        tokio::time::timeout(REQUEST_TIMEOUT, recv.read_exact(&mut answer))
-            .await
-            .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
-            .map_err(|e| NetError::Stream(e.to_string()))?;
-        if answer[0] != 0 {
-            return Err(NetError::Relay(Refusal::from_code(answer[0])));
-        }
+        let (conn, send, recv) = self.request(relay_addr, relay, CONNECT, target).await?;
         let check = self.engine.clone();
         let allow: tls::Allow = Arc::new(move |k: &[u8; 32]| check.is_allowed(k));
         let cfg = tls::client_config(&self.seed, &self.engine.device(), allow, Some(target), ALPN)?;
@@ -321,18 +342,7 @@ impl Host {
             loop {
                 tokio::time::sleep(every).await;
                 let online = host.engine.online();
-                let allowed: Vec<[u8; 32]> = host
-                    .engine
-                    .read(|n| {
-                        n.store
-                            .peers()
-                            .unwrap_or_default()
-                            .into_iter()
-                            .filter(|(_, r)| r.allowed)
-                            .map(|(k, _)| k)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let allowed = host.engine.read(|n| n.store.allowed_peers().unwrap_or_default()).unwrap_or_default();
                 let now = std::time::Instant::now();
                 for target in allowed.into_iter().filter(|t| !online.contains_key(t)) {
                     let due = backoff.lock().map(|b| b.get(&target).is_none_or(|(at, _)| *at <= now)).unwrap_or(true);

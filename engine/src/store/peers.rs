@@ -155,6 +155,11 @@ impl Store {
         Ok(())
     }
 
+    /// The peer devices the user allowed (the allow-list).
+    pub fn allowed_peers(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        Ok(self.peers()?.into_iter().filter(|(_, r)| r.allowed).map(|(k, _)| k).collect())
+    }
+
     pub fn peers(&self) -> Result<Vec<([u8; 32], PeerRecord)>, StoreError> {
         let mut out = Vec::new();
         for item in self.peers.iter() {

@@ -2,9 +2,8 @@
 //! acknowledgements, store-and-forward through a third node that cannot read, groups, edits and
 //! deletions, and a projection independent of arrival order.
 
-use crate::util::HostExt;
+use crate::util::{HostExt, befriend, live, wait_until};
 use std::sync::Arc;
-use std::time::Duration;
 
 use libra_engine::identity::UserId;
 use libra_engine::messaging::{Body, Sealed, aad};
@@ -29,14 +28,6 @@ fn user(h: &Host) -> UserId {
     h.read_node(|n| n.user_id().expect("user"))
 }
 
-/// Each adds the other's invite.
-fn befriend(a: &Host, b: &Host) {
-    let ia = a.with_node(|n| n.invite(None).expect("invite"));
-    let ib = b.with_node(|n| n.invite(None).expect("invite"));
-    a.with_node(|n| n.add_contact(&ib, None).expect("add"));
-    b.with_node(|n| n.add_contact(&ia, None).expect("add"));
-}
-
 fn chat_with(h: &Host, other: &Host) -> ChatTarget {
     let u = user(other);
     h.read_node(|n| n.chat(&u.to_string()).expect("chat"))
@@ -44,23 +35,6 @@ fn chat_with(h: &Host, other: &Host) -> ChatTarget {
 
 fn texts(h: &Host, chat: &ChatTarget) -> Vec<Option<String>> {
     h.read_node(|n| n.store.messages(&chat.chat, 100).expect("messages").into_iter().map(|m| m.text).collect())
-}
-
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..400 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn live(from: &Arc<Host>, to: &Host) -> tokio::task::JoinHandle<()> {
-    let (h, addr, key) = (from.clone(), to.local_addr().expect("addr"), to.device());
-    tokio::spawn(async move {
-        let _ = h.connect(addr, Some(key), true).await;
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,9 +2,8 @@
 //! third contact that relays (end-to-end TLS over the spliced stream), and nobody relays for
 //! strangers or without having opted in.
 
-use crate::util::HostExt;
+use crate::util::{HostExt, befriend, live, wait_until};
 use std::sync::Arc;
-use std::time::Duration;
 
 use libra_engine::net::{Host, HostConfig, NetError};
 use libra_engine::node::Node;
@@ -16,30 +15,6 @@ fn host(dir: &std::path::Path, name: &str, relay: bool) -> Arc<Host> {
     let server = h.clone();
     tokio::spawn(async move { server.serve().await });
     h
-}
-
-fn befriend(a: &Host, b: &Host) {
-    let ia = a.with_node(|n| n.invite(None).expect("invite"));
-    let ib = b.with_node(|n| n.invite(None).expect("invite"));
-    a.with_node(|n| n.add_contact(&ib, None).expect("add"));
-    b.with_node(|n| n.add_contact(&ia, None).expect("add"));
-}
-
-fn live(from: &Arc<Host>, to: &Host) {
-    let (h, addr, key) = (from.clone(), to.local_addr().expect("addr"), to.device());
-    tokio::spawn(async move {
-        let _ = h.connect(addr, Some(key), true).await;
-    });
-}
-
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..400 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

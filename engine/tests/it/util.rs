@@ -46,3 +46,31 @@ impl HostExt for libra_engine::net::Host {
         self.engine().allow(key, address)
     }
 }
+
+/// Each adds the other's invite.
+pub fn befriend(a: &libra_engine::net::Host, b: &libra_engine::net::Host) {
+    let ia = a.with_node(|n| n.invite(None).expect("invite"));
+    let ib = b.with_node(|n| n.invite(None).expect("invite"));
+    a.with_node(|n| n.add_contact(&ib, None).expect("add"));
+    b.with_node(|n| n.add_contact(&ia, None).expect("add"));
+}
+
+pub async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub fn live(
+    from: &std::sync::Arc<libra_engine::net::Host>,
+    to: &libra_engine::net::Host,
+) -> tokio::task::JoinHandle<()> {
+    let (h, addr, key) = (from.clone(), to.local_addr().expect("addr"), to.device());
+    tokio::spawn(async move {
+        let _ = h.connect(addr, Some(key), true).await;
+    })
+}

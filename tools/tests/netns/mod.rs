@@ -1,9 +1,48 @@
 //! Network namespaces for tests that need real networks: made by the test, always removed
-//! (also when it fails half-way). Needs root and iproute2 (iptables for NAT).
+//! (also when it fails half-way), and `libra` nodes serving inside them. Needs root and
+//! iproute2 (iptables for NAT).
 
 #![allow(dead_code)]
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub fn libra(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
+}
+
+pub fn json(out: &Output) -> Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// A process killed (and reaped) when dropped.
+pub struct Killed(pub std::process::Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `libra --data DATA serve --listen 0.0.0.0:7444 ARGS` inside namespace `ns`; its log (info)
+/// goes to DATA.log, for a failing test to show.
+pub fn serve_in(ns: &str, data: &Path, args: &[&str]) -> Killed {
+    Killed(
+        Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_libra"), "--data"])
+            .arg(data)
+            .args(["serve", "--listen", "0.0.0.0:7444"])
+            .args(args)
+            .env("RUST_LOG", "info,quinn_udp=error")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(data.with_extension("log")).expect("log file"))
+            .spawn()
+            .expect("serve"),
+    )
+}
 
 pub fn run(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("run {cmd}: {e}"));
