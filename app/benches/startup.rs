@@ -25,7 +25,7 @@ fn main() {
     {
         let mut a = Node::init(&da, "Ann").expect("a");
         let mut b = Node::init(&db, "Ben").expect("b");
-        let (ia, ib) = (a.invite(None).expect("i"), b.invite(None).expect("i"));
+        let (ia, ib) = (a.invite(None, 1).expect("i"), b.invite(None, 1).expect("i"));
         a.add_contact(&ib, None).expect("add");
         b.add_contact(&ia, None).expect("add");
         let chat = b.chat(&ia.user().to_string()).expect("chat");

@@ -16,7 +16,7 @@ use crate::model::Snapshot;
 use crate::settings::Settings;
 use crate::views::chats::{self, ChatAction, ChatsState};
 use crate::views::connect::{self, ConnectAction, ConnectState};
-use crate::views::identity::{self, IdentityState};
+use crate::views::identity::{self, IdentityAction, IdentityState};
 use crate::views::onboarding::{self, Onboarding};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +103,7 @@ impl LibraApp {
         if self.tab == Tab::Identity
             && let Some(engine) = &self.engine
         {
-            engine.act(|n| n.invite(None).map(|i| format!("invite:{}", i.to_text())).map_err(|e| e.to_string()));
+            engine.act(|n| n.invite(None, 1).map(|i| format!("invite:{}", i.to_text())).map_err(|e| e.to_string()));
         }
         if let (Some(name), Some(engine)) = (open, &self.engine) {
             let target = engine.core().read(|n| n.chat(name).ok()).ok().flatten();
@@ -283,7 +283,7 @@ impl eframe::App for LibraApp {
                         self.tab = Tab::Identity;
                         if let Some(engine) = &self.engine {
                             engine.act(|n| {
-                                n.invite(None).map(|i| format!("invite:{}", i.to_text())).map_err(|e| e.to_string())
+                                n.invite(None, 1).map(|i| format!("invite:{}", i.to_text())).map_err(|e| e.to_string())
                             });
                         }
                     }
@@ -314,15 +314,18 @@ impl eframe::App for LibraApp {
                 chats::conversation(ui, self.snap.open.as_ref(), &mut self.chats, &mut actions);
                 self.run_chat_actions(actions);
             }
-            Tab::Identity => {
-                if let Some(address) = identity::ui(ui, &self.snap, &mut self.identity)
-                    && let Some(engine) = &self.engine
-                {
-                    engine.act(move |n| {
-                        n.invite(address).map(|i| format!("invite:{}", i.to_text())).map_err(|e| e.to_string())
-                    });
-                }
-            }
+            Tab::Identity => match (identity::ui(ui, &self.snap, &mut self.identity), &self.engine) {
+                (Some(IdentityAction::NewInvite { address, uses }), Some(engine)) => engine.act(move |n| {
+                    n.invite(address, uses).map(|i| format!("invite:{}", i.to_text())).map_err(|e| e.to_string())
+                }),
+                (Some(IdentityAction::Revoke(id)), Some(engine)) => engine.act(move |n| {
+                    n.store
+                        .revoke_invites(Some(&id), clock::wall_ms())
+                        .map(|_| format!("revoked invite {id}"))
+                        .map_err(|e| e.to_string())
+                }),
+                _ => {}
+            },
             Tab::Connect => match connect::ui(ui, &self.snap, &mut self.connect, now) {
                 Some(ConnectAction::AddContact(text)) => {
                     if let Some(engine) = &self.engine {

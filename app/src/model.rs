@@ -89,6 +89,8 @@ pub struct Snapshot {
     pub peers: Vec<PeerRow>,
     pub contacts: Vec<(UserId, String)>,
     pub total_unread: usize,
+    /// Open invites: id, uses left, expiry (ms).
+    pub invites: Vec<(String, u32, u64)>,
     /// The newest message from someone else, for notifications.
     pub newest_incoming: Option<(EntryId, String, String)>,
     pub built_us: u128,
@@ -132,6 +134,13 @@ impl Snapshot {
             };
         }
         s.contacts = contact_names(node);
+        s.invites = node
+            .store
+            .open_invites(clock::wall_ms())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, r)| (id, r.uses_left, r.expires_ms))
+            .collect();
         for c in node.store.chats().unwrap_or_default() {
             let (title, group) = match &c.kind {
                 ChatKind::Group { name, .. } => (name.clone(), true),

@@ -91,8 +91,8 @@ fn chatting_with_a_contact_end_to_end() {
     step_until(&mut h, "the network", |h| h.state().engine().and_then(|e| e.listening()).is_some());
     let app = h.state().engine().expect("engine").core().clone();
     let bc = ben.host.engine().clone();
-    let ia = app.write(|n| n.invite(None).expect("invite")).expect("write");
-    let ib = bc.write(|n| n.invite(None).expect("invite")).expect("write");
+    let ia = app.write(|n| n.invite(None, 1).expect("invite")).expect("write");
+    let ib = bc.write(|n| n.invite(None, 1).expect("invite")).expect("write");
     app.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
     bc.write(move |n| n.add_contact(&ia, None).expect("add")).expect("write");
     let addr = h.state().engine().and_then(|e| e.listening()).expect("listening");
@@ -156,7 +156,7 @@ fn an_impostor_is_told_apart_and_a_contact_is_verified_by_safety_number() {
     // Two people who both call themselves Ben.
     let invite_of = |label: &str| {
         let mut n = Node::init(&dir.path().join(label), "Ben").expect("init");
-        let inv = n.invite(None).expect("invite");
+        let inv = n.invite(None, 1).expect("invite");
         (inv.user(), inv)
     };
     let (ben, ben_inv) = invite_of("ben");

@@ -85,8 +85,8 @@ fn main() {
             Arc::new(Host::new(libra_engine::engine::Engine::start(node), HostConfig::new("127.0.0.1:0".parse().expect("addr"))).expect("host"))
         };
         let (a, b) = (mk("ann"), mk("ben"));
-        let ia = a.with_node(|n| n.invite(None).expect("invite"));
-        let ib = b.with_node(|n| n.invite(None).expect("invite"));
+        let ia = a.with_node(|n| n.invite(None, 1).expect("invite"));
+        let ib = b.with_node(|n| n.invite(None, 1).expect("invite"));
         a.with_node(|n| n.add_contact(&ib, None).expect("add"));
         b.with_node(|n| n.add_contact(&ia, None).expect("add"));
         let server = b.clone();

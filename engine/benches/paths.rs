@@ -26,8 +26,8 @@ fn host(node: Node, relay: bool) -> Arc<Host> {
 }
 
 fn befriend(a: &Host, b: &Host) {
-    let ia = a.engine().write_here(|n| n.invite(None).expect("invite")).expect("write");
-    let ib = b.engine().write_here(|n| n.invite(None).expect("invite")).expect("write");
+    let ia = a.engine().write_here(|n| n.invite(None, 1).expect("invite")).expect("write");
+    let ib = b.engine().write_here(|n| n.invite(None, 1).expect("invite")).expect("write");
     a.engine().write_here(|n| n.add_contact(&ib, None).expect("add")).expect("write");
     b.engine().write_here(|n| n.add_contact(&ia, None).expect("add")).expect("write");
 }

@@ -13,7 +13,7 @@ use crate::messaging::body::MAX_TEXT;
 use crate::messaging::{Body, ChatId, ContactCard, SealRandom, aad, seal};
 use crate::node::{Node, NodeError};
 use crate::payload::KIND_SEALED;
-use crate::store::PeerRecord;
+use crate::store::{InviteRecord, MAX_INVITE_USES, PeerRecord};
 use crate::text;
 
 /// Most messages one acknowledgement names (≈ 35 KiB sealed, well inside an entry).
@@ -44,6 +44,8 @@ pub enum MessengerError {
     BadInvite(String),
     #[error("that is your own invite")]
     OwnInvite,
+    #[error("an invite allows 1 to {MAX_INVITE_USES} uses, not {0}")]
+    BadUses(u32),
     #[error("no chat, contact or group called '{0}'")]
     UnknownChat(String),
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
@@ -150,14 +152,20 @@ impl Node {
         Ok(ContactCard { name: self.name().unwrap_or_default(), certs: self.device_certs(&user)? })
     }
 
-    /// A new invite, with a fresh introduction token remembered here.
-    pub fn invite(&mut self, address: Option<String>) -> Result<Invite, MessengerError> {
+    /// A new invite whose token introduces at most `uses` people (1 to [`MAX_INVITE_USES`])
+    /// within [`INVITE_VALIDITY_MS`], remembered here.
+    pub fn invite(&mut self, address: Option<String>, uses: u32) -> Result<Invite, MessengerError> {
+        if uses == 0 || uses > MAX_INVITE_USES {
+            return Err(MessengerError::BadUses(uses));
+        }
         let user = self.user_id().ok_or(NodeError::Incomplete(self.dir.clone()))?;
         let name = self.name().unwrap_or_default();
         let certs = self.device_certs(&user)?;
         let mut token = [0u8; 16];
         token.copy_from_slice(&crate::identity::random_secret()[..16]);
-        self.store.add_invite_token(&token, clock::wall_ms().saturating_add(INVITE_VALIDITY_MS))?;
+        let now = clock::wall_ms();
+        let rec = InviteRecord { expires_ms: now.saturating_add(INVITE_VALIDITY_MS), uses_left: uses, created_ms: now };
+        self.store.add_invite(&token, rec)?;
         Ok(Invite { version: 1, card: ContactCard { name, certs }, address, token: Some(Bytes(token)) })
     }
 
@@ -176,6 +184,11 @@ impl Node {
         // Re-check the card as an invite would be checked, and that it names the device.
         let invite = Invite::parse(&invite.to_text())?;
         if !invite.card.certs.iter().any(|c| c.body.device.as_bytes() == device) {
+            return Ok(false);
+        }
+        // One use of the invite goes, durably, before anyone is added: a single-use invite
+        // introduces one person however many hold it.
+        if !self.store.use_invite(token, clock::wall_ms())? {
             return Ok(false);
         }
         let known = self.store.contacts()?.iter().any(|(u, _)| *u == invite.user());

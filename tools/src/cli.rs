@@ -80,11 +80,19 @@ pub enum Command {
     #[command(subcommand)]
     Vectors(VectorsCommand),
     /// Print an invite others add with `libra contact add` (text, and a QR code with --qr).
+    /// It introduces one person (`--uses N` for more) within 7 days; `invite list` shows the
+    /// open ones and `invite revoke` withdraws them.
+    #[command(args_conflicts_with_subcommands = true)]
     Invite {
+        #[command(subcommand)]
+        action: Option<InviteCommand>,
         /// Include an address to reach this node (off by default: an invite carries no IP
         /// address unless you ask).
         #[arg(long, value_name = "HOST:PORT")]
         with_address: Option<String>,
+        /// How many people the invite may introduce (1 to 1000).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        uses: u32,
         /// Also draw the invite as a QR code in the terminal.
         #[arg(long)]
         qr: bool,
@@ -155,6 +163,21 @@ pub enum LogCommand {
     },
     /// List fork proofs: authors caught signing two entries at one position.
     Forks,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InviteCommand {
+    /// The invites still open: id, uses left, expiry.
+    List,
+    /// Withdraw an open invite: nobody can introduce themselves with it any more.
+    Revoke {
+        /// The invite's id (as `invite list` shows it, at least 4 hex digits).
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        /// Revoke every open invite.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

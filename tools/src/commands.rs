@@ -15,7 +15,7 @@ use libra_engine::store::StoreError;
 use libra_engine::vectors;
 use serde_json::{Value, json};
 
-use crate::cli::{Cli, Command, ContactCommand, GroupCommand, LogCommand, PeerCommand, VectorsCommand};
+use crate::cli::{Cli, Command, ContactCommand, GroupCommand, InviteCommand, LogCommand, PeerCommand, VectorsCommand};
 
 pub fn data_dir(args: &Cli) -> Result<PathBuf> {
     if let Some(d) = &args.data {
@@ -55,7 +55,13 @@ pub fn request(command: &Command) -> Option<Request> {
         Command::Peer(PeerCommand::Allow { id, address }) => {
             Request::PeerAllow { id: id.clone(), address: address.clone() }
         }
-        Command::Invite { with_address, .. } => Request::Invite { with_address: with_address.clone() },
+        Command::Invite { action: None, with_address, uses, .. } => {
+            Request::Invite(control::InviteCommand::Make { with_address: with_address.clone(), uses: *uses })
+        }
+        Command::Invite { action: Some(InviteCommand::List), .. } => Request::Invite(control::InviteCommand::List),
+        Command::Invite { action: Some(InviteCommand::Revoke { id, .. }), .. } => {
+            Request::Invite(control::InviteCommand::Revoke { id: id.clone() })
+        }
         Command::Contact(ContactCommand::Add { invite, name }) => {
             Request::Contact(control::ContactCommand::Add { invite: invite.clone(), name: name.clone() })
         }
@@ -122,7 +128,7 @@ pub fn show(args: &Cli, reply: &Reply) -> String {
     print(args, &mut out, &reply.value, || {
         let mut s = reply.text.clone();
         let qr = match &args.command {
-            Command::Invite { qr: true, .. } => reply.value["invite"].as_str().map(str::to_owned),
+            Command::Invite { action: None, qr: true, .. } => reply.value["invite"].as_str().map(str::to_owned),
             Command::Contact(ContactCommand::Verify { qr: true, .. }) => reply.value["safety_number"]
                 .as_str()
                 .map(|n| format!("{}{}", libra_engine::identity::SAFETY_QR_PREFIX, n.replace(' ', ""))),

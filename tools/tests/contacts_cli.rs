@@ -145,3 +145,35 @@ fn invites_and_long_messages_come_from_standard_input() {
     let chat = json(&libra(&alice, &["--json", "chat", "Bob"]));
     assert_eq!(chat["messages"][0]["text"], long.as_str(), "exactly what was piped, less the final newline");
 }
+
+#[test]
+fn invites_are_listed_counted_and_revoked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ann, _) = node(dir.path(), "ann", "Ann"); // one single-use invite made
+    let many = json(&libra(&ann, &["--json", "invite", "--uses", "3"]));
+    assert_eq!(many["uses"], 3);
+    let id = many["id"].as_str().expect("id").to_owned();
+    let list = json(&libra(&ann, &["--json", "invite", "list"]));
+    let rows: Vec<(String, u64)> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| (r["id"].as_str().expect("id").to_owned(), r["uses_left"].as_u64().expect("uses")))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.contains(&(id.clone(), 3)), "{rows:?}");
+    // Not the token: the id does not appear in the invite text.
+    assert!(!many["invite"].as_str().expect("invite").contains(&id));
+    let revoked = json(&libra(&ann, &["--json", "invite", "revoke", &id[..5]]));
+    assert_eq!(revoked["revoked"], serde_json::json!([id]));
+    assert_eq!(json(&libra(&ann, &["--json", "invite", "list"])).as_array().expect("array").len(), 1);
+    let again = libra(&ann, &["invite", "revoke", &id]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no open invite"), "{again:?}");
+    for bad in [&["invite", "--uses", "0"][..], &["invite", "revoke", "xyz!"], &["invite", "revoke"]] {
+        let out = libra(&ann, bad);
+        assert!(!out.status.success(), "{bad:?} succeeded");
+    }
+    assert!(text(&libra(&ann, &["invite", "revoke", "--all"])).contains("revoked"));
+    assert!(text(&libra(&ann, &["invite", "list"])).contains("no open invites"));
+}

@@ -5,16 +5,31 @@ use eframe::egui::{self, RichText};
 use super::widgets::avatar;
 use crate::model::Snapshot;
 
-#[derive(Default)]
 pub struct IdentityState {
     pub invite: Option<String>,
     pub include_address: bool,
     pub address: String,
+    /// How many people the next invite may introduce.
+    pub uses: u32,
     pub qr: Option<(String, egui::TextureHandle)>,
 }
 
-/// Returns `Some(address)` when the user asks for a new invite (address only if they chose to).
-pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut IdentityState) -> Option<Option<String>> {
+impl Default for IdentityState {
+    fn default() -> Self {
+        IdentityState { invite: None, include_address: false, address: String::new(), uses: 1, qr: None }
+    }
+}
+
+pub enum IdentityAction {
+    /// A new invite (with an address only if the user chose to).
+    NewInvite {
+        address: Option<String>,
+        uses: u32,
+    },
+    Revoke(String),
+}
+
+pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut IdentityState) -> Option<IdentityAction> {
     let mut want = None;
     egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
         ui.add_space(12.0);
@@ -36,8 +51,14 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut IdentityState) -> Opti
             ui.checkbox(&mut state.include_address, "Include an address to reach me:");
             ui.add_enabled(state.include_address, egui::TextEdit::singleline(&mut state.address).hint_text("HOST:PORT").desired_width(180.0));
         });
+        ui.horizontal(|ui| {
+            ui.label("It may introduce");
+            ui.add(egui::DragValue::new(&mut state.uses).range(1..=100));
+            ui.label(if state.uses == 1 { "person (single use), for 7 days." } else { "people, for 7 days." });
+        });
         if ui.button(if state.invite.is_some() { "New invite" } else { "Create invite" }).clicked() {
-            want = Some(state.include_address.then(|| state.address.trim().to_owned()).filter(|a| !a.is_empty()));
+            let address = state.include_address.then(|| state.address.trim().to_owned()).filter(|a| !a.is_empty());
+            want = Some(IdentityAction::NewInvite { address, uses: state.uses });
         }
         if let Some(text) = state.invite.clone() {
             ui.add_space(8.0);
@@ -57,8 +78,33 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut IdentityState) -> Opti
                 ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(260.0, 260.0)));
             }
         }
+        open_invites(ui, snap, &mut want);
     });
     want
+}
+
+/// Invites still open, each with a button that withdraws it.
+fn open_invites(ui: &mut egui::Ui, snap: &Snapshot, want: &mut Option<IdentityAction>) {
+    if snap.invites.is_empty() {
+        return;
+    }
+    ui.add_space(12.0);
+    ui.label(RichText::new("Open invites").strong());
+    for (id, uses, expires) in &snap.invites {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(id).monospace());
+            let days = expires.saturating_sub(libra_engine::clock::wall_ms()) / 86_400_000;
+            ui.label(format!(
+                "{uses} use{} left, expires in {} day{}",
+                if *uses == 1 { "" } else { "s" },
+                days,
+                if days == 1 { "" } else { "s" }
+            ));
+            if ui.small_button("Revoke").on_hover_text("Nobody can introduce themselves with it any more").clicked() {
+                *want = Some(IdentityAction::Revoke(id.clone()));
+            }
+        });
+    }
 }
 
 fn id_row(ui: &mut egui::Ui, label: &str, short: &str, full: &str) {

@@ -80,17 +80,6 @@ fn users(node: &Node, names: &[String]) -> Result<Vec<UserId>> {
     names.iter().map(|m| Ok(node.contact(m)?)).collect()
 }
 
-pub fn invite(cx: &Cx, out: &mut Out, address: Option<&str>) -> Result<u8> {
-    if let Some(a) = address {
-        crate::net::check_address(a)?;
-    }
-    let inv = cx.write(|n| Ok(n.invite(address.map(str::to_owned))?))?;
-    let text = inv.to_text();
-    let v = json!({ "invite": text, "name": inv.card.name, "user_id": inv.user().to_string(), "devices": inv.card.certs.len(), "address": inv.address });
-    out.set(&v, || format!("{text}\n"));
-    Ok(0)
-}
-
 pub fn send(cx: &Cx, out: &mut Out, chat: &str, text: &str, reply_to: Option<&str>) -> Result<u8> {
     let (entry, title) = cx.write(|n| {
         let target = n.chat(chat)?;

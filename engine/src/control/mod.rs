@@ -10,6 +10,7 @@
 mod chat;
 mod contact;
 mod exec;
+mod invite;
 mod peers;
 pub mod render;
 
@@ -38,7 +39,7 @@ pub enum Request {
     Sync { target: String, peer: Option<String> },
     Peers,
     PeerAllow { id: String, address: Option<String> },
-    Invite { with_address: Option<String> },
+    Invite(InviteCommand),
     Contact(ContactCommand),
     Send { chat: String, text: String, reply_to: Option<String> },
     Edit { chat: String, message: String, text: String },
@@ -55,6 +56,19 @@ pub enum LogCommand {
     Verify,
     Replay { author: String },
     Forks,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InviteCommand {
+    Make {
+        with_address: Option<String>,
+        uses: u32,
+    },
+    List,
+    /// Revoke the open invite whose id starts with `id`; every open invite with `None`.
+    Revoke {
+        id: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

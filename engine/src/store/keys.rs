@@ -10,7 +10,8 @@
 //! meta:    "format"                              → format string
 //! peers:   device or user key(32)                → PeerRecord (MessagePack); local state only
 //! chats:   rows of the chats projection (messaging::view)
-//! invites: token(16)                             → expiry ms (u64 BE); tokens we handed out
+//! invites: token(16)                             → [expires ms, uses left, created ms] (MessagePack);
+//!                                                  tokens we handed out (8-byte expiry in older stores)
 
 use super::StoreError;
 

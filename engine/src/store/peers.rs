@@ -171,34 +171,6 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Remembers an invite token this node handed out, valid until `expires_ms`.
-    pub fn add_invite_token(&self, token: &[u8; 16], expires_ms: u64) -> Result<(), StoreError> {
-        self.sync.guard(self.invites.insert(token.to_vec(), expires_ms.to_be_bytes().to_vec()))?;
-        self.sync.peers_changed();
-        self.sync_now()?;
-        Ok(())
-    }
-
-    /// Whether `token` is one of ours and still valid at `now_ms`.
-    pub fn invite_token_valid(&self, token: &[u8; 16], now_ms: u64) -> Result<bool, StoreError> {
-        Ok(match self.invites.get(token)? {
-            Some(v) => super::keys::to_u64(&v)? > now_ms,
-            None => false,
-        })
-    }
-
-    /// Whether any invite token is still valid (strangers may then introduce themselves).
-    pub fn has_open_invites(&self, now_ms: u64) -> Result<bool, StoreError> {
-        for item in self.invites.iter() {
-            if super::keys::to_u64(&item.value()?)? > now_ms {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-}
-
 impl crate::sync::LogIndex for Store {
     fn id_at(&self, author: &[u8; 32], seq: u64) -> Result<Option<crate::log::EntryId>, crate::sync::LocalError> {
         self.get_at(author, seq).map(|e| e.map(|e| e.id)).map_err(|e| crate::sync::LocalError(e.to_string()))

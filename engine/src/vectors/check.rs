@@ -377,7 +377,15 @@ fn check_chat_id(c: &Value) -> Result<(), String> {
 fn check_invite(c: &Value) -> Result<(), String> {
     let t = c.get("text").and_then(Value::as_str).ok_or("text")?;
     let inv = crate::messenger::Invite::parse(t).map_err(|e| e.to_string())?;
-    if inv.to_text() != t { Err("invite does not round-trip".into()) } else { Ok(()) }
+    if inv.to_text() != t {
+        return Err("invite does not round-trip".into());
+    }
+    // The local id `invite list` shows (spec/messaging.md, section 8.5), when the case has one.
+    match (c.get("invite_id").and_then(Value::as_str), inv.token) {
+        (Some(want), Some(tok)) if crate::store::invite_id(&tok.0) != want => Err("invite id differs".into()),
+        (Some(_), None) => Err("an invite id without a token".into()),
+        _ => Ok(()),
+    }
 }
 
 type CaseCheck<'a> = dyn Fn(&Value) -> Result<(), String> + 'a;

@@ -523,6 +523,6 @@ fn messaging() -> String {
             "user_b": h(&seed("user b")),
             "chat": chat.to_hex(),
         }],
-        "invites": [{ "id": "invite-alice", "text": invite.to_text(), "result": "valid" }],
+        "invites": [{ "id": "invite-alice", "text": invite.to_text(), "invite_id": crate::store::invite_id(&[5; 16]), "result": "valid" }],
     }))
 }

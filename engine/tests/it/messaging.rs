@@ -179,7 +179,7 @@ async fn a_one_sided_add_becomes_mutual_on_first_contact() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (host(dir.path(), "ann"), host(dir.path(), "ben"));
     // Only A adds B's invite; B has never heard of A.
-    let ib = b.with_node(|n| n.invite(None).expect("invite"));
+    let ib = b.with_node(|n| n.invite(None, 1).expect("invite"));
     a.with_node(|n| n.add_contact(&ib, None).expect("add"));
     let chat = chat_with(&a, &b);
     a.with_node(|n| n.send(&chat, "it's Ann, from the conference", None).expect("send"));
@@ -201,12 +201,49 @@ async fn a_one_sided_add_becomes_mutual_on_first_contact() {
     assert_eq!(texts(&a, &chat).len(), 2);
 }
 
+/// An invite introduces as many people as it allows (one by default), and none once revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_are_single_use_by_default_counted_and_revocable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = host(dir.path(), "ben");
+    let holders: Vec<_> = ["ann", "cat", "dan", "eve", "fay"].iter().map(|n| host(dir.path(), n)).collect();
+    let introduce = |inv: &libra_engine::messenger::Invite, i: usize| {
+        holders[i].with_node(|n| n.add_contact(inv, None).expect("add"));
+        holders[i].connect(b.local_addr().expect("addr"), Some(b.device()), false)
+    };
+    let once = b.with_node(|n| n.invite(None, 1).expect("invite"));
+    introduce(&once, 0).await.expect("the first holder is introduced");
+    let second = introduce(&once, 1).await;
+    assert!(second.is_err(), "a used single-use invite let a second person in: {second:?}");
+    let twice = b.with_node(|n| n.invite(None, 2).expect("invite"));
+    introduce(&twice, 1).await.expect("first use of two");
+    introduce(&twice, 2).await.expect("second use of two");
+    assert!(introduce(&twice, 3).await.is_err(), "a third use of a two-use invite");
+    // Revoked before anyone used it.
+    let revoked = b.with_node(|n| n.invite(None, 5).expect("invite"));
+    let id = libra_engine::store::invite_id(&revoked.token.expect("token").0);
+    let open = b.read_node(|n| n.store.open_invites(libra_engine::clock::wall_ms()).expect("open"));
+    assert_eq!(open.iter().map(|(i, r)| (i.clone(), r.uses_left)).collect::<Vec<_>>(), vec![(id.clone(), 5)]);
+    assert_eq!(
+        b.with_node(|n| n.store.revoke_invites(Some(&id[..4]), libra_engine::clock::wall_ms()).expect("revoke")),
+        vec![id]
+    );
+    assert!(introduce(&revoked, 4).await.is_err(), "a revoked invite let someone in");
+    let known: Vec<_> = b.read_node(|n| n.store.contacts().expect("contacts")).into_iter().map(|(u, _)| u).collect();
+    assert_eq!(known, {
+        let mut v: Vec<_> = [0, 1, 2].iter().map(|&i| user(&holders[i])).collect();
+        v.sort();
+        v
+    });
+    assert!(b.with_node(|n| n.invite(None, 0)).is_err(), "an invite with no uses");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_without_a_valid_token_is_refused_and_forgotten() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (b, eve) = (host(dir.path(), "ben"), host(dir.path(), "eve"));
     // B has an open invite (so strangers may complete the handshake), but Eve's is forged.
-    let mut ib = b.with_node(|n| n.invite(None).expect("invite"));
+    let mut ib = b.with_node(|n| n.invite(None, 1).expect("invite"));
     ib.token = Some(libra_engine::codec::Bytes([7; 16]));
     eve.with_node(|n| n.add_contact(&ib, None).expect("add"));
     let r = eve.connect(b.local_addr().expect("addr"), Some(b.device()), false).await;
@@ -272,8 +309,8 @@ proptest! {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut a = Node::init(&dir.path().join("a"), "ann").expect("a");
         let mut b = Node::init(&dir.path().join("b"), "ben").expect("b");
-        let ia = a.invite(None).expect("i");
-        let ib = b.invite(None).expect("i");
+        let ia = a.invite(None, 1).expect("i");
+        let ib = b.invite(None, 1).expect("i");
         a.add_contact(&ib, None).expect("add");
         b.add_contact(&ia, None).expect("add");
         let chat = a.chat(&ib.user().to_string()).expect("chat");
@@ -324,7 +361,7 @@ fn unacknowledged_messages_survive_a_restart_and_are_acked_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut a = Node::init(&dir.path().join("a"), "ann").expect("a");
     let mut b = Node::init(&dir.path().join("b"), "ben").expect("b");
-    let (ia, ib) = (a.invite(None).expect("i"), b.invite(None).expect("i"));
+    let (ia, ib) = (a.invite(None, 1).expect("i"), b.invite(None, 1).expect("i"));
     a.add_contact(&ib, None).expect("add");
     b.add_contact(&ia, None).expect("add");
     let chat = a.chat(&ib.user().to_string()).expect("chat");

@@ -253,7 +253,7 @@ async fn a_contact_added_while_running_is_dialled_at_once() {
     let mut events = a.engine().subscribe();
     let port = b.local_addr().expect("addr").port();
     // Bob's invite carries a host name, not an IP address.
-    let invite = b.with_node(|n| n.invite(Some(format!("localhost:{port}"))).expect("invite"));
+    let invite = b.with_node(|n| n.invite(Some(format!("localhost:{port}")), 1).expect("invite"));
     a.with_node(|n| n.add_contact(&invite, None).expect("add"));
     let alice_user = a.read_node(|n| n.user_id().expect("user"));
     assert!(
@@ -287,7 +287,7 @@ async fn a_connection_flood_from_one_address_is_capped_and_an_honest_peer_still_
     let dir = tempfile::tempdir().expect("tempdir");
     let b = Arc::new(host(dir.path(), "bob"));
     // An open invite: any key may finish the handshake (to introduce itself), as in the attack.
-    b.with_node(|n| n.invite(None).expect("invite"));
+    b.with_node(|n| n.invite(None, 1).expect("invite"));
     let server = b.clone();
     tokio::spawn(async move { server.serve().await });
     let addr = b.local_addr().expect("addr");

@@ -125,7 +125,7 @@ impl Sim {
     }
 
     fn invite(&self, i: usize) -> Invite {
-        self.nodes[i].engine().write(|n| n.invite(None).expect("invite")).expect("write")
+        self.nodes[i].engine().write(|n| n.invite(None, 1).expect("invite")).expect("write")
     }
 
     fn contacts(&self, i: usize) -> BTreeSet<UserId> {

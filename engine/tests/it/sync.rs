@@ -136,7 +136,7 @@ async fn two_engines_sync_over_an_in_memory_byte_stream() {
     let a = Engine::init(&dir.path().join("a"), "Ann").expect("a");
     let b = Engine::init(&dir.path().join("b"), "Ben").expect("b");
     // Ann adds Ben's invite; Ben learns Ann from her introduction on the stream.
-    let ib = b.write(|n| n.invite(None).expect("invite")).expect("write");
+    let ib = b.write(|n| n.invite(None, 1).expect("invite")).expect("write");
     a.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
     let (ab, ba) = tokio::io::duplex(64 * 1024);
     let (ar, aw) = tokio::io::split(ab);

@@ -49,8 +49,8 @@ impl HostExt for libra_engine::net::Host {
 
 /// Each adds the other's invite.
 pub fn befriend(a: &libra_engine::net::Host, b: &libra_engine::net::Host) {
-    let ia = a.with_node(|n| n.invite(None).expect("invite"));
-    let ib = b.with_node(|n| n.invite(None).expect("invite"));
+    let ia = a.with_node(|n| n.invite(None, 1).expect("invite"));
+    let ib = b.with_node(|n| n.invite(None, 1).expect("invite"));
     a.with_node(|n| n.add_contact(&ib, None).expect("add"));
     b.with_node(|n| n.add_contact(&ia, None).expect("add"));
 }
