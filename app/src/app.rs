@@ -311,7 +311,8 @@ impl eframe::App for LibraApp {
         egui::CentralPanel::default().show(ui, |ui| match self.tab {
             Tab::Chats => {
                 let mut actions = Vec::new();
-                chats::conversation(ui, self.snap.open.as_ref(), &mut self.chats, &mut actions);
+                let waiting = self.snap.waiting();
+                chats::conversation(ui, self.snap.open.as_ref(), waiting.as_deref(), &mut self.chats, &mut actions);
                 self.run_chat_actions(actions);
             }
             Tab::Identity => match (identity::ui(ui, &self.snap, &mut self.identity), &self.engine) {

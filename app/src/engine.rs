@@ -149,13 +149,13 @@ impl Engine {
                 let chat = open.lock().ok().and_then(|o| *o);
                 let c = core.clone();
                 let update = tokio::task::spawn_blocking(move || {
-                    let online = c.online();
+                    let net = crate::model::NetView { links: c.links(), reach: c.reach() };
                     c.read(|n| {
                         if full {
-                            Event::Snapshot(Box::new(Snapshot::build(n, chat, &online)))
+                            Event::Snapshot(Box::new(Snapshot::build(n, chat, &net)))
                         } else {
                             let names = crate::model::contact_names(n);
-                            Event::Peers(Snapshot::peers_of(n, &names, &online))
+                            Event::Peers(Snapshot::peers_of(n, &names, &net))
                         }
                     })
                 })

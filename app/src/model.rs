@@ -1,9 +1,9 @@
 //! What the UI shows, built from the node in one pass off the UI thread.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use libra_engine::clock;
+use libra_engine::engine::{Link, PathKind, Reach};
 use libra_engine::identity::UserId;
 use libra_engine::log::EntryId;
 use libra_engine::messaging::ChatId;
@@ -54,6 +54,8 @@ pub struct OpenChat {
     pub messages: Vec<Msg>,
     /// The other person of a direct chat with a contact.
     pub contact: Option<ContactInfo>,
+    /// The short ids of the other person's devices (to tell whether any is connected).
+    pub devices: Vec<String>,
 }
 
 /// Who the other person of a direct chat is, as far as the user checked.
@@ -69,11 +71,22 @@ pub struct ContactInfo {
     pub safety_number: String,
 }
 
+/// What the network knows right now: each connected peer's path, and why others are not.
+#[derive(Debug, Clone, Default)]
+pub struct NetView {
+    pub links: BTreeMap<[u8; 32], Link>,
+    pub reach: BTreeMap<[u8; 32], Reach>,
+}
+
 #[derive(Debug, Clone)]
 pub struct PeerRow {
     pub name: String,
     pub short: String,
     pub online: bool,
+    /// The path in use ("direct", "LAN", "relayed via Rex", …) while online.
+    pub path: Option<String>,
+    /// Why the peer is not connected, while offline.
+    pub why: Option<String>,
     /// The address in use or remembered — shown locally only.
     pub address: Option<String>,
     pub last_seen_ms: u64,
@@ -121,7 +134,7 @@ fn preview(m: &MessageView) -> String {
 }
 
 impl Snapshot {
-    pub fn build(node: &Node, open: Option<ChatId>, online: &BTreeMap<[u8; 32], SocketAddr>) -> Snapshot {
+    pub fn build(node: &Node, open: Option<ChatId>, net: &NetView) -> Snapshot {
         let t = std::time::Instant::now();
         let mut s = Snapshot::default();
         if let (Some(u), d) = (node.user_id(), node.device_id()) {
@@ -220,30 +233,51 @@ impl Snapshot {
                     safety_number: node.safety_number_with(user).unwrap_or_default(),
                 })
             });
-            s.open = Some(OpenChat { chat, title, subtitle, messages, contact });
+            let devices = contact
+                .as_ref()
+                .and_then(|c| node.device_certs(&c.user).ok())
+                .map(|certs| certs.iter().map(|c| c.body.device.short()).collect())
+                .unwrap_or_default();
+            s.open = Some(OpenChat { chat, title, subtitle, messages, contact, devices });
         }
-        s.peers = Snapshot::peers_of(node, &s.contacts, online);
+        s.peers = Snapshot::peers_of(node, &s.contacts, net);
         s.built_us = t.elapsed().as_micros();
         s
     }
     /// The peers view alone: what changes when a peer connects or disconnects.
-    pub fn peers_of(
-        node: &Node,
-        contacts: &[(UserId, String)],
-        online: &BTreeMap<[u8; 32], SocketAddr>,
-    ) -> Vec<PeerRow> {
+    pub fn peers_of(node: &Node, contacts: &[(UserId, String)], net: &NetView) -> Vec<PeerRow> {
         let mut out = Vec::new();
         for (key, r) in node.store.peers().unwrap_or_default() {
-            let user = node.store.trust().owner_of(&libra_engine::identity::DeviceId(libra_engine::codec::Bytes(key)));
-            let is_online = online.contains_key(&key);
+            let user = node.owner_of_device(&key).ok().flatten();
+            let link = net.links.get(&key);
+            let path = link.map(|l| match l.path {
+                PathKind::Relayed { via } => {
+                    let owner = node.owner_of_device(&via).ok().flatten();
+                    format!("relayed via {}", name_of(node, contacts, &owner))
+                }
+                PathKind::Lan => "LAN".into(),
+                p => p.label().into(),
+            });
+            let why = match link {
+                Some(_) => None,
+                None => Some(net.reach.get(&key).and_then(Reach::why).unwrap_or_else(|| {
+                    if r.dial_addresses().is_empty() {
+                        "no address known; waiting for a contact online to introduce or relay".into()
+                    } else {
+                        "not tried yet".into()
+                    }
+                })),
+            };
             out.push(PeerRow {
                 name: name_of(node, contacts, &user),
                 short: libra_engine::identity::DeviceId(libra_engine::codec::Bytes(key)).short(),
-                online: is_online,
-                address: online.get(&key).map(|a| a.to_string()).or(r.address.clone()),
+                online: link.is_some(),
+                path,
+                why,
+                address: link.map(|l| l.addr.to_string()).or(r.address.clone()),
                 last_seen_ms: r.last_seen_ms,
                 last_sync_ms: r.last_sync_ms,
-                status: if is_online {
+                status: if link.is_some() {
                     if r.behind_by > 0 { format!("syncing, behind by {}", r.behind_by) } else { "in sync".into() }
                 } else if r.behind_by > 0 {
                     format!("behind by {}", r.behind_by)
@@ -255,5 +289,19 @@ impl Snapshot {
             });
         }
         out
+    }
+}
+
+impl Snapshot {
+    /// Why messages in the open direct chat wait at one tick: none of the other person's
+    /// devices is connected (then the first one's reason), else nothing.
+    pub fn waiting(&self) -> Option<String> {
+        let open = self.open.as_ref()?;
+        let rows: Vec<&PeerRow> = self.peers.iter().filter(|p| open.devices.contains(&p.short)).collect();
+        if open.devices.is_empty() || rows.iter().any(|p| p.online) {
+            return None;
+        }
+        let why = rows.iter().find_map(|p| p.why.clone()).unwrap_or_else(|| "not connected".into());
+        Some(format!("{} is offline: {why}. Messages wait here and go out when a path opens.", open.title))
     }
 }

@@ -141,6 +141,12 @@ fn chatting_with_a_contact_end_to_end() {
             .is_some_and(|o| o.messages.iter().any(|m| m.mine && m.delivery >= Some(Delivery::Delivered)))
     });
 
+    // The peers view says how Ben is connected (he dialled the app).
+    assert!(
+        h.state().snap.peers.iter().any(|p| p.online && p.path.as_deref() == Some("inbound")),
+        "{:?}",
+        h.state().snap.peers
+    );
     // Ben answers; it appears with no input at all.
     let chat = bc.read(|n| n.chat("Ann").expect("chat")).expect("read");
     bc.write(move |n| n.send(&chat, "Hi Ann, got it", None).expect("send")).expect("write");
@@ -186,4 +192,29 @@ fn an_impostor_is_told_apart_and_a_contact_is_verified_by_safety_number() {
     // The impostor is still marked; the verified Ben is not called unverified.
     step_until(&mut h, "the lists", |h| shows(h, &fake_label) && !shows(h, &ben_label));
     assert!(!app.read(move |n| n.store.contact_state(&fake).expect("state").verified).expect("read"));
+}
+
+/// A message to a contact nobody can reach says why it waits.
+#[test]
+fn a_message_waiting_at_one_tick_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("me");
+    drop(Node::init(&data, "Ann").expect("init"));
+    let mut ben = Node::init(&dir.path().join("ben"), "Ben").expect("init");
+    let ib = ben.invite(None, 1).expect("invite");
+    let mut h = harness(data);
+    step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());
+    let app = h.state().engine().expect("engine").core().clone();
+    app.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
+    step_until(&mut h, "Ben in the contact list", |h| h.query_by_label("Ben").is_some());
+    h.get_by_label("Ben").click();
+    step_until(&mut h, "the composer", |h| h.query_by_label("Send").is_some());
+    let composer = h.get_by_role(Role::MultilineTextInput);
+    composer.focus();
+    composer.type_text("are you there?");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    step_until(&mut h, "the reason it waits", |h| {
+        h.query_by_label_contains("Not sent yet: Ben is offline: no address known").is_some()
+    });
 }

@@ -69,13 +69,13 @@ fn world(tag: &str, block_direct: bool) -> World {
 }
 
 /// Waits until `data`'s node has a live session with `peer` (an `ld…` id); returns the
-/// address it is connected at.
-fn online_at(data: &Path, peer: &str) -> Option<String> {
+/// peer's row of `libra peers --json`.
+fn online_at(data: &Path, peer: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(45);
     loop {
         let peers = json(&libra(data, &["--json", "peers"]));
         if let Some(p) = peers.as_array().and_then(|p| p.iter().find(|p| p["id"] == peer && p["online"] == true)) {
-            return p["connected_at"].as_str().map(str::to_owned);
+            return p.clone();
         }
         assert!(Instant::now() < deadline, "never connected: {peers}");
         std::thread::sleep(Duration::from_millis(250));
@@ -90,8 +90,10 @@ fn device(data: &Path) -> String {
 fn two_people_behind_nats_connect_directly_introduced_by_a_friend() {
     let w = world("np", false);
     // Ann reaches Ben at his NAT's public address: a punched, direct path (not the relay's).
-    let at = online_at(&w.a, &device(&w.b)).expect("an address");
+    let row = online_at(&w.a, &device(&w.b));
+    let at = row["connected_at"].as_str().expect("an address");
     assert!(at.starts_with("10.88.0.3:"), "connected at {at}");
+    assert_eq!(row["path"], "punched", "{row}");
     json(&libra(&w.a, &["--json", "send", "Ben", "straight through both routers"]));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -136,8 +138,11 @@ fn two_people_behind_nats_talk_through_a_friend_who_relays() {
     }
     // Messages could also travel by store-and-forward through Rex; that the two are online to
     // each other shows the live, relayed session (their direct path is blocked).
-    let at = online_at(a, &device(b));
-    assert_eq!(at.as_deref(), Some("10.88.0.1:7444"), "connected through Rex");
+    let row = online_at(a, &device(b));
+    assert_eq!(row["connected_at"], "10.88.0.1:7444", "connected through Rex: {row}");
+    assert_eq!((&row["path"], &row["via_name"]), (&Value::from("relayed"), &Value::from("Rex")), "{row}");
+    let text = String::from_utf8_lossy(&libra(a, &["peers"]).stdout).into_owned();
+    assert!(text.contains("relayed via Rex"), "{text}");
     // The relay carried it but cannot read it: nothing of the conversation in its chats.
     let at_rex = String::from_utf8_lossy(&libra(r, &["--json", "chats"]).stdout).into_owned();
     assert!(!at_rex.contains("hello from behind") && !at_rex.contains("got it"), "{at_rex}");

@@ -5,6 +5,7 @@ use eframe::egui::{self, Align, Color32, Layout, RichText};
 use libra_engine::identity::UserId;
 use libra_engine::log::EntryId;
 use libra_engine::messaging::ChatId;
+use libra_engine::store::Delivery;
 
 use super::widgets::{avatar, badge};
 use super::{clock_time, when};
@@ -218,7 +219,14 @@ fn bubble(ui: &mut egui::Ui, m: &Msg, key: &str, state: &mut ChatsState, actions
     ui.add_space(4.0);
 }
 
-pub fn conversation(ui: &mut egui::Ui, open: Option<&OpenChat>, state: &mut ChatsState, actions: &mut Vec<ChatAction>) {
+/// `waiting`: why messages at one tick have not gone out (the other person is offline).
+pub fn conversation(
+    ui: &mut egui::Ui,
+    open: Option<&OpenChat>,
+    waiting: Option<&str>,
+    state: &mut ChatsState,
+    actions: &mut Vec<ChatAction>,
+) {
     let Some((chat_id, key)) = state.open.clone() else {
         ui.centered_and_justified(|ui| {
             ui.label(RichText::new("Select a chat, or start one with a contact.").weak());
@@ -248,6 +256,10 @@ pub fn conversation(ui: &mut egui::Ui, open: Option<&OpenChat>, state: &mut Chat
     // Composer.
     egui::Panel::bottom("composer").show(ui, |ui| {
         ui.add_space(6.0);
+        let unsent = open.is_some_and(|o| o.messages.iter().any(|m| m.mine && m.delivery == Some(Delivery::Sent)));
+        if let Some(why) = waiting.filter(|_| unsent) {
+            ui.label(RichText::new(format!("Not sent yet: {why}")).small().weak());
+        }
         if let Some((_, quoted)) = state.reply_to.clone() {
             ui.horizontal(|ui| {
                 ui.label(

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::engine::{Link, PathKind, Reach};
 use crate::node::Node;
 use crate::store::PeerRecord;
 use crate::text;
@@ -28,11 +29,43 @@ pub fn allow(cx: &Cx, out: &mut Out, id: &str, address: Option<&str>) -> Result<
     Ok(0)
 }
 
-/// `online`: `None` when no node runs (unknown); else the address of the live session, if any.
-fn peer_json(node: &Node, key: &[u8; 32], r: &PeerRecord, online: Option<Option<std::net::SocketAddr>>) -> Value {
+type Names = std::collections::BTreeMap<crate::identity::UserId, String>;
+
+/// What a running node knows of a peer's connection: `None` when no node runs (unknown).
+struct Live<'a> {
+    link: Option<&'a Link>,
+    reach: Option<&'a Reach>,
+}
+
+/// Why a peer that is not connected is not: what the dialers last reported, else what the
+/// node has to go on.
+fn why_offline(r: &PeerRecord, reach: Option<&Reach>) -> String {
+    if let Some(why) = reach.and_then(Reach::why) {
+        return why;
+    }
+    if !r.allowed {
+        "not allowed to connect".into()
+    } else if r.dial_addresses().is_empty() {
+        "no address known; waiting for a contact online to introduce or relay".into()
+    } else {
+        "not tried yet".into()
+    }
+}
+
+fn peer_json(node: &Node, names: &Names, key: &[u8; 32], r: &PeerRecord, live: Option<Live<'_>>) -> Value {
     let ago = |ms: u64| if ms == 0 { Value::Null } else { json!(render::time(ms)) };
+    let link = live.as_ref().and_then(|l| l.link);
+    let via = link.and_then(|l| match l.path {
+        PathKind::Relayed { via } => Some(via),
+        _ => None,
+    });
+    let name_of = |k: &[u8; 32]| {
+        let owner = node.owner_of_device(k).ok().flatten();
+        owner.map(|u| names.get(&u).cloned().unwrap_or_else(|| node.display_name(&u)))
+    };
     json!({
         "id": render::author(node.store.trust(), key),
+        "name": name_of(key),
         "allowed": r.allowed,
         "address": r.address,
         "last_seen": ago(r.last_seen_ms),
@@ -40,54 +73,74 @@ fn peer_json(node: &Node, key: &[u8; 32], r: &PeerRecord, online: Option<Option<
         "entries_in": r.entries_in,
         "entries_out": r.entries_out,
         "behind_by": r.behind_by,
-        "online": online.map(|o| o.is_some()),
-        // Where the live session runs (a relay's address when relayed). Local knowledge only.
-        "connected_at": online.flatten().map(|a| a.to_string()),
+        "synced_ever": r.last_sync_ms > 0,
+        "online": live.as_ref().map(|l| l.link.is_some()),
+        // How the live session runs; where its packets go (a relay's address when relayed).
+        // Local knowledge only.
+        "path": link.map(|l| l.path.label()),
+        "via": via.map(|v| render::author(node.store.trust(), &v)),
+        "via_name": via.and_then(|v| name_of(&v)),
+        "connected_at": link.map(|l| l.addr.to_string()),
+        "connected_since": link.map(|l| render::time(l.since_ms)),
+        "why_offline": live.as_ref().filter(|l| l.link.is_none()).map(|l| why_offline(r, l.reach)),
     })
 }
 
+fn peer_line(r: &Value) -> String {
+    let s = |k: &str| r[k].as_str().unwrap_or("");
+    let who = match r["name"].as_str() {
+        Some(n) => format!("{}  {}", text::for_terminal(n), s("id")),
+        None => s("id").to_owned(),
+    };
+    let state = match (r["online"].as_bool(), r["path"].as_str()) {
+        (Some(true), Some("relayed")) => {
+            let via = r["via_name"].as_str().unwrap_or(s("via"));
+            format!("online, relayed via {}  ", text::for_terminal(via))
+        }
+        (Some(true), Some(p)) => format!("online ({p})  "),
+        (Some(false), _) => "offline  ".into(),
+        _ => String::new(),
+    };
+    let sync = match (r["synced_ever"].as_bool(), r["behind_by"].as_u64()) {
+        (Some(false), _) => "never synced".to_owned(),
+        (_, Some(0) | None) => "in sync".to_owned(),
+        (_, Some(n)) => format!("behind by {n}"),
+    };
+    let mut line = format!(
+        "{who}\n  {state}{}  last seen {}  last sync {}  in {} out {}  {sync}{}\n",
+        if r["allowed"] == json!(true) { "allowed" } else { "not allowed" },
+        r["last_seen"].as_str().unwrap_or("never"),
+        r["last_sync"].as_str().unwrap_or("never"),
+        r["entries_in"],
+        r["entries_out"],
+        r["connected_at"].as_str().or(r["address"].as_str()).map(|a| format!("  at {a}")).unwrap_or_default()
+    );
+    if let Some(why) = r["why_offline"].as_str() {
+        line += &format!("  why: {}\n", text::for_terminal(why));
+    }
+    line
+}
+
 pub fn peers(cx: &Cx, out: &mut Out) -> Result<u8> {
-    // Online status is known only to a running node.
-    let online = cx.running.then(|| cx.engine.online());
+    // Connections are known only to a running node.
+    let (links, reach) = (cx.engine.links(), cx.engine.reach());
     let rows: Vec<Value> = cx.read(|node| {
+        let names = node.distinct_names();
         Ok(node
             .store
             .peers()?
             .iter()
-            .map(|(k, r)| peer_json(node, k, r, online.as_ref().map(|o| o.get(k).copied())))
+            .map(|(k, r)| {
+                let live = cx.running.then(|| Live { link: links.get(k), reach: reach.get(k) });
+                peer_json(node, &names, k, r, live)
+            })
             .collect())
     })?;
     out.set(&json!(rows), || {
         if rows.is_empty() {
-            return "no peers yet: `libra peer allow ID` adds one\n".into();
+            return "no peers yet: `libra contact add INVITE` (or `libra peer allow ID`) adds one\n".into();
         }
-        rows.iter()
-            .map(|r| {
-                format!(
-                    "{}  {}{}  last seen {}  last sync {}  in {} out {}  {}{}\n",
-                    r["id"].as_str().unwrap_or(""),
-                    match r["online"].as_bool() {
-                        Some(true) => "online  ",
-                        Some(false) => "offline  ",
-                        None => "",
-                    },
-                    if r["allowed"] == json!(true) { "allowed" } else { "not allowed" },
-                    r["last_seen"].as_str().unwrap_or("never"),
-                    r["last_sync"].as_str().unwrap_or("never"),
-                    r["entries_in"],
-                    r["entries_out"],
-                    match r["behind_by"].as_u64() {
-                        Some(0) | None => "in sync".to_owned(),
-                        Some(n) => format!("behind by {n}"),
-                    },
-                    r["connected_at"]
-                        .as_str()
-                        .or(r["address"].as_str())
-                        .map(|a| format!("  at {a}"))
-                        .unwrap_or_default()
-                )
-            })
-            .collect()
+        rows.iter().map(peer_line).collect()
     });
     Ok(0)
 }

@@ -36,4 +36,36 @@ pub enum DialState {
     },
     /// Cancelled.
     Stopped,
+    /// The relay dialer found no contact that could introduce or relay us to the peer.
+    Unreachable {
+        reason: String,
+    },
+}
+
+/// Why a peer is not connected, as far as the dialers know.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// The direct dialer (known addresses).
+    pub dialer: Option<DialState>,
+    /// The last failed attempt through contacts (punching, relaying).
+    pub through_contacts: Option<String>,
+}
+
+impl Reach {
+    /// One line for people: why the peer is not connected (`None`: nothing tried yet).
+    pub fn why(&self) -> Option<String> {
+        let direct = match &self.dialer {
+            Some(DialState::Waiting { retry_ms, reason }) => {
+                Some(format!("{reason}; retrying in {} s", retry_ms.div_ceil(1000)))
+            }
+            Some(DialState::Connecting) => Some("connecting".to_owned()),
+            _ => None,
+        };
+        match (direct, &self.through_contacts) {
+            (Some(d), Some(c)) => Some(format!("{d}; {c}")),
+            (Some(d), None) => Some(d),
+            (None, Some(c)) => Some(format!("no address known; {c}")),
+            (None, None) => None,
+        }
+    }
 }

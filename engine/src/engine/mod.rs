@@ -7,10 +7,12 @@
 mod event;
 mod fsync;
 mod local;
+mod online;
 mod writer;
 
-pub use event::{DialState, Event, NetStatus};
+pub use event::{DialState, Event, NetStatus, Reach};
 pub use local::NodeLocal;
+pub use online::{Link, PathKind};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -60,8 +62,10 @@ pub(crate) struct Shared {
     allowed: RwLock<BTreeSet<[u8; 32]>>,
     /// Unexpired invites exist: strangers may finish the handshake to introduce themselves.
     intro_open: AtomicBool,
-    /// Sessions per connected peer, with the address of the newest.
-    online: Mutex<BTreeMap<[u8; 32], (SocketAddr, usize)>>,
+    /// Live sessions per connected peer, with their paths.
+    online: Mutex<online::Online>,
+    /// What each peer's dialers last reported (why it is not connected).
+    dials: Mutex<BTreeMap<[u8; 32], Reach>>,
     /// The writer has stopped: later writes are refused, never a reopened store.
     stopped: AtomicBool,
     /// Jobs sent to the writer and not yet taken.
@@ -127,7 +131,8 @@ impl Engine {
             intro_open: AtomicBool::new(node.store.has_open_invites(crate::clock::wall_ms()).unwrap_or(false)),
             node: RwLock::new(Some(node)),
             events,
-            online: Mutex::new(BTreeMap::new()),
+            online: Mutex::new(online::Online::default()),
+            dials: Mutex::new(BTreeMap::new()),
             stopped: AtomicBool::new(false),
             queued: std::sync::atomic::AtomicUsize::new(0),
             fsync: Mutex::new(None),
@@ -308,7 +313,21 @@ impl Engine {
     }
 
     pub(crate) fn emit(&self, e: Event) {
+        if let Event::Dial { device, state } = &e
+            && let Ok(mut d) = self.shared.dials.lock()
+        {
+            let r = d.entry(*device).or_default();
+            match state {
+                DialState::Unreachable { reason } => r.through_contacts = Some(reason.clone()),
+                s => r.dialer = Some(s.clone()),
+            }
+        }
         let _ = self.shared.events.send(e);
+    }
+
+    /// What the dialers last reported for each peer they tried.
+    pub fn reach(&self) -> BTreeMap<[u8; 32], Reach> {
+        self.shared.dials.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
     /// Whether `key` may connect (an allowed peer or one of our own devices).
@@ -334,35 +353,56 @@ impl Engine {
         .map_err(Into::into)
     }
 
-    /// Counts a session with `peer` starting (with the address in use) or ending; the peer is
-    /// online while it has at least one. Local knowledge only.
-    pub fn set_online(&self, peer: [u8; 32], addr: Option<SocketAddr>) {
-        let Ok(mut online) = self.shared.online.lock() else { return };
-        let changed = match addr {
-            Some(a) => {
-                let e = online.entry(peer).or_insert((a, 0));
-                e.0 = a;
-                e.1 += 1;
-                e.1 == 1
-            }
-            None => match online.get_mut(&peer) {
-                Some(e) if e.1 > 1 => {
-                    e.1 -= 1;
-                    false
-                }
-                Some(_) => online.remove(&peer).is_some(),
-                None => false,
-            },
-        };
+    /// Registers a session with `peer` on `link`; the peer is online while it has one. Returns
+    /// the session's id (for [`Engine::session_ended`]) and the signal that a better path
+    /// replaced it. Local knowledge only.
+    pub fn session_started(&self, peer: [u8; 32], link: Link) -> (u64, Arc<tokio::sync::Notify>) {
+        let Ok(mut online) = self.shared.online.lock() else { return (0, Arc::default()) };
+        let (id, replaced, changed) = online.start(peer, link);
         drop(online);
         if changed {
-            self.emit(Event::Peer { device: peer, online: addr.is_some() });
+            self.emit(Event::Peer { device: peer, online: true });
+        }
+        (id, replaced)
+    }
+
+    /// A session registered by [`Engine::session_started`] ended.
+    pub fn session_ended(&self, peer: [u8; 32], id: u64) {
+        let Ok(mut online) = self.shared.online.lock() else { return };
+        let changed = online.end(&peer, id);
+        let still = online.best(&peer).is_some();
+        drop(online);
+        if changed {
+            self.emit(Event::Peer { device: peer, online: still });
         }
     }
 
-    /// Peers connected right now, with the address in use (local knowledge only).
+    /// Peers connected right now, with the address of the best path (local knowledge only).
     pub fn online(&self) -> BTreeMap<[u8; 32], SocketAddr> {
-        self.shared.online.lock().map(|o| o.iter().map(|(k, (a, _))| (*k, *a)).collect()).unwrap_or_default()
+        self.links().into_iter().map(|(k, l)| (k, l.addr)).collect()
+    }
+
+    /// Peers connected right now, each with its best path.
+    pub fn links(&self) -> BTreeMap<[u8; 32], Link> {
+        self.shared.online.lock().map(|o| o.links()).unwrap_or_default()
+    }
+
+    /// A hole punch towards `peer` is under way for `window`: a connection it makes to us in
+    /// that time is a punched one.
+    pub fn punching(&self, peer: [u8; 32], window: std::time::Duration) {
+        if let Ok(mut o) = self.shared.online.lock() {
+            o.punching(peer, std::time::Instant::now() + window);
+        }
+    }
+
+    /// The path of an inbound connection from `peer`.
+    pub fn inbound_path(&self, peer: &[u8; 32]) -> PathKind {
+        self.shared.online.lock().map_or(PathKind::Inbound, |o| o.inbound_path(peer))
+    }
+
+    /// Whether `peer` is connected by a path that is not relayed.
+    pub fn direct(&self, peer: &[u8; 32]) -> bool {
+        self.shared.online.lock().is_ok_and(|o| o.best(peer).is_some_and(|l| !l.path.is_relayed()))
     }
 
     /// Stops the writer after the writes already queued, flushes and closes the store.

@@ -130,8 +130,9 @@ impl Host {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let Some(addrs) = self.dial_targets().remove(&device) else { return };
-            // Connected already (it dialled us, or LAN discovery found it): look again later.
-            if self.engine.online().contains_key(&device) {
+            // Connected already on a path of our own (it dialled us, or LAN discovery found it):
+            // look again later. A relayed session does not stop us trying a direct path.
+            if self.engine.direct(&device) {
                 tokio::time::sleep(ONLINE_RECHECK).await;
                 continue;
             }

@@ -11,7 +11,7 @@ use super::relay::{RELAY_ALPN, RelayProtocol, dial_on};
 use super::router::Router;
 use super::sync_protocol::{self, SyncProtocol};
 use super::{NetError, tls};
-use crate::engine::Engine;
+use crate::engine::{Engine, Link, PathKind};
 use crate::sync::{ALPN, Limits, Outcome};
 
 /// Where and how a host listens.
@@ -162,13 +162,29 @@ impl Host {
     /// Dials `addr` and runs a sync session; `live` keeps it open and pushing until the
     /// connection ends.
     pub async fn connect(&self, addr: SocketAddr, expected: Option<[u8; 32]>, live: bool) -> Result<Outcome, NetError> {
+        self.connect_on(addr, expected, live, PathKind::Direct).await
+    }
+
+    /// [`Host::connect`], telling the online set how the address was found.
+    pub(crate) async fn connect_on(
+        &self,
+        addr: SocketAddr,
+        expected: Option<[u8; 32]>,
+        live: bool,
+        path: PathKind,
+    ) -> Result<Outcome, NetError> {
         let conn = self.dial(addr, expected, ALPN).await?;
-        sync_protocol::session(&self.engine, conn, true, live, self.limits).await
+        sync_protocol::session(&self.engine, conn, true, live, self.limits, path).await
     }
 
     /// Peers connected right now, with the address in use (local knowledge only).
     pub fn online(&self) -> BTreeMap<[u8; 32], SocketAddr> {
         self.engine.online()
+    }
+
+    /// Peers connected right now, with the path in use.
+    pub fn links(&self) -> BTreeMap<[u8; 32], Link> {
+        self.engine.links()
     }
 
     /// Closes every connection and the endpoint.

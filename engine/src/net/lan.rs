@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 
 use super::{Host, NetError};
 use crate::discovery::{self, Beacon, MAX_BEACON, Pairs, Tag};
-use crate::engine::Engine;
+use crate::engine::{Engine, PathKind};
 use crate::store::AddressSource;
 
 /// How LAN discovery runs.
@@ -209,7 +209,8 @@ impl Host {
     /// A peer's beacon came from `addr`: remember the address and connect, unless a session
     /// with it runs already or a LAN dial is under way.
     fn lan_found(self: &Arc<Self>, device: [u8; 32], addr: SocketAddr, dialing: &Arc<Mutex<BTreeSet<[u8; 32]>>>) {
-        if self.engine.online().contains_key(&device) {
+        // Connected on a path of our own already (a relayed session is replaced by this one).
+        if self.engine.direct(&device) {
             return;
         }
         if !dialing.lock().is_ok_and(|mut d| d.insert(device)) {
@@ -221,7 +222,7 @@ impl Host {
             // its key in the handshake is remembered.
             if let Ok(conn) = host.dial(addr, Some(device), crate::sync::ALPN).await {
                 host.remember_lan(device, addr).await;
-                let _ = super::sync_protocol::session(&host.engine, conn, true, true, host.limits).await;
+                let _ = super::sync_protocol::session(&host.engine, conn, true, true, host.limits, PathKind::Lan).await;
             }
             if let Ok(mut d) = dialing.lock() {
                 d.remove(&device);

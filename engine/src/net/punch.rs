@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::relay::{Refusal, RelayProtocol, VERSION, answer, dial_on, read, refuse};
 use super::{Host, NetError, RELAY_ALPN};
+use crate::engine::PathKind;
 use crate::sync::{ALPN, Outcome};
 
 /// "Introduce me to this device" (to the introducer).
@@ -69,7 +70,9 @@ impl RelayProtocol {
         if target == from || target == self.engine.device() || !self.engine.is_allowed(&target) {
             return Err(refuse(send, Refusal::NotAllowed).await);
         }
-        let Some(target_addr) = self.engine.online().get(&target).copied() else {
+        // The target's address as we see it: only a path of our own shows it.
+        let Some(target_addr) = self.engine.links().get(&target).filter(|l| !l.path.is_relayed()).map(|l| l.addr)
+        else {
             return Err(refuse(send, Refusal::Unreachable).await);
         };
         let Some(endpoint) = self.endpoint.get() else { return Err(NetError::Stream("no endpoint".into())) };
@@ -107,14 +110,15 @@ impl RelayProtocol {
             return Err(refuse(send, Refusal::NotAllowed).await);
         }
         answer(send, &[0]).await;
+        self.engine.punching(source, PUNCH_WINDOW + super::host::HANDSHAKE_TIMEOUT);
         let Some(endpoint) = self.endpoint.get().cloned() else { return Ok(()) };
         let (engine, seed, limits) = (self.engine.clone(), self.seed, self.limits);
         tokio::spawn(async move {
             let until = tokio::time::Instant::now() + PUNCH_WINDOW;
-            while tokio::time::Instant::now() < until && !engine.online().contains_key(&source) {
+            while tokio::time::Instant::now() < until && !engine.direct(&source) {
                 // Our packets open our NAT towards the requester; its packets open its own.
                 if let Ok(conn) = dial_on(&endpoint, &engine, &seed, addr, Some(source), ALPN).await {
-                    let _ = super::sync_protocol::session(&engine, conn, true, true, limits).await;
+                    let _ = super::sync_protocol::session(&engine, conn, true, true, limits, PathKind::Punched).await;
                     return;
                 }
             }
@@ -139,6 +143,8 @@ impl Host {
         let (conn, _send, mut recv) = self.request(introducer_addr, introducer, PUNCH, target).await?;
         let addr = read_addr(&mut recv).await?;
         conn.close(0u32.into(), b"done");
-        self.connect(addr, Some(target), live).await
+        // The target dials us at the same time: its connection, if it wins, is punched too.
+        self.engine.punching(target, PUNCH_WINDOW + super::host::HANDSHAKE_TIMEOUT);
+        self.connect_on(addr, Some(target), live, PathKind::Punched).await
     }
 }

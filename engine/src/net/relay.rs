@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::router::ProtocolHandler;
 use super::sync_protocol::{OnlineGuard, finish};
 use super::{Host, NetError, stream, tls};
-use crate::engine::Engine;
+use crate::engine::{Engine, PathKind};
 use crate::sync::{ALPN, Conn, Limits, Outcome};
 
 pub const RELAY_ALPN: &[u8] = b"libra/relay/1";
@@ -191,7 +191,13 @@ impl RelayProtocol {
         } else if target == from || target == self.engine.device() || !self.engine.is_allowed(&target) {
             Err(Refusal::NotAllowed)
         } else {
-            self.engine.online().get(&target).copied().ok_or(Refusal::Unreachable)
+            // Only a path of its own reaches the target (not one relayed by someone else).
+            self.engine
+                .links()
+                .get(&target)
+                .filter(|l| !l.path.is_relayed())
+                .map(|l| l.addr)
+                .ok_or(Refusal::Unreachable)
         };
         let slot = match &verdict {
             Ok(_) => {
@@ -260,7 +266,8 @@ impl RelayProtocol {
         if tls::stream_peer_key(tls.get_ref().1) != Some(source) {
             return Err(NetError::NotAllowed);
         }
-        relayed_session(&self.engine, source, relay_addr, false, true, self.limits, tls).await.map(|_| ())
+        let path = PathKind::Relayed { via: relay };
+        relayed_session(&self.engine, source, (relay_addr, path), false, true, self.limits, tls).await.map(|_| ())
     }
 }
 
@@ -268,7 +275,7 @@ impl RelayProtocol {
 async fn relayed_session<S>(
     engine: &Engine,
     peer: [u8; 32],
-    via: SocketAddr,
+    (via, path): (SocketAddr, PathKind),
     initiator: bool,
     live: bool,
     limits: Limits,
@@ -277,9 +284,10 @@ async fn relayed_session<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let mut online = OnlineGuard::new(engine, peer, via);
+    let mut online = OnlineGuard::new(engine, peer, via, path);
     let (r, w) = tokio::io::split(tls);
-    let c = stream::run(engine, Conn::new(peer, initiator, live, limits, 0), r, w).await;
+    let watch = stream::Watch { alive: None, replaced: Some(online.replaced()) };
+    let c = stream::run_with(engine, Conn::new(peer, initiator, live, limits, 0), r, w, watch).await;
     finish(engine, peer, &c, &mut online).await
 }
 
@@ -325,14 +333,16 @@ impl Host {
             .await
             .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
             .map_err(|e| NetError::Stream(format!("relayed TLS: {e}")))?;
-        let out = relayed_session(&self.engine, target, relay_addr, true, live, self.limits, tls).await;
+        let path = PathKind::Relayed { via: relay };
+        let out = relayed_session(&self.engine, target, (relay_addr, path), true, live, self.limits, tls).await;
         conn.close(0u32.into(), b"done");
         out
     }
 
     /// Keeps trying to reach allowed peers that have no session through peers that do: first
     /// by hole punching introduced by them, then relayed by them (any may relay); one attempt
-    /// per peer at a time, every `every`.
+    /// per peer at a time, every `every`. A peer reached only through a relay is still offered
+    /// punching, which replaces the relayed session when it works.
     pub fn run_relay_dialer(self: &Arc<Self>, every: Duration) {
         let host = self.clone();
         tokio::spawn(async move {
@@ -341,33 +351,24 @@ impl Host {
             let backoff: Arc<Mutex<Backoff>> = Arc::default();
             loop {
                 tokio::time::sleep(every).await;
-                let online = host.engine.online();
+                let links = host.engine.links();
                 let allowed = host.engine.read(|n| n.store.allowed_peers().unwrap_or_default()).unwrap_or_default();
                 let now = std::time::Instant::now();
-                for target in allowed.into_iter().filter(|t| !online.contains_key(t)) {
+                for target in allowed.into_iter().filter(|t| links.get(t).is_none_or(|l| l.path.is_relayed())) {
                     let due = backoff.lock().map(|b| b.get(&target).is_none_or(|(at, _)| *at <= now)).unwrap_or(true);
                     if !due || !trying.lock().is_ok_and(|mut t| t.insert(target)) {
                         continue;
                     }
-                    let (h, relays, trying, backoff) = (host.clone(), online.clone(), trying.clone(), backoff.clone());
+                    let upgrade = links.contains_key(&target);
+                    // Introducers and relays: peers we reach on a path of our own.
+                    let helpers: Vec<([u8; 32], SocketAddr)> = links
+                        .iter()
+                        .filter(|(r, l)| **r != target && !l.path.is_relayed())
+                        .map(|(r, l)| (*r, l.addr))
+                        .collect();
+                    let (h, trying, backoff) = (host.clone(), trying.clone(), backoff.clone());
                     tokio::spawn(async move {
-                        let mut reached = false;
-                        for (relay, addr) in relays.into_iter().filter(|(r, _)| *r != target) {
-                            if h.engine.online().contains_key(&target) {
-                                break;
-                            }
-                            let synced_before = h.last_sync(&target);
-                            // Directly through both NATs if the two can, else spliced.
-                            let mut r = h.punch_via(addr, relay, target, true).await;
-                            if r.is_err() && h.last_sync(&target) == synced_before {
-                                r = h.connect_via(addr, relay, target, true).await;
-                            }
-                            // A session that got going (even one that ended since) counts.
-                            if r.is_ok() || h.last_sync(&target) > synced_before {
-                                reached = true;
-                                break;
-                            }
-                        }
+                        let reached = h.reach_through(target, &helpers, upgrade).await;
                         if let Ok(mut b) = backoff.lock() {
                             if reached {
                                 b.remove(&target);
@@ -384,5 +385,42 @@ impl Host {
                 }
             }
         });
+    }
+
+    /// One round of trying to reach `target` through `helpers`: punching, then (unless only a
+    /// better path than a relayed one is sought) relaying. Reports why it failed as a dial
+    /// state; returns whether a session got going.
+    async fn reach_through(&self, target: [u8; 32], helpers: &[([u8; 32], SocketAddr)], upgrade: bool) -> bool {
+        let mut why = Vec::new();
+        for (helper, addr) in helpers {
+            if self.engine.direct(&target) || (!upgrade && self.engine.online().contains_key(&target)) {
+                return true;
+            }
+            let synced_before = self.last_sync(&target);
+            // Directly through both NATs if the two can, else spliced.
+            let mut r = self.punch_via(*addr, *helper, target, true).await;
+            if r.is_err() && !upgrade && self.last_sync(&target) == synced_before {
+                r = self.connect_via(*addr, *helper, target, true).await;
+            }
+            // A session that got going (even one that ended since) counts.
+            if r.is_ok() || self.last_sync(&target) > synced_before {
+                return true;
+            }
+            if let Err(e) = r {
+                why.push(format!("{}: {e}", crate::text::short_id(crate::text::IdKind::Device, helper)));
+            }
+        }
+        if !upgrade {
+            let reason = if helpers.is_empty() {
+                "no contact online to introduce or relay".to_owned()
+            } else {
+                format!("no contact online could introduce or relay ({})", why.join("; "))
+            };
+            self.engine.emit(crate::engine::Event::Dial {
+                device: target,
+                state: crate::engine::DialState::Unreachable { reason },
+            });
+        }
+        false
     }
 }

@@ -60,16 +60,25 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    run_with(engine, conn, r, w, None).await
+    run_with(engine, conn, r, w, Watch::default()).await
 }
 
 /// Whether the transport under a stream shows a live but lossy link to the peer: then a slow
 /// stream is a slow link, not a stalled peer.
 pub type Alive<'a> = &'a (dyn Fn() -> bool + Send + Sync);
 
-/// [`run`], told by `alive` whether the transport is still hearing from the peer: a lossy link
-/// that delays the stream (QUIC backing off its retransmissions) is not a stalled peer.
-pub async fn run_with<R, W>(engine: &Engine, mut conn: Conn, mut r: R, mut w: W, alive: Option<Alive<'_>>) -> Conn
+/// What a driver knows about the transport under a stream, beyond its bytes.
+#[derive(Default, Clone, Copy)]
+pub struct Watch<'a> {
+    /// Whether the transport still hears from the peer: a lossy link that delays the stream
+    /// (QUIC backing off its retransmissions) is not a stalled peer.
+    pub alive: Option<Alive<'a>>,
+    /// Signalled when a better path to the peer replaced this one: the session ends.
+    pub replaced: Option<&'a tokio::sync::Notify>,
+}
+
+/// [`run`], with what the driver knows about the transport.
+pub async fn run_with<R, W>(engine: &Engine, mut conn: Conn, mut r: R, mut w: W, watch: Watch<'_>) -> Conn
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -165,8 +174,9 @@ where
                 Ok(_) => {}
                 Err(RecvError::Closed) => conn.close("the engine stopped".into()),
             },
+            () = replaced(watch.replaced) => conn.close("a better path to the peer replaced this one".into()),
             () = sleep_until(deadline), if deadline.is_some() => {
-                if alive.is_some_and(|f| f()) {
+                if watch.alive.is_some_and(|f| f()) {
                     conn.handle_alive(now());
                 }
                 conn.handle_timeout(now());
@@ -176,6 +186,13 @@ where
     }
     let _ = tokio::time::timeout(FLUSH_ON_END, w.flush()).await;
     conn
+}
+
+async fn replaced(n: Option<&tokio::sync::Notify>) {
+    match n {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(t: Option<Instant>) {

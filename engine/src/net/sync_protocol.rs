@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use super::router::ProtocolHandler;
 use super::{NetError, stream, tls};
-use crate::engine::{Engine, NodeLocal};
+use crate::engine::{Engine, Link, NodeLocal, PathKind};
 use crate::sync::{Conn, End, Limits, Outcome, SyncError};
 
 /// How long a stranger's connection may take to open its stream (and introduce itself).
@@ -22,7 +22,8 @@ impl ProtocolHandler for SyncProtocol {
     fn accept(&self, conn: quinn::Connection) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let (engine, limits) = (self.engine.clone(), self.limits);
         Box::pin(async move {
-            if let Err(e) = session(&engine, conn, false, true, limits).await {
+            let path = tls::peer_key(&conn).map_or(PathKind::Inbound, |k| engine.inbound_path(&k));
+            if let Err(e) = session(&engine, conn, false, true, limits, path).await {
                 tracing::info!(error = %e, "inbound session ended");
             }
         })
@@ -36,9 +37,10 @@ pub(crate) async fn session(
     initiator: bool,
     live: bool,
     limits: Limits,
+    path: PathKind,
 ) -> Result<Outcome, NetError> {
     let peer = tls::peer_key(&conn).ok_or(NetError::NotAllowed)?;
-    let mut online = OnlineGuard::new(engine, peer, conn.remote_address());
+    let mut online = OnlineGuard::new(engine, peer, conn.remote_address(), path);
     let streams = if initiator {
         conn.open_bi().await.map_err(NetError::from)
     } else {
@@ -64,7 +66,8 @@ pub(crate) async fn session(
     // peer that stalls (slowly or on purpose) still meets the session's limits.
     let watched = conn.clone();
     let alive = move || watched.close_reason().is_none() && watched.stats().path.lost_packets > 0;
-    let c = stream::run_with(engine, Conn::new(peer, initiator, live, limits, 0), recv, send, Some(&alive)).await;
+    let watch = stream::Watch { alive: Some(&alive), replaced: Some(online.replaced()) };
+    let c = stream::run_with(engine, Conn::new(peer, initiator, live, limits, 0), recv, send, watch).await;
     let end = c.end().cloned().unwrap_or(End::Done);
     let reason = match &end {
         End::Done => "done".to_owned(),
@@ -133,23 +136,36 @@ fn report(engine: &Engine, why: &str) {
     engine.emit(crate::engine::Event::Storage { ok: false, detail: format!("could not record a peer's state: {why}") });
 }
 
-/// Ends a peer's session in the online count when dropped (or released): however the session
-/// ends — even a task aborted mid-session — the peer's session count goes down again.
+/// Registers a session with a peer as online, and ends it there when dropped (or released):
+/// however the session ends — even a task aborted mid-session — it leaves the online set.
 pub(crate) struct OnlineGuard<'a> {
     engine: &'a Engine,
     peer: [u8; 32],
+    id: u64,
+    replaced: std::sync::Arc<tokio::sync::Notify>,
     armed: bool,
 }
 
 impl<'a> OnlineGuard<'a> {
-    pub(crate) fn new(engine: &'a Engine, peer: [u8; 32], addr: std::net::SocketAddr) -> OnlineGuard<'a> {
-        engine.set_online(peer, Some(addr));
-        OnlineGuard { engine, peer, armed: true }
+    pub(crate) fn new(
+        engine: &'a Engine,
+        peer: [u8; 32],
+        addr: std::net::SocketAddr,
+        path: PathKind,
+    ) -> OnlineGuard<'a> {
+        let link = Link { addr, path, since_ms: crate::clock::wall_ms() };
+        let (id, replaced) = engine.session_started(peer, link);
+        OnlineGuard { engine, peer, id, replaced, armed: true }
+    }
+
+    /// Signalled when a better path to the peer replaced this session's.
+    pub(crate) fn replaced(&self) -> &tokio::sync::Notify {
+        &self.replaced
     }
 
     fn release(&mut self) {
         if std::mem::take(&mut self.armed) {
-            self.engine.set_online(self.peer, None);
+            self.engine.session_ended(self.peer, self.id);
         }
     }
 }

@@ -84,3 +84,31 @@ async fn nobody_relays_without_opting_in_or_for_strangers() {
     let ok = b.connect_via(r.local_addr().expect("addr"), r.device(), a.device(), false).await.expect("relayed");
     assert!(ok.synced);
 }
+
+/// A relayed session is replaced as soon as a direct path appears, and `links` says which
+/// path is in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_path_replaces_a_relayed_one() {
+    use libra_engine::engine::PathKind;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, r) = (host(dir.path(), "ann", false), host(dir.path(), "ben", false), host(dir.path(), "rex", true));
+    befriend(&a, &b);
+    befriend(&a, &r);
+    befriend(&b, &r);
+    live(&a, &r);
+    live(&b, &r);
+    wait_until("both at the relay", || r.online().contains_key(&a.device()) && r.online().contains_key(&b.device()))
+        .await;
+    let (ha, raddr, rdev, bdev) = (a.clone(), r.local_addr().expect("addr"), r.device(), b.device());
+    let relayed = tokio::spawn(async move { ha.connect_via(raddr, rdev, bdev, true).await });
+    wait_until("B online at A", || a.links().contains_key(&bdev)).await;
+    assert_eq!(a.links()[&bdev].path, PathKind::Relayed { via: rdev });
+    assert_eq!(b.links()[&a.device()].path, PathKind::Relayed { via: rdev });
+    // Now A finds B directly (as LAN discovery or a learned address would).
+    live(&a, &b);
+    wait_until("the direct path in use", || a.links().get(&bdev).is_some_and(|l| l.path == PathKind::Direct)).await;
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), relayed).await;
+    assert!(ended.is_ok(), "the relayed session kept running beside the direct one");
+    assert_eq!(b.links()[&a.device()].path, PathKind::Inbound);
+    assert_eq!(a.links()[&bdev].addr, b.local_addr().expect("addr"));
+}
