@@ -67,7 +67,9 @@ pub(crate) async fn session(
     let watched = conn.clone();
     let alive = move || watched.close_reason().is_none() && watched.stats().path.lost_packets > 0;
     let watch = stream::Watch { alive: Some(&alive), replaced: Some(online.replaced()) };
+    let silence = tokio::spawn(close_when_silent(conn.clone()));
     let c = stream::run_with(engine, Conn::new(peer, initiator, live, limits, 0), recv, send, watch).await;
+    silence.abort();
     let end = c.end().cloned().unwrap_or(End::Done);
     let reason = match &end {
         End::Done => "done".to_owned(),
@@ -76,6 +78,28 @@ pub(crate) async fn session(
     };
     conn.close(u32::from(end.code()).into(), reason.as_bytes());
     finish(engine, peer, &c, &mut online).await
+}
+
+/// How long a connection may bring no packet at all before it is given up: the peer sends a
+/// keep-alive every 5 s, so four in a row went missing. QUIC's own idle timeout (60 s) would
+/// wait longer, and a side deep in retransmission back-off on a lossy link may stay silent
+/// for minutes while the other still hears from it; closing lets both dial a fresh
+/// connection.
+const SILENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+async fn close_when_silent(conn: quinn::Connection) {
+    let step = std::time::Duration::from_secs(5);
+    let (mut last, mut quiet) = (conn.stats().udp_rx.datagrams, std::time::Duration::ZERO);
+    loop {
+        tokio::time::sleep(step).await;
+        let now = conn.stats().udp_rx.datagrams;
+        quiet = if now == last { quiet + step } else { std::time::Duration::ZERO };
+        last = now;
+        if quiet >= SILENCE {
+            conn.close(101u32.into(), b"no packet from the peer for 20 s");
+            return;
+        }
+    }
 }
 
 /// After a session over any stream: refuses an outcome for a peer that was never admitted,
