@@ -140,7 +140,10 @@ impl LibraApp {
         for ev in engine.poll() {
             match ev {
                 Event::Snapshot(s) => self.snap = *s,
-                Event::Peers(p) => self.snap.peers = p,
+                Event::Peers(p, nearby) => {
+                    self.snap.peers = p;
+                    self.snap.nearby = nearby;
+                }
                 Event::Done(Ok(msg)) => {
                     if let Some(invite) = msg.strip_prefix("invite:") {
                         self.identity.invite = Some(invite.to_owned());
@@ -343,6 +346,27 @@ impl eframe::App for LibraApp {
                             }
                             Err(e) => self.status = Some((e.to_string(), true)),
                         }
+                    }
+                }
+                Some(ConnectAction::Nearby { minutes }) => {
+                    if let Some(engine) = &self.engine {
+                        engine.nearby(minutes);
+                    }
+                }
+                Some(ConnectAction::AddNearby(person)) => {
+                    if let Some(engine) = &self.engine {
+                        let inv = person.invite;
+                        engine.act(move |n| {
+                            n.add_contact(&inv, None)
+                                .map(|u| {
+                                    format!(
+                                        "added {} ({}); they see you as new until they accept",
+                                        inv.card.name,
+                                        u.short()
+                                    )
+                                })
+                                .map_err(|e| e.to_string())
+                        });
                     }
                 }
                 Some(ConnectAction::Connect { address, peer }) => match libra_engine::net::check_address(&address) {

@@ -20,8 +20,8 @@ use crate::model::Snapshot;
 /// What the engine tells the UI.
 pub enum Event {
     Snapshot(Box<Snapshot>),
-    /// Only who is connected changed: the peers view, rebuilt alone.
-    Peers(Vec<crate::model::PeerRow>),
+    /// Only who is connected (or visible nearby) changed: those views, rebuilt alone.
+    Peers(Vec<crate::model::PeerRow>, crate::model::NearbyView),
     /// An action finished: a message for the status line, or an error.
     Done(Result<String, String>),
     /// The network came up, or could not.
@@ -140,22 +140,30 @@ impl Engine {
     }
 
     fn spawn_refresher(&self) {
-        let (core, tx, open, refresh, ctx) =
-            (self.core.clone(), self.tx.clone(), self.open.clone(), self.refresh.clone(), self.ctx.clone());
+        let (core, tx, open, refresh, ctx, slot) = (
+            self.core.clone(),
+            self.tx.clone(),
+            self.open.clone(),
+            self.refresh.clone(),
+            self.ctx.clone(),
+            self.host.clone(),
+        );
         let mut events = self.core.subscribe();
         self.rt.spawn(async move {
             let mut full = true;
             loop {
                 let chat = open.lock().ok().and_then(|o| *o);
                 let c = core.clone();
+                let host = slot.read().ok().and_then(|h| h.clone());
                 let update = tokio::task::spawn_blocking(move || {
-                    let net = crate::model::NetView { links: c.links(), reach: c.reach() };
+                    let nearby = crate::model::NearbyView::of(host.as_deref());
+                    let net = crate::model::NetView { links: c.links(), reach: c.reach(), nearby };
                     c.read(|n| {
                         if full {
                             Event::Snapshot(Box::new(Snapshot::build(n, chat, &net)))
                         } else {
                             let names = crate::model::contact_names(n);
-                            Event::Peers(Snapshot::peers_of(n, &names, &net))
+                            Event::Peers(Snapshot::peers_of(n, &names, &net), net.nearby.clone())
                         }
                     })
                 })
@@ -182,7 +190,7 @@ impl Engine {
                                 full = true;
                                 wait = false;
                             }
-                            Ok(CoreEvent::Peer { .. }) => wait = false,
+                            Ok(CoreEvent::Peer { .. } | CoreEvent::Dial { .. } | CoreEvent::Nearby) => wait = false,
                             Ok(_) => {}
                             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                         },
@@ -266,6 +274,30 @@ impl Engine {
     }
 
     /// The network host, once the network is up.
+    /// Becomes visible nearby for `minutes` (or stops, with 0); the status line says how it went.
+    pub fn nearby(&self, minutes: u32) {
+        let (host, tx, refresh) = (self.host(), self.tx.clone(), self.refresh.clone());
+        self.rt.spawn_blocking(move || {
+            let r = match host {
+                None => Err("offline: the network is not up".to_owned()),
+                Some(h) if minutes == 0 => {
+                    h.nearby_stop();
+                    Ok("no longer visible nearby".to_owned())
+                }
+                Some(h) => h
+                    .nearby_start(minutes)
+                    .map(|_| {
+                        format!(
+                            "visible nearby for {minutes} minutes: your name and keys go to everyone on this network"
+                        )
+                    })
+                    .map_err(|e| e.to_string()),
+            };
+            let _ = tx.send(Event::Done(r));
+            refresh.notify_one();
+        });
+    }
+
     pub fn host(&self) -> Option<Arc<Host>> {
         self.host.read().ok().and_then(|h| h.clone())
     }

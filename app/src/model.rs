@@ -71,11 +71,27 @@ pub struct ContactInfo {
     pub safety_number: String,
 }
 
-/// What the network knows right now: each connected peer's path, and why others are not.
+/// What the network knows right now: each connected peer's path, why others are not, and
+/// who is visible nearby.
 #[derive(Debug, Clone, Default)]
 pub struct NetView {
     pub links: BTreeMap<[u8; 32], Link>,
     pub reach: BTreeMap<[u8; 32], Reach>,
+    pub nearby: NearbyView,
+}
+
+/// While we are visible nearby: until when, and the people visible too.
+#[derive(Debug, Clone, Default)]
+pub struct NearbyView {
+    pub until_ms: Option<u64>,
+    pub people: Vec<libra_engine::nearby::Person>,
+}
+
+impl NearbyView {
+    pub fn of(host: Option<&libra_engine::net::Host>) -> NearbyView {
+        let (until_ms, people) = host.map(|h| h.nearby_people()).unwrap_or_default();
+        NearbyView { until_ms, people }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +118,7 @@ pub struct Snapshot {
     pub peers: Vec<PeerRow>,
     pub contacts: Vec<(UserId, String)>,
     pub total_unread: usize,
+    pub nearby: NearbyView,
     /// Open invites: id, uses left, expiry (ms).
     pub invites: Vec<(String, u32, u64)>,
     /// The newest message from someone else, for notifications.
@@ -241,6 +258,7 @@ impl Snapshot {
             s.open = Some(OpenChat { chat, title, subtitle, messages, contact, devices });
         }
         s.peers = Snapshot::peers_of(node, &s.contacts, net);
+        s.nearby = net.nearby.clone();
         s.built_us = t.elapsed().as_micros();
         s
     }

@@ -17,6 +17,7 @@ pub mod keyfile;
 pub mod log;
 pub mod messaging;
 pub mod messenger;
+pub mod nearby;
 pub mod net;
 pub mod node;
 pub mod payload;

@@ -84,7 +84,13 @@ impl Invite {
             return Err(bad("too long"));
         }
         let bytes = text::base32_decode(&body.to_ascii_lowercase()).map_err(|e| bad(&e.to_string()))?;
-        let inv: Invite = codec::decode(&bytes).map_err(|e| bad(&e.to_string()))?;
+        Invite::from_bytes(&bytes)
+    }
+
+    /// The canonical encoding of an invite, checked as [`Invite::parse`] checks a text.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Invite, MessengerError> {
+        let bad = |m: &str| MessengerError::BadInvite(m.to_owned());
+        let inv: Invite = codec::decode(bytes).map_err(|e| bad(&e.to_string()))?;
         if inv.version != 1 {
             return Err(bad("unknown version"));
         }
@@ -155,6 +161,11 @@ impl Node {
     /// A new invite whose token introduces at most `uses` people (1 to [`MAX_INVITE_USES`])
     /// within [`INVITE_VALIDITY_MS`], remembered here.
     pub fn invite(&mut self, address: Option<String>, uses: u32) -> Result<Invite, MessengerError> {
+        self.invite_for(address, uses, INVITE_VALIDITY_MS)
+    }
+
+    /// [`Node::invite`], valid for `valid_ms` (at most [`INVITE_VALIDITY_MS`]).
+    pub fn invite_for(&mut self, address: Option<String>, uses: u32, valid_ms: u64) -> Result<Invite, MessengerError> {
         if uses == 0 || uses > MAX_INVITE_USES {
             return Err(MessengerError::BadUses(uses));
         }
@@ -164,7 +175,8 @@ impl Node {
         let mut token = [0u8; 16];
         token.copy_from_slice(&crate::identity::random_secret()[..16]);
         let now = clock::wall_ms();
-        let rec = InviteRecord { expires_ms: now.saturating_add(INVITE_VALIDITY_MS), uses_left: uses, created_ms: now };
+        let expires_ms = now.saturating_add(valid_ms.min(INVITE_VALIDITY_MS));
+        let rec = InviteRecord { expires_ms, uses_left: uses, created_ms: now };
         self.store.add_invite(&token, rec)?;
         Ok(Invite { version: 1, card: ContactCard { name, certs }, address, token: Some(Bytes(token)) })
     }

@@ -100,6 +100,16 @@ pub enum Command {
     /// Contacts: add one from an invite, list them.
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Visible nearby: for a few minutes, announce an invite to this local network and list
+    /// the people who do the same, to add each other without typing (needs a running node).
+    #[command(args_conflicts_with_subcommands = true)]
+    Nearby {
+        #[command(subcommand)]
+        action: Option<NearbyCommand>,
+        /// How long to stay visible (1 to 30 minutes).
+        #[arg(long, default_value_t = 5, value_name = "N")]
+        minutes: u32,
+    },
     /// Send a message (appended at once; delivered whenever a path reaches the recipient).
     Send {
         /// Contact name, short id (lu:xxxx-…), user id, group name or chat id.
@@ -163,6 +173,22 @@ pub enum LogCommand {
     },
     /// List fork proofs: authors caught signing two entries at one position.
     Forks,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NearbyCommand {
+    /// The people visible nearby now.
+    List,
+    /// Add someone visible nearby as a contact (they see you as new until they accept).
+    Add {
+        /// Their name or short id (lu:…) as `nearby list` shows it.
+        who: String,
+        /// The name to show instead of the one they chose.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Stop being visible now (the invite announced is revoked).
+    Off,
 }
 
 #[derive(Subcommand, Debug)]

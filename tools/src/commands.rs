@@ -15,7 +15,9 @@ use libra_engine::store::StoreError;
 use libra_engine::vectors;
 use serde_json::{Value, json};
 
-use crate::cli::{Cli, Command, ContactCommand, GroupCommand, InviteCommand, LogCommand, PeerCommand, VectorsCommand};
+use crate::cli::{
+    Cli, Command, ContactCommand, GroupCommand, InviteCommand, LogCommand, NearbyCommand, PeerCommand, VectorsCommand,
+};
 
 pub fn data_dir(args: &Cli) -> Result<PathBuf> {
     if let Some(d) = &args.data {
@@ -59,6 +61,14 @@ pub fn request(command: &Command) -> Option<Request> {
             Request::Invite(control::InviteCommand::Make { with_address: with_address.clone(), uses: *uses })
         }
         Command::Invite { action: Some(InviteCommand::List), .. } => Request::Invite(control::InviteCommand::List),
+        Command::Nearby { action: None, minutes } => {
+            Request::Nearby(control::NearbyCommand::Start { minutes: *minutes })
+        }
+        Command::Nearby { action: Some(NearbyCommand::List), .. } => Request::Nearby(control::NearbyCommand::List),
+        Command::Nearby { action: Some(NearbyCommand::Off), .. } => Request::Nearby(control::NearbyCommand::Stop),
+        Command::Nearby { action: Some(NearbyCommand::Add { who, name }), .. } => {
+            Request::Nearby(control::NearbyCommand::Add { who: who.clone(), name: name.clone() })
+        }
         Command::Invite { action: Some(InviteCommand::Revoke { id, .. }), .. } => {
             Request::Invite(control::InviteCommand::Revoke { id: id.clone() })
         }

@@ -124,3 +124,75 @@ fn contacts_on_one_segment_find_each_other_and_a_stranger_learns_nothing() {
         }
     }
 }
+
+/// Retries `libra ARGS` until it succeeds (the node may still be starting); its JSON.
+fn until_ok(data: &std::path::Path, args: &[&str]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = libra(data, args);
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).expect("json");
+        }
+        assert!(Instant::now() < deadline, "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Two strangers in one room: both turn on "visible nearby", see each other, add each other
+/// without typing an invite or an address, and talk; the invite they announced is gone after.
+#[test]
+fn two_strangers_visible_nearby_add_each_other_without_typing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    json(&libra(&a, &["--json", "init", "--name", "Ann"]));
+    json(&libra(&b, &["--json", "init", "--name", "Ben"]));
+    let mut net = netns::Netns::new("nb");
+    let seg = net.segment("br");
+    let (na, nb) = (net.ns("a"), net.ns("b"));
+    net.attach(&na, &seg, "10.86.0.1/24");
+    net.attach(&nb, &seg, "10.86.0.2/24");
+    let _sa = serve_in(&na, &a, LAN_ARGS);
+    let _sb = serve_in(&nb, &b, LAN_ARGS);
+    // Nothing is announced or listed before the user asks.
+    assert_eq!(until_ok(&a, &["--json", "nearby", "list"])["visible_until"], Value::Null);
+    until_ok(&a, &["--json", "nearby", "--minutes", "2"]);
+    until_ok(&b, &["--json", "nearby"]);
+    let sees = |data: &std::path::Path, name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = json(&libra(data, &["--json", "nearby", "list"]));
+            if let Some(p) = v["people"].as_array().and_then(|p| p.iter().find(|p| p["name"] == name)) {
+                return p["short"].as_str().expect("short").to_owned();
+            }
+            assert!(Instant::now() < deadline, "never saw {name}: {v}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let ben_short = sees(&a, "Ben");
+    sees(&b, "Ann");
+    json(&libra(&a, &["--json", "nearby", "add", &ben_short]));
+    json(&libra(&a, &["--json", "send", "Ben", "nice to meet you"]));
+    // Ann's node dials Ben at the announced address and introduces itself: Ben has Ann as a
+    // new contact (to accept), and her message.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = libra(&b, &["--json", "chat", "Ann"]);
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+            if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "nice to meet you")) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "Ben never got Ann's message");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let contacts = json(&libra(&b, &["--json", "contact", "list"]));
+    assert_eq!(contacts[0]["name"], "Ann");
+    assert_eq!(contacts[0]["new"], true, "introduced, so new until Ben accepts: {contacts}");
+    // Turning it off revokes the announced invite and clears the list.
+    json(&libra(&b, &["--json", "nearby", "off"]));
+    assert_eq!(json(&libra(&b, &["--json", "nearby", "list"]))["visible_until"], Value::Null);
+    assert!(json(&libra(&b, &["--json", "invite", "list"])).as_array().expect("array").is_empty());
+    // Ambiguity and strangers are errors, not guesses.
+    assert!(!libra(&a, &["nearby", "add", "Nobody"]).status.success());
+}

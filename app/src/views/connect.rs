@@ -17,7 +17,15 @@ pub struct ConnectState {
 
 pub enum ConnectAction {
     AddContact(String),
-    Connect { address: String, peer: String },
+    Connect {
+        address: String,
+        peer: String,
+    },
+    /// Be visible nearby for this many minutes (0: stop).
+    Nearby {
+        minutes: u32,
+    },
+    AddNearby(Box<libra_engine::nearby::Person>),
 }
 
 pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: u64) -> Option<ConnectAction> {
@@ -48,6 +56,7 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
         if let Some(e) = &state.error {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
+        nearby(ui, snap, now_ms, &mut action);
         ui.add_space(16.0);
         ui.label(RichText::new("Connect to an address").size(18.0).strong());
         ui.label(
@@ -99,4 +108,57 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
         }
     });
     action
+}
+
+/// Visible nearby: a switch with its countdown, and the people visible too, each with Add.
+fn nearby(ui: &mut egui::Ui, snap: &Snapshot, now_ms: u64, action: &mut Option<ConnectAction>) {
+    ui.add_space(16.0);
+    ui.label(RichText::new("Visible nearby").size(18.0).strong());
+    match snap.nearby.until_ms.filter(|u| *u > now_ms) {
+        None => {
+            ui.label(
+                RichText::new(
+                    "In the same room? Both turn this on to see each other here and add each other without typing. \
+                     While on, your name and keys go to everyone on this network.",
+                )
+                .weak(),
+            );
+            if ui.button("Be visible nearby for 5 minutes").clicked() {
+                *action = Some(ConnectAction::Nearby { minutes: 5 });
+            }
+        }
+        Some(until) => {
+            ui.horizontal(|ui| {
+                let left = until.saturating_sub(now_ms).div_ceil(1000);
+                ui.label(format!("Visible for {}:{:02} more.", left / 60, left % 60));
+                if ui.button("Stop").clicked() {
+                    *action = Some(ConnectAction::Nearby { minutes: 0 });
+                }
+            });
+            if snap.nearby.people.is_empty() {
+                ui.label(RichText::new("Nobody else is visible yet.").weak());
+            }
+            let known: Vec<&str> = snap.contacts.iter().map(|(_, n)| n.as_str()).collect();
+            for p in &snap.nearby.people {
+                ui.horizontal(|ui| {
+                    let short = p.user().short();
+                    ui.label(RichText::new(&p.invite.card.name).strong());
+                    ui.label(RichText::new(&short).monospace().small());
+                    let already = snap.contacts.iter().any(|(u, _)| *u == p.user());
+                    if already {
+                        ui.label(RichText::new("a contact").weak());
+                    } else if ui
+                        .button("Add")
+                        .on_hover_text("Compare the short id with the one on their screen")
+                        .clicked()
+                    {
+                        *action = Some(ConnectAction::AddNearby(Box::new(p.clone())));
+                    }
+                    if !already && known.iter().any(|n| n.eq_ignore_ascii_case(&p.invite.card.name)) {
+                        ui.label(RichText::new("same name as a contact").color(ui.visuals().warn_fg_color));
+                    }
+                });
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod chat;
 mod contact;
 mod exec;
 mod invite;
+mod nearby;
 mod peers;
 pub mod render;
 
@@ -40,6 +41,7 @@ pub enum Request {
     Peers,
     PeerAllow { id: String, address: Option<String> },
     Invite(InviteCommand),
+    Nearby(NearbyCommand),
     Contact(ContactCommand),
     Send { chat: String, text: String, reply_to: Option<String> },
     Edit { chat: String, message: String, text: String },
@@ -68,6 +70,20 @@ pub enum InviteCommand {
     /// Revoke the open invite whose id starts with `id`; every open invite with `None`.
     Revoke {
         id: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NearbyCommand {
+    Start {
+        minutes: u32,
+    },
+    Stop,
+    List,
+    /// Add the person visible nearby that `who` names (name or short id).
+    Add {
+        who: String,
+        name: Option<String>,
     },
 }
 

@@ -13,6 +13,8 @@ pub enum Event {
     Dial { device: [u8; 32], state: DialState },
     /// The network driver's state.
     Network(NetStatus),
+    /// Someone new is visible nearby.
+    Nearby,
     /// A write failed (the engine reopens the store and keeps serving reads), or writing works
     /// again.
     Storage { ok: bool, detail: String },

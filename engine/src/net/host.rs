@@ -43,6 +43,10 @@ pub struct Host {
     pub(crate) limits: Limits,
     pub(crate) punch: bool,
     admission: super::admission::Admission,
+    /// LAN discovery runs (visible nearby needs it).
+    pub(crate) lan_on: std::sync::atomic::AtomicBool,
+    /// While the user is visible nearby (spec/connectivity.md, section 2.7).
+    pub(crate) nearby: std::sync::Mutex<Option<crate::nearby::Nearby>>,
 }
 
 /// Longest a dial waits for the handshake (QUIC retransmits its first flights after 1, 2, 4 s:
@@ -109,6 +113,8 @@ impl Host {
             limits: config.limits,
             punch: config.punch,
             admission: Default::default(),
+            lan_on: Default::default(),
+            nearby: Default::default(),
         })
     }
 

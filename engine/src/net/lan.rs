@@ -15,6 +15,7 @@ use tokio::net::UdpSocket;
 use super::{Host, NetError};
 use crate::discovery::{self, Beacon, MAX_BEACON, Pairs, Tag};
 use crate::engine::{Engine, PathKind};
+use crate::nearby;
 use crate::store::AddressSource;
 
 /// How LAN discovery runs.
@@ -143,6 +144,7 @@ impl Host {
         if let Some(s) = &v6 {
             let _ = s.join_multicast_v6(&ALL_NODES, 0);
         }
+        self.lan_on.store(true, std::sync::atomic::Ordering::Relaxed);
         let expected: Arc<Mutex<Expected>> = Arc::default();
         let (host, sender_v4, sender_v6, exp) = (self.clone(), v4.clone(), v6.clone(), expected.clone());
         tokio::spawn(async move {
@@ -156,8 +158,13 @@ impl Host {
                 }
                 let port = host.local_addr().map_or(0, |a| a.port());
                 let (to4, to6) = destinations(cfg.port);
-                for b in pairs.beacons(port, epoch) {
-                    let bytes = b.encode();
+                let mut datagrams: Vec<Vec<u8>> = pairs.beacons(port, epoch).iter().map(Beacon::encode).collect();
+                if let Ok(n) = host.nearby.lock()
+                    && let Some(d) = n.as_ref().and_then(|n| n.datagram(crate::clock::wall_ms()))
+                {
+                    datagrams.push(d.to_vec());
+                }
+                for bytes in datagrams {
                     for d in &to4 {
                         let _ = sender_v4.send_to(&bytes, d).await;
                     }
@@ -186,12 +193,16 @@ impl Host {
         for sock in std::iter::once(v4).chain(v6) {
             let (host, exp, dialing) = (self.clone(), expected.clone(), dialing.clone());
             tokio::spawn(async move {
-                let mut buf = vec![0u8; MAX_BEACON + 1];
+                let mut buf = vec![0u8; MAX_BEACON.max(crate::nearby::MAX_ANNOUNCEMENT) + 1];
                 loop {
                     let Ok((n, from)) = sock.recv_from(&mut buf).await else {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     };
+                    if buf[..n].starts_with(&crate::nearby::MAGIC) {
+                        host.nearby_received(&buf[..n], from.ip());
+                        continue;
+                    }
                     let Ok(beacon) = Beacon::decode(&buf[..n]) else { continue };
                     let found = match exp.lock() {
                         Ok(e) if e.epoch.abs_diff(beacon.epoch) <= 1 => discovery::recognise(&beacon, &e.tags),
@@ -204,6 +215,68 @@ impl Host {
             });
         }
         Ok(())
+    }
+
+    /// Becomes visible nearby for `minutes`: a fresh invite (up to [`nearby::INVITE_USES`]
+    /// introductions, valid as long as the window) is announced to the LAN with every round
+    /// of beacons, and announcements of others who are visible are listed. Returns when it
+    /// ends (wall-clock ms). Blocks on a store write: call it off the async threads.
+    pub fn nearby_start(&self, minutes: u32) -> Result<u64, NetError> {
+        let minutes = nearby::check_minutes(minutes).map_err(|e| NetError::Nearby(e.to_string()))?;
+        if !self.lan_on.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(NetError::Nearby("LAN discovery is off (`serve --no-lan` or the app's setting)".into()));
+        }
+        self.nearby_stop();
+        let window = u64::from(minutes) * 60_000;
+        let port = self.local_addr()?.port();
+        let made = self
+            .engine
+            .write(move |n| -> Result<_, NetError> {
+                let inv =
+                    n.invite_for(None, nearby::INVITE_USES, window).map_err(|e| NetError::Nearby(e.to_string()))?;
+                let ann = nearby::Announcement::new(port, &inv).map_err(|e| NetError::Nearby(e.to_string()))?;
+                let id = inv.token.map(|t| crate::store::invite_id(&t.0)).unwrap_or_default();
+                Ok((inv.user(), ann, id))
+            })
+            .map_err(|e| NetError::Nearby(e.to_string()))??;
+        let until = crate::clock::wall_ms().saturating_add(window);
+        if let Ok(mut n) = self.nearby.lock() {
+            *n = Some(nearby::Nearby::new(made.0, &made.1, made.2, until));
+        }
+        // The next round of beacons carries it at once.
+        self.engine.emit(crate::engine::Event::Interest);
+        Ok(until)
+    }
+
+    /// Stops being visible nearby and revokes the invite it announced.
+    pub fn nearby_stop(&self) -> bool {
+        let Some(old) = self.nearby.lock().ok().and_then(|mut n| n.take()) else { return false };
+        let id = old.invite_id.clone();
+        let _ = self.engine.write(move |n| n.store.revoke_invites(Some(&id), crate::clock::wall_ms()));
+        true
+    }
+
+    /// Who is visible nearby now (empty when we are not), and until when we are.
+    pub fn nearby_people(&self) -> (Option<u64>, Vec<nearby::Person>) {
+        let now = crate::clock::wall_ms();
+        match self.nearby.lock().ok().as_ref().and_then(|n| n.as_ref().filter(|n| n.active(now)).cloned()) {
+            Some(n) => (Some(n.until_ms), n.people()),
+            None => (None, Vec::new()),
+        }
+    }
+
+    fn nearby_received(&self, bytes: &[u8], ip: std::net::IpAddr) {
+        let now = crate::clock::wall_ms();
+        let new = match self.nearby.lock() {
+            Ok(mut n) => match n.as_mut() {
+                Some(n) => n.receive(bytes, ip, now).ok().flatten().is_some(),
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if new {
+            self.engine.emit(crate::engine::Event::Nearby);
+        }
     }
 
     /// A peer's beacon came from `addr`: remember the address and connect, unless a session

@@ -49,4 +49,6 @@ pub enum NetError {
     Address(String),
     #[error("relay: {0}")]
     Relay(String),
+    #[error("visible nearby: {0}")]
+    Nearby(String),
 }

@@ -103,6 +103,31 @@ fn check_lan_tag(c: &Value) -> Result<(), String> {
     Ok(())
 }
 
+fn check_nearby(c: &Value) -> Result<(), String> {
+    use crate::nearby::{Announcement, NearbyError};
+    let bytes = hexf(c, "encoded")?;
+    let outcome = Announcement::decode(&bytes).and_then(|a| {
+        a.invite_from(std::net::IpAddr::from([192, 0, 2, 1]))?;
+        Ok(a)
+    });
+    let outcome = match outcome {
+        Ok(a) => {
+            if a.encode() != bytes {
+                return Err("announcement does not round-trip".into());
+            }
+            if c.get("port").and_then(Value::as_u64) != Some(u64::from(a.port)) || hexf(c, "invite")? != a.invite {
+                return Err("port or invite differs".into());
+            }
+            Ok(())
+        }
+        Err(NearbyError::Magic) => Err("magic".to_owned()),
+        Err(NearbyError::Length(_) | NearbyError::TooLong(_)) => Err("length".to_owned()),
+        Err(NearbyError::Invite(_)) => Err("invite".to_owned()),
+        Err(NearbyError::Minutes(_)) => Err("minutes".to_owned()),
+    };
+    expect(c, outcome)
+}
+
 fn check_beacon(c: &Value) -> Result<(), String> {
     use crate::discovery::{Beacon, BeaconError};
     let bytes = hexf(c, "encoded")?;
@@ -397,8 +422,9 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 15] = [
+        let sections: [(&str, &CaseCheck); 16] = [
             ("lan_tags", &check_lan_tag),
+            ("nearby", &check_nearby),
             ("beacons", &check_beacon),
             ("safety_numbers", &check_safety_number),
             ("grants", &check_grant),
