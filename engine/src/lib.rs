@@ -22,6 +22,7 @@ pub mod net;
 pub mod node;
 pub mod payload;
 pub mod projection;
+pub mod relay_wire;
 pub mod store;
 pub mod sync;
 pub mod text;

@@ -5,57 +5,26 @@
 //! requester the target's; both dial each other at once, so each NAT sees outgoing packets
 //! before the other's arrive. The introducer relays nothing.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::relay::{Refusal, RelayProtocol, VERSION, answer, dial_on, read, refuse};
+use super::relay::{Refusal, RelayProtocol, answer, dial_on, read, refuse};
 use super::{Host, NetError, RELAY_ALPN};
 use crate::engine::PathKind;
+use crate::relay_wire::{self, Kind, Request};
 use crate::sync::{ALPN, Outcome};
 
-/// "Introduce me to this device" (to the introducer).
-pub(crate) const PUNCH: u8 = 3;
-/// "This device wants to reach you; it is at this address" (from the introducer).
-pub(crate) const PUNCH_FROM: u8 = 4;
 /// How long the target keeps dialling the requester.
 const PUNCH_WINDOW: Duration = Duration::from_secs(8);
-
-/// `family (4 | 6) ‖ IP ‖ port u16 BE`.
-fn encode_addr(a: SocketAddr) -> Vec<u8> {
-    let mut out = Vec::with_capacity(19);
-    match a.ip() {
-        IpAddr::V4(ip) => {
-            out.push(4);
-            out.extend_from_slice(&ip.octets());
-        }
-        IpAddr::V6(ip) => {
-            out.push(6);
-            out.extend_from_slice(&ip.octets());
-        }
-    }
-    out.extend_from_slice(&a.port().to_be_bytes());
-    out
-}
 
 async fn read_addr(recv: &mut quinn::RecvStream) -> Result<SocketAddr, NetError> {
     let mut family = [0u8; 1];
     read(recv, &mut family).await?;
-    let ip = match family[0] {
-        4 => {
-            let mut b = [0u8; 4];
-            read(recv, &mut b).await?;
-            IpAddr::V4(Ipv4Addr::from(b))
-        }
-        6 => {
-            let mut b = [0u8; 16];
-            read(recv, &mut b).await?;
-            IpAddr::V6(Ipv6Addr::from(b))
-        }
-        other => return Err(NetError::Stream(format!("unknown address family {other}"))),
-    };
-    let mut port = [0u8; 2];
-    read(recv, &mut port).await?;
-    Ok(SocketAddr::new(ip, u16::from_be_bytes(port)))
+    let rest_len = relay_wire::addr_rest_len(family[0]).map_err(|e| NetError::Stream(e.to_string()))?;
+    let mut bytes = vec![0u8; 1 + rest_len];
+    bytes[0] = family[0];
+    read(recv, &mut bytes[1..]).await?;
+    relay_wire::decode_addr(&bytes).map_err(|e| NetError::Stream(e.to_string()))
 }
 
 impl RelayProtocol {
@@ -79,9 +48,8 @@ impl RelayProtocol {
         let asked = async {
             let conn = dial_on(endpoint, &self.engine, &self.seed, target_addr, Some(target), RELAY_ALPN).await?;
             let (mut t_send, mut t_recv) = conn.open_bi().await?;
-            let mut msg = vec![VERSION, PUNCH_FROM];
-            msg.extend_from_slice(&from);
-            msg.extend_from_slice(&encode_addr(from_addr));
+            let mut msg = Request { kind: Kind::PunchFrom, device: from }.encode().to_vec();
+            msg.extend_from_slice(&relay_wire::encode_addr(from_addr));
             t_send.write_all(&msg).await.map_err(|e| NetError::Stream(e.to_string()))?;
             let mut answer = [0u8; 1];
             read(&mut t_recv, &mut answer).await?;
@@ -89,7 +57,7 @@ impl RelayProtocol {
         };
         match asked.await {
             Ok(0) => {
-                answer(send, &[&[0][..], &encode_addr(target_addr)].concat()).await;
+                answer(send, &[&[0][..], &relay_wire::encode_addr(target_addr)].concat()).await;
                 Ok(())
             }
             Ok(_) => Err(refuse(send, Refusal::NotAllowed).await),
@@ -140,7 +108,7 @@ impl Host {
         if !self.punch {
             return Err(NetError::Relay("hole punching is turned off".into()));
         }
-        let (conn, _send, mut recv) = self.request(introducer_addr, introducer, PUNCH, target).await?;
+        let (conn, _send, mut recv) = self.request(introducer_addr, introducer, Kind::Punch, target).await?;
         let addr = read_addr(&mut recv).await?;
         conn.close(0u32.into(), b"done");
         // The target dials us at the same time: its connection, if it wins, is punched too.

@@ -16,14 +16,10 @@ use super::router::ProtocolHandler;
 use super::sync_protocol::{OnlineGuard, finish};
 use super::{Host, NetError, stream, tls};
 use crate::engine::{Engine, PathKind};
+use crate::relay_wire::{Kind, Request};
 use crate::sync::{ALPN, Conn, Limits, Outcome};
 
 pub const RELAY_ALPN: &[u8] = b"libra/relay/1";
-pub(crate) const VERSION: u8 = 1;
-/// "Splice me to this device" (to the relay).
-const CONNECT: u8 = 1;
-/// "This device reaches you through me" (from the relay to the target).
-const INCOMING: u8 = 2;
 
 /// Spliced pairs a relay carries at once, in all and per requesting peer.
 const MAX_RELAYED: usize = 32;
@@ -161,19 +157,21 @@ impl RelayProtocol {
         let (send, mut recv) = tokio::time::timeout(REQUEST_TIMEOUT, conn.accept_bi())
             .await
             .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))??;
-        let mut head = [0u8; 34];
+        let mut head = [0u8; Request::LEN];
         read(&mut recv, &mut head).await?;
-        let mut other = [0u8; 32];
-        other.copy_from_slice(&head[2..]);
-        match (head[0], head[1]) {
-            (VERSION, CONNECT) => self.splice(peer, other, send, recv).await,
-            (VERSION, INCOMING) => self.incoming(peer, conn.remote_address(), other, send, recv).await,
-            (VERSION, super::punch::PUNCH) => self.introduce(peer, conn.remote_address(), other, send).await,
-            (VERSION, super::punch::PUNCH_FROM) => self.punched(other, send, recv).await,
-            _ => {
+        let req = match Request::decode(&head) {
+            Ok(r) => r,
+            Err(e) => {
                 refuse(send, Refusal::NotAllowed).await;
-                Err(NetError::Stream("unknown relay request".into()))
+                return Err(NetError::Stream(e.to_string()));
             }
+        };
+        let other = req.device;
+        match req.kind {
+            Kind::Connect => self.splice(peer, other, send, recv).await,
+            Kind::Incoming => self.incoming(peer, conn.remote_address(), other, send, recv).await,
+            Kind::Punch => self.introduce(peer, conn.remote_address(), other, send).await,
+            Kind::PunchFrom => self.punched(other, send, recv).await,
         }
     }
 
@@ -228,8 +226,7 @@ impl RelayProtocol {
             }
         };
         let (mut t_send, t_recv) = onward.open_bi().await?;
-        let mut hello = vec![VERSION, INCOMING];
-        hello.extend_from_slice(&from);
+        let hello = Request { kind: Kind::Incoming, device: from }.encode();
         t_send.write_all(&hello).await.map_err(|e| NetError::Stream(e.to_string()))?;
         send.write_all(&[0]).await.map_err(|e| NetError::Stream(e.to_string()))?;
         let mut a = tokio::io::join(recv, send);
@@ -298,13 +295,12 @@ impl Host {
         &self,
         via_addr: SocketAddr,
         via: [u8; 32],
-        kind: u8,
+        kind: Kind,
         target: [u8; 32],
     ) -> Result<(quinn::Connection, quinn::SendStream, quinn::RecvStream), NetError> {
         let conn = self.dial(via_addr, Some(via), RELAY_ALPN).await?;
         let (mut send, mut recv) = conn.open_bi().await?;
-        let mut req = vec![VERSION, kind];
-        req.extend_from_slice(&target);
+        let req = Request { kind, device: target }.encode();
         send.write_all(&req).await.map_err(|e| NetError::Stream(e.to_string()))?;
         let mut code = [0u8; 1];
         read(&mut recv, &mut code).await?;
@@ -323,7 +319,7 @@ impl Host {
         target: [u8; 32],
         live: bool,
     ) -> Result<Outcome, NetError> {
-        let (conn, send, recv) = self.request(relay_addr, relay, CONNECT, target).await?;
+        let (conn, send, recv) = self.request(relay_addr, relay, Kind::Connect, target).await?;
         let check = self.engine.clone();
         let allow: tls::Allow = Arc::new(move |k: &[u8; 32]| check.is_allowed(k));
         let cfg = tls::client_config(&self.seed, &self.engine.device(), allow, Some(target), ALPN)?;

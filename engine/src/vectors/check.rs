@@ -103,6 +103,43 @@ fn check_lan_tag(c: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// A request (34 bytes, then an address for Punch-from) or a Punch answer (0, then an address).
+fn check_relay_request(c: &Value) -> Result<(), String> {
+    use crate::relay_wire::{RelayWireError, Request, decode_addr};
+    let bytes = hexf(c, "encoded")?;
+    let want_addr = c.get("address").and_then(Value::as_str);
+    let outcome = (|| -> Result<(), RelayWireError> {
+        if bytes.first() == Some(&0) {
+            // A Punch answer: code 0 and the target's address.
+            let a = decode_addr(&bytes[1..])?;
+            return if want_addr == Some(a.to_string().as_str()) { Ok(()) } else { Err(RelayWireError::Length(0)) };
+        }
+        let head: &[u8; Request::LEN] =
+            bytes.get(..Request::LEN).and_then(|h| h.try_into().ok()).ok_or(RelayWireError::Length(bytes.len()))?;
+        let r = Request::decode(head)?;
+        if c.get("kind").and_then(Value::as_u64) != Some(r.kind as u64)
+            || hexf(c, "device").ok() != Some(r.device.to_vec())
+        {
+            return Err(RelayWireError::Length(0));
+        }
+        match want_addr {
+            Some(w) if decode_addr(&bytes[Request::LEN..])?.to_string() != w => Err(RelayWireError::Length(0)),
+            None if bytes.len() != Request::LEN => Err(RelayWireError::Length(bytes.len())),
+            _ => Ok(()),
+        }
+    })();
+    let outcome = outcome.map_err(|e| {
+        match e {
+            RelayWireError::Version(_) => "version",
+            RelayWireError::Kind(_) => "kind",
+            RelayWireError::Family(_) => "family",
+            RelayWireError::Length(_) => "length",
+        }
+        .to_owned()
+    });
+    expect(c, outcome)
+}
+
 fn check_nearby(c: &Value) -> Result<(), String> {
     use crate::nearby::{Announcement, NearbyError};
     let bytes = hexf(c, "encoded")?;
@@ -422,8 +459,9 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 16] = [
+        let sections: [(&str, &CaseCheck); 17] = [
             ("lan_tags", &check_lan_tag),
+            ("relay_requests", &check_relay_request),
             ("nearby", &check_nearby),
             ("beacons", &check_beacon),
             ("safety_numbers", &check_safety_number),

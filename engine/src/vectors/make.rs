@@ -117,6 +117,18 @@ fn connectivity() -> String {
             { "id": "beacon-bad-length", "result": "invalid", "error": "length", "encoded": h(&beacon.encode()[..20]) },
             { "id": "beacon-bad-magic", "result": "invalid", "error": "magic", "encoded": h(b"LBN2\x1d\x14\x00\x59\xde\x40\x00") },
         ],
+        "relay_requests": [
+            { "id": "relay-connect", "result": "valid", "kind": 1, "device": h(&db),
+              "encoded": h(&crate::relay_wire::Request { kind: crate::relay_wire::Kind::Connect, device: db }.encode()) },
+            { "id": "relay-punch-from-v4", "result": "valid", "kind": 4, "device": h(&da), "address": "203.0.113.7:40001",
+              "encoded": h(&[&crate::relay_wire::Request { kind: crate::relay_wire::Kind::PunchFrom, device: da }.encode()[..],
+                &crate::relay_wire::encode_addr("203.0.113.7:40001".parse().unwrap_or(std::net::SocketAddr::from(([0, 0, 0, 0], 0))))].concat()) },
+            { "id": "relay-punch-answer-v6", "result": "valid", "address": "[2001:db8::7]:7444",
+              "encoded": h(&[&[0u8][..], &crate::relay_wire::encode_addr("[2001:db8::7]:7444".parse().unwrap_or(std::net::SocketAddr::from(([0, 0, 0, 0], 0))))].concat()) },
+            { "id": "relay-bad-version", "result": "invalid", "error": "version", "encoded": h(&[&[2u8, 1][..], &db].concat()) },
+            { "id": "relay-bad-kind", "result": "invalid", "error": "kind", "encoded": h(&[&[1u8, 9][..], &db].concat()) },
+            { "id": "relay-bad-family", "result": "invalid", "error": "family", "encoded": h(&[0u8, 5, 1, 2, 3, 4, 0, 80]) },
+        ],
         "nearby": [
             { "id": "nearby-alice", "result": "valid", "port": 7444, "invite": h(&codec::encode(&invite)), "encoded": h(&ann) },
             { "id": "nearby-bad-length", "result": "invalid", "error": "length", "encoded": h(&ann[..ann.len() - 1]) },
