@@ -59,10 +59,11 @@ fn contacts_on_one_segment_find_each_other_and_a_stranger_learns_nothing() {
 
     let mut net = netns::Netns::new("lb");
     let seg = net.segment("br");
+    let mut ifaces = Vec::new();
     let hosts: Vec<String> = (0..3)
         .map(|i| {
             let ns = net.ns(&format!("h{i}"));
-            net.attach(&ns, &seg, &format!("10.87.0.{}/24", i + 1));
+            ifaces.push(net.attach(&ns, &seg, &format!("10.87.0.{}/24", i + 1)));
             ns
         })
         .collect();
@@ -92,6 +93,21 @@ fn contacts_on_one_segment_find_each_other_and_a_stranger_learns_nothing() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(got["messages"][0]["text"], "found you without an address");
+
+    // A's network changes under the running nodes (a new address, as after switching Wi-Fi):
+    // the conversation goes on with nobody typing anything.
+    netns::within(&hosts[0], "ip", &["addr", "flush", "dev", &ifaces[0]]);
+    netns::within(&hosts[0], "ip", &["addr", "add", "10.87.0.11/24", "dev", &ifaces[0]]);
+    json(&libra(&a, &["--json", "send", "Ben", "new address, same Ann"]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = json(&libra(&b, &["--json", "chat", "Ann"]));
+        if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "new address, same Ann")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never got A's message after A's address changed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // The stranger's recording: beacons of at least two epochs, sharing no tag, carrying no key.
     let status = netns::Killed(recorder).0.wait().expect("recorder ends");

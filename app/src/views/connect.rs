@@ -80,25 +80,27 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
         if snap.peers.is_empty() {
             ui.label(RichText::new("No peers yet. Add a contact to let their devices sync with you.").weak());
         }
-        egui::Grid::new("peers").striped(true).spacing([16.0, 6.0]).show(ui, |ui| {
-            for h in ["", "Peer", "Path", "Status", "Last seen", "Last sync", "Address (local)"] {
-                ui.label(RichText::new(h).small().weak());
-            }
-            ui.end_row();
-            for p in &snap.peers {
-                super::widgets::status_dot(ui, p.online);
-                ui.label(format!("{}  {}", p.name, p.short));
-                match (&p.path, &p.why) {
-                    (Some(path), _) => ui.label(path),
-                    (None, Some(why)) => ui.label(RichText::new("unreachable").weak()).on_hover_text(why),
-                    (None, None) => ui.label("—"),
-                };
-                ui.label(&p.status);
-                ui.label(when(p.last_seen_ms, now_ms));
-                ui.label(when(p.last_sync_ms, now_ms));
-                ui.label(RichText::new(p.address.as_deref().unwrap_or("—")).monospace().small());
+        // Wide tables scroll sideways rather than push columns off a small window.
+        egui::ScrollArea::horizontal().id_salt("peers-scroll").show(ui, |ui| {
+            egui::Grid::new("peers").striped(true).spacing([16.0, 6.0]).show(ui, |ui| {
+                for h in ["", "Peer", "Path", "Status", "Last seen", "Address (local)"] {
+                    ui.label(RichText::new(h).small().weak());
+                }
                 ui.end_row();
-            }
+                for p in &snap.peers {
+                    super::widgets::status_dot(ui, p.online);
+                    ui.label(format!("{}  {}", p.name, p.short));
+                    match (&p.path, &p.why) {
+                        (Some(path), _) => ui.label(path),
+                        (None, Some(why)) => ui.label(RichText::new("unreachable").weak()).on_hover_text(why),
+                        (None, None) => ui.label("—"),
+                    };
+                    ui.label(&p.status).on_hover_text(format!("last sync {}", when(p.last_sync_ms, now_ms)));
+                    ui.label(when(p.last_seen_ms, now_ms));
+                    ui.label(RichText::new(p.address.as_deref().unwrap_or("—")).monospace().small());
+                    ui.end_row();
+                }
+            });
         });
         // Why each offline peer is not connected, in words.
         for p in snap.peers.iter().filter(|p| !p.online) {
