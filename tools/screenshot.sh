@@ -51,7 +51,7 @@ $L --data "$ben" send "Weekend trip" "I'll bring sleeping mats" >/dev/null
 sync_all
 $L --data "$me" send Cat "Thanks for the photos!" >/dev/null
 sync_all
-$L --data "$cat" send Alice "Anytime. The lake one is my favourite" >/dev/null
+$L --data "$cat" send Alice "Anytime. The lake one is my favourite 👍 🎉 (湖 / 湖 / 호수) https://example.org/lake" >/dev/null
 sync_all
 kill $(jobs -p) $(cat "$demo"/*.pid) 2>/dev/null || true; wait 2>/dev/null || true
 # Someone else calling themselves Ben: Alice verifies the real one by safety number.
@@ -70,6 +70,7 @@ shot() { # name, app args...
 shot chat "--open $BS"
 shot impostor "--open $MS"
 shot group "--open 'Weekend trip'"
+shot cat "--open Cat"
 shot identity "--tab identity"
 shot connect "--tab connect"
 onboard=$(mktemp -d)

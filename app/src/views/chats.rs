@@ -179,7 +179,7 @@ fn bubble(ui: &mut egui::Ui, m: &Msg, key: &str, state: &mut ChatsState, actions
                     } else if m.deleted {
                         ui.label(RichText::new("message deleted").italics().weak());
                     } else {
-                        ui.label(RichText::new(m.text.as_deref().unwrap_or("")).color(text_color).size(14.5));
+                        super::links::message_text(ui, m.text.as_deref().unwrap_or(""), text_color, 14.5);
                     }
                     ui.horizontal(|ui| {
                         let meta = format!("{}{}", if m.edited { "edited · " } else { "" }, clock_time(m.ms));
@@ -328,17 +328,17 @@ pub fn conversation(
         // Stays at the bottom while new messages arrive; stays put while reading history.
         egui::ScrollArea::vertical().stick_to_bottom(true).auto_shrink([false, false]).show(ui, |ui| {
             ui.add_space(8.0);
-            let mut last_day = u64::MAX;
+            let mut last_day = None;
             let mut shown = 0;
             for m in &open.messages {
                 if !needle.is_empty() && !m.text.as_deref().unwrap_or("").to_lowercase().contains(&needle) {
                     continue;
                 }
                 shown += 1;
-                let day = m.ms / 86_400_000;
-                if day != last_day {
-                    last_day = day;
-                    ui.vertical_centered(|ui| ui.label(RichText::new(day_label(m.ms)).small().weak()));
+                let day = super::local_day(m.ms);
+                if Some(day) != last_day {
+                    last_day = Some(day);
+                    ui.vertical_centered(|ui| ui.label(RichText::new(super::day_label(m.ms)).small().weak()));
                 }
                 bubble(ui, m, &key, state, actions);
             }
@@ -355,9 +355,4 @@ pub fn conversation(
             actions.push(ChatAction::MarkRead { key: key.clone() });
         }
     });
-}
-
-fn day_label(ms: u64) -> String {
-    let (y, m, d) = libra_engine::clock::civil_date(ms);
-    format!("{y:04}-{m:02}-{d:02}")
 }

@@ -50,7 +50,7 @@ pub fn message_line(v: &Value) -> String {
     };
     format!(
         "{}  {:<10} {}{}{}  ({})\n",
-        &v["time"].as_str().unwrap_or("")[..19.min(v["time"].as_str().unwrap_or("").len())],
+        render::local(v["time"].as_str().unwrap_or("")),
         for_terminal(v["from"].as_str().unwrap_or("")),
         v["reply_to"].as_str().map(|r| format!("↳{} ", &r[..8])).unwrap_or_default(),
         text,

@@ -113,7 +113,7 @@ fn log(out: &mut Out, node: &Node, cmd: &LogCommand) -> Result<u8> {
                         r["author"].as_str().unwrap_or(""),
                         r["seq"],
                         &r["head"].as_str().unwrap_or("")[..16],
-                        r["last_time"].as_str().unwrap_or(""),
+                        render::local(r["last_time"].as_str().unwrap_or("")),
                         if r["forked"] == json!(true) { "  FORKED" } else { "" }
                     );
                 }
@@ -134,7 +134,7 @@ fn log(out: &mut Out, node: &Node, cmd: &LogCommand) -> Result<u8> {
                             "{:>6}  {}  {}  {:<14} {:>6} B\n",
                             r["seq"],
                             &r["id"].as_str().unwrap_or("")[..16],
-                            r["time"].as_str().unwrap_or(""),
+                            render::local(r["time"].as_str().unwrap_or("")),
                             r["kind_name"].as_str().unwrap_or(""),
                             r["payload_size"]
                         )
@@ -244,7 +244,7 @@ fn replay(out: &mut Out, node: &Node, author: &str) -> Result<u8> {
                 "{:>6}  {}  {}  {:<14} {}\n",
                 r["seq"],
                 &r["id"].as_str().unwrap_or("")[..16],
-                r["time"].as_str().unwrap_or(""),
+                render::local(r["time"].as_str().unwrap_or("")),
                 r["kind_name"].as_str().unwrap_or(""),
                 r["payload"]
             );

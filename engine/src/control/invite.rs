@@ -61,7 +61,7 @@ fn list(cx: &Cx, out: &mut Out) -> Result<u8> {
                     r["id"].as_str().unwrap_or(""),
                     r["uses_left"],
                     if r["uses_left"] == 1 { "" } else { "s" },
-                    r["expires"].as_str().unwrap_or("")
+                    render::local(r["expires"].as_str().unwrap_or(""))
                 )
             })
             .collect()

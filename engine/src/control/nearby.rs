@@ -16,8 +16,8 @@ pub fn nearby(cx: &Cx, out: &mut Out, cmd: &NearbyCommand) -> Result<u8> {
             let until = host.nearby_start(*minutes)?;
             out.set(&json!({ "visible_until": render::time(until) }), || {
                 format!(
-                    "visible nearby until {} (UTC): your name and keys go to everyone on this network.\nPeople who are visible too: `libra nearby list`; add one with `libra nearby add NAME|SHORT-ID`.\n",
-                    render::time(until)
+                    "visible nearby until {}: your name and keys go to everyone on this network.\nPeople who are visible too: `libra nearby list`; add one with `libra nearby add NAME|SHORT-ID`.\n",
+                    render::local(&render::time(until))
                 )
             });
         }
@@ -40,7 +40,7 @@ pub fn nearby(cx: &Cx, out: &mut Out, cmd: &NearbyCommand) -> Result<u8> {
                             "{}  {}  seen {}\n",
                             for_terminal(r["name"].as_str().unwrap_or("")),
                             r["short"].as_str().unwrap_or(""),
-                            r["seen"].as_str().unwrap_or("")
+                            render::local(r["seen"].as_str().unwrap_or(""))
                         )
                     })
                     .collect(),

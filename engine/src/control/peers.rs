@@ -109,8 +109,8 @@ fn peer_line(r: &Value) -> String {
     let mut line = format!(
         "{who}\n  {state}{}  last seen {}  last sync {}  in {} out {}  {sync}{}\n",
         if r["allowed"] == json!(true) { "allowed" } else { "not allowed" },
-        r["last_seen"].as_str().unwrap_or("never"),
-        r["last_sync"].as_str().unwrap_or("never"),
+        r["last_seen"].as_str().map_or_else(|| "never".to_owned(), render::local),
+        r["last_sync"].as_str().map_or_else(|| "never".to_owned(), render::local),
         r["entries_in"],
         r["entries_out"],
         r["connected_at"].as_str().or(r["address"].as_str()).map(|a| format!("  at {a}")).unwrap_or_default()

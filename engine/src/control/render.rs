@@ -21,9 +21,18 @@ pub fn author(trust: &TrustView, key: &[u8; 32]) -> String {
     hex::encode(key)
 }
 
-/// Milliseconds since the epoch as an RFC 3339 UTC time.
+/// Milliseconds since the epoch as an RFC 3339 UTC time (JSON, logs).
 pub fn time(ms: u64) -> String {
     clock::rfc3339(ms)
+}
+
+/// An RFC 3339 time (as [`time`] writes it) in this machine's local time zone, for people:
+/// `2026-11-30 12:48:07`; what does not parse is shown as it is.
+pub fn local(rfc3339: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) => t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+        Err(_) => rfc3339.to_owned(),
+    }
 }
 
 pub fn entry_json(e: &Entry, with_payload: bool) -> Value {
