@@ -216,6 +216,24 @@ impl LibraApp {
                 ChatAction::Accept { user } => engine.act(move |n| {
                     n.accept_contact(&user).map(|()| format!("accepted {}", user.short())).map_err(|e| e.to_string())
                 }),
+                ChatAction::CreateGroup { name, members } => engine.act(move |n| {
+                    n.group_create(&name, &members).map(|_| format!("group {name} created")).map_err(|e| e.to_string())
+                }),
+                ChatAction::AddMembers { key, members } => engine.act(move |n| {
+                    let t = n.chat(&key).map_err(|e| e.to_string())?;
+                    n.group_add(&t, &members)
+                        .map(|()| format!("added {} to {}", members.len(), t.title))
+                        .map_err(|e| e.to_string())
+                }),
+                ChatAction::Leave { key } => engine.act(move |n| {
+                    let t = n.chat(&key).map_err(|e| e.to_string())?;
+                    n.group_leave(&t).map(|()| format!("left {}", t.title)).map_err(|e| e.to_string())
+                }),
+                ChatAction::RenameContact { user, name } => engine.act(move |n| {
+                    n.rename_contact(&user, &name)
+                        .map(|()| format!("{} is now {name}", user.short()))
+                        .map_err(|e| e.to_string())
+                }),
                 ChatAction::MarkRead { key } => engine.act(move |n| {
                     let t = n.chat(&key).map_err(|e| e.to_string())?;
                     n.mark_read(&t, receipts).map(|_| String::new()).map_err(|e| e.to_string())
@@ -255,7 +273,7 @@ impl LibraApp {
                 }
             });
             let mut actions = Vec::new();
-            chats::list(ui, &self.snap, &self.chats, now, &mut actions);
+            chats::list(ui, &self.snap, &mut self.chats, now, &mut actions);
             self.run_chat_actions(actions);
         });
     }
@@ -314,14 +332,15 @@ impl eframe::App for LibraApp {
         egui::CentralPanel::default().show(ui, |ui| match self.tab {
             Tab::Chats => {
                 let mut actions = Vec::new();
-                let waiting = self.snap.waiting();
-                chats::conversation(ui, self.snap.open.as_ref(), waiting.as_deref(), &mut self.chats, &mut actions);
+                chats::conversation(ui, &self.snap, &mut self.chats, &mut actions);
                 self.run_chat_actions(actions);
             }
             Tab::Identity => match (identity::ui(ui, &self.snap, &mut self.identity), &self.engine) {
                 (Some(IdentityAction::NewInvite { address, uses }), Some(engine)) => engine.act(move |n| {
                     n.invite(address, uses).map(|i| format!("invite:{}", i.to_text())).map_err(|e| e.to_string())
                 }),
+                (Some(IdentityAction::Rename(name)), Some(engine)) => engine
+                    .act(move |n| n.set_name(&name).map(|()| format!("you are now {name}")).map_err(|e| e.to_string())),
                 (Some(IdentityAction::Revoke(id)), Some(engine)) => engine.act(move |n| {
                     n.store
                         .revoke_invites(Some(&id), clock::wall_ms())

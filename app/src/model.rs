@@ -56,6 +56,8 @@ pub struct OpenChat {
     pub contact: Option<ContactInfo>,
     /// The short ids of the other person's devices (to tell whether any is connected).
     pub devices: Vec<String>,
+    /// A group's members (empty for a direct chat).
+    pub members: Vec<UserId>,
 }
 
 /// Who the other person of a direct chat is, as far as the user checked.
@@ -206,7 +208,8 @@ impl Snapshot {
                     s.contacts.iter().find(|(u, _)| ChatId::direct(&me, u) == chat).map(|(_, n)| n.clone())
                 })
                 .unwrap_or_default();
-            let subtitle = match node.store.group(&chat).ok().flatten() {
+            let group = node.store.group(&chat).ok().flatten();
+            let subtitle = match &group {
                 Some((_, members)) => {
                     let names: Vec<String> = members.iter().map(|m| name_of(node, &s.contacts, &Some(*m))).collect();
                     names.join(", ")
@@ -255,7 +258,8 @@ impl Snapshot {
                 .and_then(|c| node.device_certs(&c.user).ok())
                 .map(|certs| certs.iter().map(|c| c.body.device.short()).collect())
                 .unwrap_or_default();
-            s.open = Some(OpenChat { chat, title, subtitle, messages, contact, devices });
+            let members = group.map(|(_, m)| m.into_iter().collect()).unwrap_or_default();
+            s.open = Some(OpenChat { chat, title, subtitle, messages, contact, devices, members });
         }
         s.peers = Snapshot::peers_of(node, &s.contacts, net);
         s.nearby = net.nearby.clone();

@@ -218,3 +218,79 @@ fn a_message_waiting_at_one_tick_says_why() {
         h.query_by_label_contains("Not sent yet: Ben is offline: no address known").is_some()
     });
 }
+
+/// Groups and names in the app: create a group from contacts and send to it, give a contact
+/// a name of your own, and change your own name.
+#[test]
+fn a_group_is_created_and_a_contact_renamed_in_the_app() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("me");
+    drop(Node::init(&data, "Ann").expect("init"));
+    let invite_of = |label: &str, name: &str| {
+        let mut n = Node::init(&dir.path().join(label), name).expect("init");
+        n.invite(None, 1).expect("invite")
+    };
+    let (ib, ic) = (invite_of("ben", "Ben"), invite_of("cat", "Cat"));
+    let (ben, cat) = (ib.user(), ic.user());
+    let mut h = harness(data);
+    step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());
+    let app = h.state().engine().expect("engine").core().clone();
+    app.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
+    app.write(move |n| n.add_contact(&ic, None).expect("add")).expect("write");
+    step_until(&mut h, "the contacts", |h| shows(h, "Ben") && shows(h, "Cat"));
+
+    // New group: a name, two people ticked, Create.
+    h.get_by_label("New group…").click();
+    step_until(&mut h, "the form", |h| h.query_by_label("Create group").is_some());
+    let name = h.get_by_role(Role::TextInput);
+    name.focus();
+    name.type_text("Trip");
+    h.step();
+    h.get_by_role_and_label(Role::CheckBox, "Ben").click();
+    h.get_by_role_and_label(Role::CheckBox, "Cat").click();
+    h.step();
+    h.get_by_label("Create group").click();
+    step_until(&mut h, "the group in the list", |h| h.query_by_label("Trip").is_some());
+    let members = app
+        .read(|n| {
+            let t = n.chat("Trip").expect("group");
+            n.store.group(&t.chat).expect("read").expect("a group").1
+        })
+        .expect("read");
+    assert_eq!(members.len(), 3, "Ann, Ben and Cat");
+    assert!(members.contains(&ben) && members.contains(&cat));
+    h.get_by_label("Trip").click();
+    step_until(&mut h, "the composer", |h| h.query_by_label("Send").is_some());
+    let composer = h.get_by_role(Role::MultilineTextInput);
+    composer.focus();
+    composer.type_text("who brings the tent?");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    step_until(&mut h, "the message in the group", |h| shows(h, "who brings the tent?"));
+    assert!(h.query_by_label("Leave group…").is_some());
+
+    // Rename Ben to a name of our own.
+    h.get_by_label("Ben").click();
+    step_until(&mut h, "Ben's chat", |h| h.query_by_label("Rename…").is_some());
+    h.get_by_label("Rename…").click();
+    step_until(&mut h, "the rename form", |h| h.query_by_label("Save").is_some());
+    let field =
+        h.get_all_by_role(Role::TextInput).find(|n| n.value().as_deref() == Some("Ben")).expect("the name field");
+    field.focus();
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.step();
+    h.get_all_by_role(Role::TextInput)
+        .find(|n| n.value().as_deref() == Some("Ben"))
+        .expect("the name field")
+        .type_text("Benji");
+    h.step();
+    h.get_by_label("Save").click();
+    step_until(&mut h, "the new name", |h| shows(h, "Benji"));
+    assert_eq!(app.read(move |n| n.display_name(&ben)).expect("read"), "Benji");
+
+    // And our own name.
+    app.write(|n| n.set_name("Annie").expect("rename")).expect("write");
+    assert_eq!(app.read(|n| n.name()).expect("read").as_deref(), Some("Annie"));
+    assert!(app.write(|n| n.set_name("\u{202e}evil")).expect("write").is_err(), "bidi controls are refused");
+}

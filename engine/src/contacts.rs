@@ -13,7 +13,7 @@ use crate::identity::{DeviceId, UserId, safety_number};
 use crate::log::EntryId;
 use crate::messaging::{Body, ChatId};
 use crate::messenger::{ChatTarget, MessengerError};
-use crate::node::Node;
+use crate::node::{Node, NodeError};
 use crate::payload::MAX_NAME;
 use crate::store::{ChatKind, ContactState};
 
@@ -219,6 +219,20 @@ impl Node {
 
 /// A name the user gives (their own, or a contact's): 1 to [`MAX_NAME`] bytes, nothing that
 /// acts on a terminal or hides itself.
+impl Node {
+    /// Changes the user's own display name: a Profile entry in the user log (spec/identity.md),
+    /// which contacts receive with the log. Needs the user key on this device. Contacts keep
+    /// showing the name they gave us, if they gave one.
+    pub fn set_name(&mut self, name: &str) -> Result<(), MessengerError> {
+        check_name(name)?;
+        let Some(user) = self.secrets.user.as_ref() else { return Err(MessengerError::NoUserKey) };
+        let signing = user.signing.clone();
+        let payload = crate::payload::Payload::Profile(crate::payload::Profile { name: name.to_owned() });
+        self.store.append(&signing, vec![payload.encoded()], crate::clock::wall_ms()).map_err(NodeError::from)?;
+        Ok(())
+    }
+}
+
 pub fn check_name(name: &str) -> Result<(), MessengerError> {
     if name.trim().is_empty() || name.len() > MAX_NAME || name.chars().any(crate::text::is_unsafe_char) {
         return Err(MessengerError::BadName(MAX_NAME));

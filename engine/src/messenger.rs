@@ -46,6 +46,8 @@ pub enum MessengerError {
     OwnInvite,
     #[error("an invite allows 1 to {MAX_INVITE_USES} uses, not {0}")]
     BadUses(u32),
+    #[error("this device does not hold the user key (only the device that created the identity can change its name)")]
+    NoUserKey,
     #[error("no chat, contact or group called '{0}'")]
     UnknownChat(String),
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]

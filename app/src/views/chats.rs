@@ -9,7 +9,7 @@ use libra_engine::store::Delivery;
 
 use super::widgets::{avatar, badge};
 use super::{clock_time, when};
-use crate::model::{Msg, OpenChat, Snapshot};
+use crate::model::{Msg, Snapshot};
 
 /// What the user asked for in these views; the app carries it out.
 pub enum ChatAction {
@@ -43,6 +43,21 @@ pub enum ChatAction {
     Accept {
         user: UserId,
     },
+    CreateGroup {
+        name: String,
+        members: Vec<UserId>,
+    },
+    AddMembers {
+        key: String,
+        members: Vec<UserId>,
+    },
+    Leave {
+        key: String,
+    },
+    RenameContact {
+        user: UserId,
+        name: String,
+    },
 }
 
 #[derive(Default)]
@@ -56,9 +71,14 @@ pub struct ChatsState {
     pub last_marked: Option<EntryId>,
     /// The safety number panel is open.
     pub verifying: bool,
+    /// A form for groups and contacts, open in place.
+    pub form: super::people::Form,
+    /// A message of our own the user asked to delete, awaiting a yes.
+    pub deleting: Option<EntryId>,
 }
 
-pub fn list(ui: &mut egui::Ui, snap: &Snapshot, state: &ChatsState, now_ms: u64, actions: &mut Vec<ChatAction>) {
+pub fn list(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, now_ms: u64, actions: &mut Vec<ChatAction>) {
+    super::people::new_group(ui, snap, state, actions);
     if snap.chats.is_empty() && snap.contacts.is_empty() {
         ui.add_space(24.0);
         ui.vertical_centered(|ui| {
@@ -128,7 +148,7 @@ fn row(ui: &mut egui::Ui, selected: bool, add: impl FnOnce(&mut egui::Ui)) -> eg
     resp
 }
 
-fn bubble(ui: &mut egui::Ui, m: &Msg, key: &str, state: &mut ChatsState, actions: &mut Vec<ChatAction>) {
+fn bubble(ui: &mut egui::Ui, m: &Msg, state: &mut ChatsState) {
     let own = m.mine;
     let max = (ui.available_width() * 0.72).max(160.0);
     // Size the bubble to its widest line (text wrapped at `max`, sender, quote, time).
@@ -209,8 +229,8 @@ fn bubble(ui: &mut egui::Ui, m: &Msg, key: &str, state: &mut ChatsState, actions
                     state.composer = m.text.clone().unwrap_or_default();
                     ui.close();
                 }
-                if ui.button("Delete").clicked() {
-                    actions.push(ChatAction::Delete { key: key.to_owned(), id: m.id });
+                if ui.button("Delete…").clicked() {
+                    state.deleting = Some(m.id);
                     ui.close();
                 }
             }
@@ -219,14 +239,12 @@ fn bubble(ui: &mut egui::Ui, m: &Msg, key: &str, state: &mut ChatsState, actions
     ui.add_space(4.0);
 }
 
-/// `waiting`: why messages at one tick have not gone out (the other person is offline).
-pub fn conversation(
-    ui: &mut egui::Ui,
-    open: Option<&OpenChat>,
-    waiting: Option<&str>,
-    state: &mut ChatsState,
-    actions: &mut Vec<ChatAction>,
-) {
+/// The open chat: header (who, trust, tools), messages, composer; and why messages at one
+/// tick have not gone out (the other person is offline).
+pub fn conversation(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, actions: &mut Vec<ChatAction>) {
+    let open = snap.open.as_ref();
+    let waiting = snap.waiting();
+    let waiting = waiting.as_deref();
     let Some((chat_id, key)) = state.open.clone() else {
         ui.centered_and_justified(|ui| {
             ui.label(RichText::new("Select a chat, or start one with a contact.").weak());
@@ -251,11 +269,26 @@ pub fn conversation(
         if let Some(c) = open.and_then(|o| o.contact.as_ref()) {
             super::trust::header(ui, c, state, actions);
         }
+        if let Some(o) = open {
+            super::people::chat_tools(ui, snap, o, &key, state, actions);
+        }
         ui.add_space(4.0);
     });
     // Composer.
     egui::Panel::bottom("composer").show(ui, |ui| {
         ui.add_space(6.0);
+        if let Some(id) = state.deleting {
+            ui.horizontal(|ui| {
+                ui.label("Delete this message for everyone in the chat?");
+                if ui.button("Delete").clicked() {
+                    actions.push(ChatAction::Delete { key: key.clone(), id });
+                    state.deleting = None;
+                }
+                if ui.button("Keep").clicked() {
+                    state.deleting = None;
+                }
+            });
+        }
         let unsent = open.is_some_and(|o| o.messages.iter().any(|m| m.mine && m.delivery == Some(Delivery::Sent)));
         if let Some(why) = waiting.filter(|_| unsent) {
             ui.label(RichText::new(format!("Not sent yet: {why}")).small().weak());
@@ -340,7 +373,7 @@ pub fn conversation(
                     last_day = Some(day);
                     ui.vertical_centered(|ui| ui.label(RichText::new(super::day_label(m.ms)).small().weak()));
                 }
-                bubble(ui, m, &key, state, actions);
+                bubble(ui, m, state);
             }
             if shown == 0 {
                 ui.label(RichText::new(format!("No messages match “{}”.", state.search.trim())).weak());

@@ -11,12 +11,21 @@ pub struct IdentityState {
     pub address: String,
     /// How many people the next invite may introduce.
     pub uses: u32,
+    /// The new name being typed (None: not renaming).
+    pub renaming: Option<String>,
     pub qr: Option<(String, egui::TextureHandle)>,
 }
 
 impl Default for IdentityState {
     fn default() -> Self {
-        IdentityState { invite: None, include_address: false, address: String::new(), uses: 1, qr: None }
+        IdentityState {
+            invite: None,
+            include_address: false,
+            address: String::new(),
+            uses: 1,
+            renaming: None,
+            qr: None,
+        }
     }
 }
 
@@ -27,6 +36,8 @@ pub enum IdentityAction {
         uses: u32,
     },
     Revoke(String),
+    /// Change our own display name.
+    Rename(String),
 }
 
 pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut IdentityState) -> Option<IdentityAction> {
@@ -36,8 +47,33 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut IdentityState) -> Opti
         ui.horizontal(|ui| {
             avatar(ui, &snap.me.name, 56.0);
             ui.vertical(|ui| {
-                ui.label(RichText::new(&snap.me.name).size(22.0).strong());
-                ui.label(RichText::new("Your identity lives on this device.").weak());
+                match &mut state.renaming {
+                    None => {
+                        ui.horizontal(|ui| {
+                            ui.label(RichText::new(&snap.me.name).size(22.0).strong());
+                            if ui.small_button("Change name…").clicked() {
+                                state.renaming = Some(snap.me.name.clone());
+                            }
+                        });
+                    }
+                    Some(name) => {
+                        let mut done = false;
+                        ui.horizontal(|ui| {
+                            ui.add(egui::TextEdit::singleline(name).desired_width(220.0));
+                            if ui.add_enabled(!name.trim().is_empty(), egui::Button::new("Save name")).clicked() {
+                                want = Some(IdentityAction::Rename(name.trim().to_owned()));
+                                done = true;
+                            }
+                            if ui.button("Cancel").clicked() {
+                                done = true;
+                            }
+                        });
+                        if done {
+                            state.renaming = None;
+                        }
+                    }
+                }
+                ui.label(RichText::new("Your identity lives on this device. New invites carry your new name.").weak());
             });
         });
         ui.add_space(16.0);

@@ -6,6 +6,7 @@ pub mod connect;
 pub mod identity;
 pub mod links;
 pub mod onboarding;
+pub mod people;
 pub mod settings;
 pub mod trust;
 pub mod widgets;
