@@ -100,6 +100,11 @@ pub enum Command {
     /// Contacts: add one from an invite, list them.
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Print a completion script for your shell (e.g. `libra completions bash > ~/.local/share/bash-completion/completions/libra`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Visible nearby: for a few minutes, announce an invite to this local network and list
     /// the people who do the same, to add each other without typing (needs a running node).
     #[command(args_conflicts_with_subcommands = true)]
@@ -121,13 +126,26 @@ pub enum Command {
         reply_to: Option<String>,
     },
     /// Edit one of your messages.
-    Edit { chat: String, message: String, text: String },
+    Edit {
+        /// Contact name, short id (lu:xxxx-…), user id, group name or chat id.
+        chat: String,
+        /// The message: at least 8 hex digits of its id (as `chat` shows it).
+        message: String,
+        /// The new text.
+        text: String,
+    },
     /// Delete one of your messages.
-    Delete { chat: String, message: String },
+    Delete {
+        /// Contact name, short id (lu:xxxx-…), user id, group name or chat id.
+        chat: String,
+        /// The message: at least 8 hex digits of its id (as `chat` shows it).
+        message: String,
+    },
     /// List chats: last message, unread count.
     Chats,
     /// Show a chat with delivery state; --follow keeps printing new messages.
     Chat {
+        /// Contact name, short id (lu:xxxx-…), user id, group name or chat id.
         chat: String,
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -222,6 +240,7 @@ pub enum ContactCommand {
     Rename {
         /// Contact name, short id (lu:xxxx-…) or user id.
         contact: String,
+        /// Your name for them (1 to 64 bytes; they never see it).
         name: String,
     },
     /// Show the safety number to compare with the contact in person; --confirm marks the
@@ -248,24 +267,32 @@ pub enum ContactCommand {
 pub enum GroupCommand {
     /// Create a group with contacts as members.
     Create {
+        /// The group's name.
         name: String,
+        /// Members: contact names, short ids (lu:xxxx-…) or user ids.
         #[arg(required = true)]
         members: Vec<String>,
     },
     /// Add contacts to a group.
     Add {
+        /// The group: its name or chat id.
         group: String,
+        /// Members: contact names, short ids (lu:xxxx-…) or user ids.
         #[arg(required = true)]
         members: Vec<String>,
     },
     /// Leave a group.
-    Leave { group: String },
+    Leave {
+        /// The group: its name or chat id.
+        group: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum PeerCommand {
     /// Allow a device (ld…) or user (lu…) to sync with this node.
     Allow {
+        /// The device (ld…) or user (lu…) id to allow.
         id: String,
         /// Where to dial it (kept locally, never sent to anyone).
         #[arg(long)]
@@ -276,9 +303,13 @@ pub enum PeerCommand {
 #[derive(Subcommand, Debug)]
 pub enum VectorsCommand {
     /// Write the test vectors (deterministic) into DIR.
-    Generate { dir: PathBuf },
+    Generate {
+        /// Directory to write the JSON files into (created if missing).
+        dir: PathBuf,
+    },
     /// Check every case of the vectors in DIR and compare them with freshly generated ones.
     Verify {
+        /// Directory holding the vector files.
         #[arg(default_value = "testvectors")]
         dir: PathBuf,
     },

@@ -41,7 +41,9 @@ pub fn print(args: &Cli, out: &mut String, value: &Value, text: impl FnOnce() ->
 /// The engine request a command is, if it is one (`init`, `serve` and `vectors` are not).
 pub fn request(command: &Command) -> Option<Request> {
     Some(match command {
-        Command::Init { .. } | Command::Serve { .. } | Command::Vectors(_) => return None,
+        Command::Init { .. } | Command::Serve { .. } | Command::Vectors(_) | Command::Completions { .. } => {
+            return None;
+        }
         Command::Id => Request::Id,
         Command::Log(cmd) => Request::Log(match cmd {
             LogCommand::List => control::LogCommand::List,
@@ -189,6 +191,12 @@ pub fn run(args: &Cli, out: &mut String) -> Result<u8> {
     match &args.command {
         Command::Init { name } => init(args, out, name),
         Command::Vectors(cmd) => vectors_cmd(args, out, cmd),
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "libra", &mut buf);
+            out.push_str(&String::from_utf8_lossy(&buf));
+            Ok(0)
+        }
         Command::Serve { listen, no_lan, relay, no_punch, relay_retry, lan_port, lan_epoch, lan_interval } => {
             let lan = (!no_lan).then(|| libra_engine::net::LanConfig {
                 port: *lan_port,
@@ -296,8 +304,16 @@ fn serve(args: &Cli, listen: &str, lan: Option<libra_engine::net::LanConfig>, ne
         let config = HostConfig { relay: net.relay, punch: net.punch, ..HostConfig::new(listen) };
         let host = Arc::new(Host::new(engine.clone(), config)?);
         // The bound address goes to the user's terminal only, never into logs or to peers.
-        println!("listening on {}", host.local_addr()?);
-        println!("device {}", libra_engine::identity::DeviceId(libra_engine::codec::Bytes(host.device())));
+        // Written, not printed: a closed standard output must not stop the node.
+        let banner = format!(
+            "listening on {}\ndevice {}\n",
+            host.local_addr()?,
+            libra_engine::identity::DeviceId(libra_engine::codec::Bytes(host.device()))
+        );
+        let mut stdout = std::io::stdout().lock();
+        let _ =
+            std::io::Write::write_all(&mut stdout, banner.as_bytes()).and_then(|()| std::io::Write::flush(&mut stdout));
+        drop(stdout);
         host.run_dialers();
         host.run_relay_dialer(net.relay_retry);
         // A node reachable on loopback only has nothing to announce on a LAN.

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     // A running node answers on its control socket: ask it first, without touching the store
     // (opening a store another process holds only fails, and slowly).
     let running = match (&args.command, &dir) {
-        (cli::Command::Vectors(_), _) | (_, None) => None,
+        (cli::Command::Vectors(_) | cli::Command::Completions { .. }, _) | (_, None) => None,
         (_, Some(d)) => control::connect(d),
     };
     let mut forwarded = running.is_some();
@@ -69,7 +69,9 @@ fn main() -> ExitCode {
     }
     match (&result, &args.command, &dir) {
         (Ok(0), cli::Command::Chat { chat, follow: true, .. }, Some(d)) if forwarded => {
-            print!("{out}");
+            if emit(&out).is_err() {
+                return ExitCode::SUCCESS;
+            }
             return follow(d, chat);
         }
         (Ok(0), cli::Command::Chat { follow: true, .. }, _) => {
@@ -77,14 +79,32 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    print!("{out}");
+    // A reader that went away (`libra … | head`) is not an error of ours.
+    let _ = emit(&out);
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
+            if args.json {
+                // One object with a stable code, for scripts (spec/messaging.md, section 12).
+                let code = match e.downcast_ref::<control::ControlError>() {
+                    Some(c) => c.code.clone(),
+                    None => control::error_code(&e).to_owned(),
+                };
+                let v = serde_json::json!({ "error": { "code": code, "message": format!("{e:#}") } });
+                let _ = emit(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
+            }
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes to standard output; an error means nobody reads it any more.
+fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
 /// Polls the running node and prints each message once, as it arrives (whatever its
@@ -101,17 +121,20 @@ fn follow(dir: &std::path::Path, chat: &str) -> ExitCode {
                 for m in reply.value["messages"].as_array().into_iter().flatten() {
                     let id = m["id"].as_str().unwrap_or("").to_owned();
                     let now = (m["text"].as_str().map(str::to_owned), m["deleted"] == true);
-                    match shown.get(&id) {
+                    let line = match shown.get(&id) {
                         // The first answer is what `chat` just printed.
-                        None if first => {}
-                        None => print!("{}", control::message_line(m)),
-                        Some(before) if *before == now => {}
-                        Some(_) if now.1 => println!("  deleted {}", &id[..8.min(id.len())]),
-                        Some(_) => println!(
-                            "  edited {}: {}",
+                        None if first => String::new(),
+                        None => control::message_line(m),
+                        Some(before) if *before == now => String::new(),
+                        Some(_) if now.1 => format!("  deleted {}\n", &id[..8.min(id.len())]),
+                        Some(_) => format!(
+                            "  edited {}: {}\n",
                             &id[..8.min(id.len())],
                             libra_engine::text::for_terminal(now.0.as_deref().unwrap_or(""))
                         ),
+                    };
+                    if emit(&line).is_err() {
+                        return ExitCode::SUCCESS;
                     }
                     shown.insert(id, now);
                 }

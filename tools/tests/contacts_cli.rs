@@ -177,3 +177,36 @@ fn invites_are_listed_counted_and_revoked() {
     assert!(text(&libra(&ann, &["invite", "revoke", "--all"])).contains("revoked"));
     assert!(text(&libra(&ann, &["invite", "list"])).contains("no open invites"));
 }
+
+/// With `--json`, a failure is one JSON object with a stable code (and exit status 2); ids are
+/// always there; shells get completions.
+#[test]
+fn errors_are_json_with_stable_codes_and_ids_are_always_given() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = |out: &Output| -> String {
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        v["error"]["code"].as_str().expect("code").to_owned()
+    };
+    assert_eq!(err(&libra(&dir.path().join("none"), &["--json", "chats"])), "identity");
+    let (ann, _) = node(dir.path(), "ann", "Ann");
+    let (_, ben_inv) = node(dir.path(), "ben", "Ben");
+    assert_eq!(err(&libra(&ann, &["--json", "send", "Nobody", "hi"])), "not_found");
+    assert_eq!(err(&libra(&ann, &["--json", "contact", "add", "libra:xyz"])), "bad_invite");
+    assert_eq!(err(&libra(&ann, &["--json", "invite", "--uses", "5000"])), "bad_argument");
+    let added = json(&libra(&ann, &["--json", "contact", "add", &ben_inv]));
+    assert_eq!(added["user_id"], added["added"]);
+    let group = json(&libra(&ann, &["--json", "group", "create", "Trip", "Ben"]));
+    assert!(
+        group["chat"].as_str().is_some_and(|c| c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{group}"
+    );
+    let chats = json(&libra(&ann, &["--json", "chats"]));
+    assert!(chats.as_array().expect("array").iter().any(|c| c["chat"] == group["chat"]), "{chats}");
+    // Without --json the error stays a line on stderr.
+    let plain = libra(&ann, &["send", "Nobody", "hi"]);
+    assert!(plain.stdout.is_empty() && String::from_utf8_lossy(&plain.stderr).starts_with("error: "));
+    let completions = text(&libra(&ann, &["completions", "bash"]));
+    assert!(completions.contains("_libra") && completions.contains("nearby"), "bash completions");
+}

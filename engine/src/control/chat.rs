@@ -200,24 +200,26 @@ pub fn chat(
 }
 
 pub fn group(cx: &Cx, out: &mut Out, cmd: &GroupCommand) -> Result<u8> {
-    let (what, title) = cx.write(|n| match cmd {
+    let (what, t) = cx.write(|n| match cmd {
         GroupCommand::Create { name, members } => {
             let m = users(n, members)?;
-            let t = n.group_create(name, &m)?;
-            Ok(("created", t.title))
+            Ok(("created", n.group_create(name, &m)?))
         }
         GroupCommand::Add { group, members } => {
             let t = n.chat(group)?;
             let m = users(n, members)?;
             n.group_add(&t, &m)?;
-            Ok(("added to", t.title))
+            Ok(("added to", t))
         }
         GroupCommand::Leave { group } => {
             let t = n.chat(group)?;
             n.group_leave(&t)?;
-            Ok(("left", t.title))
+            Ok(("left", t))
         }
     })?;
-    out.set(&json!({ "group": title, "done": what }), || format!("{what} {}\n", for_terminal(&title)));
+    let title = t.title;
+    out.set(&json!({ "group": title, "chat": t.chat.to_hex(), "done": what }), || {
+        format!("{what} {} ({})\n", for_terminal(&title), &t.chat.to_hex()[..8])
+    });
     Ok(0)
 }

@@ -43,7 +43,7 @@ pub fn contact(cx: &Cx, out: &mut Out, cmd: &ContactCommand) -> Result<u8> {
                     .collect();
                 Ok((user, same))
             })?;
-            let v = json!({ "added": user.to_string(), "short": user.short(), "name": shown, "devices": inv.card.certs.len(), "same_name": same_name });
+            let v = json!({ "added": user.to_string(), "user_id": user.to_string(), "short": user.short(), "name": shown, "devices": inv.card.certs.len(), "same_name": same_name });
             out.set(&v, || {
                 let mut s = format!("added {} ({})\n", for_terminal(&shown), user.short());
                 if !same_name.is_empty() {

@@ -9,6 +9,7 @@
 
 mod chat;
 mod contact;
+mod errors;
 mod exec;
 mod invite;
 mod nearby;
@@ -16,6 +17,7 @@ mod peers;
 pub mod render;
 
 pub use chat::message_line;
+pub use errors::error_code;
 pub use exec::{identity_json, identity_text};
 
 use std::path::{Path, PathBuf};
@@ -111,10 +113,20 @@ pub struct Reply {
     pub code: u8,
 }
 
-/// Why a request failed (its text is what the CLI prints after `error:`).
+/// Why a request failed: its message is what the CLI prints after `error:`, its code one of
+/// [`errors::error_code`]'s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ControlError(pub String);
+#[error("{message}")]
+pub struct ControlError {
+    pub message: String,
+    pub code: String,
+}
+
+impl ControlError {
+    pub fn new(message: impl Into<String>) -> ControlError {
+        ControlError { message: message.into(), code: "failed".into() }
+    }
+}
 
 /// Where the network host is, once (and if) it is up.
 pub type HostSlot = Arc<RwLock<Option<Arc<Host>>>>;
@@ -156,7 +168,7 @@ pub fn execute(cx: &Cx, req: &Request) -> Result<Reply, ControlError> {
     let mut out = Out::default();
     match exec::run(cx, &mut out, req) {
         Ok(code) => Ok(Reply { value: out.value, text: out.text, code }),
-        Err(e) => Err(ControlError(format!("{e:#}"))),
+        Err(e) => Err(ControlError { message: format!("{e:#}"), code: errors::error_code(&e).into() }),
     }
 }
 
@@ -169,7 +181,11 @@ struct Envelope {
 #[serde(untagged)]
 enum Answer {
     Ok(Reply),
-    Err { error: String },
+    Err {
+        error: String,
+        #[serde(default)]
+        code: String,
+    },
 }
 
 /// Serves the control socket of the node in `dir` until the task is dropped.
@@ -197,13 +213,13 @@ pub async fn serve(engine: Engine, host: HostSlot, dir: PathBuf) -> std::io::Res
                     let cx = Cx { engine, host, running: true };
                     tokio::task::spawn_blocking(move || execute(&cx, &env.request))
                         .await
-                        .unwrap_or_else(|e| Err(ControlError(e.to_string())))
+                        .unwrap_or_else(|e| Err(ControlError::new(e.to_string())))
                 }
-                Err(e) => Err(ControlError(format!("bad request: {e}"))),
+                Err(e) => Err(ControlError { message: format!("bad request: {e}"), code: "bad_request".into() }),
             };
             let answer = match answer {
                 Ok(r) => Answer::Ok(r),
-                Err(e) => Answer::Err { error: e.0 },
+                Err(e) => Answer::Err { error: e.message, code: e.code },
             };
             let mut text = serde_json::to_string(&answer).unwrap_or_default();
             text.push('\n');
@@ -234,18 +250,18 @@ pub fn connect(_dir: &Path) -> Option<std::convert::Infallible> {
 #[cfg(unix)]
 pub fn call(mut stream: std::os::unix::net::UnixStream, req: &Request) -> Result<Reply, ControlError> {
     use std::io::{BufRead, BufReader, Write};
-    let io = |e: std::io::Error| ControlError(format!("talking to the running node: {e}"));
+    let io = |e: std::io::Error| ControlError::new(format!("talking to the running node: {e}"));
     stream.set_read_timeout(Some(std::time::Duration::from_secs(180))).map_err(io)?;
     let mut line =
-        serde_json::to_string(&Envelope { request: req.clone() }).map_err(|e| ControlError(e.to_string()))?;
+        serde_json::to_string(&Envelope { request: req.clone() }).map_err(|e| ControlError::new(e.to_string()))?;
     line.push('\n');
     stream.write_all(line.as_bytes()).map_err(io)?;
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer).map_err(io)?;
     match serde_json::from_str::<Answer>(&answer) {
         Ok(Answer::Ok(r)) => Ok(r),
-        Ok(Answer::Err { error }) => Err(ControlError(error)),
-        Err(e) => Err(ControlError(format!("the running node's answer is not valid: {e}"))),
+        Ok(Answer::Err { error, code }) => Err(ControlError { message: error, code }),
+        Err(e) => Err(ControlError::new(format!("the running node's answer is not valid: {e}"))),
     }
 }
 

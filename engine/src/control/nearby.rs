@@ -52,7 +52,7 @@ pub fn nearby(cx: &Cx, out: &mut Out, cmd: &NearbyCommand) -> Result<u8> {
             let inv = person.invite.clone();
             let user = cx.write(|n| Ok(n.add_contact(&inv, name.as_deref())?))?;
             let shown = name.clone().unwrap_or(person.invite.card.name.clone());
-            out.set(&json!({ "added": user.to_string(), "short": user.short(), "name": shown }), || {
+            out.set(&json!({ "added": user.to_string(), "user_id": user.to_string(), "short": user.short(), "name": shown }), || {
                 format!(
                     "added {} ({}); they see you as new until they accept you. Compare safety numbers (`libra contact verify`) to be sure.\n",
                     for_terminal(&shown),
