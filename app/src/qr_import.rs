@@ -28,7 +28,7 @@ pub fn invite_from_png(path: &Path) -> Result<String, String> {
     let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, grey);
     for grid in img.detect_grids() {
         if let Ok((_, text)) = grid.decode()
-            && text.starts_with("libra:")
+            && text.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("libra:"))
         {
             return Ok(text);
         }

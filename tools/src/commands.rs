@@ -140,18 +140,20 @@ pub fn show(args: &Cli, reply: &Reply) -> String {
     print(args, &mut out, &reply.value, || {
         let mut s = reply.text.clone();
         let qr = match &args.command {
-            Command::Invite { action: None, qr: true, .. } => reply.value["invite"].as_str().map(str::to_owned),
+            // Upper case: QR codes hold it in their compact alphanumeric mode.
+            Command::Invite { action: None, qr: true, .. } => {
+                reply.value["invite"].as_str().map(str::to_ascii_uppercase)
+            }
             Command::Contact(ContactCommand::Verify { qr: true, .. }) => reply.value["safety_number"]
                 .as_str()
                 .map(|n| format!("{}{}", libra_engine::identity::SAFETY_QR_PREFIX, n.replace(' ', ""))),
             _ => None,
         };
         if let Some(text) = qr {
-            match qrcode::QrCode::new(text.as_bytes()) {
-                Ok(code) => {
+            match qr_block(&text, std::io::IsTerminal::is_terminal(&std::io::stdout())) {
+                Ok(block) => {
                     s.push('\n');
-                    s.push_str(&code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
-                    s.push('\n');
+                    s.push_str(&block);
                 }
                 Err(e) => s.push_str(&format!("(no QR code: {e})\n")),
             }
@@ -159,6 +161,16 @@ pub fn show(args: &Cli, reply: &Reply) -> String {
         s
     });
     out
+}
+
+/// A QR code in half-block characters, two modules per character row, with the smallest
+/// error correction (it is read off a screen, not a crumpled label). On a terminal it is drawn
+/// black on white whatever the terminal's colours, so that it scans in light and dark themes
+/// alike (a light-on-dark code is inverted, which many scanners refuse).
+pub fn qr_block(text: &str, terminal: bool) -> Result<String> {
+    let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::L)?;
+    let art = code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build();
+    Ok(art.lines().map(|l| if terminal { format!("\x1b[30;107m{l}\x1b[0m\n") } else { format!("{l}\n") }).collect())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -210,3 +210,30 @@ fn errors_are_json_with_stable_codes_and_ids_are_always_given() {
     let completions = text(&libra(&ann, &["completions", "bash"]));
     assert!(completions.contains("_libra") && completions.contains("nearby"), "bash completions");
 }
+
+/// `invite --qr` is at most 80 columns wide, and what it draws scans back to the same invite.
+#[test]
+fn the_invite_qr_code_fits_80_columns_and_scans() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ann, _) = node(dir.path(), "ann", "Ann");
+    let out = text(&libra(&ann, &["invite", "--qr"]));
+    let invite = out.lines().next().expect("the invite line").to_owned();
+    let art: Vec<&str> = out.lines().skip(1).filter(|l| !l.is_empty()).collect();
+    assert!(art.iter().all(|l| l.chars().count() <= 80), "wider than 80 columns");
+    // Each character is two modules, top and bottom; 4 pixels a module.
+    let (cols, rows) = (art[0].chars().count(), art.len() * 2);
+    let scale = 4;
+    let dark = |x: usize, y: usize| {
+        let c = art[y / 2].chars().nth(x).unwrap_or(' ');
+        matches!((c, y % 2), ('█', _) | ('▀', 0) | ('▄', 1))
+    };
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(cols * scale, rows * scale, |x, y| {
+        if dark(x / scale, y / scale) { 0 } else { 255 }
+    });
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code");
+    let (_, scanned) = grids[0].decode().expect("decodes");
+    assert_eq!(scanned, invite.to_ascii_uppercase());
+    let a = libra_engine::messenger::Invite::parse(&scanned).expect("an upper-case invite parses");
+    assert_eq!(a, libra_engine::messenger::Invite::parse(&invite).expect("invite"));
+}

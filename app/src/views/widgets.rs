@@ -45,7 +45,13 @@ pub fn badge(ui: &mut egui::Ui, n: usize) {
 
 /// A QR code of `text` as a texture (nearest-neighbour so it stays sharp).
 pub fn qr_texture(ctx: &egui::Context, text: &str) -> Option<egui::TextureHandle> {
-    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    // Invites in upper case: QR's compact alphanumeric mode (parsing takes either case).
+    let data = if text.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("libra:")) {
+        text.to_ascii_uppercase()
+    } else {
+        text.to_owned()
+    };
+    let code = qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::L).ok()?;
     let width = code.width();
     let quiet = 2;
     let size = width + 2 * quiet;
