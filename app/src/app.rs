@@ -216,6 +216,17 @@ impl LibraApp {
                 ChatAction::Accept { user } => engine.act(move |n| {
                     n.accept_contact(&user).map(|()| format!("accepted {}", user.short())).map_err(|e| e.to_string())
                 }),
+                ChatAction::SearchAll(needle) => engine.search(&needle),
+                ChatAction::OpenAt { chat, key, id, needle } => {
+                    self.chats.open = Some((chat, key));
+                    self.chats.reply_to = None;
+                    self.chats.editing = None;
+                    self.chats.verifying = false;
+                    self.chats.search = needle;
+                    self.chats.jump_to = Some(id);
+                    self.tab = Tab::Chats;
+                    engine.open_chat(Some(chat));
+                }
                 ChatAction::CreateGroup { name, members } => engine.act(move |n| {
                     n.group_create(&name, &members).map(|_| format!("group {name} created")).map_err(|e| e.to_string())
                 }),

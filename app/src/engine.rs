@@ -39,7 +39,7 @@ pub struct Engine {
     host: libra_engine::control::HostSlot,
     rx: Receiver<Event>,
     tx: Sender<Event>,
-    open: Arc<Mutex<Option<ChatId>>>,
+    open: Arc<Mutex<crate::model::Wanted>>,
     refresh: Arc<tokio::sync::Notify>,
     ctx: Ctx,
     pub dir: PathBuf,
@@ -152,7 +152,7 @@ impl Engine {
         self.rt.spawn(async move {
             let mut full = true;
             loop {
-                let chat = open.lock().ok().and_then(|o| *o);
+                let wanted = open.lock().map(|o| o.clone()).unwrap_or_default();
                 let c = core.clone();
                 let host = slot.read().ok().and_then(|h| h.clone());
                 let update = tokio::task::spawn_blocking(move || {
@@ -160,7 +160,7 @@ impl Engine {
                     let net = crate::model::NetView { links: c.links(), reach: c.reach(), nearby };
                     c.read(|n| {
                         if full {
-                            Event::Snapshot(Box::new(Snapshot::build(n, chat, &net)))
+                            Event::Snapshot(Box::new(Snapshot::build(n, &wanted, &net)))
                         } else {
                             let names = crate::model::contact_names(n);
                             Event::Peers(Snapshot::peers_of(n, &names, &net), net.nearby.clone())
@@ -220,10 +220,21 @@ impl Engine {
         self.rx.try_iter().collect()
     }
 
+    /// What to search all chats for (empty: no search); the next snapshot carries the hits.
+    pub fn search(&self, needle: &str) {
+        if let Ok(mut o) = self.open.lock() {
+            if o.search == needle {
+                return;
+            }
+            o.search = needle.to_owned();
+        }
+        self.refresh.notify_one();
+    }
+
     /// Which chat's messages the snapshots should carry.
     pub fn open_chat(&self, chat: Option<ChatId>) {
         if let Ok(mut o) = self.open.lock() {
-            *o = chat;
+            o.chat = chat;
         }
         self.refresh.notify_one();
     }

@@ -73,6 +73,31 @@ pub struct ContactInfo {
     pub safety_number: String,
 }
 
+/// What the UI wants in the next snapshot besides the chat list.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    /// The open chat, whose messages it carries.
+    pub chat: Option<ChatId>,
+    /// Text to look for in every chat (at least 2 characters).
+    pub search: String,
+}
+
+/// A message found by searching all chats.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub chat: ChatId,
+    /// What opens the chat (a user id or the chat id in hex).
+    pub key: String,
+    pub title: String,
+    pub id: EntryId,
+    pub ms: u64,
+    pub from: String,
+    pub text: String,
+}
+
+/// Most hits shown for one search.
+pub const MAX_HITS: usize = 50;
+
 /// What the network knows right now: each connected peer's path, why others are not, and
 /// who is visible nearby.
 #[derive(Debug, Clone, Default)]
@@ -121,6 +146,8 @@ pub struct Snapshot {
     pub contacts: Vec<(UserId, String)>,
     pub total_unread: usize,
     pub nearby: NearbyView,
+    /// Messages matching the search over all chats.
+    pub hits: Vec<Hit>,
     /// Open invites: id, uses left, expiry (ms).
     pub invites: Vec<(String, u32, u64)>,
     /// The newest message from someone else, for notifications.
@@ -153,7 +180,8 @@ fn preview(m: &MessageView) -> String {
 }
 
 impl Snapshot {
-    pub fn build(node: &Node, open: Option<ChatId>, net: &NetView) -> Snapshot {
+    pub fn build(node: &Node, wanted: &Wanted, net: &NetView) -> Snapshot {
+        let open = wanted.chat;
         let t = std::time::Instant::now();
         let mut s = Snapshot::default();
         if let (Some(u), d) = (node.user_id(), node.device_id()) {
@@ -263,6 +291,9 @@ impl Snapshot {
         }
         s.peers = Snapshot::peers_of(node, &s.contacts, net);
         s.nearby = net.nearby.clone();
+        if wanted.search.trim().chars().count() >= 2 {
+            s.hits = search(node, &s, &wanted.search);
+        }
         s.built_us = t.elapsed().as_micros();
         s
     }
@@ -312,6 +343,35 @@ impl Snapshot {
         }
         out
     }
+}
+
+/// The hits of a search over all chats, titled as the chat list titles them.
+fn search(node: &Node, s: &Snapshot, needle: &str) -> Vec<Hit> {
+    let me = node.user_id();
+    node.store
+        .search(needle, MAX_HITS)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(chat, m)| {
+            let direct = me.and_then(|me| s.contacts.iter().find(|(u, _)| ChatId::direct(&me, u) == chat));
+            let title = s
+                .chats
+                .iter()
+                .find(|c| c.chat == chat)
+                .map(|c| c.title.clone())
+                .or_else(|| direct.map(|(_, n)| n.clone()))
+                .unwrap_or_else(|| "a chat".into());
+            Hit {
+                chat,
+                key: direct.map_or_else(|| chat.to_hex(), |(u, _)| u.to_string()),
+                title,
+                id: m.id,
+                ms: clock::physical_ms(m.timestamp),
+                from: name_of(node, &s.contacts, &m.user),
+                text: m.text.unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 impl Snapshot {

@@ -294,3 +294,43 @@ fn a_group_is_created_and_a_contact_renamed_in_the_app() {
     assert_eq!(app.read(|n| n.name()).expect("read").as_deref(), Some("Annie"));
     assert!(app.write(|n| n.set_name("\u{202e}evil")).expect("write").is_err(), "bidi controls are refused");
 }
+
+/// Searching all chats finds a message in any of them, and a hit opens its chat there.
+#[test]
+fn a_search_over_all_chats_opens_the_chat_at_the_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("me");
+    drop(Node::init(&data, "Ann").expect("init"));
+    let invite_of = |label: &str, name: &str| {
+        let mut n = Node::init(&dir.path().join(label), name).expect("init");
+        n.invite(None, 1).expect("invite")
+    };
+    let (ib, ic) = (invite_of("ben", "Ben"), invite_of("cat", "Cat"));
+    let mut h = harness(data);
+    step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());
+    let app = h.state().engine().expect("engine").core().clone();
+    app.write(move |n| {
+        n.add_contact(&ib, None).expect("add");
+        n.add_contact(&ic, None).expect("add");
+        for (who, text) in [("Ben", "the blue tent is mine"), ("Cat", "bring the red Kayak"), ("Ben", "see you at 8")] {
+            let t = n.chat(who).expect("chat");
+            n.send(&t, text, None).expect("send");
+        }
+    })
+    .expect("write");
+    step_until(&mut h, "the chats", |h| h.state().snap.chats.len() == 2);
+    let search = h.get_all_by_role(Role::TextInput).next().expect("the search field");
+    search.focus();
+    search.type_text("kayak");
+    step_until(&mut h, "one hit", |h| h.state().snap.hits.len() == 1);
+    assert_eq!(h.state().snap.hits[0].title, "Cat");
+    h.get_by_label_contains("bring the red Kayak").click();
+    step_until(&mut h, "Cat's chat at the message", |h| {
+        h.state().snap.open.as_ref().is_some_and(|o| o.title == "Cat") && shows(h, "bring the red Kayak")
+    });
+    // Nothing matches: said so.
+    let search = h.get_all_by_role(Role::TextInput).next().expect("the search field");
+    search.focus();
+    search.type_text("zzz");
+    step_until(&mut h, "no hits", |h| h.query_by_label("No messages found.").is_some());
+}

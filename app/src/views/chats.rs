@@ -58,6 +58,15 @@ pub enum ChatAction {
         user: UserId,
         name: String,
     },
+    /// Search every chat for this text (empty: stop searching).
+    SearchAll(String),
+    /// Open a chat at a message found by searching, filtered by the search.
+    OpenAt {
+        chat: ChatId,
+        key: String,
+        id: EntryId,
+        needle: String,
+    },
 }
 
 #[derive(Default)]
@@ -75,9 +84,23 @@ pub struct ChatsState {
     pub form: super::people::Form,
     /// A message of our own the user asked to delete, awaiting a yes.
     pub deleting: Option<EntryId>,
+    /// The search over all chats, as typed.
+    pub search_all: String,
+    /// A message to scroll to once shown (opened from a search hit).
+    pub jump_to: Option<EntryId>,
 }
 
 pub fn list(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, now_ms: u64, actions: &mut Vec<ChatAction>) {
+    let typed = ui.add(
+        egui::TextEdit::singleline(&mut state.search_all).hint_text("Search all chats").desired_width(f32::INFINITY),
+    );
+    if typed.changed() {
+        actions.push(ChatAction::SearchAll(state.search_all.trim().to_owned()));
+    }
+    if state.search_all.trim().chars().count() >= 2 {
+        hits(ui, snap, state, now_ms, actions);
+        return;
+    }
     super::people::new_group(ui, snap, state, actions);
     if snap.chats.is_empty() && snap.contacts.is_empty() {
         ui.add_space(24.0);
@@ -134,6 +157,36 @@ pub fn list(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, now_ms: 
     });
 }
 
+/// The messages found in every chat, newest first; one click opens the chat there.
+fn hits(ui: &mut egui::Ui, snap: &Snapshot, state: &ChatsState, now_ms: u64, actions: &mut Vec<ChatAction>) {
+    if snap.hits.is_empty() {
+        ui.label(RichText::new("No messages found.").weak());
+        return;
+    }
+    egui::ScrollArea::vertical().id_salt("hits").auto_shrink([false, false]).show(ui, |ui| {
+        for h in &snap.hits {
+            let resp = row(ui, false, |ui| {
+                ui.vertical(|ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(&h.title).strong());
+                        ui.label(RichText::new(when(h.ms, now_ms)).small().weak());
+                    });
+                    let snippet: String = h.text.lines().next().unwrap_or("").chars().take(80).collect();
+                    ui.label(RichText::new(format!("{}: {snippet}", h.from)).weak());
+                });
+            });
+            if resp.clicked() {
+                actions.push(ChatAction::OpenAt {
+                    chat: h.chat,
+                    key: h.key.clone(),
+                    id: h.id,
+                    needle: state.search_all.trim().to_owned(),
+                });
+            }
+        }
+    });
+}
+
 fn row(ui: &mut egui::Ui, selected: bool, add: impl FnOnce(&mut egui::Ui)) -> egui::Response {
     let fill = if selected { ui.visuals().selection.bg_fill.gamma_multiply(0.35) } else { Color32::TRANSPARENT };
     let inner =
@@ -149,6 +202,7 @@ fn row(ui: &mut egui::Ui, selected: bool, add: impl FnOnce(&mut egui::Ui)) -> eg
 }
 
 fn bubble(ui: &mut egui::Ui, m: &Msg, state: &mut ChatsState) {
+    let jump = state.jump_to == Some(m.id);
     let own = m.mine;
     let max = (ui.available_width() * 0.72).max(160.0);
     // Size the bubble to its widest line (text wrapped at `max`, sender, quote, time).
@@ -212,6 +266,10 @@ fn bubble(ui: &mut egui::Ui, m: &Msg, state: &mut ChatsState) {
             })
             .response;
         let resp = resp.interact(egui::Sense::click());
+        if jump {
+            resp.scroll_to_me(Some(Align::Center));
+            state.jump_to = None;
+        }
         resp.context_menu(|ui| {
             if !m.deleted && !m.undecryptable {
                 if ui.button("Reply").clicked() {

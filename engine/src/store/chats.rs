@@ -328,6 +328,28 @@ impl Store {
         Ok(out)
     }
 
+    /// Messages of every chat whose text contains `needle` (case-insensitive), newest first, at
+    /// most `limit`. Reads every message row: linear in the number of messages.
+    pub fn search(&self, needle: &str, limit: usize) -> Result<Vec<(ChatId, MessageView)>, StoreError> {
+        let needle = needle.trim().to_lowercase();
+        if needle.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let own = self.own_devices();
+        let mut hits = Vec::new();
+        for item in self.chats.prefix(b"m") {
+            let (k, v) = item.into_inner()?;
+            let Some(chat) = k.get(1..17).and_then(arr::<16>).map(|c| ChatId(Bytes(c))) else { continue };
+            let m = self.message_view(&k, &v, &own)?;
+            if m.text.as_deref().is_some_and(|t| t.to_lowercase().contains(&needle)) {
+                hits.push((chat, m));
+            }
+        }
+        hits.sort_by_key(|(_, m)| std::cmp::Reverse(m.timestamp));
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
     /// Every chat with its last message and unread count, most recent activity first.
     pub fn chats(&self) -> Result<Vec<ChatSummary>, StoreError> {
         let own = self.own_devices();
