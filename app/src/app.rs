@@ -167,15 +167,29 @@ impl LibraApp {
             ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
             self.title = title;
         }
-        let newest = self.snap.newest_incoming.as_ref().map(|(id, _, _)| *id);
-        if newest.is_some() && newest != self.notified {
-            let background = !ctx.input(|i| i.focused);
-            if background && self.settings.notifications && self.notified.is_some() {
-                ctx.send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(
-                    egui::UserAttentionType::Informational,
-                ));
+        let newest = self.snap.newest_incoming.as_ref();
+        if let Some(n) = newest
+            && Some(n.id) != self.notified
+        {
+            let focused = ctx.input(|i| i.focused);
+            let moment = crate::notify::Moment {
+                newest,
+                seen: self.notified,
+                started: self.notified.is_some(),
+                focused,
+                open_chat: self.chats.open.as_ref().map(|(c, _)| *c),
+                enabled: self.settings.notifications,
+                show_preview: self.settings.notification_preview,
+            };
+            if let Some((summary, body)) = crate::notify::decide(&moment) {
+                crate::notify::show(summary, body);
+                if !focused {
+                    ctx.send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(
+                        egui::UserAttentionType::Informational,
+                    ));
+                }
             }
-            self.notified = newest;
+            self.notified = Some(n.id);
         }
     }
 

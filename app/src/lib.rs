@@ -5,6 +5,7 @@
 pub mod app;
 pub mod engine;
 pub mod model;
+pub mod notify;
 pub mod qr_import;
 pub mod settings;
 mod views;

@@ -151,7 +151,7 @@ pub struct Snapshot {
     /// Open invites: id, uses left, expiry (ms).
     pub invites: Vec<(String, u32, u64)>,
     /// The newest message from someone else, for notifications.
-    pub newest_incoming: Option<(EntryId, String, String)>,
+    pub newest_incoming: Option<crate::notify::Incoming>,
     pub built_us: u128,
 }
 
@@ -211,7 +211,8 @@ impl Snapshot {
                 && c.unread > 0
                 && let Some(m) = c.last.as_ref().filter(|m| !m.mine)
             {
-                s.newest_incoming = Some((m.id, title.clone(), preview(m)));
+                s.newest_incoming =
+                    Some(crate::notify::Incoming { id: m.id, chat: c.chat, title: title.clone(), preview: preview(m) });
             }
             s.total_unread += c.unread;
             s.chats.push(ChatRow {

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// Ask for attention (taskbar / dock) when a message arrives while the window is unfocused.
+    /// A desktop notification when a message arrives (not for the chat being looked at), and
+    /// a request for attention (taskbar / dock) while the window is unfocused.
     pub notifications: bool,
+    /// Show the message's text in notifications (else only who wrote).
+    pub notification_preview: bool,
     /// Tell senders when you have read their messages.
     pub read_receipts: bool,
     /// Where to accept connections (only allowed devices get past the handshake).
@@ -27,6 +30,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             notifications: true,
+            notification_preview: true,
             read_receipts: false,
             listen: "0.0.0.0:7444".into(),
             lan: true,

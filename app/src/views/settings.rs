@@ -9,9 +9,13 @@ pub fn ui(ui: &mut egui::Ui, s: &mut Settings, listening: Option<std::net::Socke
     let mut changed = false;
     ui.add_space(12.0);
     ui.label(RichText::new("Settings").size(18.0).strong());
-    changed |= ui
-        .checkbox(&mut s.notifications, "Ask for attention when a message arrives while Libra is in the background")
-        .changed();
+    changed |=
+        ui.checkbox(&mut s.notifications, "Notify me of new messages (not for the chat I am looking at)").changed();
+    ui.add_enabled_ui(s.notifications, |ui| {
+        changed |= ui
+            .checkbox(&mut s.notification_preview, "Show the message's text in notifications (else only who wrote)")
+            .changed();
+    });
     changed |= ui
         .checkbox(&mut s.read_receipts, "Send read receipts (others see when you have read their messages)")
         .changed();
