@@ -242,7 +242,8 @@ fn a_group_is_created_and_a_contact_renamed_in_the_app() {
     // New group: a name, two people ticked, Create.
     h.get_by_label("New group…").click();
     step_until(&mut h, "the form", |h| h.query_by_label("Create group").is_some());
-    let name = h.get_by_role(Role::TextInput);
+    // The second single-line field: the first is "Search all chats".
+    let name = h.get_all_by_role(Role::TextInput).nth(1).expect("the group name field");
     name.focus();
     name.type_text("Trip");
     h.step();
