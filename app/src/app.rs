@@ -269,38 +269,41 @@ impl LibraApp {
 
     fn sidebar(&mut self, ui: &mut egui::Ui) {
         let now = clock::wall_ms();
-        egui::Panel::left("sidebar").resizable(true).default_size(300.0).min_size(240.0).show(ui, |ui| {
-            ui.add_space(8.0);
-            ui.horizontal(|ui| {
-                ui.label(RichText::new("Libra").size(20.0).strong());
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    ui.label(RichText::new(&self.snap.me.name).weak());
+        egui::Panel::left("sidebar").resizable(true).default_size(300.0).min_size(240.0).max_size(380.0).show(
+            ui,
+            |ui| {
+                ui.add_space(8.0);
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new("Libra").size(20.0).strong());
+                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                        ui.label(RichText::new(&self.snap.me.name).weak());
+                    });
                 });
-            });
-            ui.add_space(6.0);
-            ui.horizontal(|ui| {
-                for (tab, label) in [
-                    (Tab::Chats, "Chats"),
-                    (Tab::Connect, "Connect"),
-                    (Tab::Identity, "Identity"),
-                    (Tab::Settings, "Settings"),
-                ] {
-                    ui.selectable_value(&mut self.tab, tab, label);
-                }
-            });
-            ui.separator();
-            egui::Panel::bottom("status").show(ui, |ui| {
-                let online = self.snap.peers.iter().filter(|p| p.online).count();
-                ui.label(RichText::new(format!("{online} peer(s) online")).small().weak());
-                if let Some((s, err)) = &self.status {
-                    let color = if *err { ui.visuals().error_fg_color } else { ui.visuals().weak_text_color() };
-                    ui.label(RichText::new(s).small().color(color));
-                }
-            });
-            let mut actions = Vec::new();
-            chats::list(ui, &self.snap, &mut self.chats, now, &mut actions);
-            self.run_chat_actions(actions);
-        });
+                ui.add_space(6.0);
+                ui.horizontal(|ui| {
+                    for (tab, label) in [
+                        (Tab::Chats, "Chats"),
+                        (Tab::Connect, "Connect"),
+                        (Tab::Identity, "Identity"),
+                        (Tab::Settings, "Settings"),
+                    ] {
+                        ui.selectable_value(&mut self.tab, tab, label);
+                    }
+                });
+                ui.separator();
+                egui::Panel::bottom("status").show(ui, |ui| {
+                    let online = self.snap.peers.iter().filter(|p| p.online).count();
+                    ui.label(RichText::new(format!("{online} peer(s) online")).small().weak());
+                    if let Some((s, err)) = &self.status {
+                        let color = if *err { ui.visuals().error_fg_color } else { ui.visuals().weak_text_color() };
+                        ui.label(RichText::new(s).small().color(color));
+                    }
+                });
+                let mut actions = Vec::new();
+                chats::list(ui, &self.snap, &mut self.chats, now, &mut actions);
+                self.run_chat_actions(actions);
+            },
+        );
     }
 }
 

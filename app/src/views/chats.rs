@@ -115,17 +115,18 @@ pub fn list(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, now_ms: 
             let resp = row(ui, selected, |ui| {
                 avatar(ui, &c.title, 36.0);
                 ui.vertical(|ui| {
-                    ui.horizontal(|ui| {
-                        ui.label(RichText::new(&c.title).strong());
+                    // Time and badge first, from the right: a long title is cut, never pushes them out.
+                    ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                        badge(ui, c.unread);
+                        ui.label(RichText::new(when(c.last_ms, now_ms)).small().weak());
                         if c.group {
                             ui.label(RichText::new("group").small().weak());
                         }
-                        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                            badge(ui, c.unread);
-                            ui.label(RichText::new(when(c.last_ms, now_ms)).small().weak());
+                        ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
+                            ui.add(egui::Label::new(RichText::new(&c.title).strong()).truncate());
                         });
                     });
-                    ui.label(RichText::new(&c.preview).weak());
+                    ui.add(egui::Label::new(RichText::new(&c.preview).weak()).truncate());
                 });
             });
             if resp.clicked() {
@@ -145,7 +146,7 @@ pub fn list(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, now_ms: 
             for (u, name) in fresh {
                 let resp = row(ui, false, |ui| {
                     avatar(ui, name, 28.0);
-                    ui.label(name);
+                    ui.add(egui::Label::new(name.as_str()).truncate());
                 });
                 if resp.clicked()
                     && let Some(m) = me
@@ -316,12 +317,15 @@ pub fn conversation(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, 
         ui.add_space(4.0);
         ui.horizontal(|ui| {
             avatar(ui, &title, 32.0);
-            ui.vertical(|ui| {
-                ui.label(RichText::new(&title).strong().size(16.0));
-                ui.label(RichText::new(open.map_or("end-to-end encrypted", |o| o.subtitle.as_str())).small().weak());
-            });
+            // The search field first, from the right: a long title is cut, never pushes it out.
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                ui.add(egui::TextEdit::singleline(&mut state.search).hint_text("Search in chat").desired_width(160.0));
+                let w = (ui.available_width() * 0.35).clamp(90.0, 160.0);
+                ui.add(egui::TextEdit::singleline(&mut state.search).hint_text("Search in chat").desired_width(w));
+                ui.with_layout(Layout::top_down(Align::Min), |ui| {
+                    ui.add(egui::Label::new(RichText::new(&title).strong().size(16.0)).truncate());
+                    let sub = open.map_or("end-to-end encrypted", |o| o.subtitle.as_str());
+                    ui.add(egui::Label::new(RichText::new(sub).small().weak()).truncate());
+                });
             });
         });
         if let Some(c) = open.and_then(|o| o.contact.as_ref()) {

@@ -43,7 +43,7 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
         if ui.add_enabled(!state.invite.trim().is_empty(), egui::Button::new("Add contact")).clicked() {
             action = Some(ConnectAction::AddContact(state.invite.trim().to_owned()));
         }
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.label("…or read it from a QR code image (PNG):");
             ui.add(egui::TextEdit::singleline(&mut state.qr_path).hint_text("path to image").desired_width(260.0));
             if ui.add_enabled(!state.qr_path.trim().is_empty(), egui::Button::new("Read")).clicked() {
@@ -63,7 +63,7 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
             RichText::new("For peers on your network or reachable directly. Only contacts' devices are accepted.")
                 .weak(),
         );
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.add(egui::TextEdit::singleline(&mut state.address).hint_text("HOST:PORT").desired_width(180.0));
             ui.add(
                 egui::TextEdit::singleline(&mut state.peer).hint_text("device id (ld…), optional").desired_width(260.0),
@@ -142,7 +142,7 @@ fn nearby(ui: &mut egui::Ui, snap: &Snapshot, now_ms: u64, action: &mut Option<C
             }
             let known: Vec<&str> = snap.contacts.iter().map(|(_, n)| n.as_str()).collect();
             for p in &snap.nearby.people {
-                ui.horizontal(|ui| {
+                ui.horizontal_wrapped(|ui| {
                     let short = p.user().short();
                     ui.label(RichText::new(&p.invite.card.name).strong());
                     ui.label(RichText::new(&short).monospace().small());

@@ -83,11 +83,11 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut IdentityState) -> Opti
         ui.separator();
         ui.label(RichText::new("Invite").size(18.0).strong());
         ui.label(RichText::new("Give this to someone so they can add you. It carries your name and device keys — no address unless you include one.").weak());
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.checkbox(&mut state.include_address, "Include an address to reach me:");
             ui.add_enabled(state.include_address, egui::TextEdit::singleline(&mut state.address).hint_text("HOST:PORT").desired_width(180.0));
         });
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.label("It may introduce");
             ui.add(egui::DragValue::new(&mut state.uses).range(1..=100));
             ui.label(if state.uses == 1 { "person (single use), for 7 days." } else { "people, for 7 days." });
@@ -98,7 +98,7 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut IdentityState) -> Opti
         }
         if let Some(text) = state.invite.clone() {
             ui.add_space(8.0);
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 if ui.button("Copy invite").clicked() {
                     ui.ctx().copy_text(text.clone());
                 }

@@ -25,7 +25,7 @@ pub fn header(ui: &mut egui::Ui, c: &ContactInfo, state: &mut ChatsState, action
             });
         });
     }
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         if c.verified {
             ui.label(RichText::new("✔ Verified").color(OK).small());
         } else {
