@@ -39,6 +39,8 @@ pub struct LibraApp {
     connect: ConnectState,
     settings: Settings,
     status: Option<(String, bool)>,
+    /// When the status line last changed: notes go after a few seconds, errors later.
+    status_since: Option<(String, std::time::Instant)>,
     notified: Option<EntryId>,
     title: String,
     listen_override: Option<SocketAddr>,
@@ -63,6 +65,7 @@ impl LibraApp {
             settings,
             status: None,
             notified: None,
+            status_since: None,
             title: String::new(),
             listen_override: listen,
             ctx_set: false,
@@ -294,9 +297,22 @@ impl LibraApp {
                 egui::Panel::bottom("status").show(ui, |ui| {
                     let online = self.snap.peers.iter().filter(|p| p.online).count();
                     ui.label(RichText::new(format!("{online} peer(s) online")).small().weak());
-                    if let Some((s, err)) = &self.status {
-                        let color = if *err { ui.visuals().error_fg_color } else { ui.visuals().weak_text_color() };
-                        ui.label(RichText::new(s).small().color(color));
+                    if let Some((s, err)) = self.status.clone() {
+                        let since = match &self.status_since {
+                            Some((t, at)) if *t == s => *at,
+                            _ => {
+                                self.status_since = Some((s.clone(), std::time::Instant::now()));
+                                std::time::Instant::now()
+                            }
+                        };
+                        let keep = std::time::Duration::from_secs(if err { 20 } else { 6 });
+                        if since.elapsed() >= keep {
+                            self.status = None;
+                        } else {
+                            let color = if err { ui.visuals().error_fg_color } else { ui.visuals().weak_text_color() };
+                            ui.label(RichText::new(&s).small().color(color));
+                            ui.ctx().request_repaint_after(keep.saturating_sub(since.elapsed()));
+                        }
                     }
                 });
                 let mut actions = Vec::new();
@@ -383,6 +399,7 @@ impl eframe::App for LibraApp {
                         match Invite::parse(&text) {
                             Ok(inv) => {
                                 self.connect.invite.clear();
+                                self.connect.error = None;
                                 // An invite with an address is dialled by the engine's dialers as
                                 // soon as the contact is stored (and we introduce ourselves).
                                 engine.act(move |n| {
@@ -391,7 +408,7 @@ impl eframe::App for LibraApp {
                                         .map_err(|e| e.to_string())
                                 });
                             }
-                            Err(e) => self.status = Some((e.to_string(), true)),
+                            Err(e) => self.connect.error = Some(e.to_string()),
                         }
                     }
                 }
@@ -425,11 +442,11 @@ impl eframe::App for LibraApp {
                         };
                         match (expected, &self.engine) {
                             (Ok(exp), Some(engine)) => engine.connect(address, exp),
-                            (Err(e), _) => self.status = Some((format!("device id: {e}"), true)),
+                            (Err(e), _) => self.connect.error = Some(format!("device id: {e}")),
                             _ => {}
                         }
                     }
-                    Err(e) => self.status = Some((e.to_string(), true)),
+                    Err(e) => self.connect.error = Some(e.to_string()),
                 },
                 None => {}
             },

@@ -261,6 +261,7 @@ impl Engine {
         };
         let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
         let shown = address.clone();
+        let watched = host.clone();
         self.rt.spawn(async move {
             let r = match libra_engine::net::resolve(&address).await {
                 Ok(addrs) => match addrs.first() {
@@ -277,6 +278,24 @@ impl Engine {
             repaint(&ctx);
         });
         let _ = self.tx.send(Event::Done(Ok(format!("connecting to {shown}…"))));
+        // Say so once the session is up (the task above reports only its end).
+        let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
+        let before = watched.online();
+        self.rt.spawn(async move {
+            for _ in 0..150 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let now = watched.online();
+                let up = match expected {
+                    Some(k) => now.contains_key(&k),
+                    None => now.keys().any(|k| !before.contains_key(k)),
+                };
+                if up {
+                    let _ = tx.send(Event::Done(Ok(format!("connected to {shown}"))));
+                    repaint(&ctx);
+                    return;
+                }
+            }
+        });
     }
 
     /// The engine (tests and the start-up benchmark reach the node through it).
@@ -284,7 +303,6 @@ impl Engine {
         &self.core
     }
 
-    /// The network host, once the network is up.
     /// Becomes visible nearby for `minutes` (or stops, with 0); the status line says how it went.
     pub fn nearby(&self, minutes: u32) {
         let (host, tx, refresh) = (self.host(), self.tx.clone(), self.refresh.clone());
@@ -309,6 +327,7 @@ impl Engine {
         });
     }
 
+    /// The network host, once the network is up.
     pub fn host(&self) -> Option<Arc<Host>> {
         self.host.read().ok().and_then(|h| h.clone())
     }

@@ -335,3 +335,33 @@ fn a_search_over_all_chats_opens_the_chat_at_the_message() {
     search.type_text("zzz");
     step_until(&mut h, "no hits", |h| h.query_by_label("No messages found.").is_some());
 }
+
+/// The status tells the truth: "connecting" turns into "connected" once the session is up,
+/// and a bad invite is refused where it was typed.
+#[test]
+fn connecting_says_when_it_is_connected_and_errors_show_where_they_happen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("me");
+    drop(Node::init(&data, "Ann").expect("init"));
+    let ben = ben(dir.path());
+    let mut h = harness(data);
+    step_until(&mut h, "the network", |h| h.state().engine().and_then(|e| e.listening()).is_some());
+    let app = h.state().engine().expect("engine").core().clone();
+    let bc = ben.host.engine().clone();
+    let ia = app.write(|n| n.invite(None, 1).expect("invite")).expect("write");
+    let ib = bc.write(|n| n.invite(None, 1).expect("invite")).expect("write");
+    app.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
+    bc.write(move |n| n.add_contact(&ia, None).expect("add")).expect("write");
+    let addr = ben.host.local_addr().expect("addr").to_string();
+    h.state().engine().expect("engine").connect(addr.clone(), Some(ben.host.device()));
+    step_until(&mut h, "connected", |h| h.query_by_label(&format!("connected to {addr}")).is_some());
+
+    h.get_by_label("Connect").click();
+    step_until(&mut h, "the connect view", |h| h.query_by_label("Add contact").is_some());
+    let field = h.get_by_role(Role::MultilineTextInput);
+    field.focus();
+    field.type_text("libra:not-an-invite");
+    h.step();
+    h.get_by_label("Add contact").click();
+    step_until(&mut h, "the error under the field", |h| h.query_by_label_contains("not a Libra invite").is_some());
+}

@@ -96,7 +96,8 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
                         (None, None) => ui.label("—"),
                     };
                     ui.label(&p.status).on_hover_text(format!("last sync {}", when(p.last_sync_ms, now_ms)));
-                    ui.label(when(p.last_seen_ms, now_ms));
+                    // Online is seen now, whatever the record says (it is written when a session ends).
+                    ui.label(if p.online { "now".to_owned() } else { when(p.last_seen_ms, now_ms) });
                     ui.label(RichText::new(p.address.as_deref().unwrap_or("—")).monospace().small());
                     ui.end_row();
                 }

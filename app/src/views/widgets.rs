@@ -106,11 +106,12 @@ pub fn status_dot(ui: &mut egui::Ui, online: bool) -> egui::Response {
 pub fn ticks(ui: &mut egui::Ui, d: libra_engine::store::Delivery) -> egui::Response {
     use libra_engine::store::Delivery;
     let (rect, resp) = ui.allocate_exact_size(egui::vec2(18.0, 10.0), egui::Sense::hover());
-    let color = match d {
-        Delivery::Read => Color32::from_rgb(0x7f, 0xc8, 0xff),
-        _ => Color32::from_gray(210),
+    // Read: bright blue and bolder; delivered: grey; sent: one grey tick.
+    let (color, width) = match d {
+        Delivery::Read => (Color32::from_rgb(0x4f, 0xc3, 0xff), 2.0),
+        _ => (Color32::from_gray(190), 1.3),
     };
-    let stroke = egui::Stroke::new(1.4, color);
+    let stroke = egui::Stroke::new(width, color);
     let tick = |dx: f32| {
         let o = rect.left_top() + egui::vec2(dx, 0.0);
         [o + egui::vec2(0.0, 5.0), o + egui::vec2(3.0, 8.5), o + egui::vec2(9.0, 1.0)]
