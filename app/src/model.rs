@@ -157,8 +157,10 @@ pub struct Snapshot {
 
 /// Contacts with the names to show: where two share a name, each is told apart by its short id
 /// (and "unverified" unless verified), so an impostor cannot look like someone else.
+/// Invisible and bidi-control characters a peer put in a name are shown as escapes
+/// (`\u{200b}`), so "Bob" and "Bo\u{200b}b" never look the same.
 pub fn contact_names(node: &Node) -> Vec<(UserId, String)> {
-    node.distinct_names().into_iter().collect()
+    node.distinct_names().into_iter().map(|(u, n)| (u, libra_engine::text::for_terminal(&n))).collect()
 }
 
 fn name_of(node: &Node, contacts: &[(UserId, String)], user: &Option<UserId>) -> String {
@@ -203,7 +205,7 @@ impl Snapshot {
             .collect();
         for c in node.store.chats().unwrap_or_default() {
             let (title, group) = match &c.kind {
-                ChatKind::Group { name, .. } => (name.clone(), true),
+                ChatKind::Group { name, .. } => (libra_engine::text::for_terminal(name), true),
                 ChatKind::Direct(u) => (name_of(node, &s.contacts, u), false),
             };
             // Chats come most recent first: the first one with unread messages holds the newest.

@@ -365,3 +365,21 @@ fn connecting_says_when_it_is_connected_and_errors_show_where_they_happen() {
     h.get_by_label("Add contact").click();
     step_until(&mut h, "the error under the field", |h| h.query_by_label_contains("not a Libra invite").is_some());
 }
+
+/// A name with an invisible character is shown with the character marked, never as a
+/// lookalike of another name.
+#[test]
+fn invisible_characters_in_names_are_marked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("me");
+    drop(Node::init(&data, "Ann").expect("init"));
+    // Names chosen by their owners are checked only for length: this one hides a zero-width space.
+    let mut sneaky = Node::init(&dir.path().join("sneaky"), "Bo\u{200b}b").expect("init");
+    let inv = sneaky.invite(None, 1).expect("invite");
+    let mut h = harness(data);
+    step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());
+    let app = h.state().engine().expect("engine").core().clone();
+    app.write(move |n| n.add_contact(&inv, None).expect("add")).expect("write");
+    step_until(&mut h, "the marked name", |h| shows(h, "Bo\\u{200b}b"));
+    assert!(!shows(&h, "Bo\u{200b}b"));
+}

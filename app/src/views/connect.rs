@@ -145,7 +145,7 @@ fn nearby(ui: &mut egui::Ui, snap: &Snapshot, now_ms: u64, action: &mut Option<C
             for p in &snap.nearby.people {
                 ui.horizontal_wrapped(|ui| {
                     let short = p.user().short();
-                    ui.label(RichText::new(&p.invite.card.name).strong());
+                    ui.label(RichText::new(libra_engine::text::for_terminal(&p.invite.card.name)).strong());
                     ui.label(RichText::new(&short).monospace().small());
                     let already = snap.contacts.iter().any(|(u, _)| *u == p.user());
                     if already {
