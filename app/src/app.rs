@@ -253,6 +253,16 @@ impl LibraApp {
                         .map(|()| format!("added {} to {}", members.len(), t.title))
                         .map_err(|e| e.to_string())
                 }),
+                ChatAction::RemoveMembers { key, members } => engine.act(move |n| {
+                    let t = n.chat(&key).map_err(|e| e.to_string())?;
+                    n.group_remove(&t, &members)
+                        .map(|()| format!("removed {} from {}", members.len(), t.title))
+                        .map_err(|e| e.to_string())
+                }),
+                ChatAction::RenameGroup { key, name } => engine.act(move |n| {
+                    let t = n.chat(&key).map_err(|e| e.to_string())?;
+                    n.group_rename(&t, &name).map(|()| format!("{} is now {name}", t.title)).map_err(|e| e.to_string())
+                }),
                 ChatAction::Leave { key } => engine.act(move |n| {
                     let t = n.chat(&key).map_err(|e| e.to_string())?;
                     n.group_leave(&t).map(|()| format!("left {}", t.title)).map_err(|e| e.to_string())

@@ -269,6 +269,27 @@ fn a_group_is_created_and_a_contact_renamed_in_the_app() {
     h.key_press(egui::Key::Enter);
     step_until(&mut h, "the message in the group", |h| shows(h, "who brings the tent?"));
     assert!(h.query_by_label("Leave group…").is_some());
+    // Take Cat out, then rename the group.
+    h.get_by_label("Remove people…").click();
+    step_until(&mut h, "the remove form", |h| h.query_by_label("Remove from group").is_some());
+    h.get_by_role_and_label(Role::CheckBox, "Cat").click();
+    h.step();
+    h.get_by_label("Remove from group").click();
+    step_until(&mut h, "two members", |h| h.state().snap.open.as_ref().is_some_and(|o| o.members.len() == 2));
+    h.get_by_label("Rename group…").click();
+    step_until(&mut h, "the rename form", |h| h.query_by_label("Rename").is_some());
+    let field = h.get_all_by_role(Role::TextInput).find(|n| n.value().as_deref() == Some("Trip")).expect("the name");
+    field.focus();
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.step();
+    h.get_all_by_role(Role::TextInput)
+        .find(|n| n.value().as_deref() == Some("Trip"))
+        .expect("the name field")
+        .type_text("Trip 2027");
+    h.step();
+    h.get_by_label("Rename").click();
+    step_until(&mut h, "the new group name", |h| h.state().snap.open.as_ref().is_some_and(|o| o.title == "Trip 2027"));
 
     // Rename Ben to a name of our own.
     h.get_by_label("Ben").click();

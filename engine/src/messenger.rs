@@ -356,6 +356,32 @@ impl Node {
         Ok(())
     }
 
+    /// Takes `members` out of a group (told to everyone in it, those removed included).
+    pub fn group_remove(&mut self, chat: &ChatTarget, members: &[UserId]) -> Result<(), MessengerError> {
+        let me = self.me()?;
+        let (_, current) =
+            self.store.group(&chat.chat)?.ok_or_else(|| MessengerError::UnknownChat(chat.title.clone()))?;
+        if let Some(outside) = members.iter().find(|m| !current.contains(m) || **m == me) {
+            return Err(MessengerError::NotAContact(format!(
+                "{} is not another member of {}",
+                outside.short(),
+                chat.title
+            )));
+        }
+        self.say(&Body::GroupRemove { chat: chat.chat, members: members.to_vec() }, &current)?;
+        Ok(())
+    }
+
+    /// Gives a group a new name (for every member).
+    pub fn group_rename(&mut self, chat: &ChatTarget, name: &str) -> Result<(), MessengerError> {
+        crate::contacts::check_name(name)?;
+        if self.store.group(&chat.chat)?.is_none() {
+            return Err(MessengerError::UnknownChat(chat.title.clone()));
+        }
+        self.say(&Body::GroupRename { chat: chat.chat, name: name.to_owned() }, &chat.users)?;
+        Ok(())
+    }
+
     /// Acknowledges every message from others that this device has not acknowledged yet: sealed
     /// acks per chat and author (at most [`ACK_BATCH`] targets each), to the author's devices
     /// and ours. Returns how many messages were acknowledged.

@@ -286,6 +286,21 @@ pub enum GroupCommand {
         /// The group: its name or chat id.
         group: String,
     },
+    /// Take members out of a group (any member may; they are told).
+    Remove {
+        /// The group: its name or chat id.
+        group: String,
+        /// Members: contact names, short ids (lu:xxxx-…) or user ids.
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Give a group a new name (for every member).
+    Rename {
+        /// The group: its name or chat id.
+        group: String,
+        /// The new name (1 to 64 bytes).
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -112,6 +112,12 @@ pub fn request(command: &Command) -> Option<Request> {
         Command::Group(GroupCommand::Add { group, members }) => {
             Request::Group(control::GroupCommand::Add { group: group.clone(), members: members.clone() })
         }
+        Command::Group(GroupCommand::Remove { group, members }) => {
+            Request::Group(control::GroupCommand::Remove { group: group.clone(), members: members.clone() })
+        }
+        Command::Group(GroupCommand::Rename { group, name }) => {
+            Request::Group(control::GroupCommand::Rename { group: group.clone(), name: name.clone() })
+        }
         Command::Group(GroupCommand::Leave { group }) => {
             Request::Group(control::GroupCommand::Leave { group: group.clone() })
         }

@@ -54,6 +54,14 @@ pub enum ChatAction {
     Leave {
         key: String,
     },
+    RemoveMembers {
+        key: String,
+        members: Vec<UserId>,
+    },
+    RenameGroup {
+        key: String,
+        name: String,
+    },
     RenameContact {
         user: UserId,
         name: String,

@@ -24,6 +24,12 @@ pub enum Form {
     Rename {
         name: String,
     },
+    RemoveMembers {
+        picked: BTreeSet<UserId>,
+    },
+    RenameGroup {
+        name: String,
+    },
     /// "Leave this group?" awaiting a yes.
     Leave,
 }
@@ -107,6 +113,12 @@ pub fn chat_tools(
             if ui.small_button("Add people…").clicked() {
                 state.form = Form::AddMembers { picked: BTreeSet::new() };
             }
+            if ui.small_button("Remove people…").clicked() {
+                state.form = Form::RemoveMembers { picked: BTreeSet::new() };
+            }
+            if ui.small_button("Rename group…").clicked() {
+                state.form = Form::RenameGroup { name: open.title.clone() };
+            }
             if ui.small_button("Leave group…").clicked() {
                 state.form = Form::Leave;
             }
@@ -141,6 +153,43 @@ pub fn chat_tools(
                         key: key.to_owned(),
                         members: picked.iter().copied().collect(),
                     });
+                    done = true;
+                }
+                if ui.button("Cancel").clicked() {
+                    done = true;
+                }
+            });
+        }
+        Form::RemoveMembers { picked } if group => {
+            let me = UserId::parse(&snap.me.user_id).ok();
+            let inside: Vec<(UserId, String)> = open
+                .members
+                .iter()
+                .filter(|u| Some(**u) != me)
+                .map(|u| {
+                    let name = snap.contacts.iter().find(|(c, _)| c == u).map_or_else(|| u.short(), |(_, n)| n.clone());
+                    (*u, name)
+                })
+                .collect();
+            pick(ui, &inside, picked);
+            ui.horizontal(|ui| {
+                if ui.add_enabled(!picked.is_empty(), egui::Button::new("Remove from group")).clicked() {
+                    actions.push(ChatAction::RemoveMembers {
+                        key: key.to_owned(),
+                        members: picked.iter().copied().collect(),
+                    });
+                    done = true;
+                }
+                if ui.button("Cancel").clicked() {
+                    done = true;
+                }
+            });
+        }
+        Form::RenameGroup { name } if group => {
+            ui.horizontal(|ui| {
+                ui.add(egui::TextEdit::singleline(name).hint_text("Group name").desired_width(200.0));
+                if ui.add_enabled(!name.trim().is_empty(), egui::Button::new("Rename")).clicked() {
+                    actions.push(ChatAction::RenameGroup { key: key.to_owned(), name: name.trim().to_owned() });
                     done = true;
                 }
                 if ui.button("Cancel").clicked() {

@@ -216,6 +216,18 @@ pub fn group(cx: &Cx, out: &mut Out, cmd: &GroupCommand) -> Result<u8> {
             n.group_leave(&t)?;
             Ok(("left", t))
         }
+        GroupCommand::Remove { group, members } => {
+            let t = n.chat(group)?;
+            let m = users(n, members)?;
+            n.group_remove(&t, &m)?;
+            Ok(("removed from", t))
+        }
+        GroupCommand::Rename { group, name } => {
+            let mut t = n.chat(group)?;
+            n.group_rename(&t, name)?;
+            t.title = name.clone();
+            Ok(("renamed to", t))
+        }
     })?;
     let title = t.title;
     out.set(&json!({ "group": title, "chat": t.chat.to_hex(), "done": what }), || {

@@ -103,6 +103,8 @@ pub enum GroupCommand {
     Create { name: String, members: Vec<String> },
     Add { group: String, members: Vec<String> },
     Leave { group: String },
+    Remove { group: String, members: Vec<String> },
+    Rename { group: String, name: String },
 }
 
 /// A reply: the structured value (what `--json` prints), its text rendering, and the exit status.

@@ -82,6 +82,17 @@ pub enum Body {
     GroupLeave {
         chat: ChatId,
     },
+    /// A member takes others out of the group (sealed to the members before the removal, so
+    /// those removed learn it too).
+    GroupRemove {
+        chat: ChatId,
+        members: Vec<UserId>,
+    },
+    /// A member gives the group a new name.
+    GroupRename {
+        chat: ChatId,
+        name: String,
+    },
 }
 
 const TEXT: u8 = 1;
@@ -92,6 +103,8 @@ const CONTACT: u8 = 5;
 const GROUP_CREATE: u8 = 6;
 const GROUP_ADD: u8 = 7;
 const GROUP_LEAVE: u8 = 8;
+const GROUP_REMOVE: u8 = 9;
+const GROUP_RENAME: u8 = 10;
 
 fn body<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, CodecError> {
     codec::decode_tagged(bytes)
@@ -108,6 +121,8 @@ pub enum BodyError {
     TooLong,
     #[error("more than {MAX_MEMBERS} members")]
     TooManyMembers,
+    #[error("a group name longer than {} bytes", crate::payload::MAX_NAME)]
+    NameTooLong,
 }
 
 impl Body {
@@ -119,7 +134,9 @@ impl Body {
             | Body::Ack { chat, .. }
             | Body::GroupCreate { chat, .. }
             | Body::GroupAdd { chat, .. }
-            | Body::GroupLeave { chat } => Some(*chat),
+            | Body::GroupLeave { chat }
+            | Body::GroupRemove { chat, .. }
+            | Body::GroupRename { chat, .. } => Some(*chat),
             Body::Contact(_) => None,
         }
     }
@@ -134,6 +151,8 @@ impl Body {
             Body::GroupCreate { chat, name, members } => codec::encode_tagged(GROUP_CREATE, &(chat, name, members)),
             Body::GroupAdd { chat, name, members } => codec::encode_tagged(GROUP_ADD, &(chat, name, members)),
             Body::GroupLeave { chat } => codec::encode_tagged(GROUP_LEAVE, &(chat,)),
+            Body::GroupRemove { chat, members } => codec::encode_tagged(GROUP_REMOVE, &(chat, members)),
+            Body::GroupRename { chat, name } => codec::encode_tagged(GROUP_RENAME, &(chat, name)),
         }
     }
 
@@ -171,13 +190,24 @@ impl Body {
                 let (chat,): (ChatId,) = body(bytes)?;
                 Body::GroupLeave { chat }
             }
+            GROUP_REMOVE => {
+                let (chat, members): (ChatId, Vec<UserId>) = body(bytes)?;
+                Body::GroupRemove { chat, members }
+            }
+            GROUP_RENAME => {
+                let (chat, name): (ChatId, String) = body(bytes)?;
+                Body::GroupRename { chat, name }
+            }
             t => return Err(BodyError::UnknownTag(t)),
         };
         match &b {
             Body::Text { text, .. } | Body::Edit { text, .. } if text.len() > MAX_TEXT => Err(BodyError::TooLong),
-            Body::GroupCreate { members, .. } | Body::GroupAdd { members, .. } if members.len() > MAX_MEMBERS => {
+            Body::GroupCreate { members, .. } | Body::GroupAdd { members, .. } | Body::GroupRemove { members, .. }
+                if members.len() > MAX_MEMBERS =>
+            {
                 Err(BodyError::TooManyMembers)
             }
+            Body::GroupRename { name, .. } if name.len() > crate::payload::MAX_NAME => Err(BodyError::NameTooLong),
             _ => Ok(b),
         }
     }
@@ -200,6 +230,8 @@ mod tests {
             Body::GroupCreate { chat, name: "g".into(), members: vec![UserId(Bytes([1; 32]))] },
             Body::GroupAdd { chat, name: "g".into(), members: vec![] },
             Body::GroupLeave { chat },
+            Body::GroupRemove { chat, members: vec![UserId(Bytes([2; 32]))] },
+            Body::GroupRename { chat, name: "h".into() },
         ] {
             assert_eq!(Body::decode(&b.encode()), Ok(b));
         }

@@ -60,6 +60,8 @@ pub enum GroupOp {
     Create { name: String, members: Vec<UserId> },
     Add { name: String, members: Vec<UserId> },
     Leave,
+    Remove { members: Vec<UserId> },
+    Rename { name: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +146,8 @@ pub fn rows_known(
         Body::GroupCreate { chat, name, members } => group_rows(chat, &ts, id, user, GroupOp::Create { name, members }),
         Body::GroupAdd { chat, name, members } => group_rows(chat, &ts, id, user, GroupOp::Add { name, members }),
         Body::GroupLeave { chat } => group_rows(chat, &ts, id, user, GroupOp::Leave),
+        Body::GroupRemove { chat, members } => group_rows(chat, &ts, id, user, GroupOp::Remove { members }),
+        Body::GroupRename { chat, name } => group_rows(chat, &ts, id, user, GroupOp::Rename { name }),
     }
 }
 

@@ -237,6 +237,13 @@ impl Store {
                 (GroupOp::Leave, Some((_, m))) => {
                     m.remove(&author);
                 }
+                // Only a member may take others out or rename the group.
+                (GroupOp::Remove { members }, Some((_, m))) if m.contains(&author) => {
+                    for x in members {
+                        m.remove(&x);
+                    }
+                }
+                (GroupOp::Rename { name }, Some((n, m))) if m.contains(&author) => *n = name,
                 _ => {}
             }
         }

@@ -526,6 +526,8 @@ fn messaging() -> String {
             Body::GroupAdd { chat: ChatId(Bytes([7; 16])), name: "trip".into(), members: vec![user.id()] },
         ),
         ("body-group-leave", Body::GroupLeave { chat: ChatId(Bytes([7; 16])) }),
+        ("body-group-remove", Body::GroupRemove { chat: ChatId(Bytes([7; 16])), members: vec![user.id()] }),
+        ("body-group-rename", Body::GroupRename { chat: ChatId(Bytes([7; 16])), name: "trip 2027".into() }),
     ];
     let invite = crate::messenger::Invite {
         version: 1,

@@ -141,6 +141,45 @@ async fn a_member_added_later_knows_the_group() {
     c.with_node(|n| n.send(&at_c, "thanks!", None).expect("reply"));
 }
 
+/// A member takes another out and renames the group: everyone sees the new name and members,
+/// the one removed learns it, and what is said afterwards is not sealed to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_is_removed_and_the_group_renamed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (host(dir.path(), "ann"), host(dir.path(), "ben"), host(dir.path(), "cat"));
+    befriend(&a, &b);
+    befriend(&a, &c);
+    befriend(&b, &c);
+    let group = a.with_node(|n| n.group_create("trip", &[user(&b), user(&c)]).expect("group"));
+    a.with_node(|n| n.send(&group, "all three of us", None).expect("send"));
+    a.with_node(|n| n.group_remove(&group, &[user(&c)]).expect("remove"));
+    let group = a.read_node(|n| n.chat("trip").expect("chat"));
+    a.with_node(|n| n.group_rename(&group, "trip for two").expect("rename"));
+    let group = a.read_node(|n| n.chat("trip for two").expect("renamed"));
+    assert_eq!(group.users.len(), 2, "Ann and Ben");
+    a.with_node(|n| n.send(&group, "just us now", None).expect("send"));
+    // Refused: removing someone who is not in it, a bad name.
+    assert!(a.with_node(|n| n.group_remove(&group, &[user(&c)])).is_err());
+    assert!(a.with_node(|n| n.group_rename(&group, "")).is_err());
+    for h in [&b, &c] {
+        h.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("sync");
+    }
+    let at_b = b.read_node(|n| n.chat("trip for two").expect("B knows the new name"));
+    assert_eq!(texts(&b, &at_b), vec![Some("all three of us".to_owned()), Some("just us now".to_owned())]);
+    let members_at_c = c.read_node(|n| n.store.group(&group.chat).expect("group").expect("exists").1);
+    assert!(!members_at_c.contains(&user(&c)), "Cat learns she was removed");
+    let at_c = c.read_node(|n| n.chat(&group.chat.to_hex()).expect("chat"));
+    assert_eq!(texts(&c, &at_c), vec![Some("all three of us".to_owned())], "nothing after the removal");
+    // A removal by someone no longer in the group changes nothing.
+    c.with_node(|n| {
+        let body = libra_engine::messaging::Body::GroupRemove { chat: group.chat, members: vec![user(&b)] };
+        n.say(&body, &[user(&a), user(&b)]).expect("say")
+    });
+    b.connect(c.local_addr().expect("addr"), Some(c.device()), false).await.expect("sync");
+    let members_at_b = b.read_node(|n| n.store.group(&group.chat).expect("group").expect("exists").1);
+    assert!(members_at_b.contains(&user(&b)), "an outsider cannot remove members");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_and_deletions_converge() {
     let dir = tempfile::tempdir().expect("tempdir");
