@@ -267,6 +267,20 @@ impl LibraApp {
                     let t = n.chat(&key).map_err(|e| e.to_string())?;
                     n.group_leave(&t).map(|()| format!("left {}", t.title)).map_err(|e| e.to_string())
                 }),
+                ChatAction::Block { user, blocked } => {
+                    if blocked {
+                        self.chats.open = None;
+                        engine.open_chat(None);
+                    }
+                    let core = engine.core().clone();
+                    engine.act(move |n| {
+                        let devices = n.set_blocked(&user, blocked).map_err(|e| e.to_string())?;
+                        for d in &devices {
+                            core.disconnect(d);
+                        }
+                        Ok(format!("{} {}", if blocked { "blocked" } else { "unblocked" }, user.short()))
+                    })
+                }
                 ChatAction::RenameContact { user, name } => engine.act(move |n| {
                     n.rename_contact(&user, &name)
                         .map(|()| format!("{} is now {name}", user.short()))
@@ -466,6 +480,9 @@ impl eframe::App for LibraApp {
                     && let Err(e) = self.settings.save(&self.dir)
                 {
                     self.status = Some((format!("settings not saved: {e}"), true));
+                }
+                if let Some(user) = crate::views::settings::blocked(ui, &self.snap) {
+                    self.run_chat_actions(vec![ChatAction::Block { user, blocked: false }]);
                 }
             }
         });

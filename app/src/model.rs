@@ -148,6 +148,8 @@ pub struct Snapshot {
     pub nearby: NearbyView,
     /// Messages matching the search over all chats.
     pub hits: Vec<Hit>,
+    /// Contacts the user blocked (their chats are hidden).
+    pub blocked: Vec<(UserId, String)>,
     /// Open invites: id, uses left, expiry (ms).
     pub invites: Vec<(String, u32, u64)>,
     /// The newest message from someone else, for notifications.
@@ -196,6 +198,12 @@ impl Snapshot {
             };
         }
         s.contacts = contact_names(node);
+        s.blocked = s
+            .contacts
+            .iter()
+            .filter(|(u, _)| node.store.contact_state(u).is_ok_and(|st| st.blocked))
+            .cloned()
+            .collect();
         s.invites = node
             .store
             .open_invites(clock::wall_ms())
@@ -204,6 +212,11 @@ impl Snapshot {
             .map(|(id, r)| (id, r.uses_left, r.expires_ms))
             .collect();
         for c in node.store.chats().unwrap_or_default() {
+            if let ChatKind::Direct(Some(u)) = &c.kind
+                && s.blocked.iter().any(|(b, _)| b == u)
+            {
+                continue;
+            }
             let (title, group) = match &c.kind {
                 ChatKind::Group { name, .. } => (libra_engine::text::for_terminal(name), true),
                 ChatKind::Direct(u) => (name_of(node, &s.contacts, u), false),

@@ -311,6 +311,17 @@ fn a_group_is_created_and_a_contact_renamed_in_the_app() {
     step_until(&mut h, "the new name", |h| shows(h, "Benji"));
     assert_eq!(app.read(move |n| n.display_name(&ben)).expect("read"), "Benji");
 
+    // Block Benji: his chat goes; Settings lists him and takes him back.
+    h.get_by_label("Block…").click();
+    step_until(&mut h, "the block question", |h| h.query_by_label("Block").is_some());
+    h.get_by_label("Block").click();
+    step_until(&mut h, "blocked", |h| h.state().snap.blocked.len() == 1 && !shows(h, "Benji"));
+    assert!(app.read(move |n| n.store.contact_state(&ben).expect("state").blocked).expect("read"));
+    h.get_by_label("Settings").click();
+    step_until(&mut h, "the blocked list", |h| h.query_by_label("Unblock").is_some());
+    h.get_by_label("Unblock").click();
+    step_until(&mut h, "unblocked", |h| h.state().snap.blocked.is_empty());
+
     // And our own name.
     app.write(|n| n.set_name("Annie").expect("rename")).expect("write");
     assert_eq!(app.read(|n| n.name()).expect("read").as_deref(), Some("Annie"));

@@ -205,6 +205,28 @@ impl Node {
         Ok(())
     }
 
+    /// Blocks a contact (or unblocks it): its devices leave (or rejoin) the allow-list, so
+    /// they cannot connect and get nothing from us; its direct chat is hidden and refuses
+    /// sending. Local to this device, like the rest of the contact state.
+    /// Returns the contact's devices (a running engine ends their sessions: `Engine::disconnect`).
+    pub fn set_blocked(&mut self, user: &UserId, blocked: bool) -> Result<Vec<[u8; 32]>, MessengerError> {
+        if !self.store.contacts()?.iter().any(|(u, _)| u == user) {
+            return Err(MessengerError::NotAContact(user.short()));
+        }
+        let mut s = self.store.contact_state(user)?;
+        s.blocked = blocked;
+        self.store.set_contact_state(user, s)?;
+        let mut devices = Vec::new();
+        for c in self.device_certs(user)? {
+            let key = c.body.device.as_bytes();
+            let mut rec = self.store.peer(key)?.unwrap_or_default();
+            rec.allowed = !blocked;
+            self.store.set_peer(key, &rec, true)?;
+            devices.push(*key);
+        }
+        Ok(devices)
+    }
+
     /// Refuses to edit or delete a message this user did not write.
     pub(crate) fn check_own_message(&self, target: &EntryId) -> Result<(), MessengerError> {
         let unknown = || MessengerError::UnknownMessage(target.to_hex()[..8].to_owned());

@@ -46,6 +46,8 @@ pub enum MessengerError {
     OwnInvite,
     #[error("an invite allows 1 to {MAX_INVITE_USES} uses, not {0}")]
     BadUses(u32),
+    #[error("{0} is blocked (unblock them to write to them)")]
+    Blocked(String),
     #[error("this device does not hold the user key (only the device that created the identity can change its name)")]
     NoUserKey,
     #[error("no chat, contact or group called '{0}'")]
@@ -212,6 +214,10 @@ impl Node {
         if !invite.card.certs.iter().any(|c| c.body.device.as_bytes() == device) {
             return Ok(false);
         }
+        // A blocked contact cannot come back through an invite it still holds.
+        if self.store.contact_state(&invite.user())?.blocked {
+            return Ok(false);
+        }
         // One use of the invite goes, durably, before anyone is added: a single-use invite
         // introduces one person however many hold it.
         if !self.store.use_invite(token, clock::wall_ms())? {
@@ -288,6 +294,12 @@ impl Node {
             card.name = n.to_owned();
         }
         self.say(&Body::Contact(card), &[])?;
+        // Adding someone again is taking them back.
+        let mut state = self.store.contact_state(&user)?;
+        if state.blocked {
+            state.blocked = false;
+            self.store.set_contact_state(&user, state)?;
+        }
         for c in &invite.card.certs {
             let mut rec = self.store.peer(c.body.device.as_bytes())?.unwrap_or_default();
             rec.allowed = true;
@@ -313,6 +325,12 @@ impl Node {
     /// reaches a recipient.
     pub fn send(&mut self, chat: &ChatTarget, text: &str, reply_to: Option<EntryId>) -> Result<Entry, MessengerError> {
         Self::check_text(text)?;
+        if let [other] = chat.users.iter().filter(|u| Some(**u) != self.user_id()).collect::<Vec<_>>()[..]
+            && self.store.group(&chat.chat)?.is_none()
+            && self.store.contact_state(other)?.blocked
+        {
+            return Err(MessengerError::Blocked(chat.title.clone()));
+        }
         self.say(&Body::Text { chat: chat.chat, text: text.to_owned(), reply_to }, &chat.users)
     }
 

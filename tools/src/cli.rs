@@ -261,6 +261,17 @@ pub enum ContactCommand {
         /// Contact name, short id (lu:xxxx-…) or user id.
         contact: String,
     },
+    /// Block a contact: their devices can no longer connect, you can no longer write to them,
+    /// and their chat is hidden in the app (`unblock` takes it back).
+    Block {
+        /// Contact name, short id (lu:xxxx-…) or user id.
+        contact: String,
+    },
+    /// Unblock a contact.
+    Unblock {
+        /// Contact name, short id (lu:xxxx-…) or user id.
+        contact: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -88,6 +88,12 @@ pub fn request(command: &Command) -> Option<Request> {
                 undo: *undo,
             })
         }
+        Command::Contact(ContactCommand::Block { contact }) => {
+            Request::Contact(control::ContactCommand::Block { contact: contact.clone(), blocked: true })
+        }
+        Command::Contact(ContactCommand::Unblock { contact }) => {
+            Request::Contact(control::ContactCommand::Block { contact: contact.clone(), blocked: false })
+        }
         Command::Contact(ContactCommand::Accept { contact }) => {
             Request::Contact(control::ContactCommand::Accept { contact: contact.clone() })
         }

@@ -66,6 +66,10 @@ pub enum ChatAction {
         user: UserId,
         name: String,
     },
+    Block {
+        user: UserId,
+        blocked: bool,
+    },
     /// Search every chat for this text (empty: stop searching).
     SearchAll(String),
     /// Open a chat at a message found by searching, filtered by the search.
@@ -147,6 +151,7 @@ pub fn list(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, now_ms: 
             .contacts
             .iter()
             .filter(|(u, _)| me.is_some_and(|m| !snap.chats.iter().any(|c| c.chat == ChatId::direct(&m, u))))
+            .filter(|(u, _)| !snap.blocked.iter().any(|(b, _)| b == u))
             .collect();
         if !fresh.is_empty() {
             ui.add_space(8.0);

@@ -32,6 +32,8 @@ pub enum Form {
     },
     /// "Leave this group?" awaiting a yes.
     Leave,
+    /// "Block this contact?" awaiting a yes.
+    Block,
 }
 
 /// Contacts to tick, each with the name shown for it.
@@ -108,6 +110,9 @@ pub fn chat_tools(
         {
             state.form = Form::Rename { name: open.title.split(" (").next().unwrap_or_default().to_owned() };
             let _ = c;
+        }
+        if open.contact.is_some() && ui.small_button("Block…").clicked() {
+            state.form = Form::Block;
         }
         if group {
             if ui.small_button("Add people…").clicked() {
@@ -196,6 +201,20 @@ pub fn chat_tools(
                     done = true;
                 }
             });
+        }
+        Form::Block => {
+            if let Some(c) = &open.contact {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label("Block them? Their devices can no longer connect, you can no longer write to them, and this chat is hidden (unblock under Settings).");
+                    if ui.button("Block").clicked() {
+                        actions.push(ChatAction::Block { user: c.user, blocked: true });
+                        done = true;
+                    }
+                    if ui.button("Cancel").clicked() {
+                        done = true;
+                    }
+                });
+            }
         }
         Form::Leave if group => {
             ui.horizontal(|ui| {

@@ -48,3 +48,22 @@ pub fn ui(ui: &mut egui::Ui, s: &mut Settings, listening: Option<std::net::Socke
     }
     changed
 }
+
+/// Blocked contacts, each with Unblock; returns the one to unblock.
+pub fn blocked(ui: &mut egui::Ui, snap: &crate::model::Snapshot) -> Option<libra_engine::identity::UserId> {
+    if snap.blocked.is_empty() {
+        return None;
+    }
+    let mut unblock = None;
+    ui.add_space(12.0);
+    ui.label(RichText::new("Blocked contacts").strong());
+    for (u, name) in &snap.blocked {
+        ui.horizontal(|ui| {
+            ui.label(name);
+            if ui.small_button("Unblock").clicked() {
+                unblock = Some(*u);
+            }
+        });
+    }
+    unblock
+}

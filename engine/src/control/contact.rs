@@ -17,10 +17,14 @@ fn view_json(c: &ContactView) -> Value {
         "devices": c.devices,
         "verified": c.state.verified,
         "new": c.state.introduced,
+        "blocked": c.state.blocked,
     })
 }
 
 fn status(r: &Value) -> &'static str {
+    if r["blocked"] == true {
+        return "blocked (`libra contact unblock`)";
+    }
     match (r["verified"] == true, r["new"] == true) {
         (_, true) => "new: introduced itself with your invite (`libra contact accept`)",
         (true, false) => "verified",
@@ -106,6 +110,26 @@ pub fn contact(cx: &Cx, out: &mut Out, cmd: &ContactCommand) -> Result<u8> {
                     "not verified. Compare this number with theirs in person or on a call you trust; if it matches, run `libra contact verify CONTACT --confirm`.\n"
                 };
                 s
+            });
+        }
+        ContactCommand::Block { contact, blocked } => {
+            let (user, devices) = cx.write(|n| {
+                let u = n.contact(contact)?;
+                Ok((u, n.set_blocked(&u, *blocked)?))
+            })?;
+            // A running node drops their live sessions now.
+            for d in &devices {
+                cx.engine.disconnect(d);
+            }
+            out.set(&json!({ "user_id": user.to_string(), "short": user.short(), "blocked": blocked }), || {
+                if *blocked {
+                    format!(
+                        "blocked {}: their devices cannot connect and you cannot write to them; in groups you share they still read what you write there\n",
+                        user.short()
+                    )
+                } else {
+                    format!("unblocked {}\n", user.short())
+                }
             });
         }
         ContactCommand::Accept { contact } => {

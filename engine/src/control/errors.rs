@@ -40,6 +40,7 @@ fn messenger(m: &MessengerError) -> &'static str {
         MessengerError::TooLong { .. } | MessengerError::TooManyMembers { .. } => "too_large",
         MessengerError::Ambiguous { .. } => "ambiguous",
         MessengerError::NotYourMessage => "not_yours",
+        MessengerError::Blocked(_) => "blocked",
         MessengerError::BadName(_) => "bad_name",
         MessengerError::Seal(_) => "crypto",
         MessengerError::Node(n) => node(n),

@@ -91,11 +91,28 @@ pub enum NearbyCommand {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContactCommand {
-    Add { invite: String, name: Option<String> },
+    Add {
+        invite: String,
+        name: Option<String>,
+    },
     List,
-    Rename { contact: String, name: String },
-    Verify { contact: String, confirm: bool, undo: bool },
-    Accept { contact: String },
+    Rename {
+        contact: String,
+        name: String,
+    },
+    Verify {
+        contact: String,
+        confirm: bool,
+        undo: bool,
+    },
+    Accept {
+        contact: String,
+    },
+    /// Block (or unblock, with `blocked` false).
+    Block {
+        contact: String,
+        blocked: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

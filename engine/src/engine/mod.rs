@@ -400,6 +400,14 @@ impl Engine {
         self.shared.online.lock().map_or(PathKind::Inbound, |o| o.inbound_path(peer))
     }
 
+    /// Ends every live session with `peer` (a blocked contact's device): they close at once
+    /// rather than when they next fail.
+    pub fn disconnect(&self, peer: &[u8; 32]) {
+        if let Ok(o) = self.shared.online.lock() {
+            o.end_all(peer);
+        }
+    }
+
     /// Whether `peer` is connected by a path that is not relayed.
     pub fn direct(&self, peer: &[u8; 32]) -> bool {
         self.shared.online.lock().is_ok_and(|o| o.best(peer).is_some_and(|l| !l.path.is_relayed()))

@@ -99,6 +99,13 @@ impl Online {
         (id, replaced, before != self.best(&peer))
     }
 
+    /// Tells every session with `peer` to end.
+    pub(crate) fn end_all(&self, peer: &[u8; 32]) {
+        for s in self.peers.get(peer).into_iter().flatten() {
+            s.replaced.notify_one();
+        }
+    }
+
     /// Ends a session; returns whether the peer's best link changed (or it went offline).
     pub(crate) fn end(&mut self, peer: &[u8; 32], id: u64) -> bool {
         let before = self.best(peer);

@@ -73,7 +73,8 @@ pub struct Watch<'a> {
     /// Whether the transport still hears from the peer: a lossy link that delays the stream
     /// (QUIC backing off its retransmissions) is not a stalled peer.
     pub alive: Option<Alive<'a>>,
-    /// Signalled when a better path to the peer replaced this one: the session ends.
+    /// Signalled when this node ends the session: a better path to the peer replaced this
+    /// one, or the peer was blocked.
     pub replaced: Option<&'a tokio::sync::Notify>,
 }
 
@@ -174,7 +175,7 @@ where
                 Ok(_) => {}
                 Err(RecvError::Closed) => conn.close("the engine stopped".into()),
             },
-            () = replaced(watch.replaced) => conn.close("a better path to the peer replaced this one".into()),
+            () = replaced(watch.replaced) => conn.close("this node ended the session (a better path replaced it, or the peer was blocked)".into()),
             () = sleep_until(deadline), if deadline.is_some() => {
                 if watch.alive.is_some_and(|f| f()) {
                     conn.handle_alive(now());

@@ -18,6 +18,10 @@ pub struct ContactState {
     pub verified: bool,
     /// Added itself with one of our invites; shown as new until the user accepts it.
     pub introduced: bool,
+    /// The user blocked it: its devices may not connect, its direct chat is hidden and
+    /// nothing more is sent to it. (Absent in rows written before blocking existed.)
+    #[serde(default)]
+    pub blocked: bool,
 }
 
 fn key(user: &UserId) -> Vec<u8> {

@@ -180,6 +180,34 @@ async fn a_member_is_removed_and_the_group_renamed() {
     assert!(members_at_b.contains(&user(&b)), "an outsider cannot remove members");
 }
 
+/// Blocking a contact ends its sessions, refuses its devices and writing to it; unblocking
+/// takes it all back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_contact_cannot_connect_and_is_not_written_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (host(dir.path(), "ann"), host(dir.path(), "ben"));
+    befriend(&a, &b);
+    let s = live(&b, &a);
+    wait_until("B online at A", || a.online().contains_key(&b.device())).await;
+    let devices = a.with_node(|n| n.set_blocked(&user(&b), true).expect("block"));
+    assert_eq!(devices, vec![b.device()]);
+    for d in &devices {
+        a.engine().disconnect(d);
+    }
+    wait_until("B's session ended", || !a.online().contains_key(&b.device())).await;
+    s.abort();
+    let again = b.connect(a.local_addr().expect("addr"), Some(a.device()), false).await;
+    assert!(again.is_err(), "a blocked device got in: {again:?}");
+    let chat = chat_with(&a, &b);
+    let refused = a.with_node(|n| n.send(&chat, "hi", None));
+    assert!(matches!(refused, Err(libra_engine::messenger::MessengerError::Blocked(_))), "{refused:?}");
+    a.with_node(|n| n.set_blocked(&user(&b), false).expect("unblock"));
+    a.with_node(|n| n.send(&chat, "sorry, you are back", None).expect("send"));
+    b.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("B gets in again");
+    let back = chat_with(&b, &a);
+    assert_eq!(texts(&b, &back), vec![Some("sorry, you are back".to_owned())]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_and_deletions_converge() {
     let dir = tempfile::tempdir().expect("tempdir");
