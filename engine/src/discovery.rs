@@ -216,20 +216,6 @@ mod tests {
     }
 
     #[test]
-    fn the_fuzz_corpus_decodes_without_panic() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/beacon");
-        let mut n = 0;
-        for f in std::fs::read_dir(dir).expect("corpus") {
-            let bytes = std::fs::read(f.expect("file").path()).expect("read");
-            if let Ok(b) = Beacon::decode(&bytes) {
-                assert_eq!(b.encode(), bytes);
-            }
-            n += 1;
-        }
-        assert!(n >= 3);
-    }
-
-    #[test]
     fn bad_datagrams_are_refused() {
         assert_eq!(Beacon::decode(b"hello"), Err(BeaconError::Magic));
         let mut b = Beacon { port: 1, epoch: 2, tags: vec![[7; TAG_LEN]; 3] }.encode();

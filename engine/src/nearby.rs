@@ -201,19 +201,4 @@ mod tests {
         assert_eq!(check_minutes(0), Err(NearbyError::Minutes(0)));
         assert_eq!(check_minutes(31), Err(NearbyError::Minutes(31)));
     }
-
-    #[test]
-    fn the_fuzz_corpus_decodes_without_panic() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/nearby");
-        let mut n = 0;
-        for f in std::fs::read_dir(dir).expect("corpus") {
-            let bytes = std::fs::read(f.expect("file").path()).expect("read");
-            if let Ok(a) = Announcement::decode(&bytes) {
-                assert_eq!(a.encode(), bytes);
-                let _ = a.invite_from(IpAddr::from([10, 0, 0, 1]));
-            }
-            n += 1;
-        }
-        assert!(n >= 3);
-    }
 }
