@@ -100,6 +100,9 @@ pub enum Command {
     /// Contacts: add one from an invite, list them.
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Carry logs in a file (a USB stick): export for contacts, import what others carried.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Print a completion script for your shell (e.g. `libra completions bash > ~/.local/share/bash-completion/completions/libra`).
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -191,6 +194,26 @@ pub enum LogCommand {
     },
     /// List fork proofs: authors caught signing two entries at one position.
     Forks,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BundleCommand {
+    /// Write the logs these contacts would get in a sync (or every log) into FILE.
+    Export {
+        /// The bundle file to write (replaced atomically).
+        file: PathBuf,
+        /// A contact the bundle is for (name, short id or user id); repeat for several.
+        #[arg(long = "for", value_name = "CONTACT", required_unless_present = "all")]
+        for_contacts: Vec<String>,
+        /// Every log this node holds.
+        #[arg(long, conflicts_with = "for_contacts")]
+        all: bool,
+    },
+    /// Check FILE and take every valid entry that is for this node, as from a peer.
+    Import {
+        /// The bundle file to read.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -16,7 +16,8 @@ use libra_engine::vectors;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    Cli, Command, ContactCommand, GroupCommand, InviteCommand, LogCommand, NearbyCommand, PeerCommand, VectorsCommand,
+    BundleCommand, Cli, Command, ContactCommand, GroupCommand, InviteCommand, LogCommand, NearbyCommand, PeerCommand,
+    VectorsCommand,
 };
 
 pub fn data_dir(args: &Cli) -> Result<PathBuf> {
@@ -63,6 +64,16 @@ pub fn request(command: &Command) -> Option<Request> {
             Request::Invite(control::InviteCommand::Make { with_address: with_address.clone(), uses: *uses })
         }
         Command::Invite { action: Some(InviteCommand::List), .. } => Request::Invite(control::InviteCommand::List),
+        Command::Bundle(BundleCommand::Export { file, for_contacts, all }) => {
+            Request::Bundle(control::BundleCommand::Export {
+                file: absolute(file),
+                for_contacts: for_contacts.clone(),
+                all: *all,
+            })
+        }
+        Command::Bundle(BundleCommand::Import { file }) => {
+            Request::Bundle(control::BundleCommand::Import { file: absolute(file) })
+        }
         Command::Nearby { action: None, minutes } => {
             Request::Nearby(control::NearbyCommand::Start { minutes: *minutes })
         }
@@ -128,6 +139,11 @@ pub fn request(command: &Command) -> Option<Request> {
             Request::Group(control::GroupCommand::Leave { group: group.clone() })
         }
     })
+}
+
+/// A path as the running node's process must see it (its working directory is not ours).
+fn absolute(p: &std::path::Path) -> String {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string()
 }
 
 /// Replaces a `-` argument that stands for standard input (`send CHAT -`, `contact add -`)

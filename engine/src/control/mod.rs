@@ -7,6 +7,7 @@
 //! directory, so only the owner can use it. One request per connection: a JSON line
 //! `{"request": …}`, answered by `{"value": …, "text": "…", "code": n}` or `{"error": "…"}`.
 
+mod bundle;
 mod chat;
 mod contact;
 mod errors;
@@ -44,6 +45,7 @@ pub enum Request {
     PeerAllow { id: String, address: Option<String> },
     Invite(InviteCommand),
     Nearby(NearbyCommand),
+    Bundle(BundleCommand),
     Contact(ContactCommand),
     Send { chat: String, text: String, reply_to: Option<String> },
     Edit { chat: String, message: String, text: String },
@@ -72,6 +74,19 @@ pub enum InviteCommand {
     /// Revoke the open invite whose id starts with `id`; every open invite with `None`.
     Revoke {
         id: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BundleCommand {
+    /// Paths are absolute: a forwarded command runs in the node's process.
+    Export {
+        file: String,
+        for_contacts: Vec<String>,
+        all: bool,
+    },
+    Import {
+        file: String,
     },
 }
 

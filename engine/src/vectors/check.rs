@@ -103,6 +103,29 @@ fn check_lan_tag(c: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// A bundle file: its sections check, its entries decode, its table of contents matches.
+fn check_bundle(c: &Value) -> Result<(), String> {
+    use crate::bundle::BundleError;
+    let outcome = match crate::bundle::parse(&hexf(c, "file")?) {
+        Ok(entries) => {
+            let ids: Vec<String> = entries.iter().map(|e| e.id.to_hex()).collect();
+            let want: Vec<String> = c
+                .get("entries")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            if ids != want {
+                return Err("entries differ".into());
+            }
+            Ok(())
+        }
+        Err(BundleError::Checksum { .. }) => Err("checksum".to_owned()),
+        Err(BundleError::Magic) => Err("magic".to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    expect(c, outcome)
+}
+
 /// A request (34 bytes, then an address for Punch-from) or a Punch answer (0, then an address).
 fn check_relay_request(c: &Value) -> Result<(), String> {
     use crate::relay_wire::{RelayWireError, Request, decode_addr};
@@ -459,7 +482,8 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 17] = [
+        let sections: [(&str, &CaseCheck); 18] = [
+            ("bundles", &check_bundle),
             ("lan_tags", &check_lan_tag),
             ("relay_requests", &check_relay_request),
             ("nearby", &check_nearby),

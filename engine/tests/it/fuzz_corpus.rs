@@ -42,6 +42,13 @@ fn every_corpus_seed_decodes_as_its_target_expects() {
             assert_eq!(encode_addr(a), b);
         }
     }
+    for b in seeds("bundle") {
+        if let Ok(entries) = libra_engine::bundle::parse(&b) {
+            for e in entries {
+                let _ = validate_next(None, &e);
+            }
+        }
+    }
     for b in seeds("body") {
         if let Ok(x) = Body::decode(&b) {
             assert_eq!(x.encode(), b);

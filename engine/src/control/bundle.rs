@@ -1,0 +1,283 @@
+//! `bundle export` and `bundle import`: log entries carried in a file (spec/bundle.md). Export
+//! streams section by section into a temporary file that is synced and then renamed; import
+//! checks every section, ingests each entry as if a peer had sent it (through the engine, so
+//! projections, acknowledgements and events follow as after a sync), and reports precisely
+//! what it could not take.
+
+use std::collections::BTreeSet;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use super::{BundleCommand, Cx, Out};
+use crate::bundle::{self as fmt, BundleError, SectionHeader, Toc};
+use crate::codec::Bytes;
+use crate::log::Entry;
+use crate::store::IngestReport;
+
+pub fn bundle(cx: &Cx, out: &mut Out, cmd: &BundleCommand) -> Result<u8> {
+    match cmd {
+        BundleCommand::Export { file, for_contacts, all } => export(cx, out, Path::new(file), for_contacts, *all),
+        BundleCommand::Import { file } => import(cx, out, Path::new(file)),
+    }
+}
+
+/// The logs a bundle for these contacts carries: what a session with each of their devices
+/// would offer; or every log held.
+fn logs_for(cx: &Cx, for_contacts: &[String], all: bool) -> Result<BTreeSet<[u8; 32]>> {
+    cx.read(|n| {
+        if all {
+            return Ok(n.store.heads().map(|(a, _)| a).collect());
+        }
+        let mut logs = BTreeSet::new();
+        for c in for_contacts {
+            let user = n.contact(c)?;
+            for cert in n.device_certs(&user)? {
+                logs.extend(n.offer_set(cert.body.device.as_bytes())?);
+            }
+        }
+        Ok(logs)
+    })
+}
+
+fn export(cx: &Cx, out: &mut Out, file: &Path, for_contacts: &[String], all: bool) -> Result<u8> {
+    if for_contacts.is_empty() && !all {
+        bail!("say who the bundle is for (--for CONTACT, several allowed) or --all");
+    }
+    // Device logs first: a device log names its user (its first entry carries the user's
+    // certificate), so a reader who takes the device log then wants the user log after it.
+    let logs: Vec<[u8; 32]> = {
+        let set = logs_for(cx, for_contacts, all)?;
+        let users: BTreeSet<[u8; 32]> =
+            cx.read(|n| Ok(n.store.trust().users.keys().map(|u| *u.as_bytes()).collect()))?;
+        let (u, d): (Vec<[u8; 32]>, Vec<[u8; 32]>) = set.into_iter().partition(|a| users.contains(a));
+        d.into_iter().chain(u).collect()
+    };
+    let tmp = file.with_extension("libra-partial");
+    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut w = BufWriter::new(f);
+    w.write_all(fmt::MAGIC)?;
+    let (mut toc, mut pending, mut pending_bytes, mut entries) = (Toc::new(), Vec::new(), 0usize, 0u64);
+    let flush = |w: &mut BufWriter<std::fs::File>, pending: &mut Vec<Entry>, toc: &mut Toc| -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let count = u32::try_from(pending.len())?;
+        let s = fmt::section(fmt::KIND_ENTRIES, count, &fmt::entries_body(pending));
+        let sum: [u8; fmt::CHECKSUM] = s[s.len() - fmt::CHECKSUM..].try_into()?;
+        toc.push((fmt::KIND_ENTRIES, count, Bytes(sum)));
+        w.write_all(&s)?;
+        pending.clear();
+        Ok(())
+    };
+    for author in &logs {
+        let mut seq = 1;
+        loop {
+            // A page at a time: memory stays bounded whatever the log's length.
+            let page = cx.read(|n| Ok(n.store.read_log(author, seq, 1000)?))?;
+            let Some(last) = page.last() else { break };
+            seq = last.header().seq + 1;
+            for e in page {
+                pending_bytes += e.encode().len() + 4;
+                pending.push(e);
+                entries += 1;
+                if pending.len() >= fmt::SECTION_ENTRIES || pending_bytes >= fmt::SECTION_BYTES {
+                    flush(&mut w, &mut pending, &mut toc)?;
+                    pending_bytes = 0;
+                }
+            }
+        }
+        // A section per log (or per few thousand entries): damage costs one log's part.
+        flush(&mut w, &mut pending, &mut toc)?;
+        pending_bytes = 0;
+    }
+    flush(&mut w, &mut pending, &mut toc)?;
+    let sections = toc.len();
+    w.write_all(&fmt::section(fmt::KIND_TOC, u32::try_from(sections)?, &fmt::toc_body(&toc)))?;
+    let f = w.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file).with_context(|| format!("renaming into {}", file.display()))?;
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let v = json!({ "file": file.display().to_string(), "logs": logs.len(), "entries": entries, "sections": sections, "bytes": bytes });
+    out.set(&v, || {
+        format!(
+            "wrote {} entries of {} logs in {sections} sections ({bytes} bytes) to {}\n",
+            entries,
+            logs.len(),
+            file.display()
+        )
+    });
+    Ok(0)
+}
+
+/// What an import did, for the report.
+#[derive(Default)]
+struct Tally {
+    sections: usize,
+    report: IngestReport,
+    not_for_us: usize,
+    problems: Vec<String>,
+    complete: bool,
+}
+
+impl Tally {
+    fn take(&mut self, rep: IngestReport) {
+        self.report.accepted += rep.accepted;
+        self.report.duplicates += rep.duplicates;
+        self.report.skipped += rep.skipped;
+        self.report.rejected.extend(rep.rejected);
+        self.report.forks.extend(rep.forks);
+    }
+}
+
+/// Entries not (yet) for this node kept for a second look at the end.
+const MAX_DEFERRED: usize = 100_000;
+
+/// Reads exactly `buf.len()` bytes; `Ok(false)` at the end of the file (a cut).
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..])? {
+            0 => return Ok(false),
+            n => got += n,
+        }
+    }
+    Ok(true)
+}
+
+fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
+    let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let mut r = BufReader::new(f);
+    let mut magic = [0u8; 8];
+    if !read_full(&mut r, &mut magic)? || &magic != fmt::MAGIC {
+        bail!(BundleError::Magic);
+    }
+    let mut accept = cx.read(|n| Ok(n.accept_set()?))?;
+    let mut t = Tally::default();
+    let mut deferred: Vec<Entry> = Vec::new();
+    let mut seen = Toc::new();
+    loop {
+        let index = t.sections;
+        let mut head = [0u8; fmt::SECTION_HEADER];
+        if !read_full(&mut r, &mut head)? {
+            t.problems.push(format!("the file ends after section {index} (no table of contents): cut short"));
+            break;
+        }
+        let h = match SectionHeader::decode(&head, index) {
+            Ok(h) => h,
+            Err(e) => {
+                t.problems.push(format!("{e}; nothing after it can be read"));
+                break;
+            }
+        };
+        let mut body = vec![0u8; h.length as usize];
+        let mut sum = [0u8; fmt::CHECKSUM];
+        if !read_full(&mut r, &mut body)? || !read_full(&mut r, &mut sum)? {
+            t.problems.push(format!("section {index} is cut short: its {} entries are missing", h.count));
+            break;
+        }
+        t.sections += 1;
+        if fmt::checksum(&head, &body) != sum {
+            t.problems.push(format!("{}: its entries were not imported", BundleError::Checksum { index }));
+            seen.push((h.kind, h.count, Bytes(sum)));
+            continue;
+        }
+        if h.kind == fmt::KIND_TOC {
+            t.sections -= 1;
+            match fmt::decode_toc(&body) {
+                Ok(toc) if toc == seen => t.complete = true,
+                Ok(_) => {
+                    t.problems.push(BundleError::Toc("sections are missing, added or reordered".into()).to_string())
+                }
+                Err(e) => t.problems.push(e.to_string()),
+            }
+            let mut extra = [0u8; 1];
+            if read_full(&mut r, &mut extra)? {
+                t.problems.push("bytes after the table of contents were ignored".into());
+            }
+            break;
+        }
+        seen.push((h.kind, h.count, Bytes(sum)));
+        let (entries, err) = fmt::decode_entries(&h, &body, index);
+        if let Some(e) = err {
+            t.problems.push(format!("{e}; the entries before it were imported"));
+        }
+        let (ours, theirs): (Vec<Entry>, Vec<Entry>) =
+            entries.into_iter().partition(|e| accept.contains(&e.header().author.0));
+        // A log may become ours through a later section (a device log names its user): kept
+        // for a second look, up to a bound.
+        if deferred.len() + theirs.len() <= MAX_DEFERRED {
+            deferred.extend(theirs);
+        } else {
+            t.not_for_us += theirs.len();
+        }
+        t.take(ingest(cx, ours)?);
+        accept = cx.read(|n| Ok(n.accept_set()?))?;
+    }
+    let (ours, theirs): (Vec<Entry>, Vec<Entry>) =
+        deferred.into_iter().partition(|e| accept.contains(&e.header().author.0));
+    t.not_for_us += theirs.len();
+    t.take(ingest(cx, ours)?);
+    let rejected: Vec<Value> = t
+        .report
+        .rejected
+        .iter()
+        .map(|x| json!({ "log": hex::encode(x.author), "seq": x.seq, "error": x.error.code(), "reason": x.error.to_string() }))
+        .collect();
+    let v = json!({
+        "file": file.display().to_string(),
+        "complete": t.complete,
+        "sections": t.sections,
+        "accepted": t.report.accepted,
+        "duplicates": t.report.duplicates,
+        "rejected": rejected,
+        "skipped": t.report.skipped,
+        "not_for_us": t.not_for_us,
+        "forks": t.report.forks.len(),
+        "problems": t.problems,
+    });
+    out.set(&v, || {
+        let mut s = format!(
+            "{}: {} new entries, {} already here, {} not for this node, {} refused{}\n",
+            file.display(),
+            t.report.accepted,
+            t.report.duplicates,
+            t.not_for_us,
+            t.report.rejected.len() + t.report.skipped,
+            if t.complete { "" } else { " (incomplete)" }
+        );
+        for r in &rejected {
+            s += &format!(
+                "  refused {}… seq {}: {}\n",
+                &r["log"].as_str().unwrap_or("")[..8],
+                r["seq"],
+                r["reason"].as_str().unwrap_or("")
+            );
+        }
+        for p in &t.problems {
+            s += &format!("  {p}\n");
+        }
+        s
+    });
+    Ok(if t.complete && t.problems.is_empty() && t.report.rejected.is_empty() { 0 } else { 1 })
+}
+
+/// Ingests through the engine (validation as from a peer; acknowledgements and events follow),
+/// on the running node's runtime or a small one of our own.
+fn ingest(cx: &Cx, entries: Vec<Entry>) -> Result<IngestReport> {
+    if entries.is_empty() {
+        return Ok(IngestReport::default());
+    }
+    let engine = cx.engine.clone();
+    let run = async move { engine.ingest(entries).await };
+    let r = match tokio::runtime::Handle::try_current() {
+        Ok(h) => h.block_on(run),
+        Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run),
+    };
+    Ok(r?)
+}

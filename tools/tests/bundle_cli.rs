@@ -1,0 +1,165 @@
+//! Sneakernet: logs carried in bundle files between two people who are never online together,
+//! through the real `libra` binary; damaged, cut, forged and repeated bundles.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn libra(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
+}
+
+fn json(out: &Output) -> Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// `import`'s report (exit 0 when clean, 1 when something was refused or damaged).
+fn import(data: &Path, file: &Path) -> (i32, Value) {
+    let out = libra(data, &["--json", "bundle", "import", &file.display().to_string()]);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn pair(dir: &Path) -> (PathBuf, PathBuf) {
+    let (a, b) = (dir.join("ann"), dir.join("ben"));
+    json(&libra(&a, &["--json", "init", "--name", "Ann"]));
+    json(&libra(&b, &["--json", "init", "--name", "Ben"]));
+    let inv = |d: &Path| json(&libra(d, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
+    let (ia, ib) = (inv(&a), inv(&b));
+    json(&libra(&a, &["--json", "contact", "add", &ib]));
+    json(&libra(&b, &["--json", "contact", "add", &ia]));
+    (a, b)
+}
+
+fn texts(data: &Path, chat: &str) -> Vec<String> {
+    let v = json(&libra(data, &["--json", "chat", chat]));
+    v["messages"].as_array().expect("messages").iter().filter_map(|m| m["text"].as_str().map(str::to_owned)).collect()
+}
+
+/// `(offset, kind, count, length)` of each section after the magic.
+fn sections(bytes: &[u8]) -> Vec<(usize, u8, u32, usize)> {
+    let mut out = Vec::new();
+    let mut at = 8;
+    while at + 9 <= bytes.len() {
+        let count = u32::from_be_bytes(bytes[at + 1..at + 5].try_into().expect("4"));
+        let len = u32::from_be_bytes(bytes[at + 5..at + 9].try_into().expect("4")) as usize;
+        out.push((at, bytes[at], count, len));
+        at += 9 + len + 32;
+    }
+    out
+}
+
+#[test]
+fn two_people_who_are_never_online_together_talk_by_bundle_and_the_ack_comes_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = pair(dir.path());
+    json(&libra(&a, &["--json", "send", "Ben", "hello by USB stick"]));
+    let to_ben = dir.path().join("to-ben.libra");
+    let wrote = json(&libra(&a, &["--json", "bundle", "export", &to_ben.display().to_string(), "--for", "Ben"]));
+    assert!(wrote["entries"].as_u64().expect("entries") >= 3, "{wrote}");
+    let (code, rep) = import(&b, &to_ben);
+    assert_eq!((code, rep["complete"].as_bool()), (0, Some(true)), "{rep}");
+    assert_eq!(texts(&b, "Ann"), vec!["hello by USB stick"]);
+    // Again: nothing changes.
+    let (code, again) = import(&b, &to_ben);
+    assert_eq!((code, again["accepted"].as_u64()), (0, Some(0)), "{again}");
+    assert_eq!(again["duplicates"], rep["accepted"]);
+    // Ben's node acknowledged on import; his bundle carries the ack back to Ann.
+    let to_ann = dir.path().join("to-ann.libra");
+    json(&libra(&b, &["--json", "bundle", "export", &to_ann.display().to_string(), "--for", "Ann"]));
+    let (code, _) = import(&a, &to_ann);
+    assert_eq!(code, 0);
+    let v = json(&libra(&a, &["--json", "chat", "Ben"]));
+    assert_eq!(v["messages"][0]["delivery"], "delivered", "{v}");
+}
+
+#[test]
+fn damaged_cut_and_forged_bundles_are_reported_and_lose_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = pair(dir.path());
+    json(&libra(&a, &["--json", "send", "Ben", "one"]));
+    json(&libra(&a, &["--json", "send", "Ben", "two"]));
+    let file = dir.path().join("all.libra");
+    json(&libra(&a, &["--json", "bundle", "export", &file.display().to_string(), "--all"]));
+    let good = std::fs::read(&file).expect("read");
+    let secs = sections(&good);
+    assert!(secs.len() >= 3, "a section per log and the table of contents: {secs:?}");
+    assert_eq!(secs.last().expect("toc").1, 0, "the table of contents comes last");
+
+    // Cut at every section boundary (and in the middle of the last entries section): the
+    // complete sections before the cut are imported, the rest is reported, exit 1.
+    for (i, (at, ..)) in secs.iter().enumerate() {
+        let cut = dir.path().join(format!("cut{i}.libra"));
+        std::fs::write(&cut, &good[..*at]).expect("write");
+        let fresh = dir.path().join(format!("fresh{i}"));
+        json(&libra(&fresh, &["--json", "init", "--name", "Cat"]));
+        let (code, rep) = import(&fresh, &cut);
+        assert_eq!(code, 1, "{rep}");
+        assert_eq!(rep["complete"], false);
+        assert_eq!(rep["sections"].as_u64(), Some(i as u64), "{rep}");
+        assert!(rep["problems"][0].as_str().expect("problem").contains("cut short"), "{rep}");
+    }
+
+    // A flipped bit in one section: that section is refused, the others are taken.
+    let (at, _, _, len) = secs[1];
+    let mut flipped = good.clone();
+    flipped[at + 9 + len / 2] ^= 0x10;
+    let f = dir.path().join("flipped.libra");
+    std::fs::write(&f, &flipped).expect("write");
+    let (code, rep) = import(&b, &f);
+    assert_eq!(code, 1);
+    assert!(
+        rep["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .any(|p| p.as_str().is_some_and(|p| p.contains("section 1: checksum mismatch"))),
+        "{rep}"
+    );
+    assert!(rep["accepted"].as_u64().expect("accepted") > 0, "the undamaged sections were imported: {rep}");
+
+    // A forged entry with a recomputed section checksum (the table of contents, which lists the
+    // original checksums, then disagrees): refused by validation, reported exactly.
+    let mut forged = good.clone();
+    // Section 1: the part Ben could not take above.
+    let (at, kind, count, len) = secs[1];
+    assert_eq!(kind, 1);
+    let body_start = at + 9;
+    let last = body_start + len - 1; // inside the last entry of the section (its payload)
+    forged[last] ^= 0x01;
+    let mut h = blake3::Hasher::new();
+    h.update(&forged[at..body_start + len]);
+    forged[body_start + len..body_start + len + 32].copy_from_slice(h.finalize().as_bytes());
+    let g = dir.path().join("forged.libra");
+    std::fs::write(&g, &forged).expect("write");
+    let fresh = dir.path().join("fresh-forged");
+    json(&libra(&fresh, &["--json", "init", "--name", "Dan"]));
+    let before = json(&libra(&fresh, &["--json", "log", "list"]));
+    let (code, rep) = import(&fresh, &g);
+    assert_eq!(code, 1, "{rep}");
+    assert!(rep["problems"][0].as_str().is_some_and(|p| p.contains("table of contents")), "{rep}");
+    assert_eq!(rep["accepted"].as_u64(), Some(0), "Dan wants none of these logs: {rep}");
+    assert_eq!(rep["not_for_us"].as_u64(), Some(good_entries(&secs)), "{rep}");
+    assert_eq!(json(&libra(&fresh, &["--json", "log", "list"])), before);
+    let (code, rep) = import(&b, &g);
+    assert_eq!(code, 1, "{rep}");
+    let rejected = rep["rejected"].as_array().expect("rejected");
+    assert_eq!(rejected.len(), 1, "{rep}");
+    assert_eq!(rejected[0]["seq"].as_u64(), Some(u64::from(count)), "{rep}");
+    // Ben's store is intact and still complete.
+    assert!(libra(&b, &["log", "verify"]).status.success());
+    assert_eq!(texts(&b, "Ann"), vec!["one", "two"]);
+
+    // Not a bundle at all.
+    let junk = dir.path().join("junk.libra");
+    std::fs::write(&junk, b"hello").expect("write");
+    let out = libra(&b, &["--json", "bundle", "import", &junk.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a Libra bundle"));
+}
+
+fn good_entries(secs: &[(usize, u8, u32, usize)]) -> u64 {
+    secs.iter().filter(|s| s.1 == 1).map(|s| u64::from(s.2)).sum()
+}
