@@ -190,7 +190,11 @@ pub enum LogCommand {
     /// Audit one log: its verified history with decoded payloads.
     Replay {
         /// Author, as for `show`.
-        author: String,
+        #[arg(required_unless_present = "bundle")]
+        author: Option<String>,
+        /// Audit the logs a bundle file carries instead, without importing anything.
+        #[arg(long, value_name = "FILE", conflicts_with = "author")]
+        bundle: Option<PathBuf>,
     },
     /// List fork proofs: authors caught signing two entries at one position.
     Forks,

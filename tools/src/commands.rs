@@ -52,7 +52,12 @@ pub fn request(command: &Command) -> Option<Request> {
                 control::LogCommand::Show { author: author.clone(), from: *from, limit: *limit }
             }
             LogCommand::Verify => control::LogCommand::Verify,
-            LogCommand::Replay { author } => control::LogCommand::Replay { author: author.clone() },
+            LogCommand::Replay { bundle: Some(file), .. } => {
+                return Some(Request::Bundle(control::BundleCommand::Replay { file: absolute(file) }));
+            }
+            LogCommand::Replay { author, .. } => {
+                control::LogCommand::Replay { author: author.clone().unwrap_or_default() }
+            }
             LogCommand::Forks => control::LogCommand::Forks,
         }),
         Command::Sync { target, peer } => Request::Sync { target: target.clone(), peer: peer.clone() },

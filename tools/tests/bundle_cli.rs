@@ -59,6 +59,17 @@ fn two_people_who_are_never_online_together_talk_by_bundle_and_the_ack_comes_bac
     let to_ben = dir.path().join("to-ben.libra");
     let wrote = json(&libra(&a, &["--json", "bundle", "export", &to_ben.display().to_string(), "--for", "Ben"]));
     assert!(wrote["entries"].as_u64().expect("entries") >= 3, "{wrote}");
+    // Anyone can audit what it carries without importing it.
+    let audit = json(&libra(&b, &["--json", "log", "replay", "--bundle", &to_ben.display().to_string()]));
+    assert_eq!(audit["verified"], true, "{audit}");
+    let carried: u64 = audit["logs"]
+        .as_array()
+        .expect("logs")
+        .iter()
+        .map(|l| l["entries"].as_array().map_or(0, |e| e.len() as u64))
+        .sum();
+    assert_eq!(carried, wrote["entries"].as_u64().expect("entries"));
+    assert!(texts_err(&b, "Ann"), "nothing was imported by the audit");
     let (code, rep) = import(&b, &to_ben);
     assert_eq!((code, rep["complete"].as_bool()), (0, Some(true)), "{rep}");
     assert_eq!(texts(&b, "Ann"), vec!["hello by USB stick"]);
@@ -152,6 +163,13 @@ fn damaged_cut_and_forged_bundles_are_reported_and_lose_nothing_else() {
     assert!(libra(&b, &["log", "verify"]).status.success());
     assert_eq!(texts(&b, "Ann"), vec!["one", "two"]);
 
+    // The audit of the forged bundle finds the forged entry.
+    let audit = libra(&b, &["--json", "log", "replay", "--bundle", &g.display().to_string()]);
+    assert_eq!(audit.status.code(), Some(1));
+    let audit: Value = serde_json::from_slice(&audit.stdout).expect("json");
+    assert_eq!(audit["verified"], false);
+    assert!(audit["logs"].as_array().expect("logs").iter().any(|l| l["failure"].as_str().is_some()), "{audit}");
+
     // Not a bundle at all.
     let junk = dir.path().join("junk.libra");
     std::fs::write(&junk, b"hello").expect("write");
@@ -162,4 +180,12 @@ fn damaged_cut_and_forged_bundles_are_reported_and_lose_nothing_else() {
 
 fn good_entries(secs: &[(usize, u8, u32, usize)]) -> u64 {
     secs.iter().filter(|s| s.1 == 1).map(|s| u64::from(s.2)).sum()
+}
+
+/// Whether `chat` does not resolve yet (nothing of that contact's messages arrived).
+fn texts_err(data: &Path, chat: &str) -> bool {
+    let out = libra(data, &["--json", "chat", chat]);
+    !out.status.success()
+        || serde_json::from_slice::<Value>(&out.stdout)
+            .map_or(true, |v| v["messages"].as_array().is_none_or(|m| m.is_empty()))
 }

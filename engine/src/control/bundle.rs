@@ -21,7 +21,84 @@ pub fn bundle(cx: &Cx, out: &mut Out, cmd: &BundleCommand) -> Result<u8> {
     match cmd {
         BundleCommand::Export { file, for_contacts, all } => export(cx, out, Path::new(file), for_contacts, *all),
         BundleCommand::Import { file } => import(cx, out, Path::new(file)),
+        BundleCommand::Replay { file } => replay(out, Path::new(file)),
     }
+}
+
+/// The audit of a bundle without importing it: each log it carries, every entry re-validated
+/// in order from the first one carried (from genesis when that is seq 1), decoded.
+fn replay(out: &mut Out, file: &Path) -> Result<u8> {
+    use crate::log::{ChainPoint, validate_next};
+    // Per log: author, where its chain stands, the rows shown, the first failure.
+    type Replayed = ([u8; 32], Option<ChainPoint>, Vec<Value>, Option<String>);
+    let mut logs: Vec<Replayed> = Vec::new();
+    let read = read_bundle(file, |entries| {
+        for e in entries {
+            let author = e.header().author.0;
+            let i = match logs.iter().position(|(a, ..)| *a == author) {
+                Some(i) => i,
+                None => {
+                    logs.push((author, None, Vec::new(), None));
+                    logs.len() - 1
+                }
+            };
+            let (_, at, rows, failure) = &mut logs[i];
+            if failure.is_some() {
+                continue;
+            }
+            // A log carried from later than seq 1 is checked from its first entry on.
+            let check = match at.as_ref() {
+                None if e.header().seq > 1 => crate::log::check_payload(e.header(), e.payload.as_deref())
+                    .and_then(|()| crate::log::verify_signature(&e))
+                    .map(|()| ChainPoint::of(&e)),
+                prev => validate_next(prev, &e),
+            };
+            match check {
+                Ok(p) => *at = Some(p),
+                Err(err) => *failure = Some(format!("seq {}: {err}", e.header().seq)),
+            }
+            rows.push(super::render::entry_json(&e, true));
+        }
+        Ok(())
+    })?;
+    let verified = logs.iter().all(|(.., f)| f.is_none()) && read.complete && read.problems.is_empty();
+    let v = json!({
+        "file": file.display().to_string(),
+        "complete": read.complete,
+        "problems": read.problems,
+        "verified": verified,
+        "logs": logs.iter().map(|(a, _, rows, failure)| json!({
+            "author": hex::encode(a),
+            "verified": failure.is_none(),
+            "failure": failure,
+            "entries": rows,
+        })).collect::<Vec<_>>(),
+    });
+    out.set(&v, || {
+        let mut s = String::new();
+        for (a, _, rows, failure) in &logs {
+            s += &format!("log {}\n", hex::encode(a));
+            for r in rows {
+                s += &format!(
+                    "{:>6}  {}  {}  {:<14} {}\n",
+                    r["seq"],
+                    &r["id"].as_str().unwrap_or("")[..16],
+                    super::render::local(r["time"].as_str().unwrap_or("")),
+                    r["kind_name"].as_str().unwrap_or(""),
+                    r["payload"]
+                );
+            }
+            if let Some(f) = failure {
+                s += &format!("VERIFICATION FAILED at {f}\n");
+            }
+        }
+        for p in &read.problems {
+            s += &format!("{p}\n");
+        }
+        s += if verified { "verified: every log carried is intact\n" } else { "NOT VERIFIED\n" };
+        s
+    });
+    Ok(if verified { 0 } else { 1 })
 }
 
 /// The logs a bundle for these contacts carries: what a session with each of their devices
@@ -150,16 +227,24 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<bool> {
     Ok(true)
 }
 
-fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
+/// What reading a bundle found besides its entries.
+#[derive(Default)]
+struct Reading {
+    sections: usize,
+    complete: bool,
+    problems: Vec<String>,
+}
+
+/// Reads a bundle section by section, handing each good section's entries to `take`; damaged
+/// sections are reported and skipped, a cut or an unreadable header ends the reading.
+fn read_bundle(file: &Path, mut take: impl FnMut(Vec<Entry>) -> Result<()>) -> Result<Reading> {
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let mut r = BufReader::new(f);
     let mut magic = [0u8; 8];
     if !read_full(&mut r, &mut magic)? || &magic != fmt::MAGIC {
         bail!(BundleError::Magic);
     }
-    let mut accept = cx.read(|n| Ok(n.accept_set()?))?;
-    let mut t = Tally::default();
-    let mut deferred: Vec<Entry> = Vec::new();
+    let mut t = Reading::default();
     let mut seen = Toc::new();
     loop {
         let index = t.sections;
@@ -181,14 +266,7 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
             t.problems.push(format!("section {index} is cut short: its {} entries are missing", h.count));
             break;
         }
-        t.sections += 1;
-        if fmt::checksum(&head, &body) != sum {
-            t.problems.push(format!("{}: its entries were not imported", BundleError::Checksum { index }));
-            seen.push((h.kind, h.count, Bytes(sum)));
-            continue;
-        }
-        if h.kind == fmt::KIND_TOC {
-            t.sections -= 1;
+        if h.kind == fmt::KIND_TOC && fmt::checksum(&head, &body) == sum {
             match fmt::decode_toc(&body) {
                 Ok(toc) if toc == seen => t.complete = true,
                 Ok(_) => {
@@ -202,11 +280,26 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
             }
             break;
         }
+        t.sections += 1;
         seen.push((h.kind, h.count, Bytes(sum)));
+        if fmt::checksum(&head, &body) != sum {
+            t.problems.push(format!("{}: its entries were not taken", BundleError::Checksum { index }));
+            continue;
+        }
         let (entries, err) = fmt::decode_entries(&h, &body, index);
         if let Some(e) = err {
-            t.problems.push(format!("{e}; the entries before it were imported"));
+            t.problems.push(format!("{e}; the entries before it were taken"));
         }
+        take(entries)?;
+    }
+    Ok(t)
+}
+
+fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
+    let mut accept = cx.read(|n| Ok(n.accept_set()?))?;
+    let mut t = Tally::default();
+    let mut deferred: Vec<Entry> = Vec::new();
+    let read = read_bundle(file, |entries| {
         let (ours, theirs): (Vec<Entry>, Vec<Entry>) =
             entries.into_iter().partition(|e| accept.contains(&e.header().author.0));
         // A log may become ours through a later section (a device log names its user): kept
@@ -218,7 +311,9 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
         }
         t.take(ingest(cx, ours)?);
         accept = cx.read(|n| Ok(n.accept_set()?))?;
-    }
+        Ok(())
+    })?;
+    (t.sections, t.complete, t.problems) = (read.sections, read.complete, read.problems);
     let (ours, theirs): (Vec<Entry>, Vec<Entry>) =
         deferred.into_iter().partition(|e| accept.contains(&e.header().author.0));
     t.not_for_us += theirs.len();

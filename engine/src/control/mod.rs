@@ -88,6 +88,10 @@ pub enum BundleCommand {
     Import {
         file: String,
     },
+    /// Audit a bundle without importing it.
+    Replay {
+        file: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
