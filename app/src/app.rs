@@ -386,6 +386,12 @@ impl eframe::App for LibraApp {
             i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
         });
         for path in dropped {
+            if path.extension().is_some_and(|e| e == "libra")
+                && let Some(engine) = &self.engine
+            {
+                engine.bundle(libra_engine::control::BundleCommand::Import { file: path.display().to_string() });
+                continue;
+            }
             match crate::qr_import::invite_from_png(&path) {
                 Ok(text) => {
                     self.connect.invite = text;
@@ -434,6 +440,22 @@ impl eframe::App for LibraApp {
                             }
                             Err(e) => self.connect.error = Some(e.to_string()),
                         }
+                    }
+                }
+                Some(ConnectAction::Export { path, for_contact }) => {
+                    if let Some(engine) = &self.engine {
+                        let file =
+                            std::path::absolute(&path).unwrap_or_else(|_| PathBuf::from(&path)).display().to_string();
+                        let all = for_contact.is_none();
+                        let for_contacts = for_contact.into_iter().collect();
+                        engine.bundle(libra_engine::control::BundleCommand::Export { file, for_contacts, all });
+                    }
+                }
+                Some(ConnectAction::Import { path }) => {
+                    if let Some(engine) = &self.engine {
+                        let file =
+                            std::path::absolute(&path).unwrap_or_else(|_| PathBuf::from(&path)).display().to_string();
+                        engine.bundle(libra_engine::control::BundleCommand::Import { file });
                     }
                 }
                 Some(ConnectAction::Nearby { minutes }) => {

@@ -239,6 +239,24 @@ impl Engine {
         self.refresh.notify_one();
     }
 
+    /// Exports or imports a bundle file off the UI thread, exactly as `libra bundle` does; the
+    /// status line says how it went (what an import could not take, precisely).
+    pub fn bundle(&self, cmd: libra_engine::control::BundleCommand) {
+        let (core, tx, ctx, refresh) = (self.core.clone(), self.tx.clone(), self.ctx.clone(), self.refresh.clone());
+        let _ = self.tx.send(Event::Done(Ok("working on the bundle…".into())));
+        self.rt.spawn_blocking(move || {
+            let cx = libra_engine::control::Cx { engine: core, host: None, running: true };
+            let r = match libra_engine::control::execute(&cx, &libra_engine::control::Request::Bundle(cmd)) {
+                Ok(reply) if reply.code == 0 => Ok(reply.text.trim().replace('\n', "; ")),
+                Ok(reply) => Err(reply.text.trim().replace('\n', "; ")),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx.send(Event::Done(r));
+            refresh.notify_one();
+            repaint(&ctx);
+        });
+    }
+
     /// Runs an action on the node off the UI thread; its outcome arrives as `Event::Done`.
     pub fn act(&self, f: impl FnOnce(&mut Node) -> Result<String, String> + Send + 'static) {
         let (core, tx, ctx, refresh) = (self.core.clone(), self.tx.clone(), self.ctx.clone(), self.refresh.clone());

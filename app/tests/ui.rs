@@ -415,3 +415,51 @@ fn invisible_characters_in_names_are_marked() {
     step_until(&mut h, "the marked name", |h| shows(h, "Bo\\u{200b}b"));
     assert!(!shows(&h, "Bo\u{200b}b"));
 }
+
+/// A bundle carried by hand: Ben's node writes one for Ann; dropped on the app's window, it is
+/// imported and his message shows.
+#[test]
+fn a_bundle_dropped_on_the_window_is_imported() {
+    use libra_engine::control::{BundleCommand, Cx, Request, execute};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("me");
+    let mut ann = Node::init(&data, "Ann").expect("init");
+    let mut ben = Node::init(&dir.path().join("ben"), "Ben").expect("init");
+    let (ia, ib) = (ann.invite(None, 1).expect("invite"), ben.invite(None, 1).expect("invite"));
+    ann.add_contact(&ib, None).expect("add");
+    ben.add_contact(&ia, None).expect("add");
+    drop(ann);
+    let chat = ben.chat("Ann").expect("chat");
+    ben.send(&chat, "by stick, as promised", None).expect("send");
+    let ben = Engine::start(ben);
+    let file = dir.path().join("for-ann.libra");
+    let export = Request::Bundle(BundleCommand::Export {
+        file: file.display().to_string(),
+        for_contacts: vec!["Ann".into()],
+        all: false,
+    });
+    execute(&Cx { engine: ben.clone(), host: None, running: false }, &export).expect("export");
+
+    let mut h = harness(data);
+    step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());
+    h.get_by_label("Connect").click();
+    step_until(&mut h, "the connect view", |h| h.query_by_label("Import").is_some());
+    // Dropped on the window, a .libra file is imported.
+    h.input_mut().dropped_files.push(std::sync::Arc::new(Dropped(file.clone())));
+    h.step();
+    step_until(&mut h, "Ben's message", |h| h.state().snap.chats.iter().any(|c| c.preview == "by stick, as promised"));
+    ben.shutdown();
+}
+
+/// A file dropped on the window, as the windowing system hands it over.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}

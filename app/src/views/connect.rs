@@ -13,6 +13,10 @@ pub struct ConnectState {
     pub address: String,
     pub peer: String,
     pub error: Option<String>,
+    /// Bundle files: where to write one, for whom (None: every log), and one to read.
+    pub export_path: String,
+    pub export_for: Option<String>,
+    pub import_path: String,
 }
 
 pub enum ConnectAction {
@@ -26,6 +30,14 @@ pub enum ConnectAction {
         minutes: u32,
     },
     AddNearby(Box<libra_engine::nearby::Person>),
+    /// Write a bundle for a contact (by name) or with every log.
+    Export {
+        path: String,
+        for_contact: Option<String>,
+    },
+    Import {
+        path: String,
+    },
 }
 
 pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: u64) -> Option<ConnectAction> {
@@ -57,6 +69,7 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
         nearby(ui, snap, now_ms, &mut action);
+        bundles(ui, snap, state, &mut action);
         ui.add_space(16.0);
         ui.label(RichText::new("Connect to an address").size(18.0).strong());
         ui.label(
@@ -164,4 +177,46 @@ fn nearby(ui: &mut egui::Ui, snap: &Snapshot, now_ms: u64, action: &mut Option<C
             }
         }
     }
+}
+
+/// Carrying logs by file (a USB stick): export for a contact or everything, import a file.
+fn bundles(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, action: &mut Option<ConnectAction>) {
+    ui.add_space(16.0);
+    ui.label(RichText::new("Carry by file").size(18.0).strong());
+    ui.label(
+        RichText::new(
+            "No network? Write a bundle for someone onto a USB stick; they import it, and their next bundle brings their answers and receipts back.",
+        )
+        .weak(),
+    );
+    ui.horizontal_wrapped(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut state.export_path)
+                .hint_text("file to write, e.g. /media/usb/for-ben.libra")
+                .desired_width(260.0),
+        );
+        let shown = state.export_for.clone().unwrap_or_else(|| "everything".into());
+        egui::ComboBox::from_id_salt("export-for").selected_text(shown).show_ui(ui, |ui| {
+            ui.selectable_value(&mut state.export_for, None, "everything");
+            for (_, name) in &snap.contacts {
+                ui.selectable_value(&mut state.export_for, Some(name.clone()), name);
+            }
+        });
+        if ui.add_enabled(!state.export_path.trim().is_empty(), egui::Button::new("Export")).clicked() {
+            *action = Some(ConnectAction::Export {
+                path: state.export_path.trim().to_owned(),
+                for_contact: state.export_for.clone(),
+            });
+        }
+    });
+    ui.horizontal_wrapped(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut state.import_path)
+                .hint_text("bundle to import (or drop it on the window)")
+                .desired_width(260.0),
+        );
+        if ui.add_enabled(!state.import_path.trim().is_empty(), egui::Button::new("Import")).clicked() {
+            *action = Some(ConnectAction::Import { path: state.import_path.trim().to_owned() });
+        }
+    });
 }
