@@ -22,6 +22,31 @@ fn harness(dir: std::path::PathBuf) -> Harness<'static, LibraApp> {
         .build_eframe(move |_cc| LibraApp::new(dir, Some("127.0.0.1:0".parse().expect("addr"))))
 }
 
+/// Ann's app with contacts that never go online: `(data dir label, name)` each; returns the
+/// harness (engine up), the engine, and each contact's user id.
+fn ann_with(
+    dir: &std::path::Path,
+    others: &[(&str, &str)],
+) -> (Harness<'static, LibraApp>, libra_engine::engine::Engine, Vec<libra_engine::identity::UserId>) {
+    let data = dir.join("me");
+    drop(Node::init(&data, "Ann").expect("init"));
+    let invites: Vec<_> = others
+        .iter()
+        .map(|(label, name)| Node::init(&dir.join(label), name).expect("init").invite(None, 1).expect("invite"))
+        .collect();
+    let users = invites.iter().map(|i| i.user()).collect();
+    let mut h = harness(data);
+    step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());
+    let app = h.state().engine().expect("engine").core().clone();
+    app.write(move |n| {
+        for i in &invites {
+            n.add_contact(i, None).expect("add");
+        }
+    })
+    .expect("write");
+    (h, app, users)
+}
+
 /// Steps the UI until `cond` holds (engine events arrive from other threads in real time).
 fn step_until(
     h: &mut Harness<'static, LibraApp>,
@@ -198,14 +223,7 @@ fn an_impostor_is_told_apart_and_a_contact_is_verified_by_safety_number() {
 #[test]
 fn a_message_waiting_at_one_tick_says_why() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("me");
-    drop(Node::init(&data, "Ann").expect("init"));
-    let mut ben = Node::init(&dir.path().join("ben"), "Ben").expect("init");
-    let ib = ben.invite(None, 1).expect("invite");
-    let mut h = harness(data);
-    step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());
-    let app = h.state().engine().expect("engine").core().clone();
-    app.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
+    let (mut h, _, _) = ann_with(dir.path(), &[("ben", "Ben")]);
     step_until(&mut h, "Ben in the contact list", |h| h.query_by_label("Ben").is_some());
     h.get_by_label("Ben").click();
     step_until(&mut h, "the composer", |h| h.query_by_label("Send").is_some());
@@ -224,19 +242,8 @@ fn a_message_waiting_at_one_tick_says_why() {
 #[test]
 fn a_group_is_created_and_a_contact_renamed_in_the_app() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("me");
-    drop(Node::init(&data, "Ann").expect("init"));
-    let invite_of = |label: &str, name: &str| {
-        let mut n = Node::init(&dir.path().join(label), name).expect("init");
-        n.invite(None, 1).expect("invite")
-    };
-    let (ib, ic) = (invite_of("ben", "Ben"), invite_of("cat", "Cat"));
-    let (ben, cat) = (ib.user(), ic.user());
-    let mut h = harness(data);
-    step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());
-    let app = h.state().engine().expect("engine").core().clone();
-    app.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
-    app.write(move |n| n.add_contact(&ic, None).expect("add")).expect("write");
+    let (mut h, app, users) = ann_with(dir.path(), &[("ben", "Ben"), ("cat", "Cat")]);
+    let (ben, cat) = (users[0], users[1]);
     step_until(&mut h, "the contacts", |h| shows(h, "Ben") && shows(h, "Cat"));
 
     // New group: a name, two people ticked, Create.
@@ -332,19 +339,8 @@ fn a_group_is_created_and_a_contact_renamed_in_the_app() {
 #[test]
 fn a_search_over_all_chats_opens_the_chat_at_the_message() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("me");
-    drop(Node::init(&data, "Ann").expect("init"));
-    let invite_of = |label: &str, name: &str| {
-        let mut n = Node::init(&dir.path().join(label), name).expect("init");
-        n.invite(None, 1).expect("invite")
-    };
-    let (ib, ic) = (invite_of("ben", "Ben"), invite_of("cat", "Cat"));
-    let mut h = harness(data);
-    step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());
-    let app = h.state().engine().expect("engine").core().clone();
+    let (mut h, app, _) = ann_with(dir.path(), &[("ben", "Ben"), ("cat", "Cat")]);
     app.write(move |n| {
-        n.add_contact(&ib, None).expect("add");
-        n.add_contact(&ic, None).expect("add");
         for (who, text) in [("Ben", "the blue tent is mine"), ("Cat", "bring the red Kayak"), ("Ben", "see you at 8")] {
             let t = n.chat(who).expect("chat");
             n.send(&t, text, None).expect("send");
@@ -403,15 +399,8 @@ fn connecting_says_when_it_is_connected_and_errors_show_where_they_happen() {
 #[test]
 fn invisible_characters_in_names_are_marked() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("me");
-    drop(Node::init(&data, "Ann").expect("init"));
     // Names chosen by their owners are checked only for length: this one hides a zero-width space.
-    let mut sneaky = Node::init(&dir.path().join("sneaky"), "Bo\u{200b}b").expect("init");
-    let inv = sneaky.invite(None, 1).expect("invite");
-    let mut h = harness(data);
-    step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());
-    let app = h.state().engine().expect("engine").core().clone();
-    app.write(move |n| n.add_contact(&inv, None).expect("add")).expect("write");
+    let (mut h, _, _) = ann_with(dir.path(), &[("sneaky", "Bo\u{200b}b")]);
     step_until(&mut h, "the marked name", |h| shows(h, "Bo\\u{200b}b"));
     assert!(!shows(&h, "Bo\u{200b}b"));
 }

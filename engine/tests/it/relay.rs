@@ -17,18 +17,24 @@ fn host(dir: &std::path::Path, name: &str, relay: bool) -> Arc<Host> {
     h
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_contacts_talk_through_a_friend_who_relays() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b, r) = (host(dir.path(), "ann", false), host(dir.path(), "ben", false), host(dir.path(), "rex", true));
+/// Ann and Ben, contacts of each other and of Rex who relays, each with a live session to Rex;
+/// neither knows the other's address.
+async fn at_the_relay(dir: &std::path::Path) -> (Arc<Host>, Arc<Host>, Arc<Host>) {
+    let (a, b, r) = (host(dir, "ann", false), host(dir, "ben", false), host(dir, "rex", true));
     befriend(&a, &b);
     befriend(&a, &r);
     befriend(&b, &r);
-    // A and B each keep a session with R; neither knows the other's address.
     live(&a, &r);
     live(&b, &r);
     wait_until("both at the relay", || r.online().contains_key(&a.device()) && r.online().contains_key(&b.device()))
         .await;
+    (a, b, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_contacts_talk_through_a_friend_who_relays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, r) = at_the_relay(dir.path()).await;
     let ub = b.read_node(|n| n.user_id().expect("user"));
     let chat = a.read_node(|n| n.chat(&ub.to_string()).expect("chat"));
     a.with_node(|n| n.send(&chat, "through the relay", None).expect("send"));
@@ -91,14 +97,7 @@ async fn nobody_relays_without_opting_in_or_for_strangers() {
 async fn a_direct_path_replaces_a_relayed_one() {
     use libra_engine::engine::PathKind;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b, r) = (host(dir.path(), "ann", false), host(dir.path(), "ben", false), host(dir.path(), "rex", true));
-    befriend(&a, &b);
-    befriend(&a, &r);
-    befriend(&b, &r);
-    live(&a, &r);
-    live(&b, &r);
-    wait_until("both at the relay", || r.online().contains_key(&a.device()) && r.online().contains_key(&b.device()))
-        .await;
+    let (a, b, r) = at_the_relay(dir.path()).await;
     let (ha, raddr, rdev, bdev) = (a.clone(), r.local_addr().expect("addr"), r.device(), b.device());
     let relayed = tokio::spawn(async move { ha.connect_via(raddr, rdev, bdev, true).await });
     wait_until("B online at A", || a.links().contains_key(&bdev)).await;
