@@ -63,6 +63,19 @@ fn step_until(
     panic!("timed out waiting for {what}");
 }
 
+/// Replaces the whole text of the single-line field that holds `old` with `new`.
+fn replace_text(h: &mut Harness<'static, LibraApp>, old: &str, new: &str) {
+    let field = |h: &Harness<'static, LibraApp>| {
+        h.get_all_by_role(Role::TextInput).find(|n| n.value().as_deref() == Some(old)).map(|n| n.focus()).is_some()
+    };
+    assert!(field(h), "no field holds {old:?}");
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.step();
+    h.get_all_by_role(Role::TextInput).find(|n| n.value().as_deref() == Some(old)).expect("the field").type_text(new);
+    h.step();
+}
+
 /// Whether some widget shows exactly this text (a message can be in the thread and the list).
 fn shows(h: &Harness<'static, LibraApp>, text: &str) -> bool {
     h.query_all_by_label(text).next().is_some()
@@ -285,16 +298,7 @@ fn a_group_is_created_and_a_contact_renamed_in_the_app() {
     step_until(&mut h, "two members", |h| h.state().snap.open.as_ref().is_some_and(|o| o.members.len() == 2));
     h.get_by_label("Rename group…").click();
     step_until(&mut h, "the rename form", |h| h.query_by_label("Rename").is_some());
-    let field = h.get_all_by_role(Role::TextInput).find(|n| n.value().as_deref() == Some("Trip")).expect("the name");
-    field.focus();
-    h.step();
-    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
-    h.step();
-    h.get_all_by_role(Role::TextInput)
-        .find(|n| n.value().as_deref() == Some("Trip"))
-        .expect("the name field")
-        .type_text("Trip 2027");
-    h.step();
+    replace_text(&mut h, "Trip", "Trip 2027");
     h.get_by_label("Rename").click();
     step_until(&mut h, "the new group name", |h| h.state().snap.open.as_ref().is_some_and(|o| o.title == "Trip 2027"));
 
@@ -303,17 +307,7 @@ fn a_group_is_created_and_a_contact_renamed_in_the_app() {
     step_until(&mut h, "Ben's chat", |h| h.query_by_label("Rename…").is_some());
     h.get_by_label("Rename…").click();
     step_until(&mut h, "the rename form", |h| h.query_by_label("Save").is_some());
-    let field =
-        h.get_all_by_role(Role::TextInput).find(|n| n.value().as_deref() == Some("Ben")).expect("the name field");
-    field.focus();
-    h.step();
-    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
-    h.step();
-    h.get_all_by_role(Role::TextInput)
-        .find(|n| n.value().as_deref() == Some("Ben"))
-        .expect("the name field")
-        .type_text("Benji");
-    h.step();
+    replace_text(&mut h, "Ben", "Benji");
     h.get_by_label("Save").click();
     step_until(&mut h, "the new name", |h| shows(h, "Benji"));
     assert_eq!(app.read(move |n| n.display_name(&ben)).expect("read"), "Benji");
