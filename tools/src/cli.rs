@@ -100,6 +100,10 @@ pub enum Command {
     /// Contacts: add one from an invite, list them.
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Audit: a chat's verified history with each message's provenance, or every projection
+    /// rebuilt from the logs and compared.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Carry logs in a file (a USB stick): export for contacts, import what others carried.
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -198,6 +202,19 @@ pub enum LogCommand {
     },
     /// List fork proofs: authors caught signing two entries at one position.
     Forks,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Each message of a chat with its author's user and device, log position, id, whether
+    /// its signature verifies and whether its author equivocated.
+    Chat {
+        /// Contact name, short id (lu:xxxx-…), user id, group name or chat id.
+        chat: String,
+    },
+    /// Check every chain, head and fork proof, and rebuild every projection to compare it
+    /// with the stored one (as `log verify`).
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]

@@ -16,8 +16,8 @@ use libra_engine::vectors;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    BundleCommand, Cli, Command, ContactCommand, GroupCommand, InviteCommand, LogCommand, NearbyCommand, PeerCommand,
-    VectorsCommand,
+    AuditCommand, BundleCommand, Cli, Command, ContactCommand, GroupCommand, InviteCommand, LogCommand, NearbyCommand,
+    PeerCommand, VectorsCommand,
 };
 
 pub fn data_dir(args: &Cli) -> Result<PathBuf> {
@@ -69,6 +69,8 @@ pub fn request(command: &Command) -> Option<Request> {
             Request::Invite(control::InviteCommand::Make { with_address: with_address.clone(), uses: *uses })
         }
         Command::Invite { action: Some(InviteCommand::List), .. } => Request::Invite(control::InviteCommand::List),
+        Command::Audit(AuditCommand::Chat { chat }) => Request::AuditChat { chat: chat.clone() },
+        Command::Audit(AuditCommand::Verify) => Request::Log(control::LogCommand::Verify),
         Command::Bundle(BundleCommand::Export { file, for_contacts, all }) => {
             Request::Bundle(control::BundleCommand::Export {
                 file: absolute(file),

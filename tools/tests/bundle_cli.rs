@@ -73,6 +73,18 @@ fn two_people_who_are_never_online_together_talk_by_bundle_and_the_ack_comes_bac
     let (code, rep) = import(&b, &to_ben);
     assert_eq!((code, rep["complete"].as_bool()), (0, Some(true)), "{rep}");
     assert_eq!(texts(&b, "Ann"), vec!["hello by USB stick"]);
+    // The audit of the chat: where the message comes from, and that it verifies.
+    let audit = json(&libra(&b, &["--json", "audit", "chat", "Ann"]));
+    assert_eq!(audit["verified"], true, "{audit}");
+    let m = &audit["messages"][0];
+    let ann_device = json(&libra(&a, &["--json", "id"]))["device_id"].clone();
+    assert_eq!(
+        (&m["device"], &m["signature_verified"], &m["forked_author"]),
+        (&ann_device, &Value::from(true), &Value::from(false)),
+        "{m}"
+    );
+    assert!(m["seq"].as_u64().is_some_and(|s| s >= 2), "{m}");
+    assert!(libra(&b, &["audit", "verify"]).status.success());
     // Again: nothing changes.
     let (code, again) = import(&b, &to_ben);
     assert_eq!((code, again["accepted"].as_u64()), (0, Some(0)), "{again}");

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::render;
 use super::{Cx, LogCommand, Out, Request};
-use super::{bundle, chat, contact, invite, nearby, peers};
+use super::{audit, bundle, chat, contact, invite, nearby, peers};
 use crate::codec::Bytes;
 use crate::identity::UserId;
 use crate::log::{ChainPoint, validate_next};
@@ -24,6 +24,7 @@ pub fn run(cx: &Cx, out: &mut Out, req: &Request) -> Result<u8> {
         Request::Invite(cmd) => invite::invite(cx, out, cmd),
         Request::Nearby(cmd) => nearby::nearby(cx, out, cmd),
         Request::Bundle(cmd) => bundle::bundle(cx, out, cmd),
+        Request::AuditChat { chat: c } => audit::chat(cx, out, c),
         Request::Contact(cmd) => contact::contact(cx, out, cmd),
         Request::Send { chat: c, text, reply_to } => chat::send(cx, out, c, text, reply_to.as_deref()),
         Request::Edit { chat: c, message, text } => chat::edit(cx, out, c, message, Some(text)),

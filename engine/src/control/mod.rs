@@ -7,6 +7,7 @@
 //! directory, so only the owner can use it. One request per connection: a JSON line
 //! `{"request": …}`, answered by `{"value": …, "text": "…", "code": n}` or `{"error": "…"}`.
 
+mod audit;
 mod bundle;
 mod chat;
 mod contact;
@@ -40,18 +41,45 @@ const MAX_REQUEST: u64 = 64 * 1024;
 pub enum Request {
     Id,
     Log(LogCommand),
-    Sync { target: String, peer: Option<String> },
+    Sync {
+        target: String,
+        peer: Option<String>,
+    },
     Peers,
-    PeerAllow { id: String, address: Option<String> },
+    PeerAllow {
+        id: String,
+        address: Option<String>,
+    },
     Invite(InviteCommand),
     Nearby(NearbyCommand),
     Bundle(BundleCommand),
+    /// The verified history of a chat, with each message's provenance.
+    AuditChat {
+        chat: String,
+    },
     Contact(ContactCommand),
-    Send { chat: String, text: String, reply_to: Option<String> },
-    Edit { chat: String, message: String, text: String },
-    Delete { chat: String, message: String },
+    Send {
+        chat: String,
+        text: String,
+        reply_to: Option<String>,
+    },
+    Edit {
+        chat: String,
+        message: String,
+        text: String,
+    },
+    Delete {
+        chat: String,
+        message: String,
+    },
     Chats,
-    Chat { chat: String, limit: usize, mark_read: bool, receipts: bool, after: Option<u64> },
+    Chat {
+        chat: String,
+        limit: usize,
+        mark_read: bool,
+        receipts: bool,
+        after: Option<u64>,
+    },
     Group(GroupCommand),
 }
 
