@@ -245,7 +245,7 @@ impl Engine {
         let (core, tx, ctx, refresh) = (self.core.clone(), self.tx.clone(), self.ctx.clone(), self.refresh.clone());
         let _ = self.tx.send(Event::Done(Ok("working on the bundle…".into())));
         self.rt.spawn_blocking(move || {
-            let cx = libra_engine::control::Cx { engine: core, host: None, running: true };
+            let cx = libra_engine::control::Cx { engine: core, host: None, running: true, progress: None };
             let r = match libra_engine::control::execute(&cx, &libra_engine::control::Request::Bundle(cmd)) {
                 Ok(reply) if reply.code == 0 => Ok(reply.text.trim().replace('\n', "; ")),
                 Ok(reply) => Err(reply.text.trim().replace('\n', "; ")),

@@ -421,7 +421,7 @@ fn a_bundle_dropped_on_the_window_is_imported() {
         for_contacts: vec!["Ann".into()],
         all: false,
     });
-    execute(&Cx { engine: ben.clone(), host: None, running: false }, &export).expect("export");
+    execute(&Cx::local(ben.clone()), &export).expect("export");
 
     let mut h = harness(data);
     step_until(&mut h, "the engine", |h| h.state().engine().is_some() && !h.state().snap.me.name.is_empty());

@@ -51,13 +51,13 @@ fn main() {
         for_contacts: Vec::new(),
         all: true,
     });
-    control::execute(&Cx { engine: ae.clone(), host: None, running: false }, &export).expect("export");
+    control::execute(&Cx::local(ae.clone()), &export).expect("export");
     let export_s = t.elapsed().as_secs_f64();
     let bytes = std::fs::metadata(&file).expect("file").len();
 
     let t = Instant::now();
     let import = Request::Bundle(BundleCommand::Import { file: file.display().to_string() });
-    let r = control::execute(&Cx { engine: be.clone(), host: None, running: false }, &import).expect("import");
+    let r = control::execute(&Cx::local(be.clone()), &import).expect("import");
     let import_s = t.elapsed().as_secs_f64();
     assert!(r.value["accepted"].as_u64().is_some_and(|x| x as usize >= entries), "{}", r.value);
 

@@ -208,6 +208,24 @@ pub fn qr_block(text: &str, terminal: bool) -> Result<String> {
     Ok(art.lines().map(|l| if terminal { format!("\x1b[30;107m{l}\x1b[0m\n") } else { format!("{l}\n") }).collect())
 }
 
+/// A progress bar on standard error for long local commands (bundles).
+fn progress_bar() -> control::Progress {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:>8} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    Arc::new(move |what: &str, done: u64, total: u64| {
+        bar.set_message(what.to_owned());
+        bar.set_length(total);
+        bar.set_position(done);
+        if done >= total {
+            bar.finish_and_clear();
+        }
+    })
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
@@ -220,14 +238,18 @@ fn run_local(args: &Cli, req: Request) -> Result<Reply> {
         let rt = runtime()?;
         let r = rt.block_on(async {
             let host = Arc::new(Host::new(engine.clone(), HostConfig::new(SocketAddr::from(([0, 0, 0, 0], 0))))?);
-            let cx = Cx { engine: engine.clone(), host: Some(host.clone()), running: false };
+            let cx = Cx { engine: engine.clone(), host: Some(host.clone()), running: false, progress: None };
             let r = tokio::task::spawn_blocking(move || control::execute(&cx, &req)).await;
             host.shutdown().await;
             Ok::<_, anyhow::Error>(r?)
         })?;
         r?
     } else {
-        control::execute(&Cx { engine: engine.clone(), host: None, running: false }, &req)?
+        let mut cx = Cx::local(engine.clone());
+        if matches!(req, Request::Bundle(_)) && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            cx.progress = Some(progress_bar());
+        }
+        control::execute(&cx, &req)?
     };
     engine.shutdown();
     Ok(reply)

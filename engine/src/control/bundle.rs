@@ -32,35 +32,39 @@ fn replay(out: &mut Out, file: &Path) -> Result<u8> {
     // Per log: author, where its chain stands, the rows shown, the first failure.
     type Replayed = ([u8; 32], Option<ChainPoint>, Vec<Value>, Option<String>);
     let mut logs: Vec<Replayed> = Vec::new();
-    let read = read_bundle(file, |entries| {
-        for e in entries {
-            let author = e.header().author.0;
-            let i = match logs.iter().position(|(a, ..)| *a == author) {
-                Some(i) => i,
-                None => {
-                    logs.push((author, None, Vec::new(), None));
-                    logs.len() - 1
+    let read = read_bundle(
+        file,
+        |_, _| {},
+        |entries| {
+            for e in entries {
+                let author = e.header().author.0;
+                let i = match logs.iter().position(|(a, ..)| *a == author) {
+                    Some(i) => i,
+                    None => {
+                        logs.push((author, None, Vec::new(), None));
+                        logs.len() - 1
+                    }
+                };
+                let (_, at, rows, failure) = &mut logs[i];
+                if failure.is_some() {
+                    continue;
                 }
-            };
-            let (_, at, rows, failure) = &mut logs[i];
-            if failure.is_some() {
-                continue;
+                // A log carried from later than seq 1 is checked from its first entry on.
+                let check = match at.as_ref() {
+                    None if e.header().seq > 1 => crate::log::check_payload(e.header(), e.payload.as_deref())
+                        .and_then(|()| crate::log::verify_signature(&e))
+                        .map(|()| ChainPoint::of(&e)),
+                    prev => validate_next(prev, &e),
+                };
+                match check {
+                    Ok(p) => *at = Some(p),
+                    Err(err) => *failure = Some(format!("seq {}: {err}", e.header().seq)),
+                }
+                rows.push(super::render::entry_json(&e, true));
             }
-            // A log carried from later than seq 1 is checked from its first entry on.
-            let check = match at.as_ref() {
-                None if e.header().seq > 1 => crate::log::check_payload(e.header(), e.payload.as_deref())
-                    .and_then(|()| crate::log::verify_signature(&e))
-                    .map(|()| ChainPoint::of(&e)),
-                prev => validate_next(prev, &e),
-            };
-            match check {
-                Ok(p) => *at = Some(p),
-                Err(err) => *failure = Some(format!("seq {}: {err}", e.header().seq)),
-            }
-            rows.push(super::render::entry_json(&e, true));
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     let verified = logs.iter().all(|(.., f)| f.is_none()) && read.complete && read.problems.is_empty();
     let v = json!({
         "file": file.display().to_string(),
@@ -132,6 +136,7 @@ fn export(cx: &Cx, out: &mut Out, file: &Path, for_contacts: &[String], all: boo
         let (u, d): (Vec<[u8; 32]>, Vec<[u8; 32]>) = set.into_iter().partition(|a| users.contains(a));
         d.into_iter().chain(u).collect()
     };
+    let total: u64 = cx.read(|n| Ok(logs.iter().map(|a| n.store.head(a).map_or(0, |h| h.seq)).sum()))?;
     let tmp = file.with_extension("libra-partial");
     let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut w = BufWriter::new(f);
@@ -156,6 +161,7 @@ fn export(cx: &Cx, out: &mut Out, file: &Path, for_contacts: &[String], all: boo
             let page = cx.read(|n| Ok(n.store.read_log(author, seq, 1000)?))?;
             let Some(last) = page.last() else { break };
             seq = last.header().seq + 1;
+            cx.report("export", entries + page.len() as u64, total);
             for e in page {
                 pending_bytes += e.encode().len() + 4;
                 pending.push(e);
@@ -237,8 +243,14 @@ struct Reading {
 
 /// Reads a bundle section by section, handing each good section's entries to `take`; damaged
 /// sections are reported and skipped, a cut or an unreadable header ends the reading.
-fn read_bundle(file: &Path, mut take: impl FnMut(Vec<Entry>) -> Result<()>) -> Result<Reading> {
+fn read_bundle(
+    file: &Path,
+    progress: impl Fn(u64, u64),
+    mut take: impl FnMut(Vec<Entry>) -> Result<()>,
+) -> Result<Reading> {
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut done = fmt::MAGIC.len() as u64;
     let mut r = BufReader::new(f);
     let mut magic = [0u8; 8];
     if !read_full(&mut r, &mut magic)? || &magic != fmt::MAGIC {
@@ -281,6 +293,8 @@ fn read_bundle(file: &Path, mut take: impl FnMut(Vec<Entry>) -> Result<()>) -> R
             break;
         }
         t.sections += 1;
+        done += (fmt::SECTION_HEADER + body.len() + fmt::CHECKSUM) as u64;
+        progress(done, size);
         seen.push((h.kind, h.count, Bytes(sum)));
         if fmt::checksum(&head, &body) != sum {
             t.problems.push(format!("{}: its entries were not taken", BundleError::Checksum { index }));
@@ -292,6 +306,7 @@ fn read_bundle(file: &Path, mut take: impl FnMut(Vec<Entry>) -> Result<()>) -> R
         }
         take(entries)?;
     }
+    progress(size, size);
     Ok(t)
 }
 
@@ -299,20 +314,24 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
     let mut accept = cx.read(|n| Ok(n.accept_set()?))?;
     let mut t = Tally::default();
     let mut deferred: Vec<Entry> = Vec::new();
-    let read = read_bundle(file, |entries| {
-        let (ours, theirs): (Vec<Entry>, Vec<Entry>) =
-            entries.into_iter().partition(|e| accept.contains(&e.header().author.0));
-        // A log may become ours through a later section (a device log names its user): kept
-        // for a second look, up to a bound.
-        if deferred.len() + theirs.len() <= MAX_DEFERRED {
-            deferred.extend(theirs);
-        } else {
-            t.not_for_us += theirs.len();
-        }
-        t.take(ingest(cx, ours)?);
-        accept = cx.read(|n| Ok(n.accept_set()?))?;
-        Ok(())
-    })?;
+    let read = read_bundle(
+        file,
+        |done, size| cx.report("import", done, size),
+        |entries| {
+            let (ours, theirs): (Vec<Entry>, Vec<Entry>) =
+                entries.into_iter().partition(|e| accept.contains(&e.header().author.0));
+            // A log may become ours through a later section (a device log names its user): kept
+            // for a second look, up to a bound.
+            if deferred.len() + theirs.len() <= MAX_DEFERRED {
+                deferred.extend(theirs);
+            } else {
+                t.not_for_us += theirs.len();
+            }
+            t.take(ingest(cx, ours)?);
+            accept = cx.read(|n| Ok(n.accept_set()?))?;
+            Ok(())
+        },
+    )?;
     (t.sections, t.complete, t.problems) = (read.sections, read.complete, read.problems);
     let (ours, theirs): (Vec<Entry>, Vec<Entry>) =
         deferred.into_iter().partition(|e| accept.contains(&e.header().author.0));

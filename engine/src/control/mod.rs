@@ -197,15 +197,31 @@ impl ControlError {
 /// Where the network host is, once (and if) it is up.
 pub type HostSlot = Arc<RwLock<Option<Arc<Host>>>>;
 
+/// Told how a long command is going: what it does, how much is done of how much.
+pub type Progress = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
+
 /// What a request runs against.
 pub struct Cx {
     pub engine: Engine,
     pub host: Option<Arc<Host>>,
     /// A running node (rather than the CLI's own engine): it knows who is online.
     pub running: bool,
+    /// Where long commands (bundles) report progress, if anyone watches.
+    pub progress: Option<Progress>,
 }
 
 impl Cx {
+    /// A context with no network and nobody watching progress.
+    pub fn local(engine: Engine) -> Cx {
+        Cx { engine, host: None, running: false, progress: None }
+    }
+
+    fn report(&self, what: &str, done: u64, total: u64) {
+        if let Some(p) = &self.progress {
+            p(what, done, total);
+        }
+    }
+
     fn read<R>(&self, f: impl FnOnce(&Node) -> anyhow::Result<R>) -> anyhow::Result<R> {
         self.engine.read(f)?
     }
@@ -276,7 +292,7 @@ pub async fn serve(engine: Engine, host: HostSlot, dir: PathBuf) -> std::io::Res
             }
             let answer = match serde_json::from_str::<Envelope>(&line) {
                 Ok(env) => {
-                    let cx = Cx { engine, host, running: true };
+                    let cx = Cx { engine, host, running: true, progress: None };
                     tokio::task::spawn_blocking(move || execute(&cx, &env.request))
                         .await
                         .unwrap_or_else(|e| Err(ControlError::new(e.to_string())))
