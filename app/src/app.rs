@@ -448,7 +448,12 @@ impl eframe::App for LibraApp {
                             std::path::absolute(&path).unwrap_or_else(|_| PathBuf::from(&path)).display().to_string();
                         let all = for_contact.is_none();
                         let for_contacts = for_contact.into_iter().collect();
-                        engine.bundle(libra_engine::control::BundleCommand::Export { file, for_contacts, all });
+                        engine.bundle(libra_engine::control::BundleCommand::Export {
+                            file,
+                            for_contacts,
+                            all,
+                            full: false,
+                        });
                     }
                 }
                 Some(ConnectAction::Import { path }) => {

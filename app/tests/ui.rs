@@ -420,6 +420,7 @@ fn a_bundle_dropped_on_the_window_is_imported() {
         file: file.display().to_string(),
         for_contacts: vec!["Ann".into()],
         all: false,
+        full: false,
     });
     execute(&Cx::local(ben.clone()), &export).expect("export");
 

@@ -50,6 +50,7 @@ fn main() {
         file: file.display().to_string(),
         for_contacts: Vec::new(),
         all: true,
+        full: false,
     });
     control::execute(&Cx::local(ae.clone()), &export).expect("export");
     let export_s = t.elapsed().as_secs_f64();

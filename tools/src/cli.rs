@@ -219,7 +219,8 @@ pub enum AuditCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum BundleCommand {
-    /// Write the logs these contacts would get in a sync (or every log) into FILE.
+    /// Write into FILE what these contacts would get in a sync and were not sent by an earlier
+    /// bundle (or every log, whole).
     Export {
         /// The bundle file to write (replaced atomically).
         file: PathBuf,
@@ -229,6 +230,9 @@ pub enum BundleCommand {
         /// Every log this node holds.
         #[arg(long, conflicts_with = "for_contacts")]
         all: bool,
+        /// Whole logs, even what earlier bundles for these contacts carried (when one was lost).
+        #[arg(long)]
+        full: bool,
     },
     /// Check FILE and take every valid entry that is for this node, as from a peer.
     Import {

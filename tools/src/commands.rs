@@ -71,11 +71,12 @@ pub fn request(command: &Command) -> Option<Request> {
         Command::Invite { action: Some(InviteCommand::List), .. } => Request::Invite(control::InviteCommand::List),
         Command::Audit(AuditCommand::Chat { chat }) => Request::AuditChat { chat: chat.clone() },
         Command::Audit(AuditCommand::Verify) => Request::Log(control::LogCommand::Verify),
-        Command::Bundle(BundleCommand::Export { file, for_contacts, all }) => {
+        Command::Bundle(BundleCommand::Export { file, for_contacts, all, full }) => {
             Request::Bundle(control::BundleCommand::Export {
                 file: absolute(file),
                 for_contacts: for_contacts.clone(),
                 all: *all,
+                full: *full,
             })
         }
         Command::Bundle(BundleCommand::Import { file }) => {

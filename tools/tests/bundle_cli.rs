@@ -96,6 +96,19 @@ fn two_people_who_are_never_online_together_talk_by_bundle_and_the_ack_comes_bac
     assert_eq!(code, 0);
     let v = json(&libra(&a, &["--json", "chat", "Ben"]));
     assert_eq!(v["messages"][0]["delivery"], "delivered", "{v}");
+
+    // The next bundle for Ben carries only what came since the first.
+    json(&libra(&a, &["--json", "send", "Ben", "second trip of the stick"]));
+    let again = dir.path().join("to-ben-2.libra");
+    let delta = json(&libra(&a, &["--json", "bundle", "export", &again.display().to_string(), "--for", "Ben"]));
+    assert!(delta["entries"].as_u64() < wrote["entries"].as_u64(), "{delta} vs {wrote}");
+    let (code, rep) = import(&b, &again);
+    assert_eq!((code, rep["duplicates"].as_u64()), (0, Some(0)), "{rep}");
+    assert_eq!(texts(&b, "Ann"), vec!["hello by USB stick", "second trip of the stick"]);
+    // --full carries everything again (when a bundle was lost).
+    let full =
+        json(&libra(&a, &["--json", "bundle", "export", &again.display().to_string(), "--for", "Ben", "--full"]));
+    assert!(full["entries"].as_u64() > wrote["entries"].as_u64(), "{full}");
 }
 
 #[test]

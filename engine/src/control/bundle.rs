@@ -19,7 +19,9 @@ use crate::store::IngestReport;
 
 pub fn bundle(cx: &Cx, out: &mut Out, cmd: &BundleCommand) -> Result<u8> {
     match cmd {
-        BundleCommand::Export { file, for_contacts, all } => export(cx, out, Path::new(file), for_contacts, *all),
+        BundleCommand::Export { file, for_contacts, all, full } => {
+            export(cx, out, Path::new(file), for_contacts, *all, *full)
+        }
         BundleCommand::Import { file } => import(cx, out, Path::new(file)),
         BundleCommand::Replay { file } => replay(out, Path::new(file)),
     }
@@ -123,10 +125,43 @@ fn logs_for(cx: &Cx, for_contacts: &[String], all: bool) -> Result<BTreeSet<[u8;
     })
 }
 
-fn export(cx: &Cx, out: &mut Out, file: &Path, for_contacts: &[String], all: bool) -> Result<u8> {
+fn export(cx: &Cx, out: &mut Out, file: &Path, for_contacts: &[String], all: bool, full: bool) -> Result<u8> {
     if for_contacts.is_empty() && !all {
         bail!("say who the bundle is for (--for CONTACT, several allowed) or --all");
     }
+    // What each recipient was sent before: a log starts after the least any of them has
+    // (whole logs with --all or --full).
+    let recipients: Vec<crate::identity::UserId> =
+        cx.read(|n| for_contacts.iter().map(|c| Ok(n.contact(c)?)).collect::<Result<Vec<_>>>())?;
+    let sent: Vec<std::collections::BTreeMap<[u8; 32], u64>> = if all || full {
+        Vec::new()
+    } else {
+        cx.read(|n| recipients.iter().map(|u| Ok(n.store.sent_heads(u)?)).collect::<Result<Vec<_>>>())?
+    };
+    // A recipient has its own logs: they are carried only for the other recipients.
+    let own: Vec<BTreeSet<[u8; 32]>> = cx.read(|n| {
+        recipients
+            .iter()
+            .map(|u| {
+                let mut keys: BTreeSet<[u8; 32]> =
+                    n.device_certs(u)?.iter().map(|c| *c.body.device.as_bytes()).collect();
+                keys.insert(*u.as_bytes());
+                Ok(keys)
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let start = |author: &[u8; 32]| -> u64 {
+        if !all && !own.is_empty() && own.iter().all(|k| k.contains(author)) {
+            return u64::MAX;
+        }
+        let known = |i: usize| sent.get(i).and_then(|m| m.get(author).copied()).unwrap_or(0);
+        (0..recipients.len().max(1))
+            .filter(|i| !own.get(*i).is_some_and(|k| k.contains(author)))
+            .map(known)
+            .min()
+            .unwrap_or(0)
+            + 1
+    };
     // Device logs first: a device log names its user (its first entry carries the user's
     // certificate), so a reader who takes the device log then wants the user log after it.
     let logs: Vec<[u8; 32]> = {
@@ -136,7 +171,9 @@ fn export(cx: &Cx, out: &mut Out, file: &Path, for_contacts: &[String], all: boo
         let (u, d): (Vec<[u8; 32]>, Vec<[u8; 32]>) = set.into_iter().partition(|a| users.contains(a));
         d.into_iter().chain(u).collect()
     };
-    let total: u64 = cx.read(|n| Ok(logs.iter().map(|a| n.store.head(a).map_or(0, |h| h.seq)).sum()))?;
+    let heads: std::collections::BTreeMap<[u8; 32], u64> =
+        cx.read(|n| Ok(logs.iter().map(|a| (*a, n.store.head(a).map_or(0, |h| h.seq))).collect()))?;
+    let total: u64 = heads.iter().map(|(a, h)| h.saturating_sub(start(a).saturating_sub(1))).sum();
     let tmp = file.with_extension("libra-partial");
     let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut w = BufWriter::new(f);
@@ -155,7 +192,10 @@ fn export(cx: &Cx, out: &mut Out, file: &Path, for_contacts: &[String], all: boo
         Ok(())
     };
     for author in &logs {
-        let mut seq = 1;
+        let mut seq = start(author);
+        if seq == u64::MAX {
+            continue;
+        }
         loop {
             // A page at a time: memory stays bounded whatever the log's length.
             let page = cx.read(|n| Ok(n.store.read_log(author, seq, 1000)?))?;
@@ -185,6 +225,13 @@ fn export(cx: &Cx, out: &mut Out, file: &Path, for_contacts: &[String], all: boo
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
+    // Only once the file is in place: what each recipient has been sent.
+    cx.write(|n| {
+        for u in &recipients {
+            n.store.note_sent_heads(u, &heads)?;
+        }
+        Ok(())
+    })?;
     let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let v = json!({ "file": file.display().to_string(), "logs": logs.len(), "entries": entries, "sections": sections, "bytes": bytes });
     out.set(&v, || {

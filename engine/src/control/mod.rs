@@ -112,6 +112,8 @@ pub enum BundleCommand {
         file: String,
         for_contacts: Vec<String>,
         all: bool,
+        /// Whole logs even for contacts sent some before.
+        full: bool,
     },
     Import {
         file: String,

@@ -13,6 +13,7 @@ mod keys;
 mod open;
 mod peers;
 mod read;
+mod sent_heads;
 mod verify;
 mod write;
 
