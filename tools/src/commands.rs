@@ -403,5 +403,8 @@ fn serve(args: &Cli, listen: &str, lan: Option<libra_engine::net::LanConfig>, ne
         host.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })?;
+    // Tasks still running (a forwarded command, a session's write) get a moment, not forever;
+    // every write already acknowledged is durable, and the engine closes the store below.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
     Ok(0)
 }

@@ -193,9 +193,10 @@ impl Host {
         self.engine.links()
     }
 
-    /// Closes every connection and the endpoint.
+    /// Closes every connection and the endpoint. Peers are told at once; waiting for them to
+    /// acknowledge is bounded (a peer behind a lossy or dead link would hold it for seconds).
     pub async fn shutdown(&self) {
         self.endpoint.close(0u32.into(), b"shutdown");
-        self.endpoint.wait_idle().await;
+        let _ = tokio::time::timeout(Duration::from_millis(1500), self.endpoint.wait_idle()).await;
     }
 }
