@@ -127,15 +127,18 @@ pub fn list(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, now_ms: 
             let resp = row(ui, selected, |ui| {
                 avatar(ui, &c.title, 36.0);
                 ui.vertical(|ui| {
-                    // Time and badge first, from the right: a long title is cut, never pushes them out.
-                    ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                        badge(ui, c.unread);
-                        ui.label(RichText::new(when(c.last_ms, now_ms)).small().weak());
-                        if c.group {
-                            ui.label(RichText::new("group").small().weak());
-                        }
-                        ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
-                            ui.add(egui::Label::new(RichText::new(&c.title).strong()).truncate());
+                    // Time and badge first, from the right: a long title is cut, never pushes them
+                    // out. One row high (the horizontal), else the layout takes the whole height.
+                    ui.horizontal(|ui| {
+                        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                            badge(ui, c.unread);
+                            ui.label(RichText::new(when(c.last_ms, now_ms)).small().weak());
+                            if c.group {
+                                ui.label(RichText::new("group").small().weak());
+                            }
+                            ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
+                                ui.add(egui::Label::new(RichText::new(&c.title).strong()).truncate());
+                            });
                         });
                     });
                     ui.add(egui::Label::new(RichText::new(&c.preview).weak()).truncate());
