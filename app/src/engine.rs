@@ -151,16 +151,35 @@ impl Engine {
         let mut events = self.core.subscribe();
         self.rt.spawn(async move {
             let mut full = true;
+            // The last search over all chats, when it ran, and its hits: a search reads every
+            // message, so it runs when the text changes and then at most every 2 s as messages
+            // arrive, not on every snapshot.
+            type Searched = (String, Option<std::time::Instant>, Vec<crate::model::Hit>);
+            let searched: Arc<Mutex<Searched>> = Arc::default();
             loop {
                 let wanted = open.lock().map(|o| o.clone()).unwrap_or_default();
                 let c = core.clone();
                 let host = slot.read().ok().and_then(|h| h.clone());
+                let searched = searched.clone();
                 let update = tokio::task::spawn_blocking(move || {
                     let nearby = crate::model::NearbyView::of(host.as_deref());
                     let net = crate::model::NetView { links: c.links(), reach: c.reach(), nearby };
                     c.read(|n| {
                         if full {
-                            Event::Snapshot(Box::new(Snapshot::build(n, &wanted, &net)))
+                            let mut cache = searched.lock().unwrap_or_else(|e| e.into_inner());
+                            let fresh = cache.0 != wanted.search
+                                || cache.1.is_none_or(|at| at.elapsed() >= Duration::from_secs(2));
+                            let mut wanted = wanted;
+                            if !fresh {
+                                wanted.search.clear();
+                            }
+                            let mut snap = Snapshot::build(n, &wanted, &net);
+                            if fresh {
+                                *cache = (wanted.search.clone(), Some(std::time::Instant::now()), snap.hits.clone());
+                            } else {
+                                snap.hits = cache.2.clone();
+                            }
+                            Event::Snapshot(Box::new(snap))
                         } else {
                             let names = crate::model::contact_names(n);
                             Event::Peers(Snapshot::peers_of(n, &names, &net), net.nearby.clone())

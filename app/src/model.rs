@@ -316,26 +316,20 @@ impl Snapshot {
     /// The peers view alone: what changes when a peer connects or disconnects.
     pub fn peers_of(node: &Node, contacts: &[(UserId, String)], net: &NetView) -> Vec<PeerRow> {
         let mut out = Vec::new();
+        let Ok(owner) = node.device_owners() else { return out };
         for (key, r) in node.store.peers().unwrap_or_default() {
-            let user = node.owner_of_device(&key).ok().flatten();
+            let user = owner(&key);
             let link = net.links.get(&key);
             let path = link.map(|l| match l.path {
                 PathKind::Relayed { via } => {
-                    let owner = node.owner_of_device(&via).ok().flatten();
-                    format!("relayed via {}", name_of(node, contacts, &owner))
+                    format!("relayed via {}", name_of(node, contacts, &owner(&via)))
                 }
                 PathKind::Lan => "LAN".into(),
                 p => p.label().into(),
             });
             let why = match link {
                 Some(_) => None,
-                None => Some(net.reach.get(&key).and_then(Reach::why).unwrap_or_else(|| {
-                    if r.dial_addresses().is_empty() {
-                        "no address known; waiting for a contact online to introduce or relay".into()
-                    } else {
-                        "not tried yet".into()
-                    }
-                })),
+                None => Some(Reach::explain(net.reach.get(&key), &r)),
             };
             out.push(PeerRow {
                 name: name_of(node, contacts, &user),

@@ -114,13 +114,9 @@ impl Node {
             let title = contacts.iter().find(|c| c.user == u).map_or_else(|| u.short(), |c| c.name.clone());
             return Ok(ChatTarget { chat: ChatId::direct(&me, &u), users: vec![u], title });
         }
-        if let Some(rest) = q.get(..3).filter(|p| p.eq_ignore_ascii_case("lu:")).map(|_| &q[3..]) {
-            let want: String = rest.chars().filter(|c| *c != '-').collect::<String>().to_ascii_lowercase();
-            if want.len() < MIN_SHORT_ID {
-                return Err(MessengerError::ShortIdTooShort(MIN_SHORT_ID));
-            }
-            let hits: Vec<&ContactView> =
-                contacts.iter().filter(|c| c.user.to_string()[2..].starts_with(&want)).collect();
+        if let Some(want) = short_id_query(q) {
+            let want = want?;
+            let hits: Vec<&ContactView> = contacts.iter().filter(|c| short_id_matches(&c.user, &want)).collect();
             return match hits.as_slice() {
                 [] => Err(MessengerError::UnknownChat(name.to_owned())),
                 [c] => Ok(direct(c)),
@@ -253,6 +249,19 @@ impl Node {
         self.store.append(&signing, vec![payload.encoded()], crate::clock::wall_ms()).map_err(NodeError::from)?;
         Ok(())
     }
+}
+
+/// What a short id the user typed (`lu:` and at least [`MIN_SHORT_ID`] characters, dashes
+/// optional) asks for, ready for [`short_id_matches`]; `None` when `q` is not one.
+pub fn short_id_query(q: &str) -> Option<Result<String, MessengerError>> {
+    let rest = q.get(..3).filter(|p| p.eq_ignore_ascii_case("lu:")).map(|_| &q[3..])?;
+    let want: String = rest.chars().filter(|c| *c != '-').collect::<String>().to_ascii_lowercase();
+    Some(if want.len() < MIN_SHORT_ID { Err(MessengerError::ShortIdTooShort(MIN_SHORT_ID)) } else { Ok(want) })
+}
+
+/// Whether `user`'s id starts with what [`short_id_query`] gave.
+pub fn short_id_matches(user: &UserId, want: &str) -> bool {
+    user.to_string()[2..].starts_with(want)
 }
 
 pub fn check_name(name: &str) -> Result<(), MessengerError> {

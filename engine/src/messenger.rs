@@ -323,14 +323,21 @@ impl Node {
 
     /// Sends a message: appended locally at once ("sent"); sync delivers it whenever any path
     /// reaches a recipient.
-    pub fn send(&mut self, chat: &ChatTarget, text: &str, reply_to: Option<EntryId>) -> Result<Entry, MessengerError> {
-        Self::check_text(text)?;
-        if let [other] = chat.users.iter().filter(|u| Some(**u) != self.user_id()).collect::<Vec<_>>()[..]
-            && self.store.group(&chat.chat)?.is_none()
+    /// Refuses writing to the direct chat of a blocked contact (whichever path sends).
+    pub fn check_writable(&self, chat: &ChatTarget) -> Result<(), MessengerError> {
+        let me = self.me()?;
+        if let [other] = chat.users.iter().filter(|u| **u != me).collect::<Vec<_>>()[..]
+            && ChatId::direct(&me, other) == chat.chat
             && self.store.contact_state(other)?.blocked
         {
             return Err(MessengerError::Blocked(chat.title.clone()));
         }
+        Ok(())
+    }
+
+    pub fn send(&mut self, chat: &ChatTarget, text: &str, reply_to: Option<EntryId>) -> Result<Entry, MessengerError> {
+        Self::check_text(text)?;
+        self.check_writable(chat)?;
         self.say(&Body::Text { chat: chat.chat, text: text.to_owned(), reply_to }, &chat.users)
     }
 

@@ -154,15 +154,20 @@ impl Node {
     /// The user a device belongs to: from the trust view, or from a contact's card (whose
     /// certificates were checked when the contact was added) before its logs are here.
     pub fn owner_of_device(&self, device: &[u8; 32]) -> Result<Option<UserId>, StoreError> {
-        if let Some(u) = self.store.trust().owner_of(&DeviceId(crate::codec::Bytes(*device))) {
-            return Ok(Some(u));
+        Ok(self.device_owners()?(device))
+    }
+
+    /// [`Node::owner_of_device`] for many devices: the contact cards are read once.
+    pub fn device_owners(&self) -> Result<impl Fn(&[u8; 32]) -> Option<UserId> + '_, StoreError> {
+        let mut cards = std::collections::BTreeMap::new();
+        for (u, card) in self.store.contacts()? {
+            for c in card.certs {
+                cards.entry(*c.body.device.as_bytes()).or_insert(u);
+            }
         }
-        Ok(self
-            .store
-            .contacts()?
-            .into_iter()
-            .find(|(_, card)| card.certs.iter().any(|c| c.body.device.as_bytes() == device))
-            .map(|(u, _)| u))
+        Ok(move |device: &[u8; 32]| {
+            self.store.trust().owner_of(&DeviceId(crate::codec::Bytes(*device))).or_else(|| cards.get(device).copied())
+        })
     }
 
     /// The grant tags this identity gives: one per contact and group member.

@@ -358,28 +358,45 @@ fn read_bundle(
 }
 
 fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
+    // The accept set grows only as entries are taken (a device log names its user): it is
+    // computed again only when something was taken since and an entry is not in it, so a
+    // bundle of many wanted logs costs one computation, not one per section.
     let mut accept = cx.read(|n| Ok(n.accept_set()?))?;
+    let mut stale = false;
+    let refresh = |accept: &mut BTreeSet<[u8; 32]>, stale: &mut bool| -> Result<()> {
+        if std::mem::take(stale) {
+            *accept = cx.read(|n| Ok(n.accept_set()?))?;
+        }
+        Ok(())
+    };
     let mut t = Tally::default();
     let mut deferred: Vec<Entry> = Vec::new();
     let read = read_bundle(
         file,
         |done, size| cx.report("import", done, size),
         |entries| {
+            if entries.iter().any(|e| !accept.contains(&e.header().author.0)) {
+                refresh(&mut accept, &mut stale)?;
+            }
             let (ours, theirs): (Vec<Entry>, Vec<Entry>) =
                 entries.into_iter().partition(|e| accept.contains(&e.header().author.0));
-            // A log may become ours through a later section (a device log names its user): kept
-            // for a second look, up to a bound.
+            // A log may become ours through a later section: kept for a second look, up to a
+            // bound.
             if deferred.len() + theirs.len() <= MAX_DEFERRED {
                 deferred.extend(theirs);
             } else {
                 t.not_for_us += theirs.len();
             }
-            t.take(ingest(cx, ours)?);
-            accept = cx.read(|n| Ok(n.accept_set()?))?;
+            let rep = ingest(cx, ours)?;
+            stale |= rep.accepted > 0;
+            t.take(rep);
             Ok(())
         },
     )?;
     (t.sections, t.complete, t.problems) = (read.sections, read.complete, read.problems);
+    if !deferred.is_empty() {
+        refresh(&mut accept, &mut stale)?;
+    }
     let (ours, theirs): (Vec<Entry>, Vec<Entry>) =
         deferred.into_iter().partition(|e| accept.contains(&e.header().author.0));
     t.not_for_us += theirs.len();

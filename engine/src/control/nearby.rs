@@ -77,17 +77,13 @@ fn person_json(p: &Person) -> Value {
 /// The one person `who` names: a short id (`lu:` and at least 4 characters) or a name
 /// (case-insensitive). Names are chosen by their owners: more than one match is an error.
 fn pick<'a>(people: &'a [Person], who: &str) -> Result<&'a Person> {
-    let w = who.trim().to_lowercase();
-    let squash = |s: &str| s.replace('-', "").to_lowercase();
-    let by_id: Vec<&Person> = if w.starts_with("lu") && w.len() >= 6 {
-        people.iter().filter(|p| squash(&p.user().short()).starts_with(&squash(&w))).collect()
-    } else {
-        Vec::new()
-    };
-    let hits = if by_id.is_empty() {
-        people.iter().filter(|p| p.invite.card.name.to_lowercase() == w).collect()
-    } else {
-        by_id
+    let w = who.trim();
+    let hits: Vec<&Person> = match crate::contacts::short_id_query(w) {
+        Some(want) => {
+            let want = want?;
+            people.iter().filter(|p| crate::contacts::short_id_matches(&p.user(), &want)).collect()
+        }
+        None => people.iter().filter(|p| p.invite.card.name.to_lowercase() == w.to_lowercase()).collect(),
     };
     match hits.as_slice() {
         [one] => Ok(one),

@@ -30,6 +30,8 @@ pub fn allow(cx: &Cx, out: &mut Out, id: &str, address: Option<&str>) -> Result<
 }
 
 type Names = std::collections::BTreeMap<crate::identity::UserId, String>;
+/// Who owns a device (`Node::device_owners`).
+type Owner<'a> = dyn Fn(&[u8; 32]) -> Option<crate::identity::UserId> + 'a;
 
 /// What a running node knows of a peer's connection: `None` when no node runs (unknown).
 struct Live<'a> {
@@ -37,32 +39,20 @@ struct Live<'a> {
     reach: Option<&'a Reach>,
 }
 
-/// Why a peer that is not connected is not: what the dialers last reported, else what the
-/// node has to go on.
-fn why_offline(r: &PeerRecord, reach: Option<&Reach>) -> String {
-    if let Some(why) = reach.and_then(Reach::why) {
-        return why;
-    }
-    if !r.allowed {
-        "not allowed to connect".into()
-    } else if r.dial_addresses().is_empty() {
-        "no address known; waiting for a contact online to introduce or relay".into()
-    } else {
-        "not tried yet".into()
-    }
-}
-
-fn peer_json(node: &Node, names: &Names, key: &[u8; 32], r: &PeerRecord, live: Option<Live<'_>>) -> Value {
+fn peer_json(
+    node: &Node,
+    (names, owner): (&Names, &Owner<'_>),
+    key: &[u8; 32],
+    r: &PeerRecord,
+    live: Option<Live<'_>>,
+) -> Value {
     let ago = |ms: u64| if ms == 0 { Value::Null } else { json!(render::time(ms)) };
     let link = live.as_ref().and_then(|l| l.link);
     let via = link.and_then(|l| match l.path {
         PathKind::Relayed { via } => Some(via),
         _ => None,
     });
-    let name_of = |k: &[u8; 32]| {
-        let owner = node.owner_of_device(k).ok().flatten();
-        owner.map(|u| names.get(&u).cloned().unwrap_or_else(|| node.display_name(&u)))
-    };
+    let name_of = |k: &[u8; 32]| owner(k).map(|u| names.get(&u).cloned().unwrap_or_else(|| node.display_name(&u)));
     json!({
         "id": render::author(node.store.trust(), key),
         "name": name_of(key),
@@ -82,7 +72,7 @@ fn peer_json(node: &Node, names: &Names, key: &[u8; 32], r: &PeerRecord, live: O
         "via_name": via.and_then(|v| name_of(&v)),
         "connected_at": link.map(|l| l.addr.to_string()),
         "connected_since": link.map(|l| render::time(l.since_ms)),
-        "why_offline": live.as_ref().filter(|l| l.link.is_none()).map(|l| why_offline(r, l.reach)),
+        "why_offline": live.as_ref().filter(|l| l.link.is_none()).map(|l| Reach::explain(l.reach, r)),
     })
 }
 
@@ -126,13 +116,14 @@ pub fn peers(cx: &Cx, out: &mut Out) -> Result<u8> {
     let (links, reach) = (cx.engine.links(), cx.engine.reach());
     let rows: Vec<Value> = cx.read(|node| {
         let names = node.distinct_names();
+        let owner = node.device_owners()?;
         Ok(node
             .store
             .peers()?
             .iter()
             .map(|(k, r)| {
                 let live = cx.running.then(|| Live { link: links.get(k), reach: reach.get(k) });
-                peer_json(node, &names, k, r, live)
+                peer_json(node, (&names, &owner), k, r, live)
             })
             .collect())
     })?;

@@ -54,6 +54,21 @@ pub struct Reach {
 }
 
 impl Reach {
+    /// Why a peer with record `r` is not connected: what the dialers reported, else what the
+    /// node has to go on. One wording for every front end.
+    pub fn explain(reach: Option<&Reach>, r: &crate::store::PeerRecord) -> String {
+        if let Some(why) = reach.and_then(Reach::why) {
+            return why;
+        }
+        if !r.allowed {
+            "not allowed to connect".into()
+        } else if r.dial_addresses().is_empty() {
+            "no address known; waiting for a contact online to introduce or relay".into()
+        } else {
+            "not tried yet".into()
+        }
+    }
+
     /// One line for people: why the peer is not connected (`None`: nothing tried yet).
     pub fn why(&self) -> Option<String> {
         let direct = match &self.dialer {

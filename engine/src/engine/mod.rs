@@ -303,7 +303,7 @@ impl Engine {
         reply_to: Option<crate::log::EntryId>,
     ) -> Result<Entry, EngineError> {
         let body = Node::text_body(chat, text, reply_to)?;
-        let payload = self.read(|n| n.seal_body(&body, &chat.users))??;
+        let payload = self.read(|n| n.check_writable(chat).and_then(|()| n.seal_body(&body, &chat.users)))??;
         Ok(self.write(move |n| n.append_sealed(payload))??)
     }
 
