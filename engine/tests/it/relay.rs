@@ -100,7 +100,9 @@ async fn a_direct_path_replaces_a_relayed_one() {
     let (a, b, r) = at_the_relay(dir.path()).await;
     let (ha, raddr, rdev, bdev) = (a.clone(), r.local_addr().expect("addr"), r.device(), b.device());
     let relayed = tokio::spawn(async move { ha.connect_via(raddr, rdev, bdev, true).await });
-    wait_until("B online at A", || a.links().contains_key(&bdev)).await;
+    // Each side registers its end of the session on its own schedule: wait for both.
+    wait_until("each online at the other", || a.links().contains_key(&bdev) && b.links().contains_key(&a.device()))
+        .await;
     assert_eq!(a.links()[&bdev].path, PathKind::Relayed { via: rdev });
     assert_eq!(b.links()[&a.device()].path, PathKind::Relayed { via: rdev });
     // Now A finds B directly (as LAN discovery or a learned address would).
@@ -108,6 +110,7 @@ async fn a_direct_path_replaces_a_relayed_one() {
     wait_until("the direct path in use", || a.links().get(&bdev).is_some_and(|l| l.path == PathKind::Direct)).await;
     let ended = tokio::time::timeout(std::time::Duration::from_secs(10), relayed).await;
     assert!(ended.is_ok(), "the relayed session kept running beside the direct one");
-    assert_eq!(b.links()[&a.device()].path, PathKind::Inbound);
+    wait_until("B sees the inbound path", || b.links().get(&a.device()).is_some_and(|l| l.path == PathKind::Inbound))
+        .await;
     assert_eq!(a.links()[&bdev].addr, b.local_addr().expect("addr"));
 }
