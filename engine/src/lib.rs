@@ -6,6 +6,7 @@
 //! disk. See ARCHITECTURE.md for the map and spec/ for the formats.
 #![forbid(unsafe_code)]
 
+pub mod blob;
 pub mod bundle;
 pub mod clock;
 pub mod codec;

@@ -4,6 +4,7 @@
 //! view state and view positions — goes through one atomic write batch followed by a journal
 //! fsync (`PersistMode::SyncAll`). An append or ingest that returned `Ok` is durable.
 
+pub mod blobs;
 mod chats;
 mod contact_state;
 mod durability;
