@@ -56,8 +56,14 @@ impl Pieces {
 
     /// Takes the next piece nobody is fetching.
     pub fn take(&mut self) -> Option<(u64, u64)> {
+        self.take_avoiding(&[])
+    }
+
+    /// Takes the next piece nobody is fetching outside `avoid` (what a source said it lacks).
+    pub fn take_avoiding(&mut self, avoid: &[(u64, u64)]) -> Option<(u64, u64)> {
         let mut free = self.missing.clone();
         free.difference_with(&self.taken);
+        free.difference_with(&chunk_ranges_of(avoid));
         let (s, e) = *pairs_of(&free).first()?;
         let group = 1u64 << BLOCK.chunk_log();
         // Missing ranges start and end on groups (they are what verified groups left), except
@@ -102,6 +108,8 @@ mod tests {
         let (first, rest) = got.split_first().expect("pieces");
         p.release(*first);
         assert_eq!(p.take(), Some(*first));
+        p.release(*first);
+        assert_ne!(p.take_avoiding(&[*first]), Some(*first));
         for piece in std::iter::once(first).chain(rest) {
             p.landed(*piece);
         }

@@ -15,6 +15,8 @@ pub enum Event {
     Network(NetStatus),
     /// Someone new is visible nearby.
     Nearby,
+    /// A file was asked for, or a download moved, finished or stalled.
+    Files,
     /// A write failed (the engine reopens the store and keeps serving reads), or writing works
     /// again.
     Storage { ok: bool, detail: String },

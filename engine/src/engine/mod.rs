@@ -5,12 +5,14 @@
 //! behind an fsync. What changed is published as typed [`Event`]s.
 
 mod event;
+mod files;
 mod fsync;
 mod local;
 mod online;
 mod writer;
 
 pub use event::{DialState, Event, NetStatus, Reach};
+pub use files::Transfer;
 pub use local::NodeLocal;
 pub use online::{Link, PathKind};
 
@@ -40,6 +42,8 @@ pub enum EngineError {
     Panicked(String),
     #[error(transparent)]
     Messenger(#[from] crate::messenger::MessengerError),
+    #[error(transparent)]
+    Blob(#[from] crate::blob::BlobError),
 }
 
 /// How long after start the acknowledgements a crash left pending are sent.
@@ -66,6 +70,8 @@ pub(crate) struct Shared {
     online: Mutex<online::Online>,
     /// What each peer's dialers last reported (why it is not connected).
     dials: Mutex<BTreeMap<[u8; 32], Reach>>,
+    /// Downloads under way (the network driver reports them).
+    transfers: Mutex<files::Transfers>,
     /// The writer has stopped: later writes are refused, never a reopened store.
     stopped: AtomicBool,
     /// Jobs sent to the writer and not yet taken.
@@ -133,6 +139,7 @@ impl Engine {
             events,
             online: Mutex::new(online::Online::default()),
             dials: Mutex::new(BTreeMap::new()),
+            transfers: Mutex::default(),
             stopped: AtomicBool::new(false),
             queued: std::sync::atomic::AtomicUsize::new(0),
             fsync: Mutex::new(None),

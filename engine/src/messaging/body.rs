@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::blob::FileRef;
 use crate::codec::{self, Bytes, CodecError};
 use crate::identity::{DeviceCert, UserId};
 use crate::log::EntryId;
@@ -93,6 +94,13 @@ pub enum Body {
         chat: ChatId,
         name: String,
     },
+    /// A file: its blob's root and key, with a caption (spec/blobs.md).
+    File {
+        chat: ChatId,
+        text: String,
+        reply_to: Option<EntryId>,
+        file: FileRef,
+    },
 }
 
 const TEXT: u8 = 1;
@@ -105,6 +113,7 @@ const GROUP_ADD: u8 = 7;
 const GROUP_LEAVE: u8 = 8;
 const GROUP_REMOVE: u8 = 9;
 const GROUP_RENAME: u8 = 10;
+const FILE: u8 = 11;
 
 fn body<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, CodecError> {
     codec::decode_tagged(bytes)
@@ -123,6 +132,8 @@ pub enum BodyError {
     TooManyMembers,
     #[error("a group name longer than {} bytes", crate::payload::MAX_NAME)]
     NameTooLong,
+    #[error("file: {0}")]
+    File(String),
 }
 
 impl Body {
@@ -136,7 +147,8 @@ impl Body {
             | Body::GroupAdd { chat, .. }
             | Body::GroupLeave { chat }
             | Body::GroupRemove { chat, .. }
-            | Body::GroupRename { chat, .. } => Some(*chat),
+            | Body::GroupRename { chat, .. }
+            | Body::File { chat, .. } => Some(*chat),
             Body::Contact(_) => None,
         }
     }
@@ -153,6 +165,7 @@ impl Body {
             Body::GroupLeave { chat } => codec::encode_tagged(GROUP_LEAVE, &(chat,)),
             Body::GroupRemove { chat, members } => codec::encode_tagged(GROUP_REMOVE, &(chat, members)),
             Body::GroupRename { chat, name } => codec::encode_tagged(GROUP_RENAME, &(chat, name)),
+            Body::File { chat, text, reply_to, file } => codec::encode_tagged(FILE, &(chat, text, reply_to, file)),
         }
     }
 
@@ -198,10 +211,17 @@ impl Body {
                 let (chat, name): (ChatId, String) = body(bytes)?;
                 Body::GroupRename { chat, name }
             }
+            FILE => {
+                let (chat, text, reply_to, file): (ChatId, String, Option<EntryId>, FileRef) = body(bytes)?;
+                Body::File { chat, text, reply_to, file }
+            }
             t => return Err(BodyError::UnknownTag(t)),
         };
         match &b {
-            Body::Text { text, .. } | Body::Edit { text, .. } if text.len() > MAX_TEXT => Err(BodyError::TooLong),
+            Body::Text { text, .. } | Body::Edit { text, .. } | Body::File { text, .. } if text.len() > MAX_TEXT => {
+                Err(BodyError::TooLong)
+            }
+            Body::File { file, .. } => file.check().map(|()| b.clone()).map_err(|e| BodyError::File(e.to_string())),
             Body::GroupCreate { members, .. } | Body::GroupAdd { members, .. } | Body::GroupRemove { members, .. }
                 if members.len() > MAX_MEMBERS =>
             {
@@ -232,12 +252,25 @@ mod tests {
             Body::GroupLeave { chat },
             Body::GroupRemove { chat, members: vec![UserId(Bytes([2; 32]))] },
             Body::GroupRename { chat, name: "h".into() },
+            Body::File { chat, text: "look".into(), reply_to: None, file: file_ref("a.png") },
         ] {
             assert_eq!(Body::decode(&b.encode()), Ok(b));
         }
         assert_eq!(Body::decode(&codec::encode_tagged(99, &())), Err(BodyError::UnknownTag(99)));
         let long = Body::Text { chat, text: "x".repeat(MAX_TEXT + 1), reply_to: None };
         assert_eq!(Body::decode(&long.encode()), Err(BodyError::TooLong));
+        let path = Body::File { chat, text: String::new(), reply_to: None, file: file_ref("../etc/passwd") };
+        assert!(matches!(Body::decode(&path.encode()), Err(BodyError::File(_))));
+    }
+
+    fn file_ref(name: &str) -> FileRef {
+        FileRef {
+            name: name.into(),
+            size: 5,
+            media_type: "image/png".into(),
+            root: Bytes([4; 32]),
+            key: Bytes([5; 32]),
+        }
     }
 
     #[test]

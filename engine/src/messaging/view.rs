@@ -14,6 +14,7 @@
 //!   `g` chat(16) ts(8) id(32)      → GroupRow      group create / add / leave
 //!   `c` id(32)                      → ContactRow    a contact added by one of our devices
 //!   `s` chat(16)                    → (empty)       the chat exists
+//!   `f` id(32)                      → FileRow       the file a message carries
 
 use serde::{Deserialize, Serialize};
 use x25519_dalek::StaticSecret;
@@ -70,6 +71,14 @@ pub struct GroupRow {
     pub op: GroupOp,
 }
 
+/// The file of a message (beside its `m` row, which holds the caption).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRow {
+    pub chat: ChatId,
+    pub ts: u64,
+    pub file: crate::blob::FileRef,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactRow {
     pub card: ContactCard,
@@ -124,6 +133,11 @@ pub fn rows_known(
     match body {
         Body::Text { chat, text, reply_to } => {
             message_rows(chat, &ts, id, &MsgRow { device, user, text: Some(text), reply_to })
+        }
+        Body::File { chat, text, reply_to, file } => {
+            let mut rows = message_rows(chat, &ts, id, &MsgRow { device, user, text: Some(text), reply_to });
+            rows.push((key(&[b"f", id]), codec::encode(&FileRow { chat, ts: h.timestamp, file })));
+            rows
         }
         Body::Edit { target, text, .. } => {
             vec![(key(&[b"e", target.as_bytes(), &ts, id]), codec::encode(&EditRow { user, text }))]

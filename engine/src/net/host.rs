@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::blob_protocol::{BLOB_ALPN, BlobProtocol};
 use super::relay::{RELAY_ALPN, RelayProtocol, dial_on};
 use super::router::Router;
 use super::sync_protocol::{self, SyncProtocol};
@@ -47,6 +48,8 @@ pub struct Host {
     pub(crate) lan_on: std::sync::atomic::AtomicBool,
     /// While the user is visible nearby (spec/connectivity.md, section 2.7).
     pub(crate) nearby: std::sync::Mutex<Option<crate::nearby::Nearby>>,
+    /// [`Host::shutdown`] was called: background tasks (the fetcher) stop.
+    pub(crate) closed: std::sync::atomic::AtomicBool,
 }
 
 /// Longest a dial waits for the handshake (QUIC retransmits its first flights after 1, 2, 4 s:
@@ -71,8 +74,19 @@ pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
 }
 
 impl Host {
-    /// Binds the endpoint, serving `libra/sync/1`. Must be called within a tokio runtime.
+    /// Binds the endpoint, serving `libra/sync/1`, `libra/relay/1` and `libra/blob/1`. Must be
+    /// called within a tokio runtime.
     pub fn new(engine: Engine, config: HostConfig) -> Result<Host, NetError> {
+        Host::with_protocols(engine, config, |r| r)
+    }
+
+    /// [`Host::new`], with the router changed by `more` (another protocol, or a handler in place
+    /// of a standard one).
+    pub fn with_protocols(
+        engine: Engine,
+        config: HostConfig,
+        more: impl FnOnce(Router) -> Router,
+    ) -> Result<Host, NetError> {
         let sync = Arc::new(SyncProtocol { engine: engine.clone(), limits: config.limits });
         let endpoint = Arc::new(std::sync::OnceLock::new());
         let seed = engine.read(|n| n.secrets.device.signing.to_bytes()).map_err(|e| NetError::Stream(e.to_string()))?;
@@ -85,7 +99,9 @@ impl Host {
             punch: config.punch,
             active: Arc::default(),
         });
-        let host = Host::with_router(engine, config, Router::new().register(ALPN, sync).register(RELAY_ALPN, relay))?;
+        let blobs = Arc::new(BlobProtocol { engine: engine.clone() });
+        let router = Router::new().register(ALPN, sync).register(RELAY_ALPN, relay).register(BLOB_ALPN, blobs);
+        let host = Host::with_router(engine, config, more(router))?;
         let _ = endpoint.set(host.endpoint.clone());
         Ok(host)
     }
@@ -115,6 +131,7 @@ impl Host {
             admission: Default::default(),
             lan_on: Default::default(),
             nearby: Default::default(),
+            closed: Default::default(),
         })
     }
 
@@ -196,6 +213,7 @@ impl Host {
     /// Closes every connection and the endpoint. Peers are told at once; waiting for them to
     /// acknowledge is bounded (a peer behind a lossy or dead link would hold it for seconds).
     pub async fn shutdown(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         self.endpoint.close(0u32.into(), b"shutdown");
         let _ = tokio::time::timeout(Duration::from_millis(1500), self.endpoint.wait_idle()).await;
     }

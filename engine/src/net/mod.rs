@@ -7,7 +7,9 @@
 //! node — everything goes through the [`crate::engine::Engine`].
 
 pub mod admission;
+mod blob_protocol;
 mod dialer;
+mod fetch;
 mod host;
 mod lan;
 mod punch;
@@ -18,6 +20,7 @@ mod sync_protocol;
 pub mod tls;
 
 pub use crate::sync::{Limits, Outcome};
+pub use blob_protocol::BLOB_ALPN;
 pub use dialer::{check_address, resolve};
 pub use host::{HANDSHAKE_TIMEOUT, Host, HostConfig};
 pub use lan::LanConfig;

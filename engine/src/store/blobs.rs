@@ -130,6 +130,10 @@ impl Blobs {
         if data.metadata()?.len() != size {
             data.set_len(size)?;
         }
+        if have.is_empty() {
+            // The record says the blob is asked for, even before anything arrives.
+            write_have(&self.path(root, "have"), size, &[])?;
+        }
         Ok(Partial {
             root: *root,
             size,

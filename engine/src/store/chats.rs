@@ -55,6 +55,8 @@ pub struct MessageView {
     pub reply_to: Option<EntryId>,
     /// For our own messages.
     pub delivery: Option<Delivery>,
+    /// The file it carries (None once deleted).
+    pub file: Option<crate::blob::FileRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,7 +298,9 @@ impl Store {
         } else {
             None
         };
+        let file = if deleted { None } else { self.file_of(&id)?.map(|r| r.file) };
         Ok(MessageView {
+            file,
             id,
             timestamp,
             device: row.device,

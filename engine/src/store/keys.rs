@@ -8,6 +8,7 @@
 //! views:   name ‖ 0x00                           → state (MessagePack)
 //!          name ‖ 0x01 ‖ author(32)              → seq(u64 BE) folded into the view
 //! meta:    "format"                              → format string
+//!          "file-auto-download"                  → u64 BE: largest file fetched unasked
 //! peers:   device or user key(32)                → PeerRecord (MessagePack); local state only
 //! chats:   rows of the chats projection (messaging::view)
 //! invites: token(16)                             → [expires ms, uses left, created ms] (MessagePack);

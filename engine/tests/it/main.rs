@@ -3,6 +3,7 @@
 mod crash;
 mod crypto_vectors;
 mod diskfull;
+mod files;
 mod fuzz_corpus;
 mod messaging;
 mod net;

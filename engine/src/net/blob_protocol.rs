@@ -1,0 +1,88 @@
+//! `libra/blob/1` (spec/blobs.md, section 3), the serving side: on each bidirectional stream a
+//! contact asks for chunk ranges of a blob by its root, and gets them bao-encoded from what
+//! this node has verified. Its own connection, so files never hold up messages.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use super::router::ProtocolHandler;
+use super::{NetError, tls};
+use crate::blob::{MAX_REQUEST_FRAME, Request, Status};
+use crate::engine::Engine;
+
+pub const BLOB_ALPN: &[u8] = b"libra/blob/1";
+
+/// Longest wait for the next request on a stream.
+pub(crate) const REQUEST_IDLE: Duration = Duration::from_secs(30);
+
+pub(crate) struct BlobProtocol {
+    pub(crate) engine: Engine,
+}
+
+impl ProtocolHandler for BlobProtocol {
+    fn accept(&self, conn: quinn::Connection) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let engine = self.engine.clone();
+        Box::pin(async move {
+            // The handshake lets strangers with an invite through to introduce themselves;
+            // blobs are for peers we allow.
+            if !tls::peer_key(&conn).is_some_and(|k| engine.is_allowed(&k)) {
+                conn.close(2u32.into(), b"not allowed");
+                return;
+            }
+            while let Ok((send, recv)) = conn.accept_bi().await {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = serve_stream(&engine, send, recv).await {
+                        tracing::info!(error = %e, "blob stream ended");
+                    }
+                });
+            }
+        })
+    }
+}
+
+async fn serve_stream(
+    engine: &Engine,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Result<(), NetError> {
+    let blobs = engine.blobs();
+    loop {
+        let mut len = [0u8; 4];
+        match tokio::time::timeout(REQUEST_IDLE, recv.read_exact(&mut len)).await {
+            Err(_) => return Err(NetError::Timeout(REQUEST_IDLE)),
+            Ok(Err(quinn::ReadExactError::FinishedEarly(0))) => return Ok(()),
+            Ok(Err(e)) => return Err(NetError::Stream(e.to_string())),
+            Ok(Ok(())) => {}
+        }
+        let n = u32::from_be_bytes(len) as usize;
+        if n > MAX_REQUEST_FRAME {
+            respond(&mut send, Status::Refused, &[]).await?;
+            return Err(NetError::Stream("request frame too long".into()));
+        }
+        let mut body = vec![0u8; n];
+        tokio::time::timeout(REQUEST_IDLE, recv.read_exact(&mut body))
+            .await
+            .map_err(|_| NetError::Timeout(REQUEST_IDLE))?
+            .map_err(|e| NetError::Stream(e.to_string()))?;
+        let (status, bytes) = match Request::decode(&body) {
+            Ok(req) => {
+                let blobs = blobs.clone();
+                tokio::task::spawn_blocking(move || blobs.serve(&req))
+                    .await
+                    .map_err(|e| NetError::Stream(e.to_string()))?
+            }
+            Err(_) => (Status::Refused, Vec::new()),
+        };
+        respond(&mut send, status, &bytes).await?;
+    }
+}
+
+async fn respond(send: &mut quinn::SendStream, status: Status, bytes: &[u8]) -> Result<(), NetError> {
+    let mut head = [0u8; 5];
+    head[0] = status as u8;
+    head[1..].copy_from_slice(&(bytes.len() as u32).to_be_bytes());
+    send.write_all(&head).await.map_err(|e| NetError::Stream(e.to_string()))?;
+    send.write_all(bytes).await.map_err(|e| NetError::Stream(e.to_string()))
+}

@@ -1,0 +1,319 @@
+//! Downloads of blobs (spec/blobs.md, section 4): the fetcher watches the files the chats
+//! projection knows, and fetches each wanted one (small enough to fetch unasked, or asked for)
+//! from every connected peer at once over `libra/blob/1`, each source serving different
+//! pieces. Every piece is verified against the root as it lands; a source that sends a bad
+//! piece is dropped and the piece goes to another; what is verified is kept across restarts.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::blob_protocol::{BLOB_ALPN, REQUEST_IDLE};
+use super::{Host, NetError};
+use crate::blob::{self, MAX_RESPONSE, Pieces, Request, Status};
+use crate::engine::{Event, PathKind, Transfer};
+use crate::store::blobs::{BlobState, Partial};
+
+/// Downloads at once.
+const PARALLEL: usize = 2;
+/// Requests one source has outstanding (responses come back in order on the stream).
+const DEPTH: usize = 4;
+/// Verified bytes between syncs of a download's record.
+const PERSIST_EVERY: u64 = 8 << 20;
+/// A blob whose download ended short is tried again after this.
+const RETRY: Duration = Duration::from_secs(10);
+
+struct Job {
+    partial: Partial,
+    pieces: Pieces,
+    unsynced: u64,
+    fetched: u64,
+    started: Instant,
+    reported: Option<Instant>,
+    sources: usize,
+}
+
+impl Host {
+    /// Starts the fetcher (once per host).
+    /// It ends with the host (dropped or shut down).
+    pub fn run_fetcher(self: &Arc<Self>) {
+        let host = Arc::downgrade(self);
+        tokio::spawn(async move { fetcher(host).await });
+    }
+}
+
+async fn fetcher(weak: std::sync::Weak<Host>) {
+    let Some(mut events) = weak.upgrade().map(|h| h.engine.subscribe()) else { return };
+    let active: Arc<Mutex<BTreeSet<[u8; 32]>>> = Arc::default();
+    loop {
+        let Some(host) = weak.upgrade().filter(|h| !h.closed.load(std::sync::atomic::Ordering::SeqCst)) else {
+            return;
+        };
+        start_wanted(&host, &active);
+        // Wake on what may make a download possible: a file stored or asked for, a peer up.
+        let deadline = tokio::time::sleep(RETRY);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                e = events.recv() => match e {
+                    Ok(Event::Stored { .. } | Event::Files) => break,
+                    // A new source: downloads that ended short may now finish.
+                    Ok(Event::Peer { online: true, .. }) => {
+                        host.engine.transfer_retry_all();
+                        break;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Ok(_) => {}
+                },
+            }
+        }
+        drop(host);
+        // Let a burst of events settle into one scan.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Starts downloads of wanted files that have a possible source and are not under way.
+fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>) {
+    let all = sources(host);
+    if all.is_empty() {
+        return;
+    }
+    let Ok(Ok((files, auto))) =
+        host.engine.read(|n| Ok::<_, crate::store::StoreError>((n.store.files()?, n.store.auto_download()?)))
+    else {
+        return;
+    };
+    let blobs = host.engine.blobs();
+    let mut seen = BTreeSet::new();
+    for f in files {
+        let file = f.row.file;
+        if !seen.insert(file.root.0) {
+            continue;
+        }
+        let Ok(mut now) = active.lock() else { return };
+        if now.len() >= PARALLEL {
+            return;
+        }
+        if now.contains(&file.root.0) {
+            continue;
+        }
+        let wanted = match blobs.state(&file.root.0) {
+            BlobState::Complete => false,
+            BlobState::Partial(_) => true,
+            BlobState::Missing => file.size <= auto,
+        };
+        if !wanted || host.engine.transfer_tried(&file.root.0).is_some_and(|t| t.elapsed() < RETRY) {
+            continue;
+        }
+        let sources: Vec<_> =
+            all.iter().filter(|(d, _)| !host.engine.transfer_is_bad(&file.root.0, d)).copied().collect();
+        if sources.is_empty() {
+            continue;
+        }
+        now.insert(file.root.0);
+        drop(now);
+        let (host, active, sources) = (host.clone(), active.clone(), sources.clone());
+        tokio::spawn(async move {
+            let root = file.root.0;
+            match download(&host, root, file.blob_size(), &sources).await {
+                Ok(true) => tracing::info!(size = file.size, "file downloaded"),
+                Ok(false) => tracing::info!("a download ended short; it resumes later"),
+                Err(e) => tracing::info!(error = %e, "a download failed"),
+            }
+            if let Ok(mut a) = active.lock() {
+                a.remove(&root);
+            }
+            host.engine.transfer_update(root, None);
+        });
+    }
+}
+
+/// Connected peers that can be dialled for blobs (a relayed peer has no path of its own).
+fn sources(host: &Host) -> Vec<([u8; 32], SocketAddr)> {
+    host.links()
+        .into_iter()
+        .filter(|(_, l)| !matches!(l.path, PathKind::Relayed { .. }))
+        .map(|(d, l)| (d, l.addr))
+        .collect()
+}
+
+/// Fetches the blob `root` of `size` bytes from `sources` at once; `Ok(true)` once complete
+/// and verified whole.
+async fn download(
+    host: &Arc<Host>,
+    root: [u8; 32],
+    size: u64,
+    sources: &[([u8; 32], SocketAddr)],
+) -> Result<bool, NetError> {
+    let blobs = host.engine.blobs();
+    let partial = tokio::task::spawn_blocking(move || blobs.begin(&root, size))
+        .await
+        .map_err(|e| NetError::Stream(e.to_string()))?;
+    let partial = partial.map_err(|e| NetError::Stream(e.to_string()))?;
+    let pieces = Pieces::new(size, &partial.have());
+    let job = Arc::new(Mutex::new(Job {
+        partial,
+        pieces,
+        unsynced: 0,
+        fetched: 0,
+        started: Instant::now(),
+        reported: None,
+        sources: sources.len(),
+    }));
+    let workers: Vec<_> = sources
+        .iter()
+        .map(|&(device, addr)| {
+            let (host, job) = (host.clone(), job.clone());
+            tokio::spawn(async move {
+                let r = from_source(&host, &job, device, addr).await;
+                if let Ok(mut j) = job.lock() {
+                    j.sources = j.sources.saturating_sub(1);
+                }
+                if let Err(e) = &r {
+                    tracing::info!(error = %e, "a source stopped serving a file");
+                }
+                r
+            })
+        })
+        .collect();
+    let mut last_error = None;
+    for w in workers {
+        if let Ok(Err(e)) = w.await {
+            last_error = Some(e.to_string());
+        }
+    }
+    let job = Arc::into_inner(job).and_then(|m| m.into_inner().ok());
+    let Some(mut job) = job else { return Err(NetError::Stream("a download's workers outlived it".into())) };
+    let done = job.pieces.done();
+    let result =
+        tokio::task::spawn_blocking(
+            move || {
+                if done { job.partial.finish() } else { job.partial.persist().map(|()| false) }
+            },
+        )
+        .await
+        .map_err(|e| NetError::Stream(e.to_string()))?;
+    match result {
+        Ok(true) => Ok(true),
+        Ok(false) => Err(NetError::Stream(last_error.unwrap_or_else(|| "no connected peer has the file".into()))),
+        Err(e) => Err(NetError::Stream(e.to_string())),
+    }
+}
+
+/// One source's share: requests pieces (up to [`DEPTH`] ahead) until none is left. A source
+/// that lacks the blob or sends anything that does not verify stops here; its pieces go back.
+async fn from_source(host: &Host, job: &Mutex<Job>, device: [u8; 32], addr: SocketAddr) -> Result<(), NetError> {
+    let root = job.lock().map_err(|_| poisoned())?.partial.root();
+    let size = job.lock().map_err(|_| poisoned())?.partial.size();
+    let conn = host.dial(addr, Some(device), BLOB_ALPN).await?;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let mut in_flight: VecDeque<(u64, u64)> = VecDeque::new();
+    // Pieces this source said it lacks (a source may hold part of a blob).
+    let mut lacks: Vec<(u64, u64)> = Vec::new();
+    let result = async {
+        loop {
+            while in_flight.len() < DEPTH {
+                let Some(piece) = job.lock().map_err(|_| poisoned())?.pieces.take_avoiding(&lacks) else { break };
+                in_flight.push_back(piece);
+                let body = Request { root, ranges: vec![piece] }.encode();
+                send.write_all(&(body.len() as u32).to_be_bytes()).await.map_err(stream)?;
+                send.write_all(&body).await.map_err(stream)?;
+            }
+            let Some(piece) = in_flight.front().copied() else { return Ok(()) };
+            let mut head = [0u8; 5];
+            read(&mut recv, &mut head).await?;
+            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as u64;
+            match Status::from_byte(head[0]) {
+                Some(Status::Ok) => {}
+                Some(Status::Missing) if len == 0 => {
+                    in_flight.pop_front();
+                    job.lock().map_err(|_| poisoned())?.pieces.release(piece);
+                    lacks.push(piece);
+                    continue;
+                }
+                Some(Status::Unknown) => return Err(NetError::Stream("the source does not have the file".into())),
+                Some(s) => return Err(misbehaved(host, root, device, format!("the source answered {s:?}"))),
+                None => return Err(misbehaved(host, root, device, "an unknown status".into())),
+            }
+            if len > MAX_RESPONSE || len != blob::max_response_len(size, &[piece]) {
+                return Err(misbehaved(host, root, device, format!("a response of {len} bytes")));
+            }
+            let mut body = vec![0u8; len as usize];
+            read(&mut recv, &mut body).await?;
+            let items = blob::decode_response(&root, size, &[piece], &body)
+                .map_err(|e| misbehaved(host, root, device, e.to_string()))?;
+            in_flight.pop_front();
+            // Writing 1 MiB and, now and then, syncing: off the async threads.
+            let persist = blocking(|| -> Result<Option<Transfer>, NetError> {
+                let mut j = job.lock().map_err(|_| poisoned())?;
+                j.partial.write(&items).map_err(|e| NetError::Stream(e.to_string()))?;
+                j.pieces.landed(piece);
+                let got = blob::verified_bytes(&[piece], size);
+                j.unsynced += got;
+                j.fetched += got;
+                if j.unsynced >= PERSIST_EVERY {
+                    j.partial.persist().map_err(|e| NetError::Stream(e.to_string()))?;
+                    j.unsynced = 0;
+                }
+                let due = j.reported.is_none_or(|t| t.elapsed() >= Duration::from_millis(250));
+                Ok(due.then(|| {
+                    j.reported = Some(Instant::now());
+                    let secs = j.started.elapsed().as_secs_f64().max(1e-3);
+                    Transfer {
+                        have: j.partial.verified_bytes(),
+                        size,
+                        rate: j.fetched as f64 / secs,
+                        sources: j.sources,
+                        stalled: None,
+                    }
+                }))
+            })?;
+            if let Some(t) = persist {
+                host.engine.transfer_update_live(root, t);
+            }
+        }
+    }
+    .await;
+    if let Ok(mut j) = job.lock() {
+        for p in in_flight {
+            j.pieces.release(p);
+        }
+    }
+    let _ = send.finish();
+    conn.close(0u32.into(), b"done");
+    result
+}
+
+async fn read(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), NetError> {
+    tokio::time::timeout(REQUEST_IDLE, recv.read_exact(buf))
+        .await
+        .map_err(|_| NetError::Timeout(REQUEST_IDLE))?
+        .map_err(stream)
+}
+
+/// Runs `f`, which may block on the disk, letting the runtime move other tasks off this thread
+/// (where the runtime can).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// A source sent what does not verify: it is not asked for this blob again for a while.
+fn misbehaved(host: &Host, root: [u8; 32], device: [u8; 32], why: String) -> NetError {
+    host.engine.transfer_bad_source(root, device);
+    NetError::Stream(format!("a source sent a bad piece: {why}"))
+}
+
+fn stream(e: impl std::fmt::Display) -> NetError {
+    NetError::Stream(e.to_string())
+}
+
+fn poisoned() -> NetError {
+    NetError::Stream("a download's state was poisoned".into())
+}
