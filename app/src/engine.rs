@@ -104,6 +104,7 @@ impl Engine {
                         tokio::spawn(async move { server.serve().await });
                         host.run_dialers();
                         host.run_relay_dialer(Duration::from_secs(10));
+                        host.run_fetcher();
                         // A node reachable on loopback only has nothing to announce on a LAN.
                         if lan
                             && !listen.ip().is_loopback()

@@ -126,12 +126,20 @@ pub enum Command {
     Send {
         /// Contact name, short id (lu:xxxx-…), user id, group name or chat id.
         chat: String,
-        /// The message; `-` reads it from standard input (for long or multi-line text).
-        text: String,
+        /// The message (the caption of a file); `-` reads it from standard input.
+        #[arg(required_unless_present = "file")]
+        text: Option<String>,
         /// Reply to a message (id or its first 8+ hex digits).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "file")]
         reply_to: Option<String>,
+        /// Send this file (encrypted; members fetch it from whoever has it).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
     },
+    /// Files sent and received: list them, write one out (downloading it first if needed),
+    /// or set which sizes download by themselves.
+    #[command(subcommand)]
+    File(FileCommand),
     /// Edit one of your messages.
     Edit {
         /// Contact name, short id (lu:xxxx-…), user id, group name or chat id.
@@ -239,6 +247,43 @@ pub enum BundleCommand {
         /// The bundle file to read.
         file: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FileCommand {
+    /// Every file of every chat, with its state here (complete, downloading, not downloaded).
+    List,
+    /// Write file ID (its first 6+ hex digits, as `file list` shows it) to OUT.
+    Get {
+        id: String,
+        /// Where to write it (must not exist yet).
+        out: PathBuf,
+        /// How long to wait for the download (at most 170 s when a running node fetches it; it
+        /// goes on in the background after that).
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        wait: u64,
+    },
+    /// Show, or set, the largest file that downloads without being asked for (e.g. 32M, 1G, 0).
+    Auto {
+        #[arg(value_parser = parse_size)]
+        size: Option<u64>,
+    },
+}
+
+/// A size such as `500k`, `32M`, `1G` or a number of bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last().map(|(i, c)| (i, c.to_ascii_lowercase())) {
+        Some((i, 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("'{s}' is not a size (bytes, or a number with k, M or G)"))
 }
 
 #[derive(Subcommand, Debug)]

@@ -16,8 +16,8 @@ use libra_engine::vectors;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    AuditCommand, BundleCommand, Cli, Command, ContactCommand, GroupCommand, InviteCommand, LogCommand, NearbyCommand,
-    PeerCommand, VectorsCommand,
+    AuditCommand, BundleCommand, Cli, Command, ContactCommand, FileCommand, GroupCommand, InviteCommand, LogCommand,
+    NearbyCommand, PeerCommand, VectorsCommand,
 };
 
 pub fn data_dir(args: &Cli) -> Result<PathBuf> {
@@ -116,9 +116,17 @@ pub fn request(command: &Command) -> Option<Request> {
         Command::Contact(ContactCommand::Accept { contact }) => {
             Request::Contact(control::ContactCommand::Accept { contact: contact.clone() })
         }
-        Command::Send { chat, text, reply_to } => {
-            Request::Send { chat: chat.clone(), text: text.clone(), reply_to: reply_to.clone() }
+        Command::Send { chat, text, reply_to, file } => Request::Send {
+            chat: chat.clone(),
+            text: text.clone().unwrap_or_default(),
+            reply_to: reply_to.clone(),
+            file: file.as_deref().map(absolute),
+        },
+        Command::File(FileCommand::List) => Request::File(control::FileCommand::List),
+        Command::File(FileCommand::Get { id, out, wait }) => {
+            Request::File(control::FileCommand::Get { id: id.clone(), out: absolute(out), wait_secs: *wait })
         }
+        Command::File(FileCommand::Auto { size }) => Request::File(control::FileCommand::Auto { bytes: *size }),
         Command::Edit { chat, message, text } => {
             Request::Edit { chat: chat.clone(), message: message.clone(), text: text.clone() }
         }
@@ -158,7 +166,7 @@ fn absolute(p: &std::path::Path) -> String {
 /// with what standard input holds, read here so that a forwarded command carries it.
 pub fn read_stdin_args(args: &mut Cli) -> Result<()> {
     let slot = match &mut args.command {
-        Command::Send { text, .. } if text == "-" => text,
+        Command::Send { text: Some(text), .. } if text == "-" => text,
         Command::Contact(ContactCommand::Add { invite, .. }) if invite == "-" => invite,
         _ => return Ok(()),
     };
@@ -240,6 +248,27 @@ fn run_local(args: &Cli, req: Request) -> Result<Reply> {
         let r = rt.block_on(async {
             let host = Arc::new(Host::new(engine.clone(), HostConfig::new(SocketAddr::from(([0, 0, 0, 0], 0))))?);
             let cx = Cx { engine: engine.clone(), host: Some(host.clone()), running: false, progress: None };
+            let r = tokio::task::spawn_blocking(move || control::execute(&cx, &req)).await;
+            host.shutdown().await;
+            Ok::<_, anyhow::Error>(r?)
+        })?;
+        r?
+    } else if let Request::File(control::FileCommand::Get { id, .. }) = &req
+        && control::file_needs_fetch(&engine, id)
+    {
+        // Writing out a file that is not here yet: bring the network up for this command
+        // (dialers and the fetcher, as a running node would) and wait for the download.
+        let rt = runtime()?;
+        let r = rt.block_on(async {
+            let host = Arc::new(Host::new(engine.clone(), HostConfig::new(SocketAddr::from(([0, 0, 0, 0], 0))))?);
+            let server = host.clone();
+            tokio::spawn(async move { server.serve().await });
+            host.run_dialers();
+            host.run_fetcher();
+            let mut cx = Cx { engine: engine.clone(), host: Some(host.clone()), running: false, progress: None };
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                cx.progress = Some(progress_bar());
+            }
             let r = tokio::task::spawn_blocking(move || control::execute(&cx, &req)).await;
             host.shutdown().await;
             Ok::<_, anyhow::Error>(r?)
@@ -386,6 +415,7 @@ fn serve(args: &Cli, listen: &str, lan: Option<libra_engine::net::LanConfig>, ne
         drop(stdout);
         host.run_dialers();
         host.run_relay_dialer(net.relay_retry);
+        host.run_fetcher();
         // A node reachable on loopback only has nothing to announce on a LAN.
         if let Some(cfg) = lan.filter(|_| !listen.ip().is_loopback())
             && let Err(e) = host.run_lan(cfg)

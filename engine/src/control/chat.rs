@@ -37,6 +37,7 @@ fn message_json(node: &Node, names: &BTreeMap<UserId, String>, m: &MessageView) 
         "undecryptable": m.undecryptable,
         "reply_to": m.reply_to.map(|r| r.to_hex()),
         "delivery": m.delivery.map(|d| d.as_str()),
+        "file": m.file.as_ref().map(super::files::file_json),
     })
 }
 
@@ -46,7 +47,17 @@ pub fn message_line(v: &Value) -> String {
     } else if v["deleted"] == true {
         "[deleted]".to_owned()
     } else {
-        for_terminal(v["text"].as_str().unwrap_or(""))
+        let text = for_terminal(v["text"].as_str().unwrap_or(""));
+        match v["file"].as_object() {
+            Some(f) => format!(
+                "[file {} {}, {}]{}{text}",
+                f.get("id").and_then(Value::as_str).unwrap_or(""),
+                for_terminal(f.get("name").and_then(Value::as_str).unwrap_or("")),
+                render::bytes(f.get("size").and_then(Value::as_u64).unwrap_or(0)),
+                if text.is_empty() { "" } else { " " }
+            ),
+            None => text,
+        }
     };
     format!(
         "{}  {:<10} {}{}{}  ({})\n",

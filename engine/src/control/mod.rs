@@ -13,6 +13,7 @@ mod chat;
 mod contact;
 mod errors;
 mod exec;
+mod files;
 mod invite;
 mod nearby;
 mod peers;
@@ -21,6 +22,7 @@ pub mod render;
 pub use chat::message_line;
 pub use errors::error_code;
 pub use exec::{identity_json, identity_text};
+pub use files::{file_json, file_needs_fetch};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -62,7 +64,11 @@ pub enum Request {
         chat: String,
         text: String,
         reply_to: Option<String>,
+        /// A file to send (an absolute path), with `text` as its caption.
+        #[serde(default)]
+        file: Option<String>,
     },
+    File(FileCommand),
     Edit {
         chat: String,
         message: String,
@@ -102,6 +108,22 @@ pub enum InviteCommand {
     /// Revoke the open invite whose id starts with `id`; every open invite with `None`.
     Revoke {
         id: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileCommand {
+    List,
+    /// Writes a file to `out` (absolute), downloading it first if needed, waiting at most
+    /// `wait_secs` on a running node.
+    Get {
+        id: String,
+        out: String,
+        wait_secs: u64,
+    },
+    /// Shows or sets the largest file fetched without being asked for.
+    Auto {
+        bytes: Option<u64>,
     },
 }
 

@@ -87,6 +87,11 @@ impl Engine {
         Ok(blobs.state(&file.root.0))
     }
 
+    /// Tells the fetcher to look at the files again (a setting changed).
+    pub fn files_changed(&self) {
+        self.emit(Event::Files);
+    }
+
     /// Downloads under way.
     pub fn transfers(&self) -> BTreeMap<[u8; 32], Transfer> {
         self.shared.transfers.lock().map(|t| t.now.clone()).unwrap_or_default()

@@ -1,0 +1,89 @@
+//! Files through the CLI: `send --file`, `file list`, `file get` (which brings the network up
+//! for itself when the file is not here yet), `file auto`, and clear errors for bad input.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+fn libra(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
+}
+
+fn ok(data: &Path, args: &[&str]) -> String {
+    let out = libra(data, args);
+    assert!(out.status.success(), "libra {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn json(data: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(data, &all)).expect("json")
+}
+
+/// `libra serve` on a free loopback port; returns the child and its address.
+fn serve(data: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_libra"))
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-lan"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("banner");
+    let addr = first.trim().strip_prefix("listening on ").expect("banner").to_owned();
+    (child, addr)
+}
+
+#[test]
+fn a_file_goes_from_one_cli_to_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ann, ben) = (dir.path().join("ann"), dir.path().join("ben"));
+    ok(&ann, &["init", "--name", "Ann"]);
+    ok(&ben, &["init", "--name", "Ben"]);
+    let (mut server, addr) = serve(&ann);
+    let ia = json(&ann, &["invite", "--with-address", &addr]);
+    let ib = json(&ben, &["invite"]);
+    ok(&ann, &["contact", "add", ib["invite"].as_str().expect("invite")]);
+    ok(&ben, &["contact", "add", ia["invite"].as_str().expect("invite")]);
+
+    let content: Vec<u8> = (0..1_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let src = dir.path().join("report.pdf");
+    std::fs::write(&src, &content).expect("write");
+    // Forwarded to Ann's running node.
+    let sent = json(&ann, &["send", "Ben", "--file", src.to_str().expect("path"), "the report"]);
+    assert_eq!(sent["file"]["name"], "report.pdf");
+    assert_eq!(sent["file"]["media_type"], "application/pdf");
+    let id = sent["file"]["id"].as_str().expect("id").to_owned();
+    let listed = json(&ann, &["file", "list"]);
+    assert_eq!(listed[0]["state"], "complete");
+
+    // Ben learns of the message by a sync, then `file get` fetches and writes it.
+    let peer = ok(&ann, &["--json", "id"]);
+    let device =
+        serde_json::from_str::<serde_json::Value>(&peer).expect("json")["device_id"].as_str().expect("d").to_owned();
+    ok(&ben, &["sync", &addr, "--peer", &device]);
+    let listed = json(&ben, &["file", "list"]);
+    assert_eq!(listed[0]["state"], "not downloaded");
+    assert!(ok(&ben, &["chat", "Ann"]).contains(&format!("[file {id} report.pdf, 1.4 MiB] the report")));
+    let out = dir.path().join("got.pdf");
+    ok(&ben, &["file", "get", &id[..8], out.to_str().expect("path"), "--wait", "60"]);
+    assert_eq!(std::fs::read(&out).expect("read"), content);
+    assert_eq!(json(&ben, &["file", "list"])[0]["state"], "complete");
+
+    // Bad input gets a clear error.
+    let again = libra(&ben, &["file", "get", &id, out.to_str().expect("path")]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists"));
+    let unknown = libra(&ben, &["file", "get", "abcdef12", "x"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no file"));
+    let missing = libra(&ben, &["send", "Ann", "--file", "/no/such/file"]);
+    assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("/no/such/file"));
+    let size = libra(&ben, &["file", "auto", "lots"]);
+    assert!(!size.status.success() && String::from_utf8_lossy(&size.stderr).contains("not a size"));
+    assert_eq!(json(&ben, &["file", "auto", "1M"])["auto_download"], 1 << 20);
+    assert_eq!(json(&ben, &["file", "auto"])["auto_download"], 1 << 20);
+    let _ = server.kill();
+    let _ = server.wait();
+}
