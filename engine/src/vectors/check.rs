@@ -482,7 +482,8 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 18] = [
+        let sections: [(&str, &CaseCheck); 19] = [
+            ("blobs", &super::blobs::check),
             ("bundles", &check_bundle),
             ("lan_tags", &check_lan_tag),
             ("relay_requests", &check_relay_request),

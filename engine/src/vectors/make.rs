@@ -77,6 +77,7 @@ pub fn generate() -> Vec<(&'static str, String)> {
         ("sync.json", sync()),
         ("messaging.json", messaging()),
         ("connectivity.json", connectivity()),
+        ("blobs.json", pretty(&super::blobs::make())),
     ]
 }
 

@@ -4,6 +4,7 @@
 //! files against this implementation (valid cases must validate and reproduce their bytes,
 //! invalid cases must fail with exactly their error code).
 
+mod blobs;
 mod check;
 mod make;
 
