@@ -74,6 +74,14 @@ impl Pieces {
         Some((s, e))
     }
 
+    /// Whether anything still missing lies outside `avoid` (taken by others or not): a source
+    /// lacking only `avoid` could still help if a piece came back.
+    pub fn could_use(&self, avoid: &[(u64, u64)]) -> bool {
+        let mut left = self.missing.clone();
+        left.difference_with(&chunk_ranges_of(avoid));
+        !left.is_empty()
+    }
+
     /// A piece arrived verified.
     pub fn landed(&mut self, piece: (u64, u64)) {
         let r = ChunkRanges::from(ChunkNum(piece.0)..ChunkNum(piece.1));

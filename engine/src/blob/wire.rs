@@ -1,4 +1,4 @@
-//! The `libra/blob/1` frames (spec/blobs.md, section 3). On one bidirectional stream the
+//! The `libra/blob/1` frames (spec/blobs.md, section 5). On one bidirectional stream the
 //! fetcher sends requests and the server answers each in order:
 //!
 //! - request: `u32` big-endian length, then canonical MessagePack `[root bin32, [[start, end]…]]`

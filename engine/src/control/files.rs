@@ -60,16 +60,18 @@ fn state_json(cx: &Cx, f: &FileRef) -> Value {
     let transfers = cx.engine.transfers();
     let t = transfers.get(&f.root.0);
     let blob_size = f.blob_size().max(1);
-    let (state, have) = match cx.engine.blobs().state(&f.root.0) {
-        BlobState::Complete => ("complete", f.size),
-        BlobState::Partial(n) if t.is_some() => ("downloading", n.min(f.size)),
-        BlobState::Partial(n) => ("partial", n.min(f.size)),
+    // Verified bytes are of the encrypted blob; shown as the share of the file they cover.
+    let (state, blob_have) = match cx.engine.blobs().state(&f.root.0) {
+        BlobState::Complete => ("complete", blob_size),
+        BlobState::Partial(n) if t.is_some() => ("downloading", n.min(blob_size)),
+        BlobState::Partial(n) => ("partial", n.min(blob_size)),
         BlobState::Missing => ("not downloaded", 0),
     };
+    let share = blob_have as f64 / blob_size as f64;
     json!({
         "state": state,
-        "have": have,
-        "percent": (have as f64 * 100.0 / f.size.max(1) as f64).min(100.0).round(),
+        "have": (share * f.size as f64) as u64,
+        "percent": (share * 100.0).round(),
         "rate": t.map(|t| t.rate.round()),
         "eta_secs": t.and_then(|t| t.eta_secs()),
         "sources": t.map(|t| t.sources),
@@ -81,6 +83,7 @@ fn list(cx: &Cx, out: &mut Out) -> Result<u8> {
     let files = cx.read(|n| Ok(n.store.files()?))?;
     let rows: Vec<Value> = files
         .iter()
+        .filter(|e| !e.deleted)
         .map(|e| {
             let mut v = file_json(&e.row.file);
             v["message"] = json!(e.id.to_hex());
@@ -129,8 +132,10 @@ fn find(cx: &Cx, id: &str) -> Result<FileEntry> {
         bail!("give at least 6 hex digits of the file id (as `libra file list` shows it)");
     }
     let files = cx.read(|n| Ok(n.store.files()?))?;
-    let mut hits: Vec<FileEntry> =
-        files.into_iter().filter(|e| e.row.file.root_hex().starts_with(&p) || e.id.to_hex().starts_with(&p)).collect();
+    let mut hits: Vec<FileEntry> = files
+        .into_iter()
+        .filter(|e| !e.deleted && (e.row.file.root_hex().starts_with(&p) || e.id.to_hex().starts_with(&p)))
+        .collect();
     hits.dedup_by(|a, b| a.row.file.root == b.row.file.root);
     match hits.len() {
         0 => bail!("no file {id} (see libra file list)"),

@@ -15,8 +15,10 @@ pub enum Event {
     Network(NetStatus),
     /// Someone new is visible nearby.
     Nearby,
-    /// A file was asked for, or a download moved, finished or stalled.
+    /// A file was asked for, or a download setting changed.
     Files,
+    /// A download moved, finished or stopped short.
+    Transfer,
     /// A write failed (the engine reopens the store and keeps serving reads), or writing works
     /// again.
     Storage { ok: bool, detail: String },

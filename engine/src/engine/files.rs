@@ -13,7 +13,7 @@ use crate::messaging::Body;
 use crate::messenger::ChatTarget;
 use crate::store::blobs::{BlobState, Blobs};
 
-/// A download as the driver reports it.
+/// A download as the driver reports it (sizes are of the encrypted blob).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transfer {
     /// Blob bytes verified (including earlier sessions).
@@ -23,8 +23,6 @@ pub struct Transfer {
     pub rate: f64,
     /// Peers serving it now.
     pub sources: usize,
-    /// Why the last attempt stopped short, if it did.
-    pub stalled: Option<String>,
 }
 
 impl Transfer {
@@ -65,11 +63,21 @@ impl Engine {
         // Checked before the work of encrypting: the caption and the chat.
         crate::node::Node::text_body(chat, text, reply_to)?;
         self.read(|n| n.check_writable(chat))??;
-        let file = self.blobs().import(path)?;
+        let blobs = self.blobs();
+        let file = blobs.import(path)?;
         let body = Body::File { chat: chat.chat, text: text.to_owned(), reply_to, file: file.clone() };
-        let payload = self.read(|n| n.seal_body(&body, &chat.users))??;
-        let entry = self.write(move |n| n.append_sealed(payload))??;
-        Ok((entry, file))
+        let sent = self.read(|n| n.seal_body(&body, &chat.users)).and_then(|sealed| {
+            let payload = sealed?;
+            Ok(self.write(move |n| n.append_sealed(payload))??)
+        });
+        match sent {
+            Ok(entry) => Ok((entry, file)),
+            Err(e) => {
+                // No message refers to the blob: it would only take space.
+                let _ = blobs.remove(&file.root.0);
+                Err(e)
+            }
+        }
     }
 
     /// Asks for a file whatever its size: its download starts (or resumes) as soon as a peer
@@ -110,7 +118,7 @@ impl Engine {
                 }
             }
         }
-        self.emit(Event::Files);
+        self.emit(Event::Transfer);
     }
 
     /// The driver's progress report on a download under way.

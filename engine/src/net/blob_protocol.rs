@@ -1,4 +1,4 @@
-//! `libra/blob/1` (spec/blobs.md, section 3), the serving side: on each bidirectional stream a
+//! `libra/blob/1` (spec/blobs.md, section 5), the serving side: on each bidirectional stream a
 //! contact asks for chunk ranges of a blob by its root, and gets them bao-encoded from what
 //! this node has verified. Its own connection, so files never hold up messages.
 
@@ -42,41 +42,55 @@ impl ProtocolHandler for BlobProtocol {
     }
 }
 
-async fn serve_stream(
-    engine: &Engine,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-) -> Result<(), NetError> {
+/// Reads requests and prepares each answer on a blocking thread while the one before is being
+/// sent (two prepared at most: memory stays at a few MiB per stream); answers go out in order.
+async fn serve_stream(engine: &Engine, send: quinn::SendStream, mut recv: quinn::RecvStream) -> Result<(), NetError> {
     let blobs = engine.blobs();
-    loop {
-        let mut len = [0u8; 4];
-        match tokio::time::timeout(REQUEST_IDLE, recv.read_exact(&mut len)).await {
-            Err(_) => return Err(NetError::Timeout(REQUEST_IDLE)),
-            Ok(Err(quinn::ReadExactError::FinishedEarly(0))) => return Ok(()),
-            Ok(Err(e)) => return Err(NetError::Stream(e.to_string())),
-            Ok(Ok(())) => {}
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<tokio::task::JoinHandle<(Status, Vec<u8>)>>(2);
+    let writer = tokio::spawn(async move {
+        let mut send = send;
+        while let Some(answer) = rx.recv().await {
+            let (status, bytes) = answer.await.map_err(|e| NetError::Stream(e.to_string()))?;
+            respond(&mut send, status, &bytes).await?;
         }
-        let n = u32::from_be_bytes(len) as usize;
-        if n > MAX_REQUEST_FRAME {
-            respond(&mut send, Status::Refused, &[]).await?;
-            return Err(NetError::Stream("request frame too long".into()));
-        }
-        let mut body = vec![0u8; n];
-        tokio::time::timeout(REQUEST_IDLE, recv.read_exact(&mut body))
-            .await
-            .map_err(|_| NetError::Timeout(REQUEST_IDLE))?
-            .map_err(|e| NetError::Stream(e.to_string()))?;
-        let (status, bytes) = match Request::decode(&body) {
-            Ok(req) => {
-                let blobs = blobs.clone();
-                tokio::task::spawn_blocking(move || blobs.serve(&req))
-                    .await
-                    .map_err(|e| NetError::Stream(e.to_string()))?
+        let _ = send.finish();
+        Ok::<(), NetError>(())
+    });
+    let read = async {
+        loop {
+            let mut len = [0u8; 4];
+            match tokio::time::timeout(REQUEST_IDLE, recv.read_exact(&mut len)).await {
+                Err(_) => return Err(NetError::Timeout(REQUEST_IDLE)),
+                Ok(Err(quinn::ReadExactError::FinishedEarly(0))) => return Ok(()),
+                Ok(Err(e)) => return Err(NetError::Stream(e.to_string())),
+                Ok(Ok(())) => {}
             }
-            Err(_) => (Status::Refused, Vec::new()),
-        };
-        respond(&mut send, status, &bytes).await?;
+            let n = u32::from_be_bytes(len) as usize;
+            if n > MAX_REQUEST_FRAME {
+                let _ = tx.send(tokio::spawn(async { (Status::Refused, Vec::new()) })).await;
+                return Err(NetError::Stream("request frame too long".into()));
+            }
+            let mut body = vec![0u8; n];
+            tokio::time::timeout(REQUEST_IDLE, recv.read_exact(&mut body))
+                .await
+                .map_err(|_| NetError::Timeout(REQUEST_IDLE))?
+                .map_err(|e| NetError::Stream(e.to_string()))?;
+            let answer = match Request::decode(&body) {
+                Ok(req) => {
+                    let blobs = blobs.clone();
+                    tokio::task::spawn_blocking(move || blobs.serve(&req))
+                }
+                Err(_) => tokio::spawn(async { (Status::Refused, Vec::new()) }),
+            };
+            if tx.send(answer).await.is_err() {
+                return Ok(()); // the writer stopped: its error says why
+            }
+        }
     }
+    .await;
+    drop(tx);
+    let written = writer.await.map_err(|e| NetError::Stream(e.to_string()))?;
+    read.and(written)
 }
 
 async fn respond(send: &mut quinn::SendStream, status: Status, bytes: &[u8]) -> Result<(), NetError> {

@@ -1,4 +1,4 @@
-//! Downloads of blobs (spec/blobs.md, section 4): the fetcher watches the files the chats
+//! Downloads of blobs (spec/blobs.md, section 6): the fetcher watches the files the chats
 //! projection knows, and fetches each wanted one (small enough to fetch unasked, or asked for)
 //! from every connected peer at once over `libra/blob/1`, each source serving different
 //! pieces. Every piece is verified against the root as it lands; a source that sends a bad
@@ -19,8 +19,11 @@ use crate::store::blobs::{BlobState, Partial};
 const PARALLEL: usize = 2;
 /// Requests one source has outstanding (responses come back in order on the stream).
 const DEPTH: usize = 4;
-/// Verified bytes between syncs of a download's record.
-const PERSIST_EVERY: u64 = 8 << 20;
+/// A download's record is synced once this much is verified since the last sync, or this long
+/// has passed: a crash loses at most that much (it is fetched again), and the transfer is not
+/// held to the disk's sync rate.
+const PERSIST_EVERY: u64 = 64 << 20;
+const PERSIST_AFTER: Duration = Duration::from_secs(1);
 /// A blob whose download ended short is tried again after this.
 const RETRY: Duration = Duration::from_secs(10);
 
@@ -28,6 +31,7 @@ struct Job {
     partial: Partial,
     pieces: Pieces,
     unsynced: u64,
+    synced_at: Instant,
     fetched: u64,
     started: Instant,
     reported: Option<Instant>,
@@ -58,6 +62,7 @@ async fn fetcher(weak: std::sync::Weak<Host>) {
             tokio::select! {
                 _ = &mut deadline => break,
                 e = events.recv() => match e {
+                    // (Not on `Transfer`: its own progress reports.)
                     Ok(Event::Stored { .. } | Event::Files) => break,
                     // A new source: downloads that ended short may now finish.
                     Ok(Event::Peer { online: true, .. }) => {
@@ -72,7 +77,7 @@ async fn fetcher(weak: std::sync::Weak<Host>) {
         }
         drop(host);
         // Let a burst of events settle into one scan.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -82,14 +87,21 @@ fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>) {
     if all.is_empty() {
         return;
     }
-    let Ok(Ok((files, auto))) =
-        host.engine.read(|n| Ok::<_, crate::store::StoreError>((n.store.files()?, n.store.auto_download()?)))
-    else {
+    let Ok(Ok((files, auto, blocked))) = host.engine.read(|n| {
+        let files = n.store.files()?;
+        // Nothing is fetched for a blocked contact.
+        let blocked: BTreeSet<_> =
+            files.iter().filter_map(|f| f.user).filter(|u| n.store.contact_state(u).is_ok_and(|s| s.blocked)).collect();
+        Ok::<_, crate::store::StoreError>((files, n.store.auto_download()?, blocked))
+    }) else {
         return;
     };
     let blobs = host.engine.blobs();
     let mut seen = BTreeSet::new();
     for f in files {
+        if f.deleted || f.user.is_some_and(|u| blocked.contains(&u)) {
+            continue;
+        }
         let file = f.row.file;
         if !seen.insert(file.root.0) {
             continue;
@@ -104,7 +116,7 @@ fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>) {
         let wanted = match blobs.state(&file.root.0) {
             BlobState::Complete => false,
             BlobState::Partial(_) => true,
-            BlobState::Missing => file.size <= auto,
+            BlobState::Missing => auto > 0 && file.size <= auto,
         };
         if !wanted || host.engine.transfer_tried(&file.root.0).is_some_and(|t| t.elapsed() < RETRY) {
             continue;
@@ -159,6 +171,7 @@ async fn download(
         partial,
         pieces,
         unsynced: 0,
+        synced_at: Instant::now(),
         fetched: 0,
         started: Instant::now(),
         reported: None,
@@ -204,26 +217,66 @@ async fn download(
     }
 }
 
-/// One source's share: requests pieces (up to [`DEPTH`] ahead) until none is left. A source
-/// that lacks the blob or sends anything that does not verify stops here; its pieces go back.
-async fn from_source(host: &Host, job: &Mutex<Job>, device: [u8; 32], addr: SocketAddr) -> Result<(), NetError> {
-    let root = job.lock().map_err(|_| poisoned())?.partial.root();
-    let size = job.lock().map_err(|_| poisoned())?.partial.size();
+/// One source's share: requests pieces (up to [`DEPTH`] ahead) until none is left that it can
+/// serve. Responses are read as they come while a thread of their own verifies and writes them.
+/// A source that lacks the blob stops; one that sends anything that does not verify stops and
+/// is not asked again for this blob; either way its pieces go back to the others.
+async fn from_source(
+    host: &Arc<Host>,
+    job: &Arc<Mutex<Job>>,
+    device: [u8; 32],
+    addr: SocketAddr,
+) -> Result<(), NetError> {
+    let (root, size) = {
+        let j = lock(job)?;
+        (j.partial.root(), j.partial.size())
+    };
     let conn = host.dial(addr, Some(device), BLOB_ALPN).await?;
     let (mut send, mut recv) = conn.open_bi().await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<((u64, u64), Vec<u8>)>(2);
+    let (pjob, phost) = (job.clone(), host.clone());
+    let processor = tokio::task::spawn_blocking(move || -> Result<(), NetError> {
+        while let Some((piece, body)) = rx.blocking_recv() {
+            let stored = blob::decode_response(&root, size, &[piece], &body)
+                .map_err(|e| misbehaved(&phost, root, device, e.to_string()))
+                .and_then(|items| store_piece(&pjob, piece, &items, size));
+            match stored {
+                Ok(Some(t)) => phost.engine.transfer_update_live(root, t),
+                Ok(None) => {}
+                Err(e) => {
+                    // This piece and those queued behind it go back to the other sources.
+                    lock(&pjob)?.pieces.release(piece);
+                    rx.close();
+                    while let Ok((p, _)) = rx.try_recv() {
+                        lock(&pjob)?.pieces.release(p);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    });
     let mut in_flight: VecDeque<(u64, u64)> = VecDeque::new();
     // Pieces this source said it lacks (a source may hold part of a blob).
     let mut lacks: Vec<(u64, u64)> = Vec::new();
     let result = async {
         loop {
             while in_flight.len() < DEPTH {
-                let Some(piece) = job.lock().map_err(|_| poisoned())?.pieces.take_avoiding(&lacks) else { break };
+                let Some(piece) = lock(job)?.pieces.take_avoiding(&lacks) else { break };
                 in_flight.push_back(piece);
                 let body = Request { root, ranges: vec![piece] }.encode();
                 send.write_all(&(body.len() as u32).to_be_bytes()).await.map_err(stream)?;
                 send.write_all(&body).await.map_err(stream)?;
             }
-            let Some(piece) = in_flight.front().copied() else { return Ok(()) };
+            let Some(piece) = in_flight.front().copied() else {
+                // Nothing free: done, unless pieces this source could serve are with others
+                // (they come back if another source fails).
+                if !lock(job)?.pieces.could_use(&lacks) {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
             let mut head = [0u8; 5];
             read(&mut recv, &mut head).await?;
             let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as u64;
@@ -231,49 +284,30 @@ async fn from_source(host: &Host, job: &Mutex<Job>, device: [u8; 32], addr: Sock
                 Some(Status::Ok) => {}
                 Some(Status::Missing) if len == 0 => {
                     in_flight.pop_front();
-                    job.lock().map_err(|_| poisoned())?.pieces.release(piece);
+                    lock(job)?.pieces.release(piece);
                     lacks.push(piece);
                     continue;
                 }
-                Some(Status::Unknown) => return Err(NetError::Stream("the source does not have the file".into())),
-                Some(s) => return Err(misbehaved(host, root, device, format!("the source answered {s:?}"))),
-                None => return Err(misbehaved(host, root, device, "an unknown status".into())),
+                Some(Status::Unknown) if len == 0 => {
+                    return Err(NetError::Stream("the source does not have the file".into()));
+                }
+                // A request it found wrong (the message's size may not match the blob): not
+                // the source's fault.
+                Some(Status::Refused) if len == 0 => {
+                    return Err(NetError::Stream("the source refused the request".into()));
+                }
+                _ => return Err(misbehaved(host, root, device, format!("status {} with {len} bytes", head[0]))),
             }
             if len > MAX_RESPONSE || len != blob::max_response_len(size, &[piece]) {
                 return Err(misbehaved(host, root, device, format!("a response of {len} bytes")));
             }
             let mut body = vec![0u8; len as usize];
             read(&mut recv, &mut body).await?;
-            let items = blob::decode_response(&root, size, &[piece], &body)
-                .map_err(|e| misbehaved(host, root, device, e.to_string()))?;
             in_flight.pop_front();
-            // Writing 1 MiB and, now and then, syncing: off the async threads.
-            let persist = blocking(|| -> Result<Option<Transfer>, NetError> {
-                let mut j = job.lock().map_err(|_| poisoned())?;
-                j.partial.write(&items).map_err(|e| NetError::Stream(e.to_string()))?;
-                j.pieces.landed(piece);
-                let got = blob::verified_bytes(&[piece], size);
-                j.unsynced += got;
-                j.fetched += got;
-                if j.unsynced >= PERSIST_EVERY {
-                    j.partial.persist().map_err(|e| NetError::Stream(e.to_string()))?;
-                    j.unsynced = 0;
-                }
-                let due = j.reported.is_none_or(|t| t.elapsed() >= Duration::from_millis(250));
-                Ok(due.then(|| {
-                    j.reported = Some(Instant::now());
-                    let secs = j.started.elapsed().as_secs_f64().max(1e-3);
-                    Transfer {
-                        have: j.partial.verified_bytes(),
-                        size,
-                        rate: j.fetched as f64 / secs,
-                        sources: j.sources,
-                        stalled: None,
-                    }
-                }))
-            })?;
-            if let Some(t) = persist {
-                host.engine.transfer_update_live(root, t);
+            if let Err(tokio::sync::mpsc::error::SendError((p, _))) = tx.send((piece, body)).await {
+                // The processor stopped on an error; it says which below.
+                lock(job)?.pieces.release(p);
+                return Ok(());
             }
         }
     }
@@ -283,9 +317,41 @@ async fn from_source(host: &Host, job: &Mutex<Job>, device: [u8; 32], addr: Sock
             j.pieces.release(p);
         }
     }
+    drop(tx);
+    let processed = processor.await.map_err(|e| NetError::Stream(e.to_string()))?;
     let _ = send.finish();
     conn.close(0u32.into(), b"done");
-    result
+    result.and(processed)
+}
+
+/// Writes a verified piece; syncs the record now and then; a progress report when one is due.
+fn store_piece(
+    job: &Mutex<Job>,
+    piece: (u64, u64),
+    items: &[bao_tree::io::BaoContentItem],
+    size: u64,
+) -> Result<Option<Transfer>, NetError> {
+    let mut j = lock(job)?;
+    j.partial.write(items).map_err(|e| NetError::Stream(e.to_string()))?;
+    j.pieces.landed(piece);
+    let got = blob::verified_bytes(&[piece], size);
+    j.unsynced += got;
+    j.fetched += got;
+    if j.unsynced >= PERSIST_EVERY || j.synced_at.elapsed() >= PERSIST_AFTER {
+        j.partial.persist().map_err(|e| NetError::Stream(e.to_string()))?;
+        j.unsynced = 0;
+        j.synced_at = Instant::now();
+    }
+    let due = j.reported.is_none_or(|t| t.elapsed() >= Duration::from_millis(250));
+    Ok(due.then(|| {
+        j.reported = Some(Instant::now());
+        let secs = j.started.elapsed().as_secs_f64().max(1e-3);
+        Transfer { have: j.partial.verified_bytes(), size, rate: j.fetched as f64 / secs, sources: j.sources }
+    }))
+}
+
+fn lock(job: &Mutex<Job>) -> Result<std::sync::MutexGuard<'_, Job>, NetError> {
+    job.lock().map_err(|_| poisoned())
 }
 
 async fn read(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), NetError> {
@@ -293,15 +359,6 @@ async fn read(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), NetErr
         .await
         .map_err(|_| NetError::Timeout(REQUEST_IDLE))?
         .map_err(stream)
-}
-
-/// Runs `f`, which may block on the disk, letting the runtime move other tasks off this thread
-/// (where the runtime can).
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 /// A source sent what does not verify: it is not asked for this blob again for a while.

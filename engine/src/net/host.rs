@@ -62,6 +62,7 @@ pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
     t.max_concurrent_bidi_streams(2u32.into());
     t.max_concurrent_uni_streams(0u32.into());
     t.keep_alive_interval(Some(Duration::from_secs(5)));
+    t.stream_receive_window((4u32 << 20).into());
     t.max_idle_timeout(Duration::from_secs(60).try_into().ok());
     // Lossy links (Wi-Fi, mobile): BBR paces by measured bandwidth instead of halving its
     // window at every random loss (with the default, Cubic, a link losing 30 % each way did

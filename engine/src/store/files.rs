@@ -3,8 +3,9 @@
 
 use super::{Store, StoreError};
 use crate::codec;
+use crate::identity::UserId;
 use crate::log::EntryId;
-use crate::messaging::view::{self, FileRow};
+use crate::messaging::view::{self, FileRow, MsgRow};
 
 /// Files up to this size download without being asked for, unless the user chose otherwise.
 pub const DEFAULT_AUTO_DOWNLOAD: u64 = 32 << 20;
@@ -16,6 +17,10 @@ pub struct FileEntry {
     /// The message.
     pub id: EntryId,
     pub row: FileRow,
+    /// Who sent it.
+    pub user: Option<UserId>,
+    /// Its message was deleted by its sender: the file is no longer offered or fetched.
+    pub deleted: bool,
 }
 
 impl Store {
@@ -32,7 +37,15 @@ impl Store {
             let (k, v) = item.into_inner()?;
             let Some(id) = k.get(1..33).and_then(|b| <[u8; 32]>::try_from(b).ok()) else { continue };
             let row: FileRow = codec::decode(&v).map_err(|_| StoreError::Corrupt("file row".into()))?;
-            out.push(FileEntry { id: EntryId(codec::Bytes(id)), row });
+            let id = EntryId(codec::Bytes(id));
+            let msg = self.chats.get(view::key(&[b"m", &row.chat.0.0, &row.ts.to_be_bytes(), id.as_bytes()]))?;
+            let user = msg.and_then(|m| codec::decode::<MsgRow>(&m).ok()).and_then(|m| m.user);
+            let mut deleted = false;
+            for d in self.chats.prefix(view::key(&[b"d", id.as_bytes()])) {
+                let who = d.value()?;
+                deleted |= user.is_some_and(|u| u.as_bytes()[..] == who[..]);
+            }
+            out.push(FileEntry { id, row, user, deleted });
         }
         out.sort_by(|a, b| b.row.ts.cmp(&a.row.ts).then(a.id.cmp(&b.id)));
         Ok(out)
