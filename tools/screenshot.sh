@@ -3,7 +3,7 @@
 # `libra` CLI and sync over loopback, then runs the desktop app under Xvfb and saves a PNG of
 # each view into docs/screenshots/.
 #
-#   bash tools/screenshot.sh            # needs: xvfb-run, imagemagick (import)
+#   bash tools/screenshot.sh            # needs: xvfb-run, imagemagick (import, convert)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q -p libra-tools -p libra-app
@@ -52,7 +52,15 @@ sync_all
 $L --data "$me" send Cat "Thanks for the photos!" >/dev/null
 sync_all
 $L --data "$cat" send Alice "Anytime. The lake one is my favourite 👍 🎉 (湖 / 湖 / 호수) https://example.org/lake" >/dev/null
+# Files: a photo Alice downloaded, and a video too large to download by itself.
+convert -size 1200x800 gradient:'#9fd3f5-#2f6f9f' \( -size 1200x300 gradient:'#3c7a3c-#1e3d1e' \) -gravity south -composite "$demo/lake.jpg"
+head -c 48000000 /dev/urandom > "$demo/trip-video.mp4"
+$L --data "$cat" send Alice --file "$demo/lake.jpg" "The lake, as promised" >/dev/null
+$L --data "$cat" send "Weekend trip" --file "$demo/trip-video.mp4" >/dev/null
 sync_all
+PHOTO=$($L --data "$me" --json file list | python3 -c "import json,sys; print([f['id'] for f in json.load(sys.stdin) if f['name']=='lake.jpg'][0])")
+$L --data "$me" peer allow "$DC" --address "$CAT" >/dev/null
+$L --data "$me" file get "$PHOTO" "$demo/saved-lake.jpg" --wait 30 >/dev/null
 kill $(jobs -p) $(cat "$demo"/*.pid) 2>/dev/null || true; wait 2>/dev/null || true
 # Someone else calling themselves Ben: Alice verifies the real one by safety number.
 mal=$demo/mal

@@ -89,6 +89,7 @@ impl LibraApp {
         match Engine::start(node, &self.dir, listen, &self.settings) {
             Ok(e) => {
                 self.status = Some(("starting the network…".into(), false));
+                self.chats.thumbs.dir = Some(self.dir.clone());
                 self.engine = Some(e);
             }
             Err(e) => self.failure = Some(e.to_string()),
@@ -222,6 +223,9 @@ impl LibraApp {
                     let t = n.chat(&key).map_err(|e| e.to_string())?;
                     n.delete(&t, id).map(|_| "deleted".into()).map_err(|e| e.to_string())
                 }),
+                ChatAction::SendFile { key, path } => engine.send_file(key, path),
+                ChatAction::WantFile(file) => engine.want_file(file),
+                ChatAction::SaveFile { file, open } => engine.save_file(file, open),
                 ChatAction::Verify { user, verified } => engine.act(move |n| {
                     n.set_verified(&user, verified).map_err(|e| e.to_string())?;
                     Ok(if verified {
@@ -390,6 +394,14 @@ impl eframe::App for LibraApp {
                 && let Some(engine) = &self.engine
             {
                 engine.bundle(libra_engine::control::BundleCommand::Import { file: path.display().to_string() });
+                continue;
+            }
+            // Dropped on an open chat: sent to it.
+            if self.tab == Tab::Chats
+                && let (Some((_, key)), Some(engine)) = (&self.chats.open, &self.engine)
+                && path.is_file()
+            {
+                engine.send_file(key.clone(), path);
                 continue;
             }
             match crate::qr_import::invite_from_png(&path) {

@@ -164,7 +164,8 @@ impl Engine {
                 let searched = searched.clone();
                 let update = tokio::task::spawn_blocking(move || {
                     let nearby = crate::model::NearbyView::of(host.as_deref());
-                    let net = crate::model::NetView { links: c.links(), reach: c.reach(), nearby };
+                    let net =
+                        crate::model::NetView { links: c.links(), reach: c.reach(), nearby, transfers: c.transfers() };
                     c.read(|n| {
                         if full {
                             let mut cache = searched.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,7 +206,7 @@ impl Engine {
                             Ok(CoreEvent::Storage { ok: false, detail }) => {
                                 let _ = tx.send(Event::Done(Err(format!("could not save: {detail}"))));
                             }
-                            Ok(CoreEvent::Stored { .. } | CoreEvent::Interest)
+                            Ok(CoreEvent::Stored { .. } | CoreEvent::Interest | CoreEvent::Files | CoreEvent::Transfer)
                             | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                                 full = true;
                                 wait = false;
@@ -273,6 +274,55 @@ impl Engine {
             };
             let _ = tx.send(Event::Done(r));
             refresh.notify_one();
+            repaint(&ctx);
+        });
+    }
+
+    /// Sends the file at `path` to the chat `key`: encrypted into the blob store off the UI
+    /// thread, then sent like a message.
+    pub fn send_file(&self, key: String, path: PathBuf) {
+        let (core, tx, ctx, refresh) = (self.core.clone(), self.tx.clone(), self.ctx.clone(), self.refresh.clone());
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let _ = self.tx.send(Event::Done(Ok(format!("encrypting {name}…"))));
+        self.rt.spawn_blocking(move || {
+            let r = core
+                .read(|n| n.chat(&key))
+                .map_err(|e| e.to_string())
+                .and_then(|t| t.map_err(|e| e.to_string()))
+                .and_then(|t| core.send_file(&t, &path, "", None).map_err(|e| format!("{name}: {e}")))
+                .map(|(_, f)| format!("sent {}", f.name));
+            let _ = tx.send(Event::Done(r));
+            refresh.notify_one();
+            repaint(&ctx);
+        });
+    }
+
+    /// Asks for a file that does not download by itself.
+    pub fn want_file(&self, file: libra_engine::blob::FileRef) {
+        let r = self
+            .core
+            .want_file(&file)
+            .map(|_| format!("{} will download when a peer that has it is connected", file.name));
+        let _ = self.tx.send(Event::Done(r.map_err(|e| e.to_string())));
+        self.refresh.notify_one();
+    }
+
+    /// Writes a downloaded file into the Downloads folder (a new name if one is taken), and
+    /// opens it when `open`.
+    pub fn save_file(&self, file: libra_engine::blob::FileRef, open: bool) {
+        let (core, tx, ctx) = (self.core.clone(), self.tx.clone(), self.ctx.clone());
+        self.rt.spawn_blocking(move || {
+            let dir = directories::UserDirs::new()
+                .and_then(|u| u.download_dir().map(Path::to_path_buf).or_else(|| Some(u.home_dir().to_path_buf())))
+                .unwrap_or_else(std::env::temp_dir);
+            let r = save_into(&core, &file, &dir);
+            if open
+                && let Ok(path) = &r
+                && let Some(c) = ctx.lock().ok().as_ref().and_then(|c| c.as_ref())
+            {
+                c.open_url(eframe::egui::OpenUrl::same_tab(format!("file://{}", path.display())));
+            }
+            let _ = tx.send(Event::Done(r.map(|p| format!("saved to {}", p.display()))));
             repaint(&ctx);
         });
     }
@@ -393,4 +443,22 @@ impl Drop for Engine {
         }
         self.core.shutdown();
     }
+}
+
+/// Exports `file` into `dir` under its own name, or "name (2).ext" and so on if taken.
+fn save_into(core: &Core, file: &libra_engine::blob::FileRef, dir: &Path) -> Result<PathBuf, String> {
+    let (stem, ext) = match file.name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s.to_owned(), format!(".{e}")),
+        _ => (file.name.clone(), String::new()),
+    };
+    for i in 1..1000 {
+        let name = if i == 1 { file.name.clone() } else { format!("{stem} ({i}){ext}") };
+        let path = dir.join(name);
+        match core.blobs().export(file, &path) {
+            Ok(()) => return Ok(path),
+            Err(libra_engine::blob::BlobError::Io(e)) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("{}: {e}", file.name)),
+        }
+    }
+    Err(format!("{}: no free name in {}", file.name, dir.display()))
 }

@@ -8,6 +8,7 @@ pub mod model;
 pub mod notify;
 pub mod qr_import;
 pub mod settings;
+pub mod thumbs;
 mod views;
 
 pub use app::LibraApp;

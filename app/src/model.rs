@@ -44,6 +44,47 @@ pub struct Msg {
     pub undecryptable: bool,
     pub reply: Option<(EntryId, String)>,
     pub delivery: Option<Delivery>,
+    pub file: Option<FileView>,
+}
+
+/// A message's file as the chat shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileView {
+    pub file: libra_engine::blob::FileRef,
+    pub state: FileState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FileState {
+    Complete,
+    /// Being fetched: the share verified (0–1), bytes per second, seconds left.
+    Downloading {
+        share: f64,
+        rate: f64,
+        eta: Option<u64>,
+    },
+    /// Part of it is here; it resumes when a peer that has it is connected.
+    Waiting {
+        share: f64,
+    },
+    /// Not asked for (larger than the automatic download size).
+    Missing,
+}
+
+impl FileView {
+    fn of(f: &libra_engine::blob::FileRef, node: &Node, net: &NetView) -> FileView {
+        use libra_engine::store::blobs::{BlobState, Blobs};
+        let blob = f.blob_size().max(1) as f64;
+        let state = match Blobs::new(&node.dir).state(&f.root.0) {
+            BlobState::Complete => FileState::Complete,
+            BlobState::Partial(n) => match net.transfers.get(&f.root.0) {
+                Some(t) => FileState::Downloading { share: n as f64 / blob, rate: t.rate, eta: t.eta_secs() },
+                None => FileState::Waiting { share: n as f64 / blob },
+            },
+            BlobState::Missing => FileState::Missing,
+        };
+        FileView { file: f.clone(), state }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +146,8 @@ pub struct NetView {
     pub links: BTreeMap<[u8; 32], Link>,
     pub reach: BTreeMap<[u8; 32], Reach>,
     pub nearby: NearbyView,
+    /// Downloads under way.
+    pub transfers: BTreeMap<[u8; 32], libra_engine::engine::Transfer>,
 }
 
 /// While we are visible nearby: until when, and the people visible too.
@@ -178,6 +221,8 @@ fn preview(m: &MessageView) -> String {
         "⚠ could not be decrypted".into()
     } else if m.deleted {
         "message deleted".into()
+    } else if let Some(f) = &m.file {
+        format!("📎 {}", f.name.chars().take(56).collect::<String>())
     } else {
         m.text.clone().unwrap_or_default().lines().next().unwrap_or("").chars().take(60).collect()
     }
@@ -277,6 +322,7 @@ impl Snapshot {
                         .reply_to
                         .map(|r| (r, by_id.get(&r).cloned().unwrap_or_else(|| "an earlier message".into()))),
                     delivery: m.delivery,
+                    file: m.file.as_ref().map(|f| FileView::of(f, node, net)),
                 })
                 .collect();
             let contact = node.user_id().and_then(|me| {

@@ -113,6 +113,10 @@ fn ben(dir: &std::path::Path) -> Ben {
     });
     let server = host.clone();
     rt.spawn(async move { server.serve().await });
+    {
+        let _in_runtime = rt.enter();
+        host.run_fetcher();
+    }
     Ben { rt, host }
 }
 
@@ -433,6 +437,60 @@ fn a_bundle_dropped_on_the_window_is_imported() {
     h.step();
     step_until(&mut h, "Ben's message", |h| h.state().snap.chats.iter().any(|c| c.preview == "by stick, as promised"));
     ben.shutdown();
+}
+
+#[test]
+fn files_arrive_with_a_thumbnail_and_a_dropped_file_is_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("me");
+    drop(Node::init(&data, "Ann").expect("init"));
+    let ben = ben(dir.path());
+    let mut h = harness(data);
+    step_until(&mut h, "the network", |h| h.state().engine().and_then(|e| e.listening()).is_some());
+    let app = h.state().engine().expect("engine").core().clone();
+    let bc = ben.host.engine().clone();
+    let ia = app.write(|n| n.invite(None, 1).expect("invite")).expect("write");
+    let ib = bc.write(|n| n.invite(None, 1).expect("invite")).expect("write");
+    app.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
+    bc.write(move |n| n.add_contact(&ia, None).expect("add")).expect("write");
+    let addr = h.state().engine().and_then(|e| e.listening()).expect("listening");
+    let (b, app_device) = (ben.host.clone(), app.device());
+    ben.rt.spawn(async move {
+        let _ = b.connect(addr, Some(app_device), true).await;
+    });
+    // Ben sends a picture; it downloads by itself (small) and shows as a thumbnail.
+    let picture = dir.path().join("sunset.png");
+    image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 128]))
+        .save(&picture)
+        .expect("png");
+    let chat = bc.read(|n| n.chat("Ann").expect("chat")).expect("read");
+    let (_, sent) = bc.send_file(&chat, &picture, "tonight", None).expect("send file");
+    step_until(&mut h, "Ben in the contact list", |h| h.query_by_label("Ben").is_some());
+    h.get_by_label("Ben").click();
+    step_until(&mut h, "the picture, downloaded", |h| {
+        h.state().snap.open.as_ref().is_some_and(|o| {
+            o.messages.iter().any(|m| m.file.as_ref().is_some_and(|f| f.state == libra_app::model::FileState::Complete))
+        }) && h.query_by_label("Save").is_some()
+    });
+    assert!(shows(&h, "sunset.png") && shows(&h, "tonight"));
+    // The thumbnail (an image that opens the picture) beside the Open button.
+    step_until(&mut h, "the thumbnail", |h| {
+        h.query_all_by_role(Role::Image).count() > 0 && h.query_all_by_label("Open").count() >= 2
+    });
+    assert_eq!(app.blobs().state(&sent.root.0), libra_engine::store::blobs::BlobState::Complete);
+
+    // A file dropped on the open chat is sent to Ben, and reaches him.
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "bring the tent\n".repeat(5000)).expect("write");
+    h.input_mut().dropped_files.push(std::sync::Arc::new(Dropped(notes.clone())));
+    h.step();
+    step_until(&mut h, "the file at Ben", |_| {
+        bc.read(|n| n.store.files().expect("files")).expect("read").iter().any(|f| {
+            f.row.file.name == "notes.txt"
+                && bc.blobs().state(&f.row.file.root.0) == libra_engine::store::blobs::BlobState::Complete
+        })
+    });
+    drop(h);
 }
 
 /// A file dropped on the window, as the windowing system hands it over.

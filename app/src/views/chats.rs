@@ -34,6 +34,17 @@ pub enum ChatAction {
     MarkRead {
         key: String,
     },
+    SendFile {
+        key: String,
+        path: std::path::PathBuf,
+    },
+    /// Download a file that does not download by itself.
+    WantFile(libra_engine::blob::FileRef),
+    /// Save a downloaded file to Downloads (and open it).
+    SaveFile {
+        file: libra_engine::blob::FileRef,
+        open: bool,
+    },
     /// The user compared the safety number (or takes that back).
     Verify {
         user: UserId,
@@ -100,6 +111,10 @@ pub struct ChatsState {
     pub search_all: String,
     /// A message to scroll to once shown (opened from a search hit).
     pub jump_to: Option<EntryId>,
+    /// The attach row is open, with the path typed so far.
+    pub attaching: Option<String>,
+    /// Thumbnails of pictures.
+    pub thumbs: crate::thumbs::Thumbs,
 }
 
 pub fn list(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, now_ms: u64, actions: &mut Vec<ChatAction>) {
@@ -218,7 +233,7 @@ fn row(ui: &mut egui::Ui, selected: bool, add: impl FnOnce(&mut egui::Ui)) -> eg
     resp
 }
 
-fn bubble(ui: &mut egui::Ui, m: &Msg, state: &mut ChatsState) {
+fn bubble(ui: &mut egui::Ui, m: &Msg, state: &mut ChatsState, actions: &mut Vec<ChatAction>) {
     let jump = state.jump_to == Some(m.id);
     let own = m.mine;
     let max = (ui.available_width() * 0.72).max(160.0);
@@ -236,6 +251,9 @@ fn bubble(ui: &mut egui::Ui, m: &Msg, state: &mut ChatsState) {
     let mut width = measure(&body, 14.5).max(measure(&m.from, 11.0)).max(70.0);
     if let Some((_, q)) = &m.reply {
         width = width.max(measure(&format!("↳ {q}"), 11.0) + 8.0);
+    }
+    if m.file.is_some() {
+        width = width.max(250.0);
     }
     let width = width.min(max);
     let layout = if own { Layout::right_to_left(Align::TOP) } else { Layout::left_to_right(Align::TOP) };
@@ -270,7 +288,14 @@ fn bubble(ui: &mut egui::Ui, m: &Msg, state: &mut ChatsState) {
                     } else if m.deleted {
                         ui.label(RichText::new("message deleted").italics().weak());
                     } else {
-                        super::links::message_text(ui, m.text.as_deref().unwrap_or(""), text_color, 14.5);
+                        if let Some(f) = &m.file {
+                            let thumb = state.thumbs.get(ui.ctx(), &f.file);
+                            super::files::card(ui, f, thumb, text_color, actions);
+                        }
+                        let text = m.text.as_deref().unwrap_or("");
+                        if m.file.is_none() || !text.is_empty() {
+                            super::links::message_text(ui, text, text_color, 14.5);
+                        }
                     }
                     ui.horizontal(|ui| {
                         let meta = format!("{}{}", if m.edited { "edited · " } else { "" }, clock_time(m.ms));
@@ -397,6 +422,13 @@ pub fn conversation(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, 
         // Enter sends; Shift+Enter falls through to the text box as a new line.
         let send = focused && ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Enter));
         ui.horizontal(|ui| {
+            if ui
+                .add(egui::Button::new("📎").min_size(egui::vec2(28.0, 36.0)))
+                .on_hover_text("Send a file (or drop files on the window)")
+                .clicked()
+            {
+                state.attaching = if state.attaching.is_some() { None } else { Some(String::new()) };
+            }
             let edit = egui::TextEdit::multiline(&mut state.composer)
                 .id(id)
                 .hint_text("Write a message…  (Enter sends, Shift+Enter for a new line)")
@@ -423,6 +455,11 @@ pub fn conversation(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, 
                 ui.memory_mut(|m| m.request_focus(id));
             }
         });
+        if let Some(path) = &mut state.attaching
+            && super::files::attach_row(ui, path, &key, actions)
+        {
+            state.attaching = None;
+        }
         ui.add_space(6.0);
     });
     // Messages.
@@ -451,7 +488,7 @@ pub fn conversation(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, 
                     last_day = Some(day);
                     ui.vertical_centered(|ui| ui.label(RichText::new(super::day_label(m.ms)).small().weak()));
                 }
-                bubble(ui, m, state);
+                bubble(ui, m, state, actions);
             }
             if shown == 0 {
                 ui.label(RichText::new(format!("No messages match “{}”.", state.search.trim())).weak());

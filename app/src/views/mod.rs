@@ -3,6 +3,7 @@
 
 pub mod chats;
 pub mod connect;
+pub mod files;
 pub mod identity;
 pub mod links;
 pub mod onboarding;
@@ -25,6 +26,15 @@ pub fn local_day(ms: u64) -> NaiveDate {
 }
 
 /// `HH:MM`, local time.
+/// A duration for people: "40 s", "3 min", "2 h".
+pub fn duration(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs.div_ceil(60)),
+        _ => format!("{:.1} h", secs as f64 / 3600.0),
+    }
+}
+
 pub fn clock_time(ms: u64) -> String {
     local(ms).format("%H:%M").to_string()
 }

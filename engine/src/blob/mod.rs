@@ -63,14 +63,20 @@ impl FileRef {
         if self.size > MAX_FILE {
             return Err(BlobError::TooLarge(self.size));
         }
-        if self.name.is_empty() || self.name.len() > MAX_FILE_NAME || self.media_type.len() > MAX_MEDIA_TYPE {
+        if self.media_type.len() > MAX_MEDIA_TYPE {
             return Err(BlobError::BadName);
         }
-        if self.name.contains(['/', '\\', '\0']) || self.name == "." || self.name == ".." {
-            return Err(BlobError::BadName);
-        }
-        Ok(())
+        check_name(&self.name)
     }
+}
+
+/// A file name as a message may carry it: 1–[`MAX_FILE_NAME`] bytes, not a path.
+pub fn check_name(name: &str) -> Result<(), BlobError> {
+    if name.is_empty() || name.len() > MAX_FILE_NAME || name.contains(['/', '\\', '\0']) || name == "." || name == ".."
+    {
+        return Err(BlobError::BadName);
+    }
+    Ok(())
 }
 
 /// The media type of a file name, from its extension (what receivers use to decide how to show

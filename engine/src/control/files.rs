@@ -80,10 +80,9 @@ fn state_json(cx: &Cx, f: &FileRef) -> Value {
 }
 
 fn list(cx: &Cx, out: &mut Out) -> Result<u8> {
-    let files = cx.read(|n| Ok(n.store.files()?))?;
+    let files = shown(cx)?;
     let rows: Vec<Value> = files
         .iter()
-        .filter(|e| !e.deleted)
         .map(|e| {
             let mut v = file_json(&e.row.file);
             v["message"] = json!(e.id.to_hex());
@@ -119,6 +118,20 @@ fn list(cx: &Cx, out: &mut Out) -> Result<u8> {
     Ok(0)
 }
 
+/// The share of `file` that `blob_bytes` verified bytes of its blob stand for.
+fn file_bytes(file: &FileRef, blob_bytes: u64) -> u64 {
+    (blob_bytes.min(file.blob_size()) as f64 / file.blob_size().max(1) as f64 * file.size as f64) as u64
+}
+
+/// The files a user sees: not those of deleted messages or of blocked contacts.
+fn shown(cx: &Cx) -> Result<Vec<FileEntry>> {
+    cx.read(|n| {
+        let mut files = n.store.files()?;
+        files.retain(|e| !e.deleted && !e.user.is_some_and(|u| n.store.contact_state(&u).is_ok_and(|s| s.blocked)));
+        Ok(files)
+    })
+}
+
 /// Whether file `id` is known here and not complete (writing it out needs the network).
 pub fn file_needs_fetch(engine: &crate::engine::Engine, id: &str) -> bool {
     let cx = Cx::local(engine.clone());
@@ -131,10 +144,9 @@ fn find(cx: &Cx, id: &str) -> Result<FileEntry> {
     if p.len() < 6 || !p.chars().all(|c| c.is_ascii_hexdigit()) {
         bail!("give at least 6 hex digits of the file id (as `libra file list` shows it)");
     }
-    let files = cx.read(|n| Ok(n.store.files()?))?;
-    let mut hits: Vec<FileEntry> = files
+    let mut hits: Vec<FileEntry> = shown(cx)?
         .into_iter()
-        .filter(|e| !e.deleted && (e.row.file.root_hex().starts_with(&p) || e.id.to_hex().starts_with(&p)))
+        .filter(|e| e.row.file.root_hex().starts_with(&p) || e.id.to_hex().starts_with(&p))
         .collect();
     hits.dedup_by(|a, b| a.row.file.root == b.row.file.root);
     match hits.len() {
@@ -156,7 +168,7 @@ fn get(cx: &Cx, out: &mut Out, id: &str, to: &Path, wait_secs: u64) -> Result<u8
         // Only a node with the network up fetches.
         if !cx.running && cx.host.is_none() {
             let have = match blobs.state(&file.root.0) {
-                BlobState::Partial(n) => n.min(file.size),
+                BlobState::Partial(n) => file_bytes(&file, n),
                 _ => 0,
             };
             bail!(
@@ -175,7 +187,7 @@ fn get(cx: &Cx, out: &mut Out, id: &str, to: &Path, wait_secs: u64) -> Result<u8
             if state == BlobState::Complete {
                 break;
             }
-            let have = if let BlobState::Partial(n) = state { n.min(file.size) } else { 0 };
+            let have = if let BlobState::Partial(n) = state { file_bytes(&file, n) } else { 0 };
             cx.report("downloading", have, file.size);
             if Instant::now() >= until {
                 bail!(

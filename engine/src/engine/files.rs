@@ -66,18 +66,18 @@ impl Engine {
         let blobs = self.blobs();
         let file = blobs.import(path)?;
         let body = Body::File { chat: chat.chat, text: text.to_owned(), reply_to, file: file.clone() };
-        let sent = self.read(|n| n.seal_body(&body, &chat.users)).and_then(|sealed| {
-            let payload = sealed?;
-            Ok(self.write(move |n| n.append_sealed(payload))??)
-        });
-        match sent {
-            Ok(entry) => Ok((entry, file)),
+        let sealed = self.read(|n| n.seal_body(&body, &chat.users)).and_then(|s| Ok(s?));
+        let payload = match sealed {
+            Ok(p) => p,
             Err(e) => {
-                // No message refers to the blob: it would only take space.
+                // No message refers to the blob: it would only take space. (After an append
+                // was tried the entry may exist, so the blob stays.)
                 let _ = blobs.remove(&file.root.0);
-                Err(e)
+                return Err(e);
             }
-        }
+        };
+        let entry = self.write(move |n| n.append_sealed(payload))??;
+        Ok((entry, file))
     }
 
     /// Asks for a file whatever its size: its download starts (or resumes) as soon as a peer

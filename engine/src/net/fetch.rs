@@ -103,6 +103,10 @@ fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>) {
             continue;
         }
         let file = f.row.file;
+        // A message that claims another size than the verified pieces prove is ignored.
+        if blobs.have(&file.root.0).is_some_and(|(s, h)| !h.is_empty() && s != file.blob_size()) {
+            continue;
+        }
         if !seen.insert(file.root.0) {
             continue;
         }

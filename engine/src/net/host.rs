@@ -56,13 +56,25 @@ pub struct Host {
 /// on a link losing a third of its packets each way a handshake often needs more than 5 s).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// [`transport`] for a connection we dial to fetch blobs: a 4 MiB stream window (instead of
+/// quinn's 1.25 MB) keeps several 1 MiB responses in flight; only connections this node opens
+/// to download get it, so no peer can make us buffer more.
+pub(crate) fn blob_transport() -> Arc<quinn::TransportConfig> {
+    let mut t = transport_config();
+    t.stream_receive_window((4u32 << 20).into());
+    Arc::new(t)
+}
+
 pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
+    Arc::new(transport_config())
+}
+
+fn transport_config() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     // One stream per session, plus one spare for a reconnecting session; no uni streams.
     t.max_concurrent_bidi_streams(2u32.into());
     t.max_concurrent_uni_streams(0u32.into());
     t.keep_alive_interval(Some(Duration::from_secs(5)));
-    t.stream_receive_window((4u32 << 20).into());
     t.max_idle_timeout(Duration::from_secs(60).try_into().ok());
     // Lossy links (Wi-Fi, mobile): BBR paces by measured bandwidth instead of halving its
     // window at every random loss (with the default, Cubic, a link losing 30 % each way did
@@ -71,7 +83,7 @@ pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
     // guess retransmits a lost handshake packet sooner (the backoff doubles from it).
     t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
     t.initial_rtt(Duration::from_millis(100));
-    Arc::new(t)
+    t
 }
 
 impl Host {

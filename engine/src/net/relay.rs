@@ -95,7 +95,11 @@ pub(crate) async fn dial_on(
     let tls = tls::client_config(seed, &engine.device(), allow, expected, alpn)?;
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| NetError::Stream(e.to_string()))?;
     let mut client = quinn::ClientConfig::new(Arc::new(quic));
-    client.transport_config(super::host::transport());
+    client.transport_config(if alpn == super::BLOB_ALPN {
+        super::host::blob_transport()
+    } else {
+        super::host::transport()
+    });
     let conn = tokio::time::timeout(super::HANDSHAKE_TIMEOUT, endpoint.connect_with(client, addr, "libra")?)
         .await
         .map_err(|_| NetError::Timeout(super::HANDSHAKE_TIMEOUT))??;

@@ -49,9 +49,7 @@ impl Blobs {
     /// reference its message carries. Streams: memory stays at one segment whatever the size.
     pub fn import(&self, src: &Path) -> Result<FileRef, BlobError> {
         let name = src.file_name().and_then(|n| n.to_str()).map(str::to_owned).ok_or(BlobError::BadName)?;
-        if name.len() > blob::MAX_FILE_NAME {
-            return Err(BlobError::BadName);
-        }
+        blob::check_name(&name)?;
         let input = File::open(src)?;
         let size = input.metadata()?.len();
         if size > MAX_FILE {
@@ -117,6 +115,11 @@ impl Blobs {
         }
         let have = match self.have(root) {
             Some((s, have)) if s == size => have,
+            // Verified pieces prove the blob's size (the root commits to it): a message that
+            // claims another size for the same root is wrong, not the record.
+            Some((s, have)) if !have.is_empty() => {
+                return Err(BlobError::Verify(format!("this blob is {s} bytes, not {size}")));
+            }
             _ => Vec::new(),
         };
         let tree = BaoTree::new(size, BLOCK);
@@ -202,13 +205,21 @@ impl Blobs {
             Err(e) => return Err(e.into()),
         }
         let tmp = out.with_file_name(format!(
-            ".{}.libra-part",
-            out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            ".{}.{}.libra-part",
+            out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            hex::encode(&crate::identity::random_secret()[..4])
         ));
         let result = (|| -> Result<(), BlobError> {
             let from = BufReader::with_capacity(1 << 20, File::open(self.path(&file.root.0, "data"))?);
-            let mut to = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-            blob::decrypt_stream(&file.key.0, file.size, from, &mut to)?;
+            let mut to = BufWriter::with_capacity(1 << 20, OpenOptions::new().write(true).create_new(true).open(&tmp)?);
+            if let Err(e) = blob::decrypt_stream(&file.key.0, file.size, from, &mut to) {
+                if matches!(e, BlobError::Decrypt) {
+                    // The disk damaged a blob that verified when it landed: forget it, so that
+                    // it is fetched again.
+                    write_have(&self.path(&file.root.0, "have"), file.blob_size(), &[])?;
+                }
+                return Err(e);
+            }
             to.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             fs::rename(&tmp, out)?;
             sync_dir(out.parent());
@@ -219,6 +230,16 @@ impl Blobs {
             let _ = fs::remove_file(out);
         }
         result
+    }
+
+    /// Decrypts the complete blob of `file` into `to` (for a picture's thumbnail: the caller
+    /// bounds the size).
+    pub fn read_into(&self, file: &FileRef, to: impl Write) -> Result<(), BlobError> {
+        if self.state(&file.root.0) != BlobState::Complete {
+            return Err(BlobError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "the file is not downloaded")));
+        }
+        let from = BufReader::with_capacity(1 << 20, File::open(self.path(&file.root.0, "data"))?);
+        blob::decrypt_stream(&file.key.0, file.size, from, to)
     }
 
     /// Deletes a blob (its data, outboard and record).
