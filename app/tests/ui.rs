@@ -99,6 +99,14 @@ fn onboarding_creates_an_identity() {
     assert!(h.state().snap.me.user_id.starts_with("lu"));
 }
 
+/// Each engine adds the other's invite.
+fn befriend(a: &Engine, b: &Engine) {
+    let ia = a.write(|n| n.invite(None, 1).expect("invite")).expect("write");
+    let ib = b.write(|n| n.invite(None, 1).expect("invite")).expect("write");
+    a.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
+    b.write(move |n| n.add_contact(&ia, None).expect("add")).expect("write");
+}
+
 /// A second node in the same test: Ben, on his own runtime, live-connected to the app.
 struct Ben {
     rt: tokio::runtime::Runtime,
@@ -133,10 +141,7 @@ fn chatting_with_a_contact_end_to_end() {
     step_until(&mut h, "the network", |h| h.state().engine().and_then(|e| e.listening()).is_some());
     let app = h.state().engine().expect("engine").core().clone();
     let bc = ben.host.engine().clone();
-    let ia = app.write(|n| n.invite(None, 1).expect("invite")).expect("write");
-    let ib = bc.write(|n| n.invite(None, 1).expect("invite")).expect("write");
-    app.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
-    bc.write(move |n| n.add_contact(&ia, None).expect("add")).expect("write");
+    befriend(&app, &bc);
     let addr = h.state().engine().and_then(|e| e.listening()).expect("listening");
     let (b, app_device) = (ben.host.clone(), app.device());
     ben.rt.spawn(async move {
@@ -374,10 +379,7 @@ fn connecting_says_when_it_is_connected_and_errors_show_where_they_happen() {
     step_until(&mut h, "the network", |h| h.state().engine().and_then(|e| e.listening()).is_some());
     let app = h.state().engine().expect("engine").core().clone();
     let bc = ben.host.engine().clone();
-    let ia = app.write(|n| n.invite(None, 1).expect("invite")).expect("write");
-    let ib = bc.write(|n| n.invite(None, 1).expect("invite")).expect("write");
-    app.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
-    bc.write(move |n| n.add_contact(&ia, None).expect("add")).expect("write");
+    befriend(&app, &bc);
     let addr = ben.host.local_addr().expect("addr").to_string();
     h.state().engine().expect("engine").connect(addr.clone(), Some(ben.host.device()));
     step_until(&mut h, "connected", |h| h.query_by_label(&format!("connected to {addr}")).is_some());
@@ -449,10 +451,7 @@ fn files_arrive_with_a_thumbnail_and_a_dropped_file_is_sent() {
     step_until(&mut h, "the network", |h| h.state().engine().and_then(|e| e.listening()).is_some());
     let app = h.state().engine().expect("engine").core().clone();
     let bc = ben.host.engine().clone();
-    let ia = app.write(|n| n.invite(None, 1).expect("invite")).expect("write");
-    let ib = bc.write(|n| n.invite(None, 1).expect("invite")).expect("write");
-    app.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
-    bc.write(move |n| n.add_contact(&ia, None).expect("add")).expect("write");
+    befriend(&app, &bc);
     let addr = h.state().engine().and_then(|e| e.listening()).expect("listening");
     let (b, app_device) = (ben.host.clone(), app.device());
     ben.rt.spawn(async move {

@@ -37,17 +37,23 @@ fn serve(data: &Path) -> (Child, String) {
     (child, addr)
 }
 
-#[test]
-fn a_file_goes_from_one_cli_to_another() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (ann, ben) = (dir.path().join("ann"), dir.path().join("ben"));
+/// Ann (serving, her address in her invite) and Ben, contacts of each other.
+fn ann_serving_and_ben(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Child, String) {
+    let (ann, ben) = (dir.join("ann"), dir.join("ben"));
     ok(&ann, &["init", "--name", "Ann"]);
     ok(&ben, &["init", "--name", "Ben"]);
-    let (mut server, addr) = serve(&ann);
+    let (server, addr) = serve(&ann);
     let ia = json(&ann, &["invite", "--with-address", &addr]);
     let ib = json(&ben, &["invite"]);
     ok(&ann, &["contact", "add", ib["invite"].as_str().expect("invite")]);
     ok(&ben, &["contact", "add", ia["invite"].as_str().expect("invite")]);
+    (ann, ben, server, addr)
+}
+
+#[test]
+fn a_file_goes_from_one_cli_to_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ann, ben, mut server, addr) = ann_serving_and_ben(dir.path());
 
     let content: Vec<u8> = (0..1_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
     let src = dir.path().join("report.pdf");
@@ -94,14 +100,7 @@ fn a_file_goes_from_one_cli_to_another() {
 #[test]
 fn a_download_killed_again_and_again_finishes_right() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (ann, ben) = (dir.path().join("ann"), dir.path().join("ben"));
-    ok(&ann, &["init", "--name", "Ann"]);
-    ok(&ben, &["init", "--name", "Ben"]);
-    let (mut a_server, a_addr) = serve(&ann);
-    let ia = json(&ann, &["invite", "--with-address", &a_addr]);
-    let ib = json(&ben, &["invite"]);
-    ok(&ann, &["contact", "add", ib["invite"].as_str().expect("invite")]);
-    ok(&ben, &["contact", "add", ia["invite"].as_str().expect("invite")]);
+    let (ann, ben, mut a_server, _) = ann_serving_and_ben(dir.path());
     ok(&ben, &["file", "auto", "1G"]);
     let content: Vec<u8> = (0..60_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8).collect();
     let src = dir.path().join("film.mkv");
