@@ -65,7 +65,8 @@ pub enum Command {
     },
     /// Sync once with a peer (address, or a peer id with a remembered address), print what moved.
     Sync {
-        /// `HOST:PORT`, or an `ld…` device id allowed with `--address`.
+        /// `HOST:PORT`, an `ld…` device id allowed with `--address`, or a contact (name or short
+        /// id) one of whose devices has a known address.
         target: String,
         /// The device id the peer must prove (required when dialing an address).
         #[arg(long)]

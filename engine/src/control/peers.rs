@@ -164,6 +164,25 @@ fn lookup(a: &str) -> Result<SocketAddr> {
 
 fn resolve(node: &Node, target: &str, peer: Option<&str>) -> Result<(SocketAddr, Option<[u8; 32]>)> {
     let (addr, expected) = match device_key(target) {
+        // No port: a contact (name or short id), reached at the first of their devices with a
+        // known address.
+        Err(_) if !target.contains(':') && peer.is_none() => {
+            let user = node.contact(target)?;
+            let mut found = None;
+            for c in node.device_certs(&user)? {
+                let key = *c.body.device.as_bytes();
+                if let Some(a) = node.store.peer(&key)?.and_then(|r| r.dial_addresses().into_iter().next()) {
+                    found = Some((lookup(&a)?, Some(key)));
+                    break;
+                }
+            }
+            found.with_context(|| {
+                format!(
+                    "no address known for {target}'s devices; `libra sync HOST:PORT --peer DEVICE`, or wait for \
+                     LAN discovery or an introduction while `libra serve` runs"
+                )
+            })?
+        }
         Err(_) => (lookup(target)?, peer.map(device_key).transpose()?),
         Ok(key) => {
             let rec = node.store.peer(&key)?.with_context(|| format!("{target} is not a known peer"))?;
