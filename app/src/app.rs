@@ -465,6 +465,7 @@ impl eframe::App for LibraApp {
                             for_contacts,
                             all,
                             full: false,
+                            with_files: true,
                         });
                     }
                 }

@@ -427,6 +427,7 @@ fn a_bundle_dropped_on_the_window_is_imported() {
         for_contacts: vec!["Ann".into()],
         all: false,
         full: false,
+        with_files: false,
     });
     execute(&Cx::local(ben.clone()), &export).expect("export");
 

@@ -51,6 +51,7 @@ fn main() {
         for_contacts: Vec::new(),
         all: true,
         full: false,
+        with_files: false,
     });
     control::execute(&Cx::local(ae.clone()), &export).expect("export");
     let export_s = t.elapsed().as_secs_f64();

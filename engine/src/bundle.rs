@@ -1,7 +1,9 @@
 //! Bundle files, sans-IO (spec/bundle.md): log entries carried on a USB stick. A bundle is the
 //! magic, then sections of entries each with its own length, count and checksum, then a table
 //! of contents; a damaged or missing section costs only its own entries, and a truncated file
-//! keeps every complete section before the cut.
+//! keeps every complete section before the cut. Blob sections (after the entries) carry files:
+//! a range of a blob, bao-encoded exactly as `libra/blob/1` answers it, so a reader verifies
+//! each against the blob's root (spec/blobs.md).
 
 use crate::codec::{self, Bytes};
 use crate::log::{Entry, MAX_PAYLOAD};
@@ -11,6 +13,12 @@ pub const MAGIC: &[u8; 8] = b"LIBRABN1";
 /// Section kinds.
 pub const KIND_TOC: u8 = 0;
 pub const KIND_ENTRIES: u8 = 1;
+pub const KIND_BLOB: u8 = 2;
+/// `root(32) ‖ blob size u64 BE ‖ first chunk u64 BE ‖ end chunk u64 BE` before a blob
+/// section's bao bytes.
+pub const BLOB_HEAD: usize = 56;
+/// Chunks (1 KiB) a writer puts in one blob section: 8 MiB of blob.
+pub const BLOB_SECTION_CHUNKS: u64 = 8192;
 /// `kind ‖ count u32 BE ‖ length u32 BE`.
 pub const SECTION_HEADER: usize = 9;
 pub const CHECKSUM: usize = 32;
@@ -65,7 +73,7 @@ impl SectionHeader {
             count: u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
             length: u32::from_be_bytes([b[5], b[6], b[7], b[8]]),
         };
-        if h.kind != KIND_TOC && h.kind != KIND_ENTRIES {
+        if h.kind != KIND_TOC && h.kind != KIND_ENTRIES && h.kind != KIND_BLOB {
             return Err(BundleError::Kind { index, kind: h.kind });
         }
         if h.length > MAX_SECTION {
@@ -134,6 +142,43 @@ pub fn decode_entries(h: &SectionHeader, body: &[u8], index: usize) -> (Vec<Entr
     (out, None)
 }
 
+/// A range of a blob as a blob section carries it (the bao bytes not yet verified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobPiece<'a> {
+    pub root: [u8; 32],
+    /// Size of the whole blob.
+    pub size: u64,
+    /// Chunks `[start, end)`.
+    pub range: (u64, u64),
+    pub bao: &'a [u8],
+}
+
+/// A blob section's body.
+pub fn blob_body(root: &[u8; 32], size: u64, range: (u64, u64), bao: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BLOB_HEAD + bao.len());
+    out.extend_from_slice(root);
+    for n in [size, range.0, range.1] {
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    out.extend_from_slice(bao);
+    out
+}
+
+/// Splits a blob section's body (whose checksum matched); the range must lie in the blob and
+/// match the section's count. The bao bytes are verified by the caller against the root.
+pub fn decode_blob<'a>(h: &SectionHeader, body: &'a [u8], index: usize) -> Result<BlobPiece<'a>, BundleError> {
+    let bad = |reason: &str| BundleError::Body { index, reason: reason.into() };
+    let (head, bao) = body.split_at_checked(BLOB_HEAD).ok_or_else(|| bad("a blob section shorter than its header"))?;
+    let num = |at: usize| u64::from_be_bytes(head[at..at + 8].try_into().unwrap_or([0; 8]));
+    let root: [u8; 32] = head[..32].try_into().map_err(|_| bad("no root"))?;
+    let (size, start, end) = (num(32), num(40), num(48));
+    let chunks = size.div_ceil(1024).max(1);
+    if start >= end || end > chunks || end - start != u64::from(h.count) {
+        return Err(bad("a blob range that does not fit the blob or the section's count"));
+    }
+    Ok(BlobPiece { root, size, range: (start, end), bao })
+}
+
 /// The table of contents: `[kind, count, checksum]` of every section before it, in order.
 pub type Toc = Vec<(u8, u32, Bytes<CHECKSUM>)>;
 
@@ -172,11 +217,17 @@ pub fn parse(file: &[u8]) -> Result<Vec<Entry>, BundleError> {
             }
             return Ok(out);
         }
-        let (entries, err) = decode_entries(&h, body, index);
-        if let Some(e) = err {
-            return Err(e);
+        if h.kind == KIND_BLOB {
+            let piece = decode_blob(&h, body, index)?;
+            crate::blob::decode_response(&piece.root, piece.size, &[piece.range], piece.bao)
+                .map_err(|e| BundleError::Body { index, reason: e.to_string() })?;
+        } else {
+            let (entries, err) = decode_entries(&h, body, index);
+            if let Some(e) = err {
+                return Err(e);
+            }
+            out.extend(entries);
         }
-        out.extend(entries);
         seen.push((h.kind, h.count, Bytes(sum)));
         at = end + CHECKSUM;
         index += 1;
@@ -195,6 +246,13 @@ mod tests {
         assert!(matches!(SectionHeader::decode(&big, 2), Err(BundleError::TooLarge { index: 2, .. })));
         let many = SectionHeader { count: MAX_COUNT + 1, ..h }.encode();
         assert!(SectionHeader::decode(&many, 0).is_err());
+        let blob = SectionHeader { kind: KIND_BLOB, count: 16, length: 100 };
+        assert!(decode_blob(&blob, &[0; 10], 3).is_err(), "shorter than its header");
+        let body = blob_body(&[1; 32], 20_000, (0, 16), b"x");
+        let piece = decode_blob(&blob, &body, 3).expect("splits");
+        assert_eq!((piece.size, piece.range, piece.bao), (20_000, (0, 16), &b"x"[..]));
+        assert!(decode_blob(&blob, &blob_body(&[1; 32], 1000, (0, 16), b""), 3).is_err(), "past the blob's end");
+        assert!(decode_blob(&SectionHeader { count: 15, ..blob }, &body, 3).is_err(), "count differs");
         let odd = SectionHeader { kind: 7, ..h }.encode();
         assert_eq!(SectionHeader::decode(&odd, 1), Err(BundleError::Kind { index: 1, kind: 7 }));
         let s = section(KIND_ENTRIES, 0, b"");

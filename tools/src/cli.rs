@@ -242,6 +242,10 @@ pub enum BundleCommand {
         /// Whole logs, even what earlier bundles for these contacts carried (when one was lost).
         #[arg(long)]
         full: bool,
+        /// Also the files of the messages carried (those downloaded here), verified by the
+        /// reader piece by piece.
+        #[arg(long)]
+        with_files: bool,
     },
     /// Check FILE and take every valid entry that is for this node, as from a peer.
     Import {

@@ -71,12 +71,13 @@ pub fn request(command: &Command) -> Option<Request> {
         Command::Invite { action: Some(InviteCommand::List), .. } => Request::Invite(control::InviteCommand::List),
         Command::Audit(AuditCommand::Chat { chat }) => Request::AuditChat { chat: chat.clone() },
         Command::Audit(AuditCommand::Verify) => Request::Log(control::LogCommand::Verify),
-        Command::Bundle(BundleCommand::Export { file, for_contacts, all, full }) => {
+        Command::Bundle(BundleCommand::Export { file, for_contacts, all, full, with_files }) => {
             Request::Bundle(control::BundleCommand::Export {
                 file: absolute(file),
                 for_contacts: for_contacts.clone(),
                 all: *all,
                 full: *full,
+                with_files: *with_files,
             })
         }
         Command::Bundle(BundleCommand::Import { file }) => {

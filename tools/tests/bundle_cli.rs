@@ -214,3 +214,45 @@ fn texts_err(data: &Path, chat: &str) -> bool {
         || serde_json::from_slice::<Value>(&out.stdout)
             .map_or(true, |v| v["messages"].as_array().is_none_or(|m| m.is_empty()))
 }
+
+/// Files ride along (`--with-files`): each blob section is verified against the file's root;
+/// a damaged one costs only its range, and the next bundle completes the file.
+#[test]
+fn files_travel_by_bundle_and_a_damaged_piece_costs_only_its_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = pair(dir.path());
+    let content: Vec<u8> = (0..20_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+    let src = dir.path().join("slides.pdf");
+    std::fs::write(&src, &content).expect("write");
+    let sent = json(&libra(&a, &["--json", "send", "Ben", "--file", &src.display().to_string(), "the slides"]));
+    let id = sent["file"]["id"].as_str().expect("id").to_owned();
+    let stick = dir.path().join("stick.libra");
+    let path = stick.display().to_string();
+    let wrote = json(&libra(&a, &["--json", "bundle", "export", &path, "--for", "Ben", "--with-files"]));
+    assert_eq!(wrote["files"], 1);
+    // Damage one byte in the middle of the second blob section (its checksum no longer matches).
+    let mut bytes = std::fs::read(&stick).expect("read");
+    let blobs: Vec<_> = sections(&bytes).into_iter().filter(|s| s.1 == 2).collect();
+    assert_eq!(blobs.len(), 3, "20 MB in 8 MiB sections");
+    let (at, _, _, len) = blobs[1];
+    bytes[at + 9 + len / 2] ^= 0x40;
+    let damaged = dir.path().join("damaged.libra");
+    std::fs::write(&damaged, &bytes).expect("write");
+    let (code, rep) = import(&b, &damaged);
+    assert_eq!(code, 1, "{rep}");
+    assert_eq!(rep["accepted"].as_u64().map(|n| n > 0), Some(true), "{rep}");
+    assert_eq!(rep["files"], 0);
+    assert!(rep["problems"].to_string().contains("checksum"), "{rep}");
+    let listed = json(&libra(&b, &["--json", "file", "list"]));
+    assert_eq!(listed[0]["state"], "partial", "{listed}");
+    assert!(listed[0]["percent"].as_f64().is_some_and(|p| p > 50.0 && p < 100.0), "{listed}");
+    // The good bundle brings the rest: the file is whole and opens.
+    let (code, rep) = import(&b, &stick);
+    assert_eq!((code, rep["files"].as_u64()), (0, Some(1)), "{rep}");
+    let out = dir.path().join("got.pdf");
+    json(&libra(&b, &["--json", "file", "get", &id, &out.display().to_string()]));
+    assert_eq!(std::fs::read(&out).expect("read"), content);
+    // A bundle read by `log replay` shows its entries and ignores the blob sections.
+    let replay = libra(&b, &["--json", "log", "replay", "--bundle", &stick.display().to_string()]);
+    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+}

@@ -19,8 +19,8 @@ use crate::store::IngestReport;
 
 pub fn bundle(cx: &Cx, out: &mut Out, cmd: &BundleCommand) -> Result<u8> {
     match cmd {
-        BundleCommand::Export { file, for_contacts, all, full } => {
-            export(cx, out, Path::new(file), for_contacts, *all, *full)
+        BundleCommand::Export { file, for_contacts, all, full, with_files } => {
+            export(cx, out, Path::new(file), for_contacts, *all, *full, *with_files)
         }
         BundleCommand::Import { file } => import(cx, out, Path::new(file)),
         BundleCommand::Replay { file } => replay(out, Path::new(file)),
@@ -37,7 +37,8 @@ fn replay(out: &mut Out, file: &Path) -> Result<u8> {
     let read = read_bundle(
         file,
         |_, _| {},
-        |entries| {
+        |section| {
+            let Section::Entries(entries) = section else { return Ok(()) };
             for e in entries {
                 let author = e.header().author.0;
                 let i = match logs.iter().position(|(a, ..)| *a == author) {
@@ -125,7 +126,15 @@ fn logs_for(cx: &Cx, for_contacts: &[String], all: bool) -> Result<BTreeSet<[u8;
     })
 }
 
-fn export(cx: &Cx, out: &mut Out, file: &Path, for_contacts: &[String], all: bool, full: bool) -> Result<u8> {
+fn export(
+    cx: &Cx,
+    out: &mut Out,
+    file: &Path,
+    for_contacts: &[String],
+    all: bool,
+    full: bool,
+    with_files: bool,
+) -> Result<u8> {
     if for_contacts.is_empty() && !all {
         bail!("say who the bundle is for (--for CONTACT, several allowed) or --all");
     }
@@ -217,6 +226,13 @@ fn export(cx: &Cx, out: &mut Out, file: &Path, for_contacts: &[String], all: boo
         pending_bytes = 0;
     }
     flush(&mut w, &mut pending, &mut toc)?;
+    // After the entries (a reader that does not know blob sections still takes every entry).
+    let files = if with_files {
+        let carried = |author: &[u8; 32], seq: u64| logs.contains(author) && seq >= start(author);
+        write_blobs(cx, &mut w, &mut toc, carried)?
+    } else {
+        0
+    };
     let sections = toc.len();
     w.write_all(&fmt::section(fmt::KIND_TOC, u32::try_from(sections)?, &fmt::toc_body(&toc)))?;
     let f = w.into_inner().map_err(|e| e.into_error())?;
@@ -233,16 +249,58 @@ fn export(cx: &Cx, out: &mut Out, file: &Path, for_contacts: &[String], all: boo
         Ok(())
     })?;
     let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    let v = json!({ "file": file.display().to_string(), "logs": logs.len(), "entries": entries, "sections": sections, "bytes": bytes });
+    let v = json!({ "file": file.display().to_string(), "logs": logs.len(), "entries": entries, "files": files, "sections": sections, "bytes": bytes });
     out.set(&v, || {
         format!(
-            "wrote {} entries of {} logs in {sections} sections ({bytes} bytes) to {}\n",
+            "wrote {} entries of {} logs{} in {sections} sections ({bytes} bytes) to {}\n",
             entries,
             logs.len(),
+            if with_files { format!(" and {files} files") } else { String::new() },
             file.display()
         )
     });
     Ok(0)
+}
+
+/// Writes a blob section for every 8 MiB of each complete blob whose message is carried;
+/// returns how many files.
+fn write_blobs(cx: &Cx, w: &mut impl Write, toc: &mut Toc, carried: impl Fn(&[u8; 32], u64) -> bool) -> Result<usize> {
+    use crate::blob::{Request, Status};
+    use crate::store::blobs::BlobState;
+    let files = cx.read(|n| {
+        let mut out = Vec::new();
+        for f in n.store.files()?.into_iter().filter(|f| !f.deleted) {
+            if let Some(e) = n.store.get(&f.id)?
+                && carried(&e.header().author.0, e.header().seq)
+            {
+                out.push(f.row.file);
+            }
+        }
+        Ok(out)
+    })?;
+    let blobs = cx.engine.blobs();
+    let mut done = BTreeSet::new();
+    for f in files {
+        if blobs.state(&f.root.0) != BlobState::Complete || !done.insert(f.root.0) {
+            continue;
+        }
+        let (size, chunks) = (f.blob_size(), f.blob_size().div_ceil(1024).max(1));
+        let mut s = 0;
+        while s < chunks {
+            let e = (s + fmt::BLOB_SECTION_CHUNKS).min(chunks);
+            let (status, bao) = blobs.serve(&Request { root: f.root.0, ranges: vec![(s, e)] });
+            if status != Status::Ok {
+                bail!("{}: the stored blob cannot be read ({status:?})", f.name);
+            }
+            let count = u32::try_from(e - s)?;
+            let section = fmt::section(fmt::KIND_BLOB, count, &fmt::blob_body(&f.root.0, size, (s, e), &bao));
+            let sum: [u8; fmt::CHECKSUM] = section[section.len() - fmt::CHECKSUM..].try_into()?;
+            toc.push((fmt::KIND_BLOB, count, Bytes(sum)));
+            w.write_all(&section)?;
+            s = e;
+        }
+    }
+    Ok(done.len())
 }
 
 /// What an import did, for the report.
@@ -280,6 +338,12 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<bool> {
     Ok(true)
 }
 
+/// A good section, as read.
+enum Section<'a> {
+    Entries(Vec<Entry>),
+    Blob(fmt::BlobPiece<'a>),
+}
+
 /// What reading a bundle found besides its entries.
 #[derive(Default)]
 struct Reading {
@@ -293,7 +357,7 @@ struct Reading {
 fn read_bundle(
     file: &Path,
     progress: impl Fn(u64, u64),
-    mut take: impl FnMut(Vec<Entry>) -> Result<()>,
+    mut take: impl FnMut(Section<'_>) -> Result<()>,
 ) -> Result<Reading> {
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -347,11 +411,18 @@ fn read_bundle(
             t.problems.push(format!("{}: its entries were not taken", BundleError::Checksum { index }));
             continue;
         }
+        if h.kind == fmt::KIND_BLOB {
+            match fmt::decode_blob(&h, &body, index) {
+                Ok(piece) => take(Section::Blob(piece))?,
+                Err(e) => t.problems.push(e.to_string()),
+            }
+            continue;
+        }
         let (entries, err) = fmt::decode_entries(&h, &body, index);
         if let Some(e) = err {
             t.problems.push(format!("{e}; the entries before it were taken"));
         }
-        take(entries)?;
+        take(Section::Entries(entries))?;
     }
     progress(size, size);
     Ok(t)
@@ -371,10 +442,18 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
     };
     let mut t = Tally::default();
     let mut deferred: Vec<Entry> = Vec::new();
+    let mut blob_sections = 0usize;
     let read = read_bundle(
         file,
         |done, size| cx.report("import", done, size),
-        |entries| {
+        |section| {
+            let entries = match section {
+                Section::Entries(e) => e,
+                Section::Blob(_) => {
+                    blob_sections += 1;
+                    return Ok(());
+                }
+            };
             if entries.iter().any(|e| !accept.contains(&e.header().author.0)) {
                 refresh(&mut accept, &mut stale)?;
             }
@@ -401,6 +480,8 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
         deferred.into_iter().partition(|e| accept.contains(&e.header().author.0));
     t.not_for_us += theirs.len();
     t.take(ingest(cx, ours)?);
+    // Files: read again for the blob sections, now that every file message carried is known.
+    let files = if blob_sections > 0 { import_blobs(cx, file, &mut t.problems)? } else { 0 };
     let rejected: Vec<Value> = t
         .report
         .rejected
@@ -417,16 +498,18 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
         "skipped": t.report.skipped,
         "not_for_us": t.not_for_us,
         "forks": t.report.forks.len(),
+        "files": files,
         "problems": t.problems,
     });
     out.set(&v, || {
         let mut s = format!(
-            "{}: {} new entries, {} already here, {} not for this node, {} refused{}\n",
+            "{}: {} new entries, {} already here, {} not for this node, {} refused{}{}\n",
             file.display(),
             t.report.accepted,
             t.report.duplicates,
             t.not_for_us,
             t.report.rejected.len() + t.report.skipped,
+            if files > 0 { format!("; {files} files complete") } else { String::new() },
             if t.complete { "" } else { " (incomplete)" }
         );
         for r in &rejected {
@@ -443,6 +526,75 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
         s
     });
     Ok(if t.complete && t.problems.is_empty() && t.report.rejected.is_empty() { 0 } else { 1 })
+}
+
+/// Takes the blob sections of `file` whose blob a known file message names: each verified
+/// against the root (as a download's pieces are), written, recorded. Returns how many files
+/// became complete; a piece that does not verify is reported and costs only its range.
+fn import_blobs(cx: &Cx, file: &Path, problems: &mut Vec<String>) -> Result<usize> {
+    use crate::store::blobs::{BlobState, Partial};
+    let wanted: std::collections::BTreeMap<[u8; 32], u64> = cx.read(|n| {
+        Ok(n.store
+            .files()?
+            .into_iter()
+            .filter(|f| !f.deleted)
+            .map(|f| (f.row.file.root.0, f.row.file.blob_size()))
+            .collect())
+    })?;
+    let blobs = cx.engine.blobs();
+    let mut open: std::collections::BTreeMap<[u8; 32], Partial> = std::collections::BTreeMap::new();
+    let mut not_asked = 0usize;
+    read_bundle(
+        file,
+        |_, _| {},
+        |section| {
+            let Section::Blob(p) = section else { return Ok(()) };
+            // Only blobs a message here names, at the size it names: nobody can fill the disk with
+            // blobs nobody sent.
+            if wanted.get(&p.root) != Some(&p.size) {
+                not_asked += 1;
+                return Ok(());
+            }
+            let partial = match open.entry(p.root) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    if blobs.state(&p.root) == BlobState::Complete {
+                        return Ok(());
+                    }
+                    match blobs.begin(&p.root, p.size) {
+                        Ok(partial) => v.insert(partial),
+                        Err(e) => {
+                            problems.push(format!("file {}: {e}", hex::encode(&p.root[..6])));
+                            return Ok(());
+                        }
+                    }
+                }
+            };
+            match crate::blob::decode_response(&p.root, p.size, &[p.range], p.bao) {
+                Ok(items) => partial.write(&items)?,
+                Err(e) => problems.push(format!(
+                    "file {}: chunks {}..{} do not verify ({e}); the rest was taken",
+                    hex::encode(&p.root[..6]),
+                    p.range.0,
+                    p.range.1
+                )),
+            }
+            Ok(())
+        },
+    )?;
+    if not_asked > 0 {
+        problems.push(format!("{not_asked} blob sections no message here names were not taken"));
+    }
+    let mut complete = 0;
+    for (_, mut partial) in open {
+        if partial.finish()? {
+            complete += 1;
+        } else {
+            partial.persist()?;
+        }
+    }
+    cx.engine.files_changed();
+    Ok(complete)
 }
 
 /// Ingests through the engine (validation as from a peer; acknowledgements and events follow),

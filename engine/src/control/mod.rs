@@ -136,6 +136,9 @@ pub enum BundleCommand {
         all: bool,
         /// Whole logs even for contacts sent some before.
         full: bool,
+        /// Also the files (blobs) of the messages carried, where this node has them.
+        #[serde(default)]
+        with_files: bool,
     },
     Import {
         file: String,
