@@ -1,6 +1,6 @@
 //! `blobs.json` (spec/blobs.md): a file encrypted into its blob with a fixed key (the blob, its
-//! root and its pre-order outboard), `libra/blob/1` requests and a verified response, and the
-//! file message body.
+//! root and its pre-order outboard), `libra/blob/1` requests and a verified response, a bundle
+//! carrying a blob (and a forged one), and the file message body.
 
 use bao_tree::io::outboard::PreOrderMemOutboard;
 use serde_json::{Value, json};
@@ -64,6 +64,24 @@ pub(super) fn make() -> Value {
     bad[at] ^= 1;
     cases.push(json!({ "id": "response-flipped-bit", "kind": "response", "blob": "encrypt-140000",
         "root": hex::encode(root), "blob_size": b.len(), "ranges": ranges, "body": hex::encode(&bad), "valid": false }));
+    // A bundle carrying the 100-byte file's blob in one blob section (spec/bundle.md), and the
+    // same with one byte of the blob changed and the section's checksum made to match: only
+    // the root catches that.
+    let (small, small_ob) = encrypt(100);
+    let small_root = *small_ob.root.as_bytes();
+    for (id, flip) in [("bundle-blob", false), ("bundle-blob-forged", true)] {
+        let mut bao = small.clone();
+        if flip {
+            bao[50] ^= 1;
+        }
+        let body = crate::bundle::blob_body(&small_root, small.len() as u64, (0, 1), &bao);
+        let section = crate::bundle::section(crate::bundle::KIND_BLOB, 1, &body);
+        let sum: [u8; 32] = section[section.len() - 32..].try_into().unwrap_or([0; 32]);
+        let toc: crate::bundle::Toc = vec![(crate::bundle::KIND_BLOB, 1, Bytes(sum))];
+        let toc = crate::bundle::section(crate::bundle::KIND_TOC, 1, &crate::bundle::toc_body(&toc));
+        let file = [&crate::bundle::MAGIC[..], &section, &toc].concat();
+        cases.push(json!({ "id": id, "kind": "bundle", "root": hex::encode(small_root), "file": hex::encode(file), "valid": !flip }));
+    }
     let file = FileRef {
         name: "photo.jpg".into(),
         size: 140_000,
@@ -137,6 +155,10 @@ pub(super) fn check(c: &Value) -> Result<(), String> {
             let root: [u8; 32] = hexs(c, "root")?.try_into().map_err(|_| "root is not 32 bytes")?;
             let size = c.get("blob_size").and_then(Value::as_u64).ok_or("missing blob_size")?;
             let r = blob::decode_response(&root, size, &pairs(c)?, &hexs(c, "body")?);
+            if r.is_ok() == valid(c) { Ok(()) } else { Err(format!("expected valid={}, got {r:?}", valid(c))) }
+        }
+        Some("bundle") => {
+            let r = crate::bundle::parse(&hexs(c, "file")?);
             if r.is_ok() == valid(c) { Ok(()) } else { Err(format!("expected valid={}, got {r:?}", valid(c))) }
         }
         Some("body") => {
