@@ -236,6 +236,46 @@ fn progress_bar() -> control::Progress {
     })
 }
 
+/// `file get` through a running node, watched: asks for the file, shows the node's download
+/// progress (polled) as a bar, then has the node write it out.
+pub fn file_get_watching(dir: &std::path::Path, id: &str, to: &str, wait_secs: u64) -> Result<Reply> {
+    let call = |req: &Request| -> Result<Reply> {
+        let stream = control::connect(dir).context("the running node stopped answering")?;
+        Ok(control::call(stream, req)?)
+    };
+    let get = Request::File(control::FileCommand::Get { id: id.to_owned(), out: to.to_owned(), wait_secs: 0 });
+    match call(&get) {
+        Err(e) if e.to_string().contains("not downloaded yet") => {}
+        r => return r,
+    }
+    let bar = progress_bar();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait_secs);
+    let prefix = id.trim().to_ascii_lowercase();
+    loop {
+        let list = call(&Request::File(control::FileCommand::List))?;
+        let file = list.value.as_array().and_then(|a| {
+            a.iter().find(|f| {
+                [&f["root"], &f["message"]].iter().any(|v| v.as_str().is_some_and(|s| s.starts_with(&prefix)))
+            })
+        });
+        let Some(f) = file else { anyhow::bail!("no file {id} (see libra file list)") };
+        let (have, size) = (f["have"].as_u64().unwrap_or(0), f["size"].as_u64().unwrap_or(0));
+        if f["state"] == "complete" {
+            bar("download", size, size);
+            break;
+        }
+        bar("download", have, size.max(1));
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "{} is not downloaded yet ({have} of {size} bytes); the download goes on while Libra runs",
+                f["name"]
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    call(&get)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }

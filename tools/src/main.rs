@@ -48,6 +48,17 @@ fn main() -> ExitCode {
     let mut forwarded = running.is_some();
     let mut result = match (running, &req) {
         (Some(_), None) => Err(anyhow::anyhow!("a node is already running on this data directory")),
+        // Writing out a file a running node is still fetching: a progress bar while it does.
+        (Some(stream), Some(Request::File(control::FileCommand::Get { id, out: to, wait_secs })))
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) =>
+        {
+            drop(stream);
+            let d = dir.clone().unwrap_or_default();
+            commands::file_get_watching(&d, id, to, *wait_secs).map(|reply| {
+                out = commands::show(&args, &reply);
+                reply.code
+            })
+        }
         (Some(stream), Some(r)) => control::call(stream, r).map_err(Into::into).map(|reply| {
             out = commands::show(&args, &reply);
             reply.code
