@@ -214,6 +214,9 @@ fn auto(cx: &Cx, out: &mut Out, bytes: Option<u64>) -> Result<u8> {
     }
     let now = cx.read(|n| Ok(n.store.auto_download()?))?;
     out.set(&json!({ "auto_download": now }), || {
+        if now == 0 {
+            return "files download only when you ask (libra file get)\n".to_owned();
+        }
         format!(
             "files up to {} download by themselves; larger ones when you ask (libra file get)\n",
             render::bytes(now)
