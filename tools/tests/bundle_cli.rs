@@ -216,7 +216,7 @@ fn texts_err(data: &Path, chat: &str) -> bool {
 }
 
 /// Files ride along (`--with-files`): each blob section is verified against the file's root;
-/// a damaged one costs only its range, and the next bundle completes the file.
+/// a damaged one costs only its range, and a good copy of the bundle completes the file.
 #[test]
 fn files_travel_by_bundle_and_a_damaged_piece_costs_only_its_range() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -246,13 +246,22 @@ fn files_travel_by_bundle_and_a_damaged_piece_costs_only_its_range() {
     let listed = json(&libra(&b, &["--json", "file", "list"]));
     assert_eq!(listed[0]["state"], "partial", "{listed}");
     assert!(listed[0]["percent"].as_f64().is_some_and(|p| p > 50.0 && p < 100.0), "{listed}");
-    // The good bundle brings the rest: the file is whole and opens.
+    // A good copy of the bundle brings the rest: the file is whole and opens.
     let (code, rep) = import(&b, &stick);
     assert_eq!((code, rep["files"].as_u64()), (0, Some(1)), "{rep}");
     let out = dir.path().join("got.pdf");
     json(&libra(&b, &["--json", "file", "get", &id, &out.display().to_string()]));
     assert_eq!(std::fs::read(&out).expect("read"), content);
-    // A bundle read by `log replay` shows its entries and ignores the blob sections.
+    // `log replay` on the bundle: its entries, and its blob sections checked against their roots.
     let replay = libra(&b, &["--json", "log", "replay", "--bundle", &stick.display().to_string()]);
     assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    // A bundle for Ben carries no file of a chat he is not in: Ann's file to herself (notes).
+    let own = dir.path().join("own.txt");
+    std::fs::write(&own, "only mine").expect("write");
+    let me = json(&libra(&a, &["--json", "id"]))["user_id"].as_str().expect("user").to_owned();
+    json(&libra(&a, &["--json", "send", &me, "--file", &own.display().to_string()]));
+    let again = dir.path().join("again.libra");
+    let path = again.display().to_string();
+    let wrote = json(&libra(&a, &["--json", "bundle", "export", &path, "--for", "Ben", "--with-files", "--full"]));
+    assert_eq!(wrote["files"], 1, "only the slides: {wrote}");
 }

@@ -34,11 +34,27 @@ fn replay(out: &mut Out, file: &Path) -> Result<u8> {
     // Per log: author, where its chain stands, the rows shown, the first failure.
     type Replayed = ([u8; 32], Option<ChainPoint>, Vec<Value>, Option<String>);
     let mut logs: Vec<Replayed> = Vec::new();
-    let read = read_bundle(
+    let mut blob_failures: Vec<String> = Vec::new();
+    let mut read = read_bundle(
         file,
         |_, _| {},
         |section| {
-            let Section::Entries(entries) = section else { return Ok(()) };
+            let entries = match section {
+                Section::Entries(e) => e,
+                // A blob section is checked against its root (what only a file message can
+                // vouch for is not shown).
+                Section::Blob(p) => {
+                    if let Err(e) = crate::blob::decode_response(&p.root, p.size, &[p.range], p.bao) {
+                        blob_failures.push(format!(
+                            "blob {}: chunks {}..{} do not verify ({e})",
+                            hex::encode(&p.root[..6]),
+                            p.range.0,
+                            p.range.1
+                        ));
+                    }
+                    return Ok(());
+                }
+            };
             for e in entries {
                 let author = e.header().author.0;
                 let i = match logs.iter().position(|(a, ..)| *a == author) {
@@ -68,6 +84,7 @@ fn replay(out: &mut Out, file: &Path) -> Result<u8> {
             Ok(())
         },
     )?;
+    read.problems.extend(blob_failures);
     let verified = logs.iter().all(|(.., f)| f.is_none()) && read.complete && read.problems.is_empty();
     let v = json!({
         "file": file.display().to_string(),
@@ -229,7 +246,7 @@ fn export(
     // After the entries (a reader that does not know blob sections still takes every entry).
     let files = if with_files {
         let carried = |author: &[u8; 32], seq: u64| logs.contains(author) && seq >= start(author);
-        write_blobs(cx, &mut w, &mut toc, carried)?
+        write_blobs(cx, &mut w, &mut toc, if all { &[] } else { &recipients }, carried)?
     } else {
         0
     };
@@ -264,12 +281,24 @@ fn export(
 
 /// Writes a blob section for every 8 MiB of each complete blob whose message is carried;
 /// returns how many files.
-fn write_blobs(cx: &Cx, w: &mut impl Write, toc: &mut Toc, carried: impl Fn(&[u8; 32], u64) -> bool) -> Result<usize> {
+fn write_blobs(
+    cx: &Cx,
+    w: &mut impl Write,
+    toc: &mut Toc,
+    recipients: &[crate::identity::UserId],
+    carried: impl Fn(&[u8; 32], u64) -> bool,
+) -> Result<usize> {
     use crate::blob::{Request, Status};
     use crate::store::blobs::BlobState;
     let files = cx.read(|n| {
         let mut out = Vec::new();
         for f in n.store.files()?.into_iter().filter(|f| !f.deleted) {
+            // Only files of chats a recipient is in (with --all: every file): nobody carries
+            // blobs they cannot open, nor learns their sizes.
+            let members = n.chat(&f.row.chat.to_hex()).map(|c| c.users).unwrap_or_default();
+            if !recipients.is_empty() && !recipients.iter().any(|r| members.contains(r)) {
+                continue;
+            }
             if let Some(e) = n.store.get(&f.id)?
                 && carried(&e.header().author.0, e.header().seq)
             {
@@ -481,7 +510,8 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
     t.not_for_us += theirs.len();
     t.take(ingest(cx, ours)?);
     // Files: read again for the blob sections, now that every file message carried is known.
-    let files = if blob_sections > 0 { import_blobs(cx, file, &mut t.problems)? } else { 0 };
+    // (Blob sections no message here names are not taken: another reader's files.)
+    let (files, blobs_not_for_us) = if blob_sections > 0 { import_blobs(cx, file, &mut t.problems)? } else { (0, 0) };
     let rejected: Vec<Value> = t
         .report
         .rejected
@@ -499,6 +529,7 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
         "not_for_us": t.not_for_us,
         "forks": t.report.forks.len(),
         "files": files,
+        "blob_sections_not_for_us": blobs_not_for_us,
         "problems": t.problems,
     });
     out.set(&v, || {
@@ -531,13 +562,14 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
 /// Takes the blob sections of `file` whose blob a known file message names: each verified
 /// against the root (as a download's pieces are), written, recorded. Returns how many files
 /// became complete; a piece that does not verify is reported and costs only its range.
-fn import_blobs(cx: &Cx, file: &Path, problems: &mut Vec<String>) -> Result<usize> {
+fn import_blobs(cx: &Cx, file: &Path, problems: &mut Vec<String>) -> Result<(usize, usize)> {
     use crate::store::blobs::{BlobState, Partial};
+    // Files of messages here, not deleted, not from a blocked contact.
     let wanted: std::collections::BTreeMap<[u8; 32], u64> = cx.read(|n| {
         Ok(n.store
             .files()?
             .into_iter()
-            .filter(|f| !f.deleted)
+            .filter(|f| !f.deleted && !f.user.is_some_and(|u| n.store.contact_state(&u).is_ok_and(|s| s.blocked)))
             .map(|f| (f.row.file.root.0, f.row.file.blob_size()))
             .collect())
     })?;
@@ -582,9 +614,6 @@ fn import_blobs(cx: &Cx, file: &Path, problems: &mut Vec<String>) -> Result<usiz
             Ok(())
         },
     )?;
-    if not_asked > 0 {
-        problems.push(format!("{not_asked} blob sections no message here names were not taken"));
-    }
     let mut complete = 0;
     for (_, mut partial) in open {
         if partial.finish()? {
@@ -594,7 +623,7 @@ fn import_blobs(cx: &Cx, file: &Path, problems: &mut Vec<String>) -> Result<usiz
         }
     }
     cx.engine.files_changed();
-    Ok(complete)
+    Ok((complete, not_asked))
 }
 
 /// Ingests through the engine (validation as from a peer; acknowledgements and events follow),
