@@ -271,6 +271,9 @@ pub fn check_name(name: &str) -> Result<(), MessengerError> {
     Ok(())
 }
 
+/// The names in it are others' choices: escaped for a terminal here (errors are printed as
+/// they are).
 fn ambiguous(name: &str, candidates: Vec<String>) -> MessengerError {
-    MessengerError::Ambiguous { name: name.to_owned(), candidates: candidates.join("; ") }
+    let candidates: Vec<String> = candidates.iter().map(|c| crate::text::for_terminal(c)).collect();
+    MessengerError::Ambiguous { name: crate::text::for_terminal(name), candidates: candidates.join("; ") }
 }

@@ -103,14 +103,7 @@ fn replay(out: &mut Out, file: &Path) -> Result<u8> {
         for (a, _, rows, failure) in &logs {
             s += &format!("log {}\n", hex::encode(a));
             for r in rows {
-                s += &format!(
-                    "{:>6}  {}  {}  {:<14} {}\n",
-                    r["seq"],
-                    &r["id"].as_str().unwrap_or("")[..16],
-                    super::render::local(r["time"].as_str().unwrap_or("")),
-                    r["kind_name"].as_str().unwrap_or(""),
-                    r["payload"]
-                );
+                s += &super::render::entry_line(r);
             }
             if let Some(f) = failure {
                 s += &format!("VERIFICATION FAILED at {f}\n");
@@ -354,6 +347,9 @@ impl Tally {
 
 /// Entries not (yet) for this node kept for a second look at the end.
 const MAX_DEFERRED: usize = 100_000;
+/// ... and up to this many bytes of them (entries may be large: the count alone would allow
+/// gigabytes).
+const MAX_DEFERRED_BYTES: usize = 256 << 20;
 
 /// Reads exactly `buf.len()` bytes; `Ok(false)` at the end of the file (a cut).
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<bool> {
@@ -471,6 +467,7 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
     };
     let mut t = Tally::default();
     let mut deferred: Vec<Entry> = Vec::new();
+    let mut deferred_bytes = 0usize;
     let mut blob_sections = 0usize;
     let read = read_bundle(
         file,
@@ -490,8 +487,11 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
                 entries.into_iter().partition(|e| accept.contains(&e.header().author.0));
             // A log may become ours through a later section: kept for a second look, up to a
             // bound.
-            if deferred.len() + theirs.len() <= MAX_DEFERRED {
+            let bytes: usize =
+                theirs.iter().map(|e| e.signed_bytes.len() + e.payload.as_ref().map_or(0, Vec::len)).sum();
+            if deferred.len() + theirs.len() <= MAX_DEFERRED && deferred_bytes + bytes <= MAX_DEFERRED_BYTES {
                 deferred.extend(theirs);
+                deferred_bytes += bytes;
             } else {
                 t.not_for_us += theirs.len();
             }

@@ -244,14 +244,7 @@ fn replay(out: &mut Out, node: &Node, author: &str) -> Result<u8> {
     out.set(&v, || {
         let mut out = format!("log {}\n", v["author"].as_str().unwrap_or(""));
         for r in &rows {
-            out += &format!(
-                "{:>6}  {}  {}  {:<14} {}\n",
-                r["seq"],
-                &r["id"].as_str().unwrap_or("")[..16],
-                render::local(r["time"].as_str().unwrap_or("")),
-                r["kind_name"].as_str().unwrap_or(""),
-                r["payload"]
-            );
+            out += &render::entry_line(r);
         }
         out += &match &failure {
             None => format!("verified: {} entries, chain intact\n", rows.len()),

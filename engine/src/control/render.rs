@@ -71,3 +71,32 @@ pub fn bytes(n: u64) -> String {
     }
     if v < 10.0 { format!("{v:.1} {}", UNITS[unit]) } else { format!("{v:.0} {}", UNITS[unit]) }
 }
+
+/// One entry of `log replay` (a row of [`entry_json`]) as a line of text. The payload is what
+/// its author wrote: escaped for a terminal (JSON leaves DEL, C1 controls and bidi marks in).
+pub fn entry_line(r: &serde_json::Value) -> String {
+    format!(
+        "{:>6}  {}  {}  {:<14} {}\n",
+        r["seq"],
+        &r["id"].as_str().unwrap_or("")[..16],
+        local(r["time"].as_str().unwrap_or("")),
+        r["kind_name"].as_str().unwrap_or(""),
+        crate::text::for_terminal(&r["payload"].to_string())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_line_escapes_what_its_author_wrote() {
+        let r = serde_json::json!({
+            "seq": 3, "id": "ab".repeat(32), "time": "2026-01-01T00:00:00.000Z", "kind_name": "profile",
+            "payload": { "name": "Eve\u{202e}gnp.exe\u{7f}\u{9b}31m" },
+        });
+        let line = entry_line(&r);
+        assert!(!line.contains('\u{202e}') && !line.contains('\u{7f}') && !line.contains('\u{9b}'), "{line}");
+        assert!(line.contains("\\u{202e}"), "{line}");
+    }
+}
