@@ -521,6 +521,21 @@ impl eframe::App for LibraApp {
                 {
                     self.status = Some((format!("settings not saved: {e}"), true));
                 }
+                if let (Some(bytes), Some(engine)) = (crate::views::settings::downloads(ui, &self.snap), &self.engine) {
+                    let core = engine.core().clone();
+                    engine.act(move |n| {
+                        n.store.set_auto_download(bytes).map_err(|e| e.to_string())?;
+                        core.files_changed();
+                        Ok(if bytes == 0 {
+                            "files download only when you ask".into()
+                        } else {
+                            format!(
+                                "files up to {} download by themselves",
+                                libra_engine::control::render::bytes(bytes)
+                            )
+                        })
+                    });
+                }
                 if let Some(user) = crate::views::settings::blocked(ui, &self.snap) {
                     self.run_chat_actions(vec![ChatAction::Block { user, blocked: false }]);
                 }

@@ -197,6 +197,8 @@ pub struct Snapshot {
     pub invites: Vec<(String, u32, u64)>,
     /// The newest message from someone else, for notifications.
     pub newest_incoming: Option<crate::notify::Incoming>,
+    /// Files up to this size (bytes) download by themselves.
+    pub auto_download: u64,
     pub built_us: u128,
 }
 
@@ -233,6 +235,7 @@ impl Snapshot {
         let open = wanted.chat;
         let t = std::time::Instant::now();
         let mut s = Snapshot::default();
+        s.auto_download = node.store.auto_download().unwrap_or(libra_engine::store::DEFAULT_AUTO_DOWNLOAD);
         if let (Some(u), d) = (node.user_id(), node.device_id()) {
             s.me = Me {
                 name: node.name().unwrap_or_default(),

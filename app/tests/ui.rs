@@ -493,6 +493,20 @@ fn files_arrive_with_a_thumbnail_and_a_dropped_file_is_sent() {
     drop(h);
 }
 
+#[test]
+fn which_files_download_by_themselves_is_set_in_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut h, app, _) = ann_with(dir.path(), &[]);
+    h.get_by_label("Settings").click();
+    step_until(&mut h, "the download setting", |h| h.query_by_label("Download files by themselves:").is_some());
+    h.get_by_role(Role::ComboBox).click();
+    step_until(&mut h, "the choices", |h| h.query_by_label("only when I ask").is_some());
+    h.get_by_label("only when I ask").click();
+    step_until(&mut h, "the store to say so", |_| {
+        app.read(|n| n.store.auto_download().expect("read")).expect("read") == 0
+    });
+}
+
 /// A file dropped on the window, as the windowing system hands it over.
 #[derive(Debug)]
 struct Dropped(std::path::PathBuf);

@@ -49,6 +49,38 @@ pub fn ui(ui: &mut egui::Ui, s: &mut Settings, listening: Option<std::net::Socke
     changed
 }
 
+/// Which files download by themselves (kept in the store, as `libra file auto` sets it);
+/// returns a new limit in bytes when the user picks one.
+pub fn downloads(ui: &mut egui::Ui, snap: &crate::model::Snapshot) -> Option<u64> {
+    const CHOICES: [(u64, &str); 6] = [
+        (0, "only when I ask"),
+        (8 << 20, "up to 8 MiB"),
+        (32 << 20, "up to 32 MiB"),
+        (100 << 20, "up to 100 MiB"),
+        (500 << 20, "up to 500 MiB"),
+        (2 << 30, "up to 2 GiB"),
+    ];
+    let now = snap.auto_download;
+    let label = CHOICES
+        .iter()
+        .find(|(b, _)| *b == now)
+        .map_or_else(|| format!("up to {}", libra_engine::control::render::bytes(now)), |(_, l)| (*l).to_owned());
+    let mut picked = None;
+    ui.add_space(8.0);
+    ui.horizontal(|ui| {
+        ui.label("Download files by themselves:");
+        egui::ComboBox::from_id_salt("auto-download").selected_text(label).show_ui(ui, |ui| {
+            for (bytes, text) in CHOICES {
+                if ui.selectable_label(bytes == now, text).clicked() && bytes != now {
+                    picked = Some(bytes);
+                }
+            }
+        });
+    });
+    ui.label(RichText::new("Larger files wait until you press Download.").small().weak());
+    picked
+}
+
 /// Blocked contacts, each with Unblock; returns the one to unblock.
 pub fn blocked(ui: &mut egui::Ui, snap: &crate::model::Snapshot) -> Option<libra_engine::identity::UserId> {
     if snap.blocked.is_empty() {
