@@ -234,8 +234,10 @@ impl Snapshot {
     pub fn build(node: &Node, wanted: &Wanted, net: &NetView) -> Snapshot {
         let open = wanted.chat;
         let t = std::time::Instant::now();
-        let mut s = Snapshot::default();
-        s.auto_download = node.store.auto_download().unwrap_or(libra_engine::store::DEFAULT_AUTO_DOWNLOAD);
+        let mut s = Snapshot {
+            auto_download: node.store.auto_download().unwrap_or(libra_engine::store::DEFAULT_AUTO_DOWNLOAD),
+            ..Snapshot::default()
+        };
         if let (Some(u), d) = (node.user_id(), node.device_id()) {
             s.me = Me {
                 name: node.name().unwrap_or_default(),
