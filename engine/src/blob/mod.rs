@@ -121,6 +121,8 @@ pub enum BlobError {
     ResponseTooLong(u64),
     #[error("the file changed while it was read (expected {expected} bytes, read {read})")]
     Changed { expected: u64, read: u64 },
+    #[error("the file is being written already (a download or an import); try again when it ends")]
+    Busy,
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -86,7 +86,11 @@ impl Engine {
         let blobs = self.blobs();
         let state = blobs.state(&file.root.0);
         if state == BlobState::Missing {
-            drop(blobs.begin(&file.root.0, file.blob_size())?);
+            match blobs.begin(&file.root.0, file.blob_size()) {
+                // Being written already (a download or an import): asked for enough.
+                Ok(_) | Err(crate::blob::BlobError::Busy) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         if let Ok(mut t) = self.shared.transfers.lock() {
             t.tried.remove(&file.root.0);

@@ -113,6 +113,9 @@ impl Blobs {
         if size > blob::blob_size(MAX_FILE) {
             return Err(BlobError::TooLarge(size));
         }
+        // One writer per blob (a download and a bundle import of the same file would each
+        // record only their own ranges); released when the `Partial` is dropped.
+        let claim = Claim::take(&self.dir, root).ok_or(BlobError::Busy)?;
         let have = match self.have(root) {
             Some((s, have)) if s == size => have,
             // Verified pieces prove the blob's size (the root commits to it): a message that
@@ -141,6 +144,7 @@ impl Blobs {
             write_have(&self.path(root, "have"), size, &[])?;
         }
         Ok(Partial {
+            _claim: claim,
             root: *root,
             size,
             data,
@@ -266,6 +270,27 @@ impl Blobs {
     }
 }
 
+/// The blobs being written in this process (a store's data directory is open in one process).
+static WRITING: std::sync::Mutex<std::collections::BTreeSet<(PathBuf, [u8; 32])>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// The right to write one blob, held by its `Partial`.
+struct Claim(PathBuf, [u8; 32]);
+
+impl Claim {
+    fn take(dir: &Path, root: &[u8; 32]) -> Option<Claim> {
+        let mut w = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+        w.insert((dir.to_path_buf(), *root)).then(|| Claim(dir.to_path_buf(), *root))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut w = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+        w.remove(&(std::mem::take(&mut self.0), self.1));
+    }
+}
+
 fn is_complete(size: u64, have: &[(u64, u64)]) -> bool {
     let end = ChunkNum::chunks(size).0.max(1);
     chunk_ranges_of(have).is_superset(&ChunkRanges::from(ChunkNum(0)..ChunkNum(end)))
@@ -294,6 +319,7 @@ fn sync_dir(dir: Option<&Path>) {
 /// A download under way: verified parts are written as they land; [`Partial::persist`]
 /// records them once synced.
 pub struct Partial {
+    _claim: Claim,
     root: [u8; 32],
     size: u64,
     data: File,
@@ -412,6 +438,8 @@ mod tests {
         let file = a.import(&src).expect("import");
         let (root, size) = (file.root.0, file.blob_size());
         let mut partial = b.begin(&root, size).expect("begin");
+        // One writer at a time per blob.
+        assert!(matches!(b.begin(&root, size), Err(BlobError::Busy)));
         // Asked for but nothing here yet: answered as unknown (no one learns what we want).
         assert_eq!(b.serve(&Request { root, ranges: vec![(0, 16)] }).0, Status::Unknown);
         let mut pieces = crate::blob::Pieces::new(size, &[]);
