@@ -99,6 +99,18 @@ fn onboarding_creates_an_identity() {
     assert!(h.state().snap.me.user_id.starts_with("lu"));
 }
 
+/// Ann's app with its network up, and Ben (his own node), contacts of each other.
+fn ann_and_ben(dir: &std::path::Path) -> (Harness<'static, LibraApp>, Engine, Ben) {
+    let data = dir.join("me");
+    drop(Node::init(&data, "Ann").expect("init"));
+    let ben = ben(dir);
+    let mut h = harness(data);
+    step_until(&mut h, "the network", |h| h.state().engine().and_then(|e| e.listening()).is_some());
+    let app = h.state().engine().expect("engine").core().clone();
+    befriend(&app, ben.host.engine());
+    (h, app, ben)
+}
+
 /// Each engine adds the other's invite.
 fn befriend(a: &Engine, b: &Engine) {
     let ia = a.write(|n| n.invite(None, 1).expect("invite")).expect("write");
@@ -372,14 +384,7 @@ fn a_search_over_all_chats_opens_the_chat_at_the_message() {
 #[test]
 fn connecting_says_when_it_is_connected_and_errors_show_where_they_happen() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("me");
-    drop(Node::init(&data, "Ann").expect("init"));
-    let ben = ben(dir.path());
-    let mut h = harness(data);
-    step_until(&mut h, "the network", |h| h.state().engine().and_then(|e| e.listening()).is_some());
-    let app = h.state().engine().expect("engine").core().clone();
-    let bc = ben.host.engine().clone();
-    befriend(&app, &bc);
+    let (mut h, _, ben) = ann_and_ben(dir.path());
     let addr = ben.host.local_addr().expect("addr").to_string();
     h.state().engine().expect("engine").connect(addr.clone(), Some(ben.host.device()));
     step_until(&mut h, "connected", |h| h.query_by_label(&format!("connected to {addr}")).is_some());
@@ -445,14 +450,8 @@ fn a_bundle_dropped_on_the_window_is_imported() {
 #[test]
 fn files_arrive_with_a_thumbnail_and_a_dropped_file_is_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("me");
-    drop(Node::init(&data, "Ann").expect("init"));
-    let ben = ben(dir.path());
-    let mut h = harness(data);
-    step_until(&mut h, "the network", |h| h.state().engine().and_then(|e| e.listening()).is_some());
-    let app = h.state().engine().expect("engine").core().clone();
+    let (mut h, app, ben) = ann_and_ben(dir.path());
     let bc = ben.host.engine().clone();
-    befriend(&app, &bc);
     let addr = h.state().engine().and_then(|e| e.listening()).expect("listening");
     let (b, app_device) = (ben.host.clone(), app.device());
     ben.rt.spawn(async move {
