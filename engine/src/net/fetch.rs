@@ -50,11 +50,12 @@ impl Host {
 async fn fetcher(weak: std::sync::Weak<Host>) {
     let Some(mut events) = weak.upgrade().map(|h| h.engine.subscribe()) else { return };
     let active: Arc<Mutex<BTreeSet<[u8; 32]>>> = Arc::default();
+    let mut complete = BTreeSet::new();
     loop {
         let Some(host) = weak.upgrade().filter(|h| !h.closed.load(std::sync::atomic::Ordering::SeqCst)) else {
             return;
         };
-        start_wanted(&host, &active);
+        start_wanted(&host, &active, &mut complete);
         // Wake on what may make a download possible: a file stored or asked for, a peer up.
         let deadline = tokio::time::sleep(RETRY);
         tokio::pin!(deadline);
@@ -63,7 +64,12 @@ async fn fetcher(weak: std::sync::Weak<Host>) {
                 _ = &mut deadline => break,
                 e = events.recv() => match e {
                     // (Not on `Transfer`: its own progress reports.)
-                    Ok(Event::Stored { .. } | Event::Files) => break,
+                    Ok(Event::Stored { .. }) => break,
+                    // Asked for, or a setting changed: look at every blob again.
+                    Ok(Event::Files) => {
+                        complete.clear();
+                        break;
+                    }
                     // A new source: downloads that ended short may now finish.
                     Ok(Event::Peer { online: true, .. }) => {
                         host.engine.transfer_retry_all();
@@ -82,26 +88,39 @@ async fn fetcher(weak: std::sync::Weak<Host>) {
 }
 
 /// Starts downloads of wanted files that have a possible source and are not under way.
-fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>) {
+/// `complete` remembers the blobs found complete, so a scan reads the record of each blob only
+/// until it is complete: the cost of a scan is a read of the file rows.
+fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>, complete: &mut BTreeSet<[u8; 32]>) {
     let all = sources(host);
     if all.is_empty() {
         return;
     }
-    let Ok(Ok((files, auto, blocked))) = host.engine.read(|n| {
-        let files = n.store.files()?;
-        // Nothing is fetched for a blocked contact.
-        let blocked: BTreeSet<_> =
-            files.iter().filter_map(|f| f.user).filter(|u| n.store.contact_state(u).is_ok_and(|s| s.blocked)).collect();
-        Ok::<_, crate::store::StoreError>((files, n.store.auto_download()?, blocked))
+    let blobs = host.engine.blobs();
+    let Ok(Ok((files, auto))) = host.engine.read(|n| {
+        let mut files = Vec::new();
+        for (id, row) in n.store.file_rows()? {
+            if complete.contains(&row.file.root.0) {
+                continue;
+            }
+            if blobs.state(&row.file.root.0) == BlobState::Complete {
+                complete.insert(row.file.root.0);
+                continue;
+            }
+            // Nothing is fetched for a deleted message or a blocked contact.
+            let f = n.store.file_entry(id, row)?;
+            if f.deleted || f.user.is_some_and(|u| n.store.contact_state(&u).is_ok_and(|s| s.blocked)) {
+                continue;
+            }
+            files.push(f);
+        }
+        // Newest first.
+        files.sort_by_key(|f| std::cmp::Reverse(f.row.ts));
+        Ok::<_, crate::store::StoreError>((files, n.store.auto_download()?))
     }) else {
         return;
     };
-    let blobs = host.engine.blobs();
     let mut seen = BTreeSet::new();
     for f in files {
-        if f.deleted || f.user.is_some_and(|u| blocked.contains(&u)) {
-            continue;
-        }
         let file = f.row.file;
         // A message that claims another size than the verified pieces prove is ignored.
         if blobs.have(&file.root.0).is_some_and(|(s, h)| !h.is_empty() && s != file.blob_size()) {
@@ -118,7 +137,10 @@ fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>) {
             continue;
         }
         let wanted = match blobs.state(&file.root.0) {
-            BlobState::Complete => false,
+            BlobState::Complete => {
+                complete.insert(file.root.0);
+                false
+            }
             BlobState::Partial(_) => true,
             BlobState::Missing => auto > 0 && file.size <= auto,
         };

@@ -32,23 +32,35 @@ impl Store {
 
     /// Every file of every chat, newest first.
     pub fn files(&self) -> Result<Vec<FileEntry>, StoreError> {
+        let mut out =
+            self.file_rows()?.into_iter().map(|(id, row)| self.file_entry(id, row)).collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| b.row.ts.cmp(&a.row.ts).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// The `f` rows alone (one read each, in key order): for scans that look further only at
+    /// some of them.
+    pub fn file_rows(&self) -> Result<Vec<(EntryId, FileRow)>, StoreError> {
         let mut out = Vec::new();
         for item in self.chats.prefix(b"f") {
             let (k, v) = item.into_inner()?;
             let Some(id) = k.get(1..33).and_then(|b| <[u8; 32]>::try_from(b).ok()) else { continue };
             let row: FileRow = codec::decode(&v).map_err(|_| StoreError::Corrupt("file row".into()))?;
-            let id = EntryId(codec::Bytes(id));
-            let msg = self.chats.get(view::key(&[b"m", &row.chat.0.0, &row.ts.to_be_bytes(), id.as_bytes()]))?;
-            let user = msg.and_then(|m| codec::decode::<MsgRow>(&m).ok()).and_then(|m| m.user);
-            let mut deleted = false;
-            for d in self.chats.prefix(view::key(&[b"d", id.as_bytes()])) {
-                let who = d.value()?;
-                deleted |= user.is_some_and(|u| u.as_bytes()[..] == who[..]);
-            }
-            out.push(FileEntry { id, row, user, deleted });
+            out.push((EntryId(codec::Bytes(id)), row));
         }
-        out.sort_by(|a, b| b.row.ts.cmp(&a.row.ts).then(a.id.cmp(&b.id)));
         Ok(out)
+    }
+
+    /// A file row with its sender and whether its message was deleted.
+    pub fn file_entry(&self, id: EntryId, row: FileRow) -> Result<FileEntry, StoreError> {
+        let msg = self.chats.get(view::key(&[b"m", &row.chat.0.0, &row.ts.to_be_bytes(), id.as_bytes()]))?;
+        let user = msg.and_then(|m| codec::decode::<MsgRow>(&m).ok()).and_then(|m| m.user);
+        let mut deleted = false;
+        for d in self.chats.prefix(view::key(&[b"d", id.as_bytes()])) {
+            let who = d.value()?;
+            deleted |= user.is_some_and(|u| u.as_bytes()[..] == who[..]);
+        }
+        Ok(FileEntry { id, row, user, deleted })
     }
 
     /// Largest file (bytes) fetched without being asked for.
