@@ -396,15 +396,18 @@ impl eframe::App for LibraApp {
                 engine.bundle(libra_engine::control::BundleCommand::Import { file: path.display().to_string() });
                 continue;
             }
-            // Dropped on an open chat: sent to it.
-            if self.tab == Tab::Chats
+            // An invite's QR code fills in the invite (never sent anywhere); anything else
+            // dropped on an open chat is sent to it.
+            let invite = crate::qr_import::invite_from_png(&path);
+            if invite.is_err()
+                && self.tab == Tab::Chats
                 && let (Some((_, key)), Some(engine)) = (&self.chats.open, &self.engine)
                 && path.is_file()
             {
                 engine.send_file(key.clone(), path);
                 continue;
             }
-            match crate::qr_import::invite_from_png(&path) {
+            match invite {
                 Ok(text) => {
                     self.connect.invite = text;
                     self.tab = Tab::Connect;

@@ -447,13 +447,17 @@ impl Drop for Engine {
 
 /// Exports `file` into `dir` under its own name, or "name (2).ext" and so on if taken.
 fn save_into(core: &Core, file: &libra_engine::blob::FileRef, dir: &Path) -> Result<PathBuf, String> {
-    let (stem, ext) = match file.name.rsplit_once('.') {
+    let safe = libra_engine::blob::safe_file_name(&file.name);
+    let (stem, ext) = match safe.rsplit_once('.') {
         Some((s, e)) if !s.is_empty() => (s.to_owned(), format!(".{e}")),
-        _ => (file.name.clone(), String::new()),
+        _ => (safe.clone(), String::new()),
     };
     for i in 1..1000 {
-        let name = if i == 1 { file.name.clone() } else { format!("{stem} ({i}){ext}") };
+        let name = if i == 1 { safe.clone() } else { format!("{stem} ({i}){ext}") };
         let path = dir.join(name);
+        if path.parent() != Some(dir) {
+            return Err(format!("{}: not a name to save under", file.name));
+        }
         match core.blobs().export(file, &path) {
             Ok(()) => return Ok(path),
             Err(libra_engine::blob::BlobError::Io(e)) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

@@ -28,12 +28,14 @@ pub struct Thumbs {
     cache: HashMap<[u8; 32], Thumb>,
     tx: Sender<Done>,
     rx: Receiver<Done>,
+    /// The decoding thread's queue, once started.
+    worker: Option<Sender<(FileRef, PathBuf, egui::Context)>>,
 }
 
 impl Default for Thumbs {
     fn default() -> Thumbs {
         let (tx, rx) = channel();
-        Thumbs { dir: None, cache: HashMap::new(), tx, rx }
+        Thumbs { dir: None, cache: HashMap::new(), tx, rx, worker: None }
     }
 }
 
@@ -61,11 +63,20 @@ impl Thumbs {
             return None;
         }
         self.cache.insert(f.root.0, Thumb::Loading);
-        let (tx, f, ctx) = (self.tx.clone(), f.clone(), ctx.clone());
-        std::thread::spawn(move || {
-            let _ = tx.send((f.root.0, make(&Blobs::new(&dir), &f)));
-            ctx.request_repaint();
+        // One picture decoded at a time, on one worker thread (a chat of many pictures must not
+        // decode them all at once).
+        let worker = self.worker.get_or_insert_with(|| {
+            let (jobs, rx) = channel::<(FileRef, PathBuf, egui::Context)>();
+            let done = self.tx.clone();
+            std::thread::spawn(move || {
+                for (f, dir, ctx) in rx {
+                    let _ = done.send((f.root.0, make(&Blobs::new(&dir), &f)));
+                    ctx.request_repaint();
+                }
+            });
+            jobs
         });
+        let _ = worker.send((f.clone(), dir, ctx.clone()));
         None
     }
 }
@@ -73,7 +84,15 @@ impl Thumbs {
 fn make(blobs: &Blobs, f: &FileRef) -> Result<ColorImage, String> {
     let mut bytes = Vec::with_capacity(f.size as usize);
     blobs.read_into(f, &mut bytes).map_err(|e| e.to_string())?;
-    let img = image::load_from_memory(&bytes).map_err(|e| e.to_string())?;
+    // A small file can claim a huge picture: decoding is bounded, not only the file.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(12_000);
+    limits.max_image_height = Some(12_000);
+    limits.max_alloc = Some(160 << 20);
+    let mut reader =
+        image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(|e| e.to_string())?;
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| e.to_string())?;
     let small = img.thumbnail(SIDE, SIDE).to_rgba8();
     let size = [small.width() as usize, small.height() as usize];
     Ok(ColorImage::from_rgba_unmultiplied(size, small.as_raw()))

@@ -79,6 +79,26 @@ pub fn check_name(name: &str) -> Result<(), BlobError> {
     Ok(())
 }
 
+/// A file name safe to create in a folder on any system: characters Windows gives a meaning
+/// (drive letters, streams, wildcards, device names) or that no system allows become `_`,
+/// trailing dots and spaces go. The name a message carries is someone else's choice.
+pub fn safe_file_name(name: &str) -> String {
+    let mut out: String =
+        name.chars().map(|c| if c.is_control() || r#"<>:"/\|?*"#.contains(c) { '_' } else { c }).collect();
+    while out.ends_with(['.', ' ']) {
+        out.pop();
+    }
+    let stem = out.split('.').next().unwrap_or("").trim().to_ascii_uppercase();
+    let reserved = ["CON", "PRN", "AUX", "NUL"].contains(&stem.as_str())
+        || (stem.len() == 4
+            && (stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.as_bytes()[3].is_ascii_digit());
+    if reserved || out.is_empty() {
+        out.insert(0, '_');
+    }
+    out
+}
+
 /// The media type of a file name, from its extension (what receivers use to decide how to show
 /// it; never trusted for anything else).
 pub fn media_type_of(name: &str) -> &'static str {
@@ -125,4 +145,21 @@ pub enum BlobError {
     Busy,
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_file_name;
+
+    #[test]
+    fn names_from_messages_become_safe_to_save_anywhere() {
+        assert_eq!(safe_file_name("holiday.jpg"), "holiday.jpg");
+        assert_eq!(safe_file_name("C:version.dll"), "C_version.dll");
+        assert_eq!(safe_file_name("a:b<c>|?*\"d"), "a_b_c_____d");
+        assert_eq!(safe_file_name("NUL.txt"), "_NUL.txt");
+        assert_eq!(safe_file_name("com1"), "_com1");
+        assert_eq!(safe_file_name("notes. . "), "notes");
+        assert_eq!(safe_file_name("..."), "_");
+        assert_eq!(safe_file_name("湖.png"), "湖.png");
+    }
 }

@@ -34,6 +34,8 @@ pub fn verified_bytes(have: &[(u64, u64)], size: u64) -> u64 {
 pub struct Pieces {
     missing: ChunkRanges,
     taken: ChunkRanges,
+    /// Chunks in the blob.
+    end: u64,
 }
 
 impl Pieces {
@@ -42,7 +44,7 @@ impl Pieces {
         let end = ChunkNum::chunks(size).0.max(1);
         let mut missing = ChunkRanges::from(ChunkNum(0)..ChunkNum(end));
         missing.difference_with(&chunk_ranges_of(have));
-        Pieces { missing, taken: ChunkRanges::empty() }
+        Pieces { missing, taken: ChunkRanges::empty(), end }
     }
 
     pub fn done(&self) -> bool {
@@ -60,12 +62,22 @@ impl Pieces {
     }
 
     /// Takes the next piece nobody is fetching outside `avoid` (what a source said it lacks).
+    /// The piece with the blob's last chunk comes first: it is the one that proves the size the
+    /// message claims.
     pub fn take_avoiding(&mut self, avoid: &[(u64, u64)]) -> Option<(u64, u64)> {
         let mut free = self.missing.clone();
         free.difference_with(&self.taken);
         free.difference_with(&chunk_ranges_of(avoid));
-        let (s, e) = *pairs_of(&free).first()?;
         let group = 1u64 << BLOCK.chunk_log();
+        let last = self.end - 1;
+        if free.contains(&ChunkNum(last)) {
+            let s = (last / group * group).saturating_sub(MAX_REQUEST_CHUNKS - group);
+            let s =
+                pairs_of(&free).iter().find(|&&(a, b)| a <= last && last < b).map_or(s, |&(a, _)| s.max(a - a % group));
+            self.taken.union_with(&ChunkRanges::from(ChunkNum(s)..ChunkNum(self.end)));
+            return Some((s, self.end));
+        }
+        let (s, e) = *pairs_of(&free).first()?;
         // Missing ranges start and end on groups (they are what verified groups left), except
         // the blob's end.
         let s = s - s % group;

@@ -111,6 +111,7 @@ impl Engine {
 
     /// The driver's report on a download (`None` once it ended).
     pub(crate) fn transfer_update(&self, root: [u8; 32], t: Option<Transfer>) {
+        let ended = t.is_none();
         if let Ok(mut all) = self.shared.transfers.lock() {
             match t {
                 Some(t) => {
@@ -122,7 +123,8 @@ impl Engine {
                 }
             }
         }
-        self.emit(Event::Transfer);
+        // A download that ended frees a place: the fetcher looks again (`Files`).
+        self.emit(if ended { Event::Files } else { Event::Transfer });
     }
 
     /// The driver's progress report on a download under way.
@@ -137,7 +139,8 @@ impl Engine {
         }
     }
 
-    /// `device` sent a piece of `root` that did not verify.
+    /// `device` sent a piece that did not verify, of the blob (at the size a message claims)
+    /// that `root` names.
     pub(crate) fn transfer_bad_source(&self, root: [u8; 32], device: [u8; 32]) {
         if let Ok(mut t) = self.shared.transfers.lock() {
             t.bad.retain(|_, at| at.elapsed() < BAD_SOURCE_FOR);

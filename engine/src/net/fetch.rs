@@ -119,14 +119,13 @@ fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>, compl
     }) else {
         return;
     };
-    let mut seen = BTreeSet::new();
     for f in files {
         let file = f.row.file;
-        // A message that claims another size than the verified pieces prove is ignored.
-        if blobs.have(&file.root.0).is_some_and(|(s, h)| !h.is_empty() && s != file.blob_size()) {
-            continue;
-        }
-        if !seen.insert(file.root.0) {
+        // A message that claims another size than a verified last chunk proves is ignored.
+        if blobs
+            .have(&file.root.0)
+            .is_some_and(|(s, h)| s != file.blob_size() && crate::store::blobs::size_proven(s, &h))
+        {
             continue;
         }
         let Ok(mut now) = active.lock() else { return };
@@ -147,8 +146,11 @@ fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>, compl
         if !wanted || host.engine.transfer_tried(&file.root.0).is_some_and(|t| t.elapsed() < RETRY) {
             continue;
         }
-        let sources: Vec<_> =
-            all.iter().filter(|(d, _)| !host.engine.transfer_is_bad(&file.root.0, d)).copied().collect();
+        let sources: Vec<_> = all
+            .iter()
+            .filter(|(d, _)| !host.engine.transfer_is_bad(&bad_key(&file.root.0, file.blob_size()), d))
+            .copied()
+            .collect();
         if sources.is_empty() {
             continue;
         }
@@ -264,7 +266,7 @@ async fn from_source(
     let processor = tokio::task::spawn_blocking(move || -> Result<(), NetError> {
         while let Some((piece, body)) = rx.blocking_recv() {
             let stored = blob::decode_response(&root, size, &[piece], &body)
-                .map_err(|e| misbehaved(&phost, root, device, e.to_string()))
+                .map_err(|e| misbehaved(&phost, bad_key(&root, size), device, e.to_string()))
                 .and_then(|items| store_piece(&pjob, piece, &items, size));
             match stored {
                 Ok(Some(t)) => phost.engine.transfer_update_live(root, t),
@@ -322,10 +324,17 @@ async fn from_source(
                 Some(Status::Refused) if len == 0 => {
                     return Err(NetError::Stream("the source refused the request".into()));
                 }
-                _ => return Err(misbehaved(host, root, device, format!("status {} with {len} bytes", head[0]))),
+                _ => {
+                    return Err(misbehaved(
+                        host,
+                        bad_key(&root, size),
+                        device,
+                        format!("status {} with {len} bytes", head[0]),
+                    ));
+                }
             }
             if len > MAX_RESPONSE || len != blob::max_response_len(size, &[piece]) {
-                return Err(misbehaved(host, root, device, format!("a response of {len} bytes")));
+                return Err(misbehaved(host, bad_key(&root, size), device, format!("a response of {len} bytes")));
             }
             let mut body = vec![0u8; len as usize];
             read(&mut recv, &mut body).await?;
@@ -387,9 +396,18 @@ async fn read(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), NetErr
         .map_err(stream)
 }
 
+/// What a bad source is remembered under: the blob at the size a message claims (a message
+/// with a wrong size makes honest sources fail; they stay good for the right one).
+fn bad_key(root: &[u8; 32], size: u64) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(root);
+    h.update(&size.to_be_bytes());
+    *h.finalize().as_bytes()
+}
+
 /// A source sent what does not verify: it is not asked for this blob again for a while.
-fn misbehaved(host: &Host, root: [u8; 32], device: [u8; 32], why: String) -> NetError {
-    host.engine.transfer_bad_source(root, device);
+fn misbehaved(host: &Host, key: [u8; 32], device: [u8; 32], why: String) -> NetError {
+    host.engine.transfer_bad_source(key, device);
     NetError::Stream(format!("a source sent a bad piece: {why}"))
 }
 
