@@ -93,10 +93,18 @@ async fn serve_stream(engine: &Engine, send: quinn::SendStream, mut recv: quinn:
     read.and(written)
 }
 
+/// Writes one answer; a peer that stops reading for [`REQUEST_IDLE`] loses the stream (it
+/// would otherwise hold the answers prepared for it).
 async fn respond(send: &mut quinn::SendStream, status: Status, bytes: &[u8]) -> Result<(), NetError> {
     let mut head = [0u8; 5];
     head[0] = status as u8;
     head[1..].copy_from_slice(&(bytes.len() as u32).to_be_bytes());
-    send.write_all(&head).await.map_err(|e| NetError::Stream(e.to_string()))?;
-    send.write_all(bytes).await.map_err(|e| NetError::Stream(e.to_string()))
+    let write = async {
+        send.write_all(&head).await?;
+        send.write_all(bytes).await
+    };
+    tokio::time::timeout(REQUEST_IDLE, write)
+        .await
+        .map_err(|_| NetError::Timeout(REQUEST_IDLE))?
+        .map_err(|e| NetError::Stream(e.to_string()))
 }

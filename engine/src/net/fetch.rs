@@ -146,9 +146,14 @@ fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>, compl
         if !wanted || host.engine.transfer_tried(&file.root.0).is_some_and(|t| t.elapsed() < RETRY) {
             continue;
         }
+        // Only the chat's members' devices and our own are asked (others would learn the root
+        // and size of a file they cannot open).
+        let members = chat_devices(host, &f.row.chat);
         let sources: Vec<_> = all
             .iter()
-            .filter(|(d, _)| !host.engine.transfer_is_bad(&bad_key(&file.root.0, file.blob_size()), d))
+            .filter(|(d, _)| {
+                members.contains(d) && !host.engine.transfer_is_bad(&bad_key(&file.root.0, file.blob_size()), d)
+            })
             .copied()
             .collect();
         if sources.is_empty() {
@@ -170,6 +175,21 @@ fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>, compl
             host.engine.transfer_update(root, None);
         });
     }
+}
+
+/// The devices of a chat's members (ourselves included), as this node knows them.
+fn chat_devices(host: &Host, chat: &crate::messaging::ChatId) -> BTreeSet<[u8; 32]> {
+    host.engine
+        .read(|n| {
+            let users = n.chat(&chat.to_hex()).map(|c| c.users).unwrap_or_default();
+            users
+                .iter()
+                .filter_map(|u| n.device_certs(u).ok())
+                .flatten()
+                .map(|c| *c.body.device.as_bytes())
+                .collect::<BTreeSet<_>>()
+        })
+        .unwrap_or_default()
 }
 
 /// Connected peers that can be dialled for blobs (a relayed peer has no path of its own).

@@ -53,6 +53,8 @@ struct Serving {
 impl ProtocolHandler for Serving {
     fn accept(&self, conn: quinn::Connection) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let (blobs, spoil, served, delay) = (self.engine.blobs(), self.spoil, self.served.clone(), self.delay);
+        // A connection counts too: being dialled for a file tells the peer one is wanted.
+        served.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             while let Ok((mut send, mut recv)) = conn.accept_bi().await {
                 loop {
@@ -67,7 +69,9 @@ impl ProtocolHandler for Serving {
                     let Ok(req) = Request::decode(&body) else { break };
                     tokio::time::sleep(delay).await;
                     let (status, mut bytes) = blobs.serve(&req);
-                    served.fetch_add(bytes.len() as u64, Ordering::SeqCst);
+                    // Bytes served, plus one per request (so that a request answered with
+                    // nothing still counts).
+                    served.fetch_add(bytes.len() as u64 + 1, Ordering::SeqCst);
                     spoil(&mut bytes);
                     let mut head = vec![status as u8];
                     head.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
@@ -243,4 +247,24 @@ async fn a_cut_download_resumes_without_fetching_verified_pieces_again() {
     let after = served.load(Ordering::SeqCst) - before;
     assert!(after < size - kept + (size / 50), "refetched {after} of {size} bytes though {kept} were verified");
     assert_eq!(exported(&b, &file, dir.path(), "big.bin"), bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_chats_members_are_asked_for_its_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (host(dir.path(), "ann"), host(dir.path(), "ben"));
+    let asked = Arc::new(AtomicU64::new(0));
+    let counter = asked.clone();
+    // Cid is Ben's contact, connected to him, but not in Ann and Ben's chat.
+    let c = host_serving(dir.path(), "cid", move |engine| {
+        Arc::new(Serving { engine, spoil: |_| {}, served: counter, delay: Duration::ZERO }) as Arc<dyn ProtocolHandler>
+    });
+    befriend(&a, &b);
+    befriend(&b, &c);
+    live(&b, &c);
+    wait_long("Cid online at Ben", 10, || b.online().contains_key(&c.device())).await;
+    live(&b, &a);
+    let file = send(&a, dir.path(), &user(&b), &content(200_000, 5), "private.pdf");
+    wait_long("the file at Ben", 30, || complete(&b, &file)).await;
+    assert_eq!(asked.load(Ordering::SeqCst), 0, "Cid learned of the file");
 }
