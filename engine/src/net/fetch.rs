@@ -392,17 +392,24 @@ fn store_piece(
     let got = blob::verified_bytes(&[piece], size);
     j.unsynced += got;
     j.fetched += got;
+    // The sync runs after the lock is let go: the network tasks take it for every piece.
+    let mut persist = None;
     if j.unsynced >= PERSIST_EVERY || j.synced_at.elapsed() >= PERSIST_AFTER {
-        j.partial.persist().map_err(|e| NetError::Stream(e.to_string()))?;
+        persist = Some(j.partial.persist_later().map_err(|e| NetError::Stream(e.to_string()))?);
         j.unsynced = 0;
         j.synced_at = Instant::now();
     }
     let due = j.reported.is_none_or(|t| t.elapsed() >= Duration::from_millis(250));
-    Ok(due.then(|| {
+    let report = due.then(|| {
         j.reported = Some(Instant::now());
         let secs = j.started.elapsed().as_secs_f64().max(1e-3);
         Transfer { have: j.partial.verified_bytes(), size, rate: j.fetched as f64 / secs, sources: j.sources }
-    }))
+    });
+    drop(j);
+    if let Some(p) = persist {
+        p.run().map_err(|e| NetError::Stream(e.to_string()))?;
+    }
+    Ok(report)
 }
 
 fn lock(job: &Mutex<Job>) -> Result<std::sync::MutexGuard<'_, Job>, NetError> {

@@ -321,6 +321,24 @@ fn sync_dir(dir: Option<&Path>) {
     let _ = dir;
 }
 
+/// A record to write once the data and hashes under it are synced (see
+/// [`Partial::persist_later`]).
+pub struct Persist {
+    data: File,
+    ob: File,
+    have: Vec<(u64, u64)>,
+    size: u64,
+    path: PathBuf,
+}
+
+impl Persist {
+    pub fn run(self) -> Result<(), BlobError> {
+        self.data.sync_data()?;
+        self.ob.sync_data()?;
+        write_have(&self.path, self.size, &self.have)
+    }
+}
+
 /// A download under way: verified parts are written as they land; [`Partial::persist`]
 /// records them once synced.
 pub struct Partial {
@@ -373,6 +391,19 @@ impl Partial {
         self.data.sync_data()?;
         self.ob.sync()?;
         write_have(&self.have_path, self.size, &self.have())
+    }
+
+    /// [`Partial::persist`] to run later, without this `Partial` (so writers of other pieces
+    /// need not wait for the disk): what is verified now, and handles to sync first. Run after
+    /// a newer one, it records less than the newer did, never more than is on disk.
+    pub fn persist_later(&self) -> Result<Persist, BlobError> {
+        Ok(Persist {
+            data: self.data.try_clone()?,
+            ob: self.ob.data.try_clone()?,
+            have: self.have(),
+            size: self.size,
+            path: self.have_path.clone(),
+        })
     }
 
     pub fn is_complete(&self) -> bool {
