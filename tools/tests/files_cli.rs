@@ -1,13 +1,12 @@
 //! Files through the CLI: `send --file`, `file list`, `file get` (which brings the network up
 //! for itself when the file is not here yet), `file auto`, and clear errors for bad input.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Child;
 
-fn libra(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
-}
+mod netns;
+
+use netns::{libra, serve_local as serve};
 
 fn ok(data: &Path, args: &[&str]) -> String {
     let out = libra(data, args);
@@ -19,22 +18,6 @@ fn json(data: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     serde_json::from_str(&ok(data, &all)).expect("json")
-}
-
-/// `libra serve` on a free loopback port; returns the child and its address.
-fn serve(data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_libra"))
-        .arg("--data")
-        .arg(data)
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-lan"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("banner");
-    let addr = first.trim().strip_prefix("listening on ").expect("banner").to_owned();
-    (child, addr)
 }
 
 /// Ann (serving, her address in her invite) and Ben, contacts of each other.

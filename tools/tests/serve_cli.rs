@@ -1,31 +1,20 @@
 //! `libra serve` stops cleanly on Ctrl-C: promptly, with everything it acknowledged on disk and
 //! the store released for the next command.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn libra(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
-}
+mod netns;
+
+use netns::{libra, serve_local};
 
 #[test]
 fn serve_stops_on_ctrl_c_with_what_it_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("ann");
     assert!(libra(&data, &["init", "--name", "Ann"]).status.success());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_libra"))
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-lan"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("banner");
-    assert!(first.starts_with("listening on"), "{first}");
+    // Its banner says where it listens (serve_local fails the test otherwise).
+    let (mut child, _) = serve_local(&data);
     // Written through the running node (forwarded), acknowledged before the signal.
     let inv = libra(&dir.path().join("ben-init"), &["init", "--name", "Ben"]);
     assert!(inv.status.success());

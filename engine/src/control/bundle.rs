@@ -569,7 +569,7 @@ fn import_blobs(cx: &Cx, file: &Path, problems: &mut Vec<String>) -> Result<(usi
         Ok(n.store
             .files()?
             .into_iter()
-            .filter(|f| !f.deleted && !f.user.is_some_and(|u| n.store.contact_state(&u).is_ok_and(|s| s.blocked)))
+            .filter(|f| n.store.file_visible(f))
             .map(|f| (f.row.file.root.0, f.row.file.blob_size()))
             .collect())
     })?;

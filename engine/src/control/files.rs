@@ -1,6 +1,7 @@
 //! `libra send --file`, `libra file list|get|auto`: files as the chats projection knows them,
 //! their blobs' state here and the progress of downloads (spec/blobs.md).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 use super::render;
 use super::{Cx, FileCommand, Out};
 use crate::blob::FileRef;
+use crate::engine::Transfer;
 use crate::store::FileEntry;
 use crate::store::blobs::BlobState;
 use crate::text::for_terminal;
@@ -56,22 +58,20 @@ pub fn file_json(f: &FileRef) -> Value {
     })
 }
 
-fn state_json(cx: &Cx, f: &FileRef) -> Value {
-    let transfers = cx.engine.transfers();
+fn state_json(cx: &Cx, transfers: &BTreeMap<[u8; 32], Transfer>, f: &FileRef) -> Value {
     let t = transfers.get(&f.root.0);
     let blob_size = f.blob_size().max(1);
     // Verified bytes are of the encrypted blob; shown as the share of the file they cover.
     let (state, blob_have) = match cx.engine.blobs().state(&f.root.0) {
         BlobState::Complete => ("complete", blob_size),
-        BlobState::Partial(n) if t.is_some() => ("downloading", n.min(blob_size)),
-        BlobState::Partial(n) => ("partial", n.min(blob_size)),
+        BlobState::Partial(n) if t.is_some() => ("downloading", n),
+        BlobState::Partial(n) => ("partial", n),
         BlobState::Missing => ("not downloaded", 0),
     };
-    let share = blob_have as f64 / blob_size as f64;
     json!({
         "state": state,
-        "have": (share * f.size as f64) as u64,
-        "percent": (share * 100.0).round(),
+        "have": file_bytes(f, blob_have),
+        "percent": (blob_have.min(blob_size) as f64 * 100.0 / blob_size as f64).round(),
         "rate": t.map(|t| t.rate.round()),
         "eta_secs": t.and_then(|t| t.eta_secs()),
         "sources": t.map(|t| t.sources),
@@ -81,6 +81,7 @@ fn state_json(cx: &Cx, f: &FileRef) -> Value {
 
 fn list(cx: &Cx, out: &mut Out) -> Result<u8> {
     let files = shown(cx)?;
+    let transfers = cx.engine.transfers();
     let rows: Vec<Value> = files
         .iter()
         .map(|e| {
@@ -88,7 +89,7 @@ fn list(cx: &Cx, out: &mut Out) -> Result<u8> {
             v["message"] = json!(e.id.to_hex());
             v["chat"] = json!(e.row.chat.to_hex());
             v["time"] = json!(render::time(crate::clock::physical_ms(e.row.ts)));
-            if let (Some(o), Value::Object(s)) = (v.as_object_mut(), state_json(cx, &e.row.file)) {
+            if let (Some(o), Value::Object(s)) = (v.as_object_mut(), state_json(cx, &transfers, &e.row.file)) {
                 o.extend(s);
             }
             v
@@ -127,7 +128,7 @@ fn file_bytes(file: &FileRef, blob_bytes: u64) -> u64 {
 fn shown(cx: &Cx) -> Result<Vec<FileEntry>> {
     cx.read(|n| {
         let mut files = n.store.files()?;
-        files.retain(|e| !e.deleted && !e.user.is_some_and(|u| n.store.contact_state(&u).is_ok_and(|s| s.blocked)));
+        files.retain(|e| n.store.file_visible(e));
         Ok(files)
     })
 }

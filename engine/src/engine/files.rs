@@ -127,11 +127,6 @@ impl Engine {
         self.emit(if ended { Event::Files } else { Event::Transfer });
     }
 
-    /// The driver's progress report on a download under way.
-    pub(crate) fn transfer_update_live(&self, root: [u8; 32], t: Transfer) {
-        self.transfer_update(root, Some(t));
-    }
-
     /// Forgets when downloads ended short (a new source appeared).
     pub(crate) fn transfer_retry_all(&self) {
         if let Ok(mut t) = self.shared.transfers.lock() {

@@ -102,30 +102,27 @@ fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>, compl
             if complete.contains(&row.file.root.0) {
                 continue;
             }
-            if blobs.state(&row.file.root.0) == BlobState::Complete {
+            let record = blobs.have(&row.file.root.0);
+            if BlobState::of(record.as_ref()) == BlobState::Complete {
                 complete.insert(row.file.root.0);
                 continue;
             }
             // Nothing is fetched for a deleted message or a blocked contact.
             let f = n.store.file_entry(id, row)?;
-            if f.deleted || f.user.is_some_and(|u| n.store.contact_state(&u).is_ok_and(|s| s.blocked)) {
-                continue;
+            if n.store.file_visible(&f) {
+                files.push((f, record));
             }
-            files.push(f);
         }
         // Newest first.
-        files.sort_by_key(|f| std::cmp::Reverse(f.row.ts));
+        files.sort_by_key(|(f, _)| std::cmp::Reverse(f.row.ts));
         Ok::<_, crate::store::StoreError>((files, n.store.auto_download()?))
     }) else {
         return;
     };
-    for f in files {
+    for (f, record) in files {
         let file = f.row.file;
         // A message that claims another size than a verified last chunk proves is ignored.
-        if blobs
-            .have(&file.root.0)
-            .is_some_and(|(s, h)| s != file.blob_size() && crate::store::blobs::size_proven(s, &h))
-        {
+        if record.as_ref().is_some_and(|(s, h)| *s != file.blob_size() && crate::store::blobs::size_proven(*s, h)) {
             continue;
         }
         let Ok(mut now) = active.lock() else { return };
@@ -135,11 +132,8 @@ fn start_wanted(host: &Arc<Host>, active: &Arc<Mutex<BTreeSet<[u8; 32]>>>, compl
         if now.contains(&file.root.0) {
             continue;
         }
-        let wanted = match blobs.state(&file.root.0) {
-            BlobState::Complete => {
-                complete.insert(file.root.0);
-                false
-            }
+        let wanted = match BlobState::of(record.as_ref()) {
+            BlobState::Complete => false,
             BlobState::Partial(_) => true,
             BlobState::Missing => auto > 0 && file.size <= auto,
         };
@@ -289,7 +283,7 @@ async fn from_source(
                 .map_err(|e| misbehaved(&phost, bad_key(&root, size), device, e.to_string()))
                 .and_then(|items| store_piece(&pjob, piece, &items, size));
             match stored {
-                Ok(Some(t)) => phost.engine.transfer_update_live(root, t),
+                Ok(Some(t)) => phost.engine.transfer_update(root, Some(t)),
                 Ok(None) => {}
                 Err(e) => {
                     // This piece and those queued behind it go back to the other sources.

@@ -30,6 +30,17 @@ pub enum BlobState {
     Complete,
 }
 
+impl BlobState {
+    /// The state a record ([`Blobs::have`]) describes.
+    pub fn of(record: Option<&(u64, Vec<(u64, u64)>)>) -> BlobState {
+        match record {
+            None => BlobState::Missing,
+            Some((size, have)) if is_complete(*size, have) => BlobState::Complete,
+            Some((size, have)) => BlobState::Partial(verified_bytes(have, *size)),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Blobs {
     dir: PathBuf,
@@ -100,11 +111,7 @@ impl Blobs {
     }
 
     pub fn state(&self, root: &[u8; 32]) -> BlobState {
-        match self.have(root) {
-            None => BlobState::Missing,
-            Some((size, have)) if is_complete(size, &have) => BlobState::Complete,
-            Some((size, have)) => BlobState::Partial(verified_bytes(&have, size)),
-        }
+        BlobState::of(self.have(root).as_ref())
     }
 
     /// Opens a download of the blob `root` of `size` bytes, resuming what is verified. Refused

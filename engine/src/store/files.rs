@@ -63,6 +63,12 @@ impl Store {
         Ok(FileEntry { id, row, user, deleted })
     }
 
+    /// Whether a file is offered to the user and fetched: not of a deleted message, not from a
+    /// blocked contact.
+    pub fn file_visible(&self, f: &FileEntry) -> bool {
+        !f.deleted && !f.user.is_some_and(|u| self.contact_state(&u).is_ok_and(|s| s.blocked))
+    }
+
     /// Largest file (bytes) fetched without being asked for.
     pub fn auto_download(&self) -> Result<u64, StoreError> {
         Ok(self

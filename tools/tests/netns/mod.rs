@@ -1,6 +1,6 @@
 //! Network namespaces for tests that need real networks: made by the test, always removed
-//! (also when it fails half-way), and `libra` nodes serving inside them. Needs root and
-//! iproute2 (iptables for NAT).
+//! (also when it fails half-way), and `libra` nodes serving inside them (or on loopback). The
+//! namespaces need root and iproute2 (iptables for NAT).
 
 #![allow(dead_code)]
 
@@ -25,6 +25,24 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `libra --data DATA serve` on a free loopback port, without LAN discovery: the child and
+/// the address its banner gives.
+pub fn serve_local(data: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_libra"))
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-lan"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("banner");
+    let addr = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("banner: {first}")).to_owned();
+    (child, addr)
 }
 
 /// `libra --data DATA serve --listen 0.0.0.0:7444 ARGS` inside namespace `ns`; its log (info)
