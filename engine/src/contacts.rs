@@ -244,10 +244,26 @@ impl Node {
     pub fn set_name(&mut self, name: &str) -> Result<(), MessengerError> {
         check_name(name)?;
         let Some(user) = self.secrets.user.as_ref() else { return Err(MessengerError::NoUserKey) };
+        // Only the device that created the identity writes the user log: one restored from the
+        // phrase may not hold its head, and a second writer would fork it (spec/devices.md).
+        if !self.creates_user_log()? {
+            return Err(MessengerError::NoUserKey);
+        }
         let signing = user.signing.clone();
         let payload = crate::payload::Payload::Profile(crate::payload::Profile { name: name.to_owned() });
         self.store.append(&signing, vec![payload.encoded()], crate::clock::wall_ms()).map_err(NodeError::from)?;
         Ok(())
+    }
+}
+
+impl Node {
+    /// Whether this device is the one `libra init` created with the identity: the user log's
+    /// certificate at seq 2 names it.
+    fn creates_user_log(&self) -> Result<bool, MessengerError> {
+        let Some(user) = self.user_id() else { return Ok(false) };
+        let Some(e) = self.store.get_at(user.as_bytes(), 2).map_err(NodeError::from)? else { return Ok(false) };
+        let cert = e.payload.as_deref().and_then(|p| crate::payload::Payload::decode(e.header().kind, p).ok());
+        Ok(matches!(cert, Some(crate::payload::Payload::DeviceCert(c)) if c.cert.body.device == self.device_id()))
     }
 }
 

@@ -81,16 +81,30 @@ impl UserKeys {
 
     /// Certifies a device as belonging to this user.
     pub fn certify(&self, device: &DeviceKeys, name: &str, issued_ms: u64) -> DeviceCert {
+        self.certify_key(device.id(), device.agreement_public(), name, issued_ms)
+    }
+
+    /// [`UserKeys::certify`] from the device's public keys (a device being linked keeps its
+    /// secrets).
+    pub fn certify_key(&self, device: DeviceId, agreement: [u8; 32], name: &str, issued_ms: u64) -> DeviceCert {
         let body = DeviceCertBody {
             version: 1,
             user: self.id(),
-            device: device.id(),
-            agreement: Bytes(device.agreement_public()),
+            device,
+            agreement: Bytes(agreement),
             name: name.to_owned(),
             issued_ms,
         };
         let signature = self.signing.sign(&body.signing_input());
         DeviceCert { body, signature: Bytes(signature.to_bytes()) }
+    }
+
+    /// Revokes a device: entries it signs after `last_seq` are refused everywhere.
+    pub fn revoke(&self, device: DeviceId, last_seq: u64, reason: &str, issued_ms: u64) -> Revocation {
+        let body =
+            RevocationBody { version: 1, user: self.id(), device, last_seq, issued_ms, reason: reason.to_owned() };
+        let signature = self.signing.sign(&body.signing_input());
+        Revocation { body, signature: Bytes(signature.to_bytes()) }
     }
 }
 
@@ -146,7 +160,7 @@ pub struct DeviceCert {
 pub enum CertError {
     #[error("unknown certificate version {0}")]
     UnknownVersion(u8),
-    #[error("device name longer than {MAX_DEVICE_NAME} bytes")]
+    #[error("device name (or revocation reason) too long")]
     NameTooLong,
     #[error("the user key is not a valid ed25519 key")]
     BadUserKey,
@@ -172,6 +186,53 @@ impl DeviceCert {
             return Err(CertError::UnknownVersion(self.body.version));
         }
         if self.body.name.len() > MAX_DEVICE_NAME {
+            return Err(CertError::NameTooLong);
+        }
+        let key = VerifyingKey::from_bytes(self.body.user.as_bytes()).map_err(|_| CertError::BadUserKey)?;
+        key.verify_strict(&self.body.signing_input(), &Signature::from_bytes(&self.signature.0))
+            .map_err(|_| CertError::BadSignature)
+    }
+}
+
+/// Signing context of revocations (spec/devices.md).
+pub const REVOKE_CONTEXT: &[u8] = b"libra-device-revoke-v1\0";
+/// Longest revocation reason, in bytes.
+pub const MAX_REASON: usize = 256;
+
+/// The signed part of a revocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationBody {
+    pub version: u8,
+    pub user: UserId,
+    pub device: DeviceId,
+    /// The device's last entry that stays valid; its later entries are refused.
+    pub last_seq: u64,
+    pub issued_ms: u64,
+    pub reason: String,
+}
+
+impl RevocationBody {
+    pub fn signing_input(&self) -> Vec<u8> {
+        let mut out = REVOKE_CONTEXT.to_vec();
+        codec::encode_into(self, &mut out);
+        out
+    }
+}
+
+/// A user's statement, signed with the user key, that a device no longer belongs to it. Like a
+/// certificate it proves itself, so it counts in whichever log carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub body: RevocationBody,
+    pub signature: Bytes<64>,
+}
+
+impl Revocation {
+    pub fn verify(&self) -> Result<(), CertError> {
+        if self.body.version != 1 {
+            return Err(CertError::UnknownVersion(self.body.version));
+        }
+        if self.body.reason.len() > MAX_REASON {
             return Err(CertError::NameTooLong);
         }
         let key = VerifyingKey::from_bytes(self.body.user.as_bytes()).map_err(|_| CertError::BadUserKey)?;

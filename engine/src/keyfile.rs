@@ -34,16 +34,58 @@ struct KeyFileJson {
     user_secret: Option<String>,
     device_secret: String,
     agreement_secret: String,
+    /// Earlier agreement secrets of this device and those handed over by the device that linked
+    /// it: kept to open history (spec/devices.md). Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    agreement_history: Vec<String>,
 }
 
 /// The secrets of this device.
 pub struct Secrets {
     pub user: Option<UserKeys>,
     pub device: DeviceKeys,
+    /// Agreement secrets that open history only (never sealed to again).
+    pub history: Vec<x25519_dalek::StaticSecret>,
+}
+
+impl Secrets {
+    pub fn new(user: Option<UserKeys>, device: DeviceKeys) -> Secrets {
+        Secrets { user, device, history: Vec::new() }
+    }
+
+    /// Every agreement secret, the current one first.
+    pub fn agreements(&self) -> Vec<x25519_dalek::StaticSecret> {
+        std::iter::once(self.device.agreement.clone()).chain(self.history.iter().cloned()).collect()
+    }
+
+    /// The secret of an agreement public key, current or past.
+    pub fn agreement_for(&self, public: &[u8; 32]) -> Option<x25519_dalek::StaticSecret> {
+        self.agreements().into_iter().find(|s| x25519_dalek::PublicKey::from(s).as_bytes() == public)
+    }
 }
 
 fn path_of(dir: &Path) -> PathBuf {
     dir.join(KEY_FILE)
+}
+
+fn to_json(secrets: &Secrets) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(&KeyFileJson {
+        version: 1,
+        user_secret: secrets.user.as_ref().map(|u| hex::encode(u.signing.to_bytes())),
+        device_secret: hex::encode(secrets.device.signing.to_bytes()),
+        agreement_secret: hex::encode(secrets.device.agreement.to_bytes()),
+        agreement_history: secrets.history.iter().map(|s| hex::encode(s.to_bytes())).collect(),
+    })
+}
+
+fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 /// Writes a new key file; refuses to overwrite one.
@@ -52,26 +94,26 @@ pub fn create(dir: &Path, secrets: &Secrets) -> Result<(), KeyFileError> {
     let io = |source| KeyFileError::Io { path: path.clone(), source };
     std::fs::create_dir_all(dir).map_err(io)?;
     restrict_dir(dir).map_err(io)?;
-    let json = KeyFileJson {
-        version: 1,
-        user_secret: secrets.user.as_ref().map(|u| hex::encode(u.signing.to_bytes())),
-        device_secret: hex::encode(secrets.device.signing.to_bytes()),
-        agreement_secret: hex::encode(secrets.device.agreement.to_bytes()),
-    };
-    let text = serde_json::to_string_pretty(&json).map_err(|e| io(std::io::Error::other(e)))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    let text = to_json(secrets).map_err(|e| io(std::io::Error::other(e)))?;
+    match write_new(&path, &text) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(KeyFileError::Exists(path)),
+        other => other.map_err(io),
+    }
+}
+
+/// Replaces the key file (a rotated agreement key): written beside it, synced, renamed over it,
+/// directory synced — a crash leaves the old file or the new one, never neither.
+pub fn replace(dir: &Path, secrets: &Secrets) -> Result<(), KeyFileError> {
+    let path = path_of(dir);
+    let tmp = dir.join(format!("{KEY_FILE}.new"));
+    let io = |source| KeyFileError::Io { path: path.clone(), source };
+    let text = to_json(secrets).map_err(|e| io(std::io::Error::other(e)))?;
+    let _ = std::fs::remove_file(&tmp);
+    write_new(&tmp, &text).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = match options.open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(KeyFileError::Exists(path));
-        }
-        Err(e) => return Err(io(e)),
-    };
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(())
 }
 
 /// Whether a key file exists in `dir`.
@@ -107,7 +149,11 @@ pub fn load(dir: &Path) -> Result<Secrets, KeyFileError> {
         secret("device_secret", &json.device_secret)?,
         secret("agreement_secret", &json.agreement_secret)?,
     );
-    Ok(Secrets { user, device })
+    let mut history = Vec::new();
+    for h in &json.agreement_history {
+        history.push(x25519_dalek::StaticSecret::from(secret("agreement_history", h)?));
+    }
+    Ok(Secrets { user, device, history })
 }
 
 #[cfg(unix)]

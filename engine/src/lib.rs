@@ -6,16 +6,19 @@
 //! disk. See ARCHITECTURE.md for the map and spec/ for the formats.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod blob;
 pub mod bundle;
 pub mod clock;
 pub mod codec;
 pub mod contacts;
 pub mod control;
+pub mod devices;
 pub mod discovery;
 pub mod engine;
 pub mod identity;
 pub mod keyfile;
+pub mod link;
 pub mod log;
 pub mod messaging;
 pub mod messenger;
@@ -23,6 +26,7 @@ pub mod nearby;
 pub mod net;
 pub mod node;
 pub mod payload;
+pub mod phrase;
 pub mod projection;
 pub mod relay_wire;
 pub mod store;

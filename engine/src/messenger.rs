@@ -244,7 +244,7 @@ impl Node {
         let me = self.me()?;
         let mut keys: BTreeSet<[u8; 32]> = BTreeSet::new();
         for u in users.iter().chain(std::iter::once(&me)) {
-            keys.extend(self.device_certs(u)?.iter().map(|c| c.body.agreement.0));
+            keys.extend(self.device_certs(u)?.iter().map(|c| self.store.trust().agreement_of(c)));
         }
         keys.insert(self.secrets.device.agreement_public());
         let recipients: Vec<[u8; 32]> = keys.into_iter().collect();
@@ -286,7 +286,23 @@ impl Node {
     pub fn add_contact(&mut self, invite: &Invite, name: Option<&str>) -> Result<UserId, MessengerError> {
         let user = invite.user();
         if user == self.me()? {
-            return Err(MessengerError::OwnInvite);
+            if invite.card.certs.iter().all(|c| c.body.device == self.device_id()) {
+                return Err(MessengerError::OwnInvite);
+            }
+            // Our own invite, made on another of our devices (one restored from the phrase,
+            // which nobody knows yet): its certificates are signed by our user key, so its
+            // devices may sync with us. We carry each new certificate in our log, so contacts
+            // learn the device from us. No contact is added.
+            for cert in &invite.card.certs {
+                let known = self.store.trust().user(&user).and_then(|r| r.devices.get(&cert.body.device));
+                if known.is_none_or(|d| d.cert.is_none()) {
+                    let payload =
+                        crate::payload::Payload::DeviceCert(crate::payload::DeviceCertPayload { cert: cert.clone() });
+                    self.append_device(&payload)?;
+                }
+            }
+            self.allow_card(invite)?;
+            return Ok(user);
         }
         let mut card = invite.card.clone();
         if let Some(n) = name {
@@ -300,6 +316,12 @@ impl Node {
             state.blocked = false;
             self.store.set_contact_state(&user, state)?;
         }
+        self.allow_card(invite)?;
+        Ok(user)
+    }
+
+    /// Allows the devices an invite's card certifies, with its address and token.
+    fn allow_card(&mut self, invite: &Invite) -> Result<(), MessengerError> {
         for c in &invite.card.certs {
             let mut rec = self.store.peer(c.body.device.as_bytes())?.unwrap_or_default();
             rec.allowed = true;
@@ -311,7 +333,7 @@ impl Node {
             }
             self.store.set_peer(c.body.device.as_bytes(), &rec, true)?;
         }
-        Ok(user)
+        Ok(())
     }
 
     fn check_text(text: &str) -> Result<(), MessengerError> {

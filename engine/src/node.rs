@@ -36,7 +36,7 @@ impl Node {
     /// Creates a new identity: user key, device keys, and the opening entries of the user log
     /// (profile, device certificate) and the device log (hello with the certificate).
     pub fn init(dir: &Path, name: &str) -> Result<Node, NodeError> {
-        Node::init_with(dir, name, Secrets { user: Some(UserKeys::generate()), device: DeviceKeys::generate() })
+        Node::init_with(dir, name, Secrets::new(Some(UserKeys::generate()), DeviceKeys::generate()))
     }
 
     /// [`Node::init`] with the given keys (the simulation and vectors use fixed ones).
@@ -70,13 +70,10 @@ impl Node {
     }
 
     /// Lets the store decrypt what is addressed to this device (the chats projection).
-    fn attach_reader(&mut self) -> Result<(), NodeError> {
+    pub(crate) fn attach_reader(&mut self) -> Result<(), NodeError> {
         if let Some(user) = self.user_id() {
-            let reader = crate::messaging::Reader {
-                agreement: self.secrets.device.agreement.clone(),
-                user,
-                device: self.device_id(),
-            };
+            let reader =
+                crate::messaging::Reader { agreements: self.secrets.agreements(), user, device: self.device_id() };
             self.store.set_reader(reader)?;
         }
         Ok(())
@@ -129,7 +126,16 @@ impl Node {
 impl Node {
     /// The logs this node wants to hold (the accept set; spec/sync.md, section 4).
     pub fn accept_set(&self) -> Result<BTreeSet<[u8; 32]>, StoreError> {
-        let allowed = self.store.allowed_peers()?;
+        let mut allowed = self.store.allowed_peers()?;
+        // Contacts count as allowed, with every device their card names: a device linked
+        // later learns them from the Contact notes its siblings sealed, not from an invite.
+        for (user, card) in self.store.contacts()? {
+            if self.store.contact_state(&user)?.blocked {
+                continue;
+            }
+            allowed.push(*user.as_bytes());
+            allowed.extend(card.certs.iter().map(|c| *c.body.device.as_bytes()));
+        }
         Ok(crate::sync::interest_set(self.store.trust(), self.device_id().as_bytes(), &allowed))
     }
 
@@ -138,6 +144,17 @@ impl Node {
     pub fn offer_set(&self, peer: &[u8; 32]) -> Result<BTreeSet<[u8; 32]>, StoreError> {
         let mut failed = None;
         let subject = self.owner_of_device(peer)?;
+        // Our own devices see everything we hold: each is the same person (spec/devices.md).
+        if let Some(me) = subject.filter(|s| Some(*s) == self.user_id()) {
+            let device = DeviceId(crate::codec::Bytes(*peer));
+            if self.store.trust().user(&me).and_then(|r| r.devices.get(&device)).is_some_and(|d| d.revoked) {
+                // A revoked device gets nothing more (its own log is its own).
+                return Ok(BTreeSet::from([*peer]));
+            }
+            let mut set = self.accept_set()?;
+            set.insert(*peer);
+            return Ok(set);
+        }
         let set =
             crate::sync::offer_set(self.store.trust(), self.device_id().as_bytes(), peer, subject, |issuer, tag| {
                 self.store.has_grant(issuer.as_bytes(), tag).unwrap_or_else(|e| {
@@ -210,6 +227,6 @@ impl Payload {
 
 /// The default device name. Deliberately not the host name: the certificate travels to every
 /// contact, and a host name can identify a person or a place.
-fn default_device_name() -> String {
+pub(crate) fn default_device_name() -> String {
     format!("{} desktop", std::env::consts::OS)
 }

@@ -5,13 +5,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec::Bytes;
 use crate::codec::{self, CodecError};
-use crate::identity::{DeviceCert, DeviceId};
+use crate::identity::{DeviceCert, DeviceId, Revocation};
 
 pub const KIND_PROFILE: u16 = 1;
 pub const KIND_DEVICE_CERT: u16 = 2;
 pub const KIND_DEVICE_HELLO: u16 = 3;
 pub const KIND_DEVICE_REVOKE: u16 = 4;
+/// Any log: a revocation signed by the user key (spec/devices.md).
+pub const KIND_REVOCATION: u16 = 5;
+/// Device log: the device's new agreement key (rotation, spec/devices.md).
+pub const KIND_AGREEMENT: u16 = 6;
 /// Everything people say and do: a sealed `messaging::Body` (spec/messaging.md).
 pub const KIND_SEALED: u16 = 16;
 
@@ -44,6 +49,19 @@ pub struct DeviceRevoke {
     pub reason: String,
 }
 
+/// Any log: the user revokes a device, with its own signature, so the statement counts
+/// wherever it is carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationPayload {
+    pub revocation: Revocation,
+}
+
+/// Device log: from this entry on, messages to this device are sealed to `agreement`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgreementKey {
+    pub agreement: Bytes<32>,
+}
+
 /// A payload decoded by kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
@@ -51,6 +69,8 @@ pub enum Payload {
     DeviceCert(DeviceCertPayload),
     DeviceHello(DeviceHello),
     DeviceRevoke(DeviceRevoke),
+    Revocation(RevocationPayload),
+    Agreement(AgreementKey),
     /// A kind this version does not interpret; stored and forwarded as bytes.
     Unknown(u16),
 }
@@ -62,6 +82,8 @@ impl Payload {
             Payload::DeviceCert(_) => KIND_DEVICE_CERT,
             Payload::DeviceHello(_) => KIND_DEVICE_HELLO,
             Payload::DeviceRevoke(_) => KIND_DEVICE_REVOKE,
+            Payload::Revocation(_) => KIND_REVOCATION,
+            Payload::Agreement(_) => KIND_AGREEMENT,
             Payload::Unknown(k) => *k,
         }
     }
@@ -72,6 +94,8 @@ impl Payload {
             Payload::DeviceCert(p) => codec::encode(p),
             Payload::DeviceHello(p) => codec::encode(p),
             Payload::DeviceRevoke(p) => codec::encode(p),
+            Payload::Revocation(p) => codec::encode(p),
+            Payload::Agreement(p) => codec::encode(p),
             Payload::Unknown(_) => Vec::new(),
         }
     }
@@ -82,6 +106,8 @@ impl Payload {
             KIND_DEVICE_CERT => Payload::DeviceCert(codec::decode(bytes)?),
             KIND_DEVICE_HELLO => Payload::DeviceHello(codec::decode(bytes)?),
             KIND_DEVICE_REVOKE => Payload::DeviceRevoke(codec::decode(bytes)?),
+            KIND_REVOCATION => Payload::Revocation(codec::decode(bytes)?),
+            KIND_AGREEMENT => Payload::Agreement(codec::decode(bytes)?),
             k => Payload::Unknown(k),
         })
     }
@@ -92,6 +118,8 @@ impl Payload {
             KIND_DEVICE_CERT => "device_cert",
             KIND_DEVICE_HELLO => "device_hello",
             KIND_DEVICE_REVOKE => "device_revoke",
+            KIND_REVOCATION => "revocation",
+            KIND_AGREEMENT => "agreement",
             KIND_SEALED => "sealed",
             _ => "unknown",
         }
@@ -117,6 +145,18 @@ impl Payload {
             Payload::DeviceRevoke(p) => {
                 json!({ "device": p.device.to_string(), "reason": p.reason })
             }
+            Payload::Revocation(p) => {
+                let b = &p.revocation.body;
+                json!({
+                    "user": b.user.to_string(),
+                    "device": b.device.to_string(),
+                    "last_seq": b.last_seq,
+                    "issued_ms": b.issued_ms,
+                    "reason": b.reason,
+                    "signature_valid": p.revocation.verify().is_ok(),
+                })
+            }
+            Payload::Agreement(p) => json!({ "agreement_key": hex::encode(p.agreement.0) }),
             Payload::Unknown(k) => json!({ "unknown_kind": k }),
         }
     }

@@ -28,6 +28,23 @@ pub enum Command {
         /// Display name shown to contacts.
         #[arg(long, default_value = "anonymous")]
         name: String,
+        /// Join an existing identity as a new device: the code `libra device link` shows on a
+        /// device that holds it (`-` reads it from standard input).
+        #[arg(long, value_name = "CODE", conflicts_with = "restore")]
+        link: Option<String>,
+        /// Restore an identity on this new device from its recovery phrase, read from standard
+        /// input. The old devices' keys are never reused.
+        #[arg(long)]
+        restore: bool,
+        /// With --restore: bring back the history from this backup (`libra backup`).
+        #[arg(long, requires = "restore", value_name = "FILE")]
+        backup: Option<PathBuf>,
+        /// With --link: this device's name, shown to your contacts (default: "<os> desktop").
+        #[arg(long, requires = "link")]
+        device_name: Option<String>,
+        /// With --link: also try this address of the linking device (HOST:PORT).
+        #[arg(long, requires = "link")]
+        address: Option<String>,
     },
     /// Show this device's identity.
     Id,
@@ -181,6 +198,60 @@ pub enum Command {
     /// Groups: create, add members, leave.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Write an encrypted backup of every log and this device's keys for reading history;
+    /// only the recovery phrase opens it (`libra init --restore --backup FILE`).
+    Backup {
+        file: PathBuf,
+        /// Also the files (attachments) this device has.
+        #[arg(long)]
+        with_files: bool,
+        /// Read the recovery phrase from standard input (on a device without the user key).
+        #[arg(long)]
+        phrase: bool,
+        #[arg(skip)]
+        phrase_text: Option<String>,
+    },
+    /// Your devices: link a new one, list, revoke, the recovery phrase.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCommand {
+    /// List your devices (or a contact's), with which are revoked.
+    List {
+        /// A contact whose devices to list.
+        #[arg(long)]
+        of: Option<String>,
+    },
+    /// Show a one-time code (and QR) that links a new device to your identity. Needs a running
+    /// node (`libra serve` or the app) on the device that holds the user key.
+    Link {
+        /// Address the new device dials (HOST:PORT); default: this node's addresses.
+        #[arg(long)]
+        address: Vec<String>,
+        /// Also show the code as a QR code.
+        #[arg(long)]
+        qr: bool,
+    },
+    /// Revoke a device: its later entries are refused and it gets no keys for later messages.
+    Revoke {
+        /// Device id, short id (ld:xxxx-…) or name.
+        device: String,
+        /// Why (kept in the revocation, seen by your contacts).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Read the recovery phrase from standard input (on a device without the user key).
+        #[arg(long)]
+        phrase: bool,
+        /// The phrase read (once, before the command is forwarded or run).
+        #[arg(skip)]
+        phrase_text: Option<String>,
+    },
+    /// Show the recovery phrase (on the device that holds the user key).
+    Phrase,
+    /// Publish a fresh agreement key for this device now.
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]

@@ -16,8 +16,8 @@ use libra_engine::vectors;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    AuditCommand, BundleCommand, Cli, Command, ContactCommand, FileCommand, GroupCommand, InviteCommand, LogCommand,
-    NearbyCommand, PeerCommand, VectorsCommand,
+    AuditCommand, BundleCommand, Cli, Command, ContactCommand, DeviceCommand, FileCommand, GroupCommand, InviteCommand,
+    LogCommand, NearbyCommand, PeerCommand, VectorsCommand,
 };
 
 pub fn data_dir(args: &Cli) -> Result<PathBuf> {
@@ -140,6 +140,20 @@ pub fn request(command: &Command) -> Option<Request> {
             receipts: *receipts,
             after: *after,
         },
+        Command::Backup { file, with_files, phrase_text, .. } => {
+            Request::Backup { file: absolute(file), with_files: *with_files, phrase: phrase_text.clone() }
+        }
+        Command::Device(cmd) => Request::Device(match cmd {
+            DeviceCommand::List { of } => control::DeviceCommand::List { of: of.clone() },
+            DeviceCommand::Link { address, .. } => control::DeviceCommand::Link { addresses: address.clone() },
+            DeviceCommand::Revoke { device, reason, phrase_text, .. } => control::DeviceCommand::Revoke {
+                device: device.clone(),
+                reason: reason.clone(),
+                phrase: phrase_text.clone(),
+            },
+            DeviceCommand::Phrase => control::DeviceCommand::Phrase,
+            DeviceCommand::Rotate => control::DeviceCommand::Rotate,
+        }),
         Command::Group(GroupCommand::Create { name, members }) => {
             Request::Group(control::GroupCommand::Create { name: name.clone(), members: members.clone() })
         }
@@ -158,6 +172,20 @@ pub fn request(command: &Command) -> Option<Request> {
     })
 }
 
+/// A recovery phrase from standard input (never an argument: it would sit in the shell's
+/// history and the process list). Unreadable input gives an empty phrase, refused later.
+pub fn read_phrase() -> String {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!("Recovery phrase (14 groups of 4), then Enter:");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        return line;
+    }
+    let mut buf = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut buf);
+    buf
+}
+
 /// A path as the running node's process must see it (its working directory is not ours).
 fn absolute(p: &std::path::Path) -> String {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string()
@@ -166,9 +194,16 @@ fn absolute(p: &std::path::Path) -> String {
 /// Replaces a `-` argument that stands for standard input (`send CHAT -`, `contact add -`)
 /// with what standard input holds, read here so that a forwarded command carries it.
 pub fn read_stdin_args(args: &mut Cli) -> Result<()> {
+    if let Command::Device(DeviceCommand::Revoke { phrase: true, phrase_text, .. })
+    | Command::Backup { phrase: true, phrase_text, .. } = &mut args.command
+    {
+        *phrase_text = Some(read_phrase());
+        return Ok(());
+    }
     let slot = match &mut args.command {
         Command::Send { text: Some(text), .. } if text == "-" => text,
         Command::Contact(ContactCommand::Add { invite, .. }) if invite == "-" => invite,
+        Command::Init { link: Some(code), .. } if code == "-" => code,
         _ => return Ok(()),
     };
     let mut buf = String::new();
@@ -188,6 +223,9 @@ pub fn show(args: &Cli, reply: &Reply) -> String {
             // Upper case: QR codes hold it in their compact alphanumeric mode.
             Command::Invite { action: None, qr: true, .. } => {
                 reply.value["invite"].as_str().map(str::to_ascii_uppercase)
+            }
+            Command::Device(DeviceCommand::Link { qr: true, .. }) => {
+                reply.value["code"].as_str().map(str::to_ascii_uppercase)
             }
             Command::Contact(ContactCommand::Verify { qr: true, .. }) => reply.value["safety_number"]
                 .as_str()
@@ -276,7 +314,7 @@ pub fn file_get_watching(dir: &std::path::Path, id: &str, to: &str, wait_secs: u
     call(&get)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
@@ -329,7 +367,11 @@ fn run_local(args: &Cli, req: Request) -> Result<Reply> {
 /// Runs a command here: `init`, `serve`, `vectors`, or a request on this data directory.
 pub fn run(args: &Cli, out: &mut String) -> Result<u8> {
     match &args.command {
-        Command::Init { name } => init(args, out, name),
+        Command::Init { name, link: None, restore: false, .. } => init(args, out, name),
+        Command::Init { link: Some(code), device_name, address, .. } => {
+            crate::link::init_linked(args, out, code, device_name.as_deref(), address.as_deref())
+        }
+        Command::Init { restore: true, backup, .. } => crate::link::init_restored(args, out, backup.as_deref()),
         Command::Vectors(cmd) => vectors_cmd(args, out, cmd),
         Command::Completions { shell } => {
             let mut buf = Vec::new();
@@ -362,8 +404,15 @@ pub fn run(args: &Cli, out: &mut String) -> Result<u8> {
 fn init(args: &Cli, out: &mut String, name: &str) -> Result<u8> {
     let dir = data_dir(args)?;
     let node = Node::init(&dir, name).with_context(|| format!("creating an identity in {}", dir.display()))?;
-    let v = identity_json(&node);
-    print(args, out, &v, || format!("Created a new identity.\n{}", identity_text(&v)));
+    let mut v = identity_json(&node);
+    let phrase = node.recovery_phrase()?;
+    v["recovery_phrase"] = json!(phrase);
+    print(args, out, &v, || {
+        format!(
+            "Created a new identity.\n{}\nRecovery phrase — write it down and keep it offline. It restores your identity on a new\ndevice (`libra init --restore`) and can revoke a lost one; whoever has it owns your identity.\n\n  {phrase}\n\n(`libra device phrase` shows it again on this device.)\n",
+            identity_text(&v)
+        )
+    });
     Ok(0)
 }
 

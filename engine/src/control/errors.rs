@@ -21,6 +21,21 @@ pub fn error_code(e: &anyhow::Error) -> &'static str {
         if cause.downcast_ref::<crate::net::NetError>().is_some() {
             return "network";
         }
+        if let Some(d) = cause.downcast_ref::<crate::devices::DeviceError>() {
+            return match d {
+                crate::devices::DeviceError::Node(n) => node(n),
+                crate::devices::DeviceError::NoUserKey => "no_user_key",
+                crate::devices::DeviceError::WrongPhrase => "wrong_phrase",
+                crate::devices::DeviceError::NotOurs(_) => "not_found",
+                crate::devices::DeviceError::RevokeSelf(_) => "bad_argument",
+            };
+        }
+        if cause.downcast_ref::<crate::phrase::PhraseError>().is_some() {
+            return "bad_phrase";
+        }
+        if cause.downcast_ref::<crate::link::LinkError>().is_some() {
+            return "bad_link_code";
+        }
         if cause.downcast_ref::<crate::text::TextError>().is_some() {
             return "bad_id";
         }

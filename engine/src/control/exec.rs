@@ -36,6 +36,10 @@ pub fn run(cx: &Cx, out: &mut Out, req: &Request) -> Result<u8> {
             chat::chat(cx, out, c, *limit, *mark_read, *receipts, *after)
         }
         Request::Group(cmd) => chat::group(cx, out, cmd),
+        Request::Device(cmd) => super::devices::run(cx, out, cmd),
+        Request::Backup { file, with_files, phrase } => {
+            super::backup::backup(cx, out, std::path::Path::new(file), *with_files, phrase.as_deref())
+        }
     }
 }
 

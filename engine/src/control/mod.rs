@@ -8,9 +8,11 @@
 //! `{"request": …}`, answered by `{"value": …, "text": "…", "code": n}` or `{"error": "…"}`.
 
 mod audit;
+pub mod backup;
 mod bundle;
 mod chat;
 mod contact;
+mod devices;
 mod errors;
 mod exec;
 mod files;
@@ -87,6 +89,27 @@ pub enum Request {
         after: Option<u64>,
     },
     Group(GroupCommand),
+    Device(DeviceCommand),
+    /// An encrypted backup of every log and this device's agreement secrets.
+    Backup {
+        file: String,
+        with_files: bool,
+        phrase: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceCommand {
+    /// The devices of this user, or of a contact.
+    List { of: Option<String> },
+    /// A one-time code for a new device (a running node answers it).
+    Link { addresses: Vec<String> },
+    /// Revoke a device; `phrase` when this device does not hold the user key.
+    Revoke { device: String, reason: String, phrase: Option<String> },
+    /// The recovery phrase (on the device holding the user key).
+    Phrase,
+    /// Publish a fresh agreement key now.
+    Rotate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

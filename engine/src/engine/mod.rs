@@ -7,6 +7,7 @@
 mod event;
 mod files;
 mod fsync;
+mod links;
 mod local;
 mod online;
 mod writer;
@@ -44,6 +45,8 @@ pub enum EngineError {
     Messenger(#[from] crate::messenger::MessengerError),
     #[error(transparent)]
     Blob(#[from] crate::blob::BlobError),
+    #[error(transparent)]
+    Device(#[from] crate::devices::DeviceError),
 }
 
 /// How long after start the acknowledgements a crash left pending are sent.
@@ -70,6 +73,8 @@ pub(crate) struct Shared {
     online: Mutex<online::Online>,
     /// What each peer's dialers last reported (why it is not connected).
     dials: Mutex<BTreeMap<[u8; 32], Reach>>,
+    /// Link codes shown and not yet used.
+    links: Mutex<Vec<links::Offer>>,
     /// Downloads under way (the network driver reports them).
     transfers: Mutex<files::Transfers>,
     /// The writer has stopped: later writes are refused, never a reopened store.
@@ -140,6 +145,7 @@ impl Engine {
             online: Mutex::new(online::Online::default()),
             dials: Mutex::new(BTreeMap::new()),
             transfers: Mutex::default(),
+            links: Mutex::default(),
             stopped: AtomicBool::new(false),
             queued: std::sync::atomic::AtomicUsize::new(0),
             fsync: Mutex::new(None),

@@ -138,6 +138,19 @@ pub(crate) fn run_group(
     run: impl FnOnce(&mut Node) -> Vec<Completion>,
 ) -> Result<(), String> {
     let first = commit_group(shared, run);
+    // Trust changed (perhaps one of our devices was revoked elsewhere): rotate our agreement
+    // key once per revocation, in a group of its own (spec/devices.md, "Rotation").
+    let stale = |n: &Node| n.unrotated_revocations().is_ok_and(|r| r.is_some());
+    let rotated = (first.as_ref().is_ok_and(|c| c.interest)
+        && shared.node.read().ok().is_some_and(|g| g.as_ref().is_some_and(stale)))
+    .then(|| {
+        commit_group(shared, |n| {
+            if let Err(e) = n.rotate_if_needed() {
+                tracing::warn!(error = %e, "could not rotate the agreement key");
+            }
+            Vec::new()
+        })
+    });
     let pending = shared.node.read().ok().and_then(|g| g.as_ref().map(|n| n.store.has_new_messages())).unwrap_or(false);
     // While more writes wait, the acks wait for them: one ack per chat and sender covers what
     // several groups stored (the last group before the queue empties sends them). A group of
@@ -152,7 +165,11 @@ pub(crate) fn run_group(
             Vec::new()
         })
     });
+    // Settled in the order committed: the fsync thread's durable mark follows the groups.
     let r = first.and_then(|c| settle(shared, c, inline));
+    if let Some(Err(e)) = rotated.map(|g| g.and_then(|c| settle(shared, c, inline))) {
+        tracing::warn!(error = %e, "agreement key rotation not saved; retried at the next change");
+    }
     if let Some(Err(e)) = acks.map(|a| a.and_then(|c| settle(shared, c, inline))) {
         tracing::warn!(error = %e, "acknowledgements not saved; they are retried at the next start");
     }
@@ -264,14 +281,29 @@ fn reopen(shared: &Shared, guard: &mut RwLockWriteGuard<'_, Option<Node>>) {
     let _ = shared.events.send(Event::Storage { ok: false, detail: "the store directory stayed locked".into() });
 }
 
-/// The device keys that may connect: allowed peers, and our own other trusted devices.
+/// The device keys that may connect: allowed peers, our own other trusted devices, and the
+/// trusted devices of our contacts (a device they link later is reachable once its certificate
+/// is here); never a device its user revoked.
 pub(crate) fn allowed_keys(node: &Node) -> BTreeSet<[u8; 32]> {
     let mut allowed: BTreeSet<[u8; 32]> = node.store.allowed_peers().unwrap_or_default().into_iter().collect();
-    if let Some(user) = node.user_id()
-        && let Some(rec) = node.store.trust().user(&user)
-    {
-        allowed.extend(rec.devices.iter().filter(|(_, d)| d.trusted()).map(|(d, _)| *d.as_bytes()));
+    let trust = node.store.trust();
+    let mut users: Vec<crate::identity::UserId> = node.user_id().into_iter().collect();
+    for (user, card) in node.store.contacts().unwrap_or_default() {
+        if node.store.contact_state(&user).is_ok_and(|s| s.blocked) {
+            continue;
+        }
+        users.push(user);
+        allowed.extend(card.certs.iter().map(|c| *c.body.device.as_bytes()));
     }
+    for user in users {
+        if let Some(rec) = trust.user(&user) {
+            allowed.extend(rec.devices.iter().filter(|(_, d)| d.trusted()).map(|(d, _)| *d.as_bytes()));
+        }
+    }
+    allowed.retain(|k| {
+        let d = crate::identity::DeviceId(crate::codec::Bytes(*k));
+        !trust.owner_of(&d).and_then(|u| trust.user(&u)).and_then(|r| r.devices.get(&d)).is_some_and(|r| r.revoked)
+    });
     allowed.remove(node.device_id().as_bytes());
     allowed
 }

@@ -29,6 +29,8 @@ pub enum ValidationError {
     Fork,
     #[error("log is frozen by a fork proof")]
     Forked,
+    #[error("the device was revoked after its entry {last_seq}")]
+    Revoked { last_seq: u64 },
 }
 
 impl ValidationError {
@@ -48,6 +50,7 @@ impl ValidationError {
             Self::TimestampRegression { .. } => "timestamp_regression",
             Self::Fork => "fork",
             Self::Forked => "forked",
+            Self::Revoked { .. } => "revoked",
         }
     }
 }

@@ -29,7 +29,9 @@ use crate::projection::TrustView;
 
 /// Who reads: this device's agreement secret and its user.
 pub struct Reader {
-    pub agreement: StaticSecret,
+    /// This device's agreement secrets: the current one first, then older ones and those
+    /// handed over when it was linked (spec/devices.md), so history stays readable.
+    pub agreements: Vec<StaticSecret>,
     pub user: UserId,
     /// This device: its own acknowledgements settle its pending ones.
     pub device: DeviceId,
@@ -116,7 +118,7 @@ pub fn rows_known(
     let Ok(sealed) = Sealed::decode(payload) else { return Vec::new() };
     let opened = match plaintext {
         Some(p) if h.author.0 == *reader.device.as_bytes() => Ok(p.to_vec()),
-        _ => sealed.open(&reader.agreement, &aad(&h.author.0)),
+        _ => open_any(&sealed, &reader.agreements, &aad(&h.author.0)),
     };
     let body = match opened {
         Err(SealError::NotForUs) => return Vec::new(),
@@ -163,6 +165,18 @@ pub fn rows_known(
         Body::GroupRemove { chat, members } => group_rows(chat, &ts, id, user, GroupOp::Remove { members }),
         Body::GroupRename { chat, name } => group_rows(chat, &ts, id, user, GroupOp::Rename { name }),
     }
+}
+
+/// Opens with the first secret the envelope is addressed to.
+fn open_any(sealed: &Sealed, secrets: &[StaticSecret], aad: &[u8]) -> Result<Vec<u8>, SealError> {
+    let mut out = Err(SealError::NotForUs);
+    for s in secrets {
+        out = sealed.open(s, aad);
+        if !matches!(out, Err(SealError::NotForUs)) {
+            break;
+        }
+    }
+    out
 }
 
 fn message_rows(chat: ChatId, ts: &[u8; 8], id: &[u8; 32], row: &MsgRow) -> Vec<(Vec<u8>, Vec<u8>)> {

@@ -113,7 +113,12 @@ impl Host {
             active: Arc::default(),
         });
         let blobs = Arc::new(BlobProtocol { engine: engine.clone() });
-        let router = Router::new().register(ALPN, sync).register(RELAY_ALPN, relay).register(BLOB_ALPN, blobs);
+        let link = Arc::new(super::link_protocol::LinkProtocol { engine: engine.clone() });
+        let router = Router::new()
+            .register(ALPN, sync)
+            .register(RELAY_ALPN, relay)
+            .register(BLOB_ALPN, blobs)
+            .register(super::link_protocol::LINK_ALPN, link);
         let host = Host::with_router(engine, config, more(router))?;
         let _ = endpoint.set(host.endpoint.clone());
         Ok(host)
@@ -126,7 +131,9 @@ impl Host {
         let check = engine.clone();
         // Allowed keys always pass; while we have open invites, any well-formed key may finish
         // the handshake, but its session must introduce itself before anything else.
-        let allow: tls::Allow = Arc::new(move |k: &[u8; 32]| check.intro_open() || check.is_allowed(k));
+        // An open link code likewise lets an unknown key through, to `libra/link/1` only.
+        let allow: tls::Allow =
+            Arc::new(move |k: &[u8; 32]| check.intro_open() || check.link_open() || check.is_allowed(k));
         let server_tls = tls::server_config(&seed, &device, allow, router.alpns())?;
         let server_quic = quinn::crypto::rustls::QuicServerConfig::try_from(server_tls)
             .map_err(|e| NetError::Stream(e.to_string()))?;
@@ -158,6 +165,11 @@ impl Host {
 
     pub fn device(&self) -> [u8; 32] {
         self.engine.device()
+    }
+
+    /// Where a device on the same network can dial this host (for link codes).
+    pub fn own_addresses(&self) -> Result<Vec<String>, NetError> {
+        Ok(super::lan::own_addresses(self.local_addr()?))
     }
 
     /// Accepts connections until the endpoint closes, each handled by its protocol. Over the

@@ -89,7 +89,12 @@ fn pairs(engine: &Engine, cache: &mut BTreeMap<[u8; 32], ([u8; 32], [u8; 32])>) 
                                 == n.user_id())
                 })
                 .collect();
-            let secret = n.secrets.device.agreement.clone();
+            // Beacons use the certificates' agreement keys on both sides, which never rotate
+            // (spec/devices.md): our own is kept among our past secrets after a rotation.
+            let secret = n
+                .own_cert()
+                .and_then(|c| n.secrets.agreement_for(&c.body.agreement.0))
+                .unwrap_or_else(|| n.secrets.device.agreement.clone());
             (agreements, secret)
         })
         .ok();
@@ -323,4 +328,32 @@ impl Host {
             Err(e) => tracing::warn!(error = %e, "could not remember a LAN address"),
         }
     }
+}
+
+/// The addresses this host can be dialled at from the same network: its bound address, or,
+/// when bound to every interface, each interface's address with the bound port (loopback last).
+/// For codes a user shows their own devices, never for beacons or logs.
+pub(crate) fn own_addresses(bound: SocketAddr) -> Vec<String> {
+    if !bound.ip().is_unspecified() {
+        return vec![bound.to_string()];
+    }
+    let mut out: Vec<SocketAddr> = Vec::new();
+    let mut loopback = Vec::new();
+    for i in if_addrs::get_if_addrs().unwrap_or_default() {
+        let ip = i.ip();
+        if ip.is_ipv6()
+            && (bound.is_ipv4() || matches!(&i.addr, if_addrs::IfAddr::V6(a) if a.ip.is_unicast_link_local()))
+        {
+            continue;
+        }
+        if ip.is_ipv4() && bound.is_ipv6() {
+            continue;
+        }
+        let a = SocketAddr::new(ip, bound.port());
+        if i.is_loopback() { loopback.push(a) } else { out.push(a) }
+    }
+    out.sort();
+    out.dedup();
+    out.extend(loopback);
+    out.into_iter().map(|a| a.to_string()).collect()
 }

@@ -12,6 +12,7 @@ mod dialer;
 mod fetch;
 mod host;
 mod lan;
+pub mod link_protocol;
 mod punch;
 mod relay;
 mod router;

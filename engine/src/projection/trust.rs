@@ -13,6 +13,9 @@ use crate::payload::Payload;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrustView {
     pub users: BTreeMap<UserId, UserRecord>,
+    /// Each device's newest published agreement key, with the seq of the entry that published
+    /// it (spec/devices.md, "Rotation"); a device without one uses its certificate's.
+    pub agreements: BTreeMap<DeviceId, (u64, Bytes<32>)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,13 +27,16 @@ pub struct UserRecord {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceRecord {
-    /// The certificate with the greatest (issued_ms, signature) seen from either log.
+    /// The certificate with the greatest (issued_ms, signature) seen in any log.
     pub cert: Option<DeviceCert>,
-    /// The user log lists the certificate.
+    /// A `device_cert` entry (in the user log, or any log since trust-v2) lists the certificate.
     pub in_user_log: bool,
     /// The device's own log opens with the certificate.
     pub in_device_log: bool,
     pub revoked: bool,
+    /// The lowest `last_seq` of the signed revocations seen: the device's entries after it are
+    /// refused. None for a device not revoked, or revoked only by an old unsigned `device_revoke`.
+    pub revoked_after: Option<u64>,
 }
 
 impl DeviceRecord {
@@ -43,6 +49,18 @@ impl DeviceRecord {
 impl TrustView {
     pub fn user(&self, id: &UserId) -> Option<&UserRecord> {
         self.users.get(id)
+    }
+
+    /// The key to seal to for a device holding `cert`: its newest published one.
+    pub fn agreement_of(&self, cert: &DeviceCert) -> [u8; 32] {
+        self.agreements.get(&cert.body.device).map_or(cert.body.agreement.0, |(_, k)| k.0)
+    }
+
+    /// The last entry of `device` that stays valid, if its owner revoked it with a signed
+    /// revocation.
+    pub fn revoked_after(&self, device: &DeviceId) -> Option<u64> {
+        let owner = self.owner_of(device)?;
+        self.users.get(&owner)?.devices.get(device)?.revoked_after
     }
 
     /// The user a device belongs to, if any user's certificate vouches for it. A user whose
@@ -86,7 +104,7 @@ impl TrustView {
 }
 
 impl Projection for TrustView {
-    const NAME: &'static str = "trust-v1";
+    const NAME: &'static str = "trust-v2";
 
     fn apply(&mut self, entry: &Entry) -> bool {
         let h = entry.header();
@@ -106,8 +124,9 @@ impl Projection for TrustView {
                 user.name = Some((h.seq, p.name));
                 true
             }
-            // Only the user's own log may certify its devices.
-            Payload::DeviceCert(p) if p.cert.body.user.0 == author => self.add_cert(&p.cert, true),
+            // A certificate proves itself: it counts in any log (trust-v2), so devices that
+            // link others write it to their own logs and the user log is written once.
+            Payload::DeviceCert(p) => self.add_cert(&p.cert, true),
             // A device log may only carry its own certificate, as its first entry.
             Payload::DeviceHello(p) if p.cert.body.device.0 == author && h.seq == 1 => self.add_cert(&p.cert, false),
             Payload::DeviceRevoke(p) => {
@@ -115,6 +134,26 @@ impl Projection for TrustView {
                 let changed = !rec.revoked;
                 rec.revoked = true;
                 changed
+            }
+            Payload::Revocation(p) => {
+                let r = &p.revocation;
+                if r.verify().is_err() {
+                    return false;
+                }
+                let rec = self.users.entry(r.body.user).or_default().devices.entry(r.body.device).or_default();
+                let before = (rec.revoked, rec.revoked_after);
+                rec.revoked = true;
+                rec.revoked_after = Some(rec.revoked_after.map_or(r.body.last_seq, |s| s.min(r.body.last_seq)));
+                (rec.revoked, rec.revoked_after) != before
+            }
+            // Only the device itself announces its keys; the newest entry wins.
+            Payload::Agreement(p) => {
+                let device = DeviceId(author);
+                if self.agreements.get(&device).is_some_and(|(seq, _)| *seq >= h.seq) {
+                    return false;
+                }
+                self.agreements.insert(device, (h.seq, p.agreement));
+                true
             }
             _ => false,
         }

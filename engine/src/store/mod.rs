@@ -7,6 +7,7 @@
 pub mod blobs;
 mod chats;
 mod contact_state;
+mod devices;
 mod durability;
 mod error;
 mod files;

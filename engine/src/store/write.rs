@@ -162,6 +162,8 @@ impl Store {
             let mut at = stored;
             let start = candidates.len();
             let mut ended = None;
+            // A device its user revoked signs nothing valid after the revocation's point.
+            let revoked_after = self.trust.revoked_after(&crate::identity::DeviceId(crate::codec::Bytes(author)));
             while let Some(e) = rest.next() {
                 let seq = e.header().seq;
                 if seq == 0 {
@@ -197,6 +199,10 @@ impl Store {
                     // now and judge the second against it in a second round.
                     deferred.push(e);
                     deferred.extend(rest.by_ref());
+                    break;
+                }
+                if let Some(last_seq) = revoked_after.filter(|n| seq > *n) {
+                    ended = Some((Rejection { author, seq, error: ValidationError::Revoked { last_seq } }, rest.len()));
                     break;
                 }
                 let step = if e.payload.is_none() {
@@ -282,6 +288,7 @@ impl Store {
         let mut next_lognum = self.next_lognum;
         let mut trust = self.trust.clone();
         let mut trust_changed = false;
+        let mut contacts_changed = false;
         let mut new_messages = Vec::new();
         for e in entries {
             let h = e.header();
@@ -308,6 +315,8 @@ impl Store {
             if let Some(reader) = &self.reader {
                 let known = e.payload.as_deref().and_then(|p| self.known_plaintext.get(blake3::hash(p).as_bytes()));
                 let rows = crate::messaging::view::rows_known(e, reader, &trust, known.map(Vec::as_slice));
+                // A contact noted (here or by another of our devices) changes who may connect.
+                contacts_changed |= rows.iter().any(|(k, _)| k.first() == Some(&b'c'));
                 new_messages.extend(chats::stage_rows(&mut batch, &self.chats, &self.views, reader, rows));
             }
         }
@@ -317,6 +326,9 @@ impl Store {
             if self.reader.is_some() {
                 batch.insert(&self.views, keys::view_pos_key(chats::VIEW, author), head.seq.to_be_bytes().to_vec());
             }
+        }
+        if contacts_changed && !trust_changed {
+            self.sync.peers_changed();
         }
         if trust_changed {
             // Our own devices may connect: the allow-list depends on the trust view.

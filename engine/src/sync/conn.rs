@@ -130,6 +130,9 @@ pub fn misbehaviour(e: &ValidationError) -> bool {
         e,
         ValidationError::Fork
             | ValidationError::Forked
+            // An honest peer may hold entries a revoked device wrote before the revocation
+            // reached it.
+            | ValidationError::Revoked { .. }
             | ValidationError::WrongSeq { .. }
             | ValidationError::PrevMismatch
             | ValidationError::TimestampRegression { .. }

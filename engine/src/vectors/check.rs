@@ -482,8 +482,9 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 19] = [
+        let sections: [(&str, &CaseCheck); 20] = [
             ("blobs", &super::blobs::check),
+            ("devices", &super::devices::check),
             ("bundles", &check_bundle),
             ("lan_tags", &check_lan_tag),
             ("relay_requests", &check_relay_request),

@@ -78,6 +78,7 @@ pub fn generate() -> Vec<(&'static str, String)> {
         ("messaging.json", messaging()),
         ("connectivity.json", connectivity()),
         ("blobs.json", pretty(&super::blobs::make())),
+        ("devices.json", pretty(&super::devices::make())),
     ]
 }
 

@@ -6,6 +6,7 @@
 
 mod blobs;
 mod check;
+mod devices;
 mod make;
 
 pub use check::{CaseFailure, VerifyReport, verify_files};

@@ -2,6 +2,7 @@
 
 mod crash;
 mod crypto_vectors;
+mod devices;
 mod diskfull;
 mod files;
 mod fuzz_corpus;
@@ -13,6 +14,7 @@ mod relay;
 mod sim;
 mod store;
 mod sync;
+mod trust_props;
 mod util;
 mod validation;
 mod vectors;

@@ -399,7 +399,7 @@ proptest! {
         // Ingest the same entries into fresh stores read with B's keys: once in natural order,
         // once as shuffled logs in small batches. Rows must match, and match a rebuild.
         let reader = || libra_engine::messaging::Reader {
-            agreement: b.secrets.device.agreement.clone(),
+            agreements: b.secrets.agreements(),
             user: b.user_id().expect("u"),
             device: b.device_id(),
         };

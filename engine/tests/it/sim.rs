@@ -112,10 +112,10 @@ impl Sim {
         let mut nodes = Vec::new();
         for i in 0..n {
             let key = |what: &str| blake3::derive_key("libra sim", format!("{seed} {i} {what}").as_bytes());
-            let secrets = Secrets {
-                user: Some(UserKeys::from_secret(key("user"))),
-                device: DeviceKeys::from_secrets(key("device"), key("agreement")),
-            };
+            let secrets = Secrets::new(
+                Some(UserKeys::from_secret(key("user"))),
+                DeviceKeys::from_secrets(key("device"), key("agreement")),
+            );
             let dir = root.path().join(format!("n{i}"));
             let node = Node::init_with(&dir, &format!("node{i}"), secrets).expect("init");
             let (user, device) = (node.user_id().expect("user"), *node.device_id().as_bytes());

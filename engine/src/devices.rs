@@ -1,0 +1,238 @@
+//! A user's devices, on the node (spec/devices.md): creating a linked or restored device,
+//! granting a link, revoking, rotating agreement keys, and the device list.
+//!
+//! After `libra init` nothing writes to the user log again: certificates and revocations are
+//! signed by the user key and prove themselves, so whichever device makes one appends it to its
+//! own log. Two devices holding the user key therefore never fork a log between them.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Serialize;
+use x25519_dalek::StaticSecret;
+
+use crate::clock;
+use crate::codec::Bytes;
+use crate::identity::{DeviceCert, DeviceId, DeviceKeys, UserId, UserKeys, random_secret};
+use crate::keyfile::{self, KeyFileError, Secrets};
+use crate::link::{LinkGrant, LinkRequest, MAX_HISTORY, clip_name};
+use crate::log::Entry;
+use crate::node::{Node, NodeError, default_device_name};
+use crate::payload::{AgreementKey, DeviceCertPayload, DeviceHello, Payload, RevocationPayload};
+use crate::store::Store;
+
+/// One device of a user, as `libra device list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
+    pub device: DeviceId,
+    pub name: String,
+    pub added_ms: u64,
+    pub this_device: bool,
+    pub revoked: bool,
+    /// The device's last valid entry, when a signed revocation names one.
+    pub revoked_after: Option<u64>,
+    /// Its log's head as held here.
+    pub seq: u64,
+    /// Its agreement key was rotated since its certificate.
+    pub rotated: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(
+        "this device does not hold the user key: run the command on the device that created the identity, or give the recovery phrase (--phrase)"
+    )]
+    NoUserKey,
+    #[error("the recovery phrase belongs to another identity")]
+    WrongPhrase,
+    #[error("{0} is not a device of this user")]
+    NotOurs(String),
+    #[error("{0} is this device; revoke it from another device")]
+    RevokeSelf(String),
+}
+
+impl From<crate::store::StoreError> for DeviceError {
+    fn from(e: crate::store::StoreError) -> Self {
+        DeviceError::Node(e.into())
+    }
+}
+
+impl From<KeyFileError> for DeviceError {
+    fn from(e: KeyFileError) -> Self {
+        DeviceError::Node(e.into())
+    }
+}
+
+impl Node {
+    /// A device created by linking: no user key, the certificate the linking device sent, and
+    /// the agreement secrets it handed over (to read the history sealed to it).
+    pub fn init_linked(
+        dir: &Path,
+        device: DeviceKeys,
+        history: Vec<StaticSecret>,
+        cert: DeviceCert,
+    ) -> Result<Node, NodeError> {
+        let secrets = Secrets { user: None, device, history };
+        Node::init_device(dir, secrets, cert)
+    }
+
+    /// A device restored from the recovery phrase: the user key and a new device key. It writes
+    /// only its own new log — never the user log or an old device's — so restoring cannot fork.
+    /// `history`: agreement secrets from a backup, to open what was sealed to the old devices.
+    pub fn init_restored(dir: &Path, user_secret: [u8; 32], history: Vec<StaticSecret>) -> Result<Node, NodeError> {
+        let user = UserKeys::from_secret(user_secret);
+        let device = DeviceKeys::generate();
+        let cert = user.certify(&device, &default_device_name(), clock::wall_ms());
+        Node::init_device(dir, Secrets { user: Some(user), device, history }, cert)
+    }
+
+    fn init_device(dir: &Path, secrets: Secrets, cert: DeviceCert) -> Result<Node, NodeError> {
+        if keyfile::exists(dir) {
+            return Err(KeyFileError::Exists(dir.to_path_buf()).into());
+        }
+        let mut store = Store::open(dir.join("store"))?;
+        keyfile::create(dir, &secrets)?;
+        store.append(
+            &secrets.device.signing,
+            vec![Payload::DeviceHello(DeviceHello { cert }).encoded()],
+            clock::wall_ms(),
+        )?;
+        let mut node = Node { dir: dir.to_path_buf(), secrets, store };
+        node.attach_reader()?;
+        Ok(node)
+    }
+
+    /// The user key: this device's, or the one a recovery phrase gives (which must be ours).
+    pub fn user_keys(&self, phrase: Option<&[u8; 32]>) -> Result<UserKeys, DeviceError> {
+        let keys = match (phrase, &self.secrets.user) {
+            (Some(secret), _) => UserKeys::from_secret(*secret),
+            (None, Some(u)) => UserKeys::from_secret(u.signing.to_bytes()),
+            (None, None) => return Err(DeviceError::NoUserKey),
+        };
+        if Some(keys.id()) != self.user_id() {
+            return Err(DeviceError::WrongPhrase);
+        }
+        Ok(keys)
+    }
+
+    /// Answers a link request that proved a valid code: certifies `new` (the key it
+    /// authenticated with) in our own log, durably, and hands over our agreement secrets.
+    pub fn grant_link(&mut self, new: DeviceId, request: &LinkRequest) -> Result<LinkGrant, DeviceError> {
+        let user = self.user_keys(None)?;
+        let name = if request.name.trim().is_empty() { default_device_name() } else { clip_name(&request.name) };
+        let cert = user.certify_key(new, request.agreement.0, &name, clock::wall_ms());
+        self.append_device(&Payload::DeviceCert(DeviceCertPayload { cert: cert.clone() }))?;
+        let mut history: Vec<Bytes<32>> = self.secrets.agreements().iter().map(|s| Bytes(s.to_bytes())).collect();
+        history.truncate(MAX_HISTORY);
+        Ok(LinkGrant {
+            version: 1,
+            refusal: String::new(),
+            cert: Some(cert),
+            user_name: self.name().unwrap_or_default(),
+            history,
+        })
+    }
+
+    /// Revokes one of our devices with the user key: entries it signs after the last one we
+    /// hold are refused everywhere. Then rotates our own agreement key (the revoked device may
+    /// hold our old secret, handed over when it was linked).
+    pub fn revoke_device(
+        &mut self,
+        device: &DeviceId,
+        reason: &str,
+        phrase: Option<&[u8; 32]>,
+    ) -> Result<Entry, DeviceError> {
+        let user = self.user_keys(phrase)?;
+        if *device == self.device_id() {
+            return Err(DeviceError::RevokeSelf(device.short()));
+        }
+        let ours = self
+            .store
+            .trust()
+            .user(&user.id())
+            .is_some_and(|r| r.devices.get(device).is_some_and(|d| d.cert.is_some()));
+        if !ours {
+            return Err(DeviceError::NotOurs(device.short()));
+        }
+        let last_seq = self.store.head(device.as_bytes()).map_or(0, |h| h.seq);
+        let revocation = user.revoke(*device, last_seq, &clip_name(reason), clock::wall_ms());
+        let entry = self.append_device(&Payload::Revocation(RevocationPayload { revocation }))?;
+        self.rotate_if_needed()?;
+        Ok(entry)
+    }
+
+    /// Publishes a fresh agreement key: the secret goes to the key file first (the old one is
+    /// kept to read history), then the public key into our log; later messages are sealed to it.
+    pub fn rotate_agreement(&mut self) -> Result<Entry, DeviceError> {
+        let fresh = StaticSecret::from(random_secret());
+        let public = x25519_dalek::PublicKey::from(&fresh).to_bytes();
+        let old = std::mem::replace(&mut self.secrets.device.agreement, fresh);
+        self.secrets.history.insert(0, old);
+        keyfile::replace(&self.dir, &self.secrets)?;
+        self.attach_reader()?;
+        Ok(self.append_device(&Payload::Agreement(AgreementKey { agreement: Bytes(public) }))?)
+    }
+
+    /// Rotates once for every own device revoked since the last rotation (this device's own
+    /// revocations and those its other devices made). Returns whether it rotated.
+    pub fn rotate_if_needed(&mut self) -> Result<bool, DeviceError> {
+        let Some(revoked) = self.unrotated_revocations()? else { return Ok(false) };
+        self.rotate_agreement()?;
+        self.store.set_rotated_for(&revoked)?;
+        Ok(true)
+    }
+
+    /// Our revoked devices, if some revocation among them has no rotation yet (and this device
+    /// is not itself revoked).
+    pub fn unrotated_revocations(&self) -> Result<Option<BTreeSet<DeviceId>>, DeviceError> {
+        let Some(user) = self.user_id() else { return Ok(None) };
+        let revoked: BTreeSet<DeviceId> = self
+            .store
+            .trust()
+            .user(&user)
+            .map(|r| r.devices.iter().filter(|(_, d)| d.revoked).map(|(k, _)| *k).collect())
+            .unwrap_or_default();
+        if revoked.contains(&self.device_id()) || revoked.is_subset(&self.store.rotated_for()?) {
+            return Ok(None);
+        }
+        Ok(Some(revoked))
+    }
+
+    /// The devices of `user` (ours when `None`) as held here, oldest first.
+    pub fn devices(&self, user: Option<&UserId>) -> Result<Vec<DeviceInfo>, DeviceError> {
+        let user = match user {
+            Some(u) => *u,
+            None => self.user_id().ok_or_else(|| NodeError::Incomplete(self.dir.clone()))?,
+        };
+        let trust = self.store.trust();
+        let Some(rec) = trust.user(&user) else { return Ok(Vec::new()) };
+        let me = self.device_id();
+        let mut out: Vec<DeviceInfo> = rec
+            .devices
+            .iter()
+            .filter_map(|(id, d)| {
+                let cert = d.cert.as_ref()?;
+                Some(DeviceInfo {
+                    device: *id,
+                    name: cert.body.name.clone(),
+                    added_ms: cert.body.issued_ms,
+                    this_device: *id == me,
+                    revoked: d.revoked,
+                    revoked_after: d.revoked_after,
+                    seq: self.store.head(id.as_bytes()).map_or(0, |h| h.seq),
+                    rotated: trust.agreement_of(cert) != cert.body.agreement.0,
+                })
+            })
+            .collect();
+        out.sort_by_key(|d| (d.added_ms, d.device));
+        Ok(out)
+    }
+
+    /// The recovery phrase, on a device holding the user key.
+    pub fn recovery_phrase(&self) -> Result<String, DeviceError> {
+        let user = self.secrets.user.as_ref().ok_or(DeviceError::NoUserKey)?;
+        Ok(crate::phrase::encode(&user.signing.to_bytes()))
+    }
+}

@@ -1,0 +1,177 @@
+//! Several devices of one user, between real nodes on loopback (spec/devices.md): linking by
+//! code over `libra/link/1`, one conversation on every device, revocation that shuts a device
+//! out, and restoring from the recovery phrase without a fork.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::util::{HostExt, befriend, live};
+use libra_engine::engine::Engine;
+use libra_engine::messenger::ChatTarget;
+use libra_engine::net::{Host, HostConfig, link_protocol};
+use libra_engine::node::Node;
+
+fn config() -> HostConfig {
+    HostConfig::new("127.0.0.1:0".parse().expect("addr"))
+}
+
+fn start(node: Node) -> Arc<Host> {
+    let h = Arc::new(Host::new(Engine::start(node), config()).expect("host"));
+    let server = h.clone();
+    tokio::spawn(async move { server.serve().await });
+    h
+}
+
+async fn wait(what: &str, mut f: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(std::time::Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Links a new device in `dir/name` to `linker`'s user, as `libra init --link` does, and keeps
+/// it in sync with the linker.
+async fn link(linker: &Arc<Host>, dir: &Path, name: &str) -> Arc<Host> {
+    let addr = linker.local_addr().expect("addr");
+    let code = linker.engine().open_link(vec![addr.to_string()]).expect("code");
+    let linked = link_protocol::request(&code, name, &[]).await.expect("link");
+    let node = Node::init_linked(&dir.join(name), linked.keys, linked.history, linked.cert).expect("init");
+    let h = start(node);
+    h.allow(linker.device(), Some(addr.to_string())).expect("allow");
+    live(&h, linker);
+    h
+}
+
+fn chat(h: &Host, with: &str) -> ChatTarget {
+    h.read_node(|n| n.chat(with).expect("chat"))
+}
+
+/// The texts of a chat as this device shows them, each once per message.
+fn texts(h: &Host, with: &str) -> Vec<String> {
+    let c = h.read_node(|n| n.chat(with).ok());
+    let Some(c) = c else { return Vec::new() };
+    h.read_node(|n| n.store.messages(&c.chat, 1000).expect("messages")).into_iter().filter_map(|m| m.text).collect()
+}
+
+fn count(h: &Host, with: &str, text: &str) -> usize {
+    texts(h, with).iter().filter(|t| *t == text).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_devices_share_one_conversation_and_a_revoked_one_is_shut_out() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d1 = start(Node::init(&dir.path().join("d1"), "alice").expect("init"));
+    let carol = start(Node::init(&dir.path().join("carol"), "carol").expect("init"));
+    befriend(&d1, &carol);
+    live(&carol, &d1);
+    // History from before the other devices existed.
+    let to_alice = chat(&carol, "alice");
+    carol.with_node(|n| n.send(&to_alice, "before linking", None).expect("send"));
+    wait("carol's first message at device 1", || count(&d1, "carol", "before linking") == 1).await;
+
+    let d2 = link(&d1, dir.path(), "d2").await;
+    let d3 = link(&d1, dir.path(), "d3").await;
+    // A code works once.
+    let code = d1.engine().open_link(vec![d1.local_addr().expect("addr").to_string()]).expect("code");
+    link_protocol::request(&code, "d4", &[]).await.expect("first use");
+    assert!(link_protocol::request(&code, "d5", &[]).await.is_err(), "a used code must be refused");
+
+    // The new devices learn the contact and read the history sealed before they existed.
+    wait("the history on devices 2 and 3", || {
+        count(&d2, "carol", "before linking") == 1 && count(&d3, "carol", "before linking") == 1
+    })
+    .await;
+
+    // Carol learns the new devices from device 1's log; a message from device 2 reaches her,
+    // and shows once on every device of Alice's, however many paths carry it.
+    let d2_dev = libra_engine::identity::DeviceId(libra_engine::codec::Bytes(d2.device()));
+    wait("carol knows device 2", || carol.read_node(|n| n.store.trust().owner_of(&d2_dev).is_some())).await;
+    live(&d2, &d3);
+    let to_carol = chat(&d2, "carol");
+    d2.with_node(|n| n.send(&to_carol, "from device 2", None).expect("send"));
+    wait("device 2's message everywhere", || {
+        count(&carol, "alice", "from device 2") == 1
+            && count(&d1, "carol", "from device 2") == 1
+            && count(&d3, "carol", "from device 2") == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (h, with) in [(&carol, "alice"), (&d1, "carol"), (&d2, "carol"), (&d3, "carol")] {
+        assert_eq!(count(h, with, "from device 2"), 1, "shown exactly once");
+    }
+
+    // Device 1 revokes device 3 and rotates its key; device 2 rotates when it sees that.
+    let d3_dev = libra_engine::identity::DeviceId(libra_engine::codec::Bytes(d3.device()));
+    d1.with_node(|n| n.revoke_device(&d3_dev, "lost", None).expect("revoke"));
+    let rotated = |h: &Host, d: [u8; 32]| {
+        h.read_node(|n| {
+            n.store.trust().agreements.contains_key(&libra_engine::identity::DeviceId(libra_engine::codec::Bytes(d)))
+        })
+    };
+    wait("carol sees the revocation and both rotations", || {
+        carol.read_node(|n| n.store.trust().revoked_after(&d3_dev).is_some())
+            && rotated(&carol, d1.device())
+            && rotated(&carol, d2.device())
+    })
+    .await;
+    carol.with_node(|n| n.send(&to_alice, "after revocation", None).expect("send"));
+    wait("the new message at devices 1 and 2", || {
+        count(&d1, "carol", "after revocation") == 1 && count(&d2, "carol", "after revocation") == 1
+    })
+    .await;
+    // Even handed the entry by someone, device 3 cannot open it.
+    let carol_log = carol.device();
+    let entries = carol.read_node(|n| n.store.read_log(&carol_log, 1, 10_000).expect("log"));
+    d3.with_node(|n| n.store.ingest(entries, libra_engine::clock::wall_ms()).expect("ingest"));
+    assert_eq!(count(&d3, "carol", "after revocation"), 0, "a revoked device must not read later messages");
+    assert_eq!(count(&d3, "carol", "from device 2"), 1);
+
+    // What device 3 writes now is refused by the contact.
+    let to_carol3 = chat(&d3, "carol");
+    d3.with_node(|n| n.send(&to_carol3, "from a stolen device", None).expect("append locally"));
+    let stolen = d3.read_node(|n| n.store.read_log(&d3.device(), 1, 10_000).expect("log"));
+    let report = carol.with_node(|n| n.store.ingest(stolen, libra_engine::clock::wall_ms()).expect("ingest"));
+    assert!(report.rejected.iter().any(|r| r.error.code() == "revoked"), "{report:?}");
+    assert_eq!(count(&carol, "alice", "from a stolen device"), 0);
+    for h in [&d1, &d2, &carol] {
+        assert!(!h.engine().is_allowed(&d3.device()), "a revoked device may not connect");
+    }
+
+    // Restore from the phrase on a new device: a new key, no old log written, no fork.
+    let phrase = d1.read_node(|n| n.recovery_phrase().expect("phrase"));
+    let secret = libra_engine::phrase::decode(&phrase).expect("phrase");
+    let d4 = start(Node::init_restored(&dir.path().join("d4"), secret, Vec::new()).expect("restore"));
+    let user = d1.read_node(|n| n.user_id().expect("user"));
+    assert_eq!(d4.read_node(|n| n.user_id()), Some(user));
+    // It and device 2 accept each other by invites (signed by the same user key); it adds
+    // Carol again (its contacts were sealed to the old devices' keys).
+    let i4 = d4.with_node(|n| n.invite(None, 1).expect("invite"));
+    let i2 = d2.with_node(|n| n.invite(None, 1).expect("invite"));
+    let ic = carol.with_node(|n| n.invite(None, 1).expect("invite"));
+    d2.with_node(|n| n.add_contact(&i4, None).expect("own invite"));
+    d4.with_node(|n| n.add_contact(&i2, None).expect("own invite"));
+    d4.with_node(|n| n.add_contact(&ic, None).expect("contact"));
+    live(&d4, &d2);
+    live(&d2, &carol);
+    let d4_dev = libra_engine::identity::DeviceId(libra_engine::codec::Bytes(d4.device()));
+    wait("carol knows the restored device (from device 2's log)", || {
+        carol.read_node(|n| n.store.trust().owner_of(&d4_dev) == Some(user))
+    })
+    .await;
+    live(&d4, &carol);
+    let to_carol4 = chat(&d4, "carol");
+    d4.with_node(|n| n.send(&to_carol4, "restored", None).expect("send"));
+    carol.with_node(|n| n.send(&to_alice, "welcome back", None).expect("send"));
+    wait("the restored device's message at carol, and hers at it", || {
+        count(&carol, "alice", "restored") == 1 && count(&d4, "carol", "welcome back") == 1
+    })
+    .await;
+    for h in [&d1, &d2, &d4, &carol] {
+        h.read_node(|n| {
+            assert_eq!(n.store.head(user.as_bytes()).map(|h| h.seq), Some(2), "the user log is written once");
+            assert!(n.store.forks().expect("forks").is_empty(), "no fork anywhere");
+        });
+    }
+}
