@@ -34,6 +34,11 @@ serve() { # data dir -> prints address
   sed -n 's/^listening on //p' "$1.out"
 }
 BEN=$(serve "$ben"); CAT=$(serve "$cat")
+# Alice links her phone (a second device of hers), then stops serving.
+ME=$(serve "$me")
+CODE=$($L --data "$me" --json device link --address "$ME" | j "['code']")
+$L --data "$demo/phone" init --link "$CODE" --device-name "Alice's phone" >/dev/null
+kill "$(cat "$me.pid")"; rm -f "$me.pid"; sleep 0.5
 DB=$(dev "$ben"); DC=$(dev "$cat")
 sync_all() { $L --data "$me" sync "$BEN" --peer "$DB" >/dev/null; $L --data "$me" sync "$CAT" --peer "$DC" >/dev/null; }
 

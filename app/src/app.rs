@@ -16,8 +16,9 @@ use crate::model::Snapshot;
 use crate::settings::Settings;
 use crate::views::chats::{self, ChatAction, ChatsState};
 use crate::views::connect::{self, ConnectAction, ConnectState};
+use crate::views::devices::DevicesAction;
 use crate::views::identity::{self, IdentityAction, IdentityState};
-use crate::views::onboarding::{self, Onboarding};
+use crate::views::onboarding::{self, Choice, Onboarding};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
@@ -46,6 +47,8 @@ pub struct LibraApp {
     listen_override: Option<SocketAddr>,
     ctx_set: bool,
     engine_ctx_set: bool,
+    /// Linking this new device, under way.
+    linking: Option<crate::link::Linking>,
 }
 
 impl LibraApp {
@@ -70,6 +73,7 @@ impl LibraApp {
             listen_override: listen,
             ctx_set: false,
             engine_ctx_set: false,
+            linking: None,
         };
         if libra_engine::keyfile::exists(&dir) {
             match Node::open(&dir) {
@@ -77,7 +81,7 @@ impl LibraApp {
                 Err(e) => app.failure = Some(e.to_string()),
             }
         } else {
-            app.onboarding = Some(Onboarding { name: String::new(), error: None });
+            app.onboarding = Some(Onboarding::default());
         }
         app
     }
@@ -124,6 +128,11 @@ impl LibraApp {
         self.engine.as_ref()
     }
 
+    /// The link code the devices view shows, if any.
+    pub fn link_code(&self) -> Option<String> {
+        self.identity.devices.code.clone()
+    }
+
     pub fn open_chat_key(&self) -> Option<String> {
         self.chats.open.as_ref().map(|(_, k)| k.clone())
     }
@@ -152,6 +161,11 @@ impl LibraApp {
                     if let Some(invite) = msg.strip_prefix("invite:") {
                         self.identity.invite = Some(invite.to_owned());
                         self.status = Some(("new invite ready".into(), false));
+                    } else if let Some(p) = msg.strip_prefix("phrase:") {
+                        self.identity.devices.phrase = Some(p.to_owned());
+                    } else if let Some(code) = msg.strip_prefix("link:") {
+                        self.identity.devices.code = Some(code.to_owned());
+                        self.status = Some(("link code ready: scan it on the new device".into(), false));
                     } else if !msg.is_empty() {
                         self.status = Some((msg, false));
                     }
@@ -367,7 +381,32 @@ impl eframe::App for LibraApp {
         if let Some(state) = &mut self.onboarding {
             let mut chosen = None;
             egui::CentralPanel::default().show(ui, |ui| chosen = onboarding::ui(ui, state));
-            if let Some(name) = chosen {
+            if let Some(Choice::Link(code)) = chosen {
+                state.linking = true;
+                state.error = None;
+                self.linking = Some(crate::link::start(code, ctx.clone()));
+            } else if let Some(done) = self.linking.as_ref().and_then(|l| l.take()) {
+                self.linking = None;
+                state.linking = false;
+                match done.and_then(|l| crate::link::finish(&self.dir, l)) {
+                    Ok((node, linker)) => {
+                        self.onboarding = None;
+                        self.start(node);
+                        self.tab = Tab::Identity;
+                        if let Some(engine) = &self.engine {
+                            let (key, addr) = linker;
+                            engine.act(move |n| {
+                                let mut rec = n.store.peer(&key).map_err(|e| e.to_string())?.unwrap_or_default();
+                                rec.allowed = true;
+                                rec.remember_address(&addr, libra_engine::store::AddressSource::Typed);
+                                n.store.set_peer(&key, &rec, true).map_err(|e| e.to_string())?;
+                                Ok("linked: your contacts and history arrive from your other device".into())
+                            });
+                        }
+                    }
+                    Err(e) => state.error = Some(e),
+                }
+            } else if let Some(Choice::Create(name)) = chosen {
                 match Node::init(&self.dir, &name) {
                     Ok(node) => {
                         self.onboarding = None;
@@ -430,6 +469,15 @@ impl eframe::App for LibraApp {
                 }),
                 (Some(IdentityAction::Rename(name)), Some(engine)) => engine
                     .act(move |n| n.set_name(&name).map(|()| format!("you are now {name}")).map_err(|e| e.to_string())),
+                (Some(IdentityAction::Devices(DevicesAction::Link)), Some(engine)) => engine.link_code(),
+                (Some(IdentityAction::Devices(DevicesAction::ShowPhrase)), Some(engine)) => {
+                    engine.act(|n| n.recovery_phrase().map(|p| format!("phrase:{p}")).map_err(|e| e.to_string()))
+                }
+                (Some(IdentityAction::Devices(DevicesAction::Revoke(d))), Some(engine)) => engine.act(move |n| {
+                    n.revoke_device(&d, "", None)
+                        .map(|_| format!("revoked {}; your other devices' keys rotate", d.short()))
+                        .map_err(|e| e.to_string())
+                }),
                 (Some(IdentityAction::Revoke(id)), Some(engine)) => engine.act(move |n| {
                     n.store
                         .revoke_invites(Some(&id), clock::wall_ms())

@@ -340,6 +340,23 @@ impl Engine {
         });
     }
 
+    /// A one-time code that links a new device, answered by this app's network host.
+    pub fn link_code(&self) {
+        let (core, host, tx, ctx) = (self.core.clone(), self.host(), self.tx.clone(), self.ctx.clone());
+        self.rt.spawn_blocking(move || {
+            let r = match host {
+                None => Err("the network is not up yet: linking needs it".to_owned()),
+                Some(h) => h
+                    .own_addresses()
+                    .map_err(|e| e.to_string())
+                    .and_then(|a| core.open_link(a).map_err(|e| e.to_string()))
+                    .map(|c| format!("link:{}", c.to_text())),
+            };
+            let _ = tx.send(Event::Done(r));
+            repaint(&ctx);
+        });
+    }
+
     /// Connects to a peer at `HOST:PORT` (a name or an IP address) and stays in sync with it
     /// until the connection ends.
     pub fn connect(&self, address: String, expected: Option<[u8; 32]>) {

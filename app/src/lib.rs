@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod engine;
+mod link;
 pub mod model;
 pub mod notify;
 pub mod qr_import;

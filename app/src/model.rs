@@ -199,6 +199,10 @@ pub struct Snapshot {
     pub newest_incoming: Option<crate::notify::Incoming>,
     /// Files up to this size (bytes) download by themselves.
     pub auto_download: u64,
+    /// This user's devices (the trust chain as folded here).
+    pub devices: Vec<libra_engine::devices::DeviceInfo>,
+    /// This device holds the user key (it can link and revoke).
+    pub holds_user_key: bool,
     pub built_us: u128,
 }
 
@@ -247,6 +251,8 @@ impl Snapshot {
                 device_short: d.short(),
             };
         }
+        s.devices = node.devices(None).unwrap_or_default();
+        s.holds_user_key = node.secrets.user.is_some();
         s.contacts = contact_names(node);
         s.blocked = s
             .contacts

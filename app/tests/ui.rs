@@ -518,3 +518,32 @@ impl egui::DroppedFile for Dropped {
         std::fs::read(&self.0).map_err(|e| e.to_string())
     }
 }
+
+/// Ann links a second device from her devices view; the new device's app joins by pasting the
+/// code at onboarding; both list two devices, and the new one has Ann's contact.
+#[test]
+fn a_new_device_links_by_code_from_the_devices_view() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut a, _, users) = ann_with(dir.path(), &[("zoe", "Zoe")]);
+    step_until(&mut a, "the network", |h| h.state().engine().is_some_and(|e| e.host().is_some()));
+    a.get_by_label("Identity").click();
+    step_until(&mut a, "the devices view", |h| h.query_by_label("Link a new device").is_some());
+    a.get_by_label("Link a new device").click();
+    step_until(&mut a, "a link code", |h| h.state().link_code().is_some());
+    let code = a.state().link_code().expect("code");
+    assert!(code.starts_with("libra-link:"));
+
+    let mut b = harness(dir.path().join("phone"));
+    b.step();
+    let field = b.get_all_by_role(Role::TextInput).nth(1).expect("the code field");
+    field.focus();
+    field.type_text(&code);
+    b.step();
+    b.get_by_label("Link this device").click();
+    step_until(&mut b, "the linked device", |h| {
+        h.state().snap.devices.len() == 2 && h.state().snap.contacts.iter().any(|(u, _)| *u == users[0])
+    });
+    assert!(!b.state().snap.holds_user_key, "a linked device does not hold the user key");
+    step_until(&mut a, "two devices at Ann's", |h| h.state().snap.devices.len() == 2);
+    assert!(a.query_by_label("this device").is_some());
+}

@@ -14,6 +14,7 @@ pub struct IdentityState {
     /// The new name being typed (None: not renaming).
     pub renaming: Option<String>,
     pub qr: Option<(String, egui::TextureHandle)>,
+    pub devices: super::devices::DevicesState,
 }
 
 impl Default for IdentityState {
@@ -25,6 +26,7 @@ impl Default for IdentityState {
             uses: 1,
             renaming: None,
             qr: None,
+            devices: Default::default(),
         }
     }
 }
@@ -38,6 +40,7 @@ pub enum IdentityAction {
     Revoke(String),
     /// Change our own display name.
     Rename(String),
+    Devices(super::devices::DevicesAction),
 }
 
 pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut IdentityState) -> Option<IdentityAction> {
@@ -79,6 +82,11 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut IdentityState) -> Opti
         ui.add_space(16.0);
         id_row(ui, "User id", &snap.me.user_short, &snap.me.user_id);
         id_row(ui, "This device", &snap.me.device_short, &snap.me.device_id);
+        ui.add_space(16.0);
+        ui.separator();
+        if let Some(a) = super::devices::ui(ui, snap, &mut state.devices) {
+            want = Some(IdentityAction::Devices(a));
+        }
         ui.add_space(16.0);
         ui.separator();
         ui.label(RichText::new("Invite").size(18.0).strong());

@@ -3,6 +3,7 @@
 
 pub mod chats;
 pub mod connect;
+pub mod devices;
 pub mod files;
 pub mod identity;
 pub mod links;

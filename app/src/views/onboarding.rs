@@ -1,14 +1,25 @@
-//! First run: choose a name, create the identity.
+//! First run: choose a name and create the identity, or join one from another device with the
+//! link code it shows.
 
 use eframe::egui::{self, RichText};
 
+#[derive(Default)]
 pub struct Onboarding {
     pub name: String,
     pub error: Option<String>,
+    /// The link code being typed or pasted.
+    pub code: String,
+    /// A link under way.
+    pub linking: bool,
 }
 
-/// Draws the onboarding form; returns the chosen name when the user creates the identity.
-pub fn ui(ui: &mut egui::Ui, state: &mut Onboarding) -> Option<String> {
+pub enum Choice {
+    Create(String),
+    Link(String),
+}
+
+/// Draws the onboarding form; returns what the user chose.
+pub fn ui(ui: &mut egui::Ui, state: &mut Onboarding) -> Option<Choice> {
     let mut chosen = None;
     ui.vertical_centered(|ui| {
         ui.add_space(ui.available_height() * 0.18);
@@ -26,7 +37,15 @@ pub fn ui(ui: &mut egui::Ui, state: &mut Onboarding) -> Option<String> {
         let ready = !state.name.trim().is_empty();
         let create = ui.add_enabled(ready, egui::Button::new(RichText::new("Create identity").size(15.0)).min_size(egui::vec2(160.0, 32.0)));
         if ready && (create.clicked() || enter) {
-            chosen = Some(state.name.trim().to_owned());
+            chosen = Some(Choice::Create(state.name.trim().to_owned()));
+        }
+        ui.add_space(22.0);
+        ui.label("Already use Libra on another device? On it, open Identity → Link a new device, and paste its code here:");
+        ui.add_space(6.0);
+        ui.add(egui::TextEdit::singleline(&mut state.code).hint_text("libra-link:…").desired_width(380.0));
+        let can = !state.code.trim().is_empty() && !state.linking;
+        if ui.add_enabled(can, egui::Button::new(if state.linking { "Linking…" } else { "Link this device" })).clicked() {
+            chosen = Some(Choice::Link(state.code.trim().to_owned()));
         }
         ui.add_space(18.0);
         ui.label(

@@ -1,0 +1,111 @@
+//! Your devices: the trust chain (which devices speak for you, which are revoked), a one-time
+//! code and QR that links a new device, and revoking a lost one (spec/devices.md).
+
+use eframe::egui::{self, Color32, RichText};
+
+use crate::model::Snapshot;
+
+#[derive(Default)]
+pub struct DevicesState {
+    /// The link code shown, if any.
+    pub code: Option<String>,
+    pub qr: Option<(String, egui::TextureHandle)>,
+    /// The device whose revocation awaits confirmation.
+    pub confirm: Option<libra_engine::identity::DeviceId>,
+    /// The recovery phrase, while shown.
+    pub phrase: Option<String>,
+}
+
+pub enum DevicesAction {
+    Link,
+    ShowPhrase,
+    Revoke(libra_engine::identity::DeviceId),
+}
+
+pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut DevicesState) -> Option<DevicesAction> {
+    let mut want = None;
+    ui.label(RichText::new("Your devices").size(18.0).strong());
+    ui.label(
+        RichText::new(
+            "Each device has its own key and log; your contacts see the whole list. A revoked device gets nothing new.",
+        )
+        .weak(),
+    );
+    egui::Grid::new("devices").num_columns(4).spacing([16.0, 6.0]).striped(true).show(ui, |ui| {
+        for d in &snap.devices {
+            ui.label(RichText::new(libra_engine::text::for_terminal(&d.name)).strong());
+            ui.label(RichText::new(d.device.short()).monospace());
+            ui.label(format!("added {}", super::day_label(d.added_ms)));
+            if d.revoked {
+                ui.label(RichText::new("revoked").color(Color32::from_rgb(200, 60, 60)));
+            } else if d.this_device {
+                ui.label(RichText::new("this device").color(Color32::from_rgb(60, 140, 80)));
+            } else if snap.holds_user_key {
+                if state.confirm == Some(d.device) {
+                    ui.horizontal(|ui| {
+                        if ui.button(RichText::new("Revoke for good").color(Color32::from_rgb(200, 60, 60))).clicked() {
+                            want = Some(DevicesAction::Revoke(d.device));
+                            state.confirm = None;
+                        }
+                        if ui.button("Cancel").clicked() {
+                            state.confirm = None;
+                        }
+                    });
+                } else if ui.button("Revoke…").on_hover_text("Lost or stolen: it can no longer read or write").clicked()
+                {
+                    state.confirm = Some(d.device);
+                }
+            } else {
+                ui.label("trusted");
+            }
+            ui.end_row();
+        }
+    });
+    ui.add_space(8.0);
+    if !snap.holds_user_key {
+        ui.label(
+            RichText::new("Link and revoke on the device that created your identity, or with your recovery phrase (`libra device revoke --phrase`).")
+                .weak(),
+        );
+        return want;
+    }
+    ui.horizontal(|ui| {
+        if ui.button("Link a new device").clicked() {
+            want = Some(DevicesAction::Link);
+        }
+        let label = if state.phrase.is_some() { "Hide recovery phrase" } else { "Show recovery phrase" };
+        if ui.button(label).clicked() && state.phrase.take().is_none() {
+            want = Some(DevicesAction::ShowPhrase);
+        }
+    });
+    if let Some(p) = &state.phrase {
+        ui.label(RichText::new(p).monospace().size(15.0));
+        ui.label(
+            RichText::new("Write it on paper and keep it offline. It restores your identity on a new device and can revoke a lost one; whoever has it owns your identity.")
+                .color(Color32::from_rgb(190, 120, 30)),
+        );
+    }
+    if let Some(code) = state.code.clone() {
+        ui.label("On the new device, scan this code in its app or run:");
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new(format!("libra init --link {}…", &code[..code.len().min(40)])).monospace().weak());
+            if ui.small_button("Copy code").clicked() {
+                ui.ctx().copy_text(code.clone());
+            }
+        });
+        ui.label(
+            RichText::new("It works once, for 10 minutes, while this app runs. Whoever sees it can join your identity: show it to your own device only.")
+                .color(Color32::from_rgb(190, 120, 30)),
+        );
+        let upper = code.to_ascii_uppercase();
+        if state.qr.as_ref().is_none_or(|(t, _)| *t != upper)
+            && let Some(tex) = super::widgets::qr_texture(ui.ctx(), &upper)
+        {
+            state.qr = Some((upper, tex));
+        }
+        if let Some((_, tex)) = &state.qr {
+            ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(240.0, 240.0)));
+        }
+    }
+    want
+}
