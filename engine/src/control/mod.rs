@@ -309,6 +309,11 @@ struct Envelope {
     request: Request,
 }
 
+/// One request line as the control socket reads it (JSON `{"request": …}`).
+pub fn decode_request(line: &str) -> Result<Request, serde_json::Error> {
+    serde_json::from_str::<Envelope>(line).map(|e| e.request)
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(untagged)]
 enum Answer {
@@ -340,10 +345,10 @@ pub async fn serve(engine: Engine, host: HostSlot, dir: PathBuf) -> std::io::Res
             if BufReader::new(r.take(MAX_REQUEST)).read_line(&mut line).await.is_err() {
                 return;
             }
-            let answer = match serde_json::from_str::<Envelope>(&line) {
-                Ok(env) => {
+            let answer = match decode_request(&line) {
+                Ok(request) => {
                     let cx = Cx { engine, host, running: true, progress: None };
-                    tokio::task::spawn_blocking(move || execute(&cx, &env.request))
+                    tokio::task::spawn_blocking(move || execute(&cx, &request))
                         .await
                         .unwrap_or_else(|e| Err(ControlError::new(e.to_string())))
                 }

@@ -100,3 +100,50 @@ fn every_corpus_seed_decodes_as_its_target_expects() {
         }
     }
 }
+
+/// The device seeds (from testvectors/devices.json and hand-made records) decode as what they
+/// are: the code, the request, the refused grant, both revocations (one forged), the phrase,
+/// the backup header and contents.
+#[test]
+fn device_seeds_decode_as_their_kinds() {
+    use libra_engine::codec;
+    let mut decoded = 0;
+    for b in seeds("devices") {
+        let (which, rest) = b.split_first().expect("a selector byte");
+        let ok = match which % 6 {
+            0 => libra_engine::link::LinkCode::parse(std::str::from_utf8(rest).expect("utf8"), 0).is_ok(),
+            1 => codec::decode::<libra_engine::link::LinkRequest>(rest).is_ok(),
+            2 => codec::decode::<libra_engine::link::LinkGrant>(rest).is_ok_and(|g| !g.refusal.is_empty()),
+            3 => codec::decode::<libra_engine::identity::Revocation>(rest).is_ok(),
+            4 => libra_engine::phrase::decode(std::str::from_utf8(rest).expect("utf8")).is_ok(),
+            _ => {
+                libra_engine::backup::Header::decode(rest).is_ok()
+                    || libra_engine::backup::Contents::parse(rest).is_ok()
+            }
+        };
+        assert!(ok, "seed with selector {which} does not decode");
+        decoded += 1;
+    }
+    assert_eq!(decoded, 8);
+}
+
+/// The seeds of the sync-message, sealed and invite targets are what their names say: the
+/// messages of the sync transcripts, the sealed vector, the invite and two control requests.
+#[test]
+fn message_sealed_and_invite_seeds_decode() {
+    for b in seeds("sync_message") {
+        let m = libra_engine::sync::Message::decode(&b).expect("a transcript message");
+        assert_eq!(m.encode(), b);
+    }
+    for b in seeds("sealed") {
+        assert!(libra_engine::messaging::Sealed::decode(&b).is_ok());
+    }
+    let mut invites = 0;
+    let mut requests = 0;
+    for b in seeds("invite") {
+        let text = String::from_utf8(b).expect("utf8");
+        invites += usize::from(libra_engine::messenger::Invite::parse(&text).is_ok());
+        requests += usize::from(libra_engine::control::decode_request(&text).is_ok());
+    }
+    assert_eq!((invites, requests), (1, 2));
+}
