@@ -384,11 +384,11 @@ impl eframe::App for LibraApp {
             if let Some(Choice::Link(code)) = chosen {
                 state.linking = true;
                 state.error = None;
-                self.linking = Some(crate::link::start(code, ctx.clone()));
+                self.linking = Some(crate::link::start(self.dir.clone(), code, ctx.clone()));
             } else if let Some(done) = self.linking.as_ref().and_then(|l| l.take()) {
                 self.linking = None;
                 state.linking = false;
-                match done.and_then(|l| crate::link::finish(&self.dir, l)) {
+                match done {
                     Ok((node, linker)) => {
                         self.onboarding = None;
                         self.start(node);
@@ -470,6 +470,7 @@ impl eframe::App for LibraApp {
                 (Some(IdentityAction::Rename(name)), Some(engine)) => engine
                     .act(move |n| n.set_name(&name).map(|()| format!("you are now {name}")).map_err(|e| e.to_string())),
                 (Some(IdentityAction::Devices(DevicesAction::Link)), Some(engine)) => engine.link_code(),
+                (Some(IdentityAction::Devices(DevicesAction::Backup)), Some(engine)) => engine.backup(),
                 (Some(IdentityAction::Devices(DevicesAction::ShowPhrase)), Some(engine)) => {
                     engine.act(|n| n.recovery_phrase().map(|p| format!("phrase:{p}")).map_err(|e| e.to_string()))
                 }

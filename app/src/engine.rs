@@ -278,6 +278,32 @@ impl Engine {
         });
     }
 
+    /// Writes an encrypted backup (only the recovery phrase opens it) into the Documents
+    /// folder (else home), named by date.
+    pub fn backup(&self) {
+        let (core, tx, ctx) = (self.core.clone(), self.tx.clone(), self.ctx.clone());
+        let _ = self.tx.send(Event::Done(Ok("writing the backup…".into())));
+        self.rt.spawn_blocking(move || {
+            let dir = directories::UserDirs::new()
+                .and_then(|u| u.document_dir().map(Path::to_path_buf).or_else(|| Some(u.home_dir().to_path_buf())))
+                .unwrap_or_else(std::env::temp_dir);
+            let day = chrono::Local::now().format("%Y-%m-%d");
+            let file = dir.join(format!("libra-backup-{day}.backup"));
+            let cx = libra_engine::control::Cx { engine: core, host: None, running: true, progress: None };
+            let req = libra_engine::control::Request::Backup {
+                file: file.display().to_string(),
+                with_files: false,
+                phrase: None,
+            };
+            let r = match libra_engine::control::execute(&cx, &req) {
+                Ok(_) => Ok(format!("backup written to {} (your recovery phrase opens it)", file.display())),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx.send(Event::Done(r));
+            repaint(&ctx);
+        });
+    }
+
     /// Sends the file at `path` to the chat `key`: encrypted into the blob store off the UI
     /// thread, then sent like a message.
     pub fn send_file(&self, key: String, path: PathBuf) {

@@ -1,17 +1,17 @@
-//! Linking this new device from the onboarding screen: the request runs on a thread of its
-//! own (it dials the other device and waits for its answer), and the UI polls for the result.
+//! Linking this new device from the onboarding screen: the request, the new identity and the
+//! content keys the other device hands over are done on a thread of their own (it dials the
+//! other device and waits for its answer); the UI polls for the result.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use libra_engine::link::LinkCode;
-use libra_engine::net::link_protocol::{self, Linked};
+use libra_engine::net::link_protocol;
 use libra_engine::node::Node;
 
-/// What linking gave: the code used and the answer.
-pub type Outcome = Result<(LinkCode, Linked), String>;
+/// What linking gave: the new device, and the linking device's key and address.
+pub type Outcome = Result<(Node, ([u8; 32], String)), String>;
 
-/// A link request under way.
+/// A link under way.
 pub struct Linking(Arc<Mutex<Option<Outcome>>>);
 
 impl Linking {
@@ -21,7 +21,8 @@ impl Linking {
     }
 }
 
-pub fn start(code: String, ctx: eframe::egui::Context) -> Linking {
+/// Links into `dir` with `code`, on a thread of its own.
+pub fn start(dir: std::path::PathBuf, code: String, ctx: eframe::egui::Context) -> Linking {
     let slot = Arc::new(Mutex::new(None));
     let out = slot.clone();
     std::thread::spawn(move || {
@@ -32,7 +33,9 @@ pub fn start(code: String, ctx: eframe::egui::Context) -> Linking {
             let linked = rt.block_on(link_protocol::request(&code, &name, &[])).map_err(|e| {
                 format!("could not reach your other device ({e}); is Libra running there, on this network?")
             })?;
-            Ok((code, linked))
+            let address = linked.address.to_string();
+            let (node, _) = rt.block_on(link_protocol::create(&dir, linked)).map_err(|e| format!("{e:#}"))?;
+            Ok((node, (*code.device.as_bytes(), address)))
         })();
         if let Ok(mut s) = out.lock() {
             *s = Some(result);
@@ -40,11 +43,4 @@ pub fn start(code: String, ctx: eframe::egui::Context) -> Linking {
         ctx.request_repaint();
     });
     Linking(slot)
-}
-
-/// Creates the linked device in `dir`; returns it and the linking device's key and address.
-pub fn finish(dir: &Path, (code, linked): (LinkCode, Linked)) -> Result<(Node, ([u8; 32], String)), String> {
-    let address = linked.address.to_string();
-    let node = Node::init_linked(dir, linked.keys, linked.history, linked.cert).map_err(|e| e.to_string())?;
-    Ok((node, (*code.device.as_bytes(), address)))
 }

@@ -3,7 +3,8 @@
 //! blob construction of spec/blobs.md) under a key only the recovery phrase gives.
 //!
 //! Contents: a u32 BE length and canonical MessagePack [`Contents`] (the agreement secrets that
-//! open the history), then a bundle of every log held (spec/bundle.md).
+//! open the history), the kept content keys (a u64 BE count, then per key the entry id and the
+//! key, 32 bytes each), then a bundle of every log held (spec/bundle.md).
 
 use serde::{Deserialize, Serialize};
 

@@ -21,6 +21,13 @@ use crate::node::{Node, NodeError, default_device_name};
 use crate::payload::{AgreementKey, DeviceCertPayload, DeviceHello, Payload, RevocationPayload};
 use crate::store::Store;
 
+/// A device publishes a fresh agreement key when its current one is this old (spec/devices.md,
+/// "Rotation").
+pub const ROTATE_AFTER_MS: u64 = 7 * 24 * 3600 * 1000;
+/// A retired agreement secret is deleted this long after it was retired: senders that have not
+/// yet seen the rotation may seal to it until then (the window of spec/devices.md).
+pub const KEEP_RETIRED_MS: u64 = 30 * 24 * 3600 * 1000;
+
 /// One device of a user, as `libra device list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeviceInfo {
@@ -74,7 +81,7 @@ impl Node {
         history: Vec<StaticSecret>,
         cert: DeviceCert,
     ) -> Result<Node, NodeError> {
-        let secrets = Secrets { user: None, device, history };
+        let secrets = Secrets::new(None, device).with_history(history, clock::wall_ms());
         Node::init_device(dir, secrets, cert)
     }
 
@@ -85,7 +92,7 @@ impl Node {
         let user = UserKeys::from_secret(user_secret);
         let device = DeviceKeys::generate();
         let cert = user.certify(&device, &default_device_name(), clock::wall_ms());
-        Node::init_device(dir, Secrets { user: Some(user), device, history }, cert)
+        Node::init_device(dir, Secrets::new(Some(user), device).with_history(history, clock::wall_ms()), cert)
     }
 
     fn init_device(dir: &Path, secrets: Secrets, cert: DeviceCert) -> Result<Node, NodeError> {
@@ -170,6 +177,7 @@ impl Node {
         let public = x25519_dalek::PublicKey::from(&fresh).to_bytes();
         let old = std::mem::replace(&mut self.secrets.device.agreement, fresh);
         self.secrets.history.insert(0, old);
+        self.secrets.retired_ms.insert(0, clock::wall_ms());
         keyfile::replace(&self.dir, &self.secrets)?;
         self.attach_reader()?;
         Ok(self.append_device(&Payload::Agreement(AgreementKey { agreement: Bytes(public) }))?)
@@ -198,6 +206,50 @@ impl Node {
             return Ok(None);
         }
         Ok(Some(revoked))
+    }
+
+    /// When this device's current agreement key was published: its newest `agreement` entry,
+    /// else its certificate.
+    pub fn agreement_since_ms(&self) -> Result<u64, DeviceError> {
+        let me = self.device_id();
+        if let Some((seq, _)) = self.store.trust().agreements.get(&me)
+            && let Some(e) = self.store.get_at(me.as_bytes(), *seq)?
+        {
+            return Ok(e.header().timestamp >> 16);
+        }
+        Ok(self.own_cert().map_or(0, |c| c.body.issued_ms))
+    }
+
+    /// What key upkeep is due at `now_ms`: whether to rotate, and how many retired secrets
+    /// are past the window.
+    pub fn key_upkeep(&self, now_ms: u64) -> Result<(bool, usize), DeviceError> {
+        if self.user_id().is_none() || self.store.trust().revoked_after(&self.device_id()).is_some() {
+            return Ok((false, 0));
+        }
+        let rotate = now_ms.saturating_sub(self.agreement_since_ms()?) >= ROTATE_AFTER_MS;
+        let expired = self.secrets.retired_ms.iter().filter(|r| now_ms.saturating_sub(**r) >= KEEP_RETIRED_MS).count();
+        Ok((rotate, expired))
+    }
+
+    /// Rotates a key that is due, and deletes retired secrets past the window: what they
+    /// opened stays readable through the content keys the store kept. Returns whether anything
+    /// changed.
+    pub fn keep_keys(&mut self, now_ms: u64) -> Result<bool, DeviceError> {
+        let (rotate, _) = self.key_upkeep(now_ms)?;
+        if rotate {
+            self.rotate_agreement()?;
+        }
+        let expired = self.secrets.retired_ms.iter().filter(|r| now_ms.saturating_sub(**r) >= KEEP_RETIRED_MS).count();
+        if expired > 0 {
+            let keep: Vec<bool> =
+                self.secrets.retired_ms.iter().map(|r| now_ms.saturating_sub(*r) < KEEP_RETIRED_MS).collect();
+            let mut flags = keep.iter();
+            self.secrets.history.retain(|_| flags.next().copied().unwrap_or(true));
+            self.secrets.retired_ms.retain(|r| now_ms.saturating_sub(*r) < KEEP_RETIRED_MS);
+            keyfile::replace(&self.dir, &self.secrets)?;
+            self.attach_reader()?;
+        }
+        Ok(rotate || expired > 0)
     }
 
     /// The devices of `user` (ours when `None`) as held here, oldest first.

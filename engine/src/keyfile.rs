@@ -38,19 +38,32 @@ struct KeyFileJson {
     /// it: kept to open history (spec/devices.md). Absent when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     agreement_history: Vec<String>,
+    /// When each of `agreement_history` stopped being current (ms); it is deleted
+    /// [`crate::devices::KEEP_RETIRED_MS`] later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    agreement_retired_ms: Vec<u64>,
 }
 
 /// The secrets of this device.
 pub struct Secrets {
     pub user: Option<UserKeys>,
     pub device: DeviceKeys,
-    /// Agreement secrets that open history only (never sealed to again).
+    /// Agreement secrets that open history only (never sealed to again), newest first.
     pub history: Vec<x25519_dalek::StaticSecret>,
+    /// When each of `history` was retired (ms), same order.
+    pub retired_ms: Vec<u64>,
 }
 
 impl Secrets {
     pub fn new(user: Option<UserKeys>, device: DeviceKeys) -> Secrets {
-        Secrets { user, device, history: Vec::new() }
+        Secrets { user, device, history: Vec::new(), retired_ms: Vec::new() }
+    }
+
+    /// Secrets for history only, all retired at `now_ms` (handed over at linking or restored).
+    pub fn with_history(mut self, history: Vec<x25519_dalek::StaticSecret>, now_ms: u64) -> Secrets {
+        self.retired_ms = vec![now_ms; history.len()];
+        self.history = history;
+        self
     }
 
     /// Every agreement secret, the current one first.
@@ -75,6 +88,7 @@ fn to_json(secrets: &Secrets) -> Result<String, serde_json::Error> {
         device_secret: hex::encode(secrets.device.signing.to_bytes()),
         agreement_secret: hex::encode(secrets.device.agreement.to_bytes()),
         agreement_history: secrets.history.iter().map(|s| hex::encode(s.to_bytes())).collect(),
+        agreement_retired_ms: secrets.retired_ms.clone(),
     })
 }
 
@@ -153,7 +167,10 @@ pub fn load(dir: &Path) -> Result<Secrets, KeyFileError> {
     for h in &json.agreement_history {
         history.push(x25519_dalek::StaticSecret::from(secret("agreement_history", h)?));
     }
-    Ok(Secrets { user, device, history })
+    // A missing retirement time counts as now: kept for the whole window from this load.
+    let mut retired_ms = json.agreement_retired_ms.clone();
+    retired_ms.resize(history.len(), crate::clock::wall_ms());
+    Ok(Secrets { user, device, history, retired_ms })
 }
 
 #[cfg(unix)]

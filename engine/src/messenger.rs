@@ -133,6 +133,7 @@ impl Invite {
 pub struct Sealing {
     pub payload: Vec<u8>,
     pub plaintext: Vec<u8>,
+    pub content_key: [u8; 32],
 }
 
 /// A chat as the front ends name it.
@@ -250,18 +251,19 @@ impl Node {
         let recipients: Vec<[u8; 32]> = keys.into_iter().collect();
         let author = self.device_id();
         let plaintext = body.encode();
-        let sealed = seal(&plaintext, &aad(author.as_bytes()), &recipients, &SealRandom::fresh())?;
+        let rnd = SealRandom::fresh();
+        let sealed = seal(&plaintext, &aad(author.as_bytes()), &recipients, &rnd)?;
         let payload = sealed.encode();
         if payload.len() > MAX_PAYLOAD as usize {
             return Err(MessengerError::TooLong { size: payload.len(), limit: MAX_PAYLOAD as usize });
         }
-        Ok(Sealing { payload, plaintext })
+        Ok(Sealing { payload, plaintext, content_key: rnd.content_key })
     }
 
     /// Appends a sealed payload (from [`Node::seal_body`]) to this device's log.
     pub fn append_sealed(&mut self, sealing: Sealing) -> Result<Entry, MessengerError> {
-        let Sealing { payload, plaintext } = sealing;
-        self.store.note_plaintext(&payload, plaintext);
+        let Sealing { payload, plaintext, content_key } = sealing;
+        self.store.note_plaintext(&payload, plaintext, content_key);
         let mut out = self
             .store
             .append(&self.secrets.device.signing, vec![(KIND_SEALED, payload)], clock::wall_ms())

@@ -32,8 +32,9 @@ pub fn init_linked(args: &Cli, out: &mut String, code: &str, name: Option<&str>,
     let linked = rt
         .block_on(link_protocol::request(&code, &device_name, &extra))
         .context("reaching the device that showed the code (is its node running, on this network?)")?;
-    let address = linked.address;
-    let node = Node::init_linked(&dir, linked.keys, linked.history, linked.cert)
+    let (address, user_name) = (linked.address, linked.user_name.clone());
+    let (node, _) = rt
+        .block_on(link_protocol::create(&dir, linked))
         .with_context(|| format!("creating the linked device in {}", dir.display()))?;
     let engine = Engine::start(node);
     engine.allow(*code.device.as_bytes(), Some(address.to_string()))?;
@@ -53,7 +54,7 @@ pub fn init_linked(args: &Cli, out: &mut String, code: &str, name: Option<&str>,
         v["sync_error"] = json!(e.to_string());
     }
     print(args, out, &v, || {
-        let mut s = format!("Linked this device to {}.\n{}", linked.user_name, identity_text(&v));
+        let mut s = format!("Linked this device to {user_name}.\n{}", identity_text(&v));
         match &synced {
             Ok(_) => s += &format!("Received {received} entries. Run `libra serve` (or the app) to stay in sync.\n"),
             Err(e) => s += &format!("The first sync failed ({e}); `libra serve` retries.\n"),

@@ -19,6 +19,7 @@ pub struct DevicesState {
 pub enum DevicesAction {
     Link,
     ShowPhrase,
+    Backup,
     Revoke(libra_engine::identity::DeviceId),
 }
 
@@ -72,6 +73,13 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut DevicesState) -> Optio
     ui.horizontal(|ui| {
         if ui.button("Link a new device").clicked() {
             want = Some(DevicesAction::Link);
+        }
+        if ui
+            .button("Back up…")
+            .on_hover_text("An encrypted copy of your history in Documents; only your recovery phrase opens it")
+            .clicked()
+        {
+            want = Some(DevicesAction::Backup);
         }
         let label = if state.phrase.is_some() { "Hide recovery phrase" } else { "Show recovery phrase" };
         if ui.button(label).clicked() && state.phrase.take().is_none() {

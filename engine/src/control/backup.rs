@@ -1,5 +1,5 @@
-//! `backup FILE` and restoring one (`init --restore --backup FILE`): every log held and this
-//! device's agreement secrets, encrypted under a key only the recovery phrase gives
+//! `backup FILE` and restoring one (`init --restore --backup FILE`): every log held, this
+//! device's agreement secrets and the content keys it kept, encrypted under a key only the recovery phrase gives
 //! (spec/devices.md, "Backup"). The bundle inside is written and read by `control::bundle`.
 
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -33,11 +33,24 @@ impl Drop for Scratch {
 
 pub fn backup(cx: &Cx, out: &mut Out, file: &Path, with_files: bool, phrase: Option<&str>) -> Result<u8> {
     let secret = phrase.map(crate::phrase::decode).transpose()?;
-    let (user_secret, user, agreements) = cx.read(|n| {
+    let (user_secret, user, agreements, kept) = cx.read(|n| {
         let keys = n.user_keys(secret.as_ref())?;
         let agreements: Vec<Bytes<32>> = n.secrets.agreements().iter().map(|s| Bytes(s.to_bytes())).collect();
-        Ok((keys.signing.to_bytes(), keys.id(), agreements))
+        Ok((keys.signing.to_bytes(), keys.id(), agreements, n.store.kept_keys()?))
     })?;
+    // The content keys kept: what they open stays readable after its secrets are gone.
+    let keys_file = Scratch::beside(file, "keys");
+    {
+        let mut w = BufWriter::new(std::fs::File::create(&keys_file.0)?);
+        w.write_all(&(kept.len() as u64).to_be_bytes())?;
+        for (id, key) in &kept {
+            w.write_all(id)?;
+            w.write_all(key)?;
+        }
+        w.into_inner().map_err(|e| e.into_error())?;
+    }
+    let keys_len = 8 + 64 * kept.len() as u64;
+    drop(kept);
     let bundle = Scratch::beside(file, "bundle");
     let mut inner = Out::default();
     let export = BundleCommand::Export {
@@ -50,13 +63,19 @@ pub fn backup(cx: &Cx, out: &mut Out, file: &Path, with_files: bool, phrase: Opt
     super::bundle::bundle(cx, &mut inner, &export)?;
     let contents = Contents { version: 1, created_ms: crate::clock::wall_ms(), agreements }.framed();
     let bundle_len = std::fs::metadata(&bundle.0)?.len();
-    let header = Header { salt: crate::identity::random_secret(), user, plain_len: contents.len() as u64 + bundle_len };
+    let header = Header {
+        salt: crate::identity::random_secret(),
+        user,
+        plain_len: contents.len() as u64 + keys_len + bundle_len,
+    };
     let tmp = Scratch::beside(file, "tmp");
     {
         let f = std::fs::File::create(&tmp.0).with_context(|| format!("creating {}", tmp.0.display()))?;
         let mut w = BufWriter::new(f);
         w.write_all(&header.encode())?;
-        let plain = (&contents[..]).chain(BufReader::new(std::fs::File::open(&bundle.0)?));
+        let plain = (&contents[..])
+            .chain(BufReader::new(std::fs::File::open(&keys_file.0)?))
+            .chain(BufReader::new(std::fs::File::open(&bundle.0)?));
         crate::blob::encrypt_stream(&header.key(&user_secret), header.plain_len, plain, &mut w)?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     }
@@ -77,32 +96,56 @@ pub fn backup(cx: &Cx, out: &mut Out, file: &Path, with_files: bool, phrase: Opt
     Ok(0)
 }
 
-/// Writes what follows the contents record to a file, keeping the record.
+/// Splits the decrypted plaintext: the contents record (kept), the kept-keys block and the
+/// bundle (each to its own file).
 struct Split {
     head: Vec<u8>,
     need: Option<usize>,
-    rest: BufWriter<std::fs::File>,
+    /// Bytes of the keys block still to come, once its count is read.
+    keys_left: Option<u64>,
+    count: Vec<u8>,
+    keys: BufWriter<std::fs::File>,
+    bundle: BufWriter<std::fs::File>,
 }
 
 impl Write for Split {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut b = buf;
-        while self.need.is_none_or(|n| self.head.len() < n) && !b.is_empty() {
-            self.head.push(b[0]);
-            b = &b[1..];
-            if self.need.is_none() && self.head.len() == 4 {
-                let n = u32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]) as usize;
-                if n > crate::backup::MAX_CONTENTS {
-                    return Err(std::io::Error::other("contents record too long"));
+        while !b.is_empty() {
+            if self.need.is_none_or(|n| self.head.len() < n) {
+                self.head.push(b[0]);
+                b = &b[1..];
+                if self.need.is_none() && self.head.len() == 4 {
+                    let n = u32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]) as usize;
+                    if n > crate::backup::MAX_CONTENTS {
+                        return Err(std::io::Error::other("contents record too long"));
+                    }
+                    self.need = Some(4 + n);
                 }
-                self.need = Some(4 + n);
+            } else if self.keys_left.is_none() {
+                self.count.push(b[0]);
+                b = &b[1..];
+                if self.count.len() == 8 {
+                    let mut c = [0u8; 8];
+                    c.copy_from_slice(&self.count);
+                    let n = u64::from_be_bytes(c);
+                    self.keys_left = Some(n.checked_mul(64).ok_or_else(|| std::io::Error::other("key count"))?);
+                }
+            } else if let Some(left) = self.keys_left.filter(|l| *l > 0) {
+                let take = (left.min(b.len() as u64)) as usize;
+                self.keys.write_all(&b[..take])?;
+                self.keys_left = Some(left - take as u64);
+                b = &b[take..];
+            } else {
+                self.bundle.write_all(b)?;
+                b = &[];
             }
         }
-        self.rest.write_all(b)?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.rest.flush()
+        self.keys.flush()?;
+        self.bundle.flush()
     }
 }
 
@@ -119,13 +162,38 @@ pub fn restore(dir: &Path, user_secret: [u8; 32], file: &Path) -> Result<(Engine
         bail!(BackupError::OtherUser(header.user.short()));
     }
     let bundle = Scratch::beside(dir, "restore");
-    let mut split = Split { head: Vec::new(), need: None, rest: BufWriter::new(std::fs::File::create(&bundle.0)?) };
+    let keys_file = Scratch::beside(dir, "restore-keys");
+    let mut split = Split {
+        head: Vec::new(),
+        need: None,
+        keys_left: None,
+        count: Vec::new(),
+        keys: BufWriter::new(std::fs::File::create(&keys_file.0)?),
+        bundle: BufWriter::new(std::fs::File::create(&bundle.0)?),
+    };
     crate::blob::decrypt_stream(&header.key(&user_secret), header.plain_len, &mut f, &mut split)
         .map_err(|e| BackupError::Damaged(e.to_string()))?;
     split.flush()?;
+    if split.keys_left != Some(0) {
+        bail!(BackupError::Damaged("the kept keys are cut off".into()));
+    }
     let (contents, _) = Contents::parse(&split.head)?;
+    drop(split);
     let history = contents.agreements.iter().map(|k| x25519_dalek::StaticSecret::from(k.0)).collect();
     let node = Node::init_restored(dir, user_secret, history)?;
+    // The kept content keys first, so the history they open is readable as its logs come in.
+    let mut keys = BufReader::new(std::fs::File::open(&keys_file.0)?);
+    let mut batch = Vec::with_capacity(4096);
+    let mut pair = [0u8; 64];
+    while keys.read_exact(&mut pair).is_ok() {
+        let (id, key) = pair.split_at(32);
+        batch.push((id.try_into().unwrap_or([0; 32]), key.try_into().unwrap_or([0; 32])));
+        if batch.len() == 4096 {
+            node.store.keep_content_keys(&batch)?;
+            batch.clear();
+        }
+    }
+    node.store.keep_content_keys(&batch)?;
     let engine = Engine::start(node);
     let cx = Cx::local(engine.clone());
     // Each pass can take logs the one before made wanted (contacts learned from notes).

@@ -52,6 +52,10 @@ pub enum EngineError {
 /// How long after start the acknowledgements a crash left pending are sent.
 const START_ACK_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Agreement-key upkeep: first check after start, then how often.
+const KEY_CHECK_FIRST: std::time::Duration = std::time::Duration::from_secs(5);
+const KEY_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Ingests of at least this many entries verify their signatures on a blocking thread (fewer
 /// are verified on the caller's task); either way before the write lock is taken.
 const PREVERIFY_ON_THREAD: usize = 16;
@@ -182,7 +186,45 @@ impl Engine {
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "could not schedule the start-up acknowledgements");
         }
+        engine.keep_keys_in_time();
         engine
+    }
+
+    /// Checks agreement-key upkeep soon after start and then hourly (spec/devices.md,
+    /// "Rotation"): a due rotation, and retired secrets past their window deleted. The thread
+    /// holds the engine weakly and ends with it.
+    fn keep_keys_in_time(&self) {
+        let (shared, closer) = (Arc::downgrade(&self.shared), Arc::downgrade(&self.closer));
+        let spawned = std::thread::Builder::new().name("libra-keys".into()).spawn(move || {
+            let mut wait = KEY_CHECK_FIRST;
+            loop {
+                let until = std::time::Instant::now() + wait;
+                while std::time::Instant::now() < until {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                    if closer.strong_count() == 0 {
+                        return;
+                    }
+                }
+                wait = KEY_CHECK_EVERY;
+                let (Some(shared), Some(closer)) = (shared.upgrade(), closer.upgrade()) else { return };
+                let engine = Engine { shared, closer };
+                let now = crate::clock::wall_ms();
+                let due = engine.read(|n| n.key_upkeep(now).is_ok_and(|(r, x)| r || x > 0)).unwrap_or(false);
+                if due {
+                    engine.submit(
+                        move |n| {
+                            if let Err(e) = n.keep_keys(now) {
+                                tracing::warn!(error = %e, "agreement key upkeep failed; retried within the hour");
+                            }
+                        },
+                        |_| {},
+                    );
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not schedule agreement key upkeep");
+        }
     }
 
     pub fn dir(&self) -> &Path {

@@ -123,6 +123,11 @@ impl Sealed {
 
     /// Opens the payload with this device's agreement key.
     pub fn open(&self, secret: &StaticSecret, aad: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.open_with(&self.content_key(secret)?, aad)
+    }
+
+    /// The content key, if a slot is addressed to `secret`'s public key.
+    pub fn content_key(&self, secret: &StaticSecret) -> Result<[u8; 32], SealError> {
         let my_pub = PublicKey::from(secret).to_bytes();
         let shared = secret.diffie_hellman(&PublicKey::from(self.ephemeral.0));
         if !shared.was_contributory() {
@@ -135,8 +140,12 @@ impl Sealed {
             .iter()
             .find_map(|s| wrap.decrypt(&XNonce::from(SLOT_NONCE), &s.0[..]).ok())
             .ok_or(SealError::NotForUs)?;
-        let key = <[u8; 32]>::try_from(content_key.as_slice()).map_err(|_| SealError::Corrupt)?;
-        XChaCha20Poly1305::new(&key.into())
+        <[u8; 32]>::try_from(content_key.as_slice()).map_err(|_| SealError::Corrupt)
+    }
+
+    /// Opens the content with a content key known from before (spec/devices.md, "Retention").
+    pub fn open_with(&self, key: &[u8; 32], aad: &[u8]) -> Result<Vec<u8>, SealError> {
+        XChaCha20Poly1305::new(&(*key).into())
             .decrypt(&XNonce::from(self.nonce.0), Payload { msg: &self.ciphertext.0, aad })
             .map_err(|_| SealError::Corrupt)
     }

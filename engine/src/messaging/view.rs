@@ -93,33 +93,53 @@ pub(crate) fn key(parts: &[&[u8]]) -> Vec<u8> {
 
 /// The rows one entry contributes.
 pub fn rows(entry: &Entry, reader: &Reader, trust: &TrustView) -> Vec<(Vec<u8>, Vec<u8>)> {
-    rows_known(entry, reader, trust, None)
+    rows_known(entry, reader, trust, Known::Nothing).0
 }
 
-/// [`rows`], for an entry this device sealed itself with `plaintext`: the same rows without
-/// opening the envelope again (one key agreement saved per message sent). A rebuild, which
-/// opens it, yields the same rows.
-pub fn rows_known(
-    entry: &Entry,
-    reader: &Reader,
-    trust: &TrustView,
-    plaintext: Option<&[u8]>,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// What is known of an entry's content before opening it.
+#[derive(Clone, Copy)]
+pub enum Known<'a> {
+    Nothing,
+    /// This device sealed it: the plaintext and the content key.
+    Sealed(&'a [u8], [u8; 32]),
+    /// Its content key, kept from when it was first opened: it opens after the agreement secret
+    /// it was sealed to is gone (spec/devices.md, "Retention").
+    Key([u8; 32]),
+}
+
+/// [`rows`], with what is known of the content: for an entry this device sealed, its plaintext
+/// (one key agreement saved per message sent); for one opened before, its content key. A
+/// rebuild, which opens it, yields the same rows. Also returns the entry's content key when it
+/// is addressed to this device (the store keeps it).
+pub fn rows_known(entry: &Entry, reader: &Reader, trust: &TrustView, known: Known<'_>) -> (Rows, Option<[u8; 32]>) {
     let h = entry.header();
     if h.kind != KIND_SEALED {
-        return Vec::new();
+        return (Vec::new(), None);
     }
-    let Some(payload) = entry.payload.as_deref() else { return Vec::new() };
+    let Some(payload) = entry.payload.as_deref() else { return (Vec::new(), None) };
+    // A payload that is not even a sealed envelope names no recipient: nobody's business.
+    let Ok(sealed) = Sealed::decode(payload) else { return (Vec::new(), None) };
+    let aad = aad(&h.author.0);
+    let (opened, key) = match known {
+        Known::Sealed(p, k) if h.author.0 == *reader.device.as_bytes() => (Ok(p.to_vec()), Some(k)),
+        Known::Key(k) => (sealed.open_with(&k, &aad), Some(k)),
+        _ => match content_key_any(&sealed, &reader.agreements) {
+            Ok(k) => (sealed.open_with(&k, &aad), Some(k)),
+            Err(e) => (Err(e), None),
+        },
+    };
+    (rows_opened(entry, reader, trust, opened), key)
+}
+
+/// The rows of one entry.
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn rows_opened(entry: &Entry, reader: &Reader, trust: &TrustView, opened: Result<Vec<u8>, SealError>) -> Rows {
+    let h = entry.header();
     let device = DeviceId(Bytes(h.author.0));
     let user = trust.owner_of(&device);
     let ts = h.timestamp.to_be_bytes();
     let id = entry.id.as_bytes();
-    // A payload that is not even a sealed envelope names no recipient: nobody's business.
-    let Ok(sealed) = Sealed::decode(payload) else { return Vec::new() };
-    let opened = match plaintext {
-        Some(p) if h.author.0 == *reader.device.as_bytes() => Ok(p.to_vec()),
-        _ => open_any(&sealed, &reader.agreements, &aad(&h.author.0)),
-    };
     let body = match opened {
         Err(SealError::NotForUs) => return Vec::new(),
         Err(_) => None,
@@ -167,11 +187,11 @@ pub fn rows_known(
     }
 }
 
-/// Opens with the first secret the envelope is addressed to.
-fn open_any(sealed: &Sealed, secrets: &[StaticSecret], aad: &[u8]) -> Result<Vec<u8>, SealError> {
+/// The content key from the first secret the envelope is addressed to.
+fn content_key_any(sealed: &Sealed, secrets: &[StaticSecret]) -> Result<[u8; 32], SealError> {
     let mut out = Err(SealError::NotForUs);
     for s in secrets {
-        out = sealed.open(s, aad);
+        out = sealed.content_key(s);
         if !matches!(out, Err(SealError::NotForUs)) {
             break;
         }

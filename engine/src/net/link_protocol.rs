@@ -49,12 +49,45 @@ async fn serve(engine: &Engine, peer: [u8; 32], conn: &quinn::Connection) -> Res
         }
         _ => LinkGrant::refused("malformed request"),
     };
-    let mut out = Vec::new();
-    let body = codec::encode(&grant);
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&body);
-    super::relay::answer(send, &out).await;
+    let mut send = send;
+    let granted = grant.refusal.is_empty();
+    write_frame(&mut send, &codec::encode(&grant)).await?;
+    if granted {
+        // The content keys this device kept: the new one reads the history whose agreement
+        // secrets are gone (spec/devices.md, "Retention").
+        let engine = engine.clone();
+        let kept = tokio::task::spawn_blocking(move || engine.read(|n| n.store.kept_keys()))
+            .await
+            .map_err(|e| NetError::Stream(e.to_string()))?
+            .map_err(|e| NetError::Stream(e.to_string()))?
+            .map_err(|e| NetError::Stream(e.to_string()))?;
+        for chunk in kept.chunks(KEYS_PER_FRAME) {
+            let pairs: Vec<(Bytes<32>, Bytes<32>)> = chunk.iter().map(|(i, k)| (Bytes(*i), Bytes(*k))).collect();
+            write_frame(&mut send, &codec::encode(&pairs)).await?;
+        }
+    }
+    let end: Vec<(Bytes<32>, Bytes<32>)> = Vec::new();
+    let body = codec::encode(&end);
+    let mut last = (body.len() as u32).to_be_bytes().to_vec();
+    last.extend_from_slice(&body);
+    super::relay::answer(send, &last).await;
     Ok(())
+}
+
+/// Content keys per frame after a grant.
+const KEYS_PER_FRAME: usize = 1024;
+/// Largest key frame: 1024 pairs of two `bin 32` and their array headers.
+const MAX_KEY_FRAME: usize = 80 * 1024;
+
+async fn write_frame(send: &mut quinn::SendStream, body: &[u8]) -> Result<(), NetError> {
+    let write = async {
+        send.write_all(&(body.len() as u32).to_be_bytes()).await?;
+        send.write_all(body).await
+    };
+    tokio::time::timeout(LINK_TIMEOUT, write)
+        .await
+        .map_err(|_| NetError::Timeout(LINK_TIMEOUT))?
+        .map_err(|e| NetError::Stream(e.to_string()))
 }
 
 async fn read_frame(recv: &mut quinn::RecvStream, limit: usize) -> Result<Vec<u8>, NetError> {
@@ -80,6 +113,35 @@ pub struct Linked {
     pub user_name: String,
     /// The address that answered.
     pub address: SocketAddr,
+    /// The content keys the linking device kept, still to be read.
+    pub kept: KeptKeys,
+}
+
+/// The content keys a linking device sends after its grant, read in batches.
+pub struct KeptKeys {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    recv: quinn::RecvStream,
+    done: bool,
+}
+
+impl KeptKeys {
+    /// The next batch of `(entry id, content key)`; `None` once all were read.
+    pub async fn next(&mut self) -> Result<Option<Vec<crate::store::KeptKey>>, NetError> {
+        if self.done {
+            return Ok(None);
+        }
+        let bytes = read_frame(&mut self.recv, MAX_KEY_FRAME).await?;
+        let pairs: Vec<(Bytes<32>, Bytes<32>)> =
+            codec::decode(&bytes).map_err(|e| NetError::Stream(format!("kept keys: {e}")))?;
+        if pairs.is_empty() {
+            self.done = true;
+            self.conn.close(0u32.into(), b"done");
+            self.endpoint.close(0u32.into(), b"linked");
+            return Ok(None);
+        }
+        Ok(Some(pairs.into_iter().map(|(i, k)| (i.0, k.0)).collect()))
+    }
 }
 
 /// The new device's side: fresh keys, then each address of the code in turn until the linking
@@ -113,11 +175,11 @@ pub async fn request(code: &LinkCode, name: &str, extra: &[String]) -> Result<Li
         };
         for addr in addrs {
             match ask(&endpoint, client.clone(), addr, &req).await {
-                Ok(grant) => {
+                Ok((grant, conn, recv)) => {
                     let cert = grant.check(code, &me, &agreement).map_err(|e| NetError::Stream(e.to_string()))?;
                     let history = grant.history.iter().map(|s| x25519_dalek::StaticSecret::from(s.0)).collect();
-                    endpoint.close(0u32.into(), b"linked");
-                    return Ok(Linked { keys, cert, history, user_name: grant.user_name, address: addr });
+                    let kept = KeptKeys { endpoint, conn, recv, done: false };
+                    return Ok(Linked { keys, cert, history, user_name: grant.user_name, address: addr, kept });
                 }
                 Err(e) => last = e,
             }
@@ -132,7 +194,7 @@ async fn ask(
     client: quinn::ClientConfig,
     addr: SocketAddr,
     req: &LinkRequest,
-) -> Result<LinkGrant, NetError> {
+) -> Result<(LinkGrant, quinn::Connection, quinn::RecvStream), NetError> {
     let conn = tokio::time::timeout(super::HANDSHAKE_TIMEOUT, endpoint.connect_with(client, addr, "libra")?)
         .await
         .map_err(|_| NetError::Timeout(super::HANDSHAKE_TIMEOUT))??;
@@ -142,6 +204,19 @@ async fn ask(
     send.write_all(&body).await.map_err(|e| NetError::Stream(e.to_string()))?;
     let _ = send.finish();
     let bytes = read_frame(&mut recv, MAX_GRANT).await?;
-    conn.close(0u32.into(), b"done");
-    codec::decode(&bytes).map_err(|e| NetError::Stream(format!("link grant: {e}")))
+    let grant = codec::decode(&bytes).map_err(|e| NetError::Stream(format!("link grant: {e}")))?;
+    Ok((grant, conn, recv))
+}
+
+/// Creates the linked device in `dir` from what linking gave, keeping the content keys the
+/// linking device sends as they arrive. Returns the node and how many keys it kept.
+pub async fn create(dir: &std::path::Path, linked: Linked) -> anyhow::Result<(crate::node::Node, usize)> {
+    let Linked { keys, cert, history, mut kept, .. } = linked;
+    let node = crate::node::Node::init_linked(dir, keys, history, cert)?;
+    let mut count = 0;
+    while let Some(batch) = kept.next().await? {
+        node.store.keep_content_keys(&batch)?;
+        count += batch.len();
+    }
+    Ok((node, count))
 }

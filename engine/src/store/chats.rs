@@ -11,7 +11,8 @@ use crate::messaging::view::{self, ContactRow, EditRow, GroupOp, GroupRow, MsgRo
 use crate::messaging::{ChatId, ContactCard, Reader};
 
 /// Name under which the projection's positions are kept (views keyspace).
-pub const VIEW: &str = "chats-v1";
+/// v2: the same rows as v1, rebuilt once so that every entry opened keeps its content key.
+pub const VIEW: &str = "chats-v2";
 
 /// A message from another user, just stored: the node acknowledges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +148,11 @@ impl Store {
         if let Some(reader) = &self.reader {
             for (author, at, head) in behind {
                 for e in self.read_log(&author, at + 1, usize::MAX)? {
-                    let rows = view::rows(&e, reader, &self.trust);
+                    let known = self.kept_key(&e.id)?.map_or(view::Known::Nothing, view::Known::Key);
+                    let (rows, key) = view::rows_known(&e, reader, &self.trust, known);
+                    if let Some(k) = key {
+                        batch.insert(&self.views, keys::content_key_key(e.id.as_bytes()), k.to_vec());
+                    }
                     stage_rows(&mut batch, &self.chats, &self.views, reader, rows);
                 }
                 batch.insert(&self.views, keys::view_pos_key(VIEW, &author), head.to_be_bytes().to_vec());
@@ -184,10 +189,16 @@ impl Store {
         let Some(reader) = &self.reader else { return Ok(out) };
         for (author, _) in self.heads().collect::<Vec<_>>() {
             for e in self.read_log(&author, 1, usize::MAX)? {
-                out.extend(view::rows(&e, reader, &self.trust));
+                let known = self.kept_key(&e.id)?.map_or(view::Known::Nothing, view::Known::Key);
+                out.extend(view::rows_known(&e, reader, &self.trust, known).0);
             }
         }
         Ok(out)
+    }
+
+    /// The content key kept for an entry, if it was opened here before.
+    pub fn kept_key(&self, id: &crate::log::EntryId) -> Result<Option<[u8; 32]>, StoreError> {
+        Ok(self.views.get(keys::content_key_key(id.as_bytes()))?.and_then(|v| <[u8; 32]>::try_from(&v[..]).ok()))
     }
 
     fn own_user(&self) -> Option<UserId> {

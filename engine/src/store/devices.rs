@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, keys};
 use crate::identity::DeviceId;
 
 const ROTATED_KEY: &[u8] = b"rotated-for";
@@ -17,6 +17,33 @@ impl Store {
 
     pub fn set_rotated_for(&self, devices: &BTreeSet<DeviceId>) -> Result<(), StoreError> {
         self.sync.guard(self.meta.insert(ROTATED_KEY, crate::codec::encode(devices)))?;
+        self.sync_now()
+    }
+}
+
+/// One kept content key: the entry id and its key.
+pub type KeptKey = ([u8; 32], [u8; 32]);
+
+impl Store {
+    /// Every content key kept (spec/devices.md, "Retention"), in entry-id order.
+    pub fn kept_keys(&self) -> Result<Vec<KeptKey>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.views.prefix(keys::CONTENT_KEY_PREFIX) {
+            let (k, v) = item.into_inner()?;
+            let id = keys::to_array32(&k[keys::CONTENT_KEY_PREFIX.len()..])?;
+            out.push((id, keys::to_array32(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Keeps content keys handed over by another device of ours (linking, a backup), so the
+    /// entries they open are readable when their logs arrive.
+    pub fn keep_content_keys(&self, pairs: &[KeptKey]) -> Result<(), StoreError> {
+        let mut batch = self.db.batch();
+        for (id, key) in pairs {
+            batch.insert(&self.views, keys::content_key_key(id), key.to_vec());
+        }
+        self.sync.guard(batch.commit())?;
         self.sync_now()
     }
 }

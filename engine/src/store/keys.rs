@@ -76,6 +76,14 @@ pub fn view_pos_key(name: &str, author: &[u8; 32]) -> Vec<u8> {
     k
 }
 
+/// Views keyspace: the content key of a sealed entry addressed to this device, kept from when it
+/// was first opened (spec/devices.md, "Retention"). The prefix cannot begin a view name.
+pub fn content_key_key(id: &[u8; 32]) -> Vec<u8> {
+    [CONTENT_KEY_PREFIX, id].concat()
+}
+
+pub const CONTENT_KEY_PREFIX: &[u8] = b"\xffcontent-key\0";
+
 pub fn to_array32(b: &[u8]) -> Result<[u8; 32], StoreError> {
     <[u8; 32]>::try_from(b).map_err(|_| StoreError::Corrupt(format!("expected a 32-byte key, found {} bytes", b.len())))
 }

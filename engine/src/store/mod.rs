@@ -8,6 +8,7 @@ pub mod blobs;
 mod chats;
 mod contact_state;
 mod devices;
+pub use devices::KeptKey;
 mod durability;
 mod error;
 mod files;
@@ -91,7 +92,7 @@ pub struct Store {
     trust: TrustView,
     threads: usize,
     /// Plaintexts of payloads this device sealed, by payload hash, for the next commit.
-    known_plaintext: BTreeMap<[u8; 32], Vec<u8>>,
+    known_plaintext: BTreeMap<[u8; 32], (Vec<u8>, [u8; 32])>,
     /// Group commit, durability and failure state (see `durability`).
     pub(crate) sync: durability::SyncState,
 }

@@ -58,8 +58,8 @@ impl IngestReport {
 impl Store {
     /// Remembers what the next append's sealed payload says (this device sealed it), so the
     /// chats projection need not open it again.
-    pub fn note_plaintext(&mut self, payload: &[u8], plaintext: Vec<u8>) {
-        self.known_plaintext.insert(*blake3::hash(payload).as_bytes(), plaintext);
+    pub fn note_plaintext(&mut self, payload: &[u8], plaintext: Vec<u8>, content_key: [u8; 32]) {
+        self.known_plaintext.insert(*blake3::hash(payload).as_bytes(), (plaintext, content_key));
     }
 
     /// Signs and appends entries to the log of `key`, atomically and durably. Returns them.
@@ -313,8 +313,20 @@ impl Store {
             heads.insert(author, Head { lognum, seq: h.seq, id: e.id, timestamp: h.timestamp });
             trust_changed |= trust.apply(e);
             if let Some(reader) = &self.reader {
+                use crate::messaging::view::Known;
                 let known = e.payload.as_deref().and_then(|p| self.known_plaintext.get(blake3::hash(p).as_bytes()));
-                let rows = crate::messaging::view::rows_known(e, reader, &trust, known.map(Vec::as_slice));
+                let known = match known {
+                    Some((p, k)) => Known::Sealed(p, *k),
+                    // Only an entry held before can have a kept key (a rebuild, a re-fold).
+                    None if e.header().kind == crate::payload::KIND_SEALED => {
+                        self.kept_key(&e.id)?.map_or(Known::Nothing, Known::Key)
+                    }
+                    None => Known::Nothing,
+                };
+                let (rows, key) = crate::messaging::view::rows_known(e, reader, &trust, known);
+                if let Some(k) = key {
+                    batch.insert(&self.views, keys::content_key_key(e.id.as_bytes()), k.to_vec());
+                }
                 // A contact noted (here or by another of our devices) changes who may connect.
                 contacts_changed |= rows.iter().any(|(k, _)| k.first() == Some(&b'c'));
                 new_messages.extend(chats::stage_rows(&mut batch, &self.chats, &self.views, reader, rows));

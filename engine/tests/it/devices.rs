@@ -37,7 +37,7 @@ async fn link(linker: &Arc<Host>, dir: &Path, name: &str) -> Arc<Host> {
     let addr = linker.local_addr().expect("addr");
     let code = linker.engine().open_link(vec![addr.to_string()]).expect("code");
     let linked = link_protocol::request(&code, name, &[]).await.expect("link");
-    let node = Node::init_linked(&dir.join(name), linked.keys, linked.history, linked.cert).expect("init");
+    let (node, _) = link_protocol::create(&dir.join(name), linked).await.expect("init");
     let h = start(node);
     h.allow(linker.device(), Some(addr.to_string())).expect("allow");
     live(&h, linker);
@@ -71,6 +71,15 @@ async fn linked_devices_share_one_conversation_and_a_revoked_one_is_shut_out() {
     carol.with_node(|n| n.send(&to_alice, "before linking", None).expect("send"));
     wait("carol's first message at device 1", || count(&d1, "carol", "before linking") == 1).await;
 
+    // Device 1's first agreement secret is rotated out and deleted (forward secrecy): the new
+    // devices read the history through the content keys it kept and hands over.
+    let far = libra_engine::clock::wall_ms()
+        + libra_engine::devices::ROTATE_AFTER_MS
+        + libra_engine::devices::KEEP_RETIRED_MS;
+    d1.with_node(|n| {
+        n.keep_keys(far).expect("upkeep");
+        assert!(n.secrets.history.is_empty());
+    });
     let d2 = link(&d1, dir.path(), "d2").await;
     let d3 = link(&d1, dir.path(), "d3").await;
     // A code works once.
@@ -174,4 +183,80 @@ async fn linked_devices_share_one_conversation_and_a_revoked_one_is_shut_out() {
             assert!(n.store.forks().expect("forks").is_empty(), "no fork anywhere");
         });
     }
+}
+
+/// All entries of `from`'s own device log, as a peer would receive them.
+fn device_log(from: &Node) -> Vec<libra_engine::log::Entry> {
+    let me = *from.device_id().as_bytes();
+    let mut all = from.store.read_log(&me, 1, 100_000).expect("log");
+    let user = from.user_id().expect("user");
+    all.extend(from.store.read_log(user.as_bytes(), 1, 100).expect("user log"));
+    all
+}
+
+fn node_texts(n: &Node, with: &str) -> Vec<String> {
+    let c = n.chat(with).expect("chat");
+    n.store.messages(&c.chat, 1000).expect("messages").into_iter().filter_map(|m| m.text).collect()
+}
+
+/// Forward secrecy by rotation (spec/devices.md, sections 7 and 7.1): a week-old agreement key
+/// is rotated, a retired secret is deleted after its window, what it opened stays readable
+/// (also in a rebuild) through the kept content keys, a message sealed to it that arrives
+/// later cannot be opened, and the key file left on disk opens nothing sealed to the old key.
+#[test]
+fn old_agreement_secrets_are_deleted_and_what_they_opened_stays_readable() {
+    use libra_engine::devices::{KEEP_RETIRED_MS, ROTATE_AFTER_MS};
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut ann = Node::init(&dir.path().join("ann"), "ann").expect("init");
+    let mut cy = Node::init(&dir.path().join("cy"), "cy").expect("init");
+    let (ia, ic) = (ann.invite(None, 1).expect("invite"), cy.invite(None, 1).expect("invite"));
+    ann.add_contact(&ic, None).expect("add");
+    cy.add_contact(&ia, None).expect("add");
+    let now = libra_engine::clock::wall_ms();
+    let carry = |from: &Node, to: &mut Node| {
+        to.store.ingest(device_log(from), libra_engine::clock::wall_ms()).expect("ingest");
+    };
+    carry(&ann, &mut cy);
+    let to_ann = cy.chat("ann").expect("chat");
+    let first = cy.send(&to_ann, "sealed to the first key", None).expect("send");
+    // Cy writes again before learning of any rotation: sealed to the first key too.
+    cy.send(&to_ann, "late, to the first key", None).expect("send");
+    let late = cy.store.read_log(cy.device_id().as_bytes(), 1, 1000).expect("log");
+    let early: Vec<_> = late.iter().filter(|e| e.id != late.last().expect("last").id).cloned().collect();
+    ann.store.ingest(early, now).expect("ingest");
+    assert_eq!(node_texts(&ann, "cy"), ["sealed to the first key"]);
+
+    // Nothing due today; a week on, a rotation.
+    assert_eq!(ann.key_upkeep(now).expect("upkeep"), (false, 0));
+    assert!(ann.keep_keys(now + ROTATE_AFTER_MS).expect("rotate"));
+    assert_eq!(ann.secrets.history.len(), 1);
+    carry(&ann, &mut cy);
+    cy.send(&to_ann, "sealed to the second key", None).expect("send");
+    carry(&cy, &mut ann);
+    assert!(node_texts(&ann, "cy").contains(&"sealed to the second key".to_owned()));
+    assert!(node_texts(&ann, "cy").contains(&"late, to the first key".to_owned()), "within the window");
+
+    // After the window the first secret is gone; everything read stays readable, in a rebuild too.
+    let later = now + ROTATE_AFTER_MS + KEEP_RETIRED_MS;
+    assert!(ann.keep_keys(later).expect("upkeep"));
+    assert!(ann.secrets.history.is_empty(), "retired secrets past the window are deleted");
+    let on_disk = libra_engine::keyfile::load(&dir.path().join("ann")).expect("key file");
+    assert!(on_disk.history.is_empty());
+    assert_eq!(ann.store.chat_rows().expect("rows"), ann.store.chat_rows_rebuilt().expect("rebuild"));
+    assert_eq!(node_texts(&ann, "cy").len(), 3);
+    // The key file alone no longer opens what was sealed to the first key.
+    let sealed = libra_engine::messaging::Sealed::decode(first.payload.as_deref().expect("payload")).expect("sealed");
+    for s in on_disk.agreements() {
+        assert!(sealed.content_key(&s).is_err(), "a deleted secret must not be on disk");
+    }
+
+    // A message sealed to the deleted key that arrives only now cannot be read.
+    let mut dave = Node::init(&dir.path().join("dave"), "dave").expect("init");
+    let id = dave.invite(None, 1).expect("invite");
+    ann.add_contact(&id, None).expect("add");
+    dave.add_contact(&ia, None).expect("add the old invite (first key)");
+    let to_ann_d = dave.chat("ann").expect("chat");
+    dave.send(&to_ann_d, "too late", None).expect("send");
+    carry(&dave, &mut ann);
+    assert!(!node_texts(&ann, "dave").contains(&"too late".to_owned()), "sealed to a deleted key");
 }
