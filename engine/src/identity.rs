@@ -182,15 +182,8 @@ impl CertError {
 impl DeviceCert {
     /// Checks the certificate's own signature (not whether the user log still lists it).
     pub fn verify(&self) -> Result<(), CertError> {
-        if self.body.version != 1 {
-            return Err(CertError::UnknownVersion(self.body.version));
-        }
-        if self.body.name.len() > MAX_DEVICE_NAME {
-            return Err(CertError::NameTooLong);
-        }
-        let key = VerifyingKey::from_bytes(self.body.user.as_bytes()).map_err(|_| CertError::BadUserKey)?;
-        key.verify_strict(&self.body.signing_input(), &Signature::from_bytes(&self.signature.0))
-            .map_err(|_| CertError::BadSignature)
+        let b = &self.body;
+        verify_user_statement(b.version, b.name.len() <= MAX_DEVICE_NAME, &b.user, &b.signing_input(), &self.signature)
     }
 }
 
@@ -229,16 +222,28 @@ pub struct Revocation {
 
 impl Revocation {
     pub fn verify(&self) -> Result<(), CertError> {
-        if self.body.version != 1 {
-            return Err(CertError::UnknownVersion(self.body.version));
-        }
-        if self.body.reason.len() > MAX_REASON {
-            return Err(CertError::NameTooLong);
-        }
-        let key = VerifyingKey::from_bytes(self.body.user.as_bytes()).map_err(|_| CertError::BadUserKey)?;
-        key.verify_strict(&self.body.signing_input(), &Signature::from_bytes(&self.signature.0))
-            .map_err(|_| CertError::BadSignature)
+        let b = &self.body;
+        verify_user_statement(b.version, b.reason.len() <= MAX_REASON, &b.user, &b.signing_input(), &self.signature)
     }
+}
+
+/// The checks of a statement signed by a user key, in spec order: version, text length, key,
+/// signature (strict).
+fn verify_user_statement(
+    version: u8,
+    text_fits: bool,
+    user: &UserId,
+    input: &[u8],
+    signature: &Bytes<64>,
+) -> Result<(), CertError> {
+    if version != 1 {
+        return Err(CertError::UnknownVersion(version));
+    }
+    if !text_fits {
+        return Err(CertError::NameTooLong);
+    }
+    let key = VerifyingKey::from_bytes(user.as_bytes()).map_err(|_| CertError::BadUserKey)?;
+    key.verify_strict(input, &Signature::from_bytes(&signature.0)).map_err(|_| CertError::BadSignature)
 }
 
 /// Domain separation of safety numbers (spec/identity.md, "Safety numbers").

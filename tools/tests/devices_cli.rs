@@ -8,19 +8,7 @@ use std::process::{Command, Stdio};
 
 mod netns;
 
-use netns::{Killed, libra, serve_local};
-
-fn ok(data: &Path, args: &[&str]) -> String {
-    let out = libra(data, args);
-    assert!(out.status.success(), "libra {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf8")
-}
-
-fn json(data: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(data, &all)).expect("json")
-}
+use netns::{Killed, libra, ok, ok_json as json, serve_local};
 
 /// Runs `libra --data DATA ARGS` with `input` on standard input.
 fn with_stdin(data: &Path, args: &[&str], input: &str) -> std::process::Output {

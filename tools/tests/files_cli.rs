@@ -6,19 +6,7 @@ use std::process::Child;
 
 mod netns;
 
-use netns::{libra, serve_local as serve};
-
-fn ok(data: &Path, args: &[&str]) -> String {
-    let out = libra(data, args);
-    assert!(out.status.success(), "libra {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf8")
-}
-
-fn json(data: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(data, &all)).expect("json")
-}
+use netns::{libra, ok, ok_json as json, serve_local as serve};
 
 /// Ann (serving, her address in her invite) and Ben, contacts of each other.
 fn ann_serving_and_ben(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Child) {

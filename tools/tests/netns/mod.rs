@@ -13,6 +13,20 @@ pub fn libra(data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
 }
 
+/// `libra --data DATA ARGS`, which must succeed: its standard output.
+pub fn ok(data: &Path, args: &[&str]) -> String {
+    let out = libra(data, args);
+    assert!(out.status.success(), "libra {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// `libra --data DATA --json ARGS`, which must succeed: its JSON.
+pub fn ok_json(data: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(data, &all)).expect("json")
+}
+
 pub fn json(out: &Output) -> Value {
     assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("json")
