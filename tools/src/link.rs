@@ -41,11 +41,24 @@ pub fn init_linked(args: &Cli, out: &mut String, code: &str, name: Option<&str>,
     // The first sync brings the user's logs, contacts and history; a later `serve` keeps up.
     let synced = rt.block_on(async {
         let host = Arc::new(Host::new(engine.clone(), HostConfig::new(SocketAddr::from(([0, 0, 0, 0], 0))))?);
-        let r = host.connect(address, Some(*code.device.as_bytes()), false).await;
+        // Each round can make more logs wanted (contacts learned from the notes it opened):
+        // sync again until a round brings nothing new.
+        let mut received = 0;
+        let mut last = Ok(());
+        for _ in 0..8 {
+            match host.connect(address, Some(*code.device.as_bytes()), false).await {
+                Ok(o) if o.entries_in > 0 => received += o.entries_in,
+                Ok(_) => break,
+                Err(e) => {
+                    last = Err(e);
+                    break;
+                }
+            }
+        }
         host.shutdown().await;
-        Ok::<_, anyhow::Error>(r)
+        Ok::<_, anyhow::Error>(last.map(|()| received))
     })?;
-    let received = synced.as_ref().map(|o| o.entries_in).unwrap_or(0);
+    let received = synced.as_ref().map(|r| *r).unwrap_or(0);
     let mut v = engine.read(identity_json)?;
     engine.shutdown();
     v["linked_to"] = json!(code.device.to_string());
