@@ -194,6 +194,7 @@ pub fn restore(dir: &Path, user_secret: [u8; 32], file: &Path) -> Result<(Engine
         }
     }
     node.store.keep_content_keys(&batch)?;
+    node.store.persist_now()?;
     let engine = Engine::start(node);
     let cx = Cx::local(engine.clone());
     // Each pass can take logs the one before made wanted (contacts learned from notes).

@@ -218,5 +218,6 @@ pub async fn create(dir: &std::path::Path, linked: Linked) -> anyhow::Result<(cr
         node.store.keep_content_keys(&batch)?;
         count += batch.len();
     }
+    node.store.persist_now()?;
     Ok((node, count))
 }

@@ -37,13 +37,18 @@ impl Store {
     }
 
     /// Keeps content keys handed over by another device of ours (linking, a backup), so the
-    /// entries they open are readable when their logs arrive.
+    /// entries they open are readable when their logs arrive. Visible at once; durable at the
+    /// next [`Store::persist_now`] (one fsync for a whole handover, not one per batch).
     pub fn keep_content_keys(&self, pairs: &[KeptKey]) -> Result<(), StoreError> {
         let mut batch = self.db.batch();
         for (id, key) in pairs {
             batch.insert(&self.views, keys::content_key_key(id), key.to_vec());
         }
-        self.sync.guard(batch.commit())?;
+        self.sync.guard(batch.commit())
+    }
+
+    /// Makes everything committed so far durable (outside the engine's group commit).
+    pub fn persist_now(&self) -> Result<(), StoreError> {
         self.sync_now()
     }
 }

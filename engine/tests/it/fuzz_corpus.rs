@@ -147,3 +147,23 @@ fn message_sealed_and_invite_seeds_decode() {
     }
     assert_eq!((invites, requests), (1, 2));
 }
+
+/// The conn seeds are sync transcripts, each message a framed chunk (selector 1) the fuzz
+/// target feeds to a real `Conn`: each such chunk is a whole message.
+#[test]
+fn conn_seeds_are_framed_transcript_messages() {
+    for b in seeds("conn") {
+        let mut rest = &b[1..];
+        let mut messages = 0;
+        while let Some((&head, tail)) = rest.split_first() {
+            let len = usize::from(head >> 2).min(tail.len());
+            let (chunk, next) = tail.split_at(len);
+            if head & 3 == 1 {
+                libra_engine::sync::Message::decode(chunk).expect("a transcript message");
+                messages += 1;
+            }
+            rest = next;
+        }
+        assert!(messages > 0);
+    }
+}
