@@ -33,24 +33,31 @@ impl Drop for Scratch {
 
 pub fn backup(cx: &Cx, out: &mut Out, file: &Path, with_files: bool, phrase: Option<&str>) -> Result<u8> {
     let secret = phrase.map(crate::phrase::decode).transpose()?;
-    let (user_secret, user, agreements, kept) = cx.read(|n| {
+    let (user_secret, user, agreements) = cx.read(|n| {
         let keys = n.user_keys(secret.as_ref())?;
         let agreements: Vec<Bytes<32>> = n.secrets.agreements().iter().map(|s| Bytes(s.to_bytes())).collect();
-        Ok((keys.signing.to_bytes(), keys.id(), agreements, n.store.kept_keys()?))
+        Ok((keys.signing.to_bytes(), keys.id(), agreements))
     })?;
-    // The content keys kept: what they open stays readable after its secrets are gone.
+    // The content keys kept (what they open stays readable after its secrets are gone), a page
+    // at a time into a scratch file.
     let keys_file = Scratch::beside(file, "keys");
+    let mut count = 0u64;
     {
         let mut w = BufWriter::new(std::fs::File::create(&keys_file.0)?);
-        w.write_all(&(kept.len() as u64).to_be_bytes())?;
-        for (id, key) in &kept {
-            w.write_all(id)?;
-            w.write_all(key)?;
+        let mut after = None;
+        loop {
+            let page = cx.read(|n| Ok(n.store.kept_keys_after(after.as_ref(), 4096)?))?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.0);
+            for (id, key) in &page {
+                w.write_all(id)?;
+                w.write_all(key)?;
+            }
+            count += page.len() as u64;
         }
         w.into_inner().map_err(|e| e.into_error())?;
     }
-    let keys_len = 8 + 64 * kept.len() as u64;
-    drop(kept);
+    let keys_len = 8 + 64 * count;
     let bundle = Scratch::beside(file, "bundle");
     let mut inner = Out::default();
     let export = BundleCommand::Export {
@@ -73,7 +80,9 @@ pub fn backup(cx: &Cx, out: &mut Out, file: &Path, with_files: bool, phrase: Opt
         let f = std::fs::File::create(&tmp.0).with_context(|| format!("creating {}", tmp.0.display()))?;
         let mut w = BufWriter::new(f);
         w.write_all(&header.encode())?;
+        let count = count.to_be_bytes();
         let plain = (&contents[..])
+            .chain(&count[..])
             .chain(BufReader::new(std::fs::File::open(&keys_file.0)?))
             .chain(BufReader::new(std::fs::File::open(&bundle.0)?));
         crate::blob::encrypt_stream(&header.key(&user_secret), header.plain_len, plain, &mut w)?;

@@ -55,14 +55,21 @@ async fn serve(engine: &Engine, peer: [u8; 32], conn: &quinn::Connection) -> Res
     if granted {
         // The content keys this device kept: the new one reads the history whose agreement
         // secrets are gone (spec/devices.md, "Retention").
-        let engine = engine.clone();
-        let kept = tokio::task::spawn_blocking(move || engine.read(|n| n.store.kept_keys()))
+        // A page at a time, read off the runtime: memory stays at one frame whatever the
+        // history's size.
+        let mut after = None;
+        loop {
+            let engine = engine.clone();
+            let page = tokio::task::spawn_blocking(move || {
+                engine.read(|n| n.store.kept_keys_after(after.as_ref(), KEYS_PER_FRAME))
+            })
             .await
             .map_err(|e| NetError::Stream(e.to_string()))?
             .map_err(|e| NetError::Stream(e.to_string()))?
             .map_err(|e| NetError::Stream(e.to_string()))?;
-        for chunk in kept.chunks(KEYS_PER_FRAME) {
-            let pairs: Vec<(Bytes<32>, Bytes<32>)> = chunk.iter().map(|(i, k)| (Bytes(*i), Bytes(*k))).collect();
+            let Some(last) = page.last() else { break };
+            after = Some(last.0);
+            let pairs: Vec<(Bytes<32>, Bytes<32>)> = page.iter().map(|(i, k)| (Bytes(*i), Bytes(*k))).collect();
             write_frame(&mut send, &codec::encode(&pairs)).await?;
         }
     }

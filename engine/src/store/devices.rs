@@ -28,7 +28,26 @@ impl Store {
     /// Every content key kept (spec/devices.md, "Retention"), in entry-id order.
     pub fn kept_keys(&self) -> Result<Vec<KeptKey>, StoreError> {
         let mut out = Vec::new();
-        for item in self.views.prefix(keys::CONTENT_KEY_PREFIX) {
+        let mut after = None;
+        loop {
+            let page = self.kept_keys_after(after.as_ref(), 4096)?;
+            let Some(last) = page.last() else { return Ok(out) };
+            after = Some(last.0);
+            out.extend(page);
+        }
+    }
+
+    /// Up to `limit` kept content keys of entries after `after` in id order (all from the
+    /// first with `None`): a page, so a handover never holds them all.
+    pub fn kept_keys_after(&self, after: Option<&[u8; 32]>, limit: usize) -> Result<Vec<KeptKey>, StoreError> {
+        let start = match after {
+            // The next possible key after `after`: the id followed by a zero byte.
+            Some(id) => [&keys::content_key_key(id)[..], &[0]].concat(),
+            None => keys::CONTENT_KEY_PREFIX.to_vec(),
+        };
+        let end = keys::content_key_key(&[0xff; 32]);
+        let mut out = Vec::with_capacity(limit.min(4096));
+        for item in self.views.range(start..=end).take(limit) {
             let (k, v) = item.into_inner()?;
             let id = keys::to_array32(&k[keys::CONTENT_KEY_PREFIX.len()..])?;
             out.push((id, keys::to_array32(&v)?));
