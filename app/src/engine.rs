@@ -346,7 +346,7 @@ impl Engine {
                 && let Ok(path) = &r
                 && let Some(c) = ctx.lock().ok().as_ref().and_then(|c| c.as_ref())
             {
-                c.open_url(eframe::egui::OpenUrl::same_tab(format!("file://{}", path.display())));
+                c.open_url(eframe::egui::OpenUrl::same_tab(file_url(path)));
             }
             let _ = tx.send(Event::Done(r.map(|p| format!("saved to {}", p.display()))));
             repaint(&ctx);
@@ -508,4 +508,35 @@ fn save_into(core: &Core, file: &libra_engine::blob::FileRef, dir: &Path) -> Res
         }
     }
     Err(format!("{}: no free name in {}", file.name, dir.display()))
+}
+
+/// A `file:` URL for a local path: bytes outside the unreserved set percent-encoded (a name
+/// with a space, `#` or `?` would otherwise open something else), Windows drive paths as
+/// `file:///C:/…`.
+pub fn file_url(path: &Path) -> String {
+    let p = path.to_string_lossy().replace('\\', "/");
+    let mut out = String::from("file://");
+    if !p.starts_with('/') {
+        out.push('/');
+    }
+    for b in p.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/:".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn file_urls_escape_what_a_url_would_misread() {
+        assert_eq!(file_url(Path::new("/home/a/My Photo #1?.jpg")), "file:///home/a/My%20Photo%20%231%3F.jpg");
+        assert_eq!(file_url(Path::new("/tmp/été.txt")), "file:///tmp/%C3%A9t%C3%A9.txt");
+        assert_eq!(file_url(Path::new("C:\\Users\\a b\\x.png")), "file:///C:/Users/a%20b/x.png");
+    }
 }
