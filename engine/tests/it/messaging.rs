@@ -475,3 +475,31 @@ async fn a_carrier_forwards_only_between_people_who_chose_each_other() {
     c.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("c-a third");
     assert!(holds(&c, &ub), "Ben's log was not forwarded to Cat");
 }
+
+/// A Contact note sealed to us by someone else — even a contact — adds nobody: only our own
+/// devices add contacts for us (spec/messaging.md, section 9.2).
+#[test]
+fn a_contact_note_from_someone_else_is_ignored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ann = Node::init(&dir.path().join("ann"), "ann").expect("init");
+    let mut mal = Node::init(&dir.path().join("mal"), "mal").expect("init");
+    let stranger = Node::init(&dir.path().join("eve"), "eve").expect("init");
+    let (ia, im) = (ann.invite(None, 1).expect("invite"), mal.invite(None, 1).expect("invite"));
+    ann.add_contact(&im, None).expect("add");
+    mal.add_contact(&ia, None).expect("add");
+    let eve_card = stranger.own_card().expect("card");
+    // Mal seals a Contact note naming Eve to Ann (and to itself).
+    mal.say(&Body::Contact(eve_card), &[ia.user()]).expect("say");
+    let mut logs = Vec::new();
+    for (author, _) in mal.store.heads().collect::<Vec<_>>() {
+        logs.extend(mal.store.read_log(&author, 1, 1000).expect("log"));
+    }
+    let report = ann.store.ingest(logs, libra_engine::clock::wall_ms()).expect("ingest");
+    assert!(report.accepted > 0, "Mal's log arrived: {report:?}");
+    let contacts: Vec<UserId> = ann.store.contacts().expect("contacts").into_iter().map(|(u, _)| u).collect();
+    assert!(contacts.contains(&im.user()), "Mal is a contact");
+    assert!(!contacts.contains(&stranger.user_id().expect("eve")), "a contact note from Mal must not add Eve");
+    let eve_device = *stranger.device_id().as_bytes();
+    assert!(!ann.store.allowed_peers().expect("allowed").contains(&eve_device), "nor allow her device");
+    assert!(!ann.accept_set().expect("accept").contains(&eve_device), "nor want her log");
+}
