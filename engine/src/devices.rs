@@ -28,6 +28,11 @@ pub const ROTATE_AFTER_MS: u64 = 7 * 24 * 3600 * 1000;
 /// yet seen the rotation may seal to it until then (the window of spec/devices.md).
 pub const KEEP_RETIRED_MS: u64 = 30 * 24 * 3600 * 1000;
 
+/// Whether a secret retired at `retired_ms` is past its window at `now_ms`.
+fn expired(retired_ms: u64, now_ms: u64) -> bool {
+    now_ms.saturating_sub(retired_ms) >= KEEP_RETIRED_MS
+}
+
 /// One device of a user, as `libra device list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeviceInfo {
@@ -227,8 +232,7 @@ impl Node {
             return Ok((false, 0));
         }
         let rotate = now_ms.saturating_sub(self.agreement_since_ms()?) >= ROTATE_AFTER_MS;
-        let expired = self.secrets.retired_ms.iter().filter(|r| now_ms.saturating_sub(**r) >= KEEP_RETIRED_MS).count();
-        Ok((rotate, expired))
+        Ok((rotate, self.secrets.retired_ms.iter().filter(|r| expired(**r, now_ms)).count()))
     }
 
     /// Rotates a key that is due, and deletes retired secrets past the window: what they
@@ -239,17 +243,15 @@ impl Node {
         if rotate {
             self.rotate_agreement()?;
         }
-        let expired = self.secrets.retired_ms.iter().filter(|r| now_ms.saturating_sub(**r) >= KEEP_RETIRED_MS).count();
-        if expired > 0 {
-            let keep: Vec<bool> =
-                self.secrets.retired_ms.iter().map(|r| now_ms.saturating_sub(*r) < KEEP_RETIRED_MS).collect();
-            let mut flags = keep.iter();
-            self.secrets.history.retain(|_| flags.next().copied().unwrap_or(true));
-            self.secrets.retired_ms.retain(|r| now_ms.saturating_sub(*r) < KEEP_RETIRED_MS);
+        let any_expired = self.secrets.retired_ms.iter().any(|r| expired(*r, now_ms));
+        if any_expired {
+            let held =
+                std::mem::take(&mut self.secrets.history).into_iter().zip(std::mem::take(&mut self.secrets.retired_ms));
+            (self.secrets.history, self.secrets.retired_ms) = held.filter(|(_, r)| !expired(*r, now_ms)).unzip();
             keyfile::replace(&self.dir, &self.secrets)?;
             self.attach_reader()?;
         }
-        Ok(rotate || expired > 0)
+        Ok(rotate || any_expired)
     }
 
     /// The devices of `user` (ours when `None`) as held here, oldest first.

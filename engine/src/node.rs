@@ -25,6 +25,9 @@ pub enum NodeError {
     Incomplete(PathBuf),
 }
 
+/// A contact that counts (not blocked), with the device keys its card names.
+pub type CountedContact = (UserId, Vec<[u8; 32]>);
+
 /// This device's identity and store.
 pub struct Node {
     pub dir: PathBuf,
@@ -129,14 +132,22 @@ impl Node {
         let mut allowed = self.store.allowed_peers()?;
         // Contacts count as allowed, with every device their card names: a device linked
         // later learns them from the Contact notes its siblings sealed, not from an invite.
-        for (user, card) in self.store.contacts()? {
-            if self.store.contact_state(&user)?.blocked {
-                continue;
-            }
+        for (user, devices) in self.counted_contacts()? {
             allowed.push(*user.as_bytes());
-            allowed.extend(card.certs.iter().map(|c| *c.body.device.as_bytes()));
+            allowed.extend(devices);
         }
         Ok(crate::sync::interest_set(self.store.trust(), self.device_id().as_bytes(), &allowed))
+    }
+
+    /// Contacts that are not blocked, each with the devices its card names.
+    pub fn counted_contacts(&self) -> Result<Vec<CountedContact>, StoreError> {
+        let mut out = Vec::new();
+        for (user, card) in self.store.contacts()? {
+            if !self.store.contact_state(&user)?.blocked {
+                out.push((user, card.certs.iter().map(|c| *c.body.device.as_bytes()).collect()));
+            }
+        }
+        Ok(out)
     }
 
     /// The logs this node offers to `peer` (a device key): ours, the peer's own, and those of

@@ -14,17 +14,23 @@ use serde_json::json;
 use crate::cli::Cli;
 use crate::commands::{data_dir, print, read_phrase, runtime};
 
+/// The data directory, which must not hold an identity yet (this device joins one by `verb`).
+fn fresh_data_dir(args: &Cli, verb: &str) -> Result<std::path::PathBuf> {
+    let dir = data_dir(args)?;
+    if libra_engine::keyfile::exists(&dir) {
+        anyhow::bail!(
+            "an identity already exists in {}; {verb} into an empty data directory (--data DIR)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
 /// Links this new device: asks the device that showed the code for a certificate (over QUIC,
 /// its key pinned by the code), creates the identity here, then syncs once with it so the
 /// contacts and history are here when the command ends.
 pub fn init_linked(args: &Cli, out: &mut String, code: &str, name: Option<&str>, address: Option<&str>) -> Result<u8> {
-    let dir = data_dir(args)?;
-    if libra_engine::keyfile::exists(&dir) {
-        anyhow::bail!(
-            "an identity already exists in {}; link into an empty data directory (--data DIR)",
-            dir.display()
-        );
-    }
+    let dir = fresh_data_dir(args, "link")?;
     let code = LinkCode::parse(code, libra_engine::clock::wall_ms())?;
     let extra: Vec<String> = address.into_iter().map(str::to_owned).collect();
     let rt = runtime()?;
@@ -81,13 +87,7 @@ pub fn init_linked(args: &Cli, out: &mut String, code: &str, name: Option<&str>,
 /// certified by the user key; no old log is ever written again. With a backup, its logs and
 /// the old devices' agreement secrets come back too, so contacts and history are here.
 pub fn init_restored(args: &Cli, out: &mut String, backup: Option<&std::path::Path>) -> Result<u8> {
-    let dir = data_dir(args)?;
-    if libra_engine::keyfile::exists(&dir) {
-        anyhow::bail!(
-            "an identity already exists in {}; restore into an empty data directory (--data DIR)",
-            dir.display()
-        );
-    }
+    let dir = fresh_data_dir(args, "restore")?;
     let secret = libra_engine::phrase::decode(&read_phrase())?;
     let mut v = match backup {
         None => {

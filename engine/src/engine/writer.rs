@@ -288,12 +288,9 @@ pub(crate) fn allowed_keys(node: &Node) -> BTreeSet<[u8; 32]> {
     let mut allowed: BTreeSet<[u8; 32]> = node.store.allowed_peers().unwrap_or_default().into_iter().collect();
     let trust = node.store.trust();
     let mut users: Vec<crate::identity::UserId> = node.user_id().into_iter().collect();
-    for (user, card) in node.store.contacts().unwrap_or_default() {
-        if node.store.contact_state(&user).is_ok_and(|s| s.blocked) {
-            continue;
-        }
+    for (user, devices) in node.counted_contacts().unwrap_or_default() {
         users.push(user);
-        allowed.extend(card.certs.iter().map(|c| *c.body.device.as_bytes()));
+        allowed.extend(devices);
     }
     for user in users {
         if let Some(rec) = trust.user(&user) {

@@ -148,9 +148,10 @@ impl Store {
         if let Some(reader) = &self.reader {
             for (author, at, head) in behind {
                 for e in self.read_log(&author, at + 1, usize::MAX)? {
-                    let known = self.kept_key(&e.id)?.map_or(view::Known::Nothing, view::Known::Key);
-                    let (rows, key) = view::rows_known(&e, reader, &self.trust, known);
-                    if let Some(k) = key {
+                    let kept = self.kept_key(&e.id)?;
+                    let (rows, key) =
+                        view::rows_known(&e, reader, &self.trust, kept.map_or(view::Known::Nothing, view::Known::Key));
+                    if let Some(k) = key.filter(|_| kept.is_none()) {
                         batch.insert(&self.views, keys::content_key_key(e.id.as_bytes()), k.to_vec());
                     }
                     stage_rows(&mut batch, &self.chats, &self.views, reader, rows);

@@ -324,7 +324,7 @@ impl Store {
                     None => Known::Nothing,
                 };
                 let (rows, key) = crate::messaging::view::rows_known(e, reader, &trust, known);
-                if let Some(k) = key {
+                if let Some(k) = key.filter(|_| !matches!(known, Known::Key(_))) {
                     batch.insert(&self.views, keys::content_key_key(e.id.as_bytes()), k.to_vec());
                 }
                 // A contact noted (here or by another of our devices) changes who may connect.
