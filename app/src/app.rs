@@ -8,8 +8,8 @@ use eframe::egui::{self, RichText};
 use libra_engine::clock;
 use libra_engine::engine::NetStatus;
 use libra_engine::log::EntryId;
-use libra_engine::messenger::Invite;
 use libra_engine::node::Node;
+use libra_engine::short_invite::AnyInvite;
 
 use crate::engine::{Engine, Event};
 use crate::model::Snapshot;
@@ -490,16 +490,23 @@ impl eframe::App for LibraApp {
             Tab::Connect => match connect::ui(ui, &self.snap, &mut self.connect, now) {
                 Some(ConnectAction::AddContact(text)) => {
                     if let Some(engine) = &self.engine {
-                        match Invite::parse(&text) {
+                        match AnyInvite::parse(&text) {
                             Ok(inv) => {
                                 self.connect.invite.clear();
                                 self.connect.error = None;
                                 // An invite with an address is dialled by the engine's dialers as
                                 // soon as the contact is stored (and we introduce ourselves).
-                                engine.act(move |n| {
-                                    n.add_contact(&inv, None)
+                                engine.act(move |n| match &inv {
+                                    AnyInvite::Full(inv) => n
+                                        .add_contact(inv, None)
                                         .map(|u| format!("added {}", u.short()))
-                                        .map_err(|e| e.to_string())
+                                        .map_err(|e| e.to_string()),
+                                    AnyInvite::Short(s) => n
+                                        .add_short_invite(s)
+                                        .map(|d| {
+                                            format!("waiting for device {}: added once Libra reaches it", d.short())
+                                        })
+                                        .map_err(|e| e.to_string()),
                                 });
                             }
                             Err(e) => self.connect.error = Some(e.to_string()),

@@ -121,13 +121,17 @@ pub struct Pairs {
     pub own_device: [u8; 32],
     /// `(peer device, pair secret)`.
     pub peers: Vec<([u8; 32], [u8; 32])>,
+    /// Secrets of our open invites (`short_invite::beacon_secret`): tags we send so that a
+    /// holder of one finds us, and recognise nobody by.
+    pub invites: Vec<[u8; 32]>,
 }
 
 impl Pairs {
     /// The beacons to send this epoch: every peer's tag, shuffled among random padding, at most
     /// [`MAX_TAGS`] per beacon. A node with no peers sends none.
     pub fn beacons(&self, port: u16, epoch: u32) -> Vec<Beacon> {
-        let mut tags: Vec<Tag> = self.peers.iter().map(|(_, s)| tag(s, &self.own_device, epoch)).collect();
+        let mut tags: Vec<Tag> =
+            self.peers.iter().map(|(_, s)| s).chain(&self.invites).map(|s| tag(s, &self.own_device, epoch)).collect();
         if tags.is_empty() {
             return Vec::new();
         }
@@ -193,9 +197,9 @@ mod tests {
         let (sc, dc, pc) = (device(3).0, device(3).1, device(3).2);
         let ab = pair_secret(&sa, &da, &db, &pb);
         assert_eq!(ab, pair_secret(&sb, &db, &da, &pa), "both sides derive the same secret");
-        let a = Pairs { own_device: da, peers: vec![(db, ab)] };
-        let b = Pairs { own_device: db, peers: vec![(da, ab)] };
-        let c = Pairs { own_device: dc, peers: vec![(da, pair_secret(&sc, &dc, &da, &pa))] };
+        let a = Pairs { own_device: da, peers: vec![(db, ab)], invites: Vec::new() };
+        let b = Pairs { own_device: db, peers: vec![(da, ab)], invites: Vec::new() };
+        let c = Pairs { own_device: dc, peers: vec![(da, pair_secret(&sc, &dc, &da, &pa))], invites: Vec::new() };
         let beacons = a.beacons(7444, 100);
         assert_eq!(beacons.len(), 1);
         let wire = beacons[0].encode();
@@ -224,7 +228,8 @@ mod tests {
         let mut b = Beacon { port: 1, epoch: 2, tags: vec![] }.encode();
         b[10] = 200;
         assert_eq!(Beacon::decode(&b), Err(BeaconError::TooManyTags(200)));
-        let many = Pairs { own_device: [0; 32], peers: (0..100u8).map(|i| ([i; 32], [i; 32])).collect() };
+        let many =
+            Pairs { own_device: [0; 32], peers: (0..100u8).map(|i| ([i; 32], [i; 32])).collect(), invites: Vec::new() };
         let bs = many.beacons(1, 1);
         assert_eq!(bs.iter().map(|b| b.tags.len()).sum::<usize>(), 104);
         assert!(bs.iter().all(|b| b.encode().len() <= MAX_BEACON));

@@ -29,6 +29,7 @@ pub mod payload;
 pub mod phrase;
 pub mod projection;
 pub mod relay_wire;
+pub mod short_invite;
 pub mod store;
 pub mod sync;
 pub mod text;

@@ -89,18 +89,7 @@ impl Invite {
     }
 
     pub fn parse(s: &str) -> Result<Invite, MessengerError> {
-        let bad = |m: &str| MessengerError::BadInvite(m.to_owned());
-        let t = s.trim();
-        let body = t
-            .get(..INVITE_PREFIX.len())
-            .filter(|p| p.eq_ignore_ascii_case(INVITE_PREFIX))
-            .map(|_| &t[INVITE_PREFIX.len()..])
-            .ok_or_else(|| bad("it does not start with 'libra:'"))?;
-        if body.len() > 16 * 1024 {
-            return Err(bad("too long"));
-        }
-        let bytes = text::base32_decode(&body.to_ascii_lowercase()).map_err(|e| bad(&e.to_string()))?;
-        Invite::from_bytes(&bytes)
+        Invite::from_bytes(&crate::short_invite::invite_bytes(s)?)
     }
 
     /// The canonical encoding of an invite, checked as [`Invite::parse`] checks a text.

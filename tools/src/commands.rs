@@ -221,9 +221,13 @@ pub fn show(args: &Cli, reply: &Reply) -> String {
         let mut s = reply.text.clone();
         let qr = match &args.command {
             // Upper case: QR codes hold it in their compact alphanumeric mode.
-            Command::Invite { action: None, qr: true, .. } => {
-                reply.value["invite"].as_str().map(str::to_ascii_uppercase)
-            }
+            // The short form, so that the code fits an 80×24 terminal.
+            Command::Invite { action: None, qr: true, .. } => reply.value["short"].as_str().map(|t| {
+                s.push_str(
+                    "\nThe code holds the short form: this device and the invite's token. It completes\nonce the scanner reaches this device, on this network or at the address given.\n",
+                );
+                t.to_ascii_uppercase()
+            }),
             Command::Device(DeviceCommand::Link { qr: true, .. }) => {
                 reply.value["code"].as_str().map(str::to_ascii_uppercase)
             }

@@ -211,17 +211,41 @@ fn errors_are_json_with_stable_codes_and_ids_are_always_given() {
     assert!(completions.contains("_libra") && completions.contains("nearby"), "bash completions");
 }
 
-/// `invite --qr` is at most 80 columns wide, and what it draws scans back to the same invite.
+/// `invite --qr` fits an 80×24 terminal (with an address too), and what it draws scans back
+/// to the short form of the same invite; a holder adds it and waits for the device.
 #[test]
-fn the_invite_qr_code_fits_80_columns_and_scans() {
+fn the_invite_qr_code_fits_80_by_24_and_scans() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (ann, _) = node(dir.path(), "ann", "Ann");
-    let out = text(&libra(&ann, &["invite", "--qr"]));
-    let invite = out.lines().next().expect("the invite line").to_owned();
-    let art: Vec<&str> = out.lines().skip(1).filter(|l| !l.is_empty()).collect();
-    assert!(art.iter().all(|l| l.chars().count() <= 80), "wider than 80 columns");
-    // Each character is two modules, top and bottom; 4 pixels a module.
-    let (cols, rows) = (art[0].chars().count(), art.len() * 2);
+    for extra in [&[][..], &["--with-address", "192.168.100.200:44330"][..]] {
+        let out = text(&libra(&ann, &[&["invite", "--qr"][..], extra].concat()));
+        let invite = out.lines().next().expect("the invite line").to_owned();
+        // The code: every line drawn with half blocks (the quiet zone is blank lines around it).
+        let first = out.lines().position(|l| l.contains('█')).expect("a code");
+        let art: Vec<&str> = out.lines().skip(first.saturating_sub(2)).collect();
+        assert!(art.len() <= 24, "{} lines do not fit a 24-line terminal", art.len());
+        assert!(art.iter().all(|l| l.chars().count() <= 80), "wider than 80 columns");
+        let scanned = scan(&art);
+        let short = libra_engine::short_invite::ShortInvite::parse(&scanned).expect("the short form");
+        let full = libra_engine::messenger::Invite::parse(&invite).expect("the full invite");
+        assert_eq!(short.token, full.token.expect("token"), "one invite, two forms");
+        assert_eq!(short.address, full.address);
+        assert_eq!(short.device, full.card.certs[0].body.device.0);
+    }
+    // Ben adds Ann's short form: he waits for her device, and says so.
+    let (ben, _) = node(dir.path(), "ben", "Ben");
+    let v = json(&libra(&ann, &["--json", "invite"]));
+    let added = json(&libra(&ben, &["--json", "contact", "add", v["short"].as_str().expect("short")]));
+    assert!(added["awaiting"].as_str().is_some_and(|d| d.starts_with("ld")), "{added}");
+    let list = text(&libra(&ben, &["contact", "list"]));
+    assert!(list.contains("(waiting)") && list.contains(added["short"].as_str().expect("short")), "{list}");
+}
+
+/// Reads a QR code drawn in half blocks (each character two modules, top and bottom).
+fn scan(art: &[&str]) -> String {
+    let art: Vec<&str> = art.iter().copied().filter(|l| !l.is_empty()).collect();
+    let cols = art.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let rows = art.len() * 2;
     let scale = 4;
     let dark = |x: usize, y: usize| {
         let c = art[y / 2].chars().nth(x).unwrap_or(' ');
@@ -232,8 +256,5 @@ fn the_invite_qr_code_fits_80_columns_and_scans() {
     });
     let grids = img.detect_grids();
     assert_eq!(grids.len(), 1, "one QR code");
-    let (_, scanned) = grids[0].decode().expect("decodes");
-    assert_eq!(scanned, invite.to_ascii_uppercase());
-    let a = libra_engine::messenger::Invite::parse(&scanned).expect("an upper-case invite parses");
-    assert_eq!(a, libra_engine::messenger::Invite::parse(&invite).expect("invite"));
+    grids[0].decode().expect("decodes").1
 }

@@ -212,3 +212,52 @@ fn two_strangers_visible_nearby_add_each_other_without_typing() {
     // Ambiguity and strangers are errors, not guesses.
     assert!(!libra(&a, &["nearby", "add", "Nobody"]).status.success());
 }
+
+/// A QR code's short invite with no address: the holder finds the inviter's device on the
+/// LAN by the invite's beacon tag, introduces itself, gets the card, and they talk.
+#[test]
+fn a_short_invite_without_an_address_completes_on_the_lan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    json(&libra(&a, &["--json", "init", "--name", "Ann"]));
+    json(&libra(&b, &["--json", "init", "--name", "Ben"]));
+    let short = json(&libra(&a, &["--json", "invite"]))["short"].as_str().expect("short").to_owned();
+    let added = json(&libra(&b, &["--json", "contact", "add", &short]));
+    assert!(added["address"].is_null());
+    let mut net = netns::Netns::new("sq");
+    let seg = net.segment("br");
+    let (na, nb) = (net.ns("a"), net.ns("b"));
+    net.attach(&na, &seg, "10.85.0.1/24");
+    net.attach(&nb, &seg, "10.85.0.2/24");
+    let _sa = serve_in(&na, &a, LAN_ARGS);
+    let _sb = serve_in(&nb, &b, LAN_ARGS);
+    let knows = |data: &std::path::Path, name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = libra(data, &["--json", "contact", "list"]);
+            if out.status.success() {
+                let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+                if v.as_array().is_some_and(|c| c.iter().any(|c| c["name"] == name)) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "{} never knew {name}", data.display());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    knows(&b, "Ann");
+    knows(&a, "Ben");
+    until_ok(&b, &["--json", "send", "Ann", "scanned your code"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = libra(&a, &["--json", "chat", "Ben"]);
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+            if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "scanned your code")) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "Ann never got Ben's message");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

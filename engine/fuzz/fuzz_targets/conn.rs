@@ -95,6 +95,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Effect::Introduce { .. } => conn.handle_introduced(Ok(false), local),
                 Effect::Grants(_) => conn.handle_granted(Ok(())),
+                Effect::Welcome { .. } => conn.handle_welcomed(Ok(())),
             }
         }
         while let Some(bytes) = conn.poll_transmit(local, now) {

@@ -4,7 +4,7 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use crate::contacts::ContactView;
-use crate::messenger::Invite;
+use crate::short_invite::{AnyInvite, ShortInvite};
 use crate::text::for_terminal;
 
 use super::{ContactCommand, Cx, Out};
@@ -32,10 +32,35 @@ fn status(r: &Value) -> &'static str {
     }
 }
 
+/// A short invite: its device is dialled and looked for; the contact is added when it answers.
+fn add_short(cx: &Cx, out: &mut Out, short: &ShortInvite, named: bool) -> Result<u8> {
+    if named {
+        anyhow::bail!(
+            "a short invite carries no name to replace; add it, then `libra contact rename` once the contact is added"
+        );
+    }
+    let device = cx.write(|n| Ok(n.add_short_invite(short)?))?;
+    let v = json!({ "awaiting": device.to_string(), "short": device.short(), "address": short.address });
+    out.set(&v, || {
+        let where_ = match &short.address {
+            Some(a) => format!("at {}", for_terminal(a)),
+            None => "on this network".into(),
+        };
+        format!(
+            "waiting for device {}: the contact is added when Libra reaches it ({where_}) and it answers; keep `libra serve` or the app running\n",
+            device.short()
+        )
+    });
+    Ok(0)
+}
+
 pub fn contact(cx: &Cx, out: &mut Out, cmd: &ContactCommand) -> Result<u8> {
     match cmd {
         ContactCommand::Add { invite, name } => {
-            let inv = Invite::parse(invite)?;
+            let inv = match AnyInvite::parse(invite)? {
+                AnyInvite::Full(inv) => inv,
+                AnyInvite::Short(short) => return add_short(cx, out, &short, name.is_some()),
+            };
             let shown = name.clone().unwrap_or(inv.card.name.clone());
             let (user, same_name) = cx.write(|n| {
                 let user = n.add_contact(&inv, name.as_deref())?;
@@ -60,12 +85,13 @@ pub fn contact(cx: &Cx, out: &mut Out, cmd: &ContactCommand) -> Result<u8> {
             });
         }
         ContactCommand::List => {
-            let rows: Vec<Value> = cx.read(|n| Ok(n.contact_views()?.iter().map(view_json).collect()))?;
+            let (rows, awaiting): (Vec<Value>, Vec<String>) = cx.read(|n| {
+                let rows = n.contact_views()?.iter().map(view_json).collect();
+                Ok((rows, n.awaiting_cards()?.iter().map(|d| d.short()).collect()))
+            })?;
             out.set(&json!(rows), || {
-                if rows.is_empty() {
-                    return "no contacts yet: `libra contact add INVITE`\n".into();
-                }
-                rows.iter()
+                let mut s: String = rows
+                    .iter()
                     .map(|r| {
                         format!(
                             "{:<16} {}  {} device(s)  {}\n",
@@ -75,7 +101,14 @@ pub fn contact(cx: &Cx, out: &mut Out, cmd: &ContactCommand) -> Result<u8> {
                             status(r)
                         )
                     })
-                    .collect()
+                    .collect();
+                for d in &awaiting {
+                    s += &format!("(waiting)        device {d}  from a short invite: added once Libra reaches it\n");
+                }
+                if s.is_empty() {
+                    s = "no contacts yet: `libra contact add INVITE`\n".into();
+                }
+                s
             });
         }
         ContactCommand::Rename { contact, name } => {

@@ -18,11 +18,14 @@ fn make(cx: &Cx, out: &mut Out, address: Option<&str>, uses: u32) -> Result<u8> 
     if let Some(a) = address {
         crate::net::check_address(a)?;
     }
-    let inv = cx.write(|n| Ok(n.invite(address.map(str::to_owned), uses)?))?;
+    let (inv, short) = cx.write(|n| Ok(n.invite_both(address.map(str::to_owned), uses)?))?;
     let text = inv.to_text();
     let id = inv.token.map(|t| crate::store::invite_id(&t.0)).unwrap_or_default();
     let v = json!({
         "invite": text,
+        // The same invite for QR codes: the device and the token only; it completes once the
+        // holder reaches this device (spec/messaging.md, section 8.1a).
+        "short": short.to_text(),
         "id": id,
         "uses": uses,
         "expires": render::time(clock::wall_ms().saturating_add(crate::messenger::INVITE_VALIDITY_MS)),

@@ -71,4 +71,12 @@ impl Local for NodeLocal<'_> {
         let token = self.node.store.peer(peer).ok().flatten().and_then(|r| r.intro_token)?;
         Some(Message::Introduce { token: token.0, card: self.node.own_card().ok()? })
     }
+
+    fn introduction_answer(&self, token: [u8; 16]) -> Option<Message> {
+        Some(Message::Introduce { token, card: self.node.own_card().ok()? })
+    }
+
+    fn awaits_card(&self, peer: &[u8; 32]) -> bool {
+        self.node.awaits_card(peer)
+    }
 }

@@ -16,6 +16,7 @@ use super::{Host, NetError};
 use crate::discovery::{self, Beacon, MAX_BEACON, Pairs, Tag};
 use crate::engine::{Engine, PathKind};
 use crate::nearby;
+use crate::short_invite;
 use crate::store::AddressSource;
 
 /// How LAN discovery runs.
@@ -98,12 +99,44 @@ fn pairs(engine: &Engine, cache: &mut BTreeMap<[u8; 32], ([u8; 32], [u8; 32])>) 
             (agreements, secret)
         })
         .ok();
-    let Some((agreements, secret)) = wanted else { return Pairs { own_device, peers: Vec::new() } };
+    let Some((agreements, secret)) = wanted else { return Pairs { own_device, ..Pairs::default() } };
     cache.retain(|d, (a, _)| agreements.get(d) == Some(a));
     for (d, a) in &agreements {
         cache.entry(*d).or_insert_with(|| (*a, discovery::pair_secret(&secret, &own_device, d, a)));
     }
-    Pairs { own_device, peers: cache.iter().map(|(d, (_, s))| (*d, *s)).collect() }
+    let mut peers: Vec<PeerSecret> = cache.iter().map(|(d, (_, s))| (*d, *s)).collect();
+    let (awaiting, invites) = invite_pairs(engine);
+    peers.extend(awaiting);
+    Pairs { own_device, peers, invites }
+}
+
+/// A peer device and the secret its tags are keyed by.
+type PeerSecret = ([u8; 32], [u8; 32]);
+
+/// Most open invites our beacons carry a tag for (the newest).
+const MAX_INVITE_TAGS: usize = 16;
+
+/// The LAN side of short invites (spec/connectivity.md): the devices of short invites we
+/// added, each with the secret of its token (we recognise its beacons), and the secrets of
+/// our own newest open invites (our beacons carry their tags).
+fn invite_pairs(engine: &Engine) -> (Vec<PeerSecret>, Vec<[u8; 32]>) {
+    engine
+        .read(|n| {
+            let awaiting = n
+                .awaiting_cards()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|d| {
+                    let token = n.store.peer(&d.0.0).ok().flatten()?.intro_token?;
+                    Some((d.0.0, short_invite::beacon_secret(&token.0)))
+                })
+                .collect();
+            let open = n.store.open_invite_tokens(crate::clock::wall_ms()).unwrap_or_default();
+            let invites =
+                open.iter().rev().take(MAX_INVITE_TAGS).map(|(t, _)| short_invite::beacon_secret(t)).collect();
+            (awaiting, invites)
+        })
+        .unwrap_or_default()
 }
 
 /// Where beacons go: every IPv4 interface's broadcast address, and the IPv6 all-nodes group

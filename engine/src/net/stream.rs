@@ -25,6 +25,7 @@ enum Answer {
     Ingested(Result<Ingested, LocalError>),
     Introduced(Result<bool, LocalError>),
     Granted(Result<(), LocalError>),
+    Welcomed(Result<(), LocalError>),
 }
 
 /// An engine write's outcome and the write's own, as the connection takes them.
@@ -47,6 +48,10 @@ fn start(engine: &Engine, effect: Effect, peer: [u8; 32]) -> Pending {
         }),
         Effect::Introduce { token, card } => Box::pin(async move {
             Answer::Introduced(flat(engine.write_async(move |n| n.accept_introduction(&token, &card, &peer)).await))
+        }),
+        Effect::Welcome { token, card } => Box::pin(async move {
+            let r = engine.write_async(move |n| n.complete_short_invite(&peer, &token, &card)).await;
+            Answer::Welcomed(flat(r).map(|_| ()))
         }),
         Effect::Grants(tags) => Box::pin(async move {
             Answer::Granted(flat(engine.write_async(move |n| n.receive_grants(&peer, &tags)).await).map(|_| ()))
@@ -147,6 +152,7 @@ where
                         Answer::Ingested(i) => conn.handle_ingested(i, &local),
                         Answer::Introduced(i) => conn.handle_introduced(i, &local),
                         Answer::Granted(g) => conn.handle_granted(g),
+                        Answer::Welcomed(w) => conn.handle_welcomed(w),
                     }
                 });
                 if let Err(e) = r {

@@ -75,6 +75,11 @@ impl Store {
 
     /// Invites still open at `now_ms`, by id, oldest first.
     pub fn open_invites(&self, now_ms: u64) -> Result<Vec<(String, InviteRecord)>, StoreError> {
+        Ok(self.open_invite_tokens(now_ms)?.into_iter().map(|(t, r)| (invite_id(&t), r)).collect())
+    }
+
+    /// The tokens of the invites still open at `now_ms`, oldest first.
+    pub fn open_invite_tokens(&self, now_ms: u64) -> Result<Vec<([u8; 16], InviteRecord)>, StoreError> {
         let mut out = Vec::new();
         for item in self.invites.iter() {
             let (k, v) = item.into_inner()?;
@@ -83,10 +88,10 @@ impl Store {
                 return Err(StoreError::Corrupt(format!("invite token of {} bytes", k.len())));
             };
             if r.expires_ms > now_ms && r.uses_left > 0 {
-                out.push((invite_id(&token), r));
+                out.push((token, r));
             }
         }
-        out.sort_by_key(|(id, r)| (r.created_ms, id.clone()));
+        out.sort_by_key(|(t, r)| (r.created_ms, invite_id(t)));
         Ok(out)
     }
 
@@ -127,5 +132,25 @@ impl Store {
             }
         }
         Ok(false)
+    }
+}
+
+/// Meta key of the devices of short invites that wait for their card (spec/messaging.md,
+/// section 8.3a): a MessagePack array of device keys, sorted.
+const AWAITING_KEY: &[u8] = b"awaiting-card";
+
+impl Store {
+    pub fn awaiting_cards(&self) -> Result<std::collections::BTreeSet<crate::identity::DeviceId>, StoreError> {
+        let Some(v) = self.meta.get(AWAITING_KEY)? else { return Ok(Default::default()) };
+        codec::decode(&v).map_err(|e| StoreError::Corrupt(format!("awaiting-card: {e}")))
+    }
+
+    /// Durable at once: a device that awaits its card is one the user chose to reach.
+    pub fn set_awaiting_cards(
+        &self,
+        devices: &std::collections::BTreeSet<crate::identity::DeviceId>,
+    ) -> Result<(), StoreError> {
+        self.sync.guard(self.meta.insert(AWAITING_KEY, codec::encode(devices)))?;
+        self.sync_now()
     }
 }

@@ -105,6 +105,9 @@ pub enum Effect {
     /// The peer's identity grants its logs to these tags; store them (replacing earlier ones)
     /// and answer with [`Conn::handle_granted`].
     Grants(Vec<[u8; GRANT_TAG]>),
+    /// The device of a short invite we dialled answered our introduction with its card: add
+    /// it as a contact if it is the one we wait for; answer with [`Conn::handle_welcomed`].
+    Welcome { token: [u8; 16], card: ContactCard },
 }
 
 enum In {
@@ -122,6 +125,7 @@ enum Wait {
     Ingest,
     Introduction,
     Grants,
+    Welcome,
 }
 
 /// Reasons that mean the peer sent something no honest node sends.
@@ -176,6 +180,10 @@ pub struct Conn {
     /// restart when it resumes.
     held_by_us: bool,
     grant_seen: bool,
+    /// The token a stranger introduced itself with: our answer carries it back.
+    intro_token: Option<[u8; 16]>,
+    /// We answered an Introduce already (once per session is enough).
+    answered_intro: bool,
     last_activity: u64,
     end: Option<End>,
     pub outcome: Outcome,
@@ -213,6 +221,8 @@ impl Conn {
             finished_at: None,
             held_by_us: false,
             grant_seen: false,
+            intro_token: None,
+            answered_intro: false,
             last_activity: now_ms,
             end: None,
             outcome: Outcome { peer, ..Outcome::default() },
@@ -366,11 +376,22 @@ impl Conn {
                     let In::Msg(Message::Introduce { token, card }) = item else {
                         return Err(End::Sync(SyncError::NotAllowed));
                     };
+                    self.intro_token = Some(token);
                     self.effects.push_back(Effect::Introduce { token, card });
                     self.wait = Wait::Introduction;
                     self.held_by_us = true;
                 }
-                In::Msg(Message::Introduce { .. }) => {}
+                In::Msg(Message::Introduce { token, card }) => {
+                    if !self.initiator {
+                        // A known peer introduced itself again: answer with our card, so a
+                        // short invite's holder that missed our first answer completes it.
+                        self.answer_introduction(token, local);
+                    } else if local.awaits_card(&self.peer) {
+                        self.effects.push_back(Effect::Welcome { token, card });
+                        self.wait = Wait::Welcome;
+                        self.held_by_us = true;
+                    }
+                }
                 In::Msg(Message::Grant(tags)) => {
                     // One per session (spec/sync.md, section 6.9a): each costs the peer a write.
                     if self.grant_seen {
@@ -498,12 +519,39 @@ impl Conn {
         match accepted {
             Ok(true) => {
                 self.admitted = true;
+                if let Some(token) = self.intro_token.take() {
+                    self.answer_introduction(token, local);
+                }
                 if let Err(e) = self.begin(local) {
                     self.end_with(e);
                 }
             }
             Ok(false) => self.fail(SyncError::NotAllowed),
             Err(e) => self.end_with(local_end(e)),
+        }
+    }
+
+    /// The responder's answer to an Introduce: its own, with the same token and its card
+    /// (spec/sync.md, section 6.10), at most once a session.
+    fn answer_introduction(&mut self, token: [u8; 16], local: &impl Local) {
+        if self.answered_intro {
+            return;
+        }
+        self.answered_intro = true;
+        if let Some(m) = local.introduction_answer(token) {
+            self.queue(&m);
+        }
+    }
+
+    /// The answer to [`Effect::Welcome`]: whatever it did, the session goes on (a card that
+    /// did not fit leaves the short invite waiting).
+    pub fn handle_welcomed(&mut self, done: Result<(), LocalError>) {
+        if self.wait != Wait::Welcome || self.end.is_some() {
+            return;
+        }
+        self.wait = Wait::Nothing;
+        if let Err(e) = done {
+            self.end_with(local_end(e));
         }
     }
 

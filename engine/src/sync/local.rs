@@ -28,4 +28,12 @@ pub trait Local: LogIndex {
     fn read(&self, author: &[u8; 32], from: u64, limit: usize) -> Result<Vec<Entry>, LocalError>;
     /// The Introduce to send first when dialing `peer`, if we hold its invite token.
     fn introduction(&self, peer: &[u8; 32]) -> Option<Message>;
+    /// The Introduce a responder answers an introduction with: `token` and our card.
+    fn introduction_answer(&self, _token: [u8; 16]) -> Option<Message> {
+        None
+    }
+    /// Whether `peer` is a short invite's device that still waits for its card.
+    fn awaits_card(&self, _peer: &[u8; 32]) -> bool {
+        false
+    }
 }

@@ -90,6 +90,19 @@ fn check_text(c: &Value) -> Result<(), String> {
 
 fn check_lan_tag(c: &Value) -> Result<(), String> {
     use crate::discovery::{pair_secret, tag};
+    // An open invite's tag (spec/connectivity.md): keyed by the token, not by a pair.
+    if c.get("invite_token").is_some() {
+        let token: [u8; 16] = hexf(c, "invite_token")?.try_into().map_err(|_| "invite_token of 16 bytes")?;
+        let s = crate::short_invite::beacon_secret(&token);
+        if s != hex32(c, "invite_secret")? {
+            return Err("invite secret differs".into());
+        }
+        let epoch = c.get("epoch").and_then(Value::as_u64).and_then(|e| u32::try_from(e).ok()).ok_or("epoch")?;
+        if tag(&s, &hex32(c, "sender")?, epoch).to_vec() != hexf(c, "tag")? {
+            return Err("tag differs".into());
+        }
+        return Ok(());
+    }
     let secret_a = x25519_dalek::StaticSecret::from(hex32(c, "agreement_secret_a")?);
     let (da, db) = (hex32(c, "device_a")?, hex32(c, "device_b")?);
     let s = pair_secret(&secret_a, &da, &db, &hex32(c, "agreement_public_b")?);
@@ -461,6 +474,9 @@ fn check_chat_id(c: &Value) -> Result<(), String> {
 
 fn check_invite(c: &Value) -> Result<(), String> {
     let t = c.get("text").and_then(Value::as_str).ok_or("text")?;
+    if c.get("form").and_then(Value::as_str) == Some("short") {
+        return check_short_invite(c, t);
+    }
     let inv = crate::messenger::Invite::parse(t).map_err(|e| e.to_string())?;
     if inv.to_text() != t {
         return Err("invite does not round-trip".into());
@@ -469,6 +485,32 @@ fn check_invite(c: &Value) -> Result<(), String> {
     match (c.get("invite_id").and_then(Value::as_str), inv.token) {
         (Some(want), Some(tok)) if crate::store::invite_id(&tok.0) != want => Err("invite id differs".into()),
         (Some(_), None) => Err("an invite id without a token".into()),
+        _ => Ok(()),
+    }
+}
+
+/// A short invite (spec/messaging.md, section 8.1a): a valid one round-trips (its QR text
+/// too), an invalid one is refused.
+fn check_short_invite(c: &Value, t: &str) -> Result<(), String> {
+    use crate::short_invite::{AnyInvite, ShortInvite};
+    let parsed = ShortInvite::parse(t);
+    if c.get("result").and_then(Value::as_str) == Some("invalid") {
+        return match parsed {
+            Ok(_) => Err("an invalid short invite parsed".into()),
+            Err(_) => Ok(()),
+        };
+    }
+    let inv = parsed.map_err(|e| e.to_string())?;
+    if inv.to_text() != t || !matches!(AnyInvite::parse(t), Ok(AnyInvite::Short(_))) {
+        return Err("short invite does not round-trip".into());
+    }
+    if let Some(q) = c.get("qr_text").and_then(Value::as_str)
+        && (inv.to_qr_text() != q || ShortInvite::parse(q).ok().as_ref() != Some(&inv))
+    {
+        return Err("QR text differs".into());
+    }
+    match c.get("invite_id").and_then(Value::as_str) {
+        Some(want) if crate::store::invite_id(&inv.token.0) != want => Err("invite id differs".into()),
         _ => Ok(()),
     }
 }

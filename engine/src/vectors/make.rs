@@ -112,6 +112,8 @@ fn connectivity() -> String {
             { "id": "lan-tag", "device_a": h(&da), "agreement_secret_a": h(&a.agreement.to_bytes()),
               "device_b": h(&db), "agreement_public_b": h(&b.agreement_public()),
               "pair_secret": h(&secret), "sender": h(&da), "epoch": epoch, "tag": h(&t) },
+            { "id": "lan-invite-tag", "invite_token": h(&[5; 16]), "invite_secret": h(&crate::short_invite::beacon_secret(&[5; 16])),
+              "sender": h(&da), "epoch": epoch, "tag": h(&tag(&crate::short_invite::beacon_secret(&[5; 16]), &da, epoch)) },
         ],
         "beacons": [
             { "id": "beacon-four-tags", "result": "valid", "port": beacon.port, "epoch": beacon.epoch,
@@ -545,6 +547,13 @@ fn messaging() -> String {
         ("body-group-remove", Body::GroupRemove { chat: ChatId(Bytes([7; 16])), members: vec![user.id()] }),
         ("body-group-rename", Body::GroupRename { chat: ChatId(Bytes([7; 16])), name: "trip 2027".into() }),
     ];
+    let device = cert.body.device.0;
+    let short = |address: Option<&str>, version: u8| crate::short_invite::ShortInvite {
+        version,
+        device,
+        token: Bytes([5; 16]),
+        address: address.map(str::to_owned),
+    };
     let invite = crate::messenger::Invite {
         version: 1,
         card: ContactCard { name: "Alice".into(), certs: vec![cert] },
@@ -573,6 +582,12 @@ fn messaging() -> String {
             "user_b": h(&seed("user b")),
             "chat": chat.to_hex(),
         }],
-        "invites": [{ "id": "invite-alice", "text": invite.to_text(), "invite_id": crate::store::invite_id(&[5; 16]), "result": "valid" }],
+        "invites": [
+            { "id": "invite-alice", "text": invite.to_text(), "invite_id": crate::store::invite_id(&[5; 16]), "result": "valid" },
+            { "id": "invite-alice-short", "form": "short", "text": short(None, 2).to_text(), "qr_text": short(None, 2).to_qr_text(),
+              "invite_id": crate::store::invite_id(&[5; 16]), "result": "valid" },
+            { "id": "invite-alice-short-address", "form": "short", "text": short(Some("192.0.2.7:7444"), 2).to_text(), "result": "valid" },
+            { "id": "invite-short-bad-version", "form": "short", "text": short(None, 3).to_text(), "result": "invalid", "error": "version" },
+        ],
     }))
 }

@@ -128,7 +128,8 @@ fn device_seeds_decode_as_their_kinds() {
 }
 
 /// The seeds of the sync-message, sealed and invite targets are what their names say: the
-/// messages of the sync transcripts, the sealed vector, the invite and two control requests.
+/// messages of the sync transcripts, the sealed vector, the invite in both forms and two
+/// control requests.
 #[test]
 fn message_sealed_and_invite_seeds_decode() {
     for b in seeds("sync_message") {
@@ -138,14 +139,14 @@ fn message_sealed_and_invite_seeds_decode() {
     for b in seeds("sealed") {
         assert!(libra_engine::messaging::Sealed::decode(&b).is_ok());
     }
-    let mut invites = 0;
-    let mut requests = 0;
+    let (mut invites, mut shorts, mut requests) = (0, 0, 0);
     for b in seeds("invite") {
         let text = String::from_utf8(b).expect("utf8");
         invites += usize::from(libra_engine::messenger::Invite::parse(&text).is_ok());
+        shorts += usize::from(libra_engine::short_invite::ShortInvite::parse(&text).is_ok());
         requests += usize::from(libra_engine::control::decode_request(&text).is_ok());
     }
-    assert_eq!((invites, requests), (1, 2));
+    assert_eq!((invites, shorts, requests), (1, 1, 2));
 }
 
 /// The conn seeds are sync transcripts, each message a framed chunk (selector 1) the fuzz

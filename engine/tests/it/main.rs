@@ -11,6 +11,7 @@ mod net;
 mod projection;
 mod props;
 mod relay;
+mod short_invites;
 mod sim;
 mod store;
 mod sync;

@@ -223,6 +223,13 @@ impl Sim {
                         .and_then(|r| r.map(|_| ()).map_err(|e| LocalError(e.to_string())));
                     side.conn.handle_granted(r);
                 }
+                Effect::Welcome { token, card } => {
+                    let r = engine
+                        .write(move |n| n.complete_short_invite(&peer, &token, &card))
+                        .map_err(|e| LocalError(e.to_string()))
+                        .and_then(|r| r.map(|_| ()).map_err(|e| LocalError(e.to_string())));
+                    side.conn.handle_welcomed(r);
+                }
             }
         }
         moved
