@@ -98,6 +98,9 @@ fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
+    // Windows: the equivalent of mode 0600, before a secret is written into it.
+    #[cfg(windows)]
+    crate::winsec::restrict_path(path, false)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()
 }
@@ -179,7 +182,13 @@ fn restrict_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
-#[cfg(not(unix))]
+/// Windows: the user alone, passed on to everything created inside (the store, blobs).
+#[cfg(windows)]
+fn restrict_dir(dir: &Path) -> std::io::Result<()> {
+    crate::winsec::restrict_path(dir, true)
+}
+
+#[cfg(not(any(unix, windows)))]
 fn restrict_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }

@@ -325,12 +325,40 @@ enum Answer {
     },
 }
 
+/// Answers one control connection: one request line in, one answer line out.
+async fn answer<S>(stream: S, engine: Engine, host: Option<Arc<Host>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let (r, mut w) = tokio::io::split(stream);
+    let mut line = String::new();
+    if BufReader::new(r.take(MAX_REQUEST)).read_line(&mut line).await.is_err() {
+        return;
+    }
+    let answer = match decode_request(&line) {
+        Ok(request) => {
+            let cx = Cx { engine, host, running: true, progress: None };
+            tokio::task::spawn_blocking(move || execute(&cx, &request))
+                .await
+                .unwrap_or_else(|e| Err(ControlError::new(e.to_string())))
+        }
+        Err(e) => Err(ControlError { message: format!("bad request: {e}"), code: "bad_request".into() }),
+    };
+    let answer = match answer {
+        Ok(r) => Answer::Ok(r),
+        Err(e) => Answer::Err { error: e.message, code: e.code },
+    };
+    let mut text = serde_json::to_string(&answer).unwrap_or_default();
+    text.push('\n');
+    let _ = w.write_all(text.as_bytes()).await;
+    let _ = w.flush().await;
+}
+
 /// Serves the control socket of the node in `dir` until the task is dropped.
 #[cfg(unix)]
 pub async fn serve(engine: Engine, host: HostSlot, dir: PathBuf) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
     let path = dir.join(SOCKET);
     // We hold the store lock, so a socket file left here is stale from a crash.
     let _ = std::fs::remove_file(&path);
@@ -339,60 +367,93 @@ pub async fn serve(engine: Engine, host: HostSlot, dir: PathBuf) -> std::io::Res
     loop {
         let (stream, _) = listener.accept().await?;
         let (engine, host) = (engine.clone(), host.read().ok().and_then(|h| h.clone()));
-        tokio::spawn(async move {
-            let (r, mut w) = stream.into_split();
-            let mut line = String::new();
-            if BufReader::new(r.take(MAX_REQUEST)).read_line(&mut line).await.is_err() {
-                return;
-            }
-            let answer = match decode_request(&line) {
-                Ok(request) => {
-                    let cx = Cx { engine, host, running: true, progress: None };
-                    tokio::task::spawn_blocking(move || execute(&cx, &request))
-                        .await
-                        .unwrap_or_else(|e| Err(ControlError::new(e.to_string())))
-                }
-                Err(e) => Err(ControlError { message: format!("bad request: {e}"), code: "bad_request".into() }),
-            };
-            let answer = match answer {
-                Ok(r) => Answer::Ok(r),
-                Err(e) => Answer::Err { error: e.message, code: e.code },
-            };
-            let mut text = serde_json::to_string(&answer).unwrap_or_default();
-            text.push('\n');
-            let _ = w.write_all(text.as_bytes()).await;
-        });
+        tokio::spawn(answer(stream, engine, host));
     }
 }
 
-#[cfg(not(unix))]
+/// Serves the control channel of the node in `dir` on a named pipe until the task is dropped.
+/// The pipe's name is random and written to `dir/control.pipe` (readable by the user alone:
+/// the data directory's DACL), so nobody else can know it in advance to squat on it; its
+/// descriptor lets only the current user open it, and remote clients are refused.
+#[cfg(windows)]
+pub async fn serve(engine: Engine, host: HostSlot, dir: PathBuf) -> std::io::Result<()> {
+    use crate::winsec::{Descriptor, Rights, pipe_server};
+    let sd = Descriptor::user_only(Rights::Pipe, false)?;
+    let name = format!(r"\\.\pipe\libra-control-{}", hex::encode(&crate::identity::random_secret()[..16]));
+    let create = |first: bool| pipe_server(&name, first, &sd);
+    let mut server = create(true)?;
+    std::fs::write(dir.join(PIPE_FILE), &name)?;
+    loop {
+        server.connect().await?;
+        let connected = std::mem::replace(&mut server, create(false)?);
+        let (engine, host) = (engine.clone(), host.read().ok().and_then(|h| h.clone()));
+        tokio::spawn(answer(connected, engine, host));
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
 pub async fn serve(_engine: Engine, _host: HostSlot, _dir: PathBuf) -> std::io::Result<()> {
-    // Windows: a named pipe with an owner-only ACL is the planned equivalent.
     std::future::pending::<()>().await;
     Ok(())
 }
 
+/// Where a running node on Windows wrote its control pipe's name.
+pub const PIPE_FILE: &str = "control.pipe";
+
+/// A connection to a running node's control channel.
+#[cfg(unix)]
+pub type Stream = std::os::unix::net::UnixStream;
+#[cfg(windows)]
+pub type Stream = std::fs::File;
+#[cfg(not(any(unix, windows)))]
+pub type Stream = std::convert::Infallible;
+
 /// A connection to the node running on `dir`, if one answers there.
 #[cfg(unix)]
-pub fn connect(dir: &Path) -> Option<std::os::unix::net::UnixStream> {
-    std::os::unix::net::UnixStream::connect(dir.join(SOCKET)).ok()
+pub fn connect(dir: &Path) -> Option<Stream> {
+    let s = std::os::unix::net::UnixStream::connect(dir.join(SOCKET)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(180))).ok()?;
+    Some(s)
 }
 
-#[cfg(not(unix))]
-pub fn connect(_dir: &Path) -> Option<std::convert::Infallible> {
+/// A connection to the node running on `dir`: the pipe named in its pipe file. A busy pipe
+/// (every instance taken for a moment) is tried again for up to 2 s; a file left by a node
+/// that is gone names no pipe, so nothing answers.
+#[cfg(windows)]
+pub fn connect(dir: &Path) -> Option<Stream> {
+    let name = std::fs::read_to_string(dir.join(PIPE_FILE)).ok()?;
+    if !name.starts_with(r"\\.\pipe\libra-control-") {
+        return None;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match std::fs::OpenOptions::new().read(true).write(true).open(name.trim()) {
+            Ok(f) => return Some(f),
+            // ERROR_PIPE_BUSY
+            Err(e) if e.raw_os_error() == Some(231) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
+pub fn connect(_dir: &Path) -> Option<Stream> {
     None
 }
 
-/// Sends `req` over a connection from [`connect`] and waits (at most 180 s) for the reply.
-#[cfg(unix)]
-pub fn call(mut stream: std::os::unix::net::UnixStream, req: &Request) -> Result<Reply, ControlError> {
+/// Sends `req` over a connection from [`connect`] and waits for the reply (at most 180 s on
+/// Unix).
+pub fn call(stream: Stream, req: &Request) -> Result<Reply, ControlError> {
     use std::io::{BufRead, BufReader, Write};
     let io = |e: std::io::Error| ControlError::new(format!("talking to the running node: {e}"));
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(180))).map_err(io)?;
     let mut line =
         serde_json::to_string(&Envelope { request: req.clone() }).map_err(|e| ControlError::new(e.to_string()))?;
     line.push('\n');
+    let mut stream = stream;
     stream.write_all(line.as_bytes()).map_err(io)?;
+    stream.flush().map_err(io)?;
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer).map_err(io)?;
     match serde_json::from_str::<Answer>(&answer) {
@@ -400,9 +461,4 @@ pub fn call(mut stream: std::os::unix::net::UnixStream, req: &Request) -> Result
         Ok(Answer::Err { error, code }) => Err(ControlError { message: error, code }),
         Err(e) => Err(ControlError::new(format!("the running node's answer is not valid: {e}"))),
     }
-}
-
-#[cfg(not(unix))]
-pub fn call(never: std::convert::Infallible, _req: &Request) -> Result<Reply, ControlError> {
-    match never {}
 }
