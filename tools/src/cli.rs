@@ -79,6 +79,10 @@ pub enum Command {
         /// Seconds between beacons.
         #[arg(long, default_value_t = 5, hide = true)]
         lan_interval: u64,
+        /// Stay off the network (nothing listened on, dialled or announced): the node only
+        /// answers the `libra` commands run beside it, e.g. to keep one store open for a script.
+        #[arg(long, conflicts_with_all = ["relay", "no_lan"])]
+        offline: bool,
     },
     /// Sync once with a peer (address, or a peer id with a remembered address), print what moved.
     Sync {

@@ -383,7 +383,8 @@ pub fn run(args: &Cli, out: &mut String) -> Result<u8> {
             out.push_str(&String::from_utf8_lossy(&buf));
             Ok(0)
         }
-        Command::Serve { listen, no_lan, relay, no_punch, relay_retry, lan_port, lan_epoch, lan_interval } => {
+        Command::Serve { offline: true, .. } => serve_offline(args),
+        Command::Serve { listen, no_lan, relay, no_punch, relay_retry, lan_port, lan_epoch, lan_interval, .. } => {
             let lan = (!no_lan).then(|| libra_engine::net::LanConfig {
                 port: *lan_port,
                 interval: std::time::Duration::from_secs((*lan_interval).max(1)),
@@ -475,6 +476,35 @@ fn open_waiting(dir: &std::path::Path) -> Result<Node> {
             r => return Ok(r?),
         }
     }
+}
+
+/// `serve --offline`: the node and its control channel, no network.
+fn serve_offline(args: &Cli) -> Result<u8> {
+    let dir = data_dir(args)?;
+    let engine = Engine::start(open_waiting(&dir)?);
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let slot: control::HostSlot = Arc::default();
+        let control = tokio::spawn(control::serve(engine.clone(), slot, dir.clone()));
+        // The banner says the channel is open: a command run after it reaches this node.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while control::connect(&dir).is_none() && std::time::Instant::now() < deadline && !control.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = std::io::Write::write_all(&mut stdout, b"offline: answering local commands only\n")
+            .and_then(|()| std::io::Write::flush(&mut stdout));
+        drop(stdout);
+        tokio::select! {
+            r = control => match r {
+                Ok(Err(e)) => Err(anyhow::anyhow!("the control channel stopped: {e}")),
+                _ => Ok(()),
+            },
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    Ok(0)
 }
 
 /// How `serve` takes part in reaching contacts beyond its own address.

@@ -44,3 +44,37 @@ fn serve_stops_on_ctrl_c_with_what_it_acknowledged() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("written just before Ctrl-C"));
     assert!(libra(&data, &["log", "verify"]).status.success());
 }
+
+/// `serve --offline` keeps the store open for the commands beside it (they are forwarded: the
+/// store is locked by the node) and stops cleanly on Ctrl-C.
+#[test]
+fn serve_offline_answers_local_commands() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("ann");
+    assert!(libra(&data, &["init", "--name", "Ann"]).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_libra"))
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--offline"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut banner = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut banner).expect("banner");
+    assert!(banner.starts_with("offline"), "{banner}");
+    let id = libra(&data, &["--json", "id"]);
+    assert!(id.status.success(), "{}", String::from_utf8_lossy(&id.stderr));
+    let inv = libra(&data, &["--json", "invite"]);
+    assert!(inv.status.success(), "{}", String::from_utf8_lossy(&inv.stderr));
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill").success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "serve --offline did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The invite made through the node is its store's: listed once it is gone.
+    let list = String::from_utf8(libra(&data, &["--json", "invite", "list"]).stdout).expect("utf8");
+    assert!(list.contains("\"uses_left\": 1"), "{list}");
+}
