@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod engine;
+pub mod icon;
 mod link;
 pub mod model;
 pub mod notify;

@@ -1,6 +1,9 @@
 //! `libra-app`: the desktop client. `--data DIR` (or LIBRA_DATA) picks the data directory;
 //! the default is the platform's per-user data directory, shared with the `libra` CLI.
 
+// No console window on Windows (the CLI, `libra`, stays a console program).
+#![cfg_attr(windows, windows_subsystem = "windows")]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -24,6 +27,9 @@ struct Args {
     /// A chat to open first: a contact's name or short id (lu:…), or a group.
     #[arg(long)]
     open: Option<String>,
+    /// Write the app's icon as a 256×256 PNG to FILE and exit (for packaging).
+    #[arg(long, value_name = "FILE", hide = true)]
+    write_icon: Option<PathBuf>,
 }
 
 fn data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -35,15 +41,37 @@ fn data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("no home directory found; pass --data DIR"))
 }
 
+/// A Windows-subsystem program has no console of its own: started from a terminal, it writes
+/// there, so `--help`, `--version` and errors are seen.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn attach_parent_console() {
+    use windows_sys::Win32::System::Console::{ATTACH_PARENT_PROCESS, AttachConsole};
+    // SAFETY: a constant argument; without a parent console the call fails and changes nothing.
+    unsafe {
+        AttachConsole(ATTACH_PARENT_PROCESS);
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    #[cfg(windows)]
+    attach_parent_console();
     // An invalid argument (an unparsable --listen among them) is an error with usage, not ignored.
     let args = Args::parse();
+    if let Some(path) = &args.write_icon {
+        let bytes = libra_app::icon::png(256)?;
+        std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        return Ok(());
+    }
     let dir = data_dir(args.data)?;
+    let icon = egui::IconData { rgba: libra_app::icon::rgba(64), width: 64, height: 64 };
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1000.0, 680.0])
             .with_min_inner_size([640.0, 420.0])
-            .with_title("Libra"),
+            .with_title("Libra")
+            .with_app_id("libra")
+            .with_icon(std::sync::Arc::new(icon)),
         renderer: eframe::Renderer::Glow,
         ..Default::default()
     };
