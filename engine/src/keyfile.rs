@@ -42,6 +42,42 @@ struct KeyFileJson {
     /// [`crate::devices::KEEP_RETIRED_MS`] later.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     agreement_retired_ms: Vec<u64>,
+    /// [`checksum`] of the fields above: one changed digit is caught at load. Absent in files
+    /// written before it existed (those are checked against the published keys only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checksum: Option<String>,
+}
+
+const CHECKSUM_CONTEXT: &str = "libra key file checksum v1";
+
+/// The checksum of a key file's fields (spec/identity.md, section 8): the first 16 bytes, in
+/// hex, of blake3 derive_key over `version ‖ user flag (0/1) ‖ user secret ‖ device secret ‖
+/// agreement secret ‖ u32 BE count ‖ each history secret ‖ u32 BE count ‖ each retirement
+/// time as u64 BE`, each secret its 32 bytes (decoded from hex).
+fn checksum(json: &KeyFileJson) -> Option<String> {
+    let raw = |h: &str| hex::decode(h).ok().filter(|b| b.len() == 32);
+    let mut h = blake3::Hasher::new_derive_key(CHECKSUM_CONTEXT);
+    h.update(&[json.version]);
+    match &json.user_secret {
+        Some(u) => {
+            h.update(&[1]);
+            h.update(&raw(u)?);
+        }
+        None => {
+            h.update(&[0]);
+        }
+    }
+    h.update(&raw(&json.device_secret)?);
+    h.update(&raw(&json.agreement_secret)?);
+    h.update(&u32::try_from(json.agreement_history.len()).ok()?.to_be_bytes());
+    for s in &json.agreement_history {
+        h.update(&raw(s)?);
+    }
+    h.update(&u32::try_from(json.agreement_retired_ms.len()).ok()?.to_be_bytes());
+    for t in &json.agreement_retired_ms {
+        h.update(&t.to_be_bytes());
+    }
+    Some(hex::encode(&h.finalize().as_bytes()[..16]))
 }
 
 /// The secrets of this device.
@@ -81,15 +117,19 @@ fn path_of(dir: &Path) -> PathBuf {
     dir.join(KEY_FILE)
 }
 
-fn to_json(secrets: &Secrets) -> Result<String, serde_json::Error> {
-    serde_json::to_string_pretty(&KeyFileJson {
+/// The text of the key file holding `secrets`.
+pub fn to_json(secrets: &Secrets) -> Result<String, serde_json::Error> {
+    let mut json = KeyFileJson {
         version: 1,
         user_secret: secrets.user.as_ref().map(|u| hex::encode(u.signing.to_bytes())),
         device_secret: hex::encode(secrets.device.signing.to_bytes()),
         agreement_secret: hex::encode(secrets.device.agreement.to_bytes()),
         agreement_history: secrets.history.iter().map(|s| hex::encode(s.to_bytes())).collect(),
         agreement_retired_ms: secrets.retired_ms.clone(),
-    })
+        checksum: None,
+    };
+    json.checksum = checksum(&json);
+    serde_json::to_string_pretty(&json)
 }
 
 fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
@@ -149,10 +189,20 @@ pub fn load(dir: &Path) -> Result<Secrets, KeyFileError> {
         Err(source) => return Err(KeyFileError::Io { path, source }),
     };
     check_mode(&path)?;
-    let damaged = |reason: String| KeyFileError::Damaged { path: path.clone(), reason };
-    let json: KeyFileJson = serde_json::from_str(&text).map_err(|e| damaged(e.to_string()))?;
+    from_text(&text, &path)
+}
+
+/// A key file's text as [`load`] reads it (the published vectors check the format with it).
+pub fn from_text(text: &str, path: &Path) -> Result<Secrets, KeyFileError> {
+    let damaged = |reason: String| KeyFileError::Damaged { path: path.to_path_buf(), reason };
+    let json: KeyFileJson = serde_json::from_str(text).map_err(|e| damaged(e.to_string()))?;
     if json.version != 1 {
         return Err(damaged(format!("unknown version {}", json.version)));
+    }
+    if let Some(want) = &json.checksum
+        && checksum(&json).as_ref() != Some(want)
+    {
+        return Err(damaged("its checksum does not match (a secret in it was changed); restore it from a copy, or restore the identity with `libra init --restore`".into()));
     }
     let secret = |name: &str, h: &str| -> Result<[u8; 32], KeyFileError> {
         let bytes = hex::decode(h).map_err(|e| damaged(format!("{name}: {e}")))?;

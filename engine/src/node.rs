@@ -23,6 +23,11 @@ pub enum NodeError {
     BadName,
     #[error("the identity in {0} is incomplete: its device is not in the store (was `init` interrupted?)")]
     Incomplete(PathBuf),
+    /// The key file opens, but its keys are not the ones this device published in its logs.
+    #[error(
+        "{path} does not match this store: {what}. The key file is damaged or belongs to another store; restore it from a copy, or restore the identity with `libra init --restore`"
+    )]
+    KeyMismatch { path: PathBuf, what: String },
 }
 
 /// A contact that counts (not blocked), with the device keys its card names.
@@ -88,10 +93,42 @@ impl Node {
         let store = Store::open(dir.join("store"))?;
         let mut node = Node { dir: dir.to_path_buf(), secrets, store };
         if node.store.head(node.device_id().as_bytes()).is_none() {
+            if node.store.heads().next().is_some() {
+                return Err(node.mismatch("the store holds logs, but none of the device whose key this file holds"));
+            }
             return Err(NodeError::Incomplete(dir.to_path_buf()));
         }
+        node.check_published_keys()?;
         node.attach_reader()?;
         Ok(node)
+    }
+
+    fn mismatch(&self, what: &str) -> NodeError {
+        NodeError::KeyMismatch { path: self.dir.join(keyfile::KEY_FILE), what: what.to_owned() }
+    }
+
+    /// The key file against what this device published (spec/identity.md, section 8): the
+    /// user key, if held, must be the one that certified this device, and the agreement key
+    /// the device published last (its certificate's, or its newest `agreement` entry) must be
+    /// one the file holds. A damaged secret would otherwise run silently: messages sealed to
+    /// the published key would no longer open.
+    fn check_published_keys(&self) -> Result<(), NodeError> {
+        let trust = self.store.trust();
+        if let Some(user) = &self.secrets.user
+            && trust
+                .user(&user.id())
+                .and_then(|r| r.devices.get(&self.device_id()))
+                .and_then(|d| d.cert.as_ref())
+                .is_none()
+        {
+            return Err(self.mismatch("its user key certified no device of this store"));
+        }
+        if let Some(cert) = self.own_cert()
+            && self.secrets.agreement_for(&trust.agreement_of(&cert)).is_none()
+        {
+            return Err(self.mismatch("it does not hold the agreement key this device published"));
+        }
+        Ok(())
     }
 
     pub fn device_id(&self) -> DeviceId {

@@ -53,6 +53,29 @@ fn expect(case: &Value, outcome: Result<(), String>) -> Result<(), String> {
     }
 }
 
+/// A key file (spec/identity.md, section 8): a valid one loads and re-serialises to the same
+/// text with the same checksum; a damaged one is refused.
+fn check_key_file(c: &Value) -> Result<(), String> {
+    let text = c.get("text").and_then(Value::as_str).ok_or("text")?;
+    let loaded = crate::keyfile::from_text(text, std::path::Path::new("identity.key"));
+    if c.get("result").and_then(Value::as_str) == Some("invalid") {
+        return match loaded {
+            Ok(_) => Err("a damaged key file loaded".into()),
+            Err(_) => Ok(()),
+        };
+    }
+    let secrets = loaded.map_err(|e| e.to_string())?;
+    let again = crate::keyfile::to_json(&secrets).map_err(|e| e.to_string())?;
+    if again != text {
+        return Err("key file does not round-trip".into());
+    }
+    let sum = serde_json::from_str::<Value>(text).map_err(|e| e.to_string())?["checksum"].clone();
+    if Some(&sum) != c.get("checksum") {
+        return Err("checksum differs".into());
+    }
+    Ok(())
+}
+
 fn check_key(k: &Value) -> Result<(), String> {
     let secret = hex32(k, "secret")?;
     let public = hexf(k, "public")?;
@@ -524,7 +547,7 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 20] = [
+        let sections: [(&str, &CaseCheck); 21] = [
             ("blobs", &super::blobs::check),
             ("devices", &super::devices::check),
             ("bundles", &check_bundle),
@@ -538,6 +561,7 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
             ("bodies", &check_body),
             ("chat_ids", &check_chat_id),
             ("invites", &check_invite),
+            ("key_files", &check_key_file),
             ("fingerprints", &check_fingerprint),
             ("transcripts", &check_transcript),
             ("keys", &check_key),

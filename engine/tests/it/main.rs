@@ -6,6 +6,7 @@ mod devices;
 mod diskfull;
 mod files;
 mod fuzz_corpus;
+mod keyfile;
 mod messaging;
 mod net;
 mod projection;
