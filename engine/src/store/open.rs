@@ -21,6 +21,7 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&path)?;
         let open_err = |reason: String| StoreError::Open { path: path.clone(), reason };
+        check_keyspaces(&path).map_err(open_err)?;
         // fjall reports most damage as errors but asserts on some; either way the caller gets an
         // error naming the store, not a crash.
         let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, fjall::Error> {
@@ -52,6 +53,7 @@ impl Store {
             }
         };
         check_format(&path, &db, &meta)?;
+        mark_complete(&path)?;
 
         let mut head_cache = BTreeMap::new();
         let mut next_lognum = 0u32;
@@ -149,6 +151,41 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Written once every keyspace of the store exists (after its first complete open).
+const COMPLETE_MARKER: &str = "libra-complete";
+
+/// Opening never deletes data (spec/log.md, section 12.5): fjall removes a keyspace directory
+/// that lacks its `current` file, taking it for a creation cut short by a crash. Once the store
+/// was complete, no keyspace is ever created again, so such a directory is damage: the store is
+/// not opened, and nothing is removed.
+fn check_keyspaces(path: &Path) -> Result<(), String> {
+    if !path.join(COMPLETE_MARKER).exists() {
+        return Ok(());
+    }
+    let Ok(dirs) = std::fs::read_dir(path.join("keyspaces")) else {
+        return Err("its keyspaces directory is missing".into());
+    };
+    for dir in dirs.flatten() {
+        if dir.path().is_dir() && !dir.path().join("current").exists() {
+            return Err(format!(
+                "keyspace directory {} lost its `current` file. The store was not opened, so nothing in it was removed: keep a copy of the data directory, then restore it (`libra init --restore` with a backup, or link this device again)",
+                dir.path().display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn mark_complete(path: &Path) -> Result<(), StoreError> {
+    let marker = path.join(COMPLETE_MARKER);
+    if !marker.exists() {
+        std::fs::File::create(&marker)?.sync_all()?;
+        #[cfg(unix)]
+        std::fs::File::open(path)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn check_format(path: &Path, db: &Database, meta: &Keyspace) -> Result<(), StoreError> {

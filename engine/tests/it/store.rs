@@ -257,3 +257,36 @@ fn many_forgeries_of_one_position_are_bounded() {
     assert!(!store.is_forked(&k.verifying_key().to_bytes()));
     assert_eq!(store.head(&k.verifying_key().to_bytes()).map(|h| h.seq), Some(1));
 }
+
+/// Opening never deletes data: a keyspace that lost its `current` file makes the open fail,
+/// naming it, and leaves it where it is (fjall would remove it and lose what it held); with
+/// the file back, everything is there.
+#[test]
+fn a_damaged_keyspace_is_reported_and_never_removed() {
+    let (dir, mut store) = temp_store();
+    let k = key("a");
+    store.ingest(chain(&k, 5), libra_engine::clock::wall_ms()).expect("ingest");
+    drop(store);
+    let path = dir.path().join("store");
+    let keyspaces: Vec<std::path::PathBuf> = std::fs::read_dir(path.join("keyspaces"))
+        .expect("keyspaces")
+        .map(|d| d.expect("entry").path())
+        .filter(|p| p.join("current").exists())
+        .collect();
+    assert!(keyspaces.len() >= 11, "{keyspaces:?}");
+    for ks in &keyspaces {
+        let current = std::fs::read(ks.join("current")).expect("read");
+        std::fs::remove_file(ks.join("current")).expect("remove");
+        for _ in 0..2 {
+            let err = match libra_engine::Store::open(&path) {
+                Ok(_) => panic!("opened with {} damaged", ks.display()),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(&ks.display().to_string()) && err.contains("current"), "{err}");
+            assert!(ks.is_dir(), "{} was removed", ks.display());
+        }
+        std::fs::write(ks.join("current"), current).expect("restore");
+    }
+    let store = libra_engine::Store::open(&path).expect("opens again");
+    assert_eq!(store.head(&k.verifying_key().to_bytes()).map(|h| h.seq), Some(5));
+}
