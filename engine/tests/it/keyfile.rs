@@ -79,3 +79,21 @@ fn without_a_checksum_a_secret_that_was_not_published_is_caught_at_open() {
     std::fs::write(dir.join(KEY_FILE), &good).expect("restore");
     drop(Node::open(&dir).expect("opens again"));
 }
+
+/// A key file others may read is refused until it is private again (the message says how).
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("ann");
+    drop(Node::init(&dir, "Ann").expect("init"));
+    let path = dir.join(KEY_FILE);
+    assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let e = open_err(&dir);
+    assert!(matches!(e, NodeError::Keys(KeyFileError::TooOpen { mode: 0o644, .. })), "{e}");
+    assert!(e.to_string().contains("chmod 600") && e.to_string().contains(KEY_FILE), "{e}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    drop(Node::open(&dir).expect("private again, it opens"));
+}
