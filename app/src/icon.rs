@@ -81,6 +81,22 @@ pub fn png(size: u32) -> Result<Vec<u8>, png::EncodingError> {
     Ok(bytes)
 }
 
+/// The icon as a Windows `.ico` file (one 256×256 image stored as PNG, which Windows Vista and
+/// later read): what the build embeds in `libra-app.exe` (`app/assets/libra.ico`, build.rs).
+pub fn ico() -> Result<Vec<u8>, png::EncodingError> {
+    let png = png(256)?;
+    let len = u32::try_from(png.len()).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(22 + png.len());
+    // ICONDIR: reserved, type 1 (icon), one image.
+    out.extend_from_slice(&[0, 0, 1, 0, 1, 0]);
+    // ICONDIRENTRY: 0 means 256 for width and height; no palette; 1 plane, 32 bits; size; offset.
+    out.extend_from_slice(&[0, 0, 0, 0, 1, 0, 32, 0]);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&22u32.to_le_bytes());
+    out.extend_from_slice(&png);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +112,15 @@ mod tests {
         assert_eq!(at(32, 40), &[255, 255, 255, 255], "the post");
         let decoded = png::Decoder::new(std::io::Cursor::new(png(size).expect("png"))).read_info().expect("decodes");
         assert_eq!((decoded.info().width, decoded.info().height), (size, size));
+    }
+
+    /// The .ico the Windows build embeds is the icon drawn here (regenerate it with
+    /// `libra-app --write-icon app/assets/libra.ico` after changing the drawing).
+    #[test]
+    fn the_committed_ico_is_the_drawn_icon() {
+        let committed =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/libra.ico")).expect("assets/libra.ico");
+        assert_eq!(committed, ico().expect("ico"));
+        assert_eq!(&committed[..6], &[0, 0, 1, 0, 1, 0]);
     }
 }

@@ -27,7 +27,8 @@ struct Args {
     /// A chat to open first: a contact's name or short id (lu:…), or a group.
     #[arg(long)]
     open: Option<String>,
-    /// Write the app's icon as a 256×256 PNG to FILE and exit (for packaging).
+    /// Write the app's icon as a 256×256 PNG (or, for a FILE ending in .ico, a Windows icon)
+    /// to FILE and exit (for packaging).
     #[arg(long, value_name = "FILE", hide = true)]
     write_icon: Option<PathBuf>,
 }
@@ -59,7 +60,11 @@ fn main() -> anyhow::Result<()> {
     // An invalid argument (an unparsable --listen among them) is an error with usage, not ignored.
     let args = Args::parse();
     if let Some(path) = &args.write_icon {
-        let bytes = libra_app::icon::png(256)?;
+        let bytes = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ico")) {
+            libra_app::icon::ico()?
+        } else {
+            libra_app::icon::png(256)?
+        };
         std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         return Ok(());
     }
