@@ -190,18 +190,7 @@ fn two_strangers_visible_nearby_add_each_other_without_typing() {
     json(&libra(&a, &["--json", "send", "Ben", "nice to meet you"]));
     // Ann's node dials Ben at the announced address and introduces itself: Ben has Ann as a
     // new contact (to accept), and her message.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = libra(&b, &["--json", "chat", "Ann"]);
-        if out.status.success() {
-            let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-            if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "nice to meet you")) {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "Ben never got Ann's message");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    receives(&b, "Ann", "nice to meet you");
     let contacts = json(&libra(&b, &["--json", "contact", "list"]));
     assert_eq!(contacts[0]["name"], "Ann");
     assert_eq!(contacts[0]["new"], true, "introduced, so new until Ben accepts: {contacts}");
@@ -248,16 +237,21 @@ fn a_short_invite_without_an_address_completes_on_the_lan() {
     knows(&b, "Ann");
     knows(&a, "Ben");
     until_ok(&b, &["--json", "send", "Ann", "scanned your code"]);
+    receives(&a, "Ben", "scanned your code");
+}
+
+/// Waits (at most 30 s) until the chat with `from` in `data` shows `text`.
+fn receives(data: &std::path::Path, from: &str, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let out = libra(&a, &["--json", "chat", "Ben"]);
+        let out = libra(data, &["--json", "chat", from]);
         if out.status.success() {
             let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-            if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "scanned your code")) {
-                break;
+            if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == text)) {
+                return;
             }
         }
-        assert!(Instant::now() < deadline, "Ann never got Ben's message");
+        assert!(Instant::now() < deadline, "{} never got '{text}' from {from}", data.display());
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -2,31 +2,15 @@
 //! acknowledgements, store-and-forward through a third node that cannot read, groups, edits and
 //! deletions, and a projection independent of arrival order.
 
-use crate::util::{HostExt, befriend, live, wait_until};
-use std::sync::Arc;
+use crate::util::{HostExt, befriend, host, live, user, wait_until};
 
 use libra_engine::identity::UserId;
 use libra_engine::messaging::{Body, Sealed, aad};
 use libra_engine::messenger::ChatTarget;
-use libra_engine::net::{Host, HostConfig};
+use libra_engine::net::Host;
 use libra_engine::node::Node;
 use libra_engine::store::Delivery;
 use proptest::prelude::*;
-
-fn host(dir: &std::path::Path, name: &str) -> Arc<Host> {
-    let node = Node::init(&dir.join(name), name).expect("init");
-    let h = Arc::new(
-        Host::new(libra_engine::engine::Engine::start(node), HostConfig::new("127.0.0.1:0".parse().expect("addr")))
-            .expect("host"),
-    );
-    let server = h.clone();
-    tokio::spawn(async move { server.serve().await });
-    h
-}
-
-fn user(h: &Host) -> UserId {
-    h.read_node(|n| n.user_id().expect("user"))
-}
 
 fn chat_with(h: &Host, other: &Host) -> ChatTarget {
     let u = user(other);

@@ -3,28 +3,10 @@
 //! and the contact is added from the card the device answers with; a forged token or a card
 //! that does not certify the device adds nobody.
 
-use std::sync::Arc;
-
-use crate::util::HostExt;
+use crate::util::{HostExt, host, user};
 use libra_engine::identity::UserId;
-use libra_engine::net::{Host, HostConfig};
-use libra_engine::node::Node;
+use libra_engine::net::Host;
 use libra_engine::short_invite::ShortInvite;
-
-fn host(dir: &std::path::Path, name: &str) -> Arc<Host> {
-    let node = Node::init(&dir.join(name), name).expect("init");
-    let h = Arc::new(
-        Host::new(libra_engine::engine::Engine::start(node), HostConfig::new("127.0.0.1:0".parse().expect("addr")))
-            .expect("host"),
-    );
-    let server = h.clone();
-    tokio::spawn(async move { server.serve().await });
-    h
-}
-
-fn user(h: &Host) -> UserId {
-    h.read_node(|n| n.user_id().expect("user"))
-}
 
 fn contacts(h: &Host) -> Vec<UserId> {
     h.read_node(|n| n.store.contacts().expect("contacts")).into_iter().map(|(u, _)| u).collect()

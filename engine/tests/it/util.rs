@@ -74,3 +74,23 @@ pub fn live(
         let _ = h.connect(addr, Some(key), true).await;
     })
 }
+
+/// A node `name` under `dir`, initialised, served on loopback by a real QUIC host.
+pub fn host(dir: &std::path::Path, name: &str) -> std::sync::Arc<libra_engine::net::Host> {
+    let node = libra_engine::node::Node::init(&dir.join(name), name).expect("init");
+    let h = std::sync::Arc::new(
+        libra_engine::net::Host::new(
+            libra_engine::engine::Engine::start(node),
+            libra_engine::net::HostConfig::new("127.0.0.1:0".parse().expect("addr")),
+        )
+        .expect("host"),
+    );
+    let server = h.clone();
+    tokio::spawn(async move { server.serve().await });
+    h
+}
+
+/// The user of a host's node.
+pub fn user(h: &libra_engine::net::Host) -> libra_engine::identity::UserId {
+    h.read_node(|n| n.user_id().expect("user"))
+}
