@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 target=x86_64-pc-windows-gnu
 profile=${LIBRA_WINE_PROFILE:-debug}
 flags=(--locked -p libra-tools --target "$target")
-[ "$profile" = release ] && flags+=(--release)
+# Release: the same set as tools/package.sh builds (so nothing is built twice), with the app.
+[ "$profile" = release ] && flags+=(--release -p libra-app)
 cargo build "${flags[@]}"
 bin="${CARGO_TARGET_DIR:-target}/$target/$profile"
 

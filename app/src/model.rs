@@ -195,6 +195,8 @@ pub struct Snapshot {
     pub blocked: Vec<(UserId, String)>,
     /// Open invites: id, uses left, expiry (ms).
     pub invites: Vec<(String, u32, u64)>,
+    /// Devices of short invites added here that have not answered with their card yet (short ids).
+    pub awaiting: Vec<String>,
     /// The newest message from someone else, for notifications.
     pub newest_incoming: Option<crate::notify::Incoming>,
     /// Files up to this size (bytes) download by themselves.
@@ -260,6 +262,7 @@ impl Snapshot {
             .filter(|(u, _)| node.store.contact_state(u).is_ok_and(|st| st.blocked))
             .cloned()
             .collect();
+        s.awaiting = node.awaiting_cards().unwrap_or_default().iter().map(|d| d.short()).collect();
         s.invites = node
             .store
             .open_invites(clock::wall_ms())

@@ -548,3 +548,36 @@ fn a_new_device_links_by_code_from_the_devices_view() {
     step_until(&mut a, "two devices at Ann's", |h| h.state().snap.devices.len() == 2);
     assert!(a.query_by_label("this device").is_some());
 }
+
+/// A short invite (what `libra invite --qr` draws) pasted in the connect view: the app says it
+/// waits for that device; once a session reaches it, the device answers with its card and
+/// the contact arrives with its name.
+#[test]
+fn a_short_invite_waits_for_its_device_then_becomes_a_contact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("me");
+    drop(Node::init(&data, "Ann").expect("init"));
+    let ben = ben(dir.path());
+    let (_, short) = ben.host.engine().write(|n| n.invite_both(None, 1).expect("invite")).expect("write");
+    let mut h = harness(data);
+    step_until(&mut h, "the network", |h| h.state().engine().and_then(|e| e.listening()).is_some());
+    h.get_by_label("Connect").click();
+    step_until(&mut h, "the connect view", |h| h.query_by_label("Add contact").is_some());
+    let field = h.get_by_role(Role::MultilineTextInput);
+    field.focus();
+    field.type_text(&short.to_qr_text());
+    h.step();
+    h.get_by_label("Add contact").click();
+    let device = short.device().short();
+    step_until(&mut h, "the waiting device", |h| {
+        h.query_by_label_contains(&format!("Waiting to reach device {device}")).is_some()
+    });
+    assert!(h.state().snap.contacts.is_empty());
+    let addr = ben.host.local_addr().expect("addr").to_string();
+    h.state().engine().expect("engine").connect(addr, Some(ben.host.device()));
+    step_until(&mut h, "Ben as a contact", |h| {
+        h.state().snap.contacts.iter().any(|(_, name)| name == "Ben") && h.state().snap.awaiting.is_empty()
+    });
+    assert!(h.query_by_label_contains("Waiting to reach device").is_none());
+    drop(ben.rt);
+}

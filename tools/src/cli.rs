@@ -81,7 +81,7 @@ pub enum Command {
         lan_interval: u64,
         /// Stay off the network (nothing listened on, dialled or announced): the node only
         /// answers the `libra` commands run beside it, e.g. to keep one store open for a script.
-        #[arg(long, conflicts_with_all = ["relay", "no_lan"])]
+        #[arg(long, conflicts_with_all = ["listen", "relay", "no_lan", "no_punch", "lan_port"])]
         offline: bool,
     },
     /// Sync once with a peer (address, or a peer id with a remembered address), print what moved.

@@ -68,6 +68,14 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
         if let Some(e) = &state.error {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
+        for d in &snap.awaiting {
+            ui.label(
+                RichText::new(format!(
+                    "Waiting to reach device {d}: a short invite (from a QR code) becomes a contact once Libra reaches that device, on this network or at the invite's address."
+                ))
+                .weak(),
+            );
+        }
         nearby(ui, snap, now_ms, &mut action);
         bundles(ui, snap, state, &mut action);
         ui.add_space(16.0);
