@@ -34,6 +34,8 @@ pub enum TextError {
     BadCharacter(char),
     #[error("checksum mismatch: the id was mistyped")]
     Checksum,
+    #[error("{0} base32 characters cannot encode whole bytes (a character is missing or extra)")]
+    ImpossibleLength(usize),
     #[error("expected a {expected} id")]
     WrongKind { expected: &'static str },
 }
@@ -45,6 +47,7 @@ impl TextError {
             Self::WrongLength(_) => "wrong_length",
             Self::BadCharacter(_) => "bad_character",
             Self::Checksum => "checksum",
+            Self::ImpossibleLength(_) => "impossible_length",
             Self::WrongKind { .. } => "wrong_kind",
         }
     }
@@ -79,7 +82,14 @@ pub fn base32(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes base32 (RFC 4648 alphabet, lowercase, no padding). A length no encoding has (1, 3
+/// or 6 characters past a multiple of 8) is refused; the unused low bits of the last character
+/// are ignored (spec/identity.md, section 3).
 pub fn base32_decode(text: &str) -> Result<Vec<u8>, TextError> {
+    let n = text.chars().count();
+    if matches!(n % 8, 1 | 3 | 6) {
+        return Err(TextError::ImpossibleLength(n));
+    }
     let mut out = Vec::with_capacity(text.len() * 5 / 8);
     let (mut acc, mut bits) = (0u32, 0u32);
     for c in text.chars() {
@@ -207,6 +217,10 @@ mod tests {
         ] {
             assert_eq!(base32(input.as_bytes()), expect);
             assert_eq!(base32_decode(expect).ok(), Some(input.as_bytes().to_vec()));
+        }
+        // No encoding is 1, 3 or 6 characters past a multiple of 8: a character was lost or added.
+        for bad in ["m", "mzx", "mzxw6y", "mzxw6ytbo"] {
+            assert_eq!(base32_decode(bad), Err(TextError::ImpossibleLength(bad.len())), "{bad}");
         }
     }
 

@@ -500,6 +500,12 @@ fn check_invite(c: &Value) -> Result<(), String> {
     if c.get("form").and_then(Value::as_str) == Some("short") {
         return check_short_invite(c, t);
     }
+    if c.get("result").and_then(Value::as_str) == Some("invalid") {
+        return match crate::messenger::Invite::parse(t) {
+            Ok(_) => Err("an invalid invite parsed".into()),
+            Err(_) => Ok(()),
+        };
+    }
     let inv = crate::messenger::Invite::parse(t).map_err(|e| e.to_string())?;
     if inv.to_text() != t {
         return Err("invite does not round-trip".into());

@@ -600,6 +600,7 @@ fn messaging() -> String {
         }],
         "invites": [
             { "id": "invite-alice", "text": invite.to_text(), "invite_id": crate::store::invite_id(&[5; 16]), "result": "valid" },
+            { "id": "invite-extra-character", "text": format!("{}a", invite.to_text()), "result": "invalid", "error": "impossible_length" },
             { "id": "invite-alice-short", "form": "short", "text": short(None, 2).to_text(), "qr_text": short(None, 2).to_qr_text(),
               "invite_id": crate::store::invite_id(&[5; 16]), "result": "valid" },
             { "id": "invite-alice-short-address", "form": "short", "text": short(Some("192.0.2.7:7444"), 2).to_text(), "result": "valid" },
