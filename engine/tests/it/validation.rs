@@ -177,3 +177,48 @@ fn seq_zero_from_a_peer_is_refused_not_fatal() {
     let r = store.ingest(vec![zero], 0).expect("ingest does not fail");
     assert_eq!(r.rejected[0].error, ValidationError::WrongSeq { expected: 3, found: 0 });
 }
+
+/// How an author key decodes (spec/log.md, rule 8): a second encoding of a point (`y ≥ p`, or
+/// `x = 0` with the sign bit) is accepted as a key of its own, distinct bytes for the same
+/// point; those of small order sign nothing.
+#[test]
+fn non_canonical_author_keys_decode_and_weak_ones_sign_nothing() {
+    use ed25519_dalek::VerifyingKey;
+    // p = 2^255 − 19 in little-endian bytes is ed ff … ff 7f; p + k adds k to the first byte.
+    let non_canonical = |k: u8| {
+        let mut b = [0xff; 32];
+        b[0] = 0xed + k;
+        b[31] = 0x7f;
+        b
+    };
+    let canonical = |k: u8| {
+        let mut b = [0u8; 32];
+        b[0] = k;
+        b
+    };
+    let mut minus_zero = [0u8; 32];
+    minus_zero[0] = 1;
+    minus_zero[31] = 0x80; // y = 1 (x = 0) with the sign bit set
+    let c = chain(&key("alice"), 1);
+    for weak in [non_canonical(1), non_canonical(0), minus_zero] {
+        let vk = VerifyingKey::from_bytes(&weak).expect("decodes as a point");
+        assert!(vk.is_weak(), "{weak:02x?}");
+        let mut signed = c[0].signed.clone();
+        signed.header.author = Bytes(weak);
+        let e = Entry::from_parts(signed.encode(), c[0].payload.clone()).expect("decodes");
+        assert_eq!(validate_next(None, &e), Err(ValidationError::BadSignature));
+    }
+    // y ∈ [2, 18]: some of these are points, not of small order, with a second encoding.
+    let mut seen = 0;
+    for k in 2u8..=18 {
+        let (Ok(a), Ok(b)) = (VerifyingKey::from_bytes(&non_canonical(k)), VerifyingKey::from_bytes(&canonical(k)))
+        else {
+            continue;
+        };
+        assert!(!a.is_weak());
+        assert_eq!(a.to_edwards(), b.to_edwards(), "y = p + {k} is the point y = {k}");
+        assert_ne!(a.to_bytes(), b.to_bytes(), "and a key of its own");
+        seen += 1;
+    }
+    assert!(seen > 0, "no y in [2, 18] is on the curve");
+}
