@@ -8,9 +8,6 @@ use std::time::Instant;
 
 use eframe::egui;
 use libra_app::LibraApp;
-use libra_engine::messaging::{Body, SealRandom, aad, seal};
-use libra_engine::node::Node;
-use libra_engine::payload::KIND_SEALED;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -20,34 +17,15 @@ fn arg(name: &str, default: usize) -> usize {
 fn main() {
     let n = arg("--messages", 100_000);
     let dir = tempfile::tempdir().expect("tempdir");
-    let (da, db) = (dir.path().join("ann"), dir.path().join("ben"));
+    let da = dir.path().join("ann");
     let t = Instant::now();
     {
-        let mut a = Node::init(&da, "Ann").expect("a");
-        let mut b = Node::init(&db, "Ben").expect("b");
-        let (ia, ib) = (a.invite(None, 1).expect("i"), b.invite(None, 1).expect("i"));
-        a.add_contact(&ib, None).expect("add");
-        b.add_contact(&ia, None).expect("add");
-        let chat = b.chat(&ia.user().to_string()).expect("chat");
-        // Ben writes n messages to Ann, sealed as `send` would, appended in batches.
-        let recipients: Vec<[u8; 32]> = vec![ia.card.certs[0].body.agreement.0, b.secrets.device.agreement_public()];
-        let author = b.device_id();
-        let mut items = Vec::with_capacity(1000);
-        for i in 0..n {
-            let text = format!("message {i}: the quick brown fox jumps over the lazy dog");
-            let body = Body::Text { chat: chat.chat, text, reply_to: None };
-            let s = seal(&body.encode(), &aad(author.as_bytes()), &recipients, &SealRandom::fresh()).expect("seal");
-            items.push((KIND_SEALED, s.encode()));
-            if items.len() == 1000 || i + 1 == n {
-                let batch = std::mem::take(&mut items);
-                b.store.append(&b.secrets.device.signing, batch, libra_engine::clock::wall_ms()).expect("append");
-            }
-        }
+        let (mut a, b) = libra_engine::testkit::ben_wrote_to_ann(dir.path(), n, |i| {
+            format!("message {i}: the quick brown fox jumps over the lazy dog")
+        })
+        .expect("seed");
         // Ann receives all of Ben's logs.
-        let mut all = Vec::new();
-        for (author, _) in b.store.heads().collect::<Vec<_>>() {
-            all.extend(b.store.read_log(&author, 1, usize::MAX).expect("read"));
-        }
+        let all = libra_engine::testkit::entries_of(&b).expect("read");
         for chunk in all.chunks(10_000) {
             a.store.ingest(chunk.to_vec(), libra_engine::clock::wall_ms()).expect("ingest");
         }

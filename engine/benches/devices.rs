@@ -9,10 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use libra_engine::engine::Engine;
-use libra_engine::messaging::{Body, SealRandom, aad, seal};
 use libra_engine::net::{Host, HostConfig, link_protocol};
-use libra_engine::node::Node;
-use libra_engine::payload::KIND_SEALED;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -22,29 +19,11 @@ fn arg(name: &str, default: usize) -> usize {
 fn main() {
     let n = arg("--messages", 100_000);
     let dir = tempfile::tempdir().expect("tempdir");
-    let (da, db) = (dir.path().join("ann"), dir.path().join("ben"));
-    let mut a = Node::init(&da, "Ann").expect("a");
-    let mut b = Node::init(&db, "Ben").expect("b");
-    let (ia, ib) = (a.invite(None, 1).expect("i"), b.invite(None, 1).expect("i"));
-    a.add_contact(&ib, None).expect("add");
-    b.add_contact(&ia, None).expect("add");
-    let chat = b.chat(&ia.user().to_string()).expect("chat");
-    let recipients: Vec<[u8; 32]> = vec![ia.card.certs[0].body.agreement.0, b.secrets.device.agreement_public()];
-    let author = b.device_id();
-    let mut items = Vec::with_capacity(1000);
-    for i in 0..n {
-        let body = Body::Text { chat: chat.chat, text: format!("message {i}: the quick brown fox"), reply_to: None };
-        let s = seal(&body.encode(), &aad(author.as_bytes()), &recipients, &SealRandom::fresh()).expect("seal");
-        items.push((KIND_SEALED, s.encode()));
-        if items.len() == 1000 || i + 1 == n {
-            let batch = std::mem::take(&mut items);
-            b.store.append(&b.secrets.device.signing, batch, libra_engine::clock::wall_ms()).expect("append");
-        }
-    }
-    let mut all = Vec::new();
-    for (author, _) in b.store.heads().collect::<Vec<_>>() {
-        all.extend(b.store.read_log(&author, 1, usize::MAX).expect("read"));
-    }
+    let (mut a, b) =
+        libra_engine::testkit::ben_wrote_to_ann(dir.path(), n, |i| format!("message {i}: the quick brown fox"))
+            .expect("seed");
+    let ib_user = b.user_id().expect("Ben's user");
+    let all = libra_engine::testkit::entries_of(&b).expect("read");
     let t = Instant::now();
     for chunk in all.chunks(10_000) {
         a.store.ingest(chunk.to_vec(), libra_engine::clock::wall_ms()).expect("ingest");
@@ -83,7 +62,7 @@ fn main() {
             }
             entries_in += o.entries_in;
         }
-        let to_ben = ib.user();
+        let to_ben = ib_user;
         let shown = phone.engine().read(|n| {
             let c = n.chat(&to_ben.to_string()).expect("chat");
             n.store.messages(&c.chat, usize::MAX).expect("messages").iter().filter(|m| m.text.is_some()).count()

@@ -33,6 +33,7 @@ pub mod relay_wire;
 pub mod short_invite;
 pub mod store;
 pub mod sync;
+pub mod testkit;
 pub mod text;
 pub mod vectors;
 pub mod winsec;
