@@ -178,8 +178,7 @@ impl Node {
             return Ok(None);
         }
         // Checked as an invite's card is, and it must certify the device we reached.
-        let full = Invite { version: 1, card: card.clone(), address: None, token: None };
-        let Ok(full) = Invite::parse(&full.to_text()) else { return Ok(None) };
+        let Ok(full) = Invite::of_card(card) else { return Ok(None) };
         if !full.card.certs.iter().any(|c| c.body.device == id) || Some(full.user()) == self.user_id() {
             return Ok(None);
         }
