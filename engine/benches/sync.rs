@@ -6,6 +6,9 @@
 //!            scattered across logs (in memory, real messages and codec): round trips, bytes on
 //!            the wire ÷ bytes of the differing entries, time. Targets: d=0 → 1 round trip,
 //!            ≤ 512 B, ≤ 1 ms; d=1000 → ≤ 4 round trips, bytes ≤ 1.2 × entries + 4 KiB.
+//! store:     (with --store [--store-logs 1000,10000,100000] [--per-log 2] [--d 1000]) the same
+//!            through real stores and engines over an in-memory byte stream (interest, head
+//!            sets and the connection included): an idle session, then one after d new entries.
 //! quic:      (with --quic-entries M) cold full sync of M entries over QUIC on loopback into an
 //!            empty store, entries/s next to the same run's ingest rate; target ≥ 0.7 ×. Then a
 //!            live push of --live N small messages: entries/s, p50/p99 append→stored latency.
@@ -14,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use libra_engine::log::{Entry, sign_entry};
-use libra_engine::sync::Session;
 use libra_engine::sync::memory::{MemLogs as Mem, run_pair};
+use libra_engine::sync::{Outcome, Session};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -61,6 +64,76 @@ fn reconcile(a: &mut Mem, b: &mut Mem) -> (usize, usize, Duration) {
     let t = Instant::now();
     let tr = run_pair(a, b, false).expect("converges");
     (tr.round_trips(), tr.bytes, t.elapsed())
+}
+
+/// One session between two engines over an in-memory byte stream (the driver QUIC uses, no
+/// socket): what each side did, and the wall time until both ended.
+async fn session(a: &libra_engine::engine::Engine, b: &libra_engine::engine::Engine) -> (Outcome, Outcome, Duration) {
+    use libra_engine::net::stream;
+    use libra_engine::sync::{Conn, Limits};
+    let (ab, ba) = tokio::io::duplex(256 * 1024);
+    let (ar, aw) = tokio::io::split(ab);
+    let (br, bw) = tokio::io::split(ba);
+    let (da, db) = (a.device(), b.device());
+    let (ea, eb) = (a.clone(), b.clone());
+    let t = Instant::now();
+    let ta =
+        tokio::spawn(async move { stream::run(&ea, Conn::new(db, true, false, Limits::default(), 0), ar, aw).await });
+    let tb =
+        tokio::spawn(async move { stream::run(&eb, Conn::new(da, false, false, Limits::default(), 0), br, bw).await });
+    let (ca, cb) = (ta.await.expect("a"), tb.await.expect("b"));
+    let took = t.elapsed();
+    assert!(ca.outcome.synced && cb.outcome.synced, "session ended unsynced: {:?} / {:?}", ca.end(), cb.end());
+    (ca.outcome, cb.outcome, took)
+}
+
+/// Reconciliation through real stores and the engine (interest, head sets, the connection state
+/// machine), at `logs` logs: an idle session, then one after A gained `d` entries in `d` logs.
+fn store(logs: usize, per_log: usize, d: usize) {
+    use libra_engine::engine::Engine;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Instant::now();
+    let (a, b, mut made) = libra_engine::testkit::own_devices(dir.path(), logs, per_log).expect("stores");
+    println!("store, {logs} logs × {per_log} entries: made in {:.1?}", t.elapsed());
+    let (a, b) = (Engine::start(a), Engine::start(b));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let (oa, _, took) = session(&a, &b).await;
+        let held = b.read(|n| n.store.entry_count()).expect("read");
+        println!("  cold: {} entries out, {held} held, in {took:.1?}, {} round trips", oa.entries_out, oa.rounds);
+        let mut idle = Vec::new();
+        for _ in 0..7 {
+            let (oa, ob, took) = session(&a, &b).await;
+            assert_eq!(oa.entries_out + ob.entries_out, 0);
+            idle.push((took, oa.rounds, oa.bytes_out + ob.bytes_out));
+        }
+        idle.sort();
+        let (m, rounds, bytes) = idle[idle.len() / 2];
+        println!(
+            "  d=0: {rounds} round trip(s) (target 1), {bytes} B on the wire (target ≤ 512), median session {:.3} ms over 7 (min {:.3}, max {:.3}; target ≤ 1 ms at 100k logs) — both sides in one process, wall time",
+            m.as_secs_f64() * 1e3,
+            idle[0].0.as_secs_f64() * 1e3,
+            idle[idle.len() - 1].0.as_secs_f64() * 1e3
+        );
+        let d = d.min(logs);
+        let step = logs / d.max(1);
+        let fresh: Vec<Entry> = (0..d).map(|i| made[i * step].extend()).collect();
+        let diff_bytes: usize = fresh.iter().map(|e| e.encode().len()).sum();
+        a.ingest(fresh).await.expect("ingest");
+        let (oa, ob, took) = session(&a, &b).await;
+        let bytes = (oa.bytes_out + ob.bytes_out) as f64;
+        let limit = 1.2 * diff_bytes as f64 + 4096.0;
+        println!(
+            "  d={d}: {} round trips (target ≤ 4), {bytes} B on the wire for {diff_bytes} B of differing entries = {:.3} × (limit 1.2 × + 4 KiB = {limit:.0} B: {}), {:.1?}",
+            oa.rounds.max(ob.rounds),
+            bytes / diff_bytes as f64,
+            if bytes <= limit { "PASS" } else { "FAIL" },
+            took
+        );
+        assert_eq!(oa.entries_out, d as u64);
+    });
+    a.shutdown();
+    b.shutdown();
 }
 
 /// Cold full sync over QUIC on loopback, then live push latency.
@@ -191,6 +264,17 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--store") {
+        let list: Vec<usize> = std::env::args()
+            .skip_while(|a| a != "--store-logs")
+            .nth(1)
+            .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+            .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
+        for logs in list {
+            store(logs, arg("--per-log", 2), arg("--d", 1_000));
+        }
+        return;
+    }
     let quic_entries = arg("--quic-entries", 0);
     if quic_entries > 0 {
         quic(quic_entries, arg("--logs", 1_000), arg("--live", 100_000), Duration::ZERO);

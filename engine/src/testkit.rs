@@ -42,3 +42,89 @@ pub fn entries_of(node: &Node) -> Result<Vec<Entry>, NodeError> {
     }
     Ok(all)
 }
+
+/// Ann (`dir/a`) holding `logs` logs of her own certified devices, `per_log` entries each
+/// (120-byte payloads of kind 99), and Ben (`dir/b`), who allows all of them and holds none:
+/// the shape of a node with many logs that it offers whole to a peer (spec/sync.md, 4.2).
+/// Returns both nodes and each bench device's key with its head (to extend the logs later).
+pub fn own_devices(dir: &Path, logs: usize, per_log: usize) -> Result<(Node, Node, Vec<DeviceLog>), NodeError> {
+    use crate::identity::{DeviceKeys, UserKeys};
+    use crate::payload::{DeviceCertPayload, Payload};
+    use crate::store::PeerRecord;
+    let mut a = Node::init(&dir.join("a"), "a")?;
+    let mut b = Node::init(&dir.join("b"), "b")?;
+    let missing = || NodeError::Store(crate::store::StoreError::Corrupt("no user key".into()));
+    let user = UserKeys::from_secret(a.secrets.user.as_ref().ok_or_else(missing)?.signing.to_bytes());
+    let now = crate::clock::wall_ms();
+    let secrets: Vec<[u8; 32]> =
+        (0..logs).map(|l| blake3::derive_key("libra sync bench", &(l as u64).to_le_bytes())).collect();
+    let certs: Vec<(u16, Vec<u8>)> = secrets
+        .iter()
+        .map(|s| {
+            let p = Payload::DeviceCert(DeviceCertPayload {
+                cert: user.certify(&DeviceKeys::from_secrets(*s, *s), "bench", now),
+            });
+            (p.kind(), p.encode())
+        })
+        .collect();
+    for chunk in certs.chunks(1000) {
+        a.store.append(&user.signing, chunk.to_vec(), now)?;
+    }
+    // Ben knows Ann's identity already (as from her contact card): the sync moves device logs.
+    b.store.ingest(a.store.read_log(user.id().as_bytes(), 1, usize::MAX)?, now)?;
+    let allowed = PeerRecord { allowed: true, ..PeerRecord::default() };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let made: Vec<DeviceLog> = std::thread::scope(|s| {
+        let parts: Vec<_> = secrets
+            .chunks(logs.div_ceil(threads).max(1))
+            .map(|part| s.spawn(move || part.iter().map(|sec| DeviceLog::new(*sec, per_log)).collect::<Vec<_>>()))
+            .collect();
+        parts.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    let mut batch = Vec::new();
+    for d in &made {
+        batch.extend(d.entries.iter().cloned());
+        if batch.len() >= 10_000 {
+            a.store.ingest(std::mem::take(&mut batch), now)?;
+        }
+    }
+    a.store.ingest(batch, now)?;
+    for d in &made {
+        a.store.set_peer(&d.author(), &allowed, false)?;
+        b.store.set_peer(&d.author(), &allowed, false)?;
+    }
+    a.store.set_peer(b.device_id().as_bytes(), &allowed, true)?;
+    b.store.set_peer(a.device_id().as_bytes(), &allowed, true)?;
+    Ok((a, b, made))
+}
+
+/// One bench device's log: its key and the entries made so far.
+pub struct DeviceLog {
+    pub key: ed25519_dalek::SigningKey,
+    pub entries: Vec<Entry>,
+}
+
+impl DeviceLog {
+    fn new(secret: [u8; 32], n: usize) -> DeviceLog {
+        let mut d = DeviceLog { key: ed25519_dalek::SigningKey::from_bytes(&secret), entries: Vec::with_capacity(n) };
+        for _ in 0..n {
+            d.extend();
+        }
+        d
+    }
+
+    pub fn author(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// Signs the next entry (a 120-byte payload derived from the position) and returns it.
+    pub fn extend(&mut self) -> Entry {
+        let seq = self.entries.len() as u64 + 1;
+        let mut p = vec![0u8; 120];
+        blake3::Hasher::new().update(&self.author()).update(&seq.to_le_bytes()).finalize_xof().fill(&mut p);
+        let prev = self.entries.last().map(|e| (e.header().seq, e.id));
+        let e = crate::log::sign_entry(&self.key, prev, 1_000_000 + seq, 99, p);
+        self.entries.push(e.clone());
+        e
+    }
+}
