@@ -111,7 +111,7 @@ impl Node {
             vec![Payload::DeviceHello(DeviceHello { cert }).encoded()],
             clock::wall_ms(),
         )?;
-        let mut node = Node { dir: dir.to_path_buf(), secrets, store };
+        let mut node = Node { dir: dir.to_path_buf(), secrets, store, interest: Default::default() };
         node.attach_reader()?;
         Ok(node)
     }

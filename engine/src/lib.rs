@@ -18,6 +18,7 @@ pub mod devices;
 pub mod discovery;
 pub mod engine;
 pub mod identity;
+pub mod interest_cache;
 pub mod keyfile;
 pub mod link;
 pub mod log;

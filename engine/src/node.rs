@@ -38,6 +38,8 @@ pub struct Node {
     pub dir: PathBuf,
     pub secrets: Secrets,
     pub store: Store,
+    /// Accept and offer sets as of the store's interest generation.
+    pub(crate) interest: crate::interest_cache::InterestCache,
 }
 
 impl Node {
@@ -72,7 +74,7 @@ impl Node {
             )?;
             store.append(&secrets.device.signing, vec![Payload::DeviceHello(DeviceHello { cert }).encoded()], now)?;
         }
-        let mut node = Node { dir: dir.to_path_buf(), secrets, store };
+        let mut node = Node { dir: dir.to_path_buf(), secrets, store, interest: Default::default() };
         node.attach_reader()?;
         Ok(node)
     }
@@ -91,7 +93,7 @@ impl Node {
     pub fn open(dir: &Path) -> Result<Node, NodeError> {
         let secrets = keyfile::load(dir)?;
         let store = Store::open(dir.join("store"))?;
-        let mut node = Node { dir: dir.to_path_buf(), secrets, store };
+        let mut node = Node { dir: dir.to_path_buf(), secrets, store, interest: Default::default() };
         if node.store.head(node.device_id().as_bytes()).is_none() {
             if node.store.heads().next().is_some() {
                 return Err(node.mismatch("the store holds logs, but none of the device whose key this file holds"));
@@ -187,6 +189,29 @@ impl Node {
         Ok(out)
     }
 
+    /// [`Node::accept_set`], cached until the next change of interest.
+    pub fn accepted_logs(&self) -> Result<crate::sync::LogSet, StoreError> {
+        self.interest.accept(self.store.interest_generation(), || self.accept_set())
+    }
+
+    /// [`Node::offer_set`], cached until the next change of interest, with whether it covers
+    /// every log held (then the whole head set is shared with the session as it is).
+    pub fn offer(&self, peer: &[u8; 32]) -> Result<crate::sync::Offer, StoreError> {
+        let generation = self.store.interest_generation();
+        let accept = self.accepted_logs()?;
+        let offer = self.interest.offer(generation, peer, || {
+            let logs = self.offer_set(peer)?;
+            let covers = accept.is_subset(&logs);
+            Ok::<_, StoreError>(crate::sync::Offer { logs: crate::sync::LogSet::new(logs), covers_held: covers })
+        })?;
+        if !offer.covers_held {
+            return Ok(offer);
+        }
+        // Logs held outside the accept set (a contact since removed) are offered to no one.
+        let held = self.interest.held_accepted(generation, self.store.log_count(), &accept, self.store.heads_keys());
+        Ok(crate::sync::Offer { covers_held: held, ..offer })
+    }
+
     /// The logs this node offers to `peer` (a device key): ours, the peer's own, and those of
     /// identities that granted the peer theirs (spec/sync.md, section 4).
     pub fn offer_set(&self, peer: &[u8; 32]) -> Result<BTreeSet<[u8; 32]>, StoreError> {
@@ -199,7 +224,7 @@ impl Node {
                 // A revoked device gets nothing more (its own log is its own).
                 return Ok(BTreeSet::from([*peer]));
             }
-            let mut set = self.accept_set()?;
+            let mut set = (*self.accepted_logs()?).clone();
             set.insert(*peer);
             return Ok(set);
         }
@@ -236,14 +261,16 @@ impl Node {
     }
 
     /// The grant tags this identity gives: one per contact and group member.
+    /// Cached until the next change of interest (contacts and group members bump it).
     pub fn grant_tags(&self) -> Result<Vec<[u8; crate::sync::GRANT_TAG]>, StoreError> {
+        self.interest.grants(self.store.interest_generation(), || self.make_grant_tags())
+    }
+
+    fn make_grant_tags(&self) -> Result<Vec<[u8; crate::sync::GRANT_TAG]>, StoreError> {
         let Some(me) = self.user_id() else { return Ok(Vec::new()) };
-        let mut subjects: BTreeSet<UserId> = self.store.contacts()?.into_iter().map(|(u, _)| u).collect();
-        for c in self.store.chats()? {
-            if let crate::store::ChatKind::Group { members, .. } = c.kind {
-                subjects.extend(members);
-            }
-        }
+        // A blocked contact is granted nothing: carriers stop forwarding our logs to it.
+        let mut subjects: BTreeSet<UserId> = self.counted_contacts()?.into_iter().map(|(u, _)| u).collect();
+        subjects.extend(self.store.group_members()?);
         subjects.remove(&me);
         let mut tags: Vec<_> = subjects.iter().map(|s| crate::sync::grant_tag(&me, s)).collect();
         tags.sort_unstable();

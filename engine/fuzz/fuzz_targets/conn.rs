@@ -3,11 +3,11 @@
 //! through to the session), interleaved with timeouts and the driver's answers to every effect.
 //! Nothing may panic, and the connection must end or keep a bounded amount queued.
 #![no_main]
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use libra_engine::log::{Entry, EntryId, sign_entry};
-use libra_engine::sync::{Conn, Effect, HeadItem, HeadSet, Ingested, Limits, Local, LocalError, LogIndex, Message};
+use libra_engine::sync::{Conn, Effect, HeadItem, HeadSet, Ingested, Limits, Local, LocalError, LogIndex, LogSet, Message, Offer};
 
 struct Fake {
     logs: BTreeMap<[u8; 32], Vec<Entry>>,
@@ -24,19 +24,19 @@ impl Local for Fake {
     fn is_allowed(&self, _peer: &[u8; 32]) -> bool {
         true
     }
-    fn offer(&self, _peer: &[u8; 32]) -> Result<BTreeSet<[u8; 32]>, LocalError> {
-        Ok(self.logs.keys().copied().collect())
+    fn offer(&self, _peer: &[u8; 32]) -> Result<Offer, LocalError> {
+        Ok(Offer { logs: LogSet::new(self.logs.keys().copied().collect()), covers_held: false })
     }
-    fn accept(&self) -> Result<BTreeSet<[u8; 32]>, LocalError> {
-        Ok(self.logs.keys().copied().chain([[9; 32]]).collect())
+    fn accept(&self) -> Result<LogSet, LocalError> {
+        Ok(LogSet::new(self.logs.keys().copied().chain([[9; 32]]).collect()))
     }
     fn grants(&self, _peer: &[u8; 32]) -> Option<Message> {
         Some(Message::Grant(vec![[1; 16]]))
     }
-    fn heads(&self, interest: &BTreeSet<[u8; 32]>) -> Result<HeadSet, LocalError> {
-        Ok(HeadSet::from_items(self.logs.iter().filter(|(a, _)| interest.contains(*a)).filter_map(|(a, l)| {
-            l.last().map(|e| HeadItem { author: *a, seq: e.header().seq, id: e.id })
-        })))
+    fn heads(&self, offer: &Offer) -> Result<std::sync::Arc<HeadSet>, LocalError> {
+        Ok(std::sync::Arc::new(HeadSet::from_items(self.logs.iter().filter(|(a, _)| offer.logs.contains(*a)).filter_map(
+            |(a, l)| l.last().map(|e| HeadItem { author: *a, seq: e.header().seq, id: e.id }),
+        ))))
     }
     fn sendable_seq(&self, author: &[u8; 32]) -> Option<u64> {
         self.logs.get(author).map(|l| l.len() as u64)

@@ -1,12 +1,12 @@
 //! The engine's answers to a connection's questions ([`crate::sync::Local`]), read from the
 //! node under the engine's read lock.
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::Engine;
 use crate::log::{Entry, EntryId};
 use crate::node::Node;
-use crate::sync::{HeadSet, Local, LocalError, LogIndex, Message};
+use crate::sync::{HeadSet, Local, LocalError, LogIndex, LogSet, Message, Offer};
 
 pub struct NodeLocal<'a> {
     pub(crate) engine: &'a Engine,
@@ -35,12 +35,12 @@ impl Local for NodeLocal<'_> {
         self.engine.is_allowed(peer)
     }
 
-    fn offer(&self, peer: &[u8; 32]) -> Result<BTreeSet<[u8; 32]>, LocalError> {
-        self.node.offer_set(peer).map_err(local)
+    fn offer(&self, peer: &[u8; 32]) -> Result<Offer, LocalError> {
+        self.node.offer(peer).map_err(local)
     }
 
-    fn accept(&self) -> Result<BTreeSet<[u8; 32]>, LocalError> {
-        self.node.accept_set().map_err(local)
+    fn accept(&self) -> Result<LogSet, LocalError> {
+        self.node.accepted_logs().map_err(local)
     }
 
     fn grants(&self, _peer: &[u8; 32]) -> Option<Message> {
@@ -50,8 +50,8 @@ impl Local for NodeLocal<'_> {
         Some(Message::Grant(tags))
     }
 
-    fn heads(&self, interest: &BTreeSet<[u8; 32]>) -> Result<HeadSet, LocalError> {
-        self.node.store.sendable_head_set(|a| interest.contains(a)).map_err(local)
+    fn heads(&self, offer: &Offer) -> Result<Arc<HeadSet>, LocalError> {
+        self.node.store.sendable_head_set(&offer.logs, offer.covers_held).map_err(local)
     }
 
     fn sendable_seq(&self, author: &[u8; 32]) -> Option<u64> {

@@ -374,6 +374,19 @@ impl Store {
     }
 
     /// Every chat with its last message and unread count, most recent activity first.
+    /// Every group's members, without the per-chat reads [`Store::chats`] makes.
+    pub fn group_members(&self) -> Result<Vec<UserId>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.chats.prefix(b"s") {
+            let k = item.key()?;
+            let Some(chat) = k.get(1..17).and_then(arr::<16>).map(|c| ChatId(Bytes(c))) else { continue };
+            if let Some((_, members)) = self.group(&chat)? {
+                out.extend(members);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn chats(&self) -> Result<Vec<ChatSummary>, StoreError> {
         let own = self.own_devices();
         let me = self.own_user();

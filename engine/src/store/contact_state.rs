@@ -39,6 +39,8 @@ impl Store {
     /// Writes a contact's state, durably (in the engine's group).
     pub fn set_contact_state(&self, user: &UserId, state: ContactState) -> Result<(), StoreError> {
         self.sync.guard(self.meta.insert(key(user), codec::encode(&state)))?;
+        // Blocking changes who may connect and what is accepted.
+        self.sync.peers_changed();
         self.sync_now()
     }
 }

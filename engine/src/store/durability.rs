@@ -26,6 +26,9 @@ pub(crate) struct SyncState {
     changed: BTreeSet<[u8; 32]>,
     /// The allow-list or invites changed since the last `take_peers_changed`.
     peers_changed: AtomicBool,
+    /// Bumped with every change of who may connect or what is exchanged with whom (allow-list,
+    /// invites, contacts, grants, trust view): caches of interest sets are valid for one value.
+    interest_generation: AtomicU64,
     /// A write or fsync failed: fjall refuses every later write until the store is reopened.
     failed: Arc<AtomicBool>,
     /// What the first failure said.
@@ -68,6 +71,7 @@ impl SyncState {
         self.unsynced_own.retain(|(g, _, _)| *g == u64::MAX);
     }
     pub(crate) fn peers_changed(&self) {
+        self.interest_generation.fetch_add(1, Ordering::SeqCst);
         self.peers_changed.store(true, Ordering::SeqCst);
     }
 }
@@ -164,6 +168,11 @@ impl Store {
         changed.into_iter().filter_map(|a| Some((a, self.head(&a)?.seq))).collect()
     }
 
+    /// Changes with every write that can change interest sets (see `SyncState`).
+    pub fn interest_generation(&self) -> u64 {
+        self.sync.interest_generation.load(Ordering::SeqCst)
+    }
+
     /// Whether the allow-list or the invites changed since the last call.
     pub fn take_peers_changed(&self) -> bool {
         self.sync.peers_changed.swap(false, Ordering::SeqCst)
@@ -179,28 +188,33 @@ impl Store {
         }
     }
 
-    /// The reconciliation set of the given logs as peers may see them (own writes not yet
-    /// durable left out).
-    pub fn sendable_head_set(&self, include: impl Fn(&[u8; 32]) -> bool) -> Result<crate::sync::HeadSet, StoreError> {
-        let all = self.heads().all(|(a, _)| include(&a));
-        let mut set = if all {
-            // The usual case: every held log is offered; the maintained set is copied.
-            self.head_set.clone()
+    /// The reconciliation set of the `offered` logs as peers may see them (own writes not yet
+    /// durable left out). `covers_held`: `offered` includes every log held, so the maintained
+    /// set is shared as it is (the usual case; no copy, O(1)).
+    pub fn sendable_head_set(
+        &self,
+        offered: &BTreeSet<[u8; 32]>,
+        covers_held: bool,
+    ) -> Result<Arc<crate::sync::HeadSet>, StoreError> {
+        let own: BTreeSet<[u8; 32]> =
+            self.sync.unsynced().map(|(a, _)| *a).filter(|a| covers_held || offered.contains(a)).collect();
+        if covers_held && own.is_empty() {
+            return Ok(self.head_set.clone());
+        }
+        let mut set = if covers_held {
+            (*self.head_set).clone()
         } else {
-            crate::sync::HeadSet::from_items(
-                self.heads().filter(|(a, _)| include(a)).map(|(a, h)| crate::sync::HeadItem {
-                    author: a,
-                    seq: h.seq,
-                    id: h.id,
-                }),
-            )
+            let item = |(a, h): (&[u8; 32], &super::Head)| crate::sync::HeadItem { author: *a, seq: h.seq, id: h.id };
+            if offered.len() < self.head_cache.len() {
+                crate::sync::HeadSet::from_items(
+                    offered.iter().filter_map(|a| self.head_cache.get_key_value(a)).map(item),
+                )
+            } else {
+                crate::sync::HeadSet::from_items(self.head_cache.iter().filter(|(a, _)| offered.contains(*a)).map(item))
+            }
         };
-        let own: BTreeSet<[u8; 32]> = self.sync.unsynced().map(|(a, _)| *a).collect();
         for author in own {
             let Some(first) = self.sync.first_unsynced(&author) else { continue };
-            if !include(&author) {
-                continue;
-            }
             match first.checked_sub(1).filter(|s| *s > 0) {
                 None => set.remove(&author),
                 Some(seq) => {
@@ -211,6 +225,7 @@ impl Store {
                 }
             }
         }
-        Ok(set)
+        set.settle();
+        Ok(Arc::new(set))
     }
 }

@@ -85,7 +85,8 @@ pub struct Store {
     head_cache: BTreeMap<[u8; 32], Head>,
     /// The heads as the sync layer reconciles them, kept up to date on every write so that an
     /// idle reconcile does not rebuild it.
-    head_set: HeadSet,
+    /// Every held log's head, settled after each commit; sessions share it (copy on write).
+    head_set: std::sync::Arc<HeadSet>,
     forked: BTreeSet<[u8; 32]>,
     next_lognum: u32,
     clock: Hlc,
@@ -112,11 +113,19 @@ impl Store {
         self.head_cache.iter().map(|(a, h)| (*a, *h))
     }
 
-    /// The reconciliation set of every held log (prefix sums refreshed), ready for a session.
-    pub fn head_set(&mut self) -> HeadSet {
-        let (a, b) = self.head_set.span(&None, &None);
-        let _ = self.head_set.fingerprint(a, b);
+    /// The reconciliation set of every held log, ready for a session (shared, not copied).
+    pub fn head_set(&self) -> std::sync::Arc<HeadSet> {
         self.head_set.clone()
+    }
+
+    /// The authors of every held log, in order.
+    pub fn heads_keys(&self) -> impl Iterator<Item = &[u8; 32]> + '_ {
+        self.head_cache.keys()
+    }
+
+    /// How many logs are held (logs are never removed: a new log raises it).
+    pub fn log_count(&self) -> usize {
+        self.head_cache.len()
     }
 
     pub fn head(&self, author: &[u8; 32]) -> Option<Head> {

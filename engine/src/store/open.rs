@@ -101,7 +101,7 @@ impl Store {
             reader: None,
             new_messages: Vec::new(),
             head_cache,
-            head_set,
+            head_set: std::sync::Arc::new(head_set),
             forked,
             next_lognum,
             clock,

@@ -147,7 +147,12 @@ impl Store {
 
     /// Writes a peer record. Connection state is not worth an fsync; the allow-list is.
     pub fn set_peer(&self, key: &[u8; 32], record: &PeerRecord, durable: bool) -> Result<(), StoreError> {
+        let was_allowed = self.peer(key)?.is_some_and(|r| r.allowed);
         self.sync.guard(self.peers.insert(key.to_vec(), codec::encode(record)))?;
+        if was_allowed != record.allowed {
+            // Who may connect changed, however the caller wants it synced.
+            self.sync.peers_changed();
+        }
         if durable {
             self.sync.peers_changed();
             self.sync_now()?;

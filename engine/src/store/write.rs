@@ -327,8 +327,9 @@ impl Store {
                 if let Some(k) = key.filter(|_| !matches!(known, Known::Key(_))) {
                     batch.insert(&self.views, keys::content_key_key(e.id.as_bytes()), k.to_vec());
                 }
-                // A contact noted (here or by another of our devices) changes who may connect.
-                contacts_changed |= rows.iter().any(|(k, _)| k.first() == Some(&b'c'));
+                // A contact noted (here or by another of our devices) changes who may connect;
+                // a group's members change the grants we give.
+                contacts_changed |= rows.iter().any(|(k, _)| matches!(k.first(), Some(b'c' | b'g')));
                 new_messages.extend(chats::stage_rows(&mut batch, &self.chats, &self.views, reader, rows));
             }
         }
@@ -353,9 +354,12 @@ impl Store {
         self.sync.guard(batch.commit())?;
         // Committed batches are visible to readers; keep the caches in step before the fsync,
         // whose failure leaves the outcome unknown (spec/log.md, "Durability").
+        // A session still reading the old set keeps it; the store then writes a copy.
+        let set = std::sync::Arc::make_mut(&mut self.head_set);
         for (author, head) in &heads {
-            self.head_set.set(crate::sync::HeadItem { author: *author, seq: head.seq, id: head.id });
+            set.set(crate::sync::HeadItem { author: *author, seq: head.seq, id: head.id });
         }
+        set.settle();
         self.head_cache.extend(heads);
         self.next_lognum = next_lognum;
         self.trust = trust;

@@ -7,10 +7,12 @@
 //! any other ordered reliable byte stream alike.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::HeadSet;
 use super::framing::FrameDecoder;
-use super::local::{Local, LocalError};
+use super::local::{Local, LocalError, LogSet, Offer};
 use super::{GRANT_TAG, MAX_FRAME, Message, Session, SyncError, Transfer, frame};
 use crate::log::{Entry, ValidationError};
 use crate::messaging::ContactCard;
@@ -162,12 +164,14 @@ pub struct Conn {
     /// Entries of the ingest in flight that were outside the interest set.
     waiting: Vec<Entry>,
     /// The logs offered to this peer (reconciled, sent, pushed).
-    offered: BTreeSet<[u8; 32]>,
+    offered: Offer,
     /// The logs we accept from anyone.
-    accepted: BTreeSet<[u8; 32]>,
-    /// Heads offered when reconciliation started: the peer holds at least these once synced.
-    snapshot: Vec<([u8; 32], u64)>,
-    /// Per log, the highest seq the peer is known to hold (live push sends what is above).
+    accepted: LogSet,
+    /// Heads offered when reconciliation started (shared with the store, not copied): once
+    /// synced, the peer holds at least these.
+    snapshot: Option<Arc<HeadSet>>,
+    /// Per log, the highest seq the peer is known to hold (live push sends what is above);
+    /// a log not in it is known at its seq in `snapshot`.
     known: BTreeMap<[u8; 32], u64>,
     sends: VecDeque<Transfer>,
     out: VecDeque<Vec<u8>>,
@@ -209,9 +213,9 @@ impl Conn {
             effects: VecDeque::new(),
             parked: Vec::new(),
             waiting: Vec::new(),
-            offered: BTreeSet::new(),
-            accepted: BTreeSet::new(),
-            snapshot: Vec::new(),
+            offered: Offer::default(),
+            accepted: LogSet::default(),
+            snapshot: None,
             known: BTreeMap::new(),
             sends: VecDeque::new(),
             out: VecDeque::new(),
@@ -444,9 +448,7 @@ impl Conn {
         self.offered = local.offer(&self.peer).map_err(local_end)?;
         self.accepted = local.accept().map_err(local_end)?;
         let heads = local.heads(&self.offered).map_err(local_end)?;
-        let mut h = heads.clone();
-        let (a, b) = h.span(&None, &None);
-        self.snapshot = h.items(a, b).iter().map(|i| (i.author, i.seq)).collect();
+        self.snapshot = Some(heads.clone());
         self.sess = Some(Session::new(heads, self.initiator));
         Ok(())
     }
@@ -462,8 +464,8 @@ impl Conn {
         }
         for e in &take {
             let (a, seq) = (e.header().author.0, e.header().seq);
-            let k = self.known.entry(a).or_insert(0);
-            *k = (*k).max(seq);
+            let k = self.known(&a).max(seq);
+            self.known.insert(a, k);
         }
         self.waiting = rest;
         self.effects.push_back(Effect::Ingest(take));
@@ -496,8 +498,9 @@ impl Conn {
             (Ok(a), Ok(o)) => (a, o),
             (Err(e), _) | (_, Err(e)) => return self.end_with(local_end(e)),
         };
-        let grew = accept.difference(&self.accepted).next().is_some();
-        if offer.difference(&self.offered).next().is_some() {
+        // Cached sets: the same set is the same pointer; only a new one is compared.
+        let grew = !Arc::ptr_eq(&accept, &self.accepted) && accept.difference(&self.accepted).next().is_some();
+        if !Arc::ptr_eq(&offer.logs, &self.offered.logs) && offer.logs.difference(&self.offered.logs).next().is_some() {
             self.push_all = true;
         }
         self.accepted = accept;
@@ -619,7 +622,7 @@ impl Conn {
                 return self.out.pop_front();
             }
             if sess.is_synced() && !self.outcome.synced {
-                self.on_synced();
+                self.on_synced(local);
             }
             if self.outcome.synced && self.live && self.plan_pushes(local) {
                 continue;
@@ -629,7 +632,7 @@ impl Conn {
     }
 
     /// Reconciliation and its transfers are over on both sides.
-    fn on_synced(&mut self) {
+    fn on_synced(&mut self, local: &impl Local) {
         self.outcome.synced = true;
         if let Some(s) = &self.sess {
             self.outcome.rounds = s.stats.rounds;
@@ -639,12 +642,29 @@ impl Conn {
             self.finish = true;
             return;
         }
-        // The peer now holds at least the heads this session reconciled, and what it showed us.
-        for (a, seq) in std::mem::take(&mut self.snapshot) {
-            let k = self.known.entry(a).or_insert(0);
-            *k = (*k).max(seq);
+        // The peer now holds at least the heads this session reconciled (`snapshot`), and what
+        // it sent us (`known`).
+        let known = std::mem::take(&mut self.known);
+        for (a, seq) in known {
+            let at_start = self.snapshot.as_ref().and_then(|s| s.get(&a)).map_or(0, |h| h.seq);
+            self.known.insert(a, seq.max(at_start));
         }
-        self.push_all = true;
+        // What was written while we reconciled goes out now. The engine's events about it
+        // waited for us; a transport without them is told here. Nothing written (the store
+        // still shares the set we started from) is the idle case: nothing to look at.
+        let unchanged = match (local.heads(&self.offered), &self.snapshot) {
+            (Ok(now), Some(then)) => Arc::ptr_eq(&now, then),
+            _ => false,
+        };
+        self.push_all = !unchanged;
+    }
+
+    /// The highest seq of `author` the peer is known to hold.
+    fn known(&self, author: &[u8; 32]) -> u64 {
+        match self.known.get(author) {
+            Some(k) => *k,
+            None => self.snapshot.as_ref().and_then(|s| s.get(author)).map_or(0, |h| h.seq),
+        }
     }
 
     /// Queues the entries the peer lacks of the logs that changed. Returns whether any were.
@@ -660,15 +680,15 @@ impl Conn {
                     return false;
                 }
             }
-            self.offered.iter().copied().collect()
+            self.offered.logs.iter().copied().collect()
         } else {
             let p = std::mem::take(&mut self.push);
-            p.into_iter().filter(|a| self.offered.contains(a)).collect()
+            p.into_iter().filter(|a| self.offered.logs.contains(a)).collect()
         };
         let mut any = false;
         for a in logs {
             let Some(head) = local.sendable_seq(&a) else { continue };
-            let known = self.known.get(&a).copied().unwrap_or(0);
+            let known = self.known(&a);
             if head > known {
                 self.sends.push_back(Transfer { author: a, from: known + 1, to: head });
                 self.known.insert(a, head);
@@ -702,8 +722,8 @@ impl Conn {
             if self.live && self.outcome.synced {
                 // Not readable now (it should be): the peer is known to hold only what was
                 // sent; the next change retries, never this same call (no busy loop).
-                let k = self.known.entry(t.author).or_insert(0);
-                *k = (*k).min(t.from.saturating_sub(1));
+                let k = self.known(&t.author).min(t.from.saturating_sub(1));
+                self.known.insert(t.author, k);
             }
             return Ok(None);
         };
@@ -809,10 +829,7 @@ impl Conn {
         if !self.outcome.synced || !self.live {
             return 0;
         }
-        self.offered
-            .iter()
-            .map(|a| local.sendable_seq(a).unwrap_or(0).saturating_sub(self.known.get(a).copied().unwrap_or(0)))
-            .sum()
+        self.offered.logs.iter().map(|a| local.sendable_seq(a).unwrap_or(0).saturating_sub(self.known(a))).sum()
     }
 }
 

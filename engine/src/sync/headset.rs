@@ -107,14 +107,18 @@ pub fn bound_between(last: &[u8; 32], next: &[u8; 32]) -> Vec<u8> {
     next[..(common + 1).min(32)].to_vec()
 }
 
-/// The sorted head set with cached hashes.
+/// The sorted head set with cached item hashes and a Fenwick tree of their sums: a head that
+/// advances costs O(log n), any range's fingerprint O(log n). New and removed logs wait in
+/// `pending` until [`HeadSet::settle`] merges them (O(n), once per batch of writes), so a cold
+/// sync that brings many new logs does not move the array once per log.
 #[derive(Debug, Clone, Default)]
 pub struct HeadSet {
-    items: BTreeMap<[u8; 32], (u64, EntryId, Sum)>,
-    /// Sorted view and prefix sums, rebuilt lazily after changes.
-    sorted: Vec<HeadItem>,
-    prefix: Vec<Sum>,
-    dirty: bool,
+    items: Vec<HeadItem>,
+    sums: Vec<Sum>,
+    /// 1-based Fenwick tree over `sums`.
+    tree: Vec<Sum>,
+    /// Logs added (`Some`) or removed (`None`) since the last settle.
+    pending: BTreeMap<[u8; 32], Option<HeadItem>>,
 }
 
 impl HeadSet {
@@ -125,60 +129,137 @@ impl HeadSet {
     pub fn from_items(items: impl IntoIterator<Item = HeadItem>) -> Self {
         let mut s = HeadSet::new();
         for i in items {
-            s.set(i);
+            s.pending.insert(i.author, Some(i));
         }
+        s.settle();
         s
+    }
+
+    fn index(&self, author: &[u8; 32]) -> Result<usize, usize> {
+        self.items.binary_search_by(|i| i.author.cmp(author))
     }
 
     /// Inserts or updates a log's head.
     pub fn set(&mut self, item: HeadItem) {
-        let sum = Sum::of(&item.hash());
-        self.items.insert(item.author, (item.seq, item.id, sum));
-        self.dirty = true;
+        if let Some(slot) = self.pending.get_mut(&item.author) {
+            *slot = Some(item);
+            return;
+        }
+        match self.index(&item.author) {
+            Ok(i) => {
+                let sum = Sum::of(&item.hash());
+                let delta_in = sum;
+                let delta_out = self.sums[i];
+                self.items[i] = item;
+                self.sums[i] = sum;
+                let mut k = i + 1;
+                while k < self.tree.len() {
+                    self.tree[k] = self.tree[k].add(delta_in).sub(delta_out);
+                    k += k & k.wrapping_neg();
+                }
+            }
+            Err(_) => {
+                self.pending.insert(item.author, Some(item));
+            }
+        }
     }
 
     pub fn remove(&mut self, author: &[u8; 32]) {
-        if self.items.remove(author).is_some() {
-            self.dirty = true;
+        if self.index(author).is_ok() {
+            self.pending.insert(*author, None);
+        } else {
+            self.pending.remove(author);
         }
     }
 
+    /// Whether every change is merged: only a settled set answers ranges and fingerprints.
+    pub fn is_settled(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Merges added and removed logs and rebuilds the sums.
+    pub fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let old = std::mem::take(&mut self.items);
+        let mut merged = Vec::with_capacity(old.len() + pending.len());
+        let mut p = pending.into_iter().peekable();
+        for item in old {
+            while let Some((a, _)) = p.peek()
+                && *a < item.author
+            {
+                if let Some((_, Some(new))) = p.next() {
+                    merged.push(new);
+                }
+            }
+            match p.peek() {
+                Some((a, change)) if *a == item.author => {
+                    if let Some(new) = change {
+                        merged.push(*new);
+                    }
+                    p.next();
+                }
+                _ => merged.push(item),
+            }
+        }
+        merged.extend(p.filter_map(|(_, c)| c));
+        self.sums = merged.iter().map(|i| Sum::of(&i.hash())).collect();
+        self.items = merged;
+        let n = self.items.len();
+        self.tree = vec![Sum::default(); n + 1];
+        for i in 1..=n {
+            self.tree[i] = self.tree[i].add(self.sums[i - 1]);
+            let j = i + (i & i.wrapping_neg());
+            if j <= n {
+                self.tree[j] = self.tree[j].add(self.tree[i]);
+            }
+        }
+    }
+
+    /// Logs in the set, pending changes included.
     pub fn len(&self) -> usize {
-        self.items.len()
+        let mut n = self.items.len();
+        for (a, c) in &self.pending {
+            match (self.index(a).is_ok(), c.is_some()) {
+                (false, true) => n += 1,
+                (true, false) => n -= 1,
+                _ => {}
+            }
+        }
+        n
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
     }
 
     pub fn get(&self, author: &[u8; 32]) -> Option<HeadItem> {
-        self.items.get(author).map(|(seq, id, _)| HeadItem { author: *author, seq: *seq, id: *id })
+        match self.pending.get(author) {
+            Some(c) => *c,
+            None => self.index(author).ok().map(|i| self.items[i]),
+        }
     }
 
-    fn refresh(&mut self) {
-        if !self.dirty && self.prefix.len() == self.items.len() + 1 {
-            return;
-        }
-        self.sorted.clear();
-        self.prefix.clear();
-        self.prefix.push(Sum::default());
+    fn prefix_sum(&self, mut i: usize) -> Sum {
         let mut acc = Sum::default();
-        for (author, (seq, id, sum)) in &self.items {
-            self.sorted.push(HeadItem { author: *author, seq: *seq, id: *id });
-            acc = acc.add(*sum);
-            self.prefix.push(acc);
+        i = i.min(self.items.len());
+        while i > 0 {
+            acc = acc.add(self.tree[i]);
+            i -= i & i.wrapping_neg();
         }
-        self.dirty = false;
+        acc
     }
 
     /// Index of the first item not below `bound`.
     fn index_of(&self, bound: &Bound) -> usize {
-        self.sorted.partition_point(|i| below(&i.author, bound))
+        self.items.partition_point(|i| below(&i.author, bound))
     }
 
-    /// Item indices `[a, b)` of the range `[lower, upper)`.
-    pub fn span(&mut self, lower: &Bound, upper: &Bound) -> (usize, usize) {
-        self.refresh();
+    /// Item indices `[a, b)` of the range `[lower, upper)` (of a settled set).
+    pub fn span(&self, lower: &Bound, upper: &Bound) -> (usize, usize) {
+        debug_assert!(self.is_settled(), "ranges of an unsettled head set");
         let a = match lower {
             None => 0,
             Some(_) => self.index_of(lower),
@@ -187,28 +268,28 @@ impl HeadSet {
         (a, b)
     }
 
-    pub fn items(&mut self, a: usize, b: usize) -> &[HeadItem] {
-        self.refresh();
-        &self.sorted[a.min(self.sorted.len())..b.min(self.sorted.len())]
+    pub fn items(&self, a: usize, b: usize) -> &[HeadItem] {
+        debug_assert!(self.is_settled(), "items of an unsettled head set");
+        let n = self.items.len();
+        &self.items[a.min(n)..b.min(n)]
     }
 
     /// Fingerprint of the items at indices `[a, b)`.
-    pub fn fingerprint(&mut self, a: usize, b: usize) -> [u8; FP_LEN] {
-        self.refresh();
-        let at = |i: usize| self.prefix.get(i).or(self.prefix.last()).copied().unwrap_or_default();
-        let s = at(b).sub(at(a));
+    pub fn fingerprint(&self, a: usize, b: usize) -> [u8; FP_LEN] {
+        debug_assert!(self.is_settled(), "fingerprint of an unsettled head set");
+        let (a, b) = (a.min(b), b.min(self.items.len()));
+        let s = self.prefix_sum(b).sub(self.prefix_sum(a.min(b)));
         let mut bytes = [0u8; 32];
         for (i, l) in s.0.iter().enumerate() {
             bytes[i * 8..i * 8 + 8].copy_from_slice(&l.to_le_bytes());
         }
-        fingerprint_of(bytes, (b - a) as u64)
+        fingerprint_of(bytes, (b - a.min(b)) as u64)
     }
 
     /// Finds own authors whose key starts with `prefix` (normally zero or one).
-    pub fn by_prefix(&mut self, prefix: &[u8]) -> Vec<HeadItem> {
-        self.refresh();
-        let start = self.sorted.partition_point(|i| i.author[..] < *prefix);
-        self.sorted[start..].iter().take_while(|i| i.author.starts_with(prefix)).copied().collect()
+    pub fn by_prefix(&self, prefix: &[u8]) -> Vec<HeadItem> {
+        let start = self.items.partition_point(|i| i.author[..] < *prefix);
+        self.items[start..].iter().take_while(|i| i.author.starts_with(prefix)).copied().collect()
     }
 }
 
@@ -226,7 +307,7 @@ mod tests {
 
     #[test]
     fn range_fingerprints_match_direct_computation() {
-        let mut s = HeadSet::from_items((0..50).map(|i| item(i * 5, u64::from(i))));
+        let s = HeadSet::from_items((0..50).map(|i| item(i * 5, u64::from(i))));
         let mut t = HeadSet::from_items((10..30).map(|i| item(i * 5, u64::from(i))));
         let (a, b) = s.span(&Some(vec![50]), &Some(vec![150]));
         let (c, d) = t.span(&Some(vec![50]), &None);
@@ -236,9 +317,43 @@ mod tests {
         assert_ne!(s.fingerprint(a, b), t.fingerprint(c, d));
     }
 
+    /// In-place updates (through the tree), additions and removals (through a settle) give the
+    /// fingerprints a set built from scratch gives, for every range.
+    #[test]
+    fn maintained_sets_equal_rebuilt_ones() {
+        let mut s = HeadSet::from_items((0..40).map(|i| item(i * 3, 1)));
+        let mut want: BTreeMap<[u8; 32], HeadItem> = (0..40).map(|i| (item(i * 3, 1).author, item(i * 3, 1))).collect();
+        for step in 0..300u32 {
+            let x = (step * 37 % 130) as u8;
+            match step % 5 {
+                0 => {
+                    s.remove(&item(x, 0).author);
+                    want.remove(&item(x, 0).author);
+                }
+                _ => {
+                    let it = item(x, u64::from(step));
+                    s.set(it);
+                    want.insert(it.author, it);
+                }
+            }
+            assert_eq!(s.len(), want.len());
+            assert_eq!(s.get(&item(x, 0).author), want.get(&item(x, 0).author).copied());
+            if step % 7 == 0 {
+                s.settle();
+                let fresh = HeadSet::from_items(want.values().copied());
+                assert_eq!(s.items(0, s.len()), fresh.items(0, fresh.len()));
+                for a in 0..=s.len() {
+                    for b in a..=s.len() {
+                        assert_eq!(s.fingerprint(a, b), fresh.fingerprint(a, b), "[{a}, {b}) at step {step}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn an_empty_set_has_a_fingerprint() {
-        let mut s = HeadSet::new();
+        let s = HeadSet::new();
         let (a, b) = s.span(&None, &None);
         assert_eq!((a, b), (0, 0));
         assert_eq!(s.fingerprint(a, b), fingerprint_of([0; 32], 0));

@@ -2,6 +2,7 @@
 //! its store, the simulation on its nodes. Reads only; writes come back as effects.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::{HeadSet, LogIndex, Message};
 use crate::log::Entry;
@@ -11,17 +12,29 @@ use crate::log::Entry;
 #[error("local store: {0}")]
 pub struct LocalError(pub String);
 
+/// A set of logs, shared: interest sets are cached, and a connection compares them by pointer
+/// before it compares them by content.
+pub type LogSet = Arc<BTreeSet<[u8; 32]>>;
+
+/// What this node offers a peer.
+#[derive(Debug, Clone, Default)]
+pub struct Offer {
+    pub logs: LogSet,
+    /// Every log this node holds is in `logs`: its whole head set can be shared as it is.
+    pub covers_held: bool,
+}
+
 pub trait Local: LogIndex {
     /// Whether `peer` may sync with us without introducing itself.
     fn is_allowed(&self, peer: &[u8; 32]) -> bool;
     /// The logs this node offers to `peer` (spec/sync.md, section 4).
-    fn offer(&self, peer: &[u8; 32]) -> Result<BTreeSet<[u8; 32]>, LocalError>;
+    fn offer(&self, peer: &[u8; 32]) -> Result<Offer, LocalError>;
     /// The logs this node accepts (wants to hold).
-    fn accept(&self) -> Result<BTreeSet<[u8; 32]>, LocalError>;
+    fn accept(&self) -> Result<LogSet, LocalError>;
     /// The Grant to send to an admitted `peer`, if any (our grant tags).
     fn grants(&self, peer: &[u8; 32]) -> Option<Message>;
     /// The reconciliation set of those logs, as peers may see them.
-    fn heads(&self, interest: &BTreeSet<[u8; 32]>) -> Result<HeadSet, LocalError>;
+    fn heads(&self, offer: &Offer) -> Result<Arc<HeadSet>, LocalError>;
     /// The highest seq of a log that may be sent now (own writes wait for their fsync).
     fn sendable_seq(&self, author: &[u8; 32]) -> Option<u64>;
     /// Up to `limit` entries of a log from `from`, never past [`Local::sendable_seq`].

@@ -3,6 +3,7 @@
 //! (`poll_message`, `poll_transfer`).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::SyncError;
 use super::headset::{AUTHOR_PREFIX, Bound, HeadItem, HeadSet, ID_PREFIX, bound_between};
@@ -45,7 +46,7 @@ pub struct SessionStats {
 }
 
 pub struct Session {
-    heads: HeadSet,
+    heads: Arc<HeadSet>,
     out: VecDeque<Message>,
     transfers: VecDeque<Transfer>,
     wants: Vec<([u8; 32], u64)>,
@@ -106,8 +107,12 @@ fn id_prefix_matches(id: &EntryId, prefix: &Bytes<ID_PREFIX>) -> bool {
 
 impl Session {
     /// A session over `heads`, the logs this node may exchange with this peer. The initiator
-    /// opens with the fingerprint of everything.
-    pub fn new(mut heads: HeadSet, initiator: bool) -> Session {
+    /// opens with the fingerprint of everything. A shared set is read, never copied.
+    pub fn new(heads: impl Into<Arc<HeadSet>>, initiator: bool) -> Session {
+        let mut heads = heads.into();
+        if !heads.is_settled() {
+            Arc::make_mut(&mut heads).settle();
+        }
         let mut out = VecDeque::new();
         if initiator {
             // Always a fingerprint first, even for small sets: the common case is "nothing
@@ -263,7 +268,7 @@ impl Session {
     /// Splits our items `[a, b)` into buckets with fingerprints.
     fn split(&mut self, a: usize, b: usize, upper: &Bound, response: &mut Vec<Range>) {
         let n = b - a;
-        let items: Vec<HeadItem> = self.heads.items(a, b).to_vec();
+        let items = self.heads.items(a, b);
         for k in 0..BUCKETS {
             let (s, e) = (k * n / BUCKETS, (k + 1) * n / BUCKETS);
             if s == e {
@@ -360,7 +365,7 @@ impl Session {
         self.reconciled && self.sent_done && self.peer_done
     }
 
-    pub fn heads(&self) -> &HeadSet {
+    pub fn heads(&self) -> &Arc<HeadSet> {
         &self.heads
     }
 }

@@ -380,6 +380,7 @@ fn check_fingerprint(c: &Value) -> Result<(), String> {
         let id = crate::log::EntryId(crate::codec::Bytes(hex32(i, "id")?));
         set.set(HeadItem { author: hex32(i, "author")?, seq: i.get("seq").and_then(Value::as_u64).ok_or("seq")?, id });
     }
+    set.settle();
     let (a, b) = set.span(&None, &None);
     if set.fingerprint(a, b).to_vec() == hexf(c, "fingerprint")? { Ok(()) } else { Err("fingerprint differs".into()) }
 }

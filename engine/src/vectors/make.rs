@@ -467,9 +467,9 @@ fn sync() -> String {
             id: EntryId(Bytes(seed(&format!("fp id {i}")))),
         })
         .collect();
-    let mut all = HeadSet::from_items(items.clone());
+    let all = HeadSet::from_items(items.clone());
     let (x, y) = all.span(&None, &None);
-    let mut empty = HeadSet::new();
+    let empty = HeadSet::new();
     let fp_cases = vec![
         json!({ "id": "fp-empty", "items": [], "fingerprint": h(&empty.fingerprint(0, 0)) }),
         json!({

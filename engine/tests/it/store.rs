@@ -211,12 +211,12 @@ fn a_damaged_store_gives_an_error_not_a_panic() {
 fn the_cached_head_set_follows_every_write() {
     use libra_engine::sync::{HeadItem, HeadSet};
     let rebuilt = |s: &Store| {
-        let mut h = HeadSet::from_items(s.heads().map(|(a, h)| HeadItem { author: a, seq: h.seq, id: h.id }));
+        let h = HeadSet::from_items(s.heads().map(|(a, h)| HeadItem { author: a, seq: h.seq, id: h.id }));
         let (a, b) = h.span(&None, &None);
         h.fingerprint(a, b)
     };
     let cached = |s: &mut Store| {
-        let mut h = s.head_set();
+        let h = s.head_set();
         let (a, b) = h.span(&None, &None);
         h.fingerprint(a, b)
     };

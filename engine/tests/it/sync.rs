@@ -170,3 +170,34 @@ async fn two_engines_sync_over_an_in_memory_byte_stream() {
     a.shutdown();
     b.shutdown();
 }
+
+/// Interest sets are cached between sessions; every change of who may connect must show in
+/// the next answer: a contact blocked leaves the accept set and the grants, one unblocked
+/// comes back, and another device's offer follows.
+#[test]
+fn cached_interest_sets_follow_blocking_and_contacts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut ann, ben) = libra_engine::testkit::ben_wrote_to_ann(dir.path(), 0, |_| String::new()).expect("nodes");
+    let ben_user = ben.user_id().expect("user");
+    let ben_device = *ben.device_id().as_bytes();
+    let accepted = ann.accepted_logs().expect("accept");
+    assert!(accepted.contains(&ben_device) && accepted.contains(ben_user.as_bytes()));
+    let grants = ann.grant_tags().expect("grants");
+    assert_eq!(grants.len(), 1);
+    let offer = ann.offer(&ben_device).expect("offer");
+    assert!(offer.logs.contains(ann.device_id().as_bytes()));
+    // Asked again with nothing changed: the same set, not a new one.
+    assert!(std::sync::Arc::ptr_eq(&accepted, &ann.accepted_logs().expect("accept")));
+
+    ann.set_blocked(&ben_user, true).expect("block");
+    let blocked = ann.accepted_logs().expect("accept");
+    assert!(
+        !blocked.contains(&ben_device) && !blocked.contains(ben_user.as_bytes()),
+        "a blocked contact is still accepted"
+    );
+    assert!(ann.grant_tags().expect("grants").is_empty(), "a blocked contact still gets our grant");
+
+    ann.set_blocked(&ben_user, false).expect("unblock");
+    assert!(ann.accepted_logs().expect("accept").contains(&ben_device));
+    assert_eq!(ann.grant_tags().expect("grants"), grants);
+}
