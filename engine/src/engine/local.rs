@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::Engine;
 use crate::log::{Entry, EntryId};
 use crate::node::Node;
-use crate::sync::{HeadSet, Local, LocalError, LogIndex, LogSet, Message, Offer};
+use crate::sync::{ChangePoint, HeadSet, Local, LocalError, LogIndex, LogSet, Message, Offer};
 
 pub struct NodeLocal<'a> {
     pub(crate) engine: &'a Engine,
@@ -78,5 +78,24 @@ impl Local for NodeLocal<'_> {
 
     fn awaits_card(&self, peer: &[u8; 32]) -> bool {
         self.node.awaits_card(peer)
+    }
+
+    fn change_point(&self) -> Option<ChangePoint> {
+        Some(self.node.store.change_point())
+    }
+
+    fn moved_since(&self, peer: &[u8; 32], limit: usize) -> Option<Vec<[u8; 32]>> {
+        let point = self.engine.sync_point(peer)?;
+        let mut moved = self.node.store.moved_since(point, limit)?;
+        // Our own logs become sendable at their fsync, which moves no head: always listed.
+        moved.push(*self.node.device_id().as_bytes());
+        moved.extend(self.node.user_id().map(|u| *u.as_bytes()));
+        moved.sort_unstable();
+        moved.dedup();
+        Some(moved)
+    }
+
+    fn note_synced(&self, peer: &[u8; 32], point: ChangePoint) {
+        self.engine.set_sync_point(peer, point);
     }
 }

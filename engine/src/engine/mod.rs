@@ -87,6 +87,9 @@ pub(crate) struct Shared {
     queued: std::sync::atomic::AtomicUsize,
     /// The fsync thread's queue, while it runs.
     fsync: Mutex<Option<std::sync::mpsc::Sender<fsync::Work>>>,
+    /// Per peer, where the order of head moves stood when the last session that synced with
+    /// it was admitted (spec/sync.md, 8.9). In memory: a restart starts a new order anyway.
+    sync_points: Mutex<std::collections::HashMap<[u8; 32], crate::store::ChangePoint>>,
 }
 
 /// A handle on the engine. Cheap to clone; the node closes when the last handle is dropped or
@@ -153,6 +156,7 @@ impl Engine {
             stopped: AtomicBool::new(false),
             queued: std::sync::atomic::AtomicUsize::new(0),
             fsync: Mutex::new(None),
+            sync_points: Mutex::default(),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let w = shared.clone();
@@ -386,6 +390,19 @@ impl Engine {
     }
 
     /// Whether `key` may connect (an allowed peer or one of our own devices).
+    /// Where the order of head moves stood when the last session that synced with `peer` was
+    /// admitted.
+    pub(crate) fn sync_point(&self, peer: &[u8; 32]) -> Option<crate::store::ChangePoint> {
+        self.shared.sync_points.lock().ok()?.get(peer).copied()
+    }
+
+    pub(crate) fn set_sync_point(&self, peer: &[u8; 32], point: crate::store::ChangePoint) {
+        if let Ok(mut p) = self.shared.sync_points.lock() {
+            // One point per peer the node ever synced with: bounded by its allow-list.
+            p.insert(*peer, point);
+        }
+    }
+
     pub fn is_allowed(&self, key: &[u8; 32]) -> bool {
         self.shared.allowed.read().is_ok_and(|a| a.contains(key))
     }

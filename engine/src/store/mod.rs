@@ -14,6 +14,7 @@ mod error;
 mod files;
 mod invites;
 mod keys;
+mod moves;
 mod open;
 mod peers;
 mod read;
@@ -41,6 +42,7 @@ use crate::clock::Hlc;
 use crate::log::{ChainPoint, EntryId};
 use crate::projection::TrustView;
 use crate::sync::HeadSet;
+pub use moves::ChangePoint;
 
 /// The format string written at creation; a store with another one is refused.
 pub const STORE_FORMAT: &str = "libra-store-v1";
@@ -83,10 +85,10 @@ pub struct Store {
     /// Messages from other users stored since the last `take_new_messages`.
     new_messages: Vec<chats::NewMessage>,
     head_cache: BTreeMap<[u8; 32], Head>,
-    /// The heads as the sync layer reconciles them, kept up to date on every write so that an
-    /// idle reconcile does not rebuild it.
     /// Every held log's head, settled after each commit; sessions share it (copy on write).
     head_set: std::sync::Arc<HeadSet>,
+    /// The order in which heads moved since this store was opened (sync points).
+    moves: moves::Moves,
     forked: BTreeSet<[u8; 32]>,
     next_lognum: u32,
     clock: Hlc,
@@ -116,6 +118,17 @@ impl Store {
     /// The reconciliation set of every held log, ready for a session (shared, not copied).
     pub fn head_set(&self) -> std::sync::Arc<HeadSet> {
         self.head_set.clone()
+    }
+
+    /// Where the order of head moves stands now (read with the head set, under one lock).
+    pub fn change_point(&self) -> ChangePoint {
+        self.moves.point()
+    }
+
+    /// The logs whose head moved after `point`, if it is a point of this store instance and
+    /// they are at most `limit`.
+    pub fn moved_since(&self, point: ChangePoint, limit: usize) -> Option<Vec<[u8; 32]>> {
+        self.moves.since(point, limit)
     }
 
     /// The authors of every held log, in order.

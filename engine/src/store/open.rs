@@ -102,6 +102,7 @@ impl Store {
             new_messages: Vec::new(),
             head_cache,
             head_set: std::sync::Arc::new(head_set),
+            moves: Default::default(),
             forked,
             next_lognum,
             clock,

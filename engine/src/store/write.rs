@@ -358,6 +358,7 @@ impl Store {
         let set = std::sync::Arc::make_mut(&mut self.head_set);
         for (author, head) in &heads {
             set.set(crate::sync::HeadItem { author: *author, seq: head.seq, id: head.id });
+            self.moves.moved(author);
         }
         set.settle();
         self.head_cache.extend(heads);

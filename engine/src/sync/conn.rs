@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::HeadSet;
 use super::framing::FrameDecoder;
-use super::local::{Local, LocalError, LogSet, Offer};
+use super::local::{ChangePoint, Local, LocalError, LogSet, Offer};
 use super::{GRANT_TAG, MAX_FRAME, Message, Session, SyncError, Transfer, frame};
 use crate::log::{Entry, ValidationError};
 use crate::messaging::ContactCard;
@@ -170,6 +170,8 @@ pub struct Conn {
     /// Heads offered when reconciliation started (shared with the store, not copied): once
     /// synced, the peer holds at least these.
     snapshot: Option<Arc<HeadSet>>,
+    /// Where our order of head moves stood at admission.
+    point: Option<ChangePoint>,
     /// Per log, the highest seq the peer is known to hold (live push sends what is above);
     /// a log not in it is known at its seq in `snapshot`.
     known: BTreeMap<[u8; 32], u64>,
@@ -216,6 +218,7 @@ impl Conn {
             offered: Offer::default(),
             accepted: LogSet::default(),
             snapshot: None,
+            point: None,
             known: BTreeMap::new(),
             sends: VecDeque::new(),
             out: VecDeque::new(),
@@ -448,8 +451,11 @@ impl Conn {
         self.offered = local.offer(&self.peer).map_err(local_end)?;
         self.accepted = local.accept().map_err(local_end)?;
         let heads = local.heads(&self.offered).map_err(local_end)?;
+        // Read under the same lock as the heads: what moves after it counts as moved.
+        self.point = local.change_point();
+        let since = local.moved_since(&self.peer, super::MAX_SINCE);
         self.snapshot = Some(heads.clone());
-        self.sess = Some(Session::new(heads, self.initiator));
+        self.sess = Some(Session::with_since(heads, self.initiator, since));
         Ok(())
     }
 
@@ -634,6 +640,11 @@ impl Conn {
     /// Reconciliation and its transfers are over on both sides.
     fn on_synced(&mut self, local: &impl Local) {
         self.outcome.synced = true;
+        if let Some(p) = self.point {
+            // The peer now holds what we offered at admission: the next session with it needs
+            // to look only at what moved after this point (section 8.9).
+            local.note_synced(&self.peer, p);
+        }
         if let Some(s) = &self.sess {
             self.outcome.rounds = s.stats.rounds;
             self.outcome.forks = s.stats.forks_seen;

@@ -286,6 +286,24 @@ impl HeadSet {
         fingerprint_of(bytes, (b - a.min(b)) as u64)
     }
 
+    /// Fingerprint of every item but those of `authors` (sorted, unique): O(k log n).
+    pub fn fingerprint_excluding(&self, authors: &[[u8; 32]]) -> [u8; FP_LEN] {
+        debug_assert!(self.is_settled(), "fingerprint of an unsettled head set");
+        let mut sum = self.prefix_sum(self.items.len());
+        let mut count = self.items.len() as u64;
+        for a in authors {
+            if let Ok(i) = self.index(a) {
+                sum = sum.sub(self.sums[i]);
+                count -= 1;
+            }
+        }
+        let mut bytes = [0u8; 32];
+        for (i, l) in sum.0.iter().enumerate() {
+            bytes[i * 8..i * 8 + 8].copy_from_slice(&l.to_le_bytes());
+        }
+        fingerprint_of(bytes, count)
+    }
+
     /// Finds own authors whose key starts with `prefix` (normally zero or one).
     pub fn by_prefix(&self, prefix: &[u8]) -> Vec<HeadItem> {
         let start = self.items.partition_point(|i| i.author[..] < *prefix);
@@ -349,6 +367,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_fingerprint_excluding_logs_equals_that_of_the_set_without_them() {
+        let all = HeadSet::from_items((0..30).map(|i| item(i * 7, 1)));
+        let out: Vec<[u8; 32]> = [3u8, 9, 33].iter().map(|i| item(i * 7, 0).author).collect();
+        let rest = HeadSet::from_items((0..30).filter(|i| ![3, 9].contains(i)).map(|i| item(i * 7, 1)));
+        let (a, b) = rest.span(&None, &None);
+        assert_eq!(all.fingerprint_excluding(&out), rest.fingerprint(a, b));
+        assert_eq!(all.fingerprint_excluding(&[]), all.fingerprint(0, all.len()));
     }
 
     #[test]

@@ -49,4 +49,18 @@ pub trait Local: LogIndex {
     fn awaits_card(&self, _peer: &[u8; 32]) -> bool {
         false
     }
+    /// Where the order of head moves stands now, read with [`Local::heads`] (section 8.9).
+    fn change_point(&self) -> Option<ChangePoint> {
+        None
+    }
+    /// The logs that may have moved since the last session that synced with `peer` was
+    /// admitted (our own logs always among them), sorted; `None` when unknown or too many.
+    fn moved_since(&self, _peer: &[u8; 32], _limit: usize) -> Option<Vec<[u8; 32]>> {
+        None
+    }
+    /// A session with `peer` admitted at `point` has synced.
+    fn note_synced(&self, _peer: &[u8; 32], _point: ChangePoint) {}
 }
+
+/// A position in a node's order of head moves (see [`crate::store::ChangePoint`]).
+pub type ChangePoint = (u64, u64);

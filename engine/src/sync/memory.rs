@@ -117,8 +117,20 @@ fn deliver(node: &mut MemLogs, sess: &mut Session, wire: &[Vec<u8>], validate: b
 
 /// Runs a session between `a` (initiator) and `b` until both are synced.
 pub fn run_pair(a: &mut MemLogs, b: &mut MemLogs, validate: bool) -> Result<Transcript, SyncError> {
-    let mut sa = Session::new(a.heads(), true);
-    let mut sb = Session::new(b.heads(), false);
+    run_pair_since(a, b, validate, None, None)
+}
+
+/// [`run_pair`] for two nodes that synced before: each side's logs moved since (spec/sync.md,
+/// section 8.9).
+pub fn run_pair_since(
+    a: &mut MemLogs,
+    b: &mut MemLogs,
+    validate: bool,
+    since_a: Option<Vec<[u8; 32]>>,
+    since_b: Option<Vec<[u8; 32]>>,
+) -> Result<Transcript, SyncError> {
+    let mut sa = Session::with_since(a.heads(), true, since_a);
+    let mut sb = Session::with_since(b.heads(), false, since_b);
     let mut t = Transcript::default();
     for _ in 0..1024 {
         let wa = turn(a, &mut sa);
@@ -128,7 +140,8 @@ pub fn run_pair(a: &mut MemLogs, b: &mut MemLogs, validate: bool) -> Result<Tran
         let moved = !(wa.is_empty() && wb.is_empty());
         for (from_a, w) in wa.into_iter().map(|w| (true, w)).chain(wb.into_iter().map(|w| (false, w))) {
             t.bytes += w.len() + 4;
-            t.reconcile_messages += usize::from(w.get(1) == Some(&1));
+            // Reconcile, Since and SinceAnswer are the reconciliation's messages.
+            t.reconcile_messages += usize::from(matches!(w.get(1), Some(1 | 8 | 9)));
             t.messages.push((from_a, w));
         }
         if sa.is_synced() && sb.is_synced() {

@@ -18,9 +18,9 @@ pub use conn::{Conn, Effect, End, INGEST_BATCH, Ingested, Limits, Outcome, PARK_
 pub use framing::FrameDecoder;
 pub use headset::{AUTHOR_PREFIX, Bound, FP_LEN, HeadItem, HeadSet, ID_PREFIX};
 pub use interest::{GRANT_CONTEXT, GRANT_TAG, MAX_GRANTS, grant_tag, interest_set, offer_set};
-pub use local::{Local, LocalError, LogSet, Offer};
+pub use local::{ChangePoint, Local, LocalError, LogSet, Offer};
 pub use session::{BUCKETS, LIST_THRESHOLD, LogIndex, MAX_ROUNDS, Session, SessionStats, Transfer};
-pub use wire::{ALPN, Item, MAX_FRAME, MAX_ITEMS, MAX_RANGES, MAX_WANTS, Message, Range, RangeBody, frame};
+pub use wire::{ALPN, Item, MAX_FRAME, MAX_ITEMS, MAX_RANGES, MAX_SINCE, MAX_WANTS, Message, Range, RangeBody, frame};
 
 /// Why a sync session ended badly. Every variant closes that session only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

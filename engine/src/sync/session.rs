@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::SyncError;
-use super::headset::{AUTHOR_PREFIX, Bound, HeadItem, HeadSet, ID_PREFIX, bound_between};
-use super::wire::{Item, MAX_FRAME, MAX_ITEMS, MAX_RANGES, MAX_WANTS, Message, Range, RangeBody};
+use super::headset::{AUTHOR_PREFIX, Bound, FP_LEN, HeadItem, HeadSet, ID_PREFIX, below, bound_between};
+use super::wire::{Item, MAX_FRAME, MAX_ITEMS, MAX_RANGES, MAX_SINCE, MAX_WANTS, Message, Range, RangeBody};
 use crate::codec::Bytes;
 use crate::log::EntryId;
 
@@ -47,6 +47,11 @@ pub struct SessionStats {
 
 pub struct Session {
     heads: Arc<HeadSet>,
+    initiator: bool,
+    /// Our logs that moved since the last session with this peer synced (section 8.9).
+    since: Option<Vec<[u8; 32]>>,
+    /// The items our Since listed, until its answer arrives.
+    since_sent: Option<Vec<HeadItem>>,
     out: VecDeque<Message>,
     transfers: VecDeque<Transfer>,
     wants: Vec<([u8; 32], u64)>,
@@ -109,12 +114,29 @@ impl Session {
     /// A session over `heads`, the logs this node may exchange with this peer. The initiator
     /// opens with the fingerprint of everything. A shared set is read, never copied.
     pub fn new(heads: impl Into<Arc<HeadSet>>, initiator: bool) -> Session {
+        Session::with_since(heads, initiator, None)
+    }
+
+    /// [`Session::new`] for a peer we synced with before: `since` lists our logs that moved
+    /// since (section 8.9). The initiator then opens with a Since; a responder uses it to
+    /// answer one.
+    pub fn with_since(heads: impl Into<Arc<HeadSet>>, initiator: bool, since: Option<Vec<[u8; 32]>>) -> Session {
         let mut heads = heads.into();
         if !heads.is_settled() {
             Arc::make_mut(&mut heads).settle();
         }
+        // Only logs this session reconciles count.
+        let since = since.map(|l| l.into_iter().filter(|a| heads.get(a).is_some()).collect::<Vec<_>>());
         let mut out = VecDeque::new();
-        if initiator {
+        let mut since_sent = None;
+        if let Some(l) = since.as_ref().filter(|l| initiator && l.len() <= MAX_SINCE) {
+            let items: Vec<HeadItem> = l.iter().filter_map(|a| heads.get(a)).collect();
+            out.push_back(Message::Since {
+                fp: heads.fingerprint_excluding(l),
+                items: items.iter().map(item_of).collect(),
+            });
+            since_sent = Some(items);
+        } else if initiator {
             // Always a fingerprint first, even for small sets: the common case is "nothing
             // changed", which then costs one round trip.
             let (a, b) = heads.span(&None, &None);
@@ -123,6 +145,9 @@ impl Session {
         }
         let mut s = Session {
             heads,
+            initiator,
+            since,
+            since_sent,
             out,
             transfers: VecDeque::new(),
             wants: Vec::new(),
@@ -175,6 +200,8 @@ impl Session {
                 self.peer_done = true;
                 Ok(())
             }
+            Message::Since { fp, items } => self.handle_since(fp, items, log),
+            Message::SinceAnswer { fp, heads, extra } => self.handle_since_answer(fp, heads, extra, log),
             Message::Close { code, reason } => Err(SyncError::PeerClosed { code, reason }),
             Message::Entries(_) | Message::Introduce { .. } | Message::Grant(_) => {
                 Err(SyncError::Protocol("routed to the session"))
@@ -194,6 +221,8 @@ impl Session {
         if self.reconciled {
             return Err(SyncError::Protocol("reconcile after reconciliation ended"));
         }
+        // The peer answered our Since with ranges: it could not use it.
+        self.since_sent = None;
         self.stats.rounds += 1;
         if self.stats.rounds > MAX_ROUNDS {
             return Err(SyncError::LimitExceeded("reconcile rounds"));
@@ -232,7 +261,20 @@ impl Session {
                     response.push(Range { upper: r.upper.clone(), body: RangeBody::Final(list) });
                 }
                 RangeBody::Final(peer) => {
-                    let mine: Vec<HeadItem> = self.heads.items(a, b).to_vec();
+                    // Only our items the peer names matter: found by prefix, not by walking
+                    // the range (which after a Since is every log).
+                    let range = self.heads.items(a, b);
+                    let lo = range.first().map(|i| i.author);
+                    let mut mine: Vec<HeadItem> = Vec::new();
+                    for p in &peer {
+                        mine.extend(
+                            self.heads
+                                .by_prefix(&p.author.0)
+                                .into_iter()
+                                .filter(|i| lo.is_some_and(|l| i.author >= l) && below(&i.author, &r.upper)),
+                        );
+                    }
+                    mine.dedup_by_key(|i| i.author);
                     self.compare(&mine, &peer, false, log);
                     response.push(Range { upper: r.upper.clone(), body: RangeBody::Skip });
                 }
@@ -265,8 +307,122 @@ impl Session {
         Ok(())
     }
 
+    /// The answer to a fingerprint that differs over the whole key space: our items if few,
+    /// else buckets (what a Reconcile of one differing range gets).
+    fn whole_range(&self) -> Vec<Range> {
+        let (a, b) = self.heads.span(&None, &None);
+        if b - a <= LIST_THRESHOLD {
+            let items = self.heads.items(a, b).iter().map(item_of).collect();
+            return vec![Range { upper: None, body: RangeBody::Items(items) }];
+        }
+        let mut response = Vec::new();
+        self.split(a, b, &None, &mut response);
+        response
+    }
+
+    /// Our log matching a peer's item (by author prefix), if we hold one.
+    fn ours(&self, peer: &Item) -> Option<HeadItem> {
+        self.heads.by_prefix(&peer.author.0).into_iter().next()
+    }
+
+    fn flush_wants(&mut self) {
+        for chunk in std::mem::take(&mut self.wants).chunks(MAX_WANTS) {
+            self.out.push_back(Message::Want(chunk.to_vec()));
+        }
+    }
+
+    /// A Since from the initiator (section 8.9): if the logs neither side lists agree, answer
+    /// for the listed ones; else fall back to ranges.
+    fn handle_since(&mut self, fp: [u8; FP_LEN], items: Vec<Item>, log: &impl LogIndex) -> Result<(), SyncError> {
+        if self.initiator || self.stats.rounds > 0 || self.reconciled {
+            return Err(SyncError::Protocol("since out of place"));
+        }
+        self.stats.rounds += 1;
+        let mine: Vec<Option<HeadItem>> = items.iter().map(|p| self.ours(p)).collect();
+        let mut listed: Vec<[u8; 32]> = mine.iter().flatten().map(|h| h.author).collect();
+        listed.sort_unstable();
+        let extra: Vec<[u8; 32]> =
+            self.since.iter().flatten().filter(|a| listed.binary_search(a).is_err()).copied().collect();
+        let mut excluded = listed;
+        excluded.extend(&extra);
+        excluded.sort_unstable();
+        excluded.dedup();
+        let rest = self.heads.fingerprint_excluding(&excluded);
+        if extra.is_empty() && rest != fp {
+            // The logs neither listed differ: the point was not a common one.
+            let ranges = self.whole_range();
+            self.out.push_back(Message::Reconcile(ranges));
+            self.count_out();
+            return Ok(());
+        }
+        let mut heads = Vec::with_capacity(items.len());
+        for (p, o) in items.iter().zip(&mine) {
+            match o {
+                Some(o) => {
+                    self.compare(&[*o], std::slice::from_ref(p), false, log);
+                    heads.push((o.seq, item_of(o).id.0));
+                }
+                None => heads.push((0, [0; ID_PREFIX])),
+            }
+        }
+        let extra_items: Vec<Item> = extra.iter().filter_map(|a| self.heads.get(a)).map(|h| item_of(&h)).collect();
+        self.stats.items_sent += extra_items.len();
+        self.flush_wants();
+        self.out.push_back(Message::SinceAnswer { fp: (!extra.is_empty()).then_some(rest), heads, extra: extra_items });
+        if let Some(e) = self.local_error.take() {
+            return Err(SyncError::Local(e));
+        }
+        Ok(())
+    }
+
+    /// The answer to our Since: check the rest if asked, then compare what both listed.
+    fn handle_since_answer(
+        &mut self,
+        fp: Option<[u8; FP_LEN]>,
+        heads: Vec<(u64, [u8; ID_PREFIX])>,
+        extra: Vec<Item>,
+        log: &impl LogIndex,
+    ) -> Result<(), SyncError> {
+        let Some(sent) = self.since_sent.take() else {
+            return Err(SyncError::Protocol("since answer without a since"));
+        };
+        self.stats.rounds += 1;
+        if heads.len() != sent.len() {
+            return Err(SyncError::Protocol("since answer does not match the since"));
+        }
+        let extra_mine: Vec<HeadItem> = extra.iter().filter_map(|p| self.ours(p)).collect();
+        if let Some(fp) = fp {
+            let mut excluded: Vec<[u8; 32]> = sent.iter().chain(&extra_mine).map(|h| h.author).collect();
+            excluded.sort_unstable();
+            excluded.dedup();
+            if self.heads.fingerprint_excluding(&excluded) != fp {
+                let ranges = self.whole_range();
+                self.out.push_back(Message::Reconcile(ranges));
+                self.count_out();
+                return Ok(());
+            }
+        }
+        for (o, (seq, id)) in sent.iter().zip(heads) {
+            let p = Item { author: item_of(o).author, seq, id: Bytes(id) };
+            self.compare(&[*o], &[p], false, log);
+        }
+        let list = self.compare(&extra_mine, &extra, true, log);
+        self.flush_wants();
+        if let Some(e) = self.local_error.take() {
+            return Err(SyncError::Local(e));
+        }
+        if list.is_empty() {
+            self.reconciled = true;
+            self.out.push_back(Message::Reconcile(Vec::new()));
+        } else {
+            self.out.push_back(Message::Reconcile(vec![Range { upper: None, body: RangeBody::Final(list) }]));
+            self.count_out();
+        }
+        Ok(())
+    }
+
     /// Splits our items `[a, b)` into buckets with fingerprints.
-    fn split(&mut self, a: usize, b: usize, upper: &Bound, response: &mut Vec<Range>) {
+    fn split(&self, a: usize, b: usize, upper: &Bound, response: &mut Vec<Range>) {
         let n = b - a;
         let items = self.heads.items(a, b);
         for k in 0..BUCKETS {
@@ -429,6 +585,100 @@ mod tests {
         assert_eq!(ta.len(), 100_000, "A sends each log B lacks");
         assert_eq!(tb.len(), 100_000, "B sends each log A lacks");
         assert!(rounds < MAX_ROUNDS);
+    }
+
+    /// Every log is the chain `item` makes: any seq is on it.
+    struct Chains;
+    impl LogIndex for Chains {
+        fn id_at(&self, author: &[u8; 32], seq: u64) -> Result<Option<EntryId>, crate::sync::LocalError> {
+            Ok(Some(EntryId(Bytes(*blake3::hash(&[&author[..], &seq.to_le_bytes()].concat()).as_bytes()))))
+        }
+    }
+
+    /// Like `pump`, with each side's logs moved since a common sync point.
+    fn pump_since(
+        a: HeadSet,
+        b: HeadSet,
+        since_a: Vec<[u8; 32]>,
+        since_b: Option<Vec<[u8; 32]>>,
+    ) -> (Vec<Transfer>, Vec<Transfer>, u32, usize) {
+        let (mut sa, mut sb) = (Session::with_since(a, true, Some(since_a)), Session::with_since(b, false, since_b));
+        let (mut ta, mut tb, mut bytes) = (Vec::new(), Vec::new(), 0);
+        fn step(from: &mut Session, to: &mut Session, t: &mut Vec<Transfer>, bytes: &mut usize) -> bool {
+            let mut moved = false;
+            while let Some(x) = from.poll_transfer() {
+                t.push(x);
+            }
+            from.transfers_sent();
+            while let Some(m) = from.poll_message() {
+                let raw = m.encode();
+                *bytes += raw.len();
+                to.handle(Message::decode(&raw).expect("decodes"), &Chains).expect("handled");
+                moved = true;
+            }
+            moved
+        }
+        for _ in 0..200 {
+            let moved = step(&mut sa, &mut sb, &mut ta, &mut bytes) | step(&mut sb, &mut sa, &mut tb, &mut bytes);
+            if sa.is_synced() && sb.is_synced() {
+                return (ta, tb, sa.stats.rounds.max(sb.stats.rounds), bytes);
+            }
+            assert!(moved, "stalled");
+        }
+        panic!("no convergence");
+    }
+
+    fn logs(range: std::ops::Range<u32>, seq: impl Fn(u32) -> u64) -> HeadSet {
+        HeadSet::from_items(range.map(|i| item(i, seq(i))))
+    }
+
+    #[test]
+    fn a_since_opening_finds_what_moved_in_one_round_trip() {
+        // 20k logs in common; the opener moved 100 of them (the peer is behind on those).
+        let moved: Vec<u32> = (0..100).map(|i| i * 197).collect();
+        let a = logs(0..20_000, |i| if moved.contains(&i) { 2 } else { 1 });
+        let b = logs(0..20_000, |_| 1);
+        let mut since: Vec<[u8; 32]> = moved.iter().map(|i| item(*i, 0).author).collect();
+        since.sort_unstable();
+        let (ta, tb, rounds, bytes) = pump_since(a, b, since, None);
+        assert_eq!(ta.len(), 100, "the opener sends each moved log");
+        assert!(ta.iter().all(|t| t.from == 2 && t.to == 2));
+        assert!(tb.is_empty());
+        assert!(rounds <= 2, "{rounds} rounds");
+        assert!(bytes < 100 * 64, "{bytes} bytes for 100 moved logs");
+    }
+
+    #[test]
+    fn both_sides_moved_logs_are_reconciled_through_the_since() {
+        let a = logs(0..5_000, |i| if i % 500 == 0 { 3 } else { 1 });
+        let b = logs(0..5_001, |i| if i % 700 == 1 { 4 } else { 1 });
+        let sa: Vec<[u8; 32]> = (0..5_000).filter(|i| i % 500 == 0).map(|i| item(i, 0).author).collect();
+        let mut sb: Vec<[u8; 32]> =
+            (0..5_001).filter(|i| i % 700 == 1 || *i == 5_000).map(|i| item(i, 0).author).collect();
+        sb.sort_unstable();
+        let mut sa = sa;
+        sa.sort_unstable();
+        let (ta, tb, rounds, _) = pump_since(a, b, sa, Some(sb));
+        assert_eq!(ta.len(), 10);
+        assert_eq!(tb.len(), 9, "the peer's moved logs and the one the opener lacks: {tb:?}");
+        assert!(tb.iter().any(|t| t.from == 1), "the log the opener lacks goes whole");
+        assert!(rounds <= 3, "{rounds} rounds");
+    }
+
+    #[test]
+    fn a_since_from_a_point_that_is_not_common_falls_back_to_ranges() {
+        // The opener's list misses a log that differs: the rest's fingerprint disagrees and
+        // the session reconciles by ranges, still reaching the union.
+        let a = logs(0..3_000, |i| if i == 10 || i == 2_000 { 2 } else { 1 });
+        let b = logs(0..3_000, |_| 1);
+        let (ta, tb, _, _) = pump_since(a, b, vec![item(10, 0).author], None);
+        assert_eq!(ta.len(), 2, "{ta:?}");
+        assert!(tb.is_empty());
+        // And with the peer's own list naming an extra log, the opener's check catches it.
+        let a = logs(0..3_000, |i| if i == 2_000 { 2 } else { 1 });
+        let b = logs(0..3_000, |i| if i == 7 { 2 } else { 1 });
+        let (ta, tb, _, _) = pump_since(a, b, vec![], Some(vec![item(7, 0).author]));
+        assert_eq!((ta.len(), tb.len()), (1, 1));
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub const MAX_RANGES: usize = 4096;
 pub const MAX_ITEMS: usize = 32 * 1024;
 /// Most (author, seq) requests in one want message.
 pub const MAX_WANTS: usize = 4096;
+/// Most items in a Since message, and most heads and extra items in its answer.
+pub const MAX_SINCE: usize = 4096;
 
 /// One head in an item list: author prefix, seq (0 = "I lack this log"), head id prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +104,15 @@ pub enum Message {
     /// The sender's identity grants its logs to the identities with these tags (its contacts and
     /// group members; spec/sync.md, section 4): the complete list, replacing any earlier one.
     Grant(Vec<[u8; super::GRANT_TAG]>),
+    /// The opening from a sync point (spec/sync.md, 8.9): the sender's items of the logs that
+    /// moved since its last session with the receiver synced (sorted, unique), and the
+    /// fingerprint of all its other items.
+    Since { fp: [u8; FP_LEN], items: Vec<Item> },
+    /// The answer to Since: for each of its items, in order, the sender's `(seq, id prefix)` of
+    /// that log (seq 0: not held); the sender's items of the other logs it moved (sorted,
+    /// unique); and, when there are such, the fingerprint of all its items but those of both
+    /// lists, for the opener to check (`None`: the sender checked and the rest agrees).
+    SinceAnswer { fp: Option<[u8; FP_LEN]>, heads: Vec<(u64, [u8; ID_PREFIX])>, extra: Vec<Item> },
 }
 
 const TAG_RECONCILE: u8 = 1;
@@ -111,6 +122,8 @@ const TAG_DONE: u8 = 4;
 const TAG_CLOSE: u8 = 5;
 const TAG_INTRODUCE: u8 = 6;
 const TAG_GRANT: u8 = 7;
+const TAG_SINCE: u8 = 8;
+const TAG_SINCE_ANSWER: u8 = 9;
 
 fn body<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, SyncError> {
     codec::decode_tagged(bytes).map_err(|e| SyncError::Malformed(e.to_string()))
@@ -134,6 +147,11 @@ impl Message {
             Message::Grant(tags) => {
                 codec::encode_tagged(TAG_GRANT, &tags.iter().map(|t| Bytes(*t)).collect::<Vec<_>>())
             }
+            Message::Since { fp, items } => codec::encode_tagged(TAG_SINCE, &(Bytes(*fp), items)),
+            Message::SinceAnswer { fp, heads, extra } => codec::encode_tagged(
+                TAG_SINCE_ANSWER,
+                &(fp.map(Bytes), heads.iter().map(|(s, i)| (*s, Bytes(*i))).collect::<Vec<_>>(), extra),
+            ),
         }
     }
 
@@ -192,9 +210,42 @@ impl Message {
                 out.shrink_to_fit();
                 Message::Grant(out)
             }
+            TAG_SINCE => {
+                let (fp, items): (Bytes<FP_LEN>, Vec<Item>) = body(bytes)?;
+                check_item_list(&items)?;
+                Message::Since { fp: fp.0, items }
+            }
+            TAG_SINCE_ANSWER => {
+                #[allow(clippy::type_complexity)]
+                let (fp, heads, extra): (
+                    Option<Bytes<FP_LEN>>,
+                    Vec<(u64, Bytes<ID_PREFIX>)>,
+                    Vec<Item>,
+                ) = body(bytes)?;
+                if heads.len() > MAX_SINCE {
+                    return Err(SyncError::LimitExceeded("heads in one since answer"));
+                }
+                check_item_list(&extra)?;
+                Message::SinceAnswer {
+                    fp: fp.map(|f| f.0),
+                    heads: heads.into_iter().map(|(s, i)| (s, i.0)).collect(),
+                    extra,
+                }
+            }
             t => return Err(SyncError::Malformed(format!("unknown message tag {t}"))),
         })
     }
+}
+
+/// A Since list: at most MAX_SINCE items, sorted by author prefix, unique.
+fn check_item_list(items: &[Item]) -> Result<(), SyncError> {
+    if items.len() > MAX_SINCE {
+        return Err(SyncError::LimitExceeded("items in one since list"));
+    }
+    if items.windows(2).any(|w| w[0].author >= w[1].author) {
+        return Err(SyncError::Malformed("items must be sorted and unique".into()));
+    }
+    Ok(())
 }
 
 /// Ranges must tile the key space: strictly increasing bounds, the last one open-ended, and the

@@ -412,8 +412,42 @@ fn check_grant(c: &Value) -> Result<(), String> {
     expect(c, outcome)
 }
 
+/// A Since or SinceAnswer message (spec/sync.md, 6.11): a valid one decodes and re-encodes to
+/// the same bytes.
+fn check_since_message(c: &Value) -> Result<(), String> {
+    use crate::sync::{Message, SyncError};
+    let bytes = hexf(c, "message")?;
+    let outcome = match Message::decode(&bytes) {
+        Ok(m @ (Message::Since { .. } | Message::SinceAnswer { .. })) => {
+            if m.encode() == bytes {
+                Ok(())
+            } else {
+                Err("re-encodes differently".to_owned())
+            }
+        }
+        Ok(_) => Err("not a since message".to_owned()),
+        Err(SyncError::Malformed(_)) => Err("malformed".to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    expect(c, outcome)
+}
+
 fn check_transcript(c: &Value) -> Result<(), String> {
-    use crate::sync::memory::{MemLogs, run_pair};
+    use crate::sync::memory::{MemLogs, run_pair_since};
+    let since = |field: &str| -> Result<Option<Vec<[u8; 32]>>, String> {
+        match c.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(v)) => v
+                .iter()
+                .map(|a| {
+                    let b = hex::decode(a.as_str().ok_or("since author")?).map_err(|e| e.to_string())?;
+                    b.try_into().map_err(|_| "since author length".to_owned())
+                })
+                .collect::<Result<Vec<[u8; 32]>, String>>()
+                .map(Some),
+            _ => Err(format!("{field} is not a list")),
+        }
+    };
     let load = |field: &str| -> Result<MemLogs, String> {
         let mut m = MemLogs::default();
         for e in c.get(field).and_then(Value::as_array).ok_or("missing entries")? {
@@ -424,7 +458,7 @@ fn check_transcript(c: &Value) -> Result<(), String> {
         Ok(m)
     };
     let (mut a, mut b) = (load("a_entries")?, load("b_entries")?);
-    let t = run_pair(&mut a, &mut b, true).map_err(|e| e.to_string())?;
+    let t = run_pair_since(&mut a, &mut b, true, since("a_since")?, since("b_since")?).map_err(|e| e.to_string())?;
     let want = c.get("transcript").and_then(Value::as_array).ok_or("missing transcript")?;
     if want.len() != t.messages.len() {
         return Err(format!("{} messages, expected {}", t.messages.len(), want.len()));
@@ -554,7 +588,7 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 21] = [
+        let sections: [(&str, &CaseCheck); 22] = [
             ("blobs", &super::blobs::check),
             ("devices", &super::devices::check),
             ("bundles", &check_bundle),
@@ -564,6 +598,7 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
             ("beacons", &check_beacon),
             ("safety_numbers", &check_safety_number),
             ("grants", &check_grant),
+            ("since_messages", &check_since_message),
             ("seal", &check_seal),
             ("bodies", &check_body),
             ("chat_ids", &check_chat_id),
