@@ -12,7 +12,8 @@
 //!            sets and the connection included): an idle session, then one after d new entries.
 //! quic:      (with --quic-entries M) cold full sync of M entries over QUIC on loopback into an
 //!            empty store, entries/s next to the same run's ingest rate; target ≥ 0.7 ×. Then a
-//!            live push of --live N small messages: entries/s, p50/p99 append→stored latency.
+//!            live push of --live N small messages: entries/s, p50/p99 append→stored latency
+//!            (--peers P: A allows P more peers, offline, as a node with many contacts does).
 
 use std::time::{Duration, Instant};
 
@@ -138,6 +139,15 @@ fn store(logs: usize, per_log: usize, d: usize) {
     b.shutdown();
 }
 
+/// Peak resident memory of this process so far (Linux; 0 elsewhere), MiB.
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .map_or(0, |kib| kib / 1024)
+}
+
 /// Cold full sync over QUIC on loopback, then live push latency.
 fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
     use libra_engine::net::{Host, HostConfig};
@@ -174,6 +184,15 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
     for k in authors.iter().chain([b.device_id().as_bytes()]) {
         a.store.set_peer(k, &allowed, false).expect("allow");
     }
+    // Other allowed peers A knows (offline): per-write work must not grow with them.
+    let peers = arg("--peers", 0);
+    for i in 0..peers {
+        let k = SigningKey::from_bytes(&blake3::derive_key("libra sync bench peer", &(i as u64).to_le_bytes()));
+        a.store.set_peer(&k.verifying_key().to_bytes(), &allowed, false).expect("allow");
+    }
+    if peers > 0 {
+        println!("A allows {peers} more peers (offline)");
+    }
     for k in authors.iter().chain([a.device_id().as_bytes()]) {
         b.store.set_peer(k, &allowed, false).expect("allow");
     }
@@ -206,6 +225,11 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
             rate / ingest_rate,
             if rate / ingest_rate >= 0.7 { "PASS" } else { "FAIL" },
             out.bytes_in
+        );
+        println!(
+            "  peak RSS of this process after the cold sync: {} MiB (both nodes and the {} generated entries, held in memory by the bench)",
+            peak_rss_mib(),
+            out.entries_in
         );
         }
 
