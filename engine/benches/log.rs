@@ -175,7 +175,7 @@ fn main() {
         // Reopen with the journal as ingest left it (what a crash or a kill leaves).
         drop(store);
         let t = Instant::now();
-        let mut store = Store::open(&path).expect("reopen");
+        let store = Store::open(&path).expect("reopen");
         let d = t.elapsed();
         println!(
             "open right after ingest (journal as ingest left it): {:.1} ms (target ≤ 300 ms) {}",
