@@ -547,33 +547,46 @@ mod tests {
         }
     }
 
-    /// Pumps two sessions through encoded messages; returns each side's transfers.
-    fn pump(a: HeadSet, b: HeadSet) -> (Vec<Transfer>, Vec<Transfer>, u32) {
-        let (mut sa, mut sb) = (Session::new(a, true), Session::new(b, false));
-        let (mut ta, mut tb) = (Vec::new(), Vec::new());
-        fn step(from: &mut Session, to: &mut Session, t: &mut Vec<Transfer>) -> bool {
+    /// Pumps two sessions through encoded messages; returns each side's transfers, the rounds
+    /// and the bytes of every message.
+    fn run(mut sa: Session, mut sb: Session, log: &impl LogIndex) -> (Vec<Transfer>, Vec<Transfer>, u32, usize) {
+        let (mut ta, mut tb, mut bytes) = (Vec::new(), Vec::new(), 0);
+        fn step(
+            from: &mut Session,
+            to: &mut Session,
+            t: &mut Vec<Transfer>,
+            bytes: &mut usize,
+            log: &impl LogIndex,
+        ) -> bool {
             let mut moved = false;
             while let Some(x) = from.poll_transfer() {
                 t.push(x);
             }
             from.transfers_sent();
             while let Some(m) = from.poll_message() {
-                let bytes = m.encode();
-                assert!(bytes.len() <= MAX_FRAME, "a message of {} bytes", bytes.len());
-                let m = Message::decode(&bytes).expect("every message decodes within the limits");
-                to.handle(m, &NoLogs).expect("handled");
+                let raw = m.encode();
+                assert!(raw.len() <= MAX_FRAME, "a message of {} bytes", raw.len());
+                *bytes += raw.len();
+                let m = Message::decode(&raw).expect("every message decodes within the limits");
+                to.handle(m, log).expect("handled");
                 moved = true;
             }
             moved
         }
         for _ in 0..200 {
-            let moved = step(&mut sa, &mut sb, &mut ta) | step(&mut sb, &mut sa, &mut tb);
+            let moved =
+                step(&mut sa, &mut sb, &mut ta, &mut bytes, log) | step(&mut sb, &mut sa, &mut tb, &mut bytes, log);
             if sa.is_synced() && sb.is_synced() {
-                return (ta, tb, sa.stats.rounds.max(sb.stats.rounds));
+                return (ta, tb, sa.stats.rounds.max(sb.stats.rounds), bytes);
             }
             assert!(moved, "stalled");
         }
         panic!("no convergence");
+    }
+
+    fn pump(a: HeadSet, b: HeadSet) -> (Vec<Transfer>, Vec<Transfer>, u32) {
+        let (ta, tb, rounds, _) = run(Session::new(a, true), Session::new(b, false), &NoLogs);
+        (ta, tb, rounds)
     }
 
     #[test]
@@ -602,30 +615,7 @@ mod tests {
         since_a: Vec<[u8; 32]>,
         since_b: Option<Vec<[u8; 32]>>,
     ) -> (Vec<Transfer>, Vec<Transfer>, u32, usize) {
-        let (mut sa, mut sb) = (Session::with_since(a, true, Some(since_a)), Session::with_since(b, false, since_b));
-        let (mut ta, mut tb, mut bytes) = (Vec::new(), Vec::new(), 0);
-        fn step(from: &mut Session, to: &mut Session, t: &mut Vec<Transfer>, bytes: &mut usize) -> bool {
-            let mut moved = false;
-            while let Some(x) = from.poll_transfer() {
-                t.push(x);
-            }
-            from.transfers_sent();
-            while let Some(m) = from.poll_message() {
-                let raw = m.encode();
-                *bytes += raw.len();
-                to.handle(Message::decode(&raw).expect("decodes"), &Chains).expect("handled");
-                moved = true;
-            }
-            moved
-        }
-        for _ in 0..200 {
-            let moved = step(&mut sa, &mut sb, &mut ta, &mut bytes) | step(&mut sb, &mut sa, &mut tb, &mut bytes);
-            if sa.is_synced() && sb.is_synced() {
-                return (ta, tb, sa.stats.rounds.max(sb.stats.rounds), bytes);
-            }
-            assert!(moved, "stalled");
-        }
-        panic!("no convergence");
+        run(Session::with_since(a, true, Some(since_a)), Session::with_since(b, false, since_b), &Chains)
     }
 
     fn logs(range: std::ops::Range<u32>, seq: impl Fn(u32) -> u64) -> HeadSet {
