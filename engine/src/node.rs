@@ -82,8 +82,7 @@ impl Node {
     /// Lets the store decrypt what is addressed to this device (the chats projection).
     pub(crate) fn attach_reader(&mut self) -> Result<(), NodeError> {
         if let Some(user) = self.user_id() {
-            let reader =
-                crate::messaging::Reader { agreements: self.secrets.agreements(), user, device: self.device_id() };
+            let reader = crate::messaging::Reader::new(self.secrets.agreements(), user, self.device_id());
             self.store.set_reader(reader)?;
         }
         Ok(())

@@ -128,12 +128,18 @@ impl Sealed {
 
     /// The content key, if a slot is addressed to `secret`'s public key.
     pub fn content_key(&self, secret: &StaticSecret) -> Result<[u8; 32], SealError> {
-        let my_pub = PublicKey::from(secret).to_bytes();
+        self.content_key_for(secret, &PublicKey::from(secret).to_bytes())
+    }
+
+    /// [`Sealed::content_key`] with the secret's public key known (`my_pub`): a reader that
+    /// opens many payloads computes it once, not once per payload (it costs as much as the
+    /// key agreement itself).
+    pub fn content_key_for(&self, secret: &StaticSecret, my_pub: &[u8; 32]) -> Result<[u8; 32], SealError> {
         let shared = secret.diffie_hellman(&PublicKey::from(self.ephemeral.0));
         if !shared.was_contributory() {
             return Err(SealError::NotForUs);
         }
-        let k = wrap_key(shared.as_bytes(), &self.ephemeral.0, &my_pub);
+        let k = wrap_key(shared.as_bytes(), &self.ephemeral.0, my_pub);
         let wrap = XChaCha20Poly1305::new(&k.into());
         let content_key = self
             .slots

@@ -29,9 +29,10 @@ use crate::projection::TrustView;
 
 /// Who reads: this device's agreement secret and its user.
 pub struct Reader {
-    /// This device's agreement secrets: the current one first, then older ones and those
-    /// handed over when it was linked (spec/devices.md), so history stays readable.
-    pub agreements: Vec<StaticSecret>,
+    /// This device's agreement secrets, each with its public key: the current one first, then
+    /// older ones and those handed over when it was linked (spec/devices.md), so history stays
+    /// readable.
+    pub agreements: Vec<(StaticSecret, [u8; 32])>,
     pub user: UserId,
     /// This device: its own acknowledgements settle its pending ones.
     pub device: DeviceId,
@@ -188,10 +189,10 @@ fn rows_opened(entry: &Entry, reader: &Reader, trust: &TrustView, opened: Result
 }
 
 /// The content key from the first secret the envelope is addressed to.
-fn content_key_any(sealed: &Sealed, secrets: &[StaticSecret]) -> Result<[u8; 32], SealError> {
+fn content_key_any(sealed: &Sealed, secrets: &[(StaticSecret, [u8; 32])]) -> Result<[u8; 32], SealError> {
     let mut out = Err(SealError::NotForUs);
-    for s in secrets {
-        out = sealed.content_key(s);
+    for (s, public) in secrets {
+        out = sealed.content_key_for(s, public);
         if !matches!(out, Err(SealError::NotForUs)) {
             break;
         }
@@ -212,4 +213,18 @@ fn group_rows(chat: ChatId, ts: &[u8; 8], id: &[u8; 32], user: Option<UserId>, o
         (key(&[b"g", &chat.0.0, ts, id]), codec::encode(&GroupRow { user, op })),
         (key(&[b"s", &chat.0.0]), Vec::new()),
     ]
+}
+
+impl Reader {
+    /// A reader with these secrets (their public keys computed here, once).
+    pub fn new(agreements: Vec<StaticSecret>, user: UserId, device: DeviceId) -> Reader {
+        let agreements = agreements
+            .into_iter()
+            .map(|s| {
+                let p = x25519_dalek::PublicKey::from(&s).to_bytes();
+                (s, p)
+            })
+            .collect();
+        Reader { agreements, user, device }
+    }
 }

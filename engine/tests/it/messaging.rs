@@ -382,11 +382,8 @@ proptest! {
         }
         // Ingest the same entries into fresh stores read with B's keys: once in natural order,
         // once as shuffled logs in small batches. Rows must match, and match a rebuild.
-        let reader = || libra_engine::messaging::Reader {
-            agreements: b.secrets.agreements(),
-            user: b.user_id().expect("u"),
-            device: b.device_id(),
-        };
+        let reader =
+            || libra_engine::messaging::Reader::new(b.secrets.agreements(), b.user_id().expect("u"), b.device_id());
         let d1 = tempfile::tempdir().expect("t");
         let mut s1 = libra_engine::Store::open(d1.path()).expect("store");
         s1.set_reader(reader()).expect("reader");
