@@ -37,36 +37,46 @@ impl Inner {
 }
 
 impl InterestCache {
+    /// The value `slot` picks at `generation`, computed by `make` and kept when not there.
+    fn cached<T: Clone, E>(
+        &self,
+        generation: u64,
+        slot: impl Fn(&mut Inner) -> &mut Option<T>,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        if let Some(v) = self.inner.lock().ok().and_then(|mut i| slot(i.at(generation)).clone()) {
+            return Ok(v);
+        }
+        let v = make()?;
+        if let Ok(mut i) = self.inner.lock() {
+            *slot(i.at(generation)) = Some(v.clone());
+        }
+        Ok(v)
+    }
+
     /// The accept set at `generation`, computed by `make` when not cached.
     pub fn accept<E>(
         &self,
         generation: u64,
         make: impl FnOnce() -> Result<BTreeSet<[u8; 32]>, E>,
     ) -> Result<LogSet, E> {
-        if let Some(a) = self.inner.lock().ok().and_then(|mut i| i.at(generation).accept.clone()) {
-            return Ok(a);
-        }
-        let set = LogSet::new(make()?);
-        if let Ok(mut i) = self.inner.lock() {
-            i.at(generation).accept = Some(set.clone());
-        }
-        Ok(set)
+        self.cached(generation, |i| &mut i.accept, || make().map(LogSet::new))
     }
 
     /// Whether the `held` logs (`count` of them) all lie in `accept`, at `generation`.
-    pub fn held_accepted<'a>(
+    pub fn held_accepted(
         &self,
         generation: u64,
         count: usize,
         accept: &LogSet,
-        held: impl Iterator<Item = &'a [u8; 32]>,
+        held: impl Iterator<Item = [u8; 32]>,
     ) -> bool {
         if let Some((n, yes)) = self.inner.lock().ok().and_then(|mut i| i.at(generation).held_accepted)
             && n == count
         {
             return yes;
         }
-        let yes = { held }.all(|a| accept.contains(a));
+        let yes = { held }.all(|a| accept.contains(&a));
         if let Ok(mut i) = self.inner.lock() {
             i.at(generation).held_accepted = Some((count, yes));
         }
@@ -79,14 +89,7 @@ impl InterestCache {
         generation: u64,
         make: impl FnOnce() -> Result<Vec<[u8; GRANT_TAG]>, E>,
     ) -> Result<Vec<[u8; GRANT_TAG]>, E> {
-        if let Some(g) = self.inner.lock().ok().and_then(|mut i| i.at(generation).grants.clone()) {
-            return Ok(g);
-        }
-        let tags = make()?;
-        if let Ok(mut i) = self.inner.lock() {
-            i.at(generation).grants = Some(tags.clone());
-        }
-        Ok(tags)
+        self.cached(generation, |i| &mut i.grants, make)
     }
 
     /// The offer set for `peer` at `generation`, computed by `make` when not cached.

@@ -207,7 +207,12 @@ impl Node {
             return Ok(offer);
         }
         // Logs held outside the accept set (a contact since removed) are offered to no one.
-        let held = self.interest.held_accepted(generation, self.store.log_count(), &accept, self.store.heads_keys());
+        let held = self.interest.held_accepted(
+            generation,
+            self.store.log_count(),
+            &accept,
+            self.store.heads().map(|(a, _)| a),
+        );
         Ok(crate::sync::Offer { covers_held: held, ..offer })
     }
 

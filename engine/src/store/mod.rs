@@ -131,11 +131,6 @@ impl Store {
         self.moves.since(point, limit)
     }
 
-    /// The authors of every held log, in order.
-    pub fn heads_keys(&self) -> impl Iterator<Item = &[u8; 32]> + '_ {
-        self.head_cache.keys()
-    }
-
     /// How many logs are held (logs are never removed: a new log raises it).
     pub fn log_count(&self) -> usize {
         self.head_cache.len()
