@@ -146,4 +146,61 @@ fn two_people_behind_nats_talk_through_a_friend_who_relays() {
     // The relay carried it but cannot read it: nothing of the conversation in its chats.
     let at_rex = String::from_utf8_lossy(&libra(r, &["--json", "chats"]).stdout).into_owned();
     assert!(!at_rex.contains("hello from behind") && !at_rex.contains("got it"), "{at_rex}");
+    // Nor anywhere in the bytes of its data directory (store, journal, keys) or its log.
+    for file in files_under(r).into_iter().chain([r.with_extension("log")]) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        for secret in [&b"hello from behind"[..], b"got it"] {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret), "{} holds the conversation", file.display());
+        }
+    }
+    // And no node's log names an IP address (spec/connectivity.md, section 1).
+    let mut logged = 0;
+    for d in [a, b, r] {
+        let log = std::fs::read_to_string(d.with_extension("log")).unwrap_or_default();
+        logged += log.len();
+        if let Some(ip) = first_ipv4(&log) {
+            panic!("{} logs the address {ip}:\n{log}", d.display());
+        }
+    }
+    assert!(logged > 0, "the nodes logged nothing to check");
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(files_under(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+/// The first dotted quad of four numbers 0..=255 in `text`, if any.
+fn first_ipv4(text: &str) -> Option<&str> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.')) {
+            let start = i;
+            let mut parts = 0;
+            loop {
+                let s = i;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                if i == s || i - s > 3 || text[s..i].parse::<u16>().map_or(true, |n| n > 255) {
+                    break;
+                }
+                parts += 1;
+                if parts == 4 || i >= b.len() || b[i] != b'.' {
+                    break;
+                }
+                i += 1;
+            }
+            if parts == 4 {
+                return Some(&text[start..i]);
+            }
+        }
+        i += 1;
+    }
+    None
 }

@@ -59,6 +59,8 @@ pub(crate) async fn session(
             return Err(e);
         }
     };
+    // What an operator of `libra serve` sees: how a session runs, never where (no address).
+    tracing::info!(path = path.label(), initiator, "session started");
     // On a lossy link QUIC backs off its retransmissions (1, 2, 4, 8… s): the stream may be
     // silent for longer than the session's own limits while the connection is fine. Once this
     // connection has lost packets the link is such a link, and QUIC's idle timeout (60 s
