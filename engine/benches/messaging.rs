@@ -39,7 +39,8 @@ async fn quic_rate(n: usize) -> f64 {
     let pa = ed25519_dalek::SigningKey::from_bytes(&sa).verifying_key().to_bytes();
     let pb = ed25519_dalek::SigningKey::from_bytes(&sb).verifying_key().to_bytes();
     let server_tls =
-        tls::server_config(&sb, &pb, Arc::new(|_| true), vec![libra_engine::sync::ALPN.to_vec()]).expect("tls");
+        tls::server_config(&sb, &pb, Arc::new(|_| true), Arc::new(|_| true), vec![libra_engine::sync::ALPN.to_vec()])
+            .expect("tls");
     let server = quinn::ServerConfig::with_crypto(Arc::new(
         quinn::crypto::rustls::QuicServerConfig::try_from(server_tls).expect("q"),
     ));

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod identity;
 pub mod interest_cache;
 pub mod keyfile;
+pub mod knock;
 pub mod link;
 pub mod log;
 pub mod messaging;

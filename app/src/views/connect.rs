@@ -81,15 +81,19 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
         ui.add_space(16.0);
         ui.label(RichText::new("Connect to an address").size(18.0).strong());
         ui.label(
-            RichText::new("For peers on your network or reachable directly. Only contacts' devices are accepted.")
+            RichText::new(
+                "For peers on your network or reachable directly. Only contacts' devices are accepted, and a \
+                 device answers only those who name it.",
+            )
                 .weak(),
         );
         ui.horizontal_wrapped(|ui| {
             ui.add(egui::TextEdit::singleline(&mut state.address).hint_text("HOST:PORT").desired_width(180.0));
             ui.add(
-                egui::TextEdit::singleline(&mut state.peer).hint_text("device id (ld…), optional").desired_width(260.0),
+                egui::TextEdit::singleline(&mut state.peer).hint_text("device id (ld…)").desired_width(260.0),
             );
-            if ui.add_enabled(!state.address.trim().is_empty(), egui::Button::new("Connect")).clicked() {
+            let ready = !state.address.trim().is_empty() && !state.peer.trim().is_empty();
+            if ui.add_enabled(ready, egui::Button::new("Connect")).clicked() {
                 action = Some(ConnectAction::Connect {
                     address: state.address.trim().to_owned(),
                     peer: state.peer.trim().to_owned(),

@@ -183,7 +183,15 @@ fn resolve(node: &Node, target: &str, peer: Option<&str>) -> Result<(SocketAddr,
                 )
             })?
         }
-        Err(_) => (lookup(target)?, peer.map(device_key).transpose()?),
+        Err(_) => {
+            let Some(peer) = peer else {
+                bail!(
+                    "dialing an address needs `--peer DEVICE`: a node answers only a dial that names its device \
+                     (spec/sync.md, section 3.2a)"
+                );
+            };
+            (lookup(target)?, Some(device_key(peer)?))
+        }
         Ok(key) => {
             let rec = node.store.peer(&key)?.with_context(|| format!("{target} is not a known peer"))?;
             let a = rec.dial_addresses().into_iter().next().with_context(|| {

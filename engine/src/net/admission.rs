@@ -1,7 +1,8 @@
 //! Admission of incoming connections (spec/connectivity.md, "Limits on incoming
-//! connections"): caps on handshakes in progress and on connections held, per source address
-//! and in total, so one source (a stranger holding an invite, or anyone who can reach the
-//! port) cannot exhaust the node. What is over a cap is refused before any cryptography.
+//! connections"): caps on handshakes in progress and on connections held, per source address,
+//! per key and in total, so one source (a stranger holding an invite, or anyone who can reach
+//! the port) cannot exhaust the node. What is over an address or total cap is refused before
+//! any cryptography; what is over the key cap, as soon as the handshake shows the key.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -13,11 +14,15 @@ pub const MAX_HANDSHAKES: usize = 256;
 /// Connections held from one address, and in all.
 pub const MAX_CONNECTIONS_PER_IP: usize = 64;
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections held by one device key, from any address (a peer needs one for sync, one for
+/// files and a few relayed ones).
+pub const MAX_CONNECTIONS_PER_KEY: usize = 16;
 
 #[derive(Default)]
 struct Counts {
     handshakes: BTreeMap<IpAddr, usize>,
     connections: BTreeMap<IpAddr, usize>,
+    keys: BTreeMap<[u8; 32], usize>,
     handshakes_total: usize,
     connections_total: usize,
 }
@@ -34,6 +39,7 @@ pub(crate) struct Ticket {
     admission: Admission,
     ip: IpAddr,
     established: bool,
+    key: Option<[u8; 32]>,
 }
 
 impl Admission {
@@ -51,32 +57,40 @@ impl Admission {
         }
         *c.handshakes.entry(ip).or_default() += 1;
         c.handshakes_total += 1;
-        Some(Ticket { admission: self.clone(), ip, established: false })
+        Some(Ticket { admission: self.clone(), ip, established: false, key: None })
     }
 }
 
-fn down(map: &mut BTreeMap<IpAddr, usize>, ip: IpAddr) {
-    if let Some(n) = map.get_mut(&ip) {
+fn down<K: Ord>(map: &mut BTreeMap<K, usize>, k: K) {
+    if let Some(n) = map.get_mut(&k) {
         *n = n.saturating_sub(1);
         if *n == 0 {
-            map.remove(&ip);
+            map.remove(&k);
         }
     }
 }
 
 impl Ticket {
-    /// The handshake completed: count a connection instead.
-    pub(crate) fn established(&mut self) {
+    /// The handshake completed with `key`: count a connection instead. False when the key
+    /// already holds [`MAX_CONNECTIONS_PER_KEY`] (the caller closes this one; its handshake
+    /// slot stays counted until the ticket is dropped).
+    pub(crate) fn established(&mut self, key: [u8; 32]) -> bool {
         if self.established {
-            return;
+            return true;
         }
+        let Ok(mut c) = self.admission.counts.lock() else { return false };
+        let n = c.keys.entry(key).or_default();
+        if *n >= MAX_CONNECTIONS_PER_KEY {
+            return false;
+        }
+        *n += 1;
         self.established = true;
-        if let Ok(mut c) = self.admission.counts.lock() {
-            down(&mut c.handshakes, self.ip);
-            c.handshakes_total = c.handshakes_total.saturating_sub(1);
-            *c.connections.entry(self.ip).or_default() += 1;
-            c.connections_total += 1;
-        }
+        self.key = Some(key);
+        down(&mut c.handshakes, self.ip);
+        c.handshakes_total = c.handshakes_total.saturating_sub(1);
+        *c.connections.entry(self.ip).or_default() += 1;
+        c.connections_total += 1;
+        true
     }
 }
 
@@ -84,6 +98,9 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         if let Ok(mut c) = self.admission.counts.lock() {
             if self.established {
+                if let Some(k) = self.key {
+                    down(&mut c.keys, k);
+                }
                 down(&mut c.connections, self.ip);
                 c.connections_total = c.connections_total.saturating_sub(1);
             } else {
@@ -107,18 +124,36 @@ mod tests {
         assert!(a.admit(flood).is_none(), "the 17th handshake from one address is refused");
         assert!(a.admit(honest).is_some(), "another address is not");
         // Established connections free handshake slots, up to the connection cap.
-        for t in &mut held {
-            t.established();
+        for (i, t) in held.iter_mut().enumerate() {
+            assert!(t.established([i as u8; 32]));
         }
         let more: Vec<Ticket> = (0..MAX_CONNECTIONS_PER_IP - MAX_HANDSHAKES_PER_IP)
-            .map(|_| {
+            .map(|i| {
                 let mut t = a.admit(flood).expect("admitted");
-                t.established();
+                assert!(t.established([100 + i as u8; 32]));
                 t
             })
             .collect();
         assert!(a.admit(flood).is_none(), "64 connections from one address are the most");
         drop(more);
         assert!(a.admit(flood).is_some(), "closing connections frees their slots");
+    }
+
+    #[test]
+    fn one_key_is_capped_from_any_address() {
+        let a = Admission::default();
+        let key = [7; 32];
+        let mut held = Vec::new();
+        for i in 0..MAX_CONNECTIONS_PER_KEY {
+            let mut t = a.admit(IpAddr::from([192, 0, 2, i as u8])).expect("admitted");
+            assert!(t.established(key));
+            held.push(t);
+        }
+        let mut over = a.admit("198.51.100.1".parse().expect("ip")).expect("a new address is admitted");
+        assert!(!over.established(key), "the 17th connection of one key is refused");
+        assert!(over.established([8; 32]), "another key is not");
+        held.pop();
+        let mut t = a.admit("198.51.100.2".parse().expect("ip")).expect("admitted");
+        assert!(t.established(key), "closing a connection frees its slot");
     }
 }

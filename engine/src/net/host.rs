@@ -34,6 +34,22 @@ impl HostConfig {
     }
 }
 
+/// A key outside the allow-list finished the handshake because we have open invites or an
+/// open link code (section 3.3): it stays only for `libra/link/1` while a code is open, or with
+/// a knock that proves an open invite (section 3.2a) — a used, revoked or expired invite ends
+/// here, before any stream.
+fn stranger_may_enter(engine: &Engine, conn: &quinn::Connection) -> bool {
+    if tls::alpn_of(conn).as_deref() == Some(super::link_protocol::LINK_ALPN) {
+        return engine.link_open();
+    }
+    let now = crate::clock::wall_ms();
+    let Some(knock) = tls::server_name_of(conn).and_then(|n| crate::knock::Knock::parse(&n).ok()) else {
+        return false;
+    };
+    let open = engine.read(|n| n.store.open_invite_tokens(now)).ok().and_then(Result::ok).unwrap_or_default();
+    knock.proven_invite(open.iter().map(|(t, _)| t), crate::knock::epoch_of(now)).is_some()
+}
+
 /// A node on the network.
 pub struct Host {
     pub(crate) engine: Engine,
@@ -134,7 +150,12 @@ impl Host {
         // An open link code likewise lets an unknown key through, to `libra/link/1` only.
         let allow: tls::Allow =
             Arc::new(move |k: &[u8; 32]| check.intro_open() || check.link_open() || check.is_allowed(k));
-        let server_tls = tls::server_config(&seed, &device, allow, router.alpns())?;
+        // A client must knock with our key (spec/sync.md, section 3.2a): nobody else learns it.
+        let knock: tls::KnockCheck = Arc::new(move |name: Option<&str>| {
+            let now = crate::knock::epoch_of(crate::clock::wall_ms());
+            name.and_then(|n| crate::knock::Knock::parse(n).ok()).is_some_and(|k| k.proves_key(&device, now))
+        });
+        let server_tls = tls::server_config(&seed, &device, allow, knock, router.alpns())?;
         let server_quic = quinn::crypto::rustls::QuicServerConfig::try_from(server_tls)
             .map_err(|e| NetError::Stream(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_quic));
@@ -182,10 +203,19 @@ impl Host {
                 continue;
             };
             let router = self.router.clone();
+            let engine = self.engine.clone();
             tokio::spawn(async move {
                 match incoming.await {
                     Ok(conn) => {
-                        ticket.established();
+                        let Some(key) = tls::peer_key(&conn) else { return };
+                        if !ticket.established(key) {
+                            conn.close(2u32.into(), b"too many connections from this key");
+                            return;
+                        }
+                        if !engine.is_allowed(&key) && !stranger_may_enter(&engine, &conn) {
+                            conn.close(2u32.into(), b"refused");
+                            return;
+                        }
                         router.dispatch(conn).await;
                         drop(ticket);
                     }

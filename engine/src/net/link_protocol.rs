@@ -181,7 +181,7 @@ pub async fn request(code: &LinkCode, name: &str, extra: &[String]) -> Result<Li
             }
         };
         for addr in addrs {
-            match ask(&endpoint, client.clone(), addr, &req).await {
+            match ask(&endpoint, client.clone(), addr, &linker, &req).await {
                 Ok((grant, conn, recv)) => {
                     let cert = grant.check(code, &me, &agreement).map_err(|e| NetError::Stream(e.to_string()))?;
                     let history = grant.history.iter().map(|s| x25519_dalek::StaticSecret::from(s.0)).collect();
@@ -200,9 +200,11 @@ async fn ask(
     endpoint: &quinn::Endpoint,
     client: quinn::ClientConfig,
     addr: SocketAddr,
+    linker: &[u8; 32],
     req: &LinkRequest,
 ) -> Result<(LinkGrant, quinn::Connection, quinn::RecvStream), NetError> {
-    let conn = tokio::time::timeout(super::HANDSHAKE_TIMEOUT, endpoint.connect_with(client, addr, "libra")?)
+    let name = tls::knock_name(linker, None);
+    let conn = tokio::time::timeout(super::HANDSHAKE_TIMEOUT, endpoint.connect_with(client, addr, &name)?)
         .await
         .map_err(|_| NetError::Timeout(super::HANDSHAKE_TIMEOUT))??;
     let (mut send, mut recv) = conn.open_bi().await?;

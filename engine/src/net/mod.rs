@@ -49,6 +49,8 @@ pub enum NetError {
     Timeout(std::time::Duration),
     #[error("the peer is not allowed")]
     NotAllowed,
+    #[error("a node answers only a dial that names its device key (`--peer DEVICE`)")]
+    NoKey,
     #[error("'{0}' is not an address that can be reached (HOST:PORT, a name or an IP address)")]
     Address(String),
     #[error("relay: {0}")]

@@ -100,7 +100,12 @@ pub(crate) async fn dial_on(
     } else {
         super::host::transport()
     });
-    let conn = tokio::time::timeout(super::HANDSHAKE_TIMEOUT, endpoint.connect_with(client, addr, "libra")?)
+    // The knock (spec/sync.md, section 3.2a): a node answers only a dial that names its key,
+    // and a stranger only with an open invite of its own.
+    let Some(key) = expected else { return Err(NetError::NoKey) };
+    let invite = engine.read(|n| n.store.peer(&key).ok().flatten().and_then(|r| r.intro_token)).ok().flatten();
+    let name = tls::knock_name(&key, invite.as_ref().map(|t| &t.0));
+    let conn = tokio::time::timeout(super::HANDSHAKE_TIMEOUT, endpoint.connect_with(client, addr, &name)?)
         .await
         .map_err(|_| NetError::Timeout(super::HANDSHAKE_TIMEOUT))??;
     Ok(conn)

@@ -153,19 +153,51 @@ fn verifier(allow: Allow, expected: Option<[u8; 32]>) -> Arc<PeerVerifier> {
     Arc::new(PeerVerifier { allow, expected, algorithms: provider().signature_verification_algorithms })
 }
 
-/// The TLS configuration for accepting connections as `device` (secret seed, public key).
-/// `alpns` are the protocols the router serves.
+/// Decides whether the server name a client sent is a knock for us (spec/sync.md, section
+/// 3.2a); None when it sent none.
+pub type KnockCheck = Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
+
+/// Presents our key only to a client whose server name passes the knock check; to anyone else
+/// the handshake ends before the server's Certificate, so a scan learns no key.
+struct KnockResolver {
+    key: Arc<rustls::sign::CertifiedKey>,
+    check: KnockCheck,
+}
+
+impl std::fmt::Debug for KnockResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KnockResolver")
+    }
+}
+
+impl rustls::server::ResolvesServerCert for KnockResolver {
+    fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        (self.check)(hello.server_name()).then(|| self.key.clone())
+    }
+    fn only_raw_public_keys(&self) -> bool {
+        true
+    }
+}
+
+/// The TLS configuration for accepting connections as `device` (secret seed, public key), from
+/// clients that knock (`knock`). `alpns` are the protocols the router serves.
 pub fn server_config(
     seed: &[u8; 32],
     public: &[u8; 32],
     allow: Allow,
+    knock: KnockCheck,
     alpns: Vec<Vec<u8>>,
 ) -> Result<rustls::ServerConfig, Error> {
-    server_config_expecting(seed, public, allow, None, alpns)
+    let mut c = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier(allow, None))
+        .with_cert_resolver(Arc::new(KnockResolver { key: certified_key(seed, public)?, check: knock }));
+    c.alpn_protocols = alpns;
+    Ok(c)
 }
 
-/// [`server_config`] that accepts only the client `expected` (a session relayed to us for a
-/// known peer).
+/// A server that accepts only the client `expected`, whatever its server name: a session
+/// relayed to us for a known peer, whose relay is a contact that knows our key anyway.
 pub fn server_config_expecting(
     seed: &[u8; 32],
     public: &[u8; 32],
@@ -206,6 +238,21 @@ pub fn client_config(
 pub fn alpn_of(conn: &quinn::Connection) -> Option<Vec<u8>> {
     let data = conn.handshake_data()?;
     data.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?.protocol
+}
+
+/// The server name to dial `server` with now: a fresh knock (spec/sync.md, section 3.2a), with
+/// `invite`'s tag if the dialer holds one.
+pub fn knock_name(server: &[u8; 32], invite: Option<&[u8; 16]>) -> String {
+    let mut random = [0u8; 24];
+    // Without randomness the knock is still valid; it only repeats within the hour.
+    let _ = getrandom::fill(&mut random);
+    crate::knock::Knock::new(server, invite, crate::knock::epoch_of(crate::clock::wall_ms()), random).server_name()
+}
+
+/// The server name the client sent (its knock), on the server's side of a connection.
+pub fn server_name_of(conn: &quinn::Connection) -> Option<String> {
+    let data = conn.handshake_data()?;
+    data.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?.server_name
 }
 
 /// The peer's device key in a TLS session over a byte stream.

@@ -111,6 +111,35 @@ fn check_text(c: &Value) -> Result<(), String> {
     expect(c, outcome)
 }
 
+/// A knock (spec/sync.md, section 3.2a): made from its inputs, it is the name given, parses back
+/// and proves the key (and the invite) at its epoch; an invalid one does not parse.
+fn check_knock(c: &Value) -> Result<(), String> {
+    use crate::knock::Knock;
+    let name = c.get("server_name").and_then(Value::as_str).ok_or("server_name")?;
+    if c.get("result").and_then(Value::as_str) == Some("invalid") {
+        return match Knock::parse(name) {
+            Ok(_) => Err("an invalid knock parsed".into()),
+            Err(_) => Ok(()),
+        };
+    }
+    let server = hex32(c, "server")?;
+    let epoch = c.get("epoch").and_then(Value::as_u64).ok_or("epoch")?;
+    let random: [u8; 24] = hexf(c, "random")?.try_into().map_err(|_| "random of 24 bytes")?;
+    let token: Option<[u8; 16]> = match c.get("invite_token") {
+        Some(_) => Some(hexf(c, "invite_token")?.try_into().map_err(|_| "invite_token of 16 bytes")?),
+        None => None,
+    };
+    let k = Knock::new(&server, token.as_ref(), epoch, random);
+    if k.server_name() != name {
+        return Err("server name differs".into());
+    }
+    let parsed = Knock::parse(name).map_err(|e| e.to_string())?;
+    if !parsed.proves_key(&server, epoch) || token.is_some_and(|t| parsed.proven_invite(&[t], epoch).is_none()) {
+        return Err("the knock does not prove its key or invite".into());
+    }
+    Ok(())
+}
+
 fn check_lan_tag(c: &Value) -> Result<(), String> {
     use crate::discovery::{pair_secret, tag};
     // An open invite's tag (spec/connectivity.md): keyed by the token, not by a pair.
@@ -588,11 +617,12 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 22] = [
+        let sections: [(&str, &CaseCheck); 23] = [
             ("blobs", &super::blobs::check),
             ("devices", &super::devices::check),
             ("bundles", &check_bundle),
             ("lan_tags", &check_lan_tag),
+            ("knocks", &check_knock),
             ("relay_requests", &check_relay_request),
             ("nearby", &check_nearby),
             ("beacons", &check_beacon),

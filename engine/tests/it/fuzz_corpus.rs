@@ -26,6 +26,13 @@ fn every_corpus_seed_decodes_as_its_target_expects() {
             assert_eq!(x.encode(), b);
         }
     }
+    for b in seeds("knock") {
+        if let Ok(k) =
+            std::str::from_utf8(&b).map_err(|_| ()).and_then(|n| libra_engine::knock::Knock::parse(n).map_err(|_| ()))
+        {
+            assert_eq!(k.server_name().as_bytes(), &b[..]);
+        }
+    }
     for b in seeds("nearby") {
         if let Ok(a) = libra_engine::nearby::Announcement::decode(&b) {
             assert_eq!(a.encode(), b);

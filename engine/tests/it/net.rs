@@ -67,7 +67,8 @@ async fn two_nodes_sync_and_push_live() {
 
     // Live: stay connected; an append on bob arrives at alice without another sync.
     let live = a.clone();
-    let session = tokio::spawn(async move { live.connect(addr, None, true).await });
+    let bob = b.device();
+    let session = tokio::spawn(async move { live.connect(addr, Some(bob), true).await });
     assert!(wait_until(|| !b.online().is_empty()).await);
     tokio::time::sleep(Duration::from_millis(100)).await;
     b.with_node(|n| n.append_device(&Payload::Profile(Profile { name: "live".into() })).expect("append"));
@@ -87,29 +88,40 @@ async fn wrong_or_unknown_keys_are_refused() {
     // Carol is not on bob's allow-list, even though she allows bob.
     let carol = host(dir.path(), "carol");
     carol.allow(b.device(), None).expect("allow");
-    assert!(carol.connect(addr, None, false).await.is_err());
+    assert!(carol.connect(addr, Some(b.device()), false).await.is_err());
     assert_eq!(b.with_node(|n| n.store.heads().count()), 2, "nothing from carol reached bob");
     // Bob still serves alice.
     assert!(a.connect(addr, Some(b.device()), false).await.expect("sync").synced);
 }
 
-/// A raw client holding an allowed key, sending whatever bytes a test wants.
-async fn raw_session(
-    a: &Host,
+/// A raw QUIC client with key `seed` on `from`, sending `name` as its server name (a knock, or
+/// anything a test wants); `None` if the handshake fails.
+async fn raw_connect(
     seed: [u8; 32],
-    addr: std::net::SocketAddr,
-    bytes: Vec<u8>,
-) -> Option<quinn::ConnectionError> {
+    from: &str,
+    to: std::net::SocketAddr,
+    name: &str,
+) -> Option<(quinn::Endpoint, quinn::Connection)> {
     let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
-    let allow: tls::Allow = Arc::new(|_| true);
-    let cfg = tls::client_config(&seed, &public, allow, None, libra_engine::sync::ALPN).expect("tls");
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).expect("quic");
-    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    let cfg = tls::client_config(&seed, &public, Arc::new(|_| true), None, libra_engine::sync::ALPN).ok()?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).ok()?;
+    let mut ep = quinn::Endpoint::client(format!("{from}:0").parse().ok()?).ok()?;
     ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
-    let conn = ep.connect(addr, "libra").expect("connect").await.expect("handshake");
+    let conn = tokio::time::timeout(Duration::from_secs(5), ep.connect(to, name).ok()?).await.ok()?.ok()?;
+    Some((ep, conn))
+}
+
+/// The knock a dialer that knows `server`'s key sends (with an invite token if it holds one).
+fn knock(server: &[u8; 32], invite: Option<&[u8; 16]>) -> String {
+    tls::knock_name(server, invite)
+}
+
+/// A raw client holding an allowed key, sending whatever bytes a test wants.
+async fn raw_session(server: &Host, seed: [u8; 32], bytes: Vec<u8>) -> Option<quinn::ConnectionError> {
+    let addr = server.local_addr().expect("addr");
+    let (_ep, conn) = raw_connect(seed, "127.0.0.1", addr, &knock(&server.device(), None)).await.expect("handshake");
     let (mut send, _recv) = conn.open_bi().await.expect("stream");
     let _ = send.write_all(&bytes).await;
-    let _ = a;
     tokio::time::timeout(Duration::from_secs(15), conn.closed()).await.ok()
 }
 
@@ -131,7 +143,7 @@ async fn hostile_frames_close_only_that_session() {
     forged.payload = Some(b"not what was signed".to_vec());
     let forged = frame(&Message::Entries(vec![forged.encode()]));
     for bytes in [garbage, oversized, forged] {
-        let reason = raw_session(&a, mallory_seed, addr, bytes).await;
+        let reason = raw_session(&b, mallory_seed, bytes).await;
         match reason {
             Some(quinn::ConnectionError::ApplicationClosed(c)) => assert_ne!(u64::from(c.error_code), 0, "{c:?}"),
             other => panic!("expected an application close, got {other:?}"),
@@ -150,20 +162,12 @@ fn limited() -> Limits {
     }
 }
 
-/// Connects as `seed` and writes `bytes` (possibly nothing), then reports how and when the node
-/// closed the connection.
-async fn raw_close(
-    seed: [u8; 32],
-    addr: std::net::SocketAddr,
-    bytes: Vec<u8>,
-) -> (Option<quinn::ConnectionError>, Duration) {
+/// Connects to `server` as `seed` and writes `bytes` (possibly nothing), then reports how and
+/// when the node closed the connection.
+async fn raw_close(server: &Host, seed: [u8; 32], bytes: Vec<u8>) -> (Option<quinn::ConnectionError>, Duration) {
     let start = std::time::Instant::now();
-    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
-    let cfg = tls::client_config(&seed, &public, Arc::new(|_| true), None, libra_engine::sync::ALPN).expect("tls");
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).expect("quic");
-    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
-    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
-    let conn = ep.connect(addr, "libra").expect("connect").await.expect("handshake");
+    let addr = server.local_addr().expect("addr");
+    let (_ep, conn) = raw_connect(seed, "127.0.0.1", addr, &knock(&server.device(), None)).await.expect("handshake");
     let (mut send, _recv) = conn.open_bi().await.expect("stream");
     if !bytes.is_empty() {
         let _ = send.write_all(&bytes).await;
@@ -194,12 +198,12 @@ async fn stalling_silent_and_endless_peers_are_cut_off() {
     b.allow(mallory_key.verifying_key().to_bytes(), None).expect("allow");
 
     // Slowloris: one byte of a length prefix, then nothing.
-    let (r, took) = raw_close(seed, addr, vec![0]).await;
+    let (r, took) = raw_close(&b, seed, vec![0]).await;
     assert!(app_code(&r).is_some_and(|c| c != 0), "{r:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
 
     // Silent: a stream opened with nothing on it.
-    let (r, took) = raw_close(seed, addr, Vec::new()).await;
+    let (r, took) = raw_close(&b, seed, Vec::new()).await;
     assert!(r.is_some() && took < Duration::from_secs(5), "{r:?} after {took:?}");
 
     // Endless reconciliation: rounds past the limit are refused with code 3.
@@ -214,7 +218,7 @@ async fn stalling_silent_and_endless_peers_are_cut_off() {
         }]);
         rounds.extend(frame(&m));
     }
-    let (r, _) = raw_close(seed, addr, rounds).await;
+    let (r, _) = raw_close(&b, seed, rounds).await;
     assert_eq!(app_code(&r), Some(3), "{r:?}");
 
     // An endless stream of (valid) entries: cut at the session's byte budget.
@@ -224,14 +228,14 @@ async fn stalling_silent_and_endless_peers_are_cut_off() {
     for chunk in log.chunks(10) {
         stream.extend(frame(&Message::Entries(chunk.to_vec())));
     }
-    let (r, _) = raw_close(seed, addr, stream).await;
+    let (r, _) = raw_close(&b, seed, stream).await;
     assert_eq!(app_code(&r), Some(3), "{r:?}");
     let held = b.with_node(|n| n.store.head(&mallory_key.verifying_key().to_bytes()).map_or(0, |h| h.seq));
     assert!(held < 100, "the whole endless stream was taken: {held}");
 
     // Replayed entries are idempotent: sending what is already held is not misbehaviour.
     let again: Vec<u8> = frame(&Message::Entries(log[..5].to_vec()));
-    let (r, _) = raw_close(seed, addr, [again.clone(), again].concat()).await;
+    let (r, _) = raw_close(&b, seed, [again.clone(), again].concat()).await;
     assert_ne!(app_code(&r), Some(5), "duplicates were treated as invalid: {r:?}");
 
     // And the node still serves honest peers.
@@ -270,28 +274,24 @@ async fn a_contact_added_while_running_is_dialled_at_once() {
     assert!(libra_engine::net::check_address("example.org:7444").is_ok());
 }
 
-/// Opens a QUIC connection from `from` as a fresh key and holds it; `None` if refused.
-async fn hold(from: &str, to: std::net::SocketAddr) -> Option<(quinn::Endpoint, quinn::Connection)> {
-    let seed = libra_engine::identity::random_secret();
-    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
-    let cfg = tls::client_config(&seed, &public, Arc::new(|_| true), None, libra_engine::sync::ALPN).ok()?;
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).ok()?;
-    let mut ep = quinn::Endpoint::client(format!("{from}:0").parse().ok()?).ok()?;
-    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
-    let conn = tokio::time::timeout(Duration::from_secs(5), ep.connect(to, "libra").ok()?).await.ok()?.ok()?;
-    Some((ep, conn))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_flood_from_one_address_is_capped_and_an_honest_peer_still_syncs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = Arc::new(host(dir.path(), "bob"));
-    // An open invite: any key may finish the handshake (to introduce itself), as in the attack.
-    b.with_node(|n| n.invite(None, 1).expect("invite"));
+    // A stranger holding an open invite: any key that knocks with it may finish the handshake
+    // (to introduce itself), as in the attack.
+    let invite = b.with_node(|n| n.invite(None, 1).expect("invite"));
+    let token = invite.token.expect("token").0;
     let server = b.clone();
     tokio::spawn(async move { server.serve().await });
     let addr = b.local_addr().expect("addr");
-    let flood: Vec<_> = (0..100).map(|_| hold("127.0.0.1", addr)).collect();
+    let name = knock(&b.device(), Some(&token));
+    let flood: Vec<_> = (0..100)
+        .map(|_| {
+            let name = name.clone();
+            async move { raw_connect(libra_engine::identity::random_secret(), "127.0.0.1", addr, &name).await }
+        })
+        .collect();
     let held: Vec<_> = futures_join(flood).await.into_iter().flatten().collect();
     let cap = libra_engine::net::admission::MAX_CONNECTIONS_PER_IP;
     assert!(held.len() <= cap, "{} connections held from one address (cap {cap})", held.len());
@@ -306,6 +306,50 @@ async fn a_connection_flood_from_one_address_is_capped_and_an_honest_peer_still_
     // Strangers that never introduce themselves are closed within seconds.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(held.iter().all(|(_, c)| c.close_reason().is_some()), "idle strangers still connected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shows_its_key_only_to_a_knock_and_a_spent_invite_is_refused_at_the_handshake() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Arc::new(host(dir.path(), "bob"));
+    let open = b.with_node(|n| n.invite(None, 1).expect("invite")).token.expect("token").0;
+    let revoked = b.with_node(|n| n.invite(None, 1).expect("invite")).token.expect("token").0;
+    b.with_node(|n| {
+        n.store.revoke_invites(Some(&libra_engine::store::invite_id(&revoked)), libra_engine::clock::wall_ms())
+    })
+    .expect("revoke");
+    let server = b.clone();
+    tokio::spawn(async move { server.serve().await });
+    let addr = b.local_addr().expect("addr");
+    let stranger = || libra_engine::identity::random_secret();
+
+    // A scan (the old fixed name, or a knock for another key) gets no handshake, so no key.
+    assert!(raw_connect(stranger(), "127.0.0.1", addr, "libra").await.is_none(), "answered a scan");
+    assert!(raw_connect(stranger(), "127.0.0.1", addr, &knock(&[9; 32], Some(&open))).await.is_none());
+    // A knock made with the wrong hour is refused too (replays die within hours).
+    let old = libra_engine::knock::Knock::new(
+        &b.device(),
+        Some(&open),
+        libra_engine::knock::epoch_of(libra_engine::clock::wall_ms()) - 3,
+        [1; 24],
+    );
+    assert!(raw_connect(stranger(), "127.0.0.1", addr, &old.server_name()).await.is_none(), "a stale knock");
+
+    // A stranger who knows the key but holds no open invite: closed before any stream.
+    for invite in [None, Some(&revoked)] {
+        let (_ep, conn) =
+            raw_connect(stranger(), "127.0.0.1", addr, &knock(&b.device(), invite)).await.expect("handshake");
+        let reason = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await.expect("closed at once");
+        assert!(
+            matches!(&reason, quinn::ConnectionError::ApplicationClosed(c) if &c.reason[..] == b"refused"),
+            "{reason:?}"
+        );
+    }
+    // With the open invite it stays, to introduce itself.
+    let (_ep, conn) =
+        raw_connect(stranger(), "127.0.0.1", addr, &knock(&b.device(), Some(&open))).await.expect("handshake");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(conn.close_reason().is_none(), "{:?}", conn.close_reason());
 }
 
 async fn futures_join<F: std::future::Future + Send + 'static>(fs: Vec<F>) -> Vec<F::Output>
