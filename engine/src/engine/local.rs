@@ -85,7 +85,11 @@ impl Local for NodeLocal<'_> {
     }
 
     fn moved_since(&self, peer: &[u8; 32], limit: usize) -> Option<Vec<[u8; 32]>> {
-        let point = self.engine.sync_point(peer)?;
+        // The point of this run, or the one kept from before a restart.
+        let point = self
+            .engine
+            .sync_point(peer)
+            .or_else(|| self.node.store.peer(peer).ok().flatten().and_then(|r| r.sync_point))?;
         let mut moved = self.node.store.moved_since(point, limit)?;
         // Our own logs become sendable at their fsync, which moves no head: always listed.
         moved.push(*self.node.device_id().as_bytes());

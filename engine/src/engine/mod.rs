@@ -389,7 +389,6 @@ impl Engine {
         self.shared.dials.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
-    /// Whether `key` may connect (an allowed peer or one of our own devices).
     /// Where the order of head moves stood when the last session that synced with `peer` was
     /// admitted.
     pub(crate) fn sync_point(&self, peer: &[u8; 32]) -> Option<crate::store::ChangePoint> {
@@ -403,6 +402,7 @@ impl Engine {
         }
     }
 
+    /// Whether `key` may connect (an allowed peer or one of our own devices).
     pub fn is_allowed(&self, key: &[u8; 32]) -> bool {
         self.shared.allowed.read().is_ok_and(|a| a.contains(key))
     }

@@ -135,6 +135,7 @@ pub(crate) async fn finish(
 /// how far behind it is.
 async fn record(engine: &Engine, peer: [u8; 32], out: &Outcome) {
     let out = out.clone();
+    let point = engine.sync_point(&peer);
     let r = engine
         .write_async(move |n| {
             let now = crate::clock::wall_ms();
@@ -145,6 +146,10 @@ async fn record(engine: &Engine, peer: [u8; 32], out: &Outcome) {
             if out.synced {
                 rec.last_sync_ms = now;
                 rec.behind_by = out.behind_by;
+            }
+            // Kept with the record, the point outlives a restart (spec/sync.md, section 8.9).
+            if let Some(p) = point {
+                rec.sync_point = Some(p);
             }
             n.store.set_peer(&peer, &rec, false)
         })

@@ -9,6 +9,7 @@
 //!          name ‖ 0x01 ‖ author(32)              → seq(u64 BE) folded into the view
 //! meta:    "format"                              → format string
 //!          "file-auto-download"                  → u64 BE: largest file fetched unasked
+//!          "moves-epoch"                         → u64 BE: the epoch of the order of head moves
 //! peers:   device or user key(32)                → PeerRecord (MessagePack); local state only
 //! chats:   rows of the chats projection (messaging::view)
 //! invites: token(16)                             → [expires ms, uses left, created ms] (MessagePack);
@@ -81,6 +82,9 @@ pub fn view_pos_key(name: &str, author: &[u8; 32]) -> Vec<u8> {
 pub fn content_key_key(id: &[u8; 32]) -> Vec<u8> {
     [CONTENT_KEY_PREFIX, id].concat()
 }
+
+/// Meta key of the epoch of the order of head moves (spec/sync.md, section 8.9).
+pub const MOVES_EPOCH_KEY: &str = "moves-epoch";
 
 pub const CONTENT_KEY_PREFIX: &[u8] = b"\xffcontent-key\0";
 

@@ -55,6 +55,11 @@ pub struct Head {
     pub seq: u64,
     pub id: EntryId,
     pub timestamp: u64,
+    /// The store's count of head moves when this head was written: the logs in order of their
+    /// last move, so sync points outlive a restart (spec/sync.md, section 8.9). 0 in heads
+    /// written before it was kept (older than every point).
+    #[serde(default)]
+    pub moved: u64,
 }
 
 impl Head {

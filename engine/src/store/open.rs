@@ -84,6 +84,17 @@ impl Store {
                 id: h.id,
             }),
         );
+        // The order of head moves keeps its epoch across restarts (section 8.9); a store from
+        // before it was kept gets one now.
+        let epoch = match meta.get(keys::MOVES_EPOCH_KEY)? {
+            Some(v) => keys::to_u64(&v)?,
+            None => {
+                let e = super::moves::new_epoch();
+                meta.insert(keys::MOVES_EPOCH_KEY, e.to_be_bytes())?;
+                e
+            }
+        };
+        let moves = super::moves::Moves::restore(epoch, head_cache.iter().map(|(a, h)| (*a, h.moved)));
         let mut store = Store {
             path,
             db,
@@ -102,7 +113,7 @@ impl Store {
             new_messages: Vec::new(),
             head_cache,
             head_set: std::sync::Arc::new(head_set),
-            moves: Default::default(),
+            moves,
             forked,
             next_lognum,
             clock,

@@ -26,6 +26,10 @@ pub struct PeerRecord {
     /// The address book: every address known for this peer, where it came from, and whether
     /// the user allowed passing it on. `address` stays the first one to dial.
     pub addresses: Vec<PeerAddress>,
+    /// Where our order of head moves stood when a session with this peer last ended synced
+    /// (spec/sync.md, section 8.9): the next session opens from it with a Since.
+    #[serde(default)]
+    pub sync_point: Option<(u64, u64)>,
 }
 
 /// Where an address came from.
@@ -134,6 +138,7 @@ fn decode_record(v: &[u8]) -> Result<PeerRecord, StoreError> {
         behind_by: old.behind_by,
         intro_token: old.intro_token,
         addresses,
+        sync_point: None,
     })
 }
 

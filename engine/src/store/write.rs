@@ -310,7 +310,7 @@ impl Store {
                 keys::entry_value(&e.signed_bytes, payload),
             );
             batch.insert(&self.ids, keys::id_key(e.id.as_bytes(), lognum, h.seq).to_vec(), Vec::new());
-            heads.insert(author, Head { lognum, seq: h.seq, id: e.id, timestamp: h.timestamp });
+            heads.insert(author, Head { lognum, seq: h.seq, id: e.id, timestamp: h.timestamp, moved: 0 });
             trust_changed |= trust.apply(e);
             if let Some(reader) = &self.reader {
                 use crate::messaging::view::Known;
@@ -332,6 +332,12 @@ impl Store {
                 contacts_changed |= rows.iter().any(|(k, _)| matches!(k.first(), Some(b'c' | b'g')));
                 new_messages.extend(chats::stage_rows(&mut batch, &self.chats, &self.views, reader, rows));
             }
+        }
+        // Each log's move takes the next position of the order (section 8.9), in the same
+        // batch as its head, so the order on disk is the order of what is stored.
+        let first = self.moves.next();
+        for (head, at) in heads.values_mut().zip(first..) {
+            head.moved = at;
         }
         for (author, head) in &heads {
             batch.insert(&self.heads, author.to_vec(), codec::encode(head));
@@ -358,7 +364,7 @@ impl Store {
         let set = std::sync::Arc::make_mut(&mut self.head_set);
         for (author, head) in &heads {
             set.set(crate::sync::HeadItem { author: *author, seq: head.seq, id: head.id });
-            self.moves.moved(author);
+            self.moves.moved_at(author, head.moved);
         }
         set.settle();
         self.head_cache.extend(heads);

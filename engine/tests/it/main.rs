@@ -16,6 +16,7 @@ mod short_invites;
 mod sim;
 mod store;
 mod sync;
+mod sync_points;
 mod trust_props;
 mod util;
 mod validation;
