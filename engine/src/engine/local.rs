@@ -99,6 +99,10 @@ impl Local for NodeLocal<'_> {
         Some(moved)
     }
 
+    fn moved_after(&self, point: ChangePoint, limit: usize) -> Option<Vec<[u8; 32]>> {
+        self.node.store.moved_since(point, limit)
+    }
+
     fn note_synced(&self, peer: &[u8; 32], point: ChangePoint) {
         self.engine.set_sync_point(peer, point);
     }

@@ -642,8 +642,15 @@ impl Conn {
         self.outcome.synced = true;
         if let Some(p) = self.point {
             // The peer now holds what we offered at admission: the next session with it needs
-            // to look only at what moved after this point (section 8.9).
-            local.note_synced(&self.peer, p);
+            // to look only at what moved after this point (section 8.9). Moves since then that
+            // the peer holds at our head (its own entries we took, or ours we sent) need no
+            // second look either: the point then is now.
+            let now = local.change_point().filter(|now| *now != p).filter(|_| {
+                local.moved_after(p, super::MAX_SINCE).is_some_and(|moved| {
+                    moved.iter().all(|a| local.sendable_seq(a).is_none_or(|head| head <= self.known(a)))
+                })
+            });
+            local.note_synced(&self.peer, now.unwrap_or(p));
         }
         if let Some(s) = &self.sess {
             self.outcome.rounds = s.stats.rounds;

@@ -58,6 +58,11 @@ pub trait Local: LogIndex {
     fn moved_since(&self, _peer: &[u8; 32], _limit: usize) -> Option<Vec<[u8; 32]>> {
         None
     }
+    /// The logs that moved after `point` (sorted), if it is a point of this node's order and
+    /// they are at most `limit`.
+    fn moved_after(&self, _point: ChangePoint, _limit: usize) -> Option<Vec<[u8; 32]>> {
+        None
+    }
     /// A session with `peer` admitted at `point` has synced.
     fn note_synced(&self, _peer: &[u8; 32], _point: ChangePoint) {}
 }
