@@ -95,6 +95,9 @@ where
     let mut buf = vec![0u8; READ_BUF];
     let mut outbuf: Vec<u8> = Vec::new();
     let mut pos = 0;
+    // Written but maybe not flushed: a TLS stream takes bytes into its own buffer when the
+    // transport under it is full, and sends them only on a later write or flush.
+    let mut unflushed = false;
     let mut effect: Option<Pending> = None;
     let peer = conn.peer();
     loop {
@@ -159,16 +162,19 @@ where
                     conn.close(e.to_string());
                 }
             }
-            n = w.write(&outbuf[pos..]), if pos < outbuf.len() => match n {
-                Ok(0) | Err(_) => {
+            n = write_or_flush(&mut w, &outbuf[pos..]), if pos < outbuf.len() || unflushed => match n {
+                Ok(Some(0)) | Err(_) => {
                     conn.close("the stream closed while writing".into());
                     outbuf.clear();
                     pos = 0;
+                    unflushed = false;
                 }
-                Ok(n) => {
+                Ok(Some(n)) => {
                     pos += n;
+                    unflushed = true;
                     conn.handle_sent(now());
                 }
+                Ok(None) => unflushed = false,
             },
             n = r.read(&mut buf), if conn.wants_input() => match n {
                 Ok(0) => conn.handle_eof(now()),
@@ -193,6 +199,12 @@ where
     }
     let _ = tokio::time::timeout(FLUSH_ON_END, w.flush()).await;
     conn
+}
+
+/// Writes what is left of the batch, or once it is all written, flushes it: before the session
+/// waits on its peer, every byte it wrote must be on its way.
+async fn write_or_flush<W: AsyncWrite + Unpin>(w: &mut W, rest: &[u8]) -> std::io::Result<Option<usize>> {
+    if rest.is_empty() { w.flush().await.map(|()| None) } else { w.write(rest).await.map(Some) }
 }
 
 async fn replaced(n: Option<&tokio::sync::Notify>) {

@@ -201,3 +201,77 @@ fn cached_interest_sets_follow_blocking_and_contacts() {
     assert!(ann.accepted_logs().expect("accept").contains(&ben_device));
     assert_eq!(ann.grant_tags().expect("grants"), grants);
 }
+
+/// Takes every write into its own buffer and passes it on only when flushed — as a TLS stream
+/// does when the transport under it is full (tokio-rustls), which a relayed session runs over.
+struct FlushOnly<W> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FlushOnly<W> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        b: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.get_mut().buf.extend_from_slice(b);
+        std::task::Poll::Ready(Ok(b.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        while !this.buf.is_empty() {
+            match std::pin::Pin::new(&mut this.inner).poll_write(cx, &this.buf) {
+                std::task::Poll::Ready(Ok(0)) => {
+                    return std::task::Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                std::task::Poll::Ready(Ok(n)) => drop(this.buf.drain(..n)),
+                std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
+        }
+        std::pin::Pin::new(&mut this.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.as_mut().poll_flush(cx) {
+            std::task::Poll::Ready(Ok(())) => std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx),
+            other => other,
+        }
+    }
+}
+
+/// A relayed cold sync sometimes died with "peer stalled inside a frame": the driver wrote the
+/// end of a frame into the TLS stream's buffer and waited for the peer without flushing it. The
+/// driver now flushes whatever it wrote before it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_sends_only_when_flushed_still_syncs() {
+    use libra_engine::engine::Engine;
+    use libra_engine::net::stream;
+    use libra_engine::sync::{Conn, Limits};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, _) = libra_engine::testkit::own_devices(dir.path(), 50, 2).expect("nodes");
+    let (a, b) = (Engine::start(a), Engine::start(b));
+    let (ab, ba) = tokio::io::duplex(64 * 1024);
+    let (ar, aw) = tokio::io::split(ab);
+    let (br, bw) = tokio::io::split(ba);
+    let (aw, bw) = (FlushOnly { inner: aw, buf: Vec::new() }, FlushOnly { inner: bw, buf: Vec::new() });
+    let (da, db) = (a.device(), b.device());
+    let (ea, eb) = (a.clone(), b.clone());
+    let ta =
+        tokio::spawn(async move { stream::run(&ea, Conn::new(db, true, false, Limits::default(), 0), ar, aw).await });
+    let tb =
+        tokio::spawn(async move { stream::run(&eb, Conn::new(da, false, false, Limits::default(), 0), br, bw).await });
+    let both = tokio::time::timeout(std::time::Duration::from_secs(20), async { (ta.await, tb.await) }).await;
+    let (ca, cb) = both.expect("the session hung: written bytes were never flushed");
+    let (ca, cb) = (ca.expect("a"), cb.expect("b"));
+    assert!(ca.outcome.synced && cb.outcome.synced, "{:?} / {:?}", ca.end(), cb.end());
+    assert!(ca.outcome.entries_out >= 100, "Ann's 50 device logs of 2 entries reached Ben: {}", ca.outcome.entries_out);
+    a.shutdown();
+    b.shutdown();
+}
