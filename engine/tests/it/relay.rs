@@ -114,3 +114,49 @@ async fn a_direct_path_replaces_a_relayed_one() {
         .await;
     assert_eq!(a.links()[&bdev].addr, b.local_addr().expect("addr"));
 }
+
+fn host_punching(dir: &std::path::Path, name: &str, punch: bool) -> Arc<Host> {
+    let node = Node::init(&dir.join(name), name).expect("init");
+    let cfg = HostConfig { punch, ..HostConfig::new("127.0.0.1:0".parse().expect("addr")) };
+    let h = Arc::new(Host::new(libra_engine::engine::Engine::start(node), cfg).expect("host"));
+    let server = h.clone();
+    tokio::spawn(async move { server.serve().await });
+    h
+}
+
+/// Punching passes an address only with consent (spec/connectivity.md, sections 1 and 4): the
+/// introducer passes the target's address only when the target agreed, and the target agrees
+/// only to a contact of its own and only if it punches at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn punching_needs_a_mutual_contact_and_the_targets_consent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, r) = (host_punching(dir.path(), "ann", true), host_punching(dir.path(), "rex", true));
+    let no_punch = host_punching(dir.path(), "ben", false);
+    let not_ann = host_punching(dir.path(), "cid", true);
+    for x in [&a, &no_punch, &not_ann] {
+        befriend(x, &r);
+        live(x, &r);
+    }
+    befriend(&a, &no_punch);
+    // Cid is Rex's contact but not Ann's: Ann may ask, Cid refuses.
+    a.allow(not_ann.device(), None).expect("allow");
+    wait_until("all three at Rex", || [&a, &no_punch, &not_ann].iter().all(|x| r.online().contains_key(&x.device())))
+        .await;
+    let raddr = r.local_addr().expect("addr");
+    for target in [&no_punch, &not_ann] {
+        let asked = a.punch_via(raddr, r.device(), target.device(), false).await;
+        assert!(matches!(&asked, Err(NetError::Relay(why)) if why.contains("between these devices")), "{asked:?}");
+        assert!(!a.online().contains_key(&target.device()), "a session came about anyway");
+    }
+    // A node that turned punching off does not ask either.
+    let off = no_punch.punch_via(raddr, r.device(), a.device(), false).await;
+    assert!(matches!(&off, Err(NetError::Relay(why)) if why.contains("turned off")), "{off:?}");
+    // Between two contacts who both punch, the introduction works (a punched path on loopback).
+    let ben = host_punching(dir.path(), "ben2", true);
+    befriend(&a, &ben);
+    befriend(&ben, &r);
+    live(&ben, &r);
+    wait_until("Ben at Rex", || r.online().contains_key(&ben.device())).await;
+    let ok = a.punch_via(raddr, r.device(), ben.device(), false).await.expect("punched");
+    assert!(ok.synced);
+}
