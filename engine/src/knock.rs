@@ -68,8 +68,7 @@ fn hex_into(out: &mut String, bytes: &[u8]) {
     }
 }
 
-fn unhex<const N: usize>(s: &str) -> Result<[u8; N], KnockError> {
-    let b = s.as_bytes();
+fn unhex<const N: usize>(b: &[u8]) -> Result<[u8; N], KnockError> {
     if b.len() != 2 * N {
         return Err(KnockError::Hex);
     }
@@ -120,12 +119,15 @@ impl Knock {
         else {
             return Err(KnockError::Shape);
         };
+        // Bytes, not characters: a name may hold anything, and slicing text inside a character
+        // would panic (found by the fuzzer).
+        let first = first.as_bytes();
         if first.len() != 48 {
             return Err(KnockError::Hex);
         }
         let nonce = unhex::<8>(&first[..16])?;
         let key_tag = unhex::<16>(&first[16..])?;
-        let invite_tag = unhex::<16>(second)?;
+        let invite_tag = unhex::<16>(second.as_bytes())?;
         Ok(Knock { nonce, key_tag, invite_tag })
     }
 
@@ -192,6 +194,8 @@ mod tests {
             format!("x.{good}"),
             good[1..].to_owned(),
             good.replacen('0', "g", 1),
+            // Multi-byte characters across the nonce's end (a fuzzer's crash, now a case).
+            format!("111;11111111111\u{2de}babababababababab\u{8}\0\0WabLbababab.!.libra"),
         ] {
             assert!(Knock::parse(&bad).is_err(), "{bad}");
         }
