@@ -195,7 +195,7 @@ mod tests {
             good[1..].to_owned(),
             good.replacen('0', "g", 1),
             // Multi-byte characters across the nonce's end (a fuzzer's crash, now a case).
-            format!("111;11111111111\u{2de}babababababababab\u{8}\0\0WabLbababab.!.libra"),
+            "111;11111111111\u{2de}babababababababab\u{8}\0\0WabLbababab.!.libra".to_owned(),
         ] {
             assert!(Knock::parse(&bad).is_err(), "{bad}");
         }

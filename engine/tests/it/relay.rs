@@ -9,8 +9,13 @@ use libra_engine::net::{Host, HostConfig, NetError};
 use libra_engine::node::Node;
 
 fn host(dir: &std::path::Path, name: &str, relay: bool) -> Arc<Host> {
+    host_with(dir, name, |c| HostConfig { relay, ..c })
+}
+
+/// A serving host on loopback, its configuration changed by `cfg`.
+fn host_with(dir: &std::path::Path, name: &str, cfg: impl FnOnce(HostConfig) -> HostConfig) -> Arc<Host> {
     let node = Node::init(&dir.join(name), name).expect("init");
-    let cfg = HostConfig { relay, ..HostConfig::new("127.0.0.1:0".parse().expect("addr")) };
+    let cfg = cfg(HostConfig::new("127.0.0.1:0".parse().expect("addr")));
     let h = Arc::new(Host::new(libra_engine::engine::Engine::start(node), cfg).expect("host"));
     let server = h.clone();
     tokio::spawn(async move { server.serve().await });
@@ -116,12 +121,7 @@ async fn a_direct_path_replaces_a_relayed_one() {
 }
 
 fn host_punching(dir: &std::path::Path, name: &str, punch: bool) -> Arc<Host> {
-    let node = Node::init(&dir.join(name), name).expect("init");
-    let cfg = HostConfig { punch, ..HostConfig::new("127.0.0.1:0".parse().expect("addr")) };
-    let h = Arc::new(Host::new(libra_engine::engine::Engine::start(node), cfg).expect("host"));
-    let server = h.clone();
-    tokio::spawn(async move { server.serve().await });
-    h
+    host_with(dir, name, |c| HostConfig { punch, ..c })
 }
 
 /// Punching passes an address only with consent (spec/connectivity.md, sections 1 and 4): the

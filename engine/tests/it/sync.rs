@@ -130,23 +130,13 @@ proptest! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_engines_sync_over_an_in_memory_byte_stream() {
     use libra_engine::engine::Engine;
-    use libra_engine::net::stream;
-    use libra_engine::sync::{Conn, Limits};
     let dir = tempfile::tempdir().expect("tempdir");
     let a = Engine::init(&dir.path().join("a"), "Ann").expect("a");
     let b = Engine::init(&dir.path().join("b"), "Ben").expect("b");
     // Ann adds Ben's invite; Ben learns Ann from her introduction on the stream.
     let ib = b.write(|n| n.invite(None, 1).expect("invite")).expect("write");
     a.write(move |n| n.add_contact(&ib, None).expect("add")).expect("write");
-    let (ab, ba) = tokio::io::duplex(64 * 1024);
-    let (ar, aw) = tokio::io::split(ab);
-    let (br, bw) = tokio::io::split(ba);
-    let (da, db) = (a.device(), b.device());
-    let (ea, eb) = (a.clone(), b.clone());
-    let ta =
-        tokio::spawn(async move { stream::run(&ea, Conn::new(db, true, true, Limits::default(), 0), ar, aw).await });
-    let tb =
-        tokio::spawn(async move { stream::run(&eb, Conn::new(da, false, true, Limits::default(), 0), br, bw).await });
+    let (ta, tb) = sessions_over_a_pipe(&a, &b, true, |w| w);
     let ann = a.read(|n| n.user_id().expect("user")).expect("read");
     let wait = |e: &Engine, f: &dyn Fn(&libra_engine::node::Node) -> bool| {
         let e = e.clone();
@@ -252,21 +242,10 @@ impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FlushOnly<W> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_sends_only_when_flushed_still_syncs() {
     use libra_engine::engine::Engine;
-    use libra_engine::net::stream;
-    use libra_engine::sync::{Conn, Limits};
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b, _) = libra_engine::testkit::own_devices(dir.path(), 50, 2).expect("nodes");
     let (a, b) = (Engine::start(a), Engine::start(b));
-    let (ab, ba) = tokio::io::duplex(64 * 1024);
-    let (ar, aw) = tokio::io::split(ab);
-    let (br, bw) = tokio::io::split(ba);
-    let (aw, bw) = (FlushOnly { inner: aw, buf: Vec::new() }, FlushOnly { inner: bw, buf: Vec::new() });
-    let (da, db) = (a.device(), b.device());
-    let (ea, eb) = (a.clone(), b.clone());
-    let ta =
-        tokio::spawn(async move { stream::run(&ea, Conn::new(db, true, false, Limits::default(), 0), ar, aw).await });
-    let tb =
-        tokio::spawn(async move { stream::run(&eb, Conn::new(da, false, false, Limits::default(), 0), br, bw).await });
+    let (ta, tb) = sessions_over_a_pipe(&a, &b, false, |w| FlushOnly { inner: w, buf: Vec::new() });
     let both = tokio::time::timeout(std::time::Duration::from_secs(20), async { (ta.await, tb.await) }).await;
     let (ca, cb) = both.expect("the session hung: written bytes were never flushed");
     let (ca, cb) = (ca.expect("a"), cb.expect("b"));
@@ -274,4 +253,29 @@ async fn a_stream_that_sends_only_when_flushed_still_syncs() {
     assert!(ca.outcome.entries_out >= 100, "Ann's 50 device logs of 2 entries reached Ben: {}", ca.outcome.entries_out);
     a.shutdown();
     b.shutdown();
+}
+
+type PipeWriter = tokio::io::WriteHalf<tokio::io::DuplexStream>;
+
+/// A session between two engines over an in-memory pipe, `a` the initiator, each side's writer
+/// wrapped by `wrap`.
+fn sessions_over_a_pipe<W: tokio::io::AsyncWrite + Unpin + Send + 'static>(
+    a: &libra_engine::engine::Engine,
+    b: &libra_engine::engine::Engine,
+    live: bool,
+    wrap: impl Fn(PipeWriter) -> W,
+) -> (tokio::task::JoinHandle<libra_engine::sync::Conn>, tokio::task::JoinHandle<libra_engine::sync::Conn>) {
+    use libra_engine::net::stream;
+    use libra_engine::sync::{Conn, Limits};
+    let (ab, ba) = tokio::io::duplex(64 * 1024);
+    let (ar, aw) = tokio::io::split(ab);
+    let (br, bw) = tokio::io::split(ba);
+    let (aw, bw) = (wrap(aw), wrap(bw));
+    let (da, db) = (a.device(), b.device());
+    let (ea, eb) = (a.clone(), b.clone());
+    let ta =
+        tokio::spawn(async move { stream::run(&ea, Conn::new(db, true, live, Limits::default(), 0), ar, aw).await });
+    let tb =
+        tokio::spawn(async move { stream::run(&eb, Conn::new(da, false, live, Limits::default(), 0), br, bw).await });
+    (ta, tb)
 }
