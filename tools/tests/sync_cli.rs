@@ -57,6 +57,10 @@ fn serve_and_sync_over_loopback() {
     assert_eq!(out["synced"], true);
     assert_eq!(out["entries_in"], 3);
     assert_eq!(out["entries_out"], 3);
+    // An address alone names no device: nobody would answer (the knock), so it is refused here.
+    let unnamed = libra(&a, &["sync", &addr]);
+    assert_eq!(unnamed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unnamed.stderr).contains("--peer DEVICE"), "{unnamed:?}");
     let again = json(&libra(&a, &["--json", "sync", &addr, "--peer", dev_b]));
     assert_eq!((again["entries_in"].as_u64(), again["entries_out"].as_u64()), (Some(0), Some(0)));
 
