@@ -51,6 +51,10 @@ pub enum NetError {
     NotAllowed,
     #[error("a node answers only a dial that names its device key (`--peer DEVICE`)")]
     NoKey,
+    #[error(
+        "refused at the handshake: the node there is not the device named, does not accept this device, or the two clocks differ by more than two hours"
+    )]
+    Unanswered,
     #[error("'{0}' is not an address that can be reached (HOST:PORT, a name or an IP address)")]
     Address(String),
     #[error("relay: {0}")]

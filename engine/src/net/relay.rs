@@ -107,8 +107,15 @@ pub(crate) async fn dial_on(
     let name = tls::knock_name(&key, invite.as_ref().map(|t| &t.0));
     let conn = tokio::time::timeout(super::HANDSHAKE_TIMEOUT, endpoint.connect_with(client, addr, &name)?)
         .await
-        .map_err(|_| NetError::Timeout(super::HANDSHAKE_TIMEOUT))??;
-    Ok(conn)
+        .map_err(|_| NetError::Timeout(super::HANDSHAKE_TIMEOUT))?;
+    // A node that does not take the knock, or not our key, ends the handshake with access_denied
+    // (TLS alert 49): say what that can mean.
+    conn.map_err(|e| match &e {
+        quinn::ConnectionError::ConnectionClosed(c) if c.error_code == quinn::TransportErrorCode::crypto(49) => {
+            NetError::Unanswered
+        }
+        _ => NetError::Connection(e),
+    })
 }
 
 /// Answers a request with a refusal and waits (briefly) until the requester has it: closing

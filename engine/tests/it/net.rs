@@ -83,8 +83,10 @@ async fn wrong_or_unknown_keys_are_refused() {
     let server = b.clone();
     tokio::spawn(async move { server.serve().await });
     let addr = b.local_addr().expect("addr");
-    // Alice expects another key at that address.
-    assert!(a.connect(addr, Some([9; 32]), false).await.is_err());
+    // Alice expects another key at that address: Bob does not take a knock for it, and Alice
+    // is told what that can mean.
+    let wrong = a.connect(addr, Some([9; 32]), false).await;
+    assert!(matches!(wrong, Err(libra_engine::net::NetError::Unanswered)), "{wrong:?}");
     // Carol is not on bob's allow-list, even though she allows bob.
     let carol = host(dir.path(), "carol");
     carol.allow(b.device(), None).expect("allow");
