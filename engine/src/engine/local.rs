@@ -90,7 +90,7 @@ impl Local for NodeLocal<'_> {
             .engine
             .sync_point(peer)
             .or_else(|| self.node.store.peer(peer).ok().flatten().and_then(|r| r.sync_point))?;
-        let mut moved = self.node.store.moved_since(point, limit)?;
+        let mut moved = self.moved_after(point, limit)?;
         // Our own logs become sendable at their fsync, which moves no head: always listed.
         moved.push(*self.node.device_id().as_bytes());
         moved.extend(self.node.user_id().map(|u| *u.as_bytes()));

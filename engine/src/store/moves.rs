@@ -25,20 +25,12 @@ pub(crate) fn new_epoch() -> u64 {
     u64::from_le_bytes(e)
 }
 
-impl Default for Moves {
-    fn default() -> Self {
-        Moves::restore(new_epoch(), std::iter::empty())
-    }
-}
-
 impl Moves {
     /// The order of epoch `epoch` with each log at its last move (0: before every point).
     pub(crate) fn restore(epoch: u64, moved: impl Iterator<Item = ([u8; 32], u64)>) -> Moves {
         let mut m = Moves { epoch, count: 0, at: HashMap::new(), order: BTreeMap::new() };
         for (author, at) in moved.filter(|(_, at)| *at > 0) {
-            m.count = m.count.max(at);
-            m.at.insert(author, at);
-            m.order.insert(at, author);
+            m.moved_at(&author, at);
         }
         m
     }
@@ -89,7 +81,7 @@ mod tests {
 
     #[test]
     fn logs_moved_since_a_point() {
-        let mut m = Moves::default();
+        let mut m = Moves::restore(new_epoch(), std::iter::empty());
         m.moved(&[1; 32]);
         let p = m.point();
         m.moved(&[2; 32]);
