@@ -31,7 +31,17 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-fn world(tag: &str, block_direct: bool) -> World {
+/// Where Ann and Ben sit.
+#[derive(PartialEq)]
+enum Layout {
+    /// Behind two NATs; `blocked`: no UDP between the two NATs.
+    TwoNats { blocked: bool },
+    /// Behind one NAT, on two subnets it routes between (no broadcast crosses them), and the
+    /// NAT does not send a packet from inside back in at its own public address.
+    OneNat { relay: bool },
+}
+
+fn world(tag: &str, layout: Layout) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b, r) = (dir.path().join("ann"), dir.path().join("ben"), dir.path().join("rex"));
     for (d, name) in [(&a, "Ann"), (&b, "Ben"), (&r, "Rex")] {
@@ -53,18 +63,27 @@ fn world(tag: &str, block_direct: bool) -> World {
     let nat_a = net.ns("natA");
     let out_a = net.attach(&nat_a, &public, "10.88.0.2/24");
     let host_a = net.behind_nat("ann", &nat_a, &out_a, "192.168.10.1/24", "192.168.10.2/24");
-    let nat_b = net.ns("natB");
-    let out_b = net.attach(&nat_b, &public, "10.88.0.3/24");
-    let host_b = net.behind_nat("ben", &nat_b, &out_b, "192.168.20.1/24", "192.168.20.2/24");
-    if block_direct {
+    let host_b = if let Layout::OneNat { .. } = layout {
+        net.behind_nat("ben", &nat_a, &out_a, "192.168.20.1/24", "192.168.20.2/24")
+    } else {
+        let nat_b = net.ns("natB");
+        let out_b = net.attach(&nat_b, &public, "10.88.0.3/24");
+        net.behind_nat("ben", &nat_b, &out_b, "192.168.20.1/24", "192.168.20.2/24")
+    };
+    if layout == (Layout::TwoNats { blocked: true }) {
         // No direct path between the two NATs, whatever either side tries.
         netns::within(&nat_a, "iptables", &["-A", "FORWARD", "-d", "10.88.0.3", "-j", "DROP"]);
-        netns::within(&nat_b, "iptables", &["-A", "FORWARD", "-d", "10.88.0.2", "-j", "DROP"]);
+        netns::within(&format!("{}natB", net.tag()), "iptables", &["-A", "FORWARD", "-d", "10.88.0.2", "-j", "DROP"]);
     }
     let serve = |ns: &str, data: &Path, extra: &[&str]| {
         netns::serve_in(ns, data, &[&["--no-lan", "--relay-retry", "1"], extra].concat())
     };
-    let serving = vec![serve(&rex, &r, &["--relay"]), serve(&host_a, &a, &[]), serve(&host_b, &b, &[])];
+    let rex_relays = layout != (Layout::OneNat { relay: false });
+    let serving = vec![
+        serve(&rex, &r, if rex_relays { &["--relay"] } else { &[] }),
+        serve(&host_a, &a, &[]),
+        serve(&host_b, &b, &[]),
+    ];
     World { a, b, r, _serving: serving, _net: net, _dir: dir }
 }
 
@@ -88,7 +107,7 @@ fn device(data: &Path) -> String {
 
 #[test]
 fn two_people_behind_nats_connect_directly_introduced_by_a_friend() {
-    let w = world("np", false);
+    let w = world("np", Layout::TwoNats { blocked: false });
     // Ann reaches Ben at his NAT's public address: a punched, direct path (not the relay's).
     let row = online_at(&w.a, &device(&w.b));
     let at = row["connected_at"].as_str().expect("an address");
@@ -108,8 +127,35 @@ fn two_people_behind_nats_connect_directly_introduced_by_a_friend() {
 }
 
 #[test]
+fn two_people_behind_one_nat_meet_at_their_local_addresses_introduced_by_a_friend() {
+    // Rex does not relay: only punching can connect them. Their public addresses are the same
+    // NAT's, which does not loop packets back inside; the local lists do it.
+    let w = world("n1", Layout::OneNat { relay: false });
+    let row = online_at(&w.a, &device(&w.b));
+    assert_eq!(row["connected_at"], "192.168.20.2:7444", "{row}");
+    assert_eq!(row["path"], "punched", "{row}");
+    // Each learned its public address from Rex's introduction (a STUN answer from a friend).
+    let peers = json(&libra(&w.a, &["--json", "peers"]));
+    let rex = peers.as_array().and_then(|p| p.iter().find(|p| p["name"] == "Rex")).expect("Rex's row").clone();
+    let seen = rex["sees_you_at"].as_str().unwrap_or_default();
+    assert!(seen.starts_with("10.88.0.2:"), "Ann's public address as Rex sees it: {rex}");
+    let text = String::from_utf8_lossy(&libra(&w.a, &["peers"]).stdout).into_owned();
+    assert!(text.contains(&format!("sees you at {seen}")), "{text}");
+    json(&libra(&w.b, &["--json", "send", "Ann", "from the next room"]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = json(&libra(&w.a, &["--json", "chat", "Ben"]));
+        if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "from the next room")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Ann never got it");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
 fn two_people_behind_nats_talk_through_a_friend_who_relays() {
-    let w = world("nr", true);
+    let w = world("nr", Layout::TwoNats { blocked: true });
     let (a, b, r) = (&w.a, &w.b, &w.r);
     json(&libra(a, &["--json", "send", "Ben", "hello from behind my router"]));
     let deadline = Instant::now() + Duration::from_secs(60);

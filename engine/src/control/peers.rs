@@ -37,6 +37,8 @@ type Owner<'a> = dyn Fn(&[u8; 32]) -> Option<crate::identity::UserId> + 'a;
 struct Live<'a> {
     link: Option<&'a Link>,
     reach: Option<&'a Reach>,
+    /// Where this peer last said it sees us (when it introduced us in a hole punch).
+    seen_as: Option<&'a (std::net::SocketAddr, u64)>,
 }
 
 fn peer_json(
@@ -73,6 +75,9 @@ fn peer_json(
         "connected_at": link.map(|l| l.addr.to_string()),
         "connected_since": link.map(|l| render::time(l.since_ms)),
         "why_offline": live.as_ref().filter(|l| l.link.is_none()).map(|l| Reach::explain(l.reach, r)),
+        // Our own public (reflexive) address as this peer sees it, from its last introduction.
+        "sees_you_at": live.as_ref().and_then(|l| l.seen_as).map(|(a, _)| a.to_string()),
+        "sees_you_since": live.as_ref().and_then(|l| l.seen_as).map(|(_, ms)| render::time(*ms)),
     })
 }
 
@@ -108,12 +113,15 @@ fn peer_line(r: &Value) -> String {
     if let Some(why) = r["why_offline"].as_str() {
         line += &format!("  why: {}\n", text::for_terminal(why));
     }
+    if let Some(at) = r["sees_you_at"].as_str() {
+        line += &format!("  sees you at {at} (your public address, as it told you when it introduced you)\n");
+    }
     line
 }
 
 pub fn peers(cx: &Cx, out: &mut Out) -> Result<u8> {
     // Connections are known only to a running node.
-    let (links, reach) = (cx.engine.links(), cx.engine.reach());
+    let (links, reach, seen_as) = (cx.engine.links(), cx.engine.reach(), cx.engine.seen_as());
     let rows: Vec<Value> = cx.read(|node| {
         let names = node.distinct_names();
         let owner = node.device_owners()?;
@@ -122,7 +130,8 @@ pub fn peers(cx: &Cx, out: &mut Out) -> Result<u8> {
             .peers()?
             .iter()
             .map(|(k, r)| {
-                let live = cx.running.then(|| Live { link: links.get(k), reach: reach.get(k) });
+                let live =
+                    cx.running.then(|| Live { link: links.get(k), reach: reach.get(k), seen_as: seen_as.get(k) });
                 peer_json(node, (&names, &owner), k, r, live)
             })
             .collect())

@@ -467,6 +467,20 @@ impl Engine {
         }
     }
 
+    /// `peer`, introducing us in a hole punch, sees this node at `addr`: our public, reflexive
+    /// address as that contact sees it, as a STUN server would say (spec/connectivity.md,
+    /// section 4). Memory only, for the user's own views.
+    pub fn seen_by(&self, peer: [u8; 32], addr: SocketAddr) {
+        if let Ok(mut o) = self.shared.online.lock() {
+            o.seen_by(peer, addr, crate::clock::wall_ms());
+        }
+    }
+
+    /// Where each contact that introduced us last saw us, and when (ms).
+    pub fn seen_as(&self) -> BTreeMap<[u8; 32], (SocketAddr, u64)> {
+        self.shared.online.lock().map(|o| o.seen_as()).unwrap_or_default()
+    }
+
     /// The path of an inbound connection from `peer`.
     pub fn inbound_path(&self, peer: &[u8; 32]) -> PathKind {
         self.shared.online.lock().map_or(PathKind::Inbound, |o| o.inbound_path(peer))

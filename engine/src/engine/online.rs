@@ -60,6 +60,8 @@ pub(crate) struct Online {
     peers: BTreeMap<[u8; 32], Vec<Session>>,
     /// Peers we punch towards, until when: their inbound connections are punched ones.
     punching: BTreeMap<[u8; 32], std::time::Instant>,
+    /// Where each introducer last said it sees us (our reflexive address), and when (ms).
+    seen_as: BTreeMap<[u8; 32], (SocketAddr, u64)>,
 }
 
 impl Online {
@@ -67,6 +69,14 @@ impl Online {
         let now = std::time::Instant::now();
         self.punching.retain(|_, t| *t > now);
         self.punching.insert(peer, until);
+    }
+
+    pub(crate) fn seen_by(&mut self, peer: [u8; 32], addr: SocketAddr, at_ms: u64) {
+        self.seen_as.insert(peer, (addr, at_ms));
+    }
+
+    pub(crate) fn seen_as(&self) -> BTreeMap<[u8; 32], (SocketAddr, u64)> {
+        self.seen_as.clone()
     }
 
     /// How an inbound connection from `peer` came: through a punch under way, or plainly.

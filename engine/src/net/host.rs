@@ -54,7 +54,7 @@ fn stranger_may_enter(engine: &Engine, conn: &quinn::Connection) -> bool {
 pub struct Host {
     pub(crate) engine: Engine,
     pub(crate) dialers: super::dialer::Dialers,
-    endpoint: quinn::Endpoint,
+    pub(crate) endpoint: quinn::Endpoint,
     router: Router,
     pub(crate) seed: [u8; 32],
     pub(crate) limits: Limits,

@@ -365,10 +365,16 @@ impl Host {
 
 /// The addresses this host can be dialled at from the same network: its bound address, or,
 /// when bound to every interface, each interface's address with the bound port (loopback last).
-/// For codes a user shows their own devices, never for beacons or logs.
+/// For codes a user shows their own devices and for punching (spec/connectivity.md, section
+/// 4), never for beacons or logs.
 pub(crate) fn own_addresses(bound: SocketAddr) -> Vec<String> {
+    own_socket_addrs(bound).into_iter().map(|a| a.to_string()).collect()
+}
+
+/// [`own_addresses`], as addresses.
+pub(crate) fn own_socket_addrs(bound: SocketAddr) -> Vec<SocketAddr> {
     if !bound.ip().is_unspecified() {
-        return vec![bound.to_string()];
+        return vec![bound];
     }
     let mut out: Vec<SocketAddr> = Vec::new();
     let mut loopback = Vec::new();
@@ -388,5 +394,5 @@ pub(crate) fn own_addresses(bound: SocketAddr) -> Vec<String> {
     out.sort();
     out.dedup();
     out.extend(loopback);
-    out.into_iter().map(|a| a.to_string()).collect()
+    out
 }

@@ -186,8 +186,8 @@ impl RelayProtocol {
         match req.kind {
             Kind::Connect => self.splice(peer, other, send, recv).await,
             Kind::Incoming => self.incoming(peer, conn.remote_address(), other, send, recv).await,
-            Kind::Punch => self.introduce(peer, conn.remote_address(), other, send).await,
-            Kind::PunchFrom => self.punched(other, send, recv).await,
+            Kind::Punch => self.introduce(peer, conn.remote_address(), other, send, recv).await,
+            Kind::PunchFrom => self.punched(peer, other, send, recv).await,
         }
     }
 
@@ -305,18 +305,20 @@ where
 }
 
 impl Host {
-    /// Sends `kind` naming `target` to the contact `via` (at `via_addr`) on `libra/relay/1` and
-    /// returns the stream once it answered 0 (a refusal is an error naming its reason).
+    /// Sends `kind` naming `target` (then `tail`) to the contact `via` (at `via_addr`) on
+    /// `libra/relay/1` and returns the stream once it answered 0 (a refusal is an error naming
+    /// its reason).
     pub(crate) async fn request(
         &self,
         via_addr: SocketAddr,
         via: [u8; 32],
         kind: Kind,
         target: [u8; 32],
+        tail: &[u8],
     ) -> Result<(quinn::Connection, quinn::SendStream, quinn::RecvStream), NetError> {
         let conn = self.dial(via_addr, Some(via), RELAY_ALPN).await?;
         let (mut send, mut recv) = conn.open_bi().await?;
-        let req = Request { kind, device: target }.encode();
+        let req = [&Request { kind, device: target }.encode()[..], tail].concat();
         send.write_all(&req).await.map_err(|e| NetError::Stream(e.to_string()))?;
         let mut code = [0u8; 1];
         read(&mut recv, &mut code).await?;
@@ -335,7 +337,7 @@ impl Host {
         target: [u8; 32],
         live: bool,
     ) -> Result<Outcome, NetError> {
-        let (conn, send, recv) = self.request(relay_addr, relay, Kind::Connect, target).await?;
+        let (conn, send, recv) = self.request(relay_addr, relay, Kind::Connect, target, &[]).await?;
         let check = self.engine.clone();
         let allow: tls::Allow = Arc::new(move |k: &[u8; 32]| check.is_allowed(k));
         let cfg = tls::client_config(&self.seed, &self.engine.device(), allow, Some(target), ALPN)?;

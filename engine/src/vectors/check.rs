@@ -1,6 +1,6 @@
 //! Checking vector files case by case against this implementation.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::VectorError;
 use crate::codec;
@@ -191,29 +191,46 @@ fn check_bundle(c: &Value) -> Result<(), String> {
     expect(c, outcome)
 }
 
-/// A request (34 bytes, then an address for Punch-from) or a Punch answer (0, then an address).
+/// A request (34 bytes, then a list for Punch or an introduction for Punch-from), a target's
+/// agreement (0, then its local list) or the introducer's answer (0, then an introduction).
 fn check_relay_request(c: &Value) -> Result<(), String> {
-    use crate::relay_wire::{RelayWireError, Request, decode_addr};
+    use crate::relay_wire::{Introduction, Kind, RelayWireError, Request, decode_list};
     let bytes = hexf(c, "encoded")?;
-    let want_addr = c.get("address").and_then(Value::as_str);
+    let field = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
+    let list = |l: &[std::net::SocketAddr]| json!(l.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+    let intro = |i: &Introduction| {
+        field("seen") == json!(i.seen.to_string())
+            && field("local") == list(&i.local)
+            && field("you") == json!(i.you.to_string())
+    };
+    let mismatch = RelayWireError::Length(0);
+    let after_zero = || match bytes.split_first() {
+        Some((0, rest)) => Ok(rest),
+        _ => Err(RelayWireError::Length(bytes.len())),
+    };
     let outcome = (|| -> Result<(), RelayWireError> {
-        if bytes.first() == Some(&0) {
-            // A Punch answer: code 0 and the target's address.
-            let a = decode_addr(&bytes[1..])?;
-            return if want_addr == Some(a.to_string().as_str()) { Ok(()) } else { Err(RelayWireError::Length(0)) };
-        }
-        let head: &[u8; Request::LEN] =
-            bytes.get(..Request::LEN).and_then(|h| h.try_into().ok()).ok_or(RelayWireError::Length(bytes.len()))?;
-        let r = Request::decode(head)?;
-        if c.get("kind").and_then(Value::as_u64) != Some(r.kind as u64)
-            || hexf(c, "device").ok() != Some(r.device.to_vec())
-        {
-            return Err(RelayWireError::Length(0));
-        }
-        match want_addr {
-            Some(w) if decode_addr(&bytes[Request::LEN..])?.to_string() != w => Err(RelayWireError::Length(0)),
-            None if bytes.len() != Request::LEN => Err(RelayWireError::Length(bytes.len())),
-            _ => Ok(()),
+        match c.get("message").and_then(Value::as_str) {
+            Some("agree") => (field("local") == list(&decode_list(after_zero()?)?)).then_some(()).ok_or(mismatch),
+            Some("introduced") => intro(&Introduction::decode(after_zero()?)?).then_some(()).ok_or(mismatch),
+            _ => {
+                let head: &[u8; Request::LEN] = bytes
+                    .get(..Request::LEN)
+                    .and_then(|h| h.try_into().ok())
+                    .ok_or(RelayWireError::Length(bytes.len()))?;
+                let r = Request::decode(head)?;
+                if c.get("kind").and_then(Value::as_u64) != Some(r.kind as u64)
+                    || hexf(c, "device").ok() != Some(r.device.to_vec())
+                {
+                    return Err(mismatch);
+                }
+                let tail = &bytes[Request::LEN..];
+                let ok = match r.kind {
+                    Kind::Punch => field("local") == list(&decode_list(tail)?),
+                    Kind::PunchFrom => intro(&Introduction::decode(tail)?),
+                    Kind::Connect | Kind::Incoming => tail.is_empty(),
+                };
+                ok.then_some(()).ok_or(mismatch)
+            }
         }
     })();
     let outcome = outcome.map_err(|e| {
@@ -222,6 +239,7 @@ fn check_relay_request(c: &Value) -> Result<(), String> {
             RelayWireError::Kind(_) => "kind",
             RelayWireError::Family(_) => "family",
             RelayWireError::Length(_) => "length",
+            RelayWireError::TooMany(_) => "too_many",
         }
         .to_owned()
     });

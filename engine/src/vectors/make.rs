@@ -131,18 +131,7 @@ fn connectivity() -> String {
               "server_name": crate::knock::Knock::new(&da, None, 491_000, [0x11; 24]).server_name().to_uppercase() },
             { "id": "knock-plain-name", "result": "invalid", "error": "shape", "server_name": "libra" },
         ],
-        "relay_requests": [
-            { "id": "relay-connect", "result": "valid", "kind": 1, "device": h(&db),
-              "encoded": h(&crate::relay_wire::Request { kind: crate::relay_wire::Kind::Connect, device: db }.encode()) },
-            { "id": "relay-punch-from-v4", "result": "valid", "kind": 4, "device": h(&da), "address": "203.0.113.7:40001",
-              "encoded": h(&[&crate::relay_wire::Request { kind: crate::relay_wire::Kind::PunchFrom, device: da }.encode()[..],
-                &crate::relay_wire::encode_addr("203.0.113.7:40001".parse().unwrap_or(std::net::SocketAddr::from(([0, 0, 0, 0], 0))))].concat()) },
-            { "id": "relay-punch-answer-v6", "result": "valid", "address": "[2001:db8::7]:7444",
-              "encoded": h(&[&[0u8][..], &crate::relay_wire::encode_addr("[2001:db8::7]:7444".parse().unwrap_or(std::net::SocketAddr::from(([0, 0, 0, 0], 0))))].concat()) },
-            { "id": "relay-bad-version", "result": "invalid", "error": "version", "encoded": h(&[&[2u8, 1][..], &db].concat()) },
-            { "id": "relay-bad-kind", "result": "invalid", "error": "kind", "encoded": h(&[&[1u8, 9][..], &db].concat()) },
-            { "id": "relay-bad-family", "result": "invalid", "error": "family", "encoded": h(&[0u8, 5, 1, 2, 3, 4, 0, 80]) },
-        ],
+        "relay_requests": relay_vectors(&da, &db),
         "nearby": [
             { "id": "nearby-alice", "result": "valid", "port": 7444, "invite": h(&codec::encode(&invite)), "encoded": h(&ann) },
             { "id": "nearby-bad-length", "result": "invalid", "error": "length", "encoded": h(&ann[..ann.len() - 1]) },
@@ -672,4 +661,35 @@ fn messaging() -> String {
             { "id": "invite-short-bad-version", "form": "short", "text": short(None, 3).to_text(), "result": "invalid", "error": "version" },
         ],
     }))
+}
+
+/// `libra/relay/1` requests and the punch answers (spec/connectivity.md, sections 3.1 and 4).
+fn relay_vectors(da: &[u8; 32], db: &[u8; 32]) -> Value {
+    use crate::relay_wire::{Introduction, Kind, Request, encode_list};
+    use std::net::SocketAddr;
+    let a = |s: &str| s.parse::<SocketAddr>().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+    let strs = |l: &[SocketAddr]| l.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let req = |kind: Kind, device: &[u8; 32]| Request { kind, device: *device }.encode().to_vec();
+    let punch_local = [a("192.168.10.2:7444"), a("[2001:db8::2]:7444")];
+    let from = Introduction { seen: a("203.0.113.7:40001"), local: punch_local.to_vec(), you: a("198.51.100.9:7444") };
+    let agree_local = [a("10.0.0.5:7444")];
+    let answer = Introduction { seen: a("[2001:db8::7]:7444"), local: vec![], you: a("[2001:db8::9]:51000") };
+    json!([
+        { "id": "relay-connect", "result": "valid", "message": "request", "kind": 1, "device": h(db),
+          "encoded": h(&req(Kind::Connect, db)) },
+        { "id": "relay-punch-v4", "result": "valid", "message": "request", "kind": 3, "device": h(db),
+          "local": strs(&punch_local), "encoded": h(&[req(Kind::Punch, db), encode_list(&punch_local)].concat()) },
+        { "id": "relay-punch-from-v4", "result": "valid", "message": "request", "kind": 4, "device": h(da),
+          "seen": from.seen.to_string(), "local": strs(&from.local), "you": from.you.to_string(),
+          "encoded": h(&[req(Kind::PunchFrom, da), from.encode()].concat()) },
+        { "id": "relay-punch-agree", "result": "valid", "message": "agree", "local": strs(&agree_local),
+          "encoded": h(&[vec![0u8], encode_list(&agree_local)].concat()) },
+        { "id": "relay-punch-answer-v6", "result": "valid", "message": "introduced",
+          "seen": answer.seen.to_string(), "local": strs(&answer.local), "you": answer.you.to_string(),
+          "encoded": h(&[vec![0u8], answer.encode()].concat()) },
+        { "id": "relay-bad-version", "result": "invalid", "message": "request", "error": "version", "encoded": h(&[&[2u8, 1][..], db].concat()) },
+        { "id": "relay-bad-kind", "result": "invalid", "message": "request", "error": "kind", "encoded": h(&[&[1u8, 9][..], db].concat()) },
+        { "id": "relay-bad-family", "result": "invalid", "message": "introduced", "error": "family", "encoded": h(&[0u8, 5, 1, 2, 3, 4, 0, 80]) },
+        { "id": "relay-too-many", "result": "invalid", "message": "agree", "error": "too_many", "encoded": h(&[0u8, 9]) },
+    ])
 }

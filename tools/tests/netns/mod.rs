@@ -104,6 +104,11 @@ impl Netns {
         Netns { tag: format!("{tag}{}", std::process::id() % 10_000), names: Vec::new(), links: 0 }
     }
 
+    /// What every namespace name of this world starts with.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
     /// A namespace with its loopback up.
     pub fn ns(&mut self, name: &str) -> String {
         let ns = format!("{}{name}", self.tag);
