@@ -27,7 +27,7 @@ struct World {
     b: std::path::PathBuf,
     r: std::path::PathBuf,
     _serving: Vec<Killed>,
-    _net: netns::Netns,
+    net: netns::Netns,
     _dir: tempfile::TempDir,
 }
 
@@ -84,7 +84,7 @@ fn world(tag: &str, layout: Layout) -> World {
         serve(&host_a, &a, &[]),
         serve(&host_b, &b, &[]),
     ];
-    World { a, b, r, _serving: serving, _net: net, _dir: dir }
+    World { a, b, r, _serving: serving, net, _dir: dir }
 }
 
 /// Waits until `data`'s node has a live session with `peer` (an `ld…` id); returns the
@@ -124,6 +124,67 @@ fn two_people_behind_nats_connect_directly_introduced_by_a_friend() {
         std::thread::sleep(Duration::from_millis(250));
     }
     let _ = &w.r;
+}
+
+#[test]
+fn a_punched_path_comes_back_at_once_when_one_side_moves_to_another_network() {
+    let mut w = world("ns", Layout::TwoNats { blocked: false });
+    let ben = device(&w.b);
+    let before = online_at(&w.a, &ben);
+    assert_eq!(before["path"], "punched", "{before}");
+    // Both asked Rex to introduce them: let the second punch's session start before the move.
+    std::thread::sleep(Duration::from_secs(3));
+    // Ann's laptop moves to another network: behind a third NAT, with another public address.
+    // Her old connections are dead, and Ben's NAT lets in nothing from her new address until
+    // Ben sends there: only a new punch reconnects them.
+    let switched = libra_engine::control::render::time(libra_engine::clock::wall_ms());
+    let public = format!("{}pub", w.net.tag());
+    let nat_c = w.net.ns("natC");
+    let out_c = w.net.attach(&nat_c, &public, "10.88.0.4/24");
+    let ann = format!("{}ann", w.net.tag());
+    w.net.rehome(&ann, &nat_c, &out_c, "192.168.30.1/24", "192.168.30.2/24");
+    // Back well before the dead connections fall silent long enough to be given up (20 s).
+    let moved = Instant::now();
+    let deadline = moved + Duration::from_secs(14);
+    let after = loop {
+        let peers = json(&libra(&w.a, &["--json", "peers"]));
+        let row = peers.as_array().and_then(|p| p.iter().find(|p| p["id"] == ben.as_str())).cloned();
+        // RFC 3339 times in UTC with milliseconds: later is greater.
+        let since = |r: &Value| r["connected_since"].as_str().unwrap_or_default().to_owned();
+        if let Some(row) = row.filter(|r| r["online"] == true && since(r) > switched) {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "the path never came back: {peers}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    eprintln!("the punched path came back {:?} after the switch", moved.elapsed());
+    if std::env::var_os("NAT_DEBUG").is_some() {
+        eprintln!(
+            "switched {switched}\nANN {}\nBEN {}\nREX {}",
+            std::fs::read_to_string(w.a.with_extension("log")).unwrap_or_default(),
+            std::fs::read_to_string(w.b.with_extension("log")).unwrap_or_default(),
+            std::fs::read_to_string(w.r.with_extension("log")).unwrap_or_default()
+        );
+    }
+    assert_eq!(after["path"], "punched", "{after}");
+    // Rex saw her at her new network's public address when he introduced her again.
+    let peers = json(&libra(&w.a, &["--json", "peers"]));
+    let rex = peers.as_array().and_then(|p| p.iter().find(|p| p["name"] == "Rex")).expect("Rex's row").clone();
+    assert!(
+        rex["sees_you_at"].as_str().is_some_and(|a| a.starts_with("10.88.0.4:")),
+        "switched at {switched}; Rex {rex}; Ben {after}; log {}",
+        std::fs::read_to_string(w.a.with_extension("log")).unwrap_or_default()
+    );
+    json(&libra(&w.b, &["--json", "send", "Ann", "welcome to the new network"]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = json(&libra(&w.a, &["--json", "chat", "Ben"]));
+        if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "welcome to the new network")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Ann never got it");
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 #[test]

@@ -494,6 +494,24 @@ impl Engine {
         }
     }
 
+    /// Ends every live session (the machine's network changed under them).
+    pub fn disconnect_all(&self) {
+        if let Ok(o) = self.shared.online.lock() {
+            for peer in o.links().keys() {
+                o.end_all(peer);
+            }
+        }
+    }
+
+    /// Whether `peer` is connected by a path that is not relayed, on a session that started at
+    /// or after `since_ms` (a session from before may be on a path that has died).
+    pub fn direct_since(&self, peer: &[u8; 32], since_ms: u64) -> bool {
+        self.shared
+            .online
+            .lock()
+            .is_ok_and(|o| o.best(peer).is_some_and(|l| !l.path.is_relayed() && l.since_ms >= since_ms))
+    }
+
     /// Whether `peer` is connected by a path that is not relayed.
     pub fn direct(&self, peer: &[u8; 32]) -> bool {
         self.shared.online.lock().is_ok_and(|o| o.best(peer).is_some_and(|l| !l.path.is_relayed()))

@@ -20,7 +20,18 @@ const ONLINE_RECHECK: Duration = Duration::from_secs(5);
 /// The running dial tasks, by peer device.
 #[derive(Default)]
 pub(crate) struct Dialers {
-    tasks: Mutex<BTreeMap<[u8; 32], tokio::task::AbortHandle>>,
+    pub(crate) tasks: Mutex<BTreeMap<[u8; 32], tokio::task::AbortHandle>>,
+    /// Raised each time the machine's network changed (`netwatch`): back-offs start over.
+    pub(crate) network: std::sync::atomic::AtomicU64,
+    /// When the network last changed (wall ms; 0: not since the start): a session from before
+    /// is ending, its path likely dead, and no reason to wait.
+    pub(crate) changed_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Dialers {
+    pub(crate) fn changed_ms(&self) -> u64 {
+        self.changed_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Checks that `s` looks like `HOST:PORT` (a name or an IP address and a port); it is resolved
@@ -54,6 +65,7 @@ impl Host {
     /// Starts dialling every allowed peer with an address, and keeps the set of dialers in step
     /// with the allow-list for as long as the host lives.
     pub fn run_dialers(self: &Arc<Self>) {
+        self.watch_network();
         let host = self.clone();
         let mut events = self.engine.subscribe();
         tokio::spawn(async move {
@@ -89,7 +101,7 @@ impl Host {
     /// Starts dialers for peers that gained an address and stops those no longer allowed. A
     /// running dialer is never restarted for a new address (that would end its live session):
     /// it reads the addresses afresh at every attempt.
-    fn refresh_dialers(self: &Arc<Self>) {
+    pub(crate) fn refresh_dialers(self: &Arc<Self>) {
         let targets = self.dial_targets();
         let Ok(mut tasks) = self.dialers.tasks.lock() else { return };
         tasks.retain(|device, handle| {
@@ -132,7 +144,7 @@ impl Host {
             let Some(addrs) = self.dial_targets().remove(&device) else { return };
             // Connected already on a path of our own (it dialled us, or LAN discovery found it):
             // look again later. A relayed session does not stop us trying a direct path.
-            if self.engine.direct(&device) {
+            if self.engine.direct_since(&device, self.dialers.changed_ms()) {
                 tokio::time::sleep(ONLINE_RECHECK).await;
                 continue;
             }

@@ -13,6 +13,7 @@ mod fetch;
 mod host;
 mod lan;
 pub mod link_protocol;
+mod netwatch;
 mod punch;
 mod relay;
 mod router;

@@ -155,9 +155,12 @@ impl RelayProtocol {
         self.engine.punching(source, PUNCH_WINDOW + super::host::HANDSHAKE_TIMEOUT);
         let addrs = candidates(&intro);
         let (engine, seed, limits) = (self.engine.clone(), self.seed, self.limits);
+        // A session we hold with `source` already may be on a path that died on its side (its
+        // network changed): only a session that starts from now on ends the punch.
+        let asked_ms = crate::clock::wall_ms();
         tokio::spawn(async move {
             let until = tokio::time::Instant::now() + PUNCH_WINDOW;
-            while tokio::time::Instant::now() < until && !engine.direct(&source) {
+            while tokio::time::Instant::now() < until && !engine.direct_since(&source, asked_ms) {
                 // Our packets open our NAT towards the requester; its packets open its own.
                 if let Ok(conn) = dial_any(&endpoint, &engine, &seed, &addrs, source).await {
                     let _ = super::sync_protocol::session(&engine, conn, true, true, limits, PathKind::Punched).await;

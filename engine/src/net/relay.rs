@@ -363,11 +363,24 @@ impl Host {
             let trying: Arc<Mutex<std::collections::BTreeSet<[u8; 32]>>> = Arc::default();
             // A peer no relay could reach is tried less and less often (up to every 5 min).
             let backoff: Arc<Mutex<Backoff>> = Arc::default();
+            let mut network = host.dialers.network.load(std::sync::atomic::Ordering::Relaxed);
             loop {
                 tokio::time::sleep(every).await;
+                // The machine's network changed: everyone is worth trying again now.
+                let now_network = host.dialers.network.load(std::sync::atomic::Ordering::Relaxed);
+                if now_network != network {
+                    network = now_network;
+                    if let Ok(mut b) = backoff.lock() {
+                        b.clear();
+                    }
+                }
                 let links = host.engine.links();
                 let allowed = host.engine.read(|n| n.store.allowed_peers().unwrap_or_default()).unwrap_or_default();
                 let now = std::time::Instant::now();
+                // A session from before the network changed is ending: its peer is to be reached anew.
+                let changed = host.dialers.changed_ms();
+                let links: std::collections::BTreeMap<_, _> =
+                    links.into_iter().filter(|(_, l)| l.since_ms >= changed).collect();
                 for target in allowed.into_iter().filter(|t| links.get(t).is_none_or(|l| l.path.is_relayed())) {
                     let due = backoff.lock().map(|b| b.get(&target).is_none_or(|(at, _)| *at <= now)).unwrap_or(true);
                     if !due || !trying.lock().is_ok_and(|mut t| t.insert(target)) {

@@ -161,9 +161,28 @@ impl Netns {
         host_addr: &str,
     ) -> String {
         let host = self.ns(name);
-        self.link(router, Some(router_inside), &host, Some(host_addr));
+        self.plug_behind(&host, router, outside, router_inside, host_addr);
+        host
+    }
+
+    /// Moves `host` (as [`Netns::behind_nat`] made it) to another NAT, as a laptop moves to
+    /// another network: its old link goes, with its address and routes.
+    pub fn rehome(&mut self, host: &str, router: &str, outside: &str, router_inside: &str, host_addr: &str) {
+        let links = Command::new("ip").args(["-n", host, "-o", "link", "show"]).output().expect("ip link");
+        for line in String::from_utf8_lossy(&links.stdout).lines() {
+            let name = line.split(':').nth(1).map(str::trim).unwrap_or_default();
+            let name = name.split('@').next().unwrap_or_default();
+            if !name.is_empty() && name != "lo" {
+                ip(&["-n", host, "link", "del", name]);
+            }
+        }
+        self.plug_behind(host, router, outside, router_inside, host_addr);
+    }
+
+    fn plug_behind(&mut self, host: &str, router: &str, outside: &str, router_inside: &str, host_addr: &str) {
+        self.link(router, Some(router_inside), host, Some(host_addr));
         let gw = router_inside.split('/').next().unwrap_or(router_inside);
-        ip(&["-n", &host, "route", "add", "default", "via", gw]);
+        ip(&["-n", host, "route", "add", "default", "via", gw]);
         within(router, "sh", &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
         within(router, "iptables", &["-t", "nat", "-A", "POSTROUTING", "-o", outside, "-j", "MASQUERADE"]);
         // As a home router does: nothing unsolicited from outside reaches the router itself
@@ -174,7 +193,6 @@ impl Netns {
             "iptables",
             &["-A", "INPUT", "-i", outside, "-m", "conntrack", "--ctstate", "NEW,INVALID", "-j", "DROP"],
         );
-        host
     }
 }
 
