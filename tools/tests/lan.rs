@@ -141,6 +141,34 @@ fn contacts_on_one_segment_find_each_other_and_a_stranger_learns_nothing() {
     }
 }
 
+/// A link with IPv6 only (no IPv4 address, so no broadcast): the beacons go to the all-nodes
+/// group, and the peer is dialled at its link-local address, through the interface its beacon
+/// came in on.
+#[test]
+fn contacts_on_an_ipv6_only_link_find_each_other_by_multicast() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    json(&libra(&a, &["--json", "init", "--name", "Ann"]));
+    json(&libra(&b, &["--json", "init", "--name", "Ben"]));
+    let inv_a = json(&libra(&a, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
+    let inv_b = json(&libra(&b, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
+    json(&libra(&a, &["--json", "contact", "add", &inv_b]));
+    json(&libra(&b, &["--json", "contact", "add", &inv_a]));
+    json(&libra(&a, &["--json", "send", "Ben", "over IPv6 only"]));
+    let mut net = netns::Netns::new("l6");
+    let seg = net.segment("br");
+    let (na, nb) = (net.ns("a"), net.ns("b"));
+    net.attach_v6_only(&na, &seg);
+    net.attach_v6_only(&nb, &seg);
+    let _sa = netns::serve_in_at(&na, &a, "[::]:7444", LAN_ARGS);
+    let _sb = netns::serve_in_at(&nb, &b, "[::]:7444", LAN_ARGS);
+    receives(&b, "Ann", "over IPv6 only");
+    let peers = json(&libra(&b, &["--json", "peers"]));
+    let ann = peers.as_array().and_then(|p| p.iter().find(|p| p["name"] == "Ann")).expect("Ann's row").clone();
+    // Found on the LAN by either side: the one who dialled shows "lan", the other "inbound".
+    assert!(ann["connected_at"].as_str().is_some_and(|a| a.starts_with("[fe80::")), "{ann}");
+}
+
 /// Retries `libra ARGS` until it succeeds (the node may still be starting); its JSON.
 fn until_ok(data: &std::path::Path, args: &[&str]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -142,34 +142,63 @@ fn invite_pairs(engine: &Engine) -> (Vec<PeerSecret>, Vec<[u8; 32]>) {
 /// Where beacons go: every IPv4 interface's broadcast address, and the IPv6 all-nodes group
 /// on every interface with a link-local address.
 fn destinations(port: u16) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    let mut v4 = Vec::new();
     for i in if_addrs::get_if_addrs().unwrap_or_default() {
         if i.is_loopback() {
             continue;
         }
-        match &i.addr {
-            if_addrs::IfAddr::V4(a) => {
-                // The subnet's broadcast address, from the netmask: what getifaddrs reports
-                // for an address added without one is 0.0.0.0 or the address itself.
-                let b = Ipv4Addr::from(u32::from(a.ip) | !u32::from(a.netmask));
-                if b == a.ip {
-                    continue; // a /32: nobody else on that link
-                }
-                v4.push(SocketAddr::from((b, port)));
+        if let if_addrs::IfAddr::V4(a) = &i.addr {
+            // The subnet's broadcast address, from the netmask: what getifaddrs reports for an
+            // address added without one is 0.0.0.0 or the address itself.
+            let b = Ipv4Addr::from(u32::from(a.ip) | !u32::from(a.netmask));
+            if b == a.ip {
+                continue; // a /32: nobody else on that link
             }
-            if_addrs::IfAddr::V6(a) if a.ip.is_unicast_link_local() => {
-                if let Some(index) = i.index {
-                    v6.push(SocketAddr::V6(SocketAddrV6::new(ALL_NODES, port, 0, index)));
-                }
-            }
-            if_addrs::IfAddr::V6(_) => {}
+            v4.push(SocketAddr::from((b, port)));
         }
     }
+    let mut v6: Vec<SocketAddr> =
+        ipv6_links().into_iter().map(|index| SocketAddr::V6(SocketAddrV6::new(ALL_NODES, port, 0, index))).collect();
     v4.sort();
     v4.dedup();
     v6.sort();
     v6.dedup();
     (v4, v6)
+}
+
+/// The indexes of the links with an IPv6 link-local address (not loopback): where the
+/// all-nodes group reaches neighbours. `if_addrs` leaves every fe80:: address out, so Linux's
+/// own list is read; elsewhere, every non-loopback interface `if_addrs` knows is tried.
+fn ipv6_links() -> Vec<u32> {
+    if let Ok(text) = std::fs::read_to_string("/proc/net/if_inet6") {
+        return parse_if_inet6(&text);
+    }
+    let mut out: Vec<u32> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !i.is_loopback())
+        .filter_map(|i| i.index)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `/proc/net/if_inet6`: one address a line — hex address, hex interface index, prefix
+/// length, scope (0x20: link), flags, interface name.
+fn parse_if_inet6(text: &str) -> Vec<u32> {
+    let mut out: Vec<u32> = text
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (addr, index, scope, name) = (f.first()?, f.get(1)?, f.get(3)?, f.get(5)?);
+            let link_local = addr.len() == 32 && addr.starts_with("fe80") && *scope == "20" && *name != "lo";
+            link_local.then(|| u32::from_str_radix(index, 16).ok()).flatten()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 impl Host {
@@ -179,14 +208,12 @@ impl Host {
         let v4 = Arc::new(socket(Domain::IPV4, cfg.port)?);
         // IPv6 is best effort: a machine without it still discovers over IPv4.
         let v6 = socket(Domain::IPV6, cfg.port).ok().map(Arc::new);
-        if let Some(s) = &v6 {
-            let _ = s.join_multicast_v6(&ALL_NODES, 0);
-        }
         self.lan_on.store(true, std::sync::atomic::Ordering::Relaxed);
         let expected: Arc<Mutex<Expected>> = Arc::default();
         let (host, sender_v4, sender_v6, exp) = (self.clone(), v4.clone(), v6.clone(), expected.clone());
         tokio::spawn(async move {
             let mut cache = BTreeMap::new();
+            let mut joined = BTreeSet::new();
             let mut events = host.engine.subscribe();
             loop {
                 let pairs = pairs(&host.engine, &mut cache);
@@ -196,6 +223,18 @@ impl Host {
                 }
                 let port = host.local_addr().map_or(0, |a| a.port());
                 let (to4, to6) = destinations(cfg.port);
+                // The all-nodes group is joined per link (index 0 would be the default route's
+                // link only, and a link without IPv4 often has none); links that appear later
+                // are joined as they come.
+                if let Some(s) = &sender_v6 {
+                    for d in &to6 {
+                        if let SocketAddr::V6(d) = d
+                            && joined.insert(d.scope_id())
+                        {
+                            let _ = s.join_multicast_v6(&ALL_NODES, d.scope_id());
+                        }
+                    }
+                }
                 let mut datagrams: Vec<Vec<u8>> = pairs.beacons(port, epoch).iter().map(Beacon::encode).collect();
                 if let Ok(n) = host.nearby.lock()
                     && let Some(d) = n.as_ref().and_then(|n| n.datagram(crate::clock::wall_ms()))
@@ -246,8 +285,14 @@ impl Host {
                         Ok(e) if e.epoch.abs_diff(beacon.epoch) <= 1 => discovery::recognise(&beacon, &e.tags),
                         _ => continue,
                     };
+                    // A link-local IPv6 sender is reachable only through the interface its
+                    // beacon came in on: keep its scope.
+                    let at = match from {
+                        SocketAddr::V6(f) => SocketAddr::V6(SocketAddrV6::new(*f.ip(), beacon.port, 0, f.scope_id())),
+                        SocketAddr::V4(f) => SocketAddr::new((*f.ip()).into(), beacon.port),
+                    };
                     for device in found {
-                        host.lan_found(device, SocketAddr::new(from.ip(), beacon.port), &dialing);
+                        host.lan_found(device, at, &dialing);
                     }
                 }
             });
@@ -324,6 +369,10 @@ impl Host {
         if self.engine.direct(&device) {
             return;
         }
+        // An endpoint on IPv4 cannot dial an IPv6 address (one on [::] reaches both).
+        if addr.is_ipv6() && self.local_addr().is_ok_and(|a| a.is_ipv4()) {
+            return;
+        }
         if !dialing.lock().is_ok_and(|mut d| d.insert(device)) {
             return;
         }
@@ -395,4 +444,20 @@ pub(crate) fn own_socket_addrs(bound: SocketAddr) -> Vec<SocketAddr> {
     out.dedup();
     out.extend(loopback);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ipv6_links_are_read_from_linux_list() {
+        let text = "00000000000000000000000000000001 01 80 10 80       lo\n\
+                    fe80000000000000a830bffffed70f3e 848 40 20 80     v6xa\n\
+                    fd000000000000000000000000000002 02 40 00 80     eth0\n\
+                    fe8000000000000000fcfffffe000001 02 40 20 80     eth0\n\
+                    garbage\n";
+        assert_eq!(parse_if_inet6(text), vec![2, 0x848]);
+        assert_eq!(parse_if_inet6(""), Vec::<u32>::new());
+    }
 }

@@ -62,11 +62,16 @@ pub fn serve_local(data: &Path) -> (std::process::Child, String) {
 /// `libra --data DATA serve --listen 0.0.0.0:7444 ARGS` inside namespace `ns`; its log (info)
 /// goes to DATA.log, for a failing test to show.
 pub fn serve_in(ns: &str, data: &Path, args: &[&str]) -> Killed {
+    serve_in_at(ns, data, "0.0.0.0:7444", args)
+}
+
+/// [`serve_in`], listening at `listen`.
+pub fn serve_in_at(ns: &str, data: &Path, listen: &str, args: &[&str]) -> Killed {
     Killed(
         Command::new("ip")
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_libra"), "--data"])
             .arg(data)
-            .args(["serve", "--listen", "0.0.0.0:7444"])
+            .args(["serve", "--listen", listen])
             .args(args)
             .env("RUST_LOG", "info,quinn_udp=error")
             .stdout(Stdio::null())
@@ -141,6 +146,16 @@ impl Netns {
             ip(&["-n", ns, "link", "set", dev, "up"]);
         }
         (x, y)
+    }
+
+    /// Plugs `ns` into the segment `seg` with no IPv4 address (only the IPv6 link-local one the
+    /// kernel gives every link); returns its interface.
+    pub fn attach_v6_only(&mut self, ns: &str, seg: &str) -> String {
+        // No duplicate-address detection: the link-local address is usable at once.
+        within(ns, "sysctl", &["-qw", "net.ipv6.conf.default.accept_dad=0"]);
+        let (inner, port) = self.link(ns, None, seg, None);
+        ip(&["-n", seg, "link", "set", &port, "master", "br0"]);
+        inner
     }
 
     /// Plugs `ns` into the segment `seg` with address `addr`; returns its interface.
