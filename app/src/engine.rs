@@ -164,8 +164,13 @@ impl Engine {
                 let searched = searched.clone();
                 let update = tokio::task::spawn_blocking(move || {
                     let nearby = crate::model::NearbyView::of(host.as_deref());
-                    let net =
-                        crate::model::NetView { links: c.links(), reach: c.reach(), nearby, transfers: c.transfers() };
+                    let net = crate::model::NetView {
+                        links: c.links(),
+                        reach: c.reach(),
+                        seen_as: c.seen_as(),
+                        nearby,
+                        transfers: c.transfers(),
+                    };
                     c.read(|n| {
                         if full {
                             let mut cache = searched.lock().unwrap_or_else(|e| e.into_inner());

@@ -145,6 +145,8 @@ pub const MAX_HITS: usize = 50;
 pub struct NetView {
     pub links: BTreeMap<[u8; 32], Link>,
     pub reach: BTreeMap<[u8; 32], Reach>,
+    /// Where each contact that introduced us in a hole punch saw us (our public address).
+    pub seen_as: BTreeMap<[u8; 32], (std::net::SocketAddr, u64)>,
     pub nearby: NearbyView,
     /// Downloads under way.
     pub transfers: BTreeMap<[u8; 32], libra_engine::engine::Transfer>,
@@ -175,6 +177,8 @@ pub struct PeerRow {
     pub why: Option<String>,
     /// The address in use or remembered — shown locally only.
     pub address: Option<String>,
+    /// Our own public address as this peer last saw it (when it introduced us).
+    pub sees_you_at: Option<String>,
     pub last_seen_ms: u64,
     pub last_sync_ms: u64,
     pub status: String,
@@ -398,6 +402,7 @@ impl Snapshot {
                 path,
                 why,
                 address: link.map(|l| l.addr.to_string()).or(r.address.clone()),
+                sees_you_at: net.seen_as.get(&key).map(|(a, _)| a.to_string()),
                 last_seen_ms: r.last_seen_ms,
                 last_sync_ms: r.last_sync_ms,
                 status: if link.is_some() {

@@ -123,11 +123,20 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
                     ui.label(&p.status).on_hover_text(format!("last sync {}", when(p.last_sync_ms, now_ms)));
                     // Online is seen now, whatever the record says (it is written when a session ends).
                     ui.label(if p.online { "now".to_owned() } else { when(p.last_seen_ms, now_ms) });
-                    ui.label(RichText::new(p.address.as_deref().unwrap_or("—")).monospace().small());
+                    let address = ui.label(RichText::new(p.address.as_deref().unwrap_or("—")).monospace().small());
+                    if let Some(at) = &p.sees_you_at {
+                        address.on_hover_text(format!("{} sees you at {at}: your public address", p.name));
+                    }
                     ui.end_row();
                 }
             });
         });
+        // Our public address, as the contacts that introduced us saw it (a STUN answer from a
+        // friend): tells the user whether they are behind a NAT.
+        for p in snap.peers.iter().filter(|p| p.sees_you_at.is_some()) {
+            let at = p.sees_you_at.as_deref().unwrap_or_default();
+            ui.label(RichText::new(format!("{} sees you at {at} (your public address)", p.name)).small().weak());
+        }
         // Why each offline peer is not connected, in words.
         for p in snap.peers.iter().filter(|p| !p.online) {
             if let Some(why) = &p.why {
