@@ -13,7 +13,7 @@ use serde_json::Value;
 
 mod netns;
 
-use netns::{json, libra, serve_in};
+use netns::{json, libra, receives, serve_in};
 
 const LAN_PORT: &str = "17445";
 const LAN_ARGS: &[&str] = &["--lan-port", LAN_PORT, "--lan-epoch", "2", "--lan-interval", "1"];
@@ -44,17 +44,22 @@ fn unhex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
 }
 
-#[test]
-fn contacts_on_one_segment_find_each_other_and_a_stranger_learns_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+/// Ann and Ben in `dir`, contacts of each other by invites with no address; their `id`s.
+fn two_contacts(dir: &std::path::Path) -> (PathBuf, PathBuf, Value, Value) {
+    let (a, b) = (dir.join("a"), dir.join("b"));
     let ia = json(&libra(&a, &["--json", "init", "--name", "Ann"]));
     let ib = json(&libra(&b, &["--json", "init", "--name", "Ben"]));
-    // Contacts by invite, with no address in either invite.
     let inv_a = json(&libra(&a, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
     let inv_b = json(&libra(&b, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
     json(&libra(&a, &["--json", "contact", "add", &inv_b]));
     json(&libra(&b, &["--json", "contact", "add", &inv_a]));
+    (a, b, ia, ib)
+}
+
+#[test]
+fn contacts_on_one_segment_find_each_other_and_a_stranger_learns_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, ia, ib) = two_contacts(dir.path());
     json(&libra(&a, &["--json", "send", "Ben", "found you without an address"]));
 
     let mut net = netns::Netns::new("lb");
@@ -147,13 +152,7 @@ fn contacts_on_one_segment_find_each_other_and_a_stranger_learns_nothing() {
 #[test]
 fn contacts_on_an_ipv6_only_link_find_each_other_by_multicast() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    json(&libra(&a, &["--json", "init", "--name", "Ann"]));
-    json(&libra(&b, &["--json", "init", "--name", "Ben"]));
-    let inv_a = json(&libra(&a, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
-    let inv_b = json(&libra(&b, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
-    json(&libra(&a, &["--json", "contact", "add", &inv_b]));
-    json(&libra(&b, &["--json", "contact", "add", &inv_a]));
+    let (a, b, _, _) = two_contacts(dir.path());
     json(&libra(&a, &["--json", "send", "Ben", "over IPv6 only"]));
     let mut net = netns::Netns::new("l6");
     let seg = net.segment("br");
@@ -266,20 +265,4 @@ fn a_short_invite_without_an_address_completes_on_the_lan() {
     knows(&a, "Ben");
     until_ok(&b, &["--json", "send", "Ann", "scanned your code"]);
     receives(&a, "Ben", "scanned your code");
-}
-
-/// Waits (at most 30 s) until the chat with `from` in `data` shows `text`.
-fn receives(data: &std::path::Path, from: &str, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = libra(data, &["--json", "chat", from]);
-        if out.status.success() {
-            let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-            if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == text)) {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "{} never got '{text}' from {from}", data.display());
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }

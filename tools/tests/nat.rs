@@ -10,7 +10,7 @@ use serde_json::Value;
 
 mod netns;
 
-use netns::{Killed, json, libra};
+use netns::{Killed, json, libra, receives};
 
 fn invite(data: &Path, address: Option<&str>) -> String {
     let mut args = vec!["--json", "invite"];
@@ -101,6 +101,16 @@ fn online_at(data: &Path, peer: &str) -> Value {
     }
 }
 
+/// `data`'s row of `libra peers --json` for the peer named `name`.
+fn row_named(data: &Path, name: &str) -> Value {
+    let peers = json(&libra(data, &["--json", "peers"]));
+    peers
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name}: {peers}"))
+}
+
 fn device(data: &Path) -> String {
     json(&libra(data, &["--json", "id"]))["device_id"].as_str().expect("device").to_owned()
 }
@@ -114,15 +124,7 @@ fn two_people_behind_nats_connect_directly_introduced_by_a_friend() {
     assert!(at.starts_with("10.88.0.3:"), "connected at {at}");
     assert_eq!(row["path"], "punched", "{row}");
     json(&libra(&w.a, &["--json", "send", "Ben", "straight through both routers"]));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = json(&libra(&w.b, &["--json", "chat", "Ann"]));
-        if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "straight through both routers")) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Ben never got it");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    receives(&w.b, "Ann", "straight through both routers");
     let _ = &w.r;
 }
 
@@ -168,23 +170,14 @@ fn a_punched_path_comes_back_at_once_when_one_side_moves_to_another_network() {
     }
     assert_eq!(after["path"], "punched", "{after}");
     // Rex saw her at her new network's public address when he introduced her again.
-    let peers = json(&libra(&w.a, &["--json", "peers"]));
-    let rex = peers.as_array().and_then(|p| p.iter().find(|p| p["name"] == "Rex")).expect("Rex's row").clone();
+    let rex = row_named(&w.a, "Rex");
     assert!(
         rex["sees_you_at"].as_str().is_some_and(|a| a.starts_with("10.88.0.4:")),
         "switched at {switched}; Rex {rex}; Ben {after}; log {}",
         std::fs::read_to_string(w.a.with_extension("log")).unwrap_or_default()
     );
     json(&libra(&w.b, &["--json", "send", "Ann", "welcome to the new network"]));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = json(&libra(&w.a, &["--json", "chat", "Ben"]));
-        if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "welcome to the new network")) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Ann never got it");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    receives(&w.a, "Ben", "welcome to the new network");
 }
 
 #[test]
@@ -196,22 +189,13 @@ fn two_people_behind_one_nat_meet_at_their_local_addresses_introduced_by_a_frien
     assert_eq!(row["connected_at"], "192.168.20.2:7444", "{row}");
     assert_eq!(row["path"], "punched", "{row}");
     // Each learned its public address from Rex's introduction (a STUN answer from a friend).
-    let peers = json(&libra(&w.a, &["--json", "peers"]));
-    let rex = peers.as_array().and_then(|p| p.iter().find(|p| p["name"] == "Rex")).expect("Rex's row").clone();
+    let rex = row_named(&w.a, "Rex");
     let seen = rex["sees_you_at"].as_str().unwrap_or_default();
     assert!(seen.starts_with("10.88.0.2:"), "Ann's public address as Rex sees it: {rex}");
     let text = String::from_utf8_lossy(&libra(&w.a, &["peers"]).stdout).into_owned();
     assert!(text.contains(&format!("sees you at {seen}")), "{text}");
     json(&libra(&w.b, &["--json", "send", "Ann", "from the next room"]));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = json(&libra(&w.a, &["--json", "chat", "Ben"]));
-        if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "from the next room")) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Ann never got it");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    receives(&w.a, "Ben", "from the next room");
 }
 
 #[test]
@@ -234,15 +218,7 @@ fn two_people_behind_nats_talk_through_a_friend_who_relays() {
     assert_eq!(got["messages"][0]["text"], "hello from behind my router");
     // And back: Ben answers, Ann sees it (the relayed session is live both ways).
     json(&libra(b, &["--json", "send", "Ann", "got it"]));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = json(&libra(a, &["--json", "chat", "Ben"]));
-        if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == "got it")) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Ann never got Ben's answer");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    receives(a, "Ben", "got it");
     // Messages could also travel by store-and-forward through Rex; that the two are online to
     // each other shows the live, relayed session (their direct path is blocked).
     let row = online_at(a, &device(b));

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -216,5 +217,21 @@ impl Drop for Netns {
         for n in self.names.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", n]).output();
         }
+    }
+}
+
+/// Waits (at most 30 s) until the chat with `from` in `data` shows `text`.
+pub fn receives(data: &std::path::Path, from: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = libra(data, &["--json", "chat", from]);
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+            if v["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["text"] == text)) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{} never got '{text}' from {from}", data.display());
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
