@@ -514,7 +514,7 @@ impl Engine {
 
     /// Whether `peer` is connected by a path that is not relayed.
     pub fn direct(&self, peer: &[u8; 32]) -> bool {
-        self.shared.online.lock().is_ok_and(|o| o.best(peer).is_some_and(|l| !l.path.is_relayed()))
+        self.direct_since(peer, 0)
     }
 
     /// Stops the writer after the writes already queued, flushes and closes the store.

@@ -21,10 +21,8 @@ const ONLINE_RECHECK: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub(crate) struct Dialers {
     pub(crate) tasks: Mutex<BTreeMap<[u8; 32], tokio::task::AbortHandle>>,
-    /// Raised each time the machine's network changed (`netwatch`): back-offs start over.
-    pub(crate) network: std::sync::atomic::AtomicU64,
-    /// When the network last changed (wall ms; 0: not since the start): a session from before
-    /// is ending, its path likely dead, and no reason to wait.
+    /// When the machine's network last changed (`netwatch`; wall ms, 0: not since the start):
+    /// back-offs start over, and a session from before is ending, its path likely dead.
     pub(crate) changed_ms: std::sync::atomic::AtomicU64,
 }
 

@@ -285,12 +285,10 @@ impl Host {
                         Ok(e) if e.epoch.abs_diff(beacon.epoch) <= 1 => discovery::recognise(&beacon, &e.tags),
                         _ => continue,
                     };
-                    // A link-local IPv6 sender is reachable only through the interface its
-                    // beacon came in on: keep its scope.
-                    let at = match from {
-                        SocketAddr::V6(f) => SocketAddr::V6(SocketAddrV6::new(*f.ip(), beacon.port, 0, f.scope_id())),
-                        SocketAddr::V4(f) => SocketAddr::new((*f.ip()).into(), beacon.port),
-                    };
+                    // The sender's address with its node's port; a link-local IPv6 sender keeps
+                    // its scope (reachable only through the interface its beacon came in on).
+                    let mut at = from;
+                    at.set_port(beacon.port);
                     for device in found {
                         host.lan_found(device, at, &dialing);
                     }

@@ -69,7 +69,6 @@ impl Host {
     /// back-off: each peer is tried again at once, from where the machine is now.
     pub(crate) fn network_changed(self: &Arc<Self>) {
         self.dialers.changed_ms.store(crate::clock::wall_ms(), Ordering::Relaxed);
-        self.dialers.network.fetch_add(1, Ordering::Relaxed);
         self.engine.disconnect_all();
         if let Ok(mut tasks) = self.dialers.tasks.lock() {
             for (_, task) in std::mem::take(&mut *tasks) {

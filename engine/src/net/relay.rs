@@ -363,13 +363,14 @@ impl Host {
             let trying: Arc<Mutex<std::collections::BTreeSet<[u8; 32]>>> = Arc::default();
             // A peer no relay could reach is tried less and less often (up to every 5 min).
             let backoff: Arc<Mutex<Backoff>> = Arc::default();
-            let mut network = host.dialers.network.load(std::sync::atomic::Ordering::Relaxed);
+            let mut last_change = host.dialers.changed_ms();
             loop {
                 tokio::time::sleep(every).await;
-                // The machine's network changed: everyone is worth trying again now.
-                let now_network = host.dialers.network.load(std::sync::atomic::Ordering::Relaxed);
-                if now_network != network {
-                    network = now_network;
+                // The machine's network changed: everyone is worth trying again now, and a
+                // session from before is ending: its peer is to be reached anew.
+                let changed = host.dialers.changed_ms();
+                if changed != last_change {
+                    last_change = changed;
                     if let Ok(mut b) = backoff.lock() {
                         b.clear();
                     }
@@ -377,8 +378,6 @@ impl Host {
                 let links = host.engine.links();
                 let allowed = host.engine.read(|n| n.store.allowed_peers().unwrap_or_default()).unwrap_or_default();
                 let now = std::time::Instant::now();
-                // A session from before the network changed is ending: its peer is to be reached anew.
-                let changed = host.dialers.changed_ms();
                 let links: std::collections::BTreeMap<_, _> =
                     links.into_iter().filter(|(_, l)| l.since_ms >= changed).collect();
                 for target in allowed.into_iter().filter(|t| links.get(t).is_none_or(|l| l.path.is_relayed())) {
