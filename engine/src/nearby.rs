@@ -5,7 +5,7 @@
 //! until they accept.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::codec;
 use crate::identity::UserId;
@@ -80,13 +80,16 @@ impl Announcement {
         Ok(Announcement { port, invite: b[HEADER..].to_vec() })
     }
 
-    /// The invite, checked as any invite is, with the address it was announced from.
-    pub fn invite_from(&self, ip: IpAddr) -> Result<Invite, NearbyError> {
+    /// The invite, checked as any invite is, with the address it was announced from (the
+    /// datagram's source with the announced port; a link-local IPv6 source keeps its scope).
+    pub fn invite_from(&self, from: SocketAddr) -> Result<Invite, NearbyError> {
         let mut inv = Invite::from_bytes(&self.invite).map_err(|e| NearbyError::Invite(e.to_string()))?;
         if inv.token.is_none() {
             return Err(NearbyError::Invite("no introduction token".into()));
         }
-        inv.address = Some(SocketAddr::new(ip, self.port).to_string());
+        let mut at = from;
+        at.set_port(self.port);
+        inv.address = Some(at.to_string());
         Ok(inv)
     }
 }
@@ -130,16 +133,23 @@ impl Nearby {
         self.active(now_ms).then_some(&self.datagram[..])
     }
 
-    /// A datagram from `ip`: returns the person it announces if it is a new one (ours and
-    /// invalid ones are ignored).
-    pub fn receive(&mut self, bytes: &[u8], ip: IpAddr, now_ms: u64) -> Result<Option<Person>, NearbyError> {
+    /// A datagram from `from`: returns the person it announces if it is a new one (ours and
+    /// invalid ones are ignored). One announcement reaches us on every path (broadcast and
+    /// IPv6 multicast): the best address to dial back is kept, not the last one heard.
+    pub fn receive(&mut self, bytes: &[u8], from: SocketAddr, now_ms: u64) -> Result<Option<Person>, NearbyError> {
         if !self.active(now_ms) {
             return Ok(None);
         }
-        let inv = Announcement::decode(bytes)?.invite_from(ip)?;
+        let mut inv = Announcement::decode(bytes)?.invite_from(from)?;
         let user = inv.user();
         if user == self.own_user {
             return Ok(None);
+        }
+        if let Some(old) = self.people.get(&user) {
+            let same_invite = Invite { address: old.invite.address.clone(), ..inv.clone() } == old.invite;
+            if same_invite && reach(old.invite.address.as_deref()) > reach(inv.address.as_deref()) {
+                inv.address.clone_from(&old.invite.address);
+            }
         }
         let person = Person { invite: inv, seen_ms: now_ms };
         let new = self.people.insert(user, person.clone()).is_none_or(|old| old.invite != person.invite);
@@ -156,6 +166,17 @@ impl Nearby {
         let mut v: Vec<Person> = self.people.values().cloned().collect();
         v.sort_by_key(|p| std::cmp::Reverse(p.seen_ms));
         v
+    }
+}
+
+/// How well an announced address serves to dial back: IPv4 (any endpoint reaches it), then a
+/// routable IPv6 address, then a link-local one (reachable through one interface only).
+fn reach(address: Option<&str>) -> u8 {
+    match address.and_then(|a| a.parse::<SocketAddr>().ok()) {
+        Some(SocketAddr::V4(_)) => 3,
+        Some(SocketAddr::V6(a)) if a.ip().segments()[0] & 0xffc0 != 0xfe80 => 2,
+        Some(SocketAddr::V6(_)) => 1,
+        None => 0,
     }
 }
 
@@ -180,7 +201,7 @@ mod tests {
         let bytes = ann.encode();
         assert!(bytes.len() <= MAX_ANNOUNCEMENT);
         assert_eq!(Announcement::decode(&bytes), Ok(ann.clone()));
-        let ip: IpAddr = "192.168.1.7".parse().expect("ip");
+        let ip: SocketAddr = "192.168.1.7:50000".parse().expect("addr");
         let got = ann.invite_from(ip).expect("invite");
         assert_eq!(got.address.as_deref(), Some("192.168.1.7:7444"), "the typed address is not announced");
         let mut at_b = Nearby::new(ib.user(), &Announcement::new(7444, &ib).expect("fits"), "x".into(), 1000);
@@ -188,6 +209,18 @@ mod tests {
         assert_eq!(seen.user(), ia.user());
         assert_eq!(at_b.receive(&bytes, ip, 20), Ok(None), "the same person again is not new");
         assert_eq!(at_b.people().len(), 1);
+        // The same announcement heard over IPv6 multicast too: the IPv4 address stays (an
+        // IPv4-only endpoint could not dial the other), and a link-local one keeps its scope.
+        let v6: SocketAddr = "[fe80::7%3]:50000".parse().expect("addr");
+        assert_eq!(at_b.receive(&bytes, v6, 25), Ok(None));
+        assert_eq!(at_b.people()[0].invite.address.as_deref(), Some("192.168.1.7:7444"));
+        assert_eq!(at_b.people()[0].seen_ms, 25);
+        let mut only_v6 = Nearby::new(ib.user(), &Announcement::new(7444, &ib).expect("fits"), "x".into(), 1000);
+        let seen = only_v6.receive(&bytes, v6, 10).expect("ok").expect("new");
+        assert_eq!(seen.invite.address.as_deref(), Some("[fe80::7%3]:7444"));
+        assert!(crate::net::check_address("[fe80::7%3]:7444").is_ok(), "dialable as stored");
+        assert!(only_v6.receive(&bytes, ip, 20).expect("ok").is_some(), "a better address is news");
+        assert_eq!(only_v6.people()[0].invite.address.as_deref(), Some("192.168.1.7:7444"));
         // Our own announcement, a broken one, and anything after the window are ignored.
         let own = Announcement::new(7444, &ib).expect("fits").encode();
         assert_eq!(at_b.receive(&own, ip, 30), Ok(None));

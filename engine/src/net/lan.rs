@@ -277,7 +277,7 @@ impl Host {
                         continue;
                     };
                     if buf[..n].starts_with(&crate::nearby::MAGIC) {
-                        host.nearby_received(&buf[..n], from.ip());
+                        host.nearby_received(&buf[..n], from);
                         continue;
                     }
                     let Ok(beacon) = Beacon::decode(&buf[..n]) else { continue };
@@ -346,11 +346,15 @@ impl Host {
         }
     }
 
-    fn nearby_received(&self, bytes: &[u8], ip: std::net::IpAddr) {
+    fn nearby_received(&self, bytes: &[u8], from: SocketAddr) {
+        // As for beacons: an endpoint on IPv4 could not dial back an IPv6 sender.
+        if from.is_ipv6() && self.local_addr().is_ok_and(|a| a.is_ipv4()) {
+            return;
+        }
         let now = crate::clock::wall_ms();
         let new = match self.nearby.lock() {
             Ok(mut n) => match n.as_mut() {
-                Some(n) => n.receive(bytes, ip, now).ok().flatten().is_some(),
+                Some(n) => n.receive(bytes, from, now).ok().flatten().is_some(),
                 None => false,
             },
             Err(_) => false,

@@ -250,7 +250,7 @@ fn check_nearby(c: &Value) -> Result<(), String> {
     use crate::nearby::{Announcement, NearbyError};
     let bytes = hexf(c, "encoded")?;
     let outcome = Announcement::decode(&bytes).and_then(|a| {
-        a.invite_from(std::net::IpAddr::from([192, 0, 2, 1]))?;
+        a.invite_from(std::net::SocketAddr::from(([192, 0, 2, 1], 7444)))?;
         Ok(a)
     });
     let outcome = match outcome {

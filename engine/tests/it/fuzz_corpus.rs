@@ -36,7 +36,7 @@ fn every_corpus_seed_decodes_as_its_target_expects() {
     for b in seeds("nearby") {
         if let Ok(a) = libra_engine::nearby::Announcement::decode(&b) {
             assert_eq!(a.encode(), b);
-            let _ = a.invite_from(std::net::IpAddr::from([10, 0, 0, 1]));
+            let _ = a.invite_from(std::net::SocketAddr::from(([10, 0, 0, 1], 7444)));
         }
     }
     for b in seeds("relay_request") {
