@@ -74,12 +74,12 @@ impl Engine {
             ctx: Arc::default(),
             dir: dir.to_path_buf(),
         };
-        engine.spawn_network(listen, settings.lan, settings.relay, settings.punch);
+        engine.spawn_network(listen, settings.lan, settings.relay, settings.punch, settings.stun_servers());
         engine.spawn_refresher();
         Ok(engine)
     }
 
-    fn spawn_network(&self, listen: SocketAddr, lan: bool, relay: bool, punch: bool) {
+    fn spawn_network(&self, listen: SocketAddr, lan: bool, relay: bool, punch: bool, stun: Vec<String>) {
         let (core, slot, tx, ctx, dir) =
             (self.core.clone(), self.host.clone(), self.tx.clone(), self.ctx.clone(), self.dir.clone());
         self.rt.spawn(async move {
@@ -105,6 +105,7 @@ impl Engine {
                         host.run_dialers();
                         host.run_relay_dialer(Duration::from_secs(10));
                         host.run_fetcher();
+                        host.run_stun(stun.clone());
                         // A node reachable on loopback only has nothing to announce on a LAN.
                         if lan
                             && !listen.ip().is_loopback()
@@ -168,6 +169,7 @@ impl Engine {
                         links: c.links(),
                         reach: c.reach(),
                         seen_as: c.seen_as(),
+                        stun: c.stun_public(),
                         nearby,
                         transfers: c.transfers(),
                     };

@@ -147,6 +147,8 @@ pub struct NetView {
     pub reach: BTreeMap<[u8; 32], Reach>,
     /// Where each contact that introduced us in a hole punch saw us (our public address).
     pub seen_as: BTreeMap<[u8; 32], (std::net::SocketAddr, u64)>,
+    /// What the STUN server the user chose says our public address is: server, address, when.
+    pub stun: Option<(String, std::net::SocketAddr, u64)>,
     pub nearby: NearbyView,
     /// Downloads under way.
     pub transfers: BTreeMap<[u8; 32], libra_engine::engine::Transfer>,
@@ -193,6 +195,8 @@ pub struct Snapshot {
     pub contacts: Vec<(UserId, String)>,
     pub total_unread: usize,
     pub nearby: NearbyView,
+    /// Our public address as the user's STUN server gave it, and that server.
+    pub public_address: Option<(String, String)>,
     /// Messages matching the search over all chats.
     pub hits: Vec<Hit>,
     /// Contacts the user blocked (their chats are hidden).
@@ -371,6 +375,7 @@ impl Snapshot {
         }
         s.peers = Snapshot::peers_of(node, &s.contacts, net);
         s.nearby = net.nearby.clone();
+        s.public_address = net.stun.as_ref().map(|(server, at, _)| (at.to_string(), server.clone()));
         if wanted.search.trim().chars().count() >= 2 {
             s.hits = search(node, &s, &wanted.search);
         }

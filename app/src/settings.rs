@@ -24,6 +24,9 @@ pub struct Settings {
     /// Let a contact who asks through a mutual contact learn our public address, to connect
     /// directly through both NATs (hole punching).
     pub punch: bool,
+    /// STUN servers to ask for our public address (`HOST:PORT`, separated by spaces or
+    /// commas; empty: none, the default). The server learns that address.
+    pub stun: String,
 }
 
 impl Default for Settings {
@@ -36,6 +39,7 @@ impl Default for Settings {
             lan: true,
             relay: false,
             punch: true,
+            stun: String::new(),
         }
     }
 }
@@ -46,6 +50,16 @@ impl Settings {
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default()
+    }
+
+    /// The STUN servers set, each a well-formed `HOST:PORT` (others are left out).
+    pub fn stun_servers(&self) -> Vec<String> {
+        self.stun
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && libra_engine::net::check_address(s).is_ok())
+            .map(str::to_owned)
+            .collect()
     }
 
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {

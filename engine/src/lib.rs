@@ -34,6 +34,7 @@ pub mod projection;
 pub mod relay_wire;
 pub mod short_invite;
 pub mod store;
+pub mod stun;
 pub mod sync;
 pub mod testkit;
 pub mod text;

@@ -81,8 +81,13 @@ pub enum Command {
         lan_interval: u64,
         /// Stay off the network (nothing listened on, dialled or announced): the node only
         /// answers the `libra` commands run beside it, e.g. to keep one store open for a script.
-        #[arg(long, conflicts_with_all = ["listen", "relay", "no_lan", "no_punch", "lan_port"])]
+        #[arg(long, conflicts_with_all = ["listen", "relay", "no_lan", "no_punch", "lan_port", "stun"])]
         offline: bool,
+        /// A STUN server of your choosing (`HOST:PORT`, repeatable; none by default): asked
+        /// every 5 minutes for this node's public address, which hole punching then offers
+        /// contacts. The server learns that address.
+        #[arg(long, value_name = "HOST:PORT")]
+        stun: Vec<String>,
     },
     /// Sync once with a peer (address, or a peer id with a remembered address), print what moved.
     Sync {
@@ -144,6 +149,9 @@ pub enum Command {
         #[arg(long, default_value_t = 5, value_name = "N")]
         minutes: u32,
     },
+    /// STUN: ask a server where it sees this node, or run a STUN server of your own.
+    #[command(subcommand)]
+    Stun(StunCommand),
     /// Send a message (appended at once; delivered whenever a path reaches the recipient).
     Send {
         /// Contact name, short id (lu:xxxx-…), user id, group name or chat id.
@@ -364,6 +372,23 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(|| format!("'{s}' is not a size (bytes, or a number with k, M or G)"))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StunCommand {
+    /// Ask a STUN server where it sees the running node: its public address and port (the
+    /// server learns them).
+    Ask {
+        /// `HOST:PORT` of the server.
+        server: String,
+    },
+    /// Answer STUN binding requests (RFC 8489) for whoever wants their own server: each asker
+    /// is told the address its request came from. Nothing is stored or logged.
+    Serve {
+        /// Address to listen on (UDP).
+        #[arg(long, default_value = "0.0.0.0:3478")]
+        listen: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{
     AuditCommand, BundleCommand, Cli, Command, ContactCommand, DeviceCommand, FileCommand, GroupCommand, InviteCommand,
-    LogCommand, NearbyCommand, PeerCommand, VectorsCommand,
+    LogCommand, NearbyCommand, PeerCommand, StunCommand, VectorsCommand,
 };
 
 pub fn data_dir(args: &Cli) -> Result<PathBuf> {
@@ -42,7 +42,11 @@ pub fn print(args: &Cli, out: &mut String, value: &Value, text: impl FnOnce() ->
 /// The engine request a command is, if it is one (`init`, `serve` and `vectors` are not).
 pub fn request(command: &Command) -> Option<Request> {
     Some(match command {
-        Command::Init { .. } | Command::Serve { .. } | Command::Vectors(_) | Command::Completions { .. } => {
+        Command::Init { .. }
+        | Command::Serve { .. }
+        | Command::Vectors(_)
+        | Command::Completions { .. }
+        | Command::Stun(StunCommand::Serve { .. }) => {
             return None;
         }
         Command::Id => Request::Id,
@@ -83,6 +87,7 @@ pub fn request(command: &Command) -> Option<Request> {
         Command::Bundle(BundleCommand::Import { file }) => {
             Request::Bundle(control::BundleCommand::Import { file: absolute(file) })
         }
+        Command::Stun(StunCommand::Ask { server }) => Request::StunAsk { server: server.clone() },
         Command::Nearby { action: None, minutes } => {
             Request::Nearby(control::NearbyCommand::Start { minutes: *minutes })
         }
@@ -384,7 +389,19 @@ pub fn run(args: &Cli, out: &mut String) -> Result<u8> {
             Ok(0)
         }
         Command::Serve { offline: true, .. } => serve_offline(args),
-        Command::Serve { listen, no_lan, relay, no_punch, relay_retry, lan_port, lan_epoch, lan_interval, .. } => {
+        Command::Stun(StunCommand::Serve { listen }) => crate::stun_server::serve(listen),
+        Command::Serve {
+            listen,
+            no_lan,
+            relay,
+            no_punch,
+            relay_retry,
+            lan_port,
+            lan_epoch,
+            lan_interval,
+            stun,
+            ..
+        } => {
             let lan = (!no_lan).then(|| libra_engine::net::LanConfig {
                 port: *lan_port,
                 interval: std::time::Duration::from_secs((*lan_interval).max(1)),
@@ -394,7 +411,11 @@ pub fn run(args: &Cli, out: &mut String) -> Result<u8> {
                 relay: *relay,
                 punch: !no_punch,
                 relay_retry: std::time::Duration::from_secs((*relay_retry).max(1)),
+                stun: stun.clone(),
             };
+            for s in &net.stun {
+                libra_engine::net::check_address(s).with_context(|| format!("--stun {s}"))?;
+            }
             serve(args, listen, lan, net)
         }
         other => {
@@ -512,6 +533,7 @@ struct Net {
     relay: bool,
     punch: bool,
     relay_retry: std::time::Duration,
+    stun: Vec<String>,
 }
 
 fn serve(args: &Cli, listen: &str, lan: Option<libra_engine::net::LanConfig>, net: Net) -> Result<u8> {
@@ -542,6 +564,7 @@ fn serve(args: &Cli, listen: &str, lan: Option<libra_engine::net::LanConfig>, ne
         host.run_dialers();
         host.run_relay_dialer(net.relay_retry);
         host.run_fetcher();
+        host.run_stun(net.stun);
         // A node reachable on loopback only has nothing to announce on a LAN.
         if let Some(cfg) = lan.filter(|_| !listen.ip().is_loopback())
             && let Err(e) = host.run_lan(cfg)

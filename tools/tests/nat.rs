@@ -248,6 +248,60 @@ fn two_people_behind_nats_talk_through_a_friend_who_relays() {
     assert!(logged > 0, "the nodes logged nothing to check");
 }
 
+/// A user who chose a STUN server (their own, `libra stun serve`) learns the public address
+/// and port their NAT gives the node's QUIC socket: the same mapping a contact sees the node's
+/// connections come from, so the address a hole punch offers is one that works.
+#[test]
+fn a_node_behind_a_nat_learns_its_public_address_from_the_stun_server_its_user_chose() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, r) = (dir.path().join("ann"), dir.path().join("rex"));
+    for (d, name) in [(&a, "Ann"), (&r, "Rex")] {
+        json(&libra(d, &["--json", "init", "--name", name]));
+    }
+    json(&libra(&a, &["--json", "contact", "add", &invite(&r, Some("10.89.0.1:7444"))]));
+    json(&libra(&r, &["--json", "contact", "add", &invite(&a, None)]));
+    let mut net = netns::Netns::new("st");
+    let public = net.segment("pub");
+    let (rex, stun) = (net.ns("rex"), net.ns("stun"));
+    net.attach(&rex, &public, "10.89.0.1/24");
+    net.attach(&stun, &public, "10.89.0.5/24");
+    let nat = net.ns("nat");
+    let outside = net.attach(&nat, &public, "10.89.0.2/24");
+    let ann = net.behind_nat("ann", &nat, &outside, "192.168.30.1/24", "192.168.30.2/24");
+    let _server = Killed(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &stun, env!("CARGO_BIN_EXE_libra"), "stun", "serve", "--listen", "10.89.0.5:3478"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("stun server"),
+    );
+    let _rex = netns::serve_in(&rex, &r, &["--no-lan"]);
+    let _ann = netns::serve_in(&ann, &a, &["--no-lan", "--stun", "10.89.0.5:3478"]);
+    // Ann's node asks at start: `libra id` shows the NAT's outside address, not 192.168.30.2.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let public_at = loop {
+        let out = libra(&a, &["--json", "id"]);
+        if out.status.success()
+            && let Some(at) = json(&out)["public_address"].as_str()
+        {
+            break at.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no public address: {}", String::from_utf8_lossy(&out.stdout));
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(public_at.starts_with("10.89.0.2:"), "public address {public_at}");
+    // Rex sees Ann's node come from exactly that address and port: the STUN request left from
+    // the node's own QUIC socket (which still carries QUIC), so the NAT mapped both alike.
+    let rex_sees = online_at(&r, &device(&a));
+    assert_eq!(rex_sees["connected_at"], Value::from(public_at.clone()), "{rex_sees}");
+    // Asked on demand, the answer is the same; a server that does not answer is an error.
+    let asked = json(&libra(&a, &["--json", "stun", "ask", "10.89.0.5:3478"]));
+    assert_eq!(asked["public_address"], Value::from(public_at));
+    let silent = libra(&a, &["stun", "ask", "10.89.0.1:3478"]);
+    assert!(!silent.status.success());
+    assert!(String::from_utf8_lossy(&silent.stderr).contains("did not answer"), "{silent:?}");
+}
+
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).expect("read dir").flatten() {

@@ -131,6 +131,9 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ConnectState, now_ms: 
                 }
             });
         });
+        if let Some((at, server)) = &snap.public_address {
+            ui.label(RichText::new(format!("The STUN server {server} sees you at {at} (your public address)")).small().weak());
+        }
         // Our public address, as the contacts that introduced us saw it (a STUN answer from a
         // friend): tells the user whether they are behind a NAT.
         for p in snap.peers.iter().filter(|p| p.sees_you_at.is_some()) {

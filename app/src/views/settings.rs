@@ -43,6 +43,27 @@ pub fn ui(ui: &mut egui::Ui, s: &mut Settings, listening: Option<std::net::Socke
         changed |= ui.add(egui::TextEdit::singleline(&mut s.listen).desired_width(160.0)).changed();
         ui.label(RichText::new("(takes effect on restart)").small().weak());
     });
+    ui.horizontal(|ui| {
+        ui.label("STUN server");
+        changed |= ui
+            .add(egui::TextEdit::singleline(&mut s.stun).hint_text("none").desired_width(200.0))
+            .on_hover_text("HOST:PORT of a STUN server you run or trust (`libra stun serve`); it learns your public address. Several: separate with commas.")
+            .changed();
+        ui.label(RichText::new("(optional; on restart)").small().weak());
+    });
+    let bad: Vec<&str> = s
+        .stun
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|x| !x.is_empty() && libra_engine::net::check_address(x).is_err())
+        .collect();
+    if !bad.is_empty() {
+        ui.label(
+            RichText::new(format!("not HOST:PORT, left out: {}", bad.join(", ")))
+                .small()
+                .color(egui::Color32::LIGHT_RED),
+        );
+    }
     if let Some(a) = listening {
         ui.label(RichText::new(format!("Listening on {a}. Only your contacts' devices can connect.")).small().weak());
     }

@@ -16,13 +16,14 @@ use crate::text;
 /// Carries out `req`; the exit status is the command's (1 where a check found problems).
 pub fn run(cx: &Cx, out: &mut Out, req: &Request) -> Result<u8> {
     match req {
-        Request::Id => cx.read(|node| id(out, node)),
+        Request::Id => id(cx, out),
         Request::Log(cmd) => cx.read(|node| log(out, node, cmd)),
         Request::Sync { target, peer } => peers::sync(cx, out, target, peer.as_deref()),
         Request::Peers => peers::peers(cx, out),
         Request::PeerAllow { id, address } => peers::allow(cx, out, id, address.as_deref()),
         Request::Invite(cmd) => invite::invite(cx, out, cmd),
         Request::Nearby(cmd) => nearby::nearby(cx, out, cmd),
+        Request::StunAsk { server } => nearby::stun_ask(cx, out, server),
         Request::Bundle(cmd) => bundle::bundle(cx, out, cmd),
         Request::AuditChat { chat: c } => audit::chat(cx, out, c),
         Request::Contact(cmd) => contact::contact(cx, out, cmd),
@@ -71,9 +72,20 @@ pub fn identity_text(v: &Value) -> String {
     )
 }
 
-fn id(out: &mut Out, node: &Node) -> Result<u8> {
-    let v = identity_json(node);
-    out.set(&v, || identity_text(&v));
+/// The identity, and (from a running node with a STUN server set) the public address.
+fn id(cx: &Cx, out: &mut Out) -> Result<u8> {
+    let mut v = cx.read(|node| Ok(identity_json(node)))?;
+    let public = cx.engine.stun_public();
+    v["public_address"] = json!(public.as_ref().map(|(_, a, _)| a.to_string()));
+    v["public_address_from"] = json!(public.as_ref().map(|(s, _, _)| s.clone()));
+    v["public_address_since"] = json!(public.as_ref().map(|(_, _, ms)| render::time(*ms)));
+    out.set(&v, || {
+        let mut t = identity_text(&v);
+        if let Some((server, addr, _)) = &public {
+            t += &format!("public:  {addr} (as the STUN server {} sees this node)\n", text::for_terminal(server));
+        }
+        t
+    });
     Ok(0)
 }
 

@@ -56,6 +56,10 @@ pub enum Request {
     },
     Invite(InviteCommand),
     Nearby(NearbyCommand),
+    /// Ask a STUN server where it sees the running node (section 4.3 of connectivity.md).
+    StunAsk {
+        server: String,
+    },
     Bundle(BundleCommand),
     /// The verified history of a chat, with each message's provenance.
     AuditChat {

@@ -1,5 +1,6 @@
 //! `nearby`, `nearby list`, `nearby add`, `nearby off`: visible nearby (spec/connectivity.md,
-//! section 2.7). Only a running node listens on the LAN, so these need one.
+//! section 2.7), and `stun ask` (section 4.3). Only a running node is on the network, so
+//! these need one.
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -97,4 +98,17 @@ fn pick<'a>(people: &'a [Person], who: &str) -> Result<&'a Person> {
                 .join(", ")
         ),
     }
+}
+
+/// `stun ask SERVER`: where the STUN server sees the running node (its public address and
+/// port, as its NAT maps them). The server learns this machine's public address: the user
+/// named it.
+pub fn stun_ask(cx: &Cx, out: &mut Out, server: &str) -> Result<u8> {
+    let host = cx.host.clone().context("asking a STUN server needs a running node: start `libra serve` first")?;
+    let handle = tokio::runtime::Handle::current();
+    let seen = handle.block_on(host.stun_ask(server))?;
+    out.set(&json!({ "server": server, "public_address": seen.to_string() }), || {
+        format!("{} sees this node at {seen}\n", for_terminal(server))
+    });
+    Ok(0)
 }

@@ -476,6 +476,20 @@ impl Engine {
         }
     }
 
+    /// What the STUN server the user chose said last (`None`: no server answered): the
+    /// server, our public address, and when. Memory only, for the user's own views and for
+    /// the candidates a hole punch offers (spec/connectivity.md, section 4.3).
+    pub fn stun_seen(&self, answer: Option<(String, SocketAddr)>) {
+        if let Ok(mut o) = self.shared.online.lock() {
+            o.stun = answer.map(|(server, addr)| (server, addr, crate::clock::wall_ms()));
+        }
+    }
+
+    /// This node's public address as its STUN server last gave it.
+    pub fn stun_public(&self) -> Option<(String, SocketAddr, u64)> {
+        self.shared.online.lock().ok().and_then(|o| o.stun.clone())
+    }
+
     /// Where each contact that introduced us last saw us, and when (ms).
     pub fn seen_as(&self) -> BTreeMap<[u8; 32], (SocketAddr, u64)> {
         self.shared.online.lock().map(|o| o.seen_as()).unwrap_or_default()

@@ -62,6 +62,8 @@ pub(crate) struct Online {
     punching: BTreeMap<[u8; 32], std::time::Instant>,
     /// Where each introducer last said it sees us (our reflexive address), and when (ms).
     seen_as: BTreeMap<[u8; 32], (SocketAddr, u64)>,
+    /// What the user's STUN server last said: the server, our public address, when (ms).
+    pub(crate) stun: Option<(String, SocketAddr, u64)>,
 }
 
 impl Online {

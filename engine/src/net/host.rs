@@ -11,7 +11,7 @@ use super::blob_protocol::{BLOB_ALPN, BlobProtocol};
 use super::relay::{RELAY_ALPN, RelayProtocol, dial_on};
 use super::router::Router;
 use super::sync_protocol::{self, SyncProtocol};
-use super::{NetError, tls};
+use super::{NetError, stun, tls};
 use crate::engine::{Engine, Link, PathKind};
 use crate::sync::{ALPN, Limits, Outcome};
 
@@ -64,6 +64,8 @@ pub struct Host {
     pub(crate) lan_on: std::sync::atomic::AtomicBool,
     /// While the user is visible nearby (spec/connectivity.md, section 2.7).
     pub(crate) nearby: std::sync::Mutex<Option<crate::nearby::Nearby>>,
+    /// Sends STUN requests from the endpoint's socket (section 4.3).
+    pub(crate) stun: stun::StunClient,
     /// [`Host::shutdown`] was called: background tasks (the fetcher) stop.
     pub(crate) closed: std::sync::atomic::AtomicBool,
 }
@@ -160,8 +162,18 @@ impl Host {
             .map_err(|e| NetError::Stream(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_quic));
         server.transport_config(transport());
-        let endpoint = quinn::Endpoint::server(server, config.listen)?;
+        // The endpoint's socket, wrapped so that STUN answers reach us and not quinn.
+        let runtime = quinn::default_runtime().ok_or_else(|| NetError::Stream("no async runtime".into()))?;
+        let socket = stun::StunSocket::new(runtime.wrap_udp_socket(std::net::UdpSocket::bind(config.listen)?)?);
+        let stun = socket.client();
+        let endpoint = quinn::Endpoint::new_with_abstract_socket(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            Arc::new(socket),
+            runtime,
+        )?;
         Ok(Host {
+            stun,
             engine,
             dialers: Default::default(),
             endpoint,

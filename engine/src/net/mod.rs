@@ -18,6 +18,7 @@ mod punch;
 mod relay;
 mod router;
 pub mod stream;
+mod stun;
 mod sync_protocol;
 pub mod tls;
 
@@ -42,6 +43,8 @@ pub enum NetError {
     Connect(#[from] quinn::ConnectError),
     #[error("stream: {0}")]
     Stream(String),
+    #[error("STUN: {0}")]
+    Stun(String),
     #[error("tls: {0}")]
     Tls(#[from] rustls::Error),
     #[error("socket: {0}")]

@@ -46,17 +46,20 @@ async fn read_introduction(recv: &mut quinn::RecvStream) -> Result<Introduction,
 
 /// Where this node listens on its own networks: each interface's address with the endpoint's
 /// port (or the one address it is bound to). Not loopback, and not IPv6 link-local (an
-/// address without its interface is no use to another host).
-fn local_addresses(endpoint: &quinn::Endpoint) -> Vec<SocketAddr> {
+/// address without its interface is no use to another host). First, if the user set a STUN
+/// server, the public address it gave (section 4.3): an introducer on our own network sees
+/// only our private one.
+fn local_addresses(endpoint: &quinn::Endpoint, engine: &Engine) -> Vec<SocketAddr> {
     let Ok(bound) = endpoint.local_addr() else { return Vec::new() };
-    super::lan::own_socket_addrs(bound)
-        .into_iter()
-        .filter(|a| match a.ip() {
-            std::net::IpAddr::V4(ip) => !ip.is_loopback() && !ip.is_unspecified(),
-            std::net::IpAddr::V6(ip) => !ip.is_loopback() && !ip.is_unspecified() && !ip.is_unicast_link_local(),
-        })
-        .take(relay_wire::MAX_LOCAL)
-        .collect()
+    let public = engine.stun_public().map(|(_, a, _)| a).filter(|a| a.is_ipv4() || bound.is_ipv6());
+    let interfaces = super::lan::own_socket_addrs(bound).into_iter().filter(|a| match a.ip() {
+        std::net::IpAddr::V4(ip) => !ip.is_loopback() && !ip.is_unspecified(),
+        std::net::IpAddr::V6(ip) => !ip.is_loopback() && !ip.is_unspecified() && !ip.is_unicast_link_local(),
+    });
+    let mut out: Vec<SocketAddr> = public.into_iter().collect();
+    out.extend(interfaces.filter(|a| Some(*a) != public));
+    out.truncate(relay_wire::MAX_LOCAL);
+    out
 }
 
 /// The other side's addresses, the one the introducer sees first.
@@ -151,7 +154,7 @@ impl RelayProtocol {
         }
         self.engine.seen_by(introducer, intro.you);
         let Some(endpoint) = self.endpoint.get().cloned() else { return Err(refuse(send, Refusal::Unreachable).await) };
-        answer(send, &[&[0][..], &relay_wire::encode_list(&local_addresses(&endpoint))].concat()).await;
+        answer(send, &[&[0][..], &relay_wire::encode_list(&local_addresses(&endpoint, &self.engine))].concat()).await;
         self.engine.punching(source, PUNCH_WINDOW + super::host::HANDSHAKE_TIMEOUT);
         let addrs = candidates(&intro);
         let (engine, seed, limits) = (self.engine.clone(), self.seed, self.limits);
@@ -185,7 +188,7 @@ impl Host {
         if !self.punch {
             return Err(NetError::Relay("hole punching is turned off".into()));
         }
-        let local = relay_wire::encode_list(&local_addresses(&self.endpoint));
+        let local = relay_wire::encode_list(&local_addresses(&self.endpoint, &self.engine));
         let (conn, _send, mut recv) = self.request(introducer_addr, introducer, Kind::Punch, target, &local).await?;
         let intro = read_introduction(&mut recv).await?;
         conn.close(0u32.into(), b"done");

@@ -271,6 +271,47 @@ fn check_nearby(c: &Value) -> Result<(), String> {
     expect(c, outcome)
 }
 
+fn check_stun(c: &Value) -> Result<(), String> {
+    use crate::stun::{self, StunError};
+    let bytes = hexf(c, "encoded")?;
+    let want_tx = || -> Result<stun::TxId, String> {
+        hexf(c, "transaction")?.try_into().map_err(|_| "transaction is not 12 bytes".to_owned())
+    };
+    let outcome = match c.get("message").and_then(Value::as_str) {
+        Some("request") => stun::parse_request(&bytes).map(|tx| (tx, None)),
+        Some("answer") => stun::parse_response(&bytes).map(|(tx, a)| (tx, Some(a))),
+        other => return Err(format!("unknown message {other:?}")),
+    };
+    let outcome = match outcome {
+        Ok((tx, addr)) => {
+            if tx != want_tx()? {
+                return Err("transaction differs".into());
+            }
+            let want_addr = c.get("address").and_then(Value::as_str);
+            if addr.map(|a| a.to_string()).as_deref() != want_addr {
+                return Err(format!("address {addr:?}, not {want_addr:?}"));
+            }
+            let made = match addr {
+                None => Some(stun::binding_request(&tx).to_vec()),
+                Some(a) if c.get("ours") == Some(&Value::Bool(true)) => Some(stun::binding_success(&tx, a)),
+                Some(_) => None,
+            };
+            if made.is_some_and(|m| m != bytes) {
+                return Err("encoding differs".into());
+            }
+            Ok(())
+        }
+        Err(StunError::NotStun) => Err("not_stun".to_owned()),
+        Err(StunError::TooLong(_) | StunError::Length(_)) => Err("length".to_owned()),
+        Err(StunError::Attribute) => Err("attribute".to_owned()),
+        Err(StunError::Type(_)) => Err("type".to_owned()),
+        Err(StunError::Refused(code)) => Err(format!("refused {code}")),
+        Err(StunError::NoAddress) => Err("no_address".to_owned()),
+        Err(StunError::Family(_)) => Err("family".to_owned()),
+    };
+    expect(c, outcome)
+}
+
 fn check_beacon(c: &Value) -> Result<(), String> {
     use crate::discovery::{Beacon, BeaconError};
     let bytes = hexf(c, "encoded")?;
@@ -635,7 +676,7 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 23] = [
+        let sections: [(&str, &CaseCheck); 24] = [
             ("blobs", &super::blobs::check),
             ("devices", &super::devices::check),
             ("bundles", &check_bundle),
@@ -643,6 +684,7 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
             ("knocks", &check_knock),
             ("relay_requests", &check_relay_request),
             ("nearby", &check_nearby),
+            ("stun", &check_stun),
             ("beacons", &check_beacon),
             ("safety_numbers", &check_safety_number),
             ("grants", &check_grant),

@@ -132,12 +132,36 @@ fn connectivity() -> String {
             { "id": "knock-plain-name", "result": "invalid", "error": "shape", "server_name": "libra" },
         ],
         "relay_requests": relay_vectors(&da, &db),
+        "stun": stun_vectors(),
         "nearby": [
             { "id": "nearby-alice", "result": "valid", "port": 7444, "invite": h(&codec::encode(&invite)), "encoded": h(&ann) },
             { "id": "nearby-bad-length", "result": "invalid", "error": "length", "encoded": h(&ann[..ann.len() - 1]) },
             { "id": "nearby-bad-invite", "result": "invalid", "error": "invite", "encoded": h(&forged) },
         ],
     }))
+}
+
+/// STUN (section 4.3): our request and answer, the published RFC 5769 answers, damage.
+fn stun_vectors() -> Value {
+    use crate::stun;
+    let tx = [7u8; 12];
+    let rfc_tx = &stun::RFC5769_IPV4[8..20];
+    let ours = stun::binding_success(&tx, std::net::SocketAddr::from(([203, 0, 113, 9], 40000)));
+    let mut overrun = stun::RFC5769_IPV4;
+    overrun[23] = 0x40; // the software attribute claims more than the message holds
+    let mut quic = stun::binding_request(&tx);
+    quic[0] |= 0x40; // a QUIC packet's fixed bit
+    json!([
+        { "id": "stun-request", "message": "request", "result": "valid", "transaction": h(&tx), "encoded": h(&stun::binding_request(&tx)) },
+        { "id": "stun-answer", "message": "answer", "result": "valid", "ours": true, "transaction": h(&tx),
+          "address": "203.0.113.9:40000", "encoded": h(&ours) },
+        { "id": "stun-rfc5769-v4", "message": "answer", "result": "valid", "transaction": h(rfc_tx),
+          "address": "192.0.2.1:32853", "encoded": h(&stun::RFC5769_IPV4) },
+        { "id": "stun-rfc5769-v6", "message": "answer", "result": "valid", "transaction": h(rfc_tx),
+          "address": "[2001:db8:1234:5678:11:2233:4455:6677]:32853", "encoded": h(&stun::RFC5769_IPV6) },
+        { "id": "stun-overrun", "message": "answer", "result": "invalid", "error": "attribute", "encoded": h(&overrun) },
+        { "id": "stun-not-stun", "message": "answer", "result": "invalid", "error": "not_stun", "encoded": h(&quic) },
+    ])
 }
 
 fn alice() -> (UserKeys, DeviceKeys) {

@@ -39,6 +39,18 @@ fn every_corpus_seed_decodes_as_its_target_expects() {
             let _ = a.invite_from(std::net::SocketAddr::from(([10, 0, 0, 1], 7444)));
         }
     }
+    for b in seeds("stun") {
+        if let Ok((tx, addr)) = libra_engine::stun::parse_response(&b) {
+            assert!(libra_engine::stun::is_stun(&b));
+            assert_eq!(
+                libra_engine::stun::parse_response(&libra_engine::stun::binding_success(&tx, addr)),
+                Ok((tx, addr))
+            );
+        }
+        if let Ok(tx) = libra_engine::stun::parse_request(&b) {
+            assert_eq!(libra_engine::stun::parse_request(&libra_engine::stun::binding_request(&tx)), Ok(tx));
+        }
+    }
     for b in seeds("relay_request") {
         if let Some(head) = b.get(..Request::LEN).and_then(|h| <&[u8; Request::LEN]>::try_from(h).ok())
             && let Ok(r) = Request::decode(head)
