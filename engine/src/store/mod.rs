@@ -18,6 +18,7 @@ mod moves;
 mod open;
 mod peers;
 mod read;
+mod refused;
 mod sent_heads;
 mod verify;
 mod write;

@@ -5,7 +5,7 @@ use super::{Store, StoreError};
 use crate::log::{Entry, EntryId};
 
 impl Store {
-    fn decode_record(&self, value: &[u8]) -> Result<Entry, StoreError> {
+    pub(super) fn decode_record(&self, value: &[u8]) -> Result<Entry, StoreError> {
         let (signed, payload) = keys::split_entry_value(value)?;
         Entry::from_parts(signed.to_vec(), Some(payload.to_vec()))
             .map_err(|e| StoreError::Corrupt(format!("stored entry does not decode: {e}")))

@@ -17,7 +17,8 @@ pub struct Problem {
 const CHUNK: usize = 4096;
 
 impl Store {
-    /// Rebuilds a view from the logs alone, ignoring the persisted state.
+    /// Rebuilds a view from the logs alone (and the trust statements of refused entries),
+    /// ignoring the persisted state.
     pub fn rebuild<P: Projection>(&self) -> Result<P, StoreError> {
         let mut view = P::default();
         for (author, _) in self.heads().collect::<Vec<_>>() {
@@ -30,6 +31,9 @@ impl Store {
                     view.apply(e);
                 }
             }
+        }
+        for e in self.refused_statements()? {
+            view.apply(&e);
         }
         Ok(view)
     }

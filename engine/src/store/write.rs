@@ -132,6 +132,7 @@ impl Store {
         let mut runs: Vec<Run> = Vec::new();
         let mut forks: Vec<([u8; 32], ForkProof)> = Vec::new();
         let mut deferred: Vec<Entry> = Vec::new();
+        let mut refused: Vec<Entry> = Vec::new();
 
         for (author, mut list) in by_author {
             list.sort_by_key(|e| e.header().seq);
@@ -203,6 +204,9 @@ impl Store {
                 }
                 if let Some(last_seq) = revoked_after.filter(|n| seq > *n) {
                     ended = Some((Rejection { author, seq, error: ValidationError::Revoked { last_seq } }, rest.len()));
+                    // Not stored, but the trust statements they carry count (refused.rs).
+                    refused.push(e);
+                    refused.extend(rest.by_ref());
                     break;
                 }
                 let step = if e.payload.is_none() {
@@ -264,6 +268,7 @@ impl Store {
         report.accepted = accepted.len();
         report.forks = forks.iter().map(|(a, _)| *a).collect();
         self.commit(&accepted, forks)?;
+        self.keep_refused_statements(&refused)?;
 
         if !deferred.is_empty() && round >= 2 {
             report.skipped += deferred.len();
