@@ -53,8 +53,11 @@ impl StunSocket {
         let Ok(mut pending) = self.pending.lock() else { return false };
         let mut tx = [0u8; 12];
         tx.copy_from_slice(&datagram[8..20]);
-        // Only the server asked may answer (a third party cannot plant an address).
-        if pending.get(&tx).is_none_or(|(server, _)| *server != from) {
+        // Only the server asked may answer (a third party cannot plant an address); a
+        // dual-stack socket sees an IPv4 server as IPv4-mapped IPv6.
+        let same =
+            |a: SocketAddr, b: SocketAddr| a.ip().to_canonical() == b.ip().to_canonical() && a.port() == b.port();
+        if pending.get(&tx).is_none_or(|(server, _)| !same(*server, from)) {
             return false;
         }
         if let Some((_, reply)) = pending.remove(&tx) {
