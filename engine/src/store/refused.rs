@@ -15,6 +15,8 @@ const PREFIX: &[u8] = b"\xffrefused-trust\0";
 /// (kept once each) or publish keys and names (one kept per device), so only a thief holding
 /// the user key itself could reach this.
 const MAX_KEPT: usize = 4096;
+/// Refused entries of one log examined per ingest (the first after the point, in seq order).
+pub(super) const EXAMINED_PER_LOG: usize = 256;
 
 /// Where a statement is kept: per kind and author for those where only the newest counts (a
 /// name, an agreement key), else per kind and payload (the same certificate twice is once).

@@ -205,8 +205,10 @@ impl Store {
                 if let Some(last_seq) = revoked_after.filter(|n| seq > *n) {
                     ended = Some((Rejection { author, seq, error: ValidationError::Revoked { last_seq } }, rest.len()));
                     // Not stored, but the trust statements they carry count (refused.rs).
+                    // Each costs a signature check: a few per log are plenty (a revoked device
+                    // writes a statement or two), and a peer cannot make us verify a flood.
                     refused.push(e);
-                    refused.extend(rest.by_ref());
+                    refused.extend(rest.by_ref().take(super::refused::EXAMINED_PER_LOG - 1));
                     break;
                 }
                 let step = if e.payload.is_none() {
