@@ -47,6 +47,12 @@ pub struct DeviceInfo {
     pub seq: u64,
     /// Its agreement key was rotated since its certificate.
     pub rotated: bool,
+    /// Who added it: `None` for the user key itself (the user log), else the device whose log
+    /// carries its certificate (the one that linked it, or that learned it from an invite).
+    pub added_by: Vec<Option<DeviceId>>,
+    /// Which devices revoked it (their logs carry the revocation), and when (the earliest).
+    pub revoked_by: Vec<DeviceId>,
+    pub revoked_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,6 +283,13 @@ impl Node {
                     revoked_after: d.revoked_after,
                     seq: self.store.head(id.as_bytes()).map_or(0, |h| h.seq),
                     rotated: trust.agreement_of(cert) != cert.body.agreement.0,
+                    added_by: d
+                        .certified_in
+                        .iter()
+                        .map(|a| (a.0 != cert.body.user.0.0).then_some(DeviceId(*a)))
+                        .collect(),
+                    revoked_by: d.revoked_in.iter().map(|a| DeviceId(*a)).collect(),
+                    revoked_ms: d.revoked_ms,
                 })
             })
             .collect();

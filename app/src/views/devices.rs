@@ -36,9 +36,21 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut DevicesState) -> Optio
         for d in &snap.devices {
             ui.label(RichText::new(libra_engine::text::for_terminal(&d.name)).strong());
             ui.label(RichText::new(d.device.short()).monospace());
-            ui.label(format!("added {}", super::day_label(d.added_ms)));
+            // Provenance, from the logs (spec/devices.md, section 6): who added and who revoked.
+            let name_of = |id: Option<&libra_engine::identity::DeviceId>| match id {
+                None => "your user key".to_owned(),
+                Some(id) => snap.devices.iter().find(|x| x.device == *id).map_or(id.short(), |x| x.name.clone()),
+            };
+            let added_by: Vec<String> = d.added_by.iter().map(|a| name_of(a.as_ref())).collect();
+            let added = ui.label(format!("added {}", super::day_label(d.added_ms)));
+            if !added_by.is_empty() {
+                added.on_hover_text(format!("added by {}", added_by.join(", ")));
+            }
             if d.revoked {
-                ui.label(RichText::new("revoked").color(Color32::from_rgb(200, 60, 60)));
+                let by: Vec<String> = d.revoked_by.iter().map(|r| name_of(Some(r))).collect();
+                let when = d.revoked_ms.map(super::day_label).unwrap_or_default();
+                ui.label(RichText::new("revoked").color(Color32::from_rgb(200, 60, 60)))
+                    .on_hover_text(format!("revoked by {} {when}", by.join(", ")));
             } else if d.this_device {
                 ui.label(RichText::new("this device").color(Color32::from_rgb(60, 140, 80)));
             } else if snap.holds_user_key {

@@ -8,8 +8,23 @@ use crate::devices::DeviceInfo;
 use crate::identity::DeviceId;
 use crate::text::for_terminal;
 
-fn info_json(d: &DeviceInfo) -> Value {
+/// Who a provenance entry names: the user key, or a device (by name where we know it).
+fn who(id: Option<&DeviceId>, all: &[DeviceInfo]) -> Value {
+    let label = match id {
+        None => "the user key".to_owned(),
+        Some(d) => match all.iter().find(|x| x.device == *d) {
+            Some(x) => format!("{} ({})", x.name, d.short()),
+            None => d.short(),
+        },
+    };
+    json!({ "device_id": id.map(ToString::to_string), "label": label })
+}
+
+fn info_json(d: &DeviceInfo, all: &[DeviceInfo]) -> Value {
     json!({
+        "added_by": d.added_by.iter().map(|a| who(a.as_ref(), all)).collect::<Vec<_>>(),
+        "revoked_by": d.revoked_by.iter().map(|a| who(Some(a), all)).collect::<Vec<_>>(),
+        "revoked_at": d.revoked_ms.map(render::time),
         "device_id": d.device.to_string(),
         "short": d.device.short(),
         "name": d.name,
@@ -33,14 +48,29 @@ fn info_line(r: &Value) -> String {
     } else {
         "trusted".into()
     };
-    format!(
+    let labels = |k: &str| -> String {
+        r[k].as_array()
+            .map(|a| a.iter().filter_map(|w| w["label"].as_str()).map(for_terminal).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    let mut line = format!(
         "{:<20} {}  added {}  {} entries  {}\n",
         for_terminal(r["name"].as_str().unwrap_or("")),
         r["short"].as_str().unwrap_or(""),
         render::local(r["added"].as_str().unwrap_or("")),
         r["seq"],
         state
-    )
+    );
+    let by = labels("added_by");
+    if !by.is_empty() {
+        line += &format!("{:<20} added by {by}\n", "");
+    }
+    let by = labels("revoked_by");
+    if !by.is_empty() {
+        let at = r["revoked_at"].as_str().map(render::local).unwrap_or_default();
+        line += &format!("{:<20} revoked by {by} at {at}\n", "");
+    }
+    line
 }
 
 /// A device of ours named by its id, its short id (`ld:…`, dashes optional) or its name.
@@ -76,7 +106,10 @@ pub fn run(cx: &Cx, out: &mut Out, cmd: &DeviceCommand) -> Result<u8> {
                     Some(c) => Some(n.contact(c)?),
                     None => None,
                 };
-                Ok(n.devices(user.as_ref())?.iter().map(info_json).collect())
+                {
+                    let all = n.devices(user.as_ref())?;
+                    Ok(all.iter().map(|d| info_json(d, &all)).collect())
+                }
             })?;
             out.set(&json!(rows), || {
                 if rows.is_empty() {

@@ -1,6 +1,6 @@
 //! The trust view: users, their names, and their devices with how each is vouched for.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,13 @@ pub struct DeviceRecord {
     /// The lowest `last_seq` of the signed revocations seen: the device's entries after it are
     /// refused. None for a device not revoked, or revoked only by an old unsigned `device_revoke`.
     pub revoked_after: Option<u64>,
+    /// Who added it (trust-v3): the authors of the logs whose `device_cert` entries carry a
+    /// valid certificate of it — the user key (the user log) or the devices that linked it.
+    pub certified_in: BTreeSet<Bytes<32>>,
+    /// Who revoked it: the authors of the logs carrying a valid revocation of it, and the
+    /// earliest time a revocation states.
+    pub revoked_in: BTreeSet<Bytes<32>>,
+    pub revoked_ms: Option<u64>,
 }
 
 impl DeviceRecord {
@@ -82,7 +89,9 @@ impl TrustView {
         first
     }
 
-    fn add_cert(&mut self, cert: &DeviceCert, from_user_log: bool) -> bool {
+    /// Folds a certificate carried in the log of `carrier`: a `device_cert` entry (`hello`
+    /// false) or the device's own `device_hello`.
+    fn add_cert(&mut self, cert: &DeviceCert, carrier: Bytes<32>, hello: bool) -> bool {
         if cert.verify().is_err() {
             return false;
         }
@@ -94,17 +103,18 @@ impl TrustView {
         if newer {
             rec.cert = Some(cert.clone());
         }
-        if from_user_log {
-            rec.in_user_log = true;
-        } else {
+        if hello {
             rec.in_device_log = true;
+        } else {
+            rec.in_user_log = true;
+            rec.certified_in.insert(carrier);
         }
         *rec != before
     }
 }
 
 impl Projection for TrustView {
-    const NAME: &'static str = "trust-v2";
+    const NAME: &'static str = "trust-v3";
 
     fn apply(&mut self, entry: &Entry) -> bool {
         let h = entry.header();
@@ -126,9 +136,11 @@ impl Projection for TrustView {
             }
             // A certificate proves itself: it counts in any log (trust-v2), so devices that
             // link others write it to their own logs and the user log is written once.
-            Payload::DeviceCert(p) => self.add_cert(&p.cert, true),
+            Payload::DeviceCert(p) => self.add_cert(&p.cert, author, false),
             // A device log may only carry its own certificate, as its first entry.
-            Payload::DeviceHello(p) if p.cert.body.device.0 == author && h.seq == 1 => self.add_cert(&p.cert, false),
+            Payload::DeviceHello(p) if p.cert.body.device.0 == author && h.seq == 1 => {
+                self.add_cert(&p.cert, author, true)
+            }
             Payload::DeviceRevoke(p) => {
                 let rec = self.users.entry(UserId(author)).or_default().devices.entry(p.device).or_default();
                 let changed = !rec.revoked;
@@ -141,10 +153,12 @@ impl Projection for TrustView {
                     return false;
                 }
                 let rec = self.users.entry(r.body.user).or_default().devices.entry(r.body.device).or_default();
-                let before = (rec.revoked, rec.revoked_after);
+                let before = rec.clone();
                 rec.revoked = true;
                 rec.revoked_after = Some(rec.revoked_after.map_or(r.body.last_seq, |s| s.min(r.body.last_seq)));
-                (rec.revoked, rec.revoked_after) != before
+                rec.revoked_ms = Some(rec.revoked_ms.map_or(r.body.issued_ms, |t| t.min(r.body.issued_ms)));
+                rec.revoked_in.insert(author);
+                *rec != before
             }
             // Only the device itself announces its keys; the newest entry wins.
             Payload::Agreement(p) => {

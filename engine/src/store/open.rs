@@ -142,6 +142,13 @@ impl Store {
             return Ok(());
         }
         let mut batch = self.db.batch();
+        // A view folded from nothing (new, or a new version of it) also takes the trust
+        // statements of refused entries (spec/devices.md, section 6.1).
+        if positions.is_empty() {
+            for entry in self.refused_statements()? {
+                self.trust.apply(&entry);
+            }
+        }
         for (author, at, head) in behind {
             for entry in self.read_log(&author, at + 1, usize::MAX)? {
                 self.trust.apply(&entry);

@@ -19,13 +19,14 @@ const MAX_KEPT: usize = 4096;
 pub(super) const EXAMINED_PER_LOG: usize = 256;
 
 /// Where a statement is kept: per kind and author for those where only the newest counts (a
-/// name, an agreement key), else per kind and payload (the same certificate twice is once).
+/// name, an agreement key), else per kind, author and payload (the same certificate twice in
+/// one log is kept once; in two logs twice, since the view records who carried it).
 fn key_of(e: &Entry) -> Vec<u8> {
     let h = e.header();
     let newest_only = matches!(h.kind, crate::payload::KIND_PROFILE | crate::payload::KIND_AGREEMENT);
-    let tail: [u8; 32] =
-        if newest_only { h.author.0 } else { *blake3::hash(e.payload.as_deref().unwrap_or_default()).as_bytes() };
-    [PREFIX, &h.kind.to_be_bytes()[..], &tail[..]].concat()
+    let hash = blake3::hash(e.payload.as_deref().unwrap_or_default());
+    let tail: &[u8] = if newest_only { &[] } else { hash.as_bytes() };
+    [PREFIX, &h.kind.to_be_bytes()[..], &h.author.0[..], tail].concat()
 }
 
 impl Store {

@@ -147,6 +147,19 @@ async fn linked_devices_share_one_conversation_and_a_revoked_one_is_shut_out() {
     for h in [&d1, &d2, &carol] {
         assert!(!h.engine().is_allowed(&d3.device()), "a revoked device may not connect");
     }
+    // Carol can tell from the logs alone who added each of Alice's devices and who revoked one.
+    let d1_dev = libra_engine::identity::DeviceId(libra_engine::codec::Bytes(d1.device()));
+    let alice_user = d1.read_node(|n| n.user_id().expect("user"));
+    let seen = carol.read_node(|n| n.store.trust().user(&alice_user).expect("alice").devices.clone());
+    let by = |d: &libra_engine::identity::DeviceId| seen[d].certified_in.iter().map(|a| a.0).collect::<Vec<_>>();
+    assert_eq!(by(&d1_dev), vec![*alice_user.as_bytes()], "device 1: the user key at init");
+    assert_eq!(by(&d2_dev), vec![d1.device()], "device 2: linked by device 1");
+    assert_eq!(seen[&d3_dev].revoked_in.iter().map(|a| a.0).collect::<Vec<_>>(), vec![d1.device()]);
+    assert!(seen[&d3_dev].revoked_ms.is_some());
+    let listed = d2.read_node(|n| n.devices(Some(&alice_user)).expect("devices"));
+    let d3_row = listed.iter().find(|d| d.device == d3_dev).expect("device 3 listed");
+    assert_eq!(d3_row.added_by, vec![Some(d1_dev)]);
+    assert_eq!(d3_row.revoked_by, vec![d1_dev]);
 
     // Restore from the phrase on a new device: a new key, no old log written, no fork.
     let phrase = d1.read_node(|n| n.recovery_phrase().expect("phrase"));
