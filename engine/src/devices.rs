@@ -29,8 +29,14 @@ pub const ROTATE_AFTER_MS: u64 = 7 * 24 * 3600 * 1000;
 pub const KEEP_RETIRED_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// Whether a secret retired at `retired_ms` is past its window at `now_ms`.
-fn expired(retired_ms: u64, now_ms: u64) -> bool {
+pub fn expired(retired_ms: u64, now_ms: u64) -> bool {
     now_ms.saturating_sub(retired_ms) >= KEEP_RETIRED_MS
+}
+
+/// Whether an agreement key current since `since_ms` (its `agreement` entry's timestamp, else
+/// the certificate's `issued_ms`) is due for rotation at `now_ms`.
+pub fn rotation_due(since_ms: u64, now_ms: u64) -> bool {
+    now_ms.saturating_sub(since_ms) >= ROTATE_AFTER_MS
 }
 
 /// One device of a user, as `libra device list` shows it.
@@ -237,7 +243,7 @@ impl Node {
         if self.user_id().is_none() || self.store.trust().revoked_after(&self.device_id()).is_some() {
             return Ok((false, 0));
         }
-        let rotate = now_ms.saturating_sub(self.agreement_since_ms()?) >= ROTATE_AFTER_MS;
+        let rotate = rotation_due(self.agreement_since_ms()?, now_ms);
         Ok((rotate, self.secrets.retired_ms.iter().filter(|r| expired(**r, now_ms)).count()))
     }
 
