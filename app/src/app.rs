@@ -49,6 +49,7 @@ pub struct LibraApp {
     engine_ctx_set: bool,
     /// Linking this new device, under way.
     linking: Option<crate::link::Linking>,
+    restoring: Option<crate::restore::Restoring>,
 }
 
 impl LibraApp {
@@ -74,6 +75,7 @@ impl LibraApp {
             ctx_set: false,
             engine_ctx_set: false,
             linking: None,
+            restoring: None,
         };
         if libra_engine::keyfile::exists(&dir) {
             match Node::open(&dir) {
@@ -381,7 +383,29 @@ impl eframe::App for LibraApp {
         if let Some(state) = &mut self.onboarding {
             let mut chosen = None;
             egui::CentralPanel::default().show(ui, |ui| chosen = onboarding::ui(ui, state));
-            if let Some(Choice::Link(code)) = chosen {
+            if let Some(Choice::Restore(phrase, backup)) = chosen {
+                state.restoring = true;
+                state.error = None;
+                self.restoring = Some(crate::restore::start(self.dir.clone(), phrase, backup, ctx.clone()));
+            } else if let Some(done) = self.restoring.as_ref().and_then(|r| r.take()) {
+                self.restoring = None;
+                state.restoring = false;
+                match done {
+                    Ok(node) => {
+                        // The phrase is not kept on screen once it has done its work.
+                        state.phrase.clear();
+                        self.onboarding = None;
+                        self.start(node);
+                        self.tab = Tab::Identity;
+                        self.status = Some((
+                            "restored: a new device of your identity. Revoke the lost one under Identity → devices"
+                                .into(),
+                            false,
+                        ));
+                    }
+                    Err(e) => state.error = Some(e),
+                }
+            } else if let Some(Choice::Link(code)) = chosen {
                 state.linking = true;
                 state.error = None;
                 self.linking = Some(crate::link::start(self.dir.clone(), code, ctx.clone()));

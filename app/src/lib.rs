@@ -9,6 +9,7 @@ mod link;
 pub mod model;
 pub mod notify;
 pub mod qr_import;
+mod restore;
 pub mod settings;
 pub mod thumbs;
 mod views;

@@ -1,5 +1,6 @@
-//! First run: choose a name and create the identity, or join one from another device with the
-//! link code it shows.
+//! First run: choose a name and create the identity, join one from another device with the
+//! link code it shows, or restore it from the recovery phrase (and a backup) after losing
+//! every device.
 
 use eframe::egui::{self, RichText};
 
@@ -11,11 +12,18 @@ pub struct Onboarding {
     pub code: String,
     /// A link under way.
     pub linking: bool,
+    /// The recovery phrase being typed, and the backup file to restore, if any.
+    pub phrase: String,
+    pub backup: String,
+    /// A restore under way.
+    pub restoring: bool,
 }
 
 pub enum Choice {
     Create(String),
     Link(String),
+    /// The phrase, and the path of a backup file (may be empty).
+    Restore(String, String),
 }
 
 /// Draws the onboarding form; returns what the user chose.
@@ -47,6 +55,25 @@ pub fn ui(ui: &mut egui::Ui, state: &mut Onboarding) -> Option<Choice> {
         if ui.add_enabled(can, egui::Button::new(if state.linking { "Linking…" } else { "Link this device" })).clicked() {
             chosen = Some(Choice::Link(state.code.trim().to_owned()));
         }
+        ui.add_space(12.0);
+        egui::CollapsingHeader::new("Lost every device? Restore from your recovery phrase").show(ui, |ui| {
+            ui.label("This makes a new device of your identity (never a copy of the old one). With a backup file, your contacts and history come back too.");
+            ui.add(
+                egui::TextEdit::multiline(&mut state.phrase)
+                    .hint_text("the words of your recovery phrase")
+                    .desired_rows(2)
+                    .desired_width(380.0),
+            );
+            ui.add(
+                egui::TextEdit::singleline(&mut state.backup)
+                    .hint_text("backup file (optional), e.g. ~/Documents/libra-backup.bin")
+                    .desired_width(380.0),
+            );
+            let can = !state.phrase.trim().is_empty() && !state.restoring;
+            if ui.add_enabled(can, egui::Button::new(if state.restoring { "Restoring…" } else { "Restore" })).clicked() {
+                chosen = Some(Choice::Restore(state.phrase.trim().to_owned(), state.backup.trim().to_owned()));
+            }
+        });
         ui.add_space(18.0);
         ui.label(
             RichText::new("Your keys are made on this computer and never leave it. Everything you write is stored here, encrypted for the people you write to.")
