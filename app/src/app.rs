@@ -498,11 +498,16 @@ impl eframe::App for LibraApp {
                 (Some(IdentityAction::Devices(DevicesAction::ShowPhrase)), Some(engine)) => {
                     engine.act(|n| n.recovery_phrase().map(|p| format!("phrase:{p}")).map_err(|e| e.to_string()))
                 }
-                (Some(IdentityAction::Devices(DevicesAction::Revoke(d))), Some(engine)) => engine.act(move |n| {
-                    n.revoke_device(&d, "", None)
-                        .map(|_| format!("revoked {}; your other devices' keys rotate", d.short()))
-                        .map_err(|e| e.to_string())
-                }),
+                (Some(IdentityAction::Devices(DevicesAction::Revoke(d, phrase))), Some(engine)) => {
+                    engine.act(move |n| {
+                        let secret = phrase
+                            .map(|p| libra_engine::phrase::decode(&p).map_err(|e| format!("recovery phrase: {e}")))
+                            .transpose()?;
+                        n.revoke_device(&d, "", secret.as_ref())
+                            .map(|_| format!("revoked {}; your other devices' keys rotate", d.short()))
+                            .map_err(|e| e.to_string())
+                    })
+                }
                 (Some(IdentityAction::Revoke(id)), Some(engine)) => engine.act(move |n| {
                     n.store
                         .revoke_invites(Some(&id), clock::wall_ms())

@@ -14,13 +14,16 @@ pub struct DevicesState {
     pub confirm: Option<libra_engine::identity::DeviceId>,
     /// The recovery phrase, while shown.
     pub phrase: Option<String>,
+    /// The recovery phrase typed to revoke from a device without the user key.
+    pub revoke_phrase: String,
 }
 
 pub enum DevicesAction {
     Link,
     ShowPhrase,
     Backup,
-    Revoke(libra_engine::identity::DeviceId),
+    /// Revoke a device; with the recovery phrase on a device that lacks the user key.
+    Revoke(libra_engine::identity::DeviceId, Option<String>),
 }
 
 pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut DevicesState) -> Option<DevicesAction> {
@@ -53,23 +56,35 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut DevicesState) -> Optio
                     .on_hover_text(format!("revoked by {} {when}", by.join(", ")));
             } else if d.this_device {
                 ui.label(RichText::new("this device").color(Color32::from_rgb(60, 140, 80)));
-            } else if snap.holds_user_key {
+            } else {
                 if state.confirm == Some(d.device) {
                     ui.horizontal(|ui| {
-                        if ui.button(RichText::new("Revoke for good").color(Color32::from_rgb(200, 60, 60))).clicked() {
-                            want = Some(DevicesAction::Revoke(d.device));
+                        // Without the user key here, the recovery phrase signs the revocation.
+                        if !snap.holds_user_key {
+                            ui.add(
+                                egui::TextEdit::singleline(&mut state.revoke_phrase)
+                                    .hint_text("recovery phrase")
+                                    .password(true)
+                                    .desired_width(220.0),
+                            );
+                        }
+                        let ready = snap.holds_user_key || !state.revoke_phrase.trim().is_empty();
+                        let revoke =
+                            egui::Button::new(RichText::new("Revoke for good").color(Color32::from_rgb(200, 60, 60)));
+                        if ui.add_enabled(ready, revoke).clicked() {
+                            let phrase = (!snap.holds_user_key).then(|| std::mem::take(&mut state.revoke_phrase));
+                            want = Some(DevicesAction::Revoke(d.device, phrase));
                             state.confirm = None;
                         }
                         if ui.button("Cancel").clicked() {
                             state.confirm = None;
+                            state.revoke_phrase.clear();
                         }
                     });
                 } else if ui.button("Revoke…").on_hover_text("Lost or stolen: it can no longer read or write").clicked()
                 {
                     state.confirm = Some(d.device);
                 }
-            } else {
-                ui.label("trusted");
             }
             ui.end_row();
         }
@@ -77,7 +92,7 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut DevicesState) -> Optio
     ui.add_space(8.0);
     if !snap.holds_user_key {
         ui.label(
-            RichText::new("Link and revoke on the device that created your identity, or with your recovery phrase (`libra device revoke --phrase`).")
+            RichText::new("Link new devices on the device that created your identity; revoking a lost one here needs your recovery phrase.")
                 .weak(),
         );
         return want;

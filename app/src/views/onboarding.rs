@@ -15,8 +15,9 @@ pub struct Onboarding {
     /// The recovery phrase being typed, and the backup file to restore, if any.
     pub phrase: String,
     pub backup: String,
-    /// A restore under way.
+    /// A restore under way, and whether its form is open.
     pub restoring: bool,
+    pub show_restore: bool,
 }
 
 pub enum Choice {
@@ -56,11 +57,15 @@ pub fn ui(ui: &mut egui::Ui, state: &mut Onboarding) -> Option<Choice> {
             chosen = Some(Choice::Link(state.code.trim().to_owned()));
         }
         ui.add_space(12.0);
-        egui::CollapsingHeader::new("Lost every device? Restore from your recovery phrase").show(ui, |ui| {
+        let toggle = if state.show_restore { "Hide restoring" } else { "Lost every device? Restore from your recovery phrase…" };
+        if ui.link(toggle).clicked() {
+            state.show_restore = !state.show_restore;
+        }
+        if state.show_restore {
             ui.label("This makes a new device of your identity (never a copy of the old one). With a backup file, your contacts and history come back too.");
             ui.add(
                 egui::TextEdit::multiline(&mut state.phrase)
-                    .hint_text("the words of your recovery phrase")
+                    .hint_text("your recovery phrase: xxxx-xxxx-…")
                     .desired_rows(2)
                     .desired_width(380.0),
             );
@@ -73,7 +78,7 @@ pub fn ui(ui: &mut egui::Ui, state: &mut Onboarding) -> Option<Choice> {
             if ui.add_enabled(can, egui::Button::new(if state.restoring { "Restoring…" } else { "Restore" })).clicked() {
                 chosen = Some(Choice::Restore(state.phrase.trim().to_owned(), state.backup.trim().to_owned()));
             }
-        });
+        }
         ui.add_space(18.0);
         ui.label(
             RichText::new("Your keys are made on this computer and never leave it. Everything you write is stored here, encrypted for the people you write to.")
