@@ -122,6 +122,23 @@ proptest! {
             prop_assert_eq!(a.revoked_after(&keys(d).id()), want);
         }
     }
+
+    #[test]
+    fn stores_that_receive_the_logs_in_any_order_fold_the_same_trust_chain(
+        acts in proptest::collection::vec(arb_act(), 0..20),
+        order_a in proptest::collection::vec(any::<u32>(), 64),
+        order_b in proptest::collection::vec(any::<u32>(), 64),
+    ) {
+        let logs = logs(&acts);
+        let (a, a_reopened) = through_store(deliveries(&logs, &order_a));
+        let (b, b_reopened) = through_store(deliveries(&logs, &order_b));
+        prop_assert_eq!(&a, &a_reopened, "a reopened store rebuilds what it folded");
+        prop_assert_eq!(&b, &b_reopened);
+        prop_assert_eq!(&a, &b, "two peers, two delivery orders, one trust chain");
+        // And it is the fold of every entry: what a revoked device wrote after its point is
+        // refused from its log, but the statements in it count as if it had been held.
+        prop_assert_eq!(&a, &fold(&logs.iter().flatten().collect::<Vec<_>>()));
+    }
 }
 
 /// The logs as one sync after another delivers them: each log in its own order, the logs
@@ -164,25 +181,4 @@ fn through_store(batches: Vec<Vec<Entry>>) -> (TrustView, TrustView) {
     let rebuilt: TrustView = reopened.rebuild().expect("rebuild");
     assert_eq!(reopened.trust(), &rebuilt, "the persisted view is what the logs (and kept statements) rebuild");
     (live, reopened.trust().clone())
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
-
-    #[test]
-    fn stores_that_receive_the_logs_in_any_order_fold_the_same_trust_chain(
-        acts in proptest::collection::vec(arb_act(), 0..20),
-        order_a in proptest::collection::vec(any::<u32>(), 64),
-        order_b in proptest::collection::vec(any::<u32>(), 64),
-    ) {
-        let logs = logs(&acts);
-        let (a, a_reopened) = through_store(deliveries(&logs, &order_a));
-        let (b, b_reopened) = through_store(deliveries(&logs, &order_b));
-        prop_assert_eq!(&a, &a_reopened, "a reopened store rebuilds what it folded");
-        prop_assert_eq!(&b, &b_reopened);
-        prop_assert_eq!(&a, &b, "two peers, two delivery orders, one trust chain");
-        // And it is the fold of every entry: what a revoked device wrote after its point is
-        // refused from its log, but the statements in it count as if it had been held.
-        prop_assert_eq!(&a, &fold(&logs.iter().flatten().collect::<Vec<_>>()));
-    }
 }
