@@ -21,3 +21,4 @@ mod trust_props;
 mod util;
 mod validation;
 mod vectors;
+mod wire_limits;

@@ -1,0 +1,61 @@
+//! Every per-message limit of the sync wire (spec/sync.md, section 6): a message at its limit
+//! decodes to itself, one past it is refused with the limit named (code 3, a misbehaving peer).
+
+use libra_engine::codec::Bytes;
+use libra_engine::sync::{
+    GRANT_TAG, Item, MAX_FRAME, MAX_GRANTS, MAX_ITEMS, MAX_RANGES, MAX_SINCE, MAX_WANTS, Message, Range, RangeBody,
+    SyncError,
+};
+
+/// `n` items with increasing author prefixes.
+fn items(n: usize) -> Vec<Item> {
+    (0..n).map(|i| Item { author: Bytes((i as u128 + 1).to_be_bytes()), seq: 1, id: Bytes([7; 8]) }).collect()
+}
+
+fn check(at_limit: Message, past: Message, what: &str) {
+    let bytes = at_limit.encode();
+    assert!(bytes.len() <= MAX_FRAME, "{what}: the message at the limit fits a frame");
+    assert_eq!(Message::decode(&bytes).expect(what), at_limit, "{what}: at the limit");
+    match Message::decode(&past.encode()) {
+        Err(e @ SyncError::LimitExceeded(w)) => {
+            assert_eq!(w, what);
+            assert_eq!(e.code(), 3, "{what}: a limit broken is misbehaviour");
+        }
+        other => panic!("{what}: one past the limit gave {other:?}"),
+    }
+}
+
+#[test]
+fn each_message_limit_holds_at_its_bound_and_refuses_one_more() {
+    let ranges = |n: usize| {
+        Message::Reconcile(
+            (0..n)
+                .map(|i| Range {
+                    upper: (i + 1 < n).then(|| (i as u32 + 1).to_be_bytes().to_vec()),
+                    body: RangeBody::Skip,
+                })
+                .collect(),
+        )
+    };
+    check(ranges(MAX_RANGES), ranges(MAX_RANGES + 1), "ranges in one message");
+    let listed = |n: usize| Message::Reconcile(vec![Range { upper: None, body: RangeBody::Items(items(n)) }]);
+    check(listed(MAX_ITEMS), listed(MAX_ITEMS + 1), "items in one message");
+    let wants = |n: usize| Message::Want((0..n).map(|i| ([3; 32], i as u64 + 1)).collect());
+    check(wants(MAX_WANTS), wants(MAX_WANTS + 1), "wants in one message");
+    let grants = |n: usize| {
+        Message::Grant(
+            (0..n)
+                .map(|i| {
+                    let mut t = [0u8; GRANT_TAG];
+                    t[GRANT_TAG - 4..].copy_from_slice(&(i as u32).to_be_bytes());
+                    t
+                })
+                .collect(),
+        )
+    };
+    check(grants(MAX_GRANTS), grants(MAX_GRANTS + 1), "grants in one message");
+    let since = |n: usize| Message::Since { fp: [1; 16], items: items(n) };
+    check(since(MAX_SINCE), since(MAX_SINCE + 1), "items in one since list");
+    let answer = |n: usize| Message::SinceAnswer { fp: None, heads: vec![(1, [2; 8]); n], extra: Vec::new() };
+    check(answer(MAX_SINCE), answer(MAX_SINCE + 1), "heads in one since answer");
+}
