@@ -379,6 +379,8 @@ impl Node {
     }
 
     pub fn group_create(&mut self, name: &str, members: &[UserId]) -> Result<ChatTarget, MessengerError> {
+        // The same rules as a rename: every member's screen shows the name.
+        crate::contacts::check_name(name)?;
         Self::check_members(members.len())?;
         let chat = ChatId(Bytes(crate::identity::random_secret()[..16].try_into().unwrap_or([0; 16])));
         self.say(&Body::GroupCreate { chat, name: name.to_owned(), members: members.to_vec() }, members)?;

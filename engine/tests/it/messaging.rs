@@ -484,3 +484,16 @@ fn a_contact_note_from_someone_else_is_ignored() {
     assert!(!ann.store.allowed_peers().expect("allowed").contains(&eve_device), "nor allow her device");
     assert!(!ann.accept_set().expect("accept").contains(&eve_device), "nor want her log");
 }
+
+/// A group's name is shown on every member's screen: it follows the rules of any name (not
+/// empty, at most 64 bytes, no control or direction characters), at creation as at a rename.
+#[test]
+fn a_group_name_follows_the_name_rules_at_creation() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut n = libra_engine::node::Node::init(&dir.path().join("a"), "Ann").expect("init");
+    for bad in ["", "   ", &"x".repeat(65), "trip\u{202e}gnp.exe", "a\nb"] {
+        let r = n.group_create(bad, &[]);
+        assert!(matches!(r, Err(libra_engine::messenger::MessengerError::BadName(64))), "{bad:?}: {r:?}");
+    }
+    assert!(n.group_create(&"é".repeat(32), &[]).is_ok(), "64 bytes of UTF-8 is the limit, not 64 characters");
+}
