@@ -711,4 +711,40 @@ mod round_limit {
         }
         assert_eq!(result, Err(SyncError::LimitExceeded("reconcile rounds")));
     }
+
+    /// A peer may want at most MAX_WANTS_PER_SESSION single entries in one session, over any
+    /// number of messages; it gets only entries of logs offered to it.
+    #[test]
+    fn wants_past_the_session_limit_are_refused() {
+        struct NoLogs;
+        impl LogIndex for NoLogs {
+            fn id_at(&self, _: &[u8; 32], _: u64) -> Result<Option<EntryId>, crate::sync::LocalError> {
+                Ok(None)
+            }
+        }
+        let offered = [9u8; 32];
+        let id = EntryId(crate::codec::Bytes([1; 32]));
+        let heads = HeadSet::from_items([crate::sync::HeadItem { author: offered, seq: 1_000_000, id }]);
+        let mut s = Session::new(heads, false);
+        let per = MAX_WANTS / 4;
+        let chunk =
+            |from: usize, author: [u8; 32]| Message::Want((from..from + per).map(|q| (author, q as u64 + 1)).collect());
+        let mut asked = 0;
+        while asked < MAX_WANTS_PER_SESSION {
+            // Every other message names a log not offered: not served, but counted.
+            let author = if (asked / per).is_multiple_of(2) { offered } else { [8; 32] };
+            assert_eq!(s.handle(chunk(asked, author), &NoLogs), Ok(()), "at {asked}");
+            asked += per;
+        }
+        let mut served = 0;
+        while let Some(t) = s.poll_transfer() {
+            assert_eq!(t.author, offered, "only offered logs are served");
+            served += 1;
+        }
+        assert_eq!(served, MAX_WANTS_PER_SESSION / 2, "the offered half, one transfer per wanted entry");
+        assert_eq!(
+            s.handle(Message::Want(vec![(offered, 1)]), &NoLogs),
+            Err(SyncError::LimitExceeded("wanted entries in one session"))
+        );
+    }
 }
