@@ -692,14 +692,16 @@ mod tests {
 #[cfg(test)]
 mod round_limit {
     use super::*;
+
+    struct NoLogs;
+    impl LogIndex for NoLogs {
+        fn id_at(&self, _: &[u8; 32], _: u64) -> Result<Option<EntryId>, crate::sync::LocalError> {
+            Ok(None)
+        }
+    }
+
     #[test]
     fn rounds_past_the_limit_are_refused() {
-        struct NoLogs;
-        impl LogIndex for NoLogs {
-            fn id_at(&self, _: &[u8; 32], _: u64) -> Result<Option<EntryId>, crate::sync::LocalError> {
-                Ok(None)
-            }
-        }
         let mut s = Session::new(HeadSet::new(), false);
         let mut result = Ok(());
         for i in 0..=MAX_ROUNDS {
@@ -716,12 +718,6 @@ mod round_limit {
     /// number of messages; it gets only entries of logs offered to it.
     #[test]
     fn wants_past_the_session_limit_are_refused() {
-        struct NoLogs;
-        impl LogIndex for NoLogs {
-            fn id_at(&self, _: &[u8; 32], _: u64) -> Result<Option<EntryId>, crate::sync::LocalError> {
-                Ok(None)
-            }
-        }
         let offered = [9u8; 32];
         let id = EntryId(crate::codec::Bytes([1; 32]));
         let heads = HeadSet::from_items([crate::sync::HeadItem { author: offered, seq: 1_000_000, id }]);
