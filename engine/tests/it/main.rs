@@ -9,6 +9,7 @@ mod fuzz_corpus;
 mod keyfile;
 mod messaging;
 mod net;
+mod parking;
 mod projection;
 mod props;
 mod relay;
