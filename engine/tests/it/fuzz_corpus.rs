@@ -39,6 +39,17 @@ fn every_corpus_seed_decodes_as_its_target_expects() {
             let _ = a.invite_from(std::net::SocketAddr::from(([10, 0, 0, 1], 7444)));
         }
     }
+    for b in seeds("keyfile") {
+        let path = Path::new("keys.json");
+        if let Ok(s) = std::str::from_utf8(&b)
+            .map_err(|_| ())
+            .and_then(|t| libra_engine::keyfile::from_text(t, path).map_err(|_| ()))
+        {
+            let written = libra_engine::keyfile::to_json(&s).expect("written");
+            let again = libra_engine::keyfile::from_text(&written, path).expect("reads back");
+            assert_eq!(libra_engine::keyfile::to_json(&again).expect("written"), written);
+        }
+    }
     for b in seeds("stun") {
         if let Ok((tx, addr)) = libra_engine::stun::parse_response(&b) {
             assert!(libra_engine::stun::is_stun(&b));
