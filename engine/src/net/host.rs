@@ -196,6 +196,11 @@ impl Host {
         Ok(self.endpoint.local_addr()?)
     }
 
+    /// Whether this endpoint can send to `to` ([`super::reaches`]).
+    pub(crate) fn reaches(&self, to: SocketAddr) -> bool {
+        self.local_addr().map_or(true, |l| super::reaches(l, to))
+    }
+
     pub fn device(&self) -> [u8; 32] {
         self.engine.device()
     }

@@ -348,7 +348,7 @@ impl Host {
 
     fn nearby_received(&self, bytes: &[u8], from: SocketAddr) {
         // As for beacons: an endpoint on IPv4 could not dial back an IPv6 sender.
-        if from.is_ipv6() && self.local_addr().is_ok_and(|a| a.is_ipv4()) {
+        if !self.reaches(from) {
             return;
         }
         let now = crate::clock::wall_ms();
@@ -372,7 +372,7 @@ impl Host {
             return;
         }
         // An endpoint on IPv4 cannot dial an IPv6 address (one on [::] reaches both).
-        if addr.is_ipv6() && self.local_addr().is_ok_and(|a| a.is_ipv4()) {
+        if !self.reaches(addr) {
             return;
         }
         if !dialing.lock().is_ok_and(|mut d| d.insert(device)) {

@@ -32,6 +32,12 @@ pub use router::{ProtocolHandler, Router};
 
 use crate::sync::SyncError;
 
+/// Whether an endpoint bound at `local` can send to `to`: one on IPv4 reaches IPv4 only (one on
+/// `[::]` reaches both).
+pub(crate) fn reaches(local: std::net::SocketAddr, to: std::net::SocketAddr) -> bool {
+    local.is_ipv6() || to.is_ipv4()
+}
+
 /// Why a connection or session failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {

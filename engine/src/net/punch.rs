@@ -51,7 +51,7 @@ async fn read_introduction(recv: &mut quinn::RecvStream) -> Result<Introduction,
 /// only our private one.
 fn local_addresses(endpoint: &quinn::Endpoint, engine: &Engine) -> Vec<SocketAddr> {
     let Ok(bound) = endpoint.local_addr() else { return Vec::new() };
-    let public = engine.stun_public().map(|(_, a, _)| a).filter(|a| a.is_ipv4() || bound.is_ipv6());
+    let public = engine.stun_public().map(|(_, a, _)| a).filter(|a| super::reaches(bound, *a));
     let interfaces = super::lan::own_socket_addrs(bound).into_iter().filter(|a| match a.ip() {
         std::net::IpAddr::V4(ip) => !ip.is_loopback() && !ip.is_unspecified(),
         std::net::IpAddr::V6(ip) => !ip.is_loopback() && !ip.is_unspecified() && !ip.is_unicast_link_local(),

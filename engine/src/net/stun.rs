@@ -169,8 +169,7 @@ impl Host {
     pub async fn stun_ask(&self, server: &str) -> Result<SocketAddr, NetError> {
         let local = self.local_addr()?;
         let addrs = super::resolve(server).await?;
-        // An endpoint on IPv4 reaches IPv4 servers only.
-        let Some(at) = addrs.into_iter().find(|a| local.is_ipv6() || a.is_ipv4()) else {
+        let Some(at) = addrs.into_iter().find(|a| super::reaches(local, *a)) else {
             return Err(NetError::Address(server.to_owned()));
         };
         self.stun.ask(at).await

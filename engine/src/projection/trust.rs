@@ -70,6 +70,16 @@ impl TrustView {
         self.users.get(&owner)?.devices.get(device)?.revoked_after
     }
 
+    /// Whether entries of `kind` can change the view at all (what [`Projection::apply`]
+    /// folds): the others need not be read, nor their signatures checked, for it.
+    pub fn folds(kind: u16) -> bool {
+        use crate::payload::*;
+        matches!(
+            kind,
+            KIND_PROFILE | KIND_DEVICE_CERT | KIND_DEVICE_HELLO | KIND_DEVICE_REVOKE | KIND_REVOCATION | KIND_AGREEMENT
+        )
+    }
+
     /// The user a device belongs to, if any user's certificate vouches for it. A user whose
     /// certificate the device's own log opens with (its `device_hello`: the device agreed) wins
     /// over users who merely certified it — anyone can certify any key.

@@ -6,7 +6,7 @@
 //! a rebuild — not in the log, which it does not extend.
 
 use super::{Store, StoreError, keys};
-use crate::log::{Entry, verify_signature};
+use crate::log::{Entry, verify_many};
 use crate::projection::{Projection, TrustView};
 
 /// In the views keyspace; the prefix cannot begin a view name.
@@ -33,13 +33,17 @@ impl Store {
     /// Folds the trust statements of `refused` (entries after their author's revocation point)
     /// into the trust view and keeps those that changed it, in one write.
     pub(super) fn keep_refused_statements(&mut self, refused: &[Entry]) -> Result<(), StoreError> {
+        // Only kinds the view folds are worth a signature check (a revoked device's messages
+        // are not); those are checked in one batch.
+        let candidates: Vec<&Entry> = refused.iter().filter(|e| TrustView::folds(e.header().kind)).collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let bad = verify_many(&candidates, self.threads);
         let mut trust = self.trust.clone();
         let mut kept = Vec::new();
-        for e in refused {
-            if verify_signature(e).is_err() {
-                continue;
-            }
-            if trust.apply(e) {
+        for (i, e) in candidates.into_iter().enumerate() {
+            if !bad.contains(&i) && trust.apply(e) {
                 kept.push(e);
             }
         }
