@@ -265,3 +265,66 @@ fn files_travel_by_bundle_and_a_damaged_piece_costs_only_its_range() {
     let wrote = json(&libra(&a, &["--json", "bundle", "export", &path, "--for", "Ben", "--with-files", "--full"]));
     assert_eq!(wrote["files"], 1, "only the slides: {wrote}");
 }
+
+/// Serves `data` on loopback until dropped; returns the address it listens on.
+fn serve(data: &Path) -> (Served, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_libra"))
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read");
+    let addr = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    (Served(child, reader), addr)
+}
+
+/// The child, and its standard output kept open (it prints more than one line).
+struct Served(std::process::Child, #[allow(dead_code)] std::io::BufReader<std::process::ChildStdout>);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_bundle_after_a_network_sync_carries_only_what_came_since() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = pair(dir.path());
+    json(&libra(&a, &["--json", "send", "Ben", "over the network"]));
+    // Ann and Ben meet once on the network: the session tells each what the other holds.
+    let dev_b = json(&libra(&b, &["--json", "id"]))["device_id"].as_str().expect("device").to_owned();
+    {
+        let (_served, addr) = serve(&b);
+        json(&libra(&a, &["--json", "peer", "allow", &dev_b, "--address", &addr]));
+        let out = json(&libra(&a, &["--json", "sync", &dev_b]));
+        assert_eq!(out["synced"], true, "{out}");
+        assert_eq!(texts(&b, "Ann"), vec!["over the network"]);
+    }
+    // Offline again: a bundle for Ben carries nothing he received on the network...
+    let first = dir.path().join("to-ben-1.libra");
+    let nothing = json(&libra(&a, &["--json", "bundle", "export", &first.display().to_string(), "--for", "Ben"]));
+    assert_eq!(nothing["entries"], 0, "{nothing}");
+    // ...only what came since, and it reads on his side.
+    json(&libra(&a, &["--json", "send", "Ben", "by stick after that"]));
+    let second = dir.path().join("to-ben-2.libra");
+    let delta = json(&libra(&a, &["--json", "bundle", "export", &second.display().to_string(), "--for", "Ben"]));
+    assert_eq!(delta["entries"], 1, "{delta}");
+    let (code, rep) = import(&b, &second);
+    assert_eq!((code, rep["accepted"].as_u64()), (0, Some(1)), "{rep}");
+    assert_eq!(texts(&b, "Ann"), vec!["over the network", "by stick after that"]);
+    // The serving side learned the same: Ben's bundle for Ann carries only his new
+    // acknowledgements, not what Ann pulled in the session.
+    let back = dir.path().join("to-ann.libra");
+    let acks = json(&libra(&b, &["--json", "bundle", "export", &back.display().to_string(), "--for", "Ann"]));
+    let (code, rep) = import(&a, &back);
+    assert_eq!((code, rep["duplicates"].as_u64()), (0, Some(0)), "{rep} after {acks}");
+    assert!(acks["entries"].as_u64().is_some_and(|n| (1..=2).contains(&n)), "{acks}");
+}

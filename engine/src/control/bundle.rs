@@ -155,7 +155,7 @@ fn export(
     let sent: Vec<std::collections::BTreeMap<[u8; 32], u64>> = if all || full {
         Vec::new()
     } else {
-        cx.read(|n| recipients.iter().map(|u| Ok(n.store.sent_heads(u)?)).collect::<Result<Vec<_>>>())?
+        cx.read(|n| recipients.iter().map(|u| Ok(n.store.known_heads(u)?)).collect::<Result<Vec<_>>>())?
     };
     // A recipient has its own logs: they are carried only for the other recipients.
     let own: Vec<BTreeSet<[u8; 32]>> = cx.read(|n| {
@@ -254,7 +254,7 @@ fn export(
     // Only once the file is in place: what each recipient has been sent.
     cx.write(|n| {
         for u in &recipients {
-            n.store.note_sent_heads(u, &heads)?;
+            n.store.raise_known_heads(u, &heads)?;
         }
         Ok(())
     })?;

@@ -146,6 +146,11 @@ async fn record(engine: &Engine, peer: [u8; 32], out: &Outcome) {
             if out.synced {
                 rec.last_sync_ms = now;
                 rec.behind_by = out.behind_by;
+                // What the contact holds, for the next bundle made for it (spec/bundle.md, 2).
+                let owner = n.store.trust().owner_of(&crate::identity::DeviceId(crate::codec::Bytes(peer)));
+                if let Some(user) = owner {
+                    n.store.raise_known_heads(&user, &out.held)?;
+                }
             }
             // Kept with the record, the point outlives a restart (spec/sync.md, section 8.9).
             if let Some(p) = point {

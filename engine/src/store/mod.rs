@@ -14,12 +14,12 @@ mod error;
 mod files;
 mod invites;
 mod keys;
+mod known_heads;
 mod moves;
 mod open;
 mod peers;
 mod read;
 mod refused;
-mod sent_heads;
 mod verify;
 mod write;
 

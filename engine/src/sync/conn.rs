@@ -64,6 +64,9 @@ pub struct Outcome {
     pub forks: usize,
     /// Entries of logs we offer that the peer had not received when the session ended.
     pub behind_by: u64,
+    /// Per log, the highest seq the peer holds by this session: what it sent us, and what we
+    /// sent it before synced (bounded by the accept and offer sets). Read once synced.
+    pub held: BTreeMap<[u8; 32], u64>,
 }
 
 /// Why a connection ended.
@@ -472,6 +475,7 @@ impl Conn {
             let (a, seq) = (e.header().author.0, e.header().seq);
             let k = self.known(&a).max(seq);
             self.known.insert(a, k);
+            hold(&mut self.outcome.held, a, seq);
         }
         self.waiting = rest;
         self.effects.push_back(Effect::Ingest(take));
@@ -746,10 +750,16 @@ impl Conn {
             return Ok(None);
         };
         t.from = last + 1;
+        let t_author = t.author;
         if t.from > t.to {
             self.sends.pop_front();
         }
         self.outcome.entries_out += wire.len() as u64;
+        // Before our Done the peer has read it once synced; a push after it may be lost with
+        // the connection, so it does not count.
+        if !self.outcome.synced {
+            hold(&mut self.outcome.held, t_author, last);
+        }
         let f = frame(&Message::Entries(wire));
         self.outcome.bytes_out += f.len() as u64;
         Ok(Some(f))
@@ -849,6 +859,11 @@ impl Conn {
         }
         self.offered.logs.iter().map(|a| local.sendable_seq(a).unwrap_or(0).saturating_sub(self.known(a))).sum()
     }
+}
+
+fn hold(held: &mut BTreeMap<[u8; 32], u64>, author: [u8; 32], seq: u64) {
+    let h = held.entry(author).or_default();
+    *h = (*h).max(seq);
 }
 
 fn local_end(e: LocalError) -> End {

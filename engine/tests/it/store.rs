@@ -290,3 +290,20 @@ fn a_damaged_keyspace_is_reported_and_never_removed() {
     let store = libra_engine::Store::open(&path).expect("opens again");
     assert_eq!(store.head(&k.verifying_key().to_bytes()).map(|h| h.seq), Some(5));
 }
+
+#[test]
+fn what_a_contact_is_known_to_hold_only_rises_and_survives_a_reopen() {
+    use libra_engine::codec::Bytes;
+    use libra_engine::identity::UserId;
+    let (dir, store) = temp_store();
+    let (ben, cy) = (UserId(Bytes([1; 32])), UserId(Bytes([2; 32])));
+    let heads = |pairs: &[(u8, u64)]| pairs.iter().map(|(a, s)| ([*a; 32], *s)).collect();
+    store.raise_known_heads(&ben, &heads(&[(7, 5), (8, 2)])).expect("raise");
+    store.raise_known_heads(&ben, &heads(&[(7, 3), (8, 9), (9, 1)])).expect("raise");
+    store.raise_known_heads(&cy, &heads(&[(7, 100)])).expect("raise");
+    drop(store);
+    let store = libra_engine::Store::open(dir.path().join("store")).expect("reopen");
+    assert_eq!(store.known_heads(&ben).expect("read"), heads(&[(7, 5), (8, 9), (9, 1)]));
+    assert_eq!(store.known_heads(&cy).expect("read"), heads(&[(7, 100)]));
+    assert!(store.known_heads(&UserId(Bytes([3; 32]))).expect("read").is_empty());
+}
