@@ -1,6 +1,7 @@
 //! The engine's integration tests: one binary, one module per scenario.
 
 mod crash;
+mod crash_node;
 mod crypto_vectors;
 mod devices;
 mod diskfull;
