@@ -5,6 +5,10 @@
 //! a range of a blob, bao-encoded exactly as `libra/blob/1` answers it, so a reader verifies
 //! each against the blob's root (spec/blobs.md).
 
+mod grant;
+
+pub use grant::{GRANT_CONTEXT, GrantStatement, decode_grant, grant_body};
+
 use crate::codec::{self, Bytes};
 use crate::log::{Entry, MAX_PAYLOAD};
 
@@ -14,6 +18,8 @@ pub const MAGIC: &[u8; 8] = b"LIBRABN1";
 pub const KIND_TOC: u8 = 0;
 pub const KIND_ENTRIES: u8 = 1;
 pub const KIND_BLOB: u8 = 2;
+/// The exporter's grants, signed by its device (at most one per bundle, after the blobs).
+pub const KIND_GRANT: u8 = 3;
 /// `root(32) ‖ blob size u64 BE ‖ first chunk u64 BE ‖ end chunk u64 BE` before a blob
 /// section's bao bytes.
 pub const BLOB_HEAD: usize = 56;
@@ -73,7 +79,7 @@ impl SectionHeader {
             count: u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
             length: u32::from_be_bytes([b[5], b[6], b[7], b[8]]),
         };
-        if h.kind != KIND_TOC && h.kind != KIND_ENTRIES && h.kind != KIND_BLOB {
+        if ![KIND_TOC, KIND_ENTRIES, KIND_BLOB, KIND_GRANT].contains(&h.kind) {
             return Err(BundleError::Kind { index, kind: h.kind });
         }
         if h.length > MAX_SECTION {
@@ -193,7 +199,13 @@ pub fn decode_toc(body: &[u8]) -> Result<Toc, BundleError> {
 /// A whole bundle in memory (vectors, fuzzing, small files): its entries, or the first problem.
 /// Import reads files section by section instead and goes on after a damaged section.
 pub fn parse(file: &[u8]) -> Result<Vec<Entry>, BundleError> {
+    parse_all(file).map(|(entries, _)| entries)
+}
+
+/// [`parse`], with the grant statements the bundle carries (each signature verified).
+pub fn parse_all(file: &[u8]) -> Result<(Vec<Entry>, Vec<GrantStatement>), BundleError> {
     let rest = file.strip_prefix(&MAGIC[..]).ok_or(BundleError::Magic)?;
+    let mut grants = Vec::new();
     let (mut at, mut out, mut seen, mut index) = (0usize, Vec::new(), Toc::new(), 0usize);
     let cut = |index| BundleError::Body { index, reason: "cut short".into() };
     loop {
@@ -215,9 +227,11 @@ pub fn parse(file: &[u8]) -> Result<Vec<Entry>, BundleError> {
             if end + CHECKSUM != rest.len() {
                 return Err(BundleError::Toc("bytes after the table of contents".into()));
             }
-            return Ok(out);
+            return Ok((out, grants));
         }
-        if h.kind == KIND_BLOB {
+        if h.kind == KIND_GRANT {
+            grants.push(decode_grant(&h, body, index)?);
+        } else if h.kind == KIND_BLOB {
             let piece = decode_blob(&h, body, index)?;
             crate::blob::decode_response(&piece.root, piece.size, &[piece.range], piece.bao)
                 .map_err(|e| BundleError::Body { index, reason: e.to_string() })?;

@@ -297,6 +297,25 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Adds the grants of a bundle's signed statement (its signature already verified) for
+    /// the device's user. A device not certified by a user we know, or one of our own, grants
+    /// nothing.
+    pub fn receive_bundle_grants(
+        &self,
+        device: &[u8; 32],
+        tags: &[[u8; crate::sync::GRANT_TAG]],
+    ) -> Result<bool, StoreError> {
+        let Some(issuer) = self.owner_of_device(device)? else {
+            return Ok(false);
+        };
+        if Some(issuer) == self.user_id() {
+            return Ok(false);
+        }
+        self.store.add_grants(issuer.as_bytes(), tags)
+    }
+}
+
 impl Payload {
     /// `(kind, canonical bytes)`, as `Store::append` takes them.
     pub fn encoded(&self) -> (u16, Vec<u8>) {

@@ -320,11 +320,65 @@ fn a_bundle_after_a_network_sync_carries_only_what_came_since() {
     let (code, rep) = import(&b, &second);
     assert_eq!((code, rep["accepted"].as_u64()), (0, Some(1)), "{rep}");
     assert_eq!(texts(&b, "Ann"), vec!["over the network", "by stick after that"]);
-    // The serving side learned the same: Ben's bundle for Ann carries only his new
-    // acknowledgements, not what Ann pulled in the session.
+    // The serving side learned the same: Ben's bundle for Ann carries only his acknowledgements
+    // (one may have reached Ann as a live push after the session was synced: that does not
+    // count as held, so it may come again), not the rest of his logs that Ann pulled.
     let back = dir.path().join("to-ann.libra");
     let acks = json(&libra(&b, &["--json", "bundle", "export", &back.display().to_string(), "--for", "Ann"]));
     let (code, rep) = import(&a, &back);
-    assert_eq!((code, rep["duplicates"].as_u64()), (0, Some(0)), "{rep} after {acks}");
+    assert_eq!(code, 0, "{rep} after {acks}");
     assert!(acks["entries"].as_u64().is_some_and(|n| (1..=2).contains(&n)), "{acks}");
+    assert!(rep["accepted"].as_u64().is_some_and(|n| n >= 1), "the new ack is among them: {rep}");
+}
+
+#[test]
+fn a_bundle_through_a_mutual_contact_reaches_its_recipient_and_the_ack_comes_back_the_same_way() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = |n: &str| dir.path().join(n);
+    for n in ["ann", "ben", "cy"] {
+        json(&libra(&d(n), &["--json", "init", "--name", n]));
+    }
+    let inv = |n: &str| json(&libra(&d(n), &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
+    for (x, y) in [("ann", "ben"), ("ann", "cy"), ("ben", "cy")] {
+        let (ix, iy) = (inv(x), inv(y));
+        json(&libra(&d(x), &["--json", "contact", "add", &iy]));
+        json(&libra(&d(y), &["--json", "contact", "add", &ix]));
+    }
+    json(&libra(&d("ann"), &["--json", "send", "ben", "for Ben, carried by Cy"]));
+    // Ann's bundle goes to Cy, who cannot read it; it says, signed, whom Ann chose.
+    let to_cy = d("ann-to-cy.libra");
+    let wrote = json(&libra(&d("ann"), &["--json", "bundle", "export", &to_cy.display().to_string(), "--for", "cy"]));
+    assert_eq!(wrote["grants"], 2, "Ann grants Ben and Cy: {wrote}");
+    let audit = json(&libra(&d("cy"), &["--json", "log", "replay", "--bundle", &to_cy.display().to_string()]));
+    assert_eq!((audit["verified"].as_bool(), audit["grants"][0]["tags"].as_u64()), (Some(true), Some(2)), "{audit}");
+    let (code, rep) = import(&d("cy"), &to_cy);
+    assert_eq!((code, rep["grants"].as_u64()), (0, Some(1)), "{rep}");
+    // Cy's bundle for Ben carries Ann's message; Ben reads it.
+    let to_ben = d("cy-to-ben.libra");
+    json(&libra(&d("cy"), &["--json", "bundle", "export", &to_ben.display().to_string(), "--for", "ben"]));
+    let (code, rep) = import(&d("ben"), &to_ben);
+    assert_eq!(code, 0, "{rep}");
+    assert_eq!(texts(&d("ben"), "ann"), vec!["for Ben, carried by Cy"]);
+    // Ben's acknowledgement travels back through Cy too.
+    let back = d("ben-to-cy.libra");
+    json(&libra(&d("ben"), &["--json", "bundle", "export", &back.display().to_string(), "--for", "cy"]));
+    assert_eq!(import(&d("cy"), &back).0, 0);
+    let to_ann = d("cy-to-ann.libra");
+    json(&libra(&d("cy"), &["--json", "bundle", "export", &to_ann.display().to_string(), "--for", "ann"]));
+    assert_eq!(import(&d("ann"), &to_ann).0, 0);
+    let v = json(&libra(&d("ann"), &["--json", "chat", "ben"]));
+    assert_eq!(v["messages"][0]["delivery"], "delivered", "{v}");
+    // A forged statement (one byte of a tag changed, checksums made to match) is refused.
+    let mut bytes = std::fs::read(&to_cy).expect("read");
+    let secs = sections(&bytes);
+    let &(at, kind, _, len) = secs.iter().find(|s| s.1 == 3).expect("a grant section");
+    assert_eq!(kind, 3);
+    let body_end = at + 9 + len;
+    bytes[body_end - 67] ^= 1;
+    let sum = *blake3::hash(&bytes[at..body_end]).as_bytes();
+    bytes[body_end..body_end + 32].copy_from_slice(&sum);
+    std::fs::write(d("forged.libra"), &bytes).expect("write");
+    let (code, rep) = import(&d("ben"), &d("forged.libra"));
+    assert_eq!((code, rep["grants"].as_u64()), (1, Some(0)), "{rep}");
+    assert!(rep["problems"].to_string().contains("signature does not verify"), "{rep}");
 }

@@ -35,6 +35,7 @@ fn replay(out: &mut Out, file: &Path) -> Result<u8> {
     type Replayed = ([u8; 32], Option<ChainPoint>, Vec<Value>, Option<String>);
     let mut logs: Vec<Replayed> = Vec::new();
     let mut blob_failures: Vec<String> = Vec::new();
+    let mut grants: Vec<Value> = Vec::new();
     let mut read = read_bundle(
         file,
         |_, _| {},
@@ -52,6 +53,10 @@ fn replay(out: &mut Out, file: &Path) -> Result<u8> {
                             p.range.1
                         ));
                     }
+                    return Ok(());
+                }
+                Section::Grant(g) => {
+                    grants.push(json!({ "device": hex::encode(g.device), "tags": g.tags.len() }));
                     return Ok(());
                 }
             };
@@ -91,6 +96,7 @@ fn replay(out: &mut Out, file: &Path) -> Result<u8> {
         "complete": read.complete,
         "problems": read.problems,
         "verified": verified,
+        "grants": grants,
         "logs": logs.iter().map(|(a, _, rows, failure)| json!({
             "author": hex::encode(a),
             "verified": failure.is_none(),
@@ -108,6 +114,13 @@ fn replay(out: &mut Out, file: &Path) -> Result<u8> {
             if let Some(f) = failure {
                 s += &format!("VERIFICATION FAILED at {f}\n");
             }
+        }
+        for g in &grants {
+            s += &format!(
+                "grants of device {}: {} tags, signature verified\n",
+                g["device"].as_str().unwrap_or(""),
+                g["tags"]
+            );
         }
         for p in &read.problems {
             s += &format!("{p}\n");
@@ -243,6 +256,19 @@ fn export(
     } else {
         0
     };
+    // Our grants, signed: a mutual contact who imports this may forward our logs to the people
+    // we chose, as after a session with us (spec/bundle.md, section 1.1).
+    let (grant, granted) = cx.read(|n| {
+        let tags = if n.user_id().is_some() { n.grant_tags()? } else { Vec::new() };
+        Ok((fmt::grant_body(&n.secrets.device.signing, crate::clock::wall_ms(), &tags), tags.len()))
+    })?;
+    if granted > 0 {
+        let count = u32::try_from(granted)?;
+        let s = fmt::section(fmt::KIND_GRANT, count, &grant);
+        let sum: [u8; fmt::CHECKSUM] = s[s.len() - fmt::CHECKSUM..].try_into()?;
+        toc.push((fmt::KIND_GRANT, count, Bytes(sum)));
+        w.write_all(&s)?;
+    }
     let sections = toc.len();
     w.write_all(&fmt::section(fmt::KIND_TOC, u32::try_from(sections)?, &fmt::toc_body(&toc)))?;
     let f = w.into_inner().map_err(|e| e.into_error())?;
@@ -259,7 +285,7 @@ fn export(
         Ok(())
     })?;
     let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    let v = json!({ "file": file.display().to_string(), "logs": logs.len(), "entries": entries, "files": files, "sections": sections, "bytes": bytes });
+    let v = json!({ "file": file.display().to_string(), "logs": logs.len(), "entries": entries, "files": files, "grants": granted, "sections": sections, "bytes": bytes });
     out.set(&v, || {
         format!(
             "wrote {} entries of {} logs{} in {sections} sections ({bytes} bytes) to {}\n",
@@ -347,6 +373,8 @@ impl Tally {
 
 /// Entries not (yet) for this node kept for a second look at the end.
 const MAX_DEFERRED: usize = 100_000;
+/// Grant sections taken from one bundle (a writer puts one).
+const MAX_GRANT_SECTIONS: usize = 16;
 /// ... and up to this many bytes of them (entries may be large: the count alone would allow
 /// gigabytes).
 const MAX_DEFERRED_BYTES: usize = 256 << 20;
@@ -367,6 +395,8 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<bool> {
 enum Section<'a> {
     Entries(Vec<Entry>),
     Blob(fmt::BlobPiece<'a>),
+    /// A grant statement whose signature verified.
+    Grant(fmt::GrantStatement),
 }
 
 /// What reading a bundle found besides its entries.
@@ -436,6 +466,13 @@ fn read_bundle(
             t.problems.push(format!("{}: its entries were not taken", BundleError::Checksum { index }));
             continue;
         }
+        if h.kind == fmt::KIND_GRANT {
+            match fmt::decode_grant(&h, &body, index) {
+                Ok(g) => take(Section::Grant(g))?,
+                Err(e) => t.problems.push(e.to_string()),
+            }
+            continue;
+        }
         if h.kind == fmt::KIND_BLOB {
             match fmt::decode_blob(&h, &body, index) {
                 Ok(piece) => take(Section::Blob(piece))?,
@@ -469,6 +506,7 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
     let mut deferred: Vec<Entry> = Vec::new();
     let mut deferred_bytes = 0usize;
     let mut blob_sections = 0usize;
+    let mut grants: Vec<fmt::GrantStatement> = Vec::new();
     let read = read_bundle(
         file,
         |done, size| cx.report("import", done, size),
@@ -477,6 +515,12 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
                 Section::Entries(e) => e,
                 Section::Blob(_) => {
                     blob_sections += 1;
+                    return Ok(());
+                }
+                Section::Grant(g) => {
+                    if grants.len() < MAX_GRANT_SECTIONS {
+                        grants.push(g);
+                    }
                     return Ok(());
                 }
             };
@@ -509,6 +553,14 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
         deferred.into_iter().partition(|e| accept.contains(&e.header().author.0));
     t.not_for_us += theirs.len();
     t.take(ingest(cx, ours)?);
+    // Grants last: the trust view now knows the devices the entries certified.
+    let granted = cx.write(|n| {
+        let mut taken = 0usize;
+        for g in &grants {
+            taken += usize::from(n.receive_bundle_grants(&g.device, &g.tags)?);
+        }
+        Ok(taken)
+    })?;
     // Files: read again for the blob sections, now that every file message carried is known.
     // (Blob sections no message here names are not taken: another reader's files.)
     let (files, blobs_not_for_us) = if blob_sections > 0 { import_blobs(cx, file, &mut t.problems)? } else { (0, 0) };
@@ -530,6 +582,7 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
         "forks": t.report.forks.len(),
         "files": files,
         "blob_sections_not_for_us": blobs_not_for_us,
+        "grants": granted,
         "problems": t.problems,
     });
     out.set(&v, || {

@@ -212,6 +212,36 @@ impl Store {
         self.sync_now()
     }
 
+    /// Adds grants of `issuer` to those held (a bundle's signed statement: it only adds, so an
+    /// older bundle never withdraws what a later session gave); at most `MAX_GRANTS` per issuer.
+    /// Returns whether any was new.
+    pub fn add_grants(&self, issuer: &[u8; 32], tags: &[[u8; crate::sync::GRANT_TAG]]) -> Result<bool, StoreError> {
+        let mut held = 0usize;
+        for item in self.grants.prefix(issuer) {
+            item.key()?;
+            held += 1;
+        }
+        let mut batch = self.db.batch();
+        let mut added = 0usize;
+        for t in tags {
+            if held + added >= crate::sync::MAX_GRANTS {
+                break;
+            }
+            let k = [&issuer[..], &t[..]].concat();
+            if self.grants.get(&k)?.is_none() {
+                batch.insert(&self.grants, k, Vec::new());
+                added += 1;
+            }
+        }
+        if added == 0 {
+            return Ok(false);
+        }
+        self.sync.guard(batch.commit())?;
+        self.sync.peers_changed();
+        self.sync_now()?;
+        Ok(true)
+    }
+
     /// Whether `issuer` granted its logs to the identity behind `tag`.
     pub fn has_grant(&self, issuer: &[u8; 32], tag: &[u8; crate::sync::GRANT_TAG]) -> Result<bool, StoreError> {
         Ok(self.grants.get([&issuer[..], &tag[..]].concat())?.is_some())

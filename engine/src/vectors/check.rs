@@ -171,8 +171,8 @@ fn check_lan_tag(c: &Value) -> Result<(), String> {
 /// A bundle file: its sections check, its entries decode, its table of contents matches.
 fn check_bundle(c: &Value) -> Result<(), String> {
     use crate::bundle::BundleError;
-    let outcome = match crate::bundle::parse(&hexf(c, "file")?) {
-        Ok(entries) => {
+    let outcome = match crate::bundle::parse_all(&hexf(c, "file")?) {
+        Ok((entries, grants)) => {
             let ids: Vec<String> = entries.iter().map(|e| e.id.to_hex()).collect();
             let want: Vec<String> = c
                 .get("entries")
@@ -182,9 +182,17 @@ fn check_bundle(c: &Value) -> Result<(), String> {
             if ids != want {
                 return Err("entries differ".into());
             }
+            let grants: Vec<Value> = grants
+                .iter()
+                .map(|g| json!({ "device": hex::encode(g.device), "ts": g.ts, "tags": g.tags.iter().map(hex::encode).collect::<Vec<_>>() }))
+                .collect();
+            if grants != c.get("grants").and_then(Value::as_array).cloned().unwrap_or_default() {
+                return Err("grants differ".into());
+            }
             Ok(())
         }
         Err(BundleError::Checksum { .. }) => Err("checksum".to_owned()),
+        Err(BundleError::Body { reason, .. }) if reason.starts_with("grant:") => Err("grant".to_owned()),
         Err(BundleError::Magic) => Err("magic".to_owned()),
         Err(e) => Err(e.to_string()),
     };

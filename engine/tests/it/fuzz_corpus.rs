@@ -86,13 +86,16 @@ fn every_corpus_seed_decodes_as_its_target_expects() {
         let ok = libra_engine::blob::decode_response(&root, blob.len() as u64, &[(128, 137)], &b[2..]).is_ok();
         assert_eq!(ok, b[b.len() - 1] == blob[blob.len() - 1], "only the true last byte verifies");
     }
+    let mut grants = 0;
     for b in seeds("bundle") {
-        if let Ok(entries) = libra_engine::bundle::parse(&b) {
+        if let Ok((entries, g)) = libra_engine::bundle::parse_all(&b) {
             for e in entries {
                 let _ = validate_next(None, &e);
             }
+            grants += g.len();
         }
     }
+    assert!(grants >= 1, "a seed carries a signed grant section");
     for b in seeds("body") {
         if let Ok(x) = Body::decode(&b) {
             assert_eq!(x.encode(), b);
