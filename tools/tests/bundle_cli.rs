@@ -382,3 +382,70 @@ fn a_bundle_through_a_mutual_contact_reaches_its_recipient_and_the_ack_comes_bac
     assert_eq!((code, rep["grants"].as_u64()), (1, Some(0)), "{rep}");
     assert!(rep["problems"].to_string().contains("signature does not verify"), "{rep}");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn bundles_imported_in_any_order_give_the_same_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = pair(dir.path());
+    // Three trips of the stick, each carrying only what came since the one before.
+    let mut files = Vec::new();
+    for (i, text) in ["first", "second", "third"].iter().enumerate() {
+        json(&libra(&a, &["--json", "send", "Ben", text]));
+        let f = dir.path().join(format!("trip{i}.libra"));
+        json(&libra(&a, &["--json", "bundle", "export", &f.display().to_string(), "--for", "Ben"]));
+        files.push(f);
+    }
+    // What was imported: the chat and Ann's logs (Ben's own log holds his acknowledgements,
+    // one per import that brought messages: it differs with the number of trips, rightly).
+    let state = |data: &Path| {
+        let id = json(&libra(data, &["--json", "id"]));
+        let own = [id["device_id"].clone(), id["user_id"].clone()];
+        let logs = json(&libra(data, &["--json", "log", "list"]));
+        let others: Vec<Value> =
+            logs.as_array().expect("logs").iter().filter(|l| !own.contains(&l["author"])).cloned().collect();
+        assert_eq!(others.len(), 2, "Ann's user and device logs: {logs}");
+        (texts(data, "Ann"), others)
+    };
+    let mut states = Vec::new();
+    for (k, order) in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [2, 0, 1]].iter().enumerate() {
+        let ben = dir.path().join(format!("ben{k}"));
+        copy_dir(&b, &ben);
+        let mut last = Value::Null;
+        for i in order {
+            let (code, rep) = import(&ben, &files[*i]);
+            assert_eq!(code, 0, "{order:?}: {rep}");
+            last = rep;
+        }
+        assert_eq!(last["waiting"], 0, "{order:?}: nothing waits once all are in: {last}");
+        assert!(libra(&ben, &["audit", "verify"]).status.success());
+        states.push(state(&ben));
+    }
+    assert_eq!(states[0].0, vec!["first", "second", "third"]);
+    assert!(states.iter().all(|s| *s == states[0]), "{states:?}");
+    // A later trip alone: its entries wait (and say so), nothing is refused; the missing one
+    // lets them in.
+    let ben = dir.path().join("ben-wait");
+    copy_dir(&b, &ben);
+    let (code, rep) = import(&ben, &files[2]);
+    assert_eq!((code, rep["accepted"].as_u64()), (0, Some(0)), "{rep}");
+    assert!(rep["waiting"].as_u64().is_some_and(|n| n >= 1), "{rep}");
+    assert!(rep["rejected"].as_array().is_some_and(Vec::is_empty), "{rep}");
+    let (code, rep) = import(&ben, &files[1]);
+    assert_eq!(code, 0, "{rep}");
+    assert!(rep["waiting"].as_u64().is_some_and(|n| n >= 1), "the third still waits for the first: {rep}");
+    import(&ben, &files[0]);
+    assert_eq!(texts(&ben, "Ann"), vec!["first", "second", "third"]);
+}

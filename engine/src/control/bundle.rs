@@ -373,11 +373,11 @@ impl Tally {
 
 /// Entries not (yet) for this node kept for a second look at the end.
 const MAX_DEFERRED: usize = 100_000;
-/// Grant sections taken from one bundle (a writer puts one).
-const MAX_GRANT_SECTIONS: usize = 16;
 /// ... and up to this many bytes of them (entries may be large: the count alone would allow
 /// gigabytes).
 const MAX_DEFERRED_BYTES: usize = 256 << 20;
+/// Grant sections taken from one bundle (a writer puts one).
+const MAX_GRANT_SECTIONS: usize = 16;
 
 /// Reads exactly `buf.len()` bytes; `Ok(false)` at the end of the file (a cut).
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<bool> {
@@ -539,7 +539,7 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
             } else {
                 t.not_for_us += theirs.len();
             }
-            let rep = ingest(cx, ours)?;
+            let rep = ingest(cx, super::waiting::split(cx, ours)?)?;
             stale |= rep.accepted > 0;
             t.take(rep);
             Ok(())
@@ -552,7 +552,10 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
     let (ours, theirs): (Vec<Entry>, Vec<Entry>) =
         deferred.into_iter().partition(|e| accept.contains(&e.header().author.0));
     t.not_for_us += theirs.len();
-    t.take(ingest(cx, ours)?);
+    t.take(ingest(cx, super::waiting::split(cx, ours)?)?);
+    // What this bundle brought may let entries of earlier bundles in (and this one's wait).
+    let (settled, waiting) = super::waiting::settle(cx, |e| ingest(cx, e))?;
+    t.take(settled);
     // Grants last: the trust view now knows the devices the entries certified.
     let granted = cx.write(|n| {
         let mut taken = 0usize;
@@ -583,6 +586,7 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
         "files": files,
         "blob_sections_not_for_us": blobs_not_for_us,
         "grants": granted,
+        "waiting": waiting,
         "problems": t.problems,
     });
     out.set(&v, || {
@@ -596,6 +600,9 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
             if files > 0 { format!("; {files} files complete") } else { String::new() },
             if t.complete { "" } else { " (incomplete)" }
         );
+        if waiting > 0 {
+            s += &format!("  {waiting} entries wait for earlier ones (from a bundle not imported yet)\n");
+        }
         for r in &rejected {
             s += &format!(
                 "  refused {}… seq {}: {}\n",

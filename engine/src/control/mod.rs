@@ -20,6 +20,7 @@ mod invite;
 mod nearby;
 mod peers;
 pub mod render;
+mod waiting;
 
 pub use chat::message_line;
 pub use errors::error_code;

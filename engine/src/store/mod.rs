@@ -21,6 +21,7 @@ mod peers;
 mod read;
 mod refused;
 mod verify;
+mod waiting;
 mod write;
 
 pub use chats::{ChatKind, ChatSummary, Delivery, MessageView, NewMessage};

@@ -1,7 +1,7 @@
 //! Crash safety of a whole node: a child process runs Ann's engine (group commit, its fsync
 //! thread, automatic acknowledgements) through every write path a person drives — sending,
-//! editing, marking read, ingesting a contact's messages as a peer session does, importing a
-//! bundle — and prints what each call acknowledged. We SIGKILL it at random moments, reopen,
+//! editing, marking read, ingesting a contact's messages as a peer session does, importing two
+//! bundles in either order (the later one's entries wait in the store) — and prints what each call acknowledged. We SIGKILL it at random moments, reopen,
 //! and check that everything acknowledged is there, every chain verifies, and every persisted
 //! view (trust, chats) equals its rebuild from the logs (`Store::verify`).
 //!
@@ -74,20 +74,30 @@ fn setup(dir: &Path) {
         ann.add_contact(&io, None).expect("add");
         other.add_contact(&ia, None).expect("add");
         let chat = other.chat(&ia.user().to_string()).expect("chat");
-        for i in 0..count {
-            other.send(&chat, &format!("{name} says {i}"), None).expect("send");
-        }
+        let say = move |other: &mut Node, range: std::ops::Range<usize>| {
+            for i in range {
+                other.send(&chat, &format!("{name} says {i}"), None).expect("send");
+            }
+        };
         if name == "Ben" {
+            say(&mut other, 0..count);
             write_entries(&dir.join("ben.entries"), &all_entries(&other));
         } else {
-            let export = Request::Bundle(BundleCommand::Export {
-                file: dir.join("cy.libra").display().to_string(),
-                for_contacts: vec!["Ann".into()],
-                all: false,
-                full: false,
-                with_files: false,
-            });
-            control::execute(&Cx::local(Engine::start(other)), &export).expect("export");
+            // Two trips of a stick, the second carrying only what came since the first; the
+            // child imports them in either order (the second one's entries then wait).
+            let cy = Engine::start(other);
+            for (trip, range) in [(1, 0..count / 2), (2, count / 2..count)] {
+                let say = say.clone();
+                cy.write_here(move |n| say(n, range)).expect("write");
+                let export = Request::Bundle(BundleCommand::Export {
+                    file: dir.join(format!("cy{trip}.libra")).display().to_string(),
+                    for_contacts: vec!["Ann".into()],
+                    all: false,
+                    full: false,
+                    with_files: false,
+                });
+                control::execute(&Cx::local(cy.clone()), &export).expect("export");
+            }
         }
     }
 }
@@ -153,10 +163,14 @@ fn crash_node_child() {
             }
             9 if !imported => {
                 imported = true;
-                let import =
-                    Request::Bundle(BundleCommand::Import { file: dir.join("cy.libra").display().to_string() });
-                let r = control::execute(&Cx::local(engine.clone()), &import).expect("import");
-                assert!(r.value["problems"].as_array().is_some_and(Vec::is_empty), "{}", r.value);
+                let trips = if rng[4].is_multiple_of(2) { [1, 2] } else { [2, 1] };
+                for trip in trips {
+                    let file = dir.join(format!("cy{trip}.libra")).display().to_string();
+                    let import = Request::Bundle(BundleCommand::Import { file });
+                    let r = control::execute(&Cx::local(engine.clone()), &import).expect("import");
+                    assert!(r.value["problems"].as_array().is_some_and(Vec::is_empty), "{}", r.value);
+                    assert!(r.value["rejected"].as_array().is_some_and(Vec::is_empty), "{}", r.value);
+                }
                 for (a, seq) in engine.read(|n| n.store.heads().collect::<Vec<_>>()).expect("read") {
                     println!("HAVE {} {}", hex(&a), seq.seq);
                 }
