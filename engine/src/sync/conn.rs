@@ -27,6 +27,10 @@ const INBOX_LIMIT: usize = 2 * INGEST_BATCH;
 const SEND_CHUNK: usize = 512;
 /// Idle limit once live; transports watch the connection itself (QUIC keep-alives).
 const LIVE_IDLE: Duration = Duration::from_secs(24 * 3600);
+/// However long the transport vouches for a lossy link (`handle_alive`), a frame must arrive
+/// and, while reconciling, a byte must move within this: a peer that keeps a connection "alive"
+/// with keep-alives alone cannot hold a half-sent frame or an unfinished session forever.
+pub const LINK_GRACE: Duration = Duration::from_secs(120);
 /// How long a one-shot initiator waits for the peer to finish after finishing its own side.
 const LINGER: Duration = Duration::from_secs(5);
 
@@ -194,6 +198,8 @@ pub struct Conn {
     /// We answered an Introduce already (once per session is enough).
     answered_intro: bool,
     last_activity: u64,
+    /// Like `last_activity`, but not moved on by `handle_alive` (the `LINK_GRACE` clock).
+    last_progress: u64,
     end: Option<End>,
     pub outcome: Outcome,
 }
@@ -234,6 +240,7 @@ impl Conn {
             intro_token: None,
             answered_intro: false,
             last_activity: now_ms,
+            last_progress: now_ms,
             end: None,
             outcome: Outcome { peer, ..Outcome::default() },
         }
@@ -253,7 +260,7 @@ impl Conn {
         if self.end.is_some() || self.input_closed || bytes.is_empty() {
             return;
         }
-        self.last_activity = now_ms;
+        self.touch(now_ms);
         self.outcome.bytes_in += bytes.len() as u64;
         if self.outcome.bytes_in > self.limits.session_bytes_in {
             return self.fail(SyncError::LimitExceeded("bytes received in one session"));
@@ -292,7 +299,7 @@ impl Conn {
         if self.input_closed || self.end.is_some() {
             return;
         }
-        self.last_activity = now_ms;
+        self.touch(now_ms);
         self.input_closed = true;
         if self.decoder.partial_since().is_some() {
             self.inbox.push_back(In::Fail(SyncError::Malformed("the stream ended inside a frame".into())));
@@ -325,7 +332,7 @@ impl Conn {
     /// Some of what `poll_transmit` produced reached the transport: the session is moving, even
     /// while nothing arrives (a slow peer draining a large transfer is not idle).
     pub fn handle_sent(&mut self, now_ms: u64) {
-        self.last_activity = now_ms;
+        self.touch(now_ms);
     }
 
     /// The transport under the stream vouches that the peer is alive behind a lossy link (a
@@ -333,7 +340,13 @@ impl Conn {
     /// Restarts the idle and partial-frame clocks; a dead peer is the transport's to detect.
     pub fn handle_alive(&mut self, now_ms: u64) {
         self.last_activity = now_ms;
-        self.decoder.restart_clock(now_ms);
+        self.decoder.extend_for_link(now_ms);
+    }
+
+    /// Something moved (a byte in or out, or our own wait ended): both idle clocks restart.
+    fn touch(&mut self, now_ms: u64) {
+        self.last_activity = now_ms;
+        self.last_progress = now_ms;
     }
 
     /// Processes what has arrived, as far as it can without waiting for an effect.
@@ -355,12 +368,12 @@ impl Conn {
         if self.held_by_us && !self.waiting_on_us() {
             // The time we spent is not the peer's: its idle and frame clocks start again.
             self.held_by_us = false;
-            self.last_activity = now_ms;
+            self.touch(now_ms);
             self.decoder.restart_clock(now_ms);
         }
         if !self.started {
             self.started = true;
-            self.last_activity = now_ms;
+            self.touch(now_ms);
             if self.initiator {
                 // Dialing someone whose invite we added: introduce ourselves first.
                 if let Some(m) = local.introduction(&self.peer) {
@@ -595,7 +608,7 @@ impl Conn {
     pub fn poll_transmit(&mut self, local: &impl Local, now_ms: u64) -> Option<Vec<u8>> {
         let bytes = self.next_transmit(local);
         if bytes.is_some() {
-            self.last_activity = now_ms;
+            self.touch(now_ms);
         }
         bytes
     }
@@ -792,9 +805,14 @@ impl Conn {
         if let Some(p) = self.decoder.partial_since() {
             t.push(p.saturating_add(ms(self.limits.frame_deadline)));
         }
-        {
-            let idle = if self.outcome.synced && self.live { LIVE_IDLE } else { self.limits.reconcile_idle };
-            t.push(self.last_activity.saturating_add(ms(idle)));
+        if let Some(p) = self.decoder.partial_since_hard() {
+            t.push(p.saturating_add(ms(LINK_GRACE.max(self.limits.frame_deadline))));
+        }
+        let live = self.outcome.synced && self.live;
+        let idle = if live { LIVE_IDLE } else { self.limits.reconcile_idle };
+        t.push(self.last_activity.saturating_add(ms(idle)));
+        if !live {
+            t.push(self.last_progress.saturating_add(ms(LINK_GRACE.max(idle))));
         }
         t.into_iter().min()
     }
@@ -814,9 +832,18 @@ impl Conn {
             return self
                 .end_with(End::Local(format!("peer stalled inside a frame for {:?}", self.limits.frame_deadline)));
         }
-        let idle = if self.outcome.synced && self.live { LIVE_IDLE } else { self.limits.reconcile_idle };
+        let hard_frame = LINK_GRACE.max(self.limits.frame_deadline);
+        if self.decoder.partial_since_hard().is_some_and(|p| now_ms >= p.saturating_add(ms(hard_frame))) {
+            return self.end_with(End::Local(format!("peer stalled inside a frame for {hard_frame:?} (lossy link)")));
+        }
+        let live = self.outcome.synced && self.live;
+        let idle = if live { LIVE_IDLE } else { self.limits.reconcile_idle };
         if now_ms >= self.last_activity.saturating_add(ms(idle)) {
-            self.end_with(End::Local(format!("peer stalled: nothing for {idle:?}")));
+            return self.end_with(End::Local(format!("peer stalled: nothing for {idle:?}")));
+        }
+        let hard_idle = LINK_GRACE.max(idle);
+        if !live && now_ms >= self.last_progress.saturating_add(ms(hard_idle)) {
+            self.end_with(End::Local(format!("peer stalled: no byte moved for {hard_idle:?} (lossy link)")));
         }
     }
 

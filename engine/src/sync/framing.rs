@@ -7,8 +7,12 @@ use super::{MAX_FRAME, SyncError};
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
-    /// When the first byte of the frame now being received arrived (ms).
+    /// When the first byte of the frame now being received arrived (ms), moved on by our own
+    /// waits and by the transport vouching for a lossy link.
     started_ms: Option<u64>,
+    /// The same, moved on only by our own waits: however long a link is vouched for, a frame
+    /// must arrive within the hard limit of this.
+    hard_started_ms: Option<u64>,
 }
 
 impl FrameDecoder {
@@ -18,6 +22,7 @@ impl FrameDecoder {
         while !bytes.is_empty() {
             if self.buf.is_empty() {
                 self.started_ms = Some(now_ms);
+                self.hard_started_ms = Some(now_ms);
             }
             if self.buf.len() < 4 {
                 let take = (4 - self.buf.len()).min(bytes.len());
@@ -39,6 +44,7 @@ impl FrameDecoder {
                 out.push(self.buf.split_off(4));
                 self.buf.clear();
                 self.started_ms = None;
+                self.hard_started_ms = None;
             }
         }
         Ok(out)
@@ -48,8 +54,17 @@ impl FrameDecoder {
         u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize
     }
 
-    /// Restarts the clock of a partly received frame (the wait was ours, not the peer's).
+    /// Restarts both clocks of a partly received frame (the wait was ours, not the peer's).
     pub fn restart_clock(&mut self, now_ms: u64) {
+        if self.started_ms.is_some() {
+            self.started_ms = Some(now_ms);
+            self.hard_started_ms = Some(now_ms);
+        }
+    }
+
+    /// Restarts only the ordinary clock: the transport vouches that the link is slow, not the
+    /// peer stalled. The hard clock runs on.
+    pub fn extend_for_link(&mut self, now_ms: u64) {
         if self.started_ms.is_some() {
             self.started_ms = Some(now_ms);
         }
@@ -58,6 +73,11 @@ impl FrameDecoder {
     /// When the frame now being received started, if one is partly here.
     pub fn partial_since(&self) -> Option<u64> {
         self.started_ms
+    }
+
+    /// When it started as far as the hard limit counts.
+    pub fn partial_since_hard(&self) -> Option<u64> {
+        self.hard_started_ms
     }
 }
 

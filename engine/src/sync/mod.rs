@@ -14,7 +14,7 @@ pub mod memory;
 mod session;
 mod wire;
 
-pub use conn::{Conn, Effect, End, INGEST_BATCH, Ingested, Limits, Outcome, PARK_LIMIT, misbehaviour};
+pub use conn::{Conn, Effect, End, INGEST_BATCH, Ingested, LINK_GRACE, Limits, Outcome, PARK_LIMIT, misbehaviour};
 pub use framing::FrameDecoder;
 pub use headset::{AUTHOR_PREFIX, Bound, FP_LEN, HeadItem, HeadSet, ID_PREFIX};
 pub use interest::{GRANT_CONTEXT, GRANT_TAG, MAX_GRANTS, grant_tag, interest_set, offer_set};

@@ -279,3 +279,47 @@ fn sessions_over_a_pipe<W: tokio::io::AsyncWrite + Unpin + Send + 'static>(
         tokio::spawn(async move { stream::run(&eb, Conn::new(da, false, live, Limits::default(), 0), br, bw).await });
     (ta, tb)
 }
+
+/// A transport that vouches for a lossy link (`Watch::alive`: QUIC after a lost packet, with
+/// keep-alives flowing) extends the frame deadline, but not past `LINK_GRACE`: a peer that sends
+/// part of a frame and then only keep-alives is cut off (it used to be held forever).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_vouched_for_link_cannot_hold_a_half_sent_frame_forever() {
+    use libra_engine::engine::Engine;
+    use libra_engine::net::stream;
+    use libra_engine::sync::{Conn, LINK_GRACE, Limits};
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Engine::start(libra_engine::node::Node::init(&dir.path().join("b"), "ben").expect("init"));
+    let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+    let (r, w) = tokio::io::split(ours);
+    // Two bytes of a length prefix, then nothing more on the stream.
+    peer.write_all(&[0, 0]).await.expect("write");
+    let alive = || true;
+    let watch = stream::Watch { alive: Some(&alive), replaced: None };
+    let started = tokio::time::Instant::now();
+    let conn = Conn::new([9; 32], false, false, Limits::default(), 0);
+    let conn = tokio::time::timeout(LINK_GRACE * 5, stream::run_with(&b, conn, r, w, watch))
+        .await
+        .expect("the half-sent frame was held past the grace");
+    let took = started.elapsed();
+    let end = format!("{:?}", conn.end());
+    assert!(end.contains("inside a frame") && end.contains("lossy link"), "{end}");
+    // The ordinary deadline (10 s) was extended while the link was vouched for, up to the grace.
+    assert!(took >= LINK_GRACE && took < LINK_GRACE + std::time::Duration::from_secs(15), "{took:?}");
+    drop(peer);
+
+    // Nothing at all on the stream, the link vouched for: the session's idle limit (30 s) is
+    // extended, but not past the grace either.
+    let (peer, ours) = tokio::io::duplex(64 * 1024);
+    let (r, w) = tokio::io::split(ours);
+    let started = tokio::time::Instant::now();
+    let conn = Conn::new([9; 32], false, false, Limits::default(), 0);
+    let conn = tokio::time::timeout(LINK_GRACE * 5, stream::run_with(&b, conn, r, w, watch))
+        .await
+        .expect("a silent session was held past the grace");
+    let end = format!("{:?}", conn.end());
+    assert!(end.contains("no byte moved") && started.elapsed() >= LINK_GRACE, "{end} after {:?}", started.elapsed());
+    drop(peer);
+    b.shutdown();
+}
