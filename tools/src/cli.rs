@@ -134,6 +134,9 @@ pub enum Command {
     /// Carry logs in a file (a USB stick): export for contacts, import what others carried.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// The store on disk: repair a damaged one.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print a completion script for your shell (e.g. `libra completions bash > ~/.local/share/bash-completion/completions/libra`).
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -294,6 +297,14 @@ pub enum LogCommand {
     },
     /// List fork proofs: authors caught signing two entries at one position.
     Forks,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Rebuild a damaged store from what can still be read of it: every log entry is checked
+    /// again and the indexes and views are made anew; nothing is deleted (the old store is kept
+    /// beside the new one). Stop the running node first.
+    Repair,
 }
 
 #[derive(Subcommand, Debug)]

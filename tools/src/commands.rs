@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{
     AuditCommand, BundleCommand, Cli, Command, ContactCommand, DeviceCommand, FileCommand, GroupCommand, InviteCommand,
-    LogCommand, NearbyCommand, PeerCommand, StunCommand, VectorsCommand,
+    LogCommand, NearbyCommand, PeerCommand, StoreCommand, StunCommand, VectorsCommand,
 };
 
 pub fn data_dir(args: &Cli) -> Result<PathBuf> {
@@ -46,6 +46,7 @@ pub fn request(command: &Command) -> Option<Request> {
         | Command::Serve { .. }
         | Command::Vectors(_)
         | Command::Completions { .. }
+        | Command::Store(StoreCommand::Repair)
         | Command::Stun(StunCommand::Serve { .. }) => {
             return None;
         }
@@ -382,6 +383,7 @@ pub fn run(args: &Cli, out: &mut String) -> Result<u8> {
         }
         Command::Init { restore: true, backup, .. } => crate::link::init_restored(args, out, backup.as_deref()),
         Command::Vectors(cmd) => vectors_cmd(args, out, cmd),
+        Command::Store(StoreCommand::Repair) => store_repair(args, out),
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "libra", &mut buf);
@@ -586,4 +588,61 @@ fn serve(args: &Cli, listen: &str, lan: Option<libra_engine::net::LanConfig>, ne
     // every write already acknowledged is durable, and the engine closes the store below.
     rt.shutdown_timeout(std::time::Duration::from_millis(500));
     Ok(0)
+}
+
+/// `libra store repair`: rebuilds the store from its readable logs (the old one is kept), then
+/// checks that the identity opens on the result.
+fn store_repair(args: &Cli, out: &mut String) -> Result<u8> {
+    let data = data_dir(args)?;
+    let store = data.join("store");
+    if !store.exists() {
+        anyhow::bail!("there is no store in {} to repair", data.display());
+    }
+    // This device's own log must survive the repair (else it would sign at used positions).
+    let own = libra_engine::keyfile::load(&data).ok().map(|s| s.device.signing.verifying_key().to_bytes());
+    let r = libra_engine::store::Store::repair(&store, libra_engine::clock::wall_ms(), own)?;
+    // The identity must open on what was rebuilt: its own log and published keys are checked.
+    let opens = Node::open(&data).map(|_| ()).map_err(|e| e.to_string());
+    let hex = |a: &[u8; 32]| a.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let v = json!({
+        "kept_at": r.kept_at.display().to_string(),
+        "set_aside": r.set_aside.iter().map(|(from, to)| json!({ "from": from.display().to_string(), "to": to.display().to_string() })).collect::<Vec<_>>(),
+        "lost": r.lost,
+        "logs": r.logs,
+        "entries": r.entries,
+        "refused": r.refused.iter().map(|(a, seq, why)| json!({ "log": hex(a), "seq": seq, "reason": why })).collect::<Vec<_>>(),
+        "opens": opens.is_ok(),
+        "open_error": opens.as_ref().err(),
+    });
+    print(args, out, &v, || {
+        let mut s = format!(
+            "rebuilt {} entries of {} logs; the old store is kept in {}\n",
+            r.entries,
+            r.logs,
+            r.kept_at.display()
+        );
+        for (from, to) in &r.set_aside {
+            s += &format!("  damaged keyspace {} moved to {}\n", from.display(), to.display());
+        }
+        let (local, derived): (Vec<&str>, Vec<&str>) =
+            r.lost.iter().partition(|k| ["meta", "peers", "invites", "grants", "views"].contains(k));
+        if !derived.is_empty() {
+            s += &format!("  lost with them and rebuilt from the logs: {}\n", derived.join(", "));
+        }
+        if !local.is_empty() {
+            s += &format!(
+                "  lost with them, in no log (peer records, invites, grants, settings, blocks, kept content keys): {}\n",
+                local.join(", ")
+            );
+        }
+        for (a, seq, why) in &r.refused {
+            s += &format!("  log {}… from seq {seq} not taken: {why}\n", &hex(a)[..8]);
+        }
+        match &opens {
+            Ok(()) => s += "the identity opens on the repaired store\n",
+            Err(e) => s += &format!("the repaired store does not open for this identity: {e}\n"),
+        }
+        s
+    });
+    Ok(if opens.is_ok() && r.refused.is_empty() { 0 } else { 1 })
 }

@@ -20,6 +20,7 @@ mod open;
 mod peers;
 mod read;
 mod refused;
+mod repair;
 mod verify;
 mod waiting;
 mod write;
@@ -31,6 +32,7 @@ pub use error::StoreError;
 pub use files::{DEFAULT_AUTO_DOWNLOAD, FileEntry};
 pub use invites::{InviteRecord, MAX_INVITE_USES, invite_id};
 pub use peers::{AddressSource, MAX_ADDRESSES, PeerAddress, PeerRecord};
+pub use repair::RepairReport;
 pub use verify::Problem;
 pub use write::{IngestReport, Rejection};
 

@@ -189,7 +189,7 @@ fn check_keyspaces(path: &Path) -> Result<(), String> {
     for dir in dirs.flatten() {
         if dir.path().is_dir() && !dir.path().join("current").exists() {
             return Err(format!(
-                "keyspace directory {} lost its `current` file. The store was not opened, so nothing in it was removed: keep a copy of the data directory, then restore it (`libra init --restore` with a backup, or link this device again)",
+                "keyspace directory {} lost its `current` file. The store was not opened, so nothing in it was removed: `libra store repair` rebuilds it from its logs and keeps the old one; or keep a copy of the data directory and restore it (`libra init --restore` with a backup, or link this device again)",
                 dir.path().display()
             ));
         }

@@ -10,7 +10,7 @@ use crate::log::{Entry, verify_many};
 use crate::projection::{Projection, TrustView};
 
 /// In the views keyspace; the prefix cannot begin a view name.
-const PREFIX: &[u8] = b"\xffrefused-trust\0";
+pub(super) const PREFIX: &[u8] = b"\xffrefused-trust\0";
 /// Statements kept at most. A device without its user's key can only repeat valid ones
 /// (kept once each) or publish keys and names (one kept per device), so only a thief holding
 /// the user key itself could reach this.

@@ -1,0 +1,218 @@
+//! `libra store repair` (spec/log.md, section 12.6): a damaged store is rebuilt from what can
+//! be read of it, and nothing of it is deleted. Keyspace directories that lost their `current`
+//! file are moved aside (opening would otherwise remove them); every log entry still readable is
+//! ingested into a fresh store, validated as if from a peer, so heads, indexes and views are
+//! made again from the logs; local state that is in no log (peer records, invites, grants,
+//! settings, kept content keys) is copied over where it survived. The old store is kept whole
+//! beside the new one.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::{Store, StoreError, keys};
+use crate::log::Entry;
+use crate::projection::Projection;
+
+/// Entries ingested per call while rebuilding.
+const CHUNK: usize = 5_000;
+
+/// What a repair did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Where the old store (and any damaged keyspace directory) now is.
+    pub kept_at: PathBuf,
+    /// Keyspace directories that had lost their `current` file, and where they went.
+    pub set_aside: Vec<(PathBuf, PathBuf)>,
+    /// Keyspaces whose contents were lost with such a directory.
+    pub lost: Vec<&'static str>,
+    pub logs: usize,
+    pub entries: usize,
+    /// Entries that did not validate when ingested again, with the reason (first per log).
+    pub refused: Vec<([u8; 32], u64, String)>,
+}
+
+/// Keyspaces whose contents are local state, in no log: copied over as they are.
+const LOCAL: [&str; 4] = ["meta", "peers", "invites", "grants"];
+
+impl Store {
+    fn named_keyspaces(&self) -> [(&'static str, &fjall::Keyspace); 11] {
+        [
+            ("entries", &self.entries),
+            ("ids", &self.ids),
+            ("heads", &self.heads),
+            ("lognums", &self.lognums),
+            ("forks", &self.forks),
+            ("views", &self.views),
+            ("meta", &self.meta),
+            ("peers", &self.peers),
+            ("chats", &self.chats),
+            ("invites", &self.invites),
+            ("grants", &self.grants),
+        ]
+    }
+
+    /// Rebuilds the store in `path` (closed: nobody may hold it) into a new one in its place;
+    /// the old one is kept in `<path>.damaged-<now_ms>`. With `own`, the rebuilt store must hold
+    /// that log (this device's own: without it the device would sign at published positions
+    /// again); if it does not, or anything fails, the old store is left where it was (the
+    /// damaged directories moved back) and the error says why.
+    pub fn repair(path: &Path, now_ms: u64, own: Option<[u8; 32]>) -> Result<RepairReport, StoreError> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "store".into());
+        let fresh = path.with_file_name(format!("{name}.repairing"));
+        let mut set_aside = Vec::new();
+        let r = Self::rebuild_into(path, &fresh, now_ms, own, &mut set_aside);
+        if r.is_err() {
+            for (from, to) in set_aside.iter().rev() {
+                let _ = std::fs::rename(to, from);
+            }
+            // The directory made for the old store, if nothing is left in it.
+            let _ = std::fs::remove_dir(path.with_file_name(format!("{name}.damaged-{now_ms}")));
+            if fresh.exists() {
+                // Only rebuilt data, all of it still in the old store.
+                let _ = std::fs::remove_dir_all(&fresh);
+            }
+        }
+        r
+    }
+
+    fn rebuild_into(
+        path: &Path,
+        fresh: &Path,
+        now_ms: u64,
+        own: Option<[u8; 32]>,
+        set_aside: &mut Vec<(PathBuf, PathBuf)>,
+    ) -> Result<RepairReport, StoreError> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "store".into());
+        let aside = path.with_file_name(format!("{name}.damaged-{now_ms}"));
+        let mut report = RepairReport { kept_at: aside.join(&name), ..RepairReport::default() };
+        // Nobody may hold the store (a running node): its lock file is taken while we move.
+        let lock = std::fs::OpenOptions::new().read(true).write(true).open(path.join("lock"));
+        if let Ok(f) = &lock
+            && f.try_lock().is_err()
+        {
+            return Err(StoreError::Locked(path.to_path_buf()));
+        }
+        // Set aside before opening: fjall removes a keyspace directory without `current`.
+        let ks_dir = path.join("keyspaces");
+        std::fs::create_dir_all(&aside)?;
+        let mut known_ids = BTreeSet::new();
+        if let Ok(dirs) = std::fs::read_dir(&ks_dir) {
+            for d in dirs.flatten() {
+                let p = d.path();
+                let Some(id) = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u64>().ok()) else {
+                    continue;
+                };
+                known_ids.insert(id);
+                if p.is_dir() && !p.join("current").exists() {
+                    let to = aside.join(format!("keyspace-{id}"));
+                    std::fs::rename(&p, &to)?;
+                    set_aside.push((p, to));
+                }
+            }
+        }
+        drop(lock);
+        let old = Store::open(path)?;
+        // A keyspace fjall had to make anew (an id it never had) lost its contents.
+        let max_id = known_ids.iter().copied().max().unwrap_or(0);
+        report.lost = old.named_keyspaces().iter().filter(|(_, k)| k.id() > max_id).map(|(n, _)| *n).collect();
+
+        if fresh.exists() {
+            // Our own unfinished repair: only rebuilt data, all of it still in the old store.
+            std::fs::remove_dir_all(fresh)?;
+        }
+        let mut new = Store::open(fresh)?;
+        old.copy_local_state(&new)?;
+        // The trust statements of refused entries count in the trust view (spec/devices.md,
+        // section 6.1): folded first, saved with the first ingest.
+        for e in new.refused_statements()? {
+            new.trust.apply(&e);
+        }
+        // Every log still readable, user logs first (a device log names its user), each in
+        // order, validated as a peer's entries are.
+        let users: BTreeSet<[u8; 32]> = old.trust.users.keys().map(|u| *u.as_bytes()).collect();
+        let mut authors = old.stored_authors()?;
+        authors.sort_by_key(|a| !users.contains(a));
+        report.logs = authors.len();
+        for author in &authors {
+            let mut from = 1;
+            loop {
+                let chunk: Vec<Entry> = old.read_log(author, from, CHUNK)?;
+                let Some(last) = chunk.last() else { break };
+                from = last.header().seq + 1;
+                report.entries += chunk.len();
+                let r = new.ingest(chunk, now_ms)?;
+                if let Some(x) = r.rejected.first() {
+                    report.refused.push((*author, x.seq, x.error.to_string()));
+                    break;
+                }
+            }
+        }
+        if let Some(own) = own
+            && new.head(&own).is_none()
+        {
+            return Err(StoreError::Corrupt(format!(
+                "no entry of this device's own log could be read, so a repaired store would let it sign at positions it already used; the store was left as it was in {} (restore a backup, or link this device again)",
+                path.display()
+            )));
+        }
+        let problems = new.verify()?;
+        if let Some(p) = problems.first() {
+            return Err(StoreError::Corrupt(format!(
+                "the rebuilt store does not verify ({}); the old store is unchanged in {}",
+                p.what,
+                path.display()
+            )));
+        }
+        drop(new);
+        drop(old);
+        std::fs::rename(path, &report.kept_at)?;
+        std::fs::rename(fresh, path)?;
+        report.set_aside = std::mem::take(set_aside);
+        if let Some(parent) = path.parent() {
+            #[cfg(unix)]
+            std::fs::File::open(parent)?.sync_all()?;
+            let _ = parent;
+        }
+        Ok(report)
+    }
+
+    /// Every author with an entry in the entries keyspace (the heads may be what was lost).
+    fn stored_authors(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Vec<u8> = Vec::new();
+        while let Some(item) = self.entries.range(start.clone()..).next() {
+            let k = item.key()?;
+            let author = keys::to_array32(k.get(..32).unwrap_or(&[]))?;
+            out.push(author);
+            // Just past the author's greatest possible key (author ‖ seq u64::MAX).
+            start = [&keys::entry_key(&author, u64::MAX)[..], &[0]].concat();
+        }
+        Ok(out)
+    }
+
+    /// Copies what no log holds: the local keyspaces, the content keys kept for entries
+    /// sealed to retired keys, and the trust statements of refused entries.
+    fn copy_local_state(&self, to: &Store) -> Result<(), StoreError> {
+        for ((name, from), (_, target)) in self.named_keyspaces().into_iter().zip(to.named_keyspaces()) {
+            if !LOCAL.contains(&name) {
+                continue;
+            }
+            let mut batch = to.db.batch();
+            for item in from.iter() {
+                let (k, v) = item.into_inner()?;
+                batch.insert(target, k, v);
+            }
+            batch.commit()?;
+        }
+        let mut batch = to.db.batch();
+        for prefix in [keys::CONTENT_KEY_PREFIX, super::refused::PREFIX] {
+            for item in self.views.prefix(prefix) {
+                let (k, v) = item.into_inner()?;
+                batch.insert(&to.views, k, v);
+            }
+        }
+        batch.commit()?;
+        to.db.persist(fjall::PersistMode::SyncAll)?;
+        Ok(())
+    }
+}
