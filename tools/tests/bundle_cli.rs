@@ -1,36 +1,19 @@
 //! Sneakernet: logs carried in bundle files between two people who are never online together,
 //! through the real `libra` binary; damaged, cut, forged and repeated bundles.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Command;
+
+use common::{copy_dir, json, libra, pair};
 use serde_json::Value;
-
-fn libra(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
-}
-
-fn json(out: &Output) -> Value {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("json")
-}
 
 /// `import`'s report (exit 0 when clean, 1 when something was refused or damaged).
 fn import(data: &Path, file: &Path) -> (i32, Value) {
     let out = libra(data, &["--json", "bundle", "import", &file.display().to_string()]);
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap_or(-1), v)
-}
-
-fn pair(dir: &Path) -> (PathBuf, PathBuf) {
-    let (a, b) = (dir.join("ann"), dir.join("ben"));
-    json(&libra(&a, &["--json", "init", "--name", "Ann"]));
-    json(&libra(&b, &["--json", "init", "--name", "Ben"]));
-    let inv = |d: &Path| json(&libra(d, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
-    let (ia, ib) = (inv(&a), inv(&b));
-    json(&libra(&a, &["--json", "contact", "add", &ib]));
-    json(&libra(&b, &["--json", "contact", "add", &ia]));
-    (a, b)
 }
 
 fn texts(data: &Path, chat: &str) -> Vec<String> {
@@ -381,19 +364,6 @@ fn a_bundle_through_a_mutual_contact_reaches_its_recipient_and_the_ack_comes_bac
     let (code, rep) = import(&d("ben"), &d("forged.libra"));
     assert_eq!((code, rep["grants"].as_u64()), (1, Some(0)), "{rep}");
     assert!(rep["problems"].to_string().contains("signature does not verify"), "{rep}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).expect("copy");
-        }
-    }
 }
 
 #[test]

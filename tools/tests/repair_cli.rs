@@ -1,48 +1,21 @@
 //! `libra store repair`: every keyspace of a real store damaged in turn (its `current` file
 //! removed, as a crash or a disk fault leaves it), then repaired through the real binary.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-use serde_json::Value;
-
-fn libra(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_libra")).arg("--data").arg(data).args(args).output().expect("run libra")
-}
-
-fn json(out: &Output) -> Value {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("json")
-}
+use common::{copy_dir, json, libra, pair};
 
 fn texts(data: &Path) -> Vec<String> {
     let v = json(&libra(data, &["--json", "chat", "Ann"]));
     v["messages"].as_array().expect("messages").iter().filter_map(|m| m["text"].as_str().map(str::to_owned)).collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).expect("copy");
-        }
-    }
-}
-
 #[test]
 fn every_damaged_keyspace_is_set_aside_and_what_the_logs_hold_comes_back() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b) = (dir.path().join("ann"), dir.path().join("ben"));
-    json(&libra(&a, &["--json", "init", "--name", "Ann"]));
-    json(&libra(&b, &["--json", "init", "--name", "Ben"]));
-    let inv = |d: &Path| json(&libra(d, &["--json", "invite"]))["invite"].as_str().expect("invite").to_owned();
-    let (ia, ib) = (inv(&a), inv(&b));
-    json(&libra(&a, &["--json", "contact", "add", &ib]));
-    json(&libra(&b, &["--json", "contact", "add", &ia]));
+    let (a, b) = pair(dir.path());
     let said = ["one", "two", "three"];
     for t in said {
         json(&libra(&a, &["--json", "send", "Ben", t]));
