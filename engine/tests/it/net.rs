@@ -367,3 +367,84 @@ where
     }
     out
 }
+
+/// Resident memory of this process (both ends of the test live in it), from /proc.
+fn rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Issue 14's resource limits under attack: an allowed key that opens 1 000 connections from
+/// 16 addresses, and a 1 GiB garbage stream from it. At most `MAX_CONNECTIONS_PER_KEY` of its
+/// connections are held, the garbage session ends at its first bytes, memory grows by less
+/// than the stated ceiling, and an honest peer syncs all the while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_and_a_garbage_stream_from_an_allowed_key_leave_memory_bounded_and_honest_peers_syncing() {
+    /// The ceiling stated for this attack: the growth of the whole process (server and the
+    /// 1 000 client connections) while it lasts.
+    const CEILING_KIB: u64 = 256 * 1024;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Arc::new(host(dir.path(), "bob"));
+    let a = host(dir.path(), "alice");
+    a.allow(b.device(), None).expect("allow");
+    b.allow(a.device(), None).expect("allow");
+    let seed = [11u8; 32];
+    let mallory = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    b.allow(mallory, None).expect("allow");
+    let server = b.clone();
+    tokio::spawn(async move { server.serve().await });
+    let addr = b.local_addr().expect("addr");
+    let name = knock(&b.device(), None);
+    let before = rss_kib().unwrap_or(0);
+
+    // 1 000 connections of one allowed key, 16 source addresses, 50 at a time.
+    let mut held = Vec::new();
+    for wave in 0..20 {
+        let tries: Vec<_> = (0..50)
+            .map(|i| {
+                let name = name.clone();
+                let from = format!("127.0.0.{}", 10 + (wave * 50 + i) % 16);
+                async move { raw_connect(seed, &from, addr, &name).await }
+            })
+            .collect();
+        held.extend(futures_join(tries).await.into_iter().flatten());
+        // The honest peer syncs in the middle of the flood.
+        if wave == 10 {
+            assert!(a.connect(addr, Some(b.device()), false).await.expect("sync during the flood").synced);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let open = held.iter().filter(|(_, c)| c.close_reason().is_none()).count();
+    let cap = libra_engine::net::admission::MAX_CONNECTIONS_PER_KEY;
+    assert!(open <= cap, "{open} connections of one key held (cap {cap})");
+    let during = rss_kib().unwrap_or(0);
+    drop(held);
+
+    // 1 GiB of garbage on a stream: the first four bytes already fail as a frame length.
+    let (_ep, conn) = raw_connect(seed, "127.0.0.2", addr, &name).await.expect("handshake");
+    let (mut send, _recv) = conn.open_bi().await.expect("stream");
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut sent = 0u64;
+    for i in 0u64..1024 {
+        blake3::Hasher::new().update(&i.to_le_bytes()).finalize_xof().fill(&mut chunk);
+        if send.write_all(&chunk).await.is_err() {
+            break;
+        }
+        sent += chunk.len() as u64;
+    }
+    let reason = tokio::time::timeout(Duration::from_secs(15), conn.closed()).await.expect("closed");
+    assert!(app_code(&Some(reason.clone())).is_some_and(|c| (1..=3).contains(&c)), "{reason:?}");
+    assert!(sent < 64 << 20, "{sent} bytes of garbage were taken before the session ended");
+    let after = rss_kib().unwrap_or(0);
+    eprintln!(
+        "flood: {open} of 1000 connections held; garbage: {} MiB written before the close; memory {} MiB before, {} MiB during the flood, {} MiB after (ceiling: +{} MiB)",
+        sent >> 20,
+        before / 1024,
+        during / 1024,
+        after / 1024,
+        CEILING_KIB / 1024
+    );
+    assert!(during.max(after).saturating_sub(before) < CEILING_KIB, "memory grew past the ceiling");
+    // And the honest peer still syncs afterwards.
+    assert!(a.connect(addr, Some(b.device()), false).await.expect("sync after").synced);
+}
