@@ -4,6 +4,8 @@
 //!
 //!     cargo bench -p libra-app --bench startup -- [--messages N]
 
+mod common;
+
 use std::time::Instant;
 
 use eframe::egui;
@@ -17,22 +19,8 @@ fn arg(name: &str, default: usize) -> usize {
 fn main() {
     let n = arg("--messages", 100_000);
     let dir = tempfile::tempdir().expect("tempdir");
-    let da = dir.path().join("ann");
     let t = Instant::now();
-    {
-        let (mut a, b) = libra_engine::testkit::ben_wrote_to_ann(dir.path(), n, |i| {
-            format!("message {i}: the quick brown fox jumps over the lazy dog")
-        })
-        .expect("seed");
-        // Ann receives all of Ben's logs.
-        let all = libra_engine::testkit::entries_of(&b).expect("read");
-        for chunk in all.chunks(10_000) {
-            a.store.ingest(chunk.to_vec(), libra_engine::clock::wall_ms()).expect("ingest");
-        }
-        a.store.take_new_messages();
-        // A clean shutdown flushes, as the app does on exit.
-        a.store.flush().expect("flush");
-    }
+    let da = common::ann_with_messages(dir.path(), n);
     println!("seeded {n} messages in {:.1?}", t.elapsed());
 
     let t = Instant::now();

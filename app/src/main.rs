@@ -31,6 +31,39 @@ struct Args {
     /// to FILE and exit (for packaging).
     #[arg(long, value_name = "FILE", hide = true)]
     write_icon: Option<PathBuf>,
+    /// Print the milliseconds from start to the first presented frame that shows the opened
+    /// chat's messages, then close (the start-up benchmark in a real window).
+    #[arg(long, hide = true)]
+    startup_probe: bool,
+    /// With --startup-probe: stay open this long after the start before closing (so that the
+    /// start-up acknowledgements are written, as in a real session).
+    #[arg(long, hide = true, default_value_t = 0, value_name = "MS")]
+    startup_probe_stay: u64,
+}
+
+/// The app, timed: once a frame has shown the opened chat's messages, the next frame (so that
+/// one was presented) prints the time since `start` and closes the window.
+struct Probe {
+    app: LibraApp,
+    start: std::time::Instant,
+    stay: std::time::Duration,
+    shown: bool,
+    printed: bool,
+}
+
+impl eframe::App for Probe {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        if self.shown && !self.printed {
+            println!("first-chat-frame-ms {:.1}", self.start.elapsed().as_secs_f64() * 1e3);
+            self.printed = true;
+        }
+        if self.printed && self.start.elapsed() >= self.stay {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        self.app.ui(ui, frame);
+        self.shown = self.app.snap.open.as_ref().is_some_and(|o| !o.messages.is_empty());
+        ui.ctx().request_repaint_after(std::time::Duration::from_millis(if self.printed { 50 } else { 0 }));
+    }
 }
 
 fn data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -55,6 +88,7 @@ fn attach_parent_console() {
 }
 
 fn main() -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
     #[cfg(windows)]
     attach_parent_console();
     // An invalid argument (an unparsable --listen among them) is an error with usage, not ignored.
@@ -80,13 +114,17 @@ fn main() -> anyhow::Result<()> {
         renderer: eframe::Renderer::Glow,
         ..Default::default()
     };
-    let (listen, tab, open) = (args.listen, args.tab, args.open);
+    let (listen, tab, open, probe) = (args.listen, args.tab, args.open, args.startup_probe);
+    let stay = std::time::Duration::from_millis(args.startup_probe_stay);
     eframe::run_native(
         "Libra",
         options,
         Box::new(move |_cc| {
             let mut app = LibraApp::new(dir, listen);
             app.show(tab.as_deref(), open.as_deref());
+            if probe {
+                return Ok(Box::new(Probe { app, start, stay, shown: false, printed: false }));
+            }
             Ok(Box::new(app))
         }),
     )

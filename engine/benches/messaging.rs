@@ -136,6 +136,7 @@ fn main() {
         // after, it could include the nodes' background work (flushes, acks) and look lower
         // than it is, which would flatter the ratio.
         let ceiling_before = crypto_ceiling(&a, &b, &chat);
+        let b_head_before = b.read_node(|n| n.store.head(&b.device()).map_or(0, |h| h.seq));
         let senders = arg("--senders", 4);
         let ea = a.engine().clone();
         let base = at_b();
@@ -167,6 +168,7 @@ fn main() {
         }
         let took = t.elapsed();
         let got = at_b() - base;
+        let acks = b_head.saturating_sub(b_head_before);
         let rate = got as f64 / took.as_secs_f64();
         let ceiling = crypto_ceiling(&a, &b, &chat).max(ceiling_before);
         println!(
@@ -175,6 +177,7 @@ fn main() {
             if rate / ceiling >= 0.8 { "PASS" } else { "FAIL" },
             rate / quic,
         );
+        println!("  B acknowledged the {got} messages in {acks} sealed acks ({:.0} messages per ack)", got as f64 / acks.max(1) as f64);
     });
 }
 

@@ -407,13 +407,22 @@ impl Store {
             let mut unread = 0;
             // Walk back from the newest message until one we read or wrote (at most
             // UNREAD_CAP: beyond that the count shows as "at least").
+            // Only the newest needs its whole view (edits, deletion, delivery); the others are
+            // asked only whether we wrote or read them, one index lookup each.
+            let me_user = self.own_user();
             for item in self.chats.prefix(&prefix).rev().take(UNREAD_CAP + 1) {
                 let (k, v) = item.into_inner()?;
-                let m = self.message_view(&k, &v, &own)?;
-                let stop = m.mine || self.read_by_us(&m.id, &own)?;
-                if last.is_none() {
+                let stop = if last.is_none() {
+                    let m = self.message_view(&k, &v, &own)?;
+                    let stop = m.mine || self.read_by_us(&m.id, &own)?;
                     last = Some(m);
-                }
+                    stop
+                } else {
+                    let row: MsgRow = codec::decode(&v).map_err(|_| StoreError::Corrupt("chat row".into()))?;
+                    let id = k.get(25..57).and_then(arr::<32>).map(|i| EntryId(Bytes(i)));
+                    let id = id.ok_or_else(|| StoreError::Corrupt("chat row".into()))?;
+                    (row.user.is_some() && row.user == me_user) || self.read_by_us(&id, &own)?
+                };
                 if stop {
                     break;
                 }
