@@ -166,7 +166,11 @@ impl Store {
         drop(new);
         drop(old);
         std::fs::rename(path, &report.kept_at)?;
-        std::fs::rename(fresh, path)?;
+        if let Err(e) = std::fs::rename(fresh, path) {
+            // Put the old one back rather than leave no store where the node looks for it.
+            let _ = std::fs::rename(&report.kept_at, path);
+            return Err(e.into());
+        }
         report.set_aside = std::mem::take(set_aside);
         if let Some(parent) = path.parent() {
             #[cfg(unix)]
