@@ -603,14 +603,13 @@ fn store_repair(args: &Cli, out: &mut String) -> Result<u8> {
     let r = libra_engine::store::Store::repair(&store, libra_engine::clock::wall_ms(), own)?;
     // The identity must open on what was rebuilt: its own log and published keys are checked.
     let opens = Node::open(&data).map(|_| ()).map_err(|e| e.to_string());
-    let hex = |a: &[u8; 32]| a.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let v = json!({
         "kept_at": r.kept_at.display().to_string(),
         "set_aside": r.set_aside.iter().map(|(from, to)| json!({ "from": from.display().to_string(), "to": to.display().to_string() })).collect::<Vec<_>>(),
         "lost": r.lost,
         "logs": r.logs,
         "entries": r.entries,
-        "refused": r.refused.iter().map(|(a, seq, why)| json!({ "log": hex(a), "seq": seq, "reason": why })).collect::<Vec<_>>(),
+        "refused": r.refused.iter().map(|(a, seq, why)| json!({ "log": hex::encode(a), "seq": seq, "reason": why })).collect::<Vec<_>>(),
         "opens": opens.is_ok(),
         "open_error": opens.as_ref().err(),
     });
@@ -636,7 +635,7 @@ fn store_repair(args: &Cli, out: &mut String) -> Result<u8> {
             );
         }
         for (a, seq, why) in &r.refused {
-            s += &format!("  log {}… from seq {seq} not taken: {why}\n", &hex(a)[..8]);
+            s += &format!("  log {}… from seq {seq} not taken: {why}\n", &hex::encode(a)[..8]);
         }
         match &opens {
             Ok(()) => s += "the identity opens on the repaired store\n",

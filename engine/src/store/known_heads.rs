@@ -45,17 +45,30 @@ impl Store {
     }
 
     /// Raises what `user` is known to hold to `heads` (never lowers it), durably (inside a
-    /// write group, with the group's fsync). Writes only the logs that rise.
+    /// write group, with the group's fsync). Reads and writes only the logs in `heads` (a
+    /// session's, at its end, in the write group: not every log the contact is known to hold).
     pub fn raise_known_heads(&self, user: &UserId, heads: &BTreeMap<[u8; 32], u64>) -> Result<(), StoreError> {
         if heads.is_empty() {
             return Ok(());
         }
-        let known = self.known_heads(user)?;
         let prefix = user_prefix(user);
+        // Stores before per-log keys kept one array under the user's key.
+        let legacy: BTreeMap<[u8; 32], u64> = match self.meta.get(&prefix)? {
+            Some(v) => {
+                let rows: Vec<(Bytes<32>, u64)> = codec::decode(&v).map_err(corrupt)?;
+                rows.into_iter().map(|(a, s)| (a.0, s)).collect()
+            }
+            None => BTreeMap::new(),
+        };
         let mut batch = self.db.batch();
         for (a, s) in heads {
-            if known.get(a).is_none_or(|k| k < s) {
-                batch.insert(&self.meta, [prefix.as_slice(), a].concat(), codec::encode(s));
+            let key = [prefix.as_slice(), a].concat();
+            let held = match self.meta.get(&key)? {
+                Some(v) => codec::decode::<u64>(&v).map_err(corrupt)?,
+                None => 0,
+            };
+            if held.max(legacy.get(a).copied().unwrap_or(0)) < *s {
+                batch.insert(&self.meta, key, codec::encode(s));
             }
         }
         self.sync.guard(batch.commit())?;

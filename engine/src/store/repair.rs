@@ -59,14 +59,15 @@ impl Store {
     pub fn repair(path: &Path, now_ms: u64, own: Option<[u8; 32]>) -> Result<RepairReport, StoreError> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "store".into());
         let fresh = path.with_file_name(format!("{name}.repairing"));
+        let aside = path.with_file_name(format!("{name}.damaged-{now_ms}"));
         let mut set_aside = Vec::new();
-        let r = Self::rebuild_into(path, &fresh, now_ms, own, &mut set_aside);
+        let r = Self::rebuild_into(path, &fresh, &aside.join(&name), now_ms, own, &mut set_aside);
         if r.is_err() {
             for (from, to) in set_aside.iter().rev() {
                 let _ = std::fs::rename(to, from);
             }
             // The directory made for the old store, if nothing is left in it.
-            let _ = std::fs::remove_dir(path.with_file_name(format!("{name}.damaged-{now_ms}")));
+            let _ = std::fs::remove_dir(&aside);
             if fresh.exists() {
                 // Only rebuilt data, all of it still in the old store.
                 let _ = std::fs::remove_dir_all(&fresh);
@@ -75,16 +76,18 @@ impl Store {
         r
     }
 
+    /// The repair itself; `kept_at` is where the old store goes, beside the directories set
+    /// aside.
     fn rebuild_into(
         path: &Path,
         fresh: &Path,
+        kept_at: &Path,
         now_ms: u64,
         own: Option<[u8; 32]>,
         set_aside: &mut Vec<(PathBuf, PathBuf)>,
     ) -> Result<RepairReport, StoreError> {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "store".into());
-        let aside = path.with_file_name(format!("{name}.damaged-{now_ms}"));
-        let mut report = RepairReport { kept_at: aside.join(&name), ..RepairReport::default() };
+        let aside = kept_at.parent().unwrap_or(kept_at);
+        let mut report = RepairReport { kept_at: kept_at.to_path_buf(), ..RepairReport::default() };
         // Nobody may hold the store (a running node): its lock file is taken while we move.
         let lock = std::fs::OpenOptions::new().read(true).write(true).open(path.join("lock"));
         if let Ok(f) = &lock
@@ -94,7 +97,7 @@ impl Store {
         }
         // Set aside before opening: fjall removes a keyspace directory without `current`.
         let ks_dir = path.join("keyspaces");
-        std::fs::create_dir_all(&aside)?;
+        std::fs::create_dir_all(aside)?;
         let mut known_ids = BTreeSet::new();
         if let Ok(dirs) = std::fs::read_dir(&ks_dir) {
             for d in dirs.flatten() {

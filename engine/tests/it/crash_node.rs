@@ -26,13 +26,8 @@ const BEN_MESSAGES: usize = 300;
 /// Messages Cy wrote to Ann, which reach her in one bundle.
 const CY_MESSAGES: usize = 200;
 
-fn hex(a: &[u8; 32]) -> String {
-    a.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(s: &str) -> Option<[u8; 32]> {
-    let v: Vec<u8> = (0..s.len()).step_by(2).filter_map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect();
-    v.try_into().ok()
+    hex::decode(s).ok()?.try_into().ok()
 }
 
 /// Every entry of every log a node holds, user logs first (a device log names its user).
@@ -142,7 +137,7 @@ fn crash_node_child() {
                 rt.block_on(engine.ingest(batch)).expect("ingest");
                 // Ingest answers once visible; what a session has acknowledged is durable.
                 engine.wait_durable().expect("durable");
-                println!("HAVE {} {}", hex(&last.0), last.1);
+                println!("HAVE {} {}", hex::encode(last.0), last.1);
                 "ingest"
             }
             7 => {
@@ -172,7 +167,7 @@ fn crash_node_child() {
                     assert!(r.value["rejected"].as_array().is_some_and(Vec::is_empty), "{}", r.value);
                 }
                 for (a, seq) in engine.read(|n| n.store.heads().collect::<Vec<_>>()).expect("read") {
-                    println!("HAVE {} {}", hex(&a), seq.seq);
+                    println!("HAVE {} {}", hex::encode(a), seq.seq);
                 }
                 "import"
             }
@@ -255,7 +250,7 @@ fn a_node_survives_sigkill_on_every_write_path() {
         let node = Node::open(&dir.path().join("ann")).expect("reopen after kill");
         for (a, s) in &acked {
             let head = node.store.head(a).map_or(0, |h| h.seq);
-            assert!(head >= *s, "round {round} (seed {seed}): log {} acknowledged at {s}, head {head}", hex(a));
+            assert!(head >= *s, "round {round} (seed {seed}): log {} acknowledged at {s}, head {head}", hex::encode(a));
         }
         let problems = node.store.verify().expect("verify");
         assert!(problems.is_empty(), "round {round} (seed {seed}): {problems:?}");
