@@ -156,4 +156,26 @@ mod tests {
         let mut t = a.admit("198.51.100.2".parse().expect("ip")).expect("admitted");
         assert!(t.established(key), "closing a connection frees its slot");
     }
+
+    #[test]
+    fn the_totals_cap_handshakes_and_connections_from_many_addresses() {
+        let a = Admission::default();
+        let ip = |i: usize| IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
+        // Handshakes from many addresses, each under its own cap, meet the total.
+        let mut pending: Vec<Ticket> = (0..MAX_HANDSHAKES).map(|i| a.admit(ip(i)).expect("admitted")).collect();
+        assert!(a.admit(ip(MAX_HANDSHAKES)).is_none(), "handshake 257 is refused from a new address");
+        // Completing them frees handshake slots and fills the connection total.
+        for (i, t) in pending.iter_mut().enumerate() {
+            assert!(t.established(*blake3::hash(&i.to_le_bytes()).as_bytes()));
+        }
+        let mut held = pending;
+        for i in MAX_HANDSHAKES..MAX_CONNECTIONS {
+            let mut t = a.admit(ip(i)).expect("admitted");
+            assert!(t.established(*blake3::hash(&i.to_le_bytes()).as_bytes()));
+            held.push(t);
+        }
+        assert!(a.admit(ip(MAX_CONNECTIONS)).is_none(), "with 1024 held, a new address is refused");
+        held.truncate(MAX_CONNECTIONS - 1);
+        assert!(a.admit(ip(MAX_CONNECTIONS)).is_some(), "a closed connection frees its slot");
+    }
 }

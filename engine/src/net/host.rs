@@ -128,7 +128,7 @@ impl Host {
             endpoint: endpoint.clone(),
             serve: config.relay,
             punch: config.punch,
-            active: Arc::default(),
+            active: Default::default(),
         });
         let blobs = Arc::new(BlobProtocol { engine: engine.clone() });
         let link = Arc::new(super::link_protocol::LinkProtocol { engine: engine.clone() });

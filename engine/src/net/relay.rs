@@ -59,7 +59,7 @@ pub(crate) struct RelayProtocol {
     pub(crate) serve: bool,
     /// This node takes part in hole punching between its contacts.
     pub(crate) punch: bool,
-    pub(crate) active: Arc<Mutex<BTreeMap<[u8; 32], usize>>>,
+    pub(crate) active: Slots,
 }
 
 impl ProtocolHandler for RelayProtocol {
@@ -145,14 +145,34 @@ pub(crate) async fn read(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result
 type Backoff = BTreeMap<[u8; 32], (std::time::Instant, u32)>;
 
 /// Counts a spliced pair for as long as it lives.
+/// The spliced pairs in progress, per requesting peer: each holds a [`Slot`].
+#[derive(Clone, Default)]
+pub(crate) struct Slots(Arc<Mutex<BTreeMap<[u8; 32], usize>>>);
+
+/// One spliced pair's place in [`Slots`], freed when dropped.
 struct Slot {
-    active: Arc<Mutex<BTreeMap<[u8; 32], usize>>>,
+    slots: Slots,
     peer: [u8; 32],
+}
+
+impl Slots {
+    /// A place for one more pair requested by `from`, unless the relay already carries
+    /// [`MAX_RELAYED`] pairs or `from` holds [`MAX_PER_PEER`].
+    fn take(&self, from: [u8; 32]) -> Option<Slot> {
+        let mut a = self.0.lock().ok()?;
+        let total: usize = a.values().sum();
+        let mine = a.get(&from).copied().unwrap_or(0);
+        if total >= MAX_RELAYED || mine >= MAX_PER_PEER {
+            return None;
+        }
+        *a.entry(from).or_default() += 1;
+        Some(Slot { slots: self.clone(), peer: from })
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Ok(mut a) = self.active.lock()
+        if let Ok(mut a) = self.slots.0.lock()
             && let Some(n) = a.get_mut(&self.peer)
         {
             *n -= 1;
@@ -213,20 +233,7 @@ impl RelayProtocol {
                 .map(|l| l.addr)
                 .ok_or(Refusal::Unreachable)
         };
-        let slot = match &verdict {
-            Ok(_) => {
-                let mut a = self.active.lock().map_err(|_| NetError::Stream("relay state".into()))?;
-                let total: usize = a.values().sum();
-                let mine = a.get(&from).copied().unwrap_or(0);
-                if total >= MAX_RELAYED || mine >= MAX_PER_PEER {
-                    None
-                } else {
-                    *a.entry(from).or_default() += 1;
-                    Some(Slot { active: self.active.clone(), peer: from })
-                }
-            }
-            Err(_) => None,
-        };
+        let slot = verdict.as_ref().ok().and_then(|_| self.active.take(from));
         let addr = match (verdict, &slot) {
             (Ok(a), Some(_)) => a,
             (Ok(_), None) => return Err(refuse(send, Refusal::Busy).await),
@@ -448,5 +455,27 @@ impl Host {
             });
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relay_carries_at_most_four_pairs_per_peer_and_32_in_all() {
+        let slots = Slots::default();
+        let mine: Vec<Slot> = (0..MAX_PER_PEER).map(|_| slots.take([1; 32]).expect("a slot")).collect();
+        assert!(slots.take([1; 32]).is_none(), "a fifth pair for one peer is refused");
+        let mut others: Vec<Slot> = (2u8..)
+            .flat_map(|p| (0..MAX_PER_PEER).map(move |_| p))
+            .take(MAX_RELAYED - MAX_PER_PEER)
+            .map(|p| slots.take([p; 32]).expect("a slot"))
+            .collect();
+        assert!(slots.take([100; 32]).is_none(), "a 33rd pair is refused, even for a new peer");
+        others.pop();
+        assert!(slots.take([100; 32]).is_some(), "a closed pair frees its place");
+        drop(mine);
+        assert!(slots.take([1; 32]).is_some(), "and a peer's own places come back");
     }
 }

@@ -123,7 +123,7 @@ fn crash_node_child() {
     for i in 0u64.. {
         rng = blake3::hash(&rng).as_bytes()[..8].to_vec();
         let own_head = || engine.read(|n| n.store.head(&own).map_or(0, |h| h.seq)).expect("read");
-        let did = match rng[0] % 10 {
+        let did = match rng[0] % 11 {
             0..=3 => {
                 let e = engine.send(&ben_chat, &format!("Ann says {seed} {i}"), None).expect("send");
                 sent.push(e.id);
@@ -170,6 +170,12 @@ fn crash_node_child() {
                     println!("HAVE {} {}", hex::encode(a), seq.seq);
                 }
                 "import"
+            }
+            10 => {
+                // What a clean close does: seal the journal, flush every memtable, delete the
+                // journals that are all in tables.
+                engine.read(|n| n.store.flush()).expect("read").expect("flush");
+                "flush"
             }
             _ => continue,
         };
@@ -257,7 +263,7 @@ fn a_node_survives_sigkill_on_every_write_path() {
         ann = Some(node);
     }
     eprintln!("node crash test: calls completed before the kills: {done:?}");
-    for path in ["send", "ingest", "read", "edit", "import"] {
+    for path in ["send", "ingest", "read", "edit", "import", "flush"] {
         assert!(done.contains_key(path), "no {path} in {kills} rounds (seed {seed}): {done:?}");
     }
     // The run went through every path: Ben's and Cy's messages came in, Ann wrote, and the

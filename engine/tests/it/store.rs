@@ -307,3 +307,41 @@ fn what_a_contact_is_known_to_hold_only_rises_and_survives_a_reopen() {
     assert_eq!(store.known_heads(&cy).expect("read"), heads(&[(7, 100)]));
     assert!(store.known_heads(&UserId(Bytes([3; 32]))).expect("read").is_empty());
 }
+
+/// The journal files in a store directory, by id.
+fn journals(dir: &std::path::Path) -> Vec<u64> {
+    let mut ids: Vec<u64> = std::fs::read_dir(dir)
+        .expect("read store dir")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".jnl")?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn a_clean_close_leaves_no_journal_to_replay() {
+    let (dir, mut store) = temp_store();
+    let path = dir.path().join("store");
+    let k = key("alice");
+    for i in 0..20 {
+        let items = (0..50).map(|j| (99, vec![u8::try_from((i + j) % 251).unwrap_or(0); 900])).collect();
+        store.append(&k, items, 1_000 + i).expect("append");
+    }
+    let before = journals(&path);
+    let written = before.last().copied().expect("an active journal");
+    store.flush().expect("flush");
+    let after = journals(&path);
+    // The journal that held the 1,000 entries is gone; only a fresh, empty one is left.
+    assert_eq!(after.len(), 1, "journals after a flush: {after:?} (before: {before:?})");
+    assert!(after[0] > written, "journals after a flush: {after:?} (before: {before:?})");
+    drop(store);
+
+    let store = Store::open(&path).expect("reopen");
+    let author = k.verifying_key().to_bytes();
+    assert_eq!(store.head(&author).map(|h| h.seq), Some(1_000));
+    assert_eq!(store.read_log(&author, 1, 1_000).expect("read").len(), 1_000);
+    assert!(store.verify().expect("verify").is_empty());
+    // A close with nothing written since seals nothing more.
+    store.flush().expect("flush");
+    assert_eq!(journals(&path), after);
+}

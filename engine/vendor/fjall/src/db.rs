@@ -361,6 +361,52 @@ impl Database {
         Ok(())
     }
 
+    /// LIBRA-PATCH: seals the active journal if it holds at least `min_bytes`, as the flush
+    /// worker does past 64 MB. Once every keyspace's memtable is flushed,
+    /// [`Database::evict_flushed_journals`] deletes it, and the next open replays nothing.
+    ///
+    /// # Errors
+    ///
+    /// Returns error, if an IO error occurred.
+    pub fn seal_journal(&self, min_bytes: u64) -> crate::Result<bool> {
+        if self.is_poisoned.is_poisoned() {
+            return Err(crate::Error::Poisoned);
+        }
+        // Same lock order as the flush worker: journal writer, journal manager, keyspaces.
+        let mut journal_writer = self.supervisor.journal.get_writer()?;
+        if journal_writer.pos()? < min_bytes {
+            return Ok(false);
+        }
+        #[expect(clippy::expect_used)]
+        let mut journal_manager = self
+            .supervisor
+            .journal_manager
+            .write()
+            .expect("lock is poisoned");
+        let seqno_map = {
+            #[expect(clippy::expect_used)]
+            let keyspaces = self.supervisor.keyspaces.write().expect("lock is poisoned");
+            self.supervisor.build_seqno_map(&keyspaces)
+        };
+        journal_manager.rotate_journal(&mut journal_writer, seqno_map)?;
+        Ok(true)
+    }
+
+    /// LIBRA-PATCH: deletes sealed journals whose every item is in tables (what the flush
+    /// worker runs after each flush).
+    ///
+    /// # Errors
+    ///
+    /// Returns error, if an IO error occurred.
+    pub fn evict_flushed_journals(&self) -> crate::Result<()> {
+        #[expect(clippy::expect_used)]
+        self.supervisor
+            .journal_manager
+            .write()
+            .expect("lock is poisoned")
+            .maintenance()
+    }
+
     #[doc(hidden)]
     #[must_use]
     pub fn cache_capacity(&self) -> u64 {
