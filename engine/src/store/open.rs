@@ -47,7 +47,18 @@ impl Store {
         let (db, [entries, ids, heads, lognums, forks, views, meta, peers, chats, invites, grants]) = match opened {
             Ok(Ok(v)) => v,
             Ok(Err(fjall::Error::Locked)) => return Err(StoreError::Locked(path)),
-            Ok(Err(e)) => return Err(open_err(e.to_string())),
+            Ok(Err(e)) => match super::error::damage(&e) {
+                Some(what) if let fjall::Error::KeyspaceRecovery(dir, _) = &e => {
+                    return Err(StoreError::DamagedKeyspace { path, dir: dir.clone(), what });
+                }
+                Some(what) => {
+                    return Err(open_err(format!(
+                        "{} ({what}); `libra store repair` rebuilds it from its logs and keeps the damaged one beside it",
+                        super::error::DAMAGE
+                    )));
+                }
+                None => return Err(open_err(e.to_string())),
+            },
             Err(_) => {
                 return Err(open_err("the storage engine failed while recovering".into()));
             }

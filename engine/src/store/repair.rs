@@ -31,6 +31,10 @@ pub struct RepairReport {
     pub refused: Vec<([u8; 32], u64, String)>,
 }
 
+/// Every keyspace of the store, by name.
+const NAMES: [&str; 11] =
+    ["entries", "ids", "heads", "lognums", "forks", "views", "meta", "peers", "chats", "invites", "grants"];
+
 /// Keyspaces whose contents are local state, in no log: copied over as they are.
 const LOCAL: [&str; 4] = ["meta", "peers", "invites", "grants"];
 
@@ -114,17 +118,67 @@ impl Store {
             }
         }
         drop(lock);
-        let old = Store::open(path)?;
+        // Damage that keeps a keyspace from opening (a table's index or metadata no longer
+        // matches its checksum) is set aside the same way, one keyspace at a time; fjall then
+        // makes it anew and it is rebuilt, or copied from what survived, below. Not fjall's own
+        // keyspace of names (id 0): without it no keyspace is found.
+        let old = loop {
+            match Store::open(path) {
+                Err(StoreError::DamagedKeyspace { ref dir, ref what, .. })
+                    if set_aside.len() < 16
+                        && let Some(id) = dir.file_name().and_then(|n| n.to_str()).filter(|n| *n != "0")
+                        && ks_dir.join(id).is_dir() =>
+                {
+                    let (from, to) = (ks_dir.join(id), aside.join(format!("keyspace-{id}")));
+                    tracing::warn!(keyspace = %id, %what, "setting a damaged keyspace aside");
+                    std::fs::rename(&from, &to)?;
+                    set_aside.push((from, to));
+                }
+                // Damage found after fjall opened (reading heads or views): find its keyspace
+                // by reading every keyspace through, and set that one aside.
+                Err(e) if e.is_damage() => {
+                    let found = first_damaged_keyspace(path).ok().flatten().filter(|id| *id != 0);
+                    let from = found.map(|id| ks_dir.join(id.to_string())).filter(|d| d.is_dir());
+                    let (Some(id), Some(from)) = (found, from) else {
+                        return Err(StoreError::Corrupt(format!(
+                            "{e}. The damage is in fjall's own records (its keyspace of names, or its journal), which a repair cannot rebuild; the store was left as it was in {} (restore a backup, or link this device again)",
+                            path.display()
+                        )));
+                    };
+                    if set_aside.len() >= 16 {
+                        return Err(e);
+                    }
+                    let to = aside.join(format!("keyspace-{id}"));
+                    tracing::warn!(keyspace = %id, error = %e, "setting a damaged keyspace aside");
+                    std::fs::rename(&from, &to)?;
+                    set_aside.push((from, to));
+                }
+                r => break r?,
+            }
+        };
         // A keyspace fjall had to make anew (an id it never had) lost its contents.
         let max_id = known_ids.iter().copied().max().unwrap_or(0);
-        report.lost = old.named_keyspaces().iter().filter(|(_, k)| k.id() > max_id).map(|(n, _)| *n).collect();
+        // fjall may also give a set-aside keyspace's id to its new directory (when it was the
+        // highest): a keyspace whose directory was set aside lost its contents too.
+        let aside_ids: BTreeSet<u64> =
+            set_aside.iter().filter_map(|(from, _)| from.file_name()?.to_str()?.parse().ok()).collect();
+        report.lost = old
+            .named_keyspaces()
+            .iter()
+            .filter(|(_, k)| k.id() > max_id || aside_ids.contains(&k.id()))
+            .map(|(n, _)| *n)
+            .collect();
 
         if fresh.exists() {
             // Our own unfinished repair: only rebuilt data, all of it still in the old store.
             std::fs::remove_dir_all(fresh)?;
         }
         let mut new = Store::open(fresh)?;
-        old.copy_local_state(&new)?;
+        for name in old.copy_local_state(&new)? {
+            if !report.lost.contains(&name) {
+                report.lost.push(name);
+            }
+        }
         // The trust statements of refused entries count in the trust view (spec/devices.md,
         // section 6.1): folded first, saved with the first ingest.
         for e in new.refused_statements()? {
@@ -133,13 +187,36 @@ impl Store {
         // Every log still readable, user logs first (a device log names its user), each in
         // order, validated as a peer's entries are.
         let users: BTreeSet<[u8; 32]> = old.trust.users.keys().map(|u| *u.as_bytes()).collect();
-        let mut authors = old.stored_authors()?;
+        let mut authors = match old.stored_authors() {
+            Ok(a) => a,
+            // The entries keyspace is damaged where the scan crossed it: the logs the heads
+            // name, each read as far as it can be.
+            Err(e) if e.is_damage() => old.heads().map(|(a, _)| a).collect(),
+            Err(e) => return Err(e),
+        };
         authors.sort_by_key(|a| !users.contains(a));
         report.logs = authors.len();
         for author in &authors {
-            let mut from = 1;
-            loop {
-                let chunk: Vec<Entry> = old.read_log(author, from, CHUNK)?;
+            let (mut from, mut damaged) = (1, false);
+            while !damaged {
+                let chunk: Vec<Entry> = match old.read_log(author, from, CHUNK) {
+                    Ok(c) => c,
+                    // A damaged block: take the log entry by entry up to it; the rest of the
+                    // log cannot be taken (it would not chain), a peer can send it again.
+                    Err(e) if e.is_damage() => {
+                        let mut readable = Vec::new();
+                        let mut seq = from;
+                        while let Ok(mut one) = old.read_log(author, seq, 1) {
+                            let Some(e) = one.pop() else { break };
+                            readable.push(e);
+                            seq += 1;
+                        }
+                        report.refused.push((*author, seq, format!("unreadable: {e}")));
+                        damaged = true;
+                        readable
+                    }
+                    Err(e) => return Err(e),
+                };
                 let Some(last) = chunk.last() else { break };
                 from = last.header().seq + 1;
                 report.entries += chunk.len();
@@ -198,28 +275,56 @@ impl Store {
     }
 
     /// Copies what no log holds: the local keyspaces, the content keys kept for entries
-    /// sealed to retired keys, and the trust statements of refused entries.
-    fn copy_local_state(&self, to: &Store) -> Result<(), StoreError> {
-        for ((name, from), (_, target)) in self.named_keyspaces().into_iter().zip(to.named_keyspaces()) {
-            if !LOCAL.contains(&name) {
-                continue;
-            }
+    /// sealed to retired keys, and the trust statements of refused entries. A damaged block
+    /// ends the copy of its keyspace there; the names of those partly lost are returned.
+    fn copy_local_state(&self, to: &Store) -> Result<Vec<&'static str>, StoreError> {
+        let mut partly = Vec::new();
+        // Copies `items` into `target` up to the first damaged block; false if there was one.
+        let copy = |items: &mut dyn Iterator<Item = fjall::Guard>, target: &fjall::Keyspace| {
             let mut batch = to.db.batch();
-            for item in from.iter() {
-                let (k, v) = item.into_inner()?;
-                batch.insert(target, k, v);
+            let mut whole = true;
+            for item in items {
+                match item.into_inner() {
+                    Ok((k, v)) => batch.insert(target, k, v),
+                    Err(e) if super::error::damage(&e).is_some() => {
+                        whole = false;
+                        break;
+                    }
+                    Err(e) => return Err(StoreError::from(e)),
+                }
             }
             batch.commit()?;
-        }
-        let mut batch = to.db.batch();
-        for prefix in [keys::CONTENT_KEY_PREFIX, super::refused::PREFIX] {
-            for item in self.views.prefix(prefix) {
-                let (k, v) = item.into_inner()?;
-                batch.insert(&to.views, k, v);
+            Ok(whole)
+        };
+        for ((name, from), (_, target)) in self.named_keyspaces().into_iter().zip(to.named_keyspaces()) {
+            if LOCAL.contains(&name) && !copy(&mut from.iter(), target)? {
+                partly.push(name);
             }
         }
-        batch.commit()?;
+        for prefix in [keys::CONTENT_KEY_PREFIX, super::refused::PREFIX] {
+            if !copy(&mut self.views.prefix(prefix), &to.views)? && !partly.contains(&"views") {
+                partly.push("views");
+            }
+        }
         to.db.persist(fjall::PersistMode::SyncAll)?;
-        Ok(())
+        Ok(partly)
     }
+}
+
+/// The id of the first of the store's keyspaces in which an item does not read back (a block
+/// that fails its checksum or does not decode), read through with fjall alone.
+fn first_damaged_keyspace(path: &Path) -> Result<Option<u64>, StoreError> {
+    let db = fjall::Database::builder(path).open()?;
+    for name in NAMES {
+        let ks = db.keyspace(name, fjall::KeyspaceCreateOptions::default)?;
+        for item in ks.iter() {
+            if let Err(e) = item.into_inner() {
+                if super::error::damage(&e).is_some() {
+                    return Ok(Some(ks.id()));
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(None)
 }

@@ -48,6 +48,10 @@ pub enum Error {
 
     /// Database is unrecoverable, see logs for details
     Unrecoverable,
+
+    /// LIBRA-PATCH: recovering the keyspace in this directory failed with the inner error, so
+    /// that a caller can tell which keyspace is damaged.
+    KeyspaceRecovery(std::path::PathBuf, Box<Error>),
 }
 
 impl std::fmt::Display for Error {
@@ -74,6 +78,7 @@ impl std::error::Error for Error {
             Self::Storage(inner) => Some(inner),
             Self::Io(inner) => Some(inner),
             Self::JournalRecovery(inner) => Some(inner),
+            Self::KeyspaceRecovery(_, inner) => Some(inner.as_ref()),
             _ => None,
         }
     }

@@ -86,7 +86,7 @@ pub fn recover_keyspaces(db: &Database, meta_keyspace: &MetaKeyspace) -> crate::
         }
 
         let base_config = lsm_tree::Config::new(
-            path,
+            path.clone(),
             db.supervisor.seqno.clone(),
             db.supervisor.snapshot_tracker.get_ref(),
         )
@@ -95,7 +95,10 @@ pub fn recover_keyspaces(db: &Database, meta_keyspace: &MetaKeyspace) -> crate::
 
         let base_config = apply_to_base_config(base_config, &recovered_config);
 
-        let tree = base_config.open()?;
+        // LIBRA-PATCH: name the keyspace directory whose recovery failed.
+        let tree = base_config
+            .open()
+            .map_err(|e| crate::Error::KeyspaceRecovery(path, Box::new(e.into())))?;
 
         let keyspace = Keyspace::from_database(
             keyspace_id,
