@@ -138,6 +138,26 @@ mod tests {
     }
 
     #[test]
+    fn a_tag_is_read_only_from_its_canonical_fixint_form() {
+        assert_eq!(peek_tag(&encode_tagged(5, &1u8)), Some(5));
+        assert_eq!(peek_tag(&encode_tagged(0x7f, &1u8)), Some(0x7f));
+        // A tag of 0x80 or more is a u8 form (cc 80): no tag of ours, not read as one.
+        assert_eq!(peek_tag(&encode_tagged(0x80, &1u8)), None);
+        assert_eq!(peek_tag(&[0x92, 0xcc, 0x05, 0x01]), None);
+        assert_eq!(peek_tag(&[0x93, 0x05, 0x01, 0x01]), None);
+        assert_eq!(peek_tag(&[0x92]), None);
+    }
+
+    #[test]
+    fn byte_strings_show_as_hex_and_a_wrong_length_is_named() {
+        assert_eq!(format!("{:?}", Bytes([1, 0xab])), "01ab");
+        assert_eq!(format!("{:?}", Blob(vec![1, 0xab])), "Blob(01ab)");
+        // A 3-byte bin where 4 are expected.
+        let err = decode::<Pair>(&hex::decode("9201c403010203").expect("hex"));
+        assert!(matches!(&err, Err(CodecError::Malformed(m)) if m.contains("a byte string of length 4")), "{err:?}");
+    }
+
+    #[test]
     fn round_trip() {
         let p = Pair(u64::MAX, Bytes([9; 4]));
         assert_eq!(decode::<Pair>(&encode(&p)), Ok(p));

@@ -161,3 +161,93 @@ pub fn sign_entry(
     let signed_bytes = signed.encode();
     Entry { id: EntryId::of(&signed_bytes), signed, signed_bytes, payload: Some(payload) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[7; 32])
+    }
+
+    #[test]
+    fn limits_are_the_specified_ones() {
+        // spec/log.md: payloads up to 64 KiB ride in entries; signed headers are bounded before decoding.
+        assert_eq!(MAX_PAYLOAD, 65_536);
+        assert_eq!(MAX_SIGNED_HEADER, 256);
+        assert_eq!(ENTRY_CONTEXT, b"libra-entry-v1\0");
+    }
+
+    #[test]
+    fn an_entry_signs_its_context_and_canonical_header_and_chains_by_seq() {
+        let first = sign_entry(&key(), None, 1_000, 99, b"one".to_vec());
+        let h = first.header();
+        let input = h.signing_input();
+        assert_eq!(&input[..ENTRY_CONTEXT.len()], ENTRY_CONTEXT);
+        assert_eq!(&input[ENTRY_CONTEXT.len()..], &codec::encode(h)[..]);
+        assert!(
+            key()
+                .verifying_key()
+                .verify_strict(&input, &ed25519_dalek::Signature::from_bytes(&first.signed.signature.0))
+                .is_ok()
+        );
+        assert_eq!((h.seq, h.prev), (1, None));
+        let second = sign_entry(&key(), Some((h.seq, first.id)), 2_000, 99, b"two".to_vec());
+        assert_eq!((second.header().seq, second.header().prev), (2, Some(first.id)));
+        let later = sign_entry(&key(), Some((41, first.id)), 3_000, 99, vec![]);
+        assert_eq!(later.header().seq, 42);
+        // The id is the hash of the signed header's bytes, shown in hex.
+        assert_eq!(first.id, EntryId::of(&first.signed_bytes));
+        assert_eq!(first.id.as_bytes(), blake3::hash(&first.signed_bytes).as_bytes());
+        assert_eq!(first.id.to_hex(), hex::encode(blake3::hash(&first.signed_bytes).as_bytes()));
+        assert_eq!(format!("{:?}", first.id), format!("EntryId({})", &first.id.to_hex()[..16]));
+    }
+
+    #[test]
+    fn an_entry_travels_as_its_signed_header_and_payload() {
+        let e = sign_entry(&key(), None, 1_000, 99, b"payload".to_vec());
+        let bytes = e.encode();
+        assert_eq!(Entry::decode(&bytes).expect("decode"), e);
+        let header_only = Entry { payload: None, ..e.clone() };
+        assert_eq!(Entry::decode(&header_only.encode()).expect("decode"), header_only);
+        assert!(bytes.len() > e.signed_bytes.len() + 7, "{} bytes", bytes.len());
+    }
+
+    /// A signed header whose header array has `fields` elements and `version` as its first.
+    fn with_version(version: &[u8], fields: u8) -> Vec<u8> {
+        let e = sign_entry(&key(), None, 1_000, 99, b"x".to_vec());
+        let mut b = e.signed_bytes.clone();
+        assert_eq!(&b[..3], &[0x92, 0x98, FORMAT_VERSION]);
+        b.splice(1..3, [&[0x90 | fields][..], version].concat());
+        if fields == 9 {
+            // One more field at the end of the header: a layout this version does not know.
+            let sig_at = b.len() - 66;
+            b.insert(sig_at, 0x00);
+        }
+        b
+    }
+
+    #[test]
+    fn a_future_version_is_named_even_when_its_layout_is_new() {
+        assert!(matches!(SignedHeader::decode(&with_version(&[2], 8)), Err(ValidationError::UnknownVersion(2))));
+        assert!(matches!(SignedHeader::decode(&with_version(&[2], 9)), Err(ValidationError::UnknownVersion(2))));
+        assert!(matches!(SignedHeader::decode(&with_version(&[0x7f], 9)), Err(ValidationError::UnknownVersion(0x7f))));
+        // This version with a field too many is malformed, not a version of its own.
+        assert!(matches!(
+            SignedHeader::decode(&with_version(&[FORMAT_VERSION], 9)),
+            Err(ValidationError::Malformed(_))
+        ));
+        // 0x80 is no version number (an empty map): malformed.
+        assert!(matches!(SignedHeader::decode(&with_version(&[0x80], 8)), Err(ValidationError::Malformed(_))));
+    }
+
+    #[test]
+    fn the_header_size_bound_is_checked_before_decoding() {
+        let at = |n: usize| match SignedHeader::decode(&vec![0xc1; n]) {
+            Err(ValidationError::Malformed(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(!at(MAX_SIGNED_HEADER).contains("exceeds"), "{}", at(MAX_SIGNED_HEADER));
+        assert!(at(MAX_SIGNED_HEADER + 1).contains("exceeds"), "{}", at(MAX_SIGNED_HEADER + 1));
+    }
+}
