@@ -242,3 +242,178 @@ pub fn validate_run(
     }
     (points, failure)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::sign_entry;
+    use ed25519_dalek::SigningKey;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[9; 32])
+    }
+
+    /// A valid chain of `n` entries, timestamps 1000, 2000, …
+    fn chain(n: u64) -> Vec<Entry> {
+        let mut out: Vec<Entry> = Vec::new();
+        for i in 0..n {
+            let prev = out.last().map(|e| (e.header().seq, e.id));
+            out.push(sign_entry(&key(), prev, 1_000 * (i + 1), 99, format!("m{i}").into_bytes()));
+        }
+        out
+    }
+
+    /// `e` with one bit of its signature flipped (the signed bytes re-encoded to match).
+    fn forged(e: &Entry) -> Entry {
+        let mut signed = e.signed.clone();
+        signed.signature.0[40] ^= 1;
+        Entry::from_parts(signed.encode(), e.payload.clone()).expect("decodes")
+    }
+
+    fn point(seq: u64, id: EntryId, timestamp: u64) -> ChainPoint {
+        ChainPoint { seq, id, timestamp }
+    }
+
+    #[test]
+    fn links_follow_seq_prev_and_time() {
+        let c = chain(2);
+        let (first, second) = (c[0].header(), c[1].header());
+        assert_eq!(check_link(None, first), Ok(()));
+        let at = ChainPoint::of(&c[0]);
+        assert_eq!(at, point(1, c[0].id, 1_000));
+        assert_eq!(check_link(Some(&at), second), Ok(()));
+        assert_eq!(check_link(None, second), Err(ValidationError::WrongSeq { expected: 1, found: 2 }));
+        assert_eq!(
+            check_link(Some(&point(5, c[0].id, 0)), second),
+            Err(ValidationError::WrongSeq { expected: 6, found: 2 })
+        );
+        assert_eq!(check_link(Some(&point(1, c[1].id, 1_000)), second), Err(ValidationError::PrevMismatch));
+        let same_time = point(1, c[0].id, 2_000);
+        assert_eq!(
+            check_link(Some(&same_time), second),
+            Err(ValidationError::TimestampRegression { previous: 2_000, found: 2_000 })
+        );
+        assert_eq!(check_link(Some(&point(1, c[0].id, 1_999)), second), Ok(()));
+        let mut big = first.clone();
+        big.payload_size = MAX_PAYLOAD;
+        assert_eq!(check_link(None, &big), Ok(()));
+        big.payload_size = MAX_PAYLOAD + 1;
+        assert_eq!(
+            check_link(None, &big),
+            Err(ValidationError::Oversize { size: u64::from(MAX_PAYLOAD) + 1, limit: MAX_PAYLOAD })
+        );
+    }
+
+    #[test]
+    fn a_payload_has_the_size_and_hash_its_header_commits_to() {
+        let e = &chain(1)[0];
+        let h = e.header();
+        assert_eq!(check_payload(h, None), Ok(()));
+        assert_eq!(check_payload(h, Some(b"m0")), Ok(()));
+        assert_eq!(check_payload(h, Some(b"m1")), Err(ValidationError::PayloadHashMismatch));
+        assert_eq!(check_payload(h, Some(b"m00")), Err(ValidationError::PayloadSizeMismatch { expected: 2, found: 3 }));
+        let huge = vec![0; MAX_PAYLOAD as usize + 1];
+        assert_eq!(
+            check_payload(h, Some(&huge)),
+            Err(ValidationError::Oversize { size: u64::from(MAX_PAYLOAD) + 1, limit: MAX_PAYLOAD })
+        );
+        let full = sign_entry(&key(), None, 1, 99, vec![3; MAX_PAYLOAD as usize]);
+        assert_eq!(validate_next(None, &full), Ok(ChainPoint::of(&full)));
+    }
+
+    #[test]
+    fn signatures_are_verified_strictly() {
+        let c = chain(2);
+        assert_eq!(verify_signature(&c[0]), Ok(()));
+        assert_eq!(verify_signature(&forged(&c[0])), Err(ValidationError::BadSignature));
+        assert_eq!(validate_next(None, &forged(&c[0])), Err(ValidationError::BadSignature));
+        assert_eq!(validate_next(Some(&ChainPoint::of(&c[0])), &c[1]), Ok(ChainPoint::of(&c[1])));
+        // An author key that is no curve point.
+        let mut signed = c[0].signed.clone();
+        signed.header.author.0 = [0xff; 32];
+        signed.header.author.0[31] = 0x7f;
+        let bad_key = Entry::from_parts(signed.encode(), None).expect("decodes");
+        assert_eq!(verify_signature(&bad_key), Err(ValidationError::BadSignature));
+    }
+
+    #[test]
+    fn small_order_and_non_canonical_r_are_suspicious() {
+        let mut sig = [0u8; 64];
+        for y in SMALL_ORDER_Y {
+            sig[..32].copy_from_slice(&y);
+            assert!(suspicious_r(&sig), "{y:02x?}");
+            sig[31] |= 0x80;
+            assert!(suspicious_r(&sig), "{y:02x?} with the sign bit");
+        }
+        // y = p + 2 … 2^255 - 1: not canonical.
+        for low in [0xef, 0xf0, 0xff] {
+            let mut y = [0xff; 32];
+            y[31] = 0x7f;
+            y[0] = low;
+            sig[..32].copy_from_slice(&y);
+            assert!(suspicious_r(&sig), "{low:02x}");
+        }
+        let mut y = [0xff; 32];
+        y[31] = 0x7f;
+        y[0] = 0xeb;
+        sig[..32].copy_from_slice(&y);
+        assert!(!suspicious_r(&sig), "p - 2 is an ordinary y");
+        y[5] = 0xfe;
+        y[0] = 0xef;
+        sig[..32].copy_from_slice(&y);
+        assert!(!suspicious_r(&sig), "below p");
+        for e in chain(3) {
+            assert!(!suspicious_r(&e.signed.signature.0));
+        }
+    }
+
+    #[test]
+    fn many_signatures_find_exactly_the_bad_ones_across_batches_and_threads() {
+        let mut c = chain(600);
+        let bad = [5usize, 300, 599];
+        for &i in &bad {
+            c[i] = forged(&c[i]);
+        }
+        // A forged R of small order, in the batch that is otherwise good.
+        let mut signed = c[100].signed.clone();
+        signed.signature.0[..32].copy_from_slice(&SMALL_ORDER_Y[1]);
+        c[100] = Entry::from_parts(signed.encode(), c[100].payload.clone()).expect("decodes");
+        let refs: Vec<&Entry> = c.iter().collect();
+        for threads in [1, 2, 3] {
+            assert_eq!(verify_many(&refs, threads), vec![5, 100, 300, 599], "{threads} threads");
+            assert_eq!(verify_many_strict(&refs, threads), vec![5, 100, 300, 599], "{threads} threads, strict");
+        }
+        let good = chain(300);
+        let refs: Vec<&Entry> = good.iter().collect();
+        assert!(verify_many(&refs, 2).is_empty());
+        assert!(verify_many_strict(&refs, 2).is_empty());
+    }
+
+    #[test]
+    fn a_run_keeps_the_longest_valid_prefix_and_names_the_first_failure() {
+        let c = chain(10);
+        let all: Vec<&Entry> = c.iter().collect();
+        for strict in [false, true] {
+            let (points, failure) = validate_run(None, &all, 2, strict);
+            assert_eq!(points, c.iter().map(ChainPoint::of).collect::<Vec<_>>());
+            assert_eq!(failure, None);
+            // From a point: the rest of the chain.
+            let (points, failure) = validate_run(Some(ChainPoint::of(&c[3])), &all[4..], 2, strict);
+            assert_eq!((points.len(), failure), (6, None));
+            // A link failure at 6 and a bad signature at 3: the earlier one wins.
+            let f3 = forged(&c[3]);
+            let mut run = all.clone();
+            run[3] = &f3;
+            run[6] = &c[7];
+            let (points, failure) = validate_run(None, &run, 2, strict);
+            assert_eq!((points.len(), failure), (3, Some((3, ValidationError::BadSignature))));
+            // A link failure alone.
+            let mut run = all.clone();
+            run[6] = &c[7];
+            let (points, failure) = validate_run(None, &run, 2, strict);
+            assert_eq!(points.len(), 6);
+            assert_eq!(failure, Some((6, ValidationError::WrongSeq { expected: 7, found: 8 })));
+        }
+        assert_eq!(validate_batch(None, &all, 1), validate_run(None, &all, 1, true));
+    }
+}
