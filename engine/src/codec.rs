@@ -144,6 +144,8 @@ mod tests {
         // A tag of 0x80 or more is a u8 form (cc 80): no tag of ours, not read as one.
         assert_eq!(peek_tag(&encode_tagged(0x80, &1u8)), None);
         assert_eq!(peek_tag(&[0x92, 0xcc, 0x05, 0x01]), None);
+        // 0x80 there is an empty map, not a tag.
+        assert_eq!(peek_tag(&[0x92, 0x80, 0x01]), None);
         assert_eq!(peek_tag(&[0x93, 0x05, 0x01, 0x01]), None);
         assert_eq!(peek_tag(&[0x92]), None);
     }
