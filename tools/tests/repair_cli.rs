@@ -12,17 +12,23 @@ fn texts(data: &Path) -> Vec<String> {
     v["messages"].as_array().expect("messages").iter().filter_map(|m| m["text"].as_str().map(str::to_owned)).collect()
 }
 
-#[test]
-fn every_damaged_keyspace_is_set_aside_and_what_the_logs_hold_comes_back() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b) = pair(dir.path());
-    let said = ["one", "two", "three"];
+/// Ben's data directory, holding Ann's messages `said` (carried by a bundle).
+fn ben_holding(dir: &Path, said: &[&str]) -> std::path::PathBuf {
+    let (a, b) = pair(dir);
     for t in said {
         json(&libra(&a, &["--json", "send", "Ben", t]));
     }
-    let file = dir.path().join("to-ben.libra");
+    let file = dir.join("to-ben.libra");
     json(&libra(&a, &["--json", "bundle", "export", &file.display().to_string(), "--for", "Ben"]));
     json(&libra(&b, &["--json", "bundle", "import", &file.display().to_string()]));
+    b
+}
+
+#[test]
+fn every_damaged_keyspace_is_set_aside_and_what_the_logs_hold_comes_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let said = ["one", "two", "three"];
+    let b = ben_holding(dir.path(), &said);
     // Local state in no log: a setting.
     json(&libra(&b, &["--json", "file", "auto", "1234"]));
     assert_eq!(texts(&b), said);
@@ -93,14 +99,8 @@ fn tables(keyspace: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn a_flipped_byte_inside_any_table_is_an_error_never_a_panic_and_repair_brings_the_logs_back() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b) = pair(dir.path());
     let said = ["one", "two", "three"];
-    for t in said {
-        json(&libra(&a, &["--json", "send", "Ben", t]));
-    }
-    let file = dir.path().join("to-ben.libra");
-    json(&libra(&a, &["--json", "bundle", "export", &file.display().to_string(), "--for", "Ben"]));
-    json(&libra(&b, &["--json", "bundle", "import", &file.display().to_string()]));
+    let b = ben_holding(dir.path(), &said);
     assert_eq!(texts(&b), said);
     let ids: Vec<String> = std::fs::read_dir(b.join("store/keyspaces"))
         .expect("keyspaces")

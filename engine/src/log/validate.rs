@@ -345,6 +345,14 @@ mod tests {
             sig[31] |= 0x80;
             assert!(suspicious_r(&sig), "{y:02x?} with the sign bit");
         }
+        // The table holds y = p - 1 (order 2), and the encodings of 0 and 1 that are ≥ p, written
+        // out here rather than read back from the table.
+        for low in [0xec, 0xed, 0xee] {
+            let mut y = [0xff; 32];
+            y[31] = 0x7f;
+            y[0] = low;
+            assert!(SMALL_ORDER_Y.contains(&y), "{low:02x}");
+        }
         // y = p + 2 … 2^255 - 1: not canonical.
         for low in [0xef, 0xf0, 0xff] {
             let mut y = [0xff; 32];
