@@ -247,7 +247,9 @@ pub fn validate_run(
 mod tests {
     use super::*;
     use crate::log::sign_entry;
+    use curve25519_dalek::scalar::Scalar;
     use ed25519_dalek::SigningKey;
+    use sha2::{Digest, Sha512};
 
     fn key() -> SigningKey {
         SigningKey::from_bytes(&[9; 32])
@@ -395,6 +397,47 @@ mod tests {
         let refs: Vec<&Entry> = good.iter().collect();
         assert!(verify_many(&refs, 2).is_empty());
         assert!(verify_many_strict(&refs, 2).is_empty());
+    }
+
+    /// An entry by author key `a` with signature `r ‖ s` over its real signing input, where
+    /// `s` is made by `sign` from the challenge k = SHA-512(R ‖ A ‖ M).
+    fn crafted(a: [u8; 32], r: [u8; 32], sign: impl Fn(Scalar) -> Scalar) -> Entry {
+        let mut signed = chain(1)[0].signed.clone();
+        signed.header.author.0 = a;
+        let m = signed.header.signing_input();
+        let k = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new().chain_update(r).chain_update(a).chain_update(&m).finalize().into(),
+        );
+        signed.signature.0[..32].copy_from_slice(&r);
+        signed.signature.0[32..].copy_from_slice(&sign(k).to_bytes());
+        Entry::from_parts(signed.encode(), None).expect("decodes")
+    }
+
+    /// Two signatures the batch equation accepts and `verify_strict` refuses: one by the
+    /// identity (a weak key), one with R the identity (small order). Batch verification alone
+    /// would take both; the screening sends them to `verify_strict`.
+    #[test]
+    fn signatures_that_only_the_batch_equation_accepts_are_refused() {
+        let b = curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+        let identity = curve25519_dalek::EdwardsPoint::default().compress().to_bytes();
+        let s = Scalar::from(12_345u64);
+        let weak_key = crafted(identity, (s * b).compress().to_bytes(), |_| s);
+        let a = Scalar::from(7u64);
+        let small_r = crafted((a * b).compress().to_bytes(), identity, |k| k * a);
+        for e in [&weak_key, &small_r] {
+            let m = signing_input(e);
+            let key = VerifyingKey::from_bytes(&e.header().author.0).expect("a point");
+            let sig = Signature::from_bytes(&e.signed.signature.0);
+            assert!(ed25519_dalek::verify_batch(&[&m[..]], &[sig], &[key]).is_ok(), "the batch equation holds");
+            assert_eq!(verify_signature(e), Err(ValidationError::BadSignature));
+        }
+        let mut c = chain(20);
+        c[4] = weak_key;
+        c[11] = small_r;
+        let refs: Vec<&Entry> = c.iter().collect();
+        assert_eq!(verify_many(&refs, 1), vec![4, 11]);
+        assert_eq!(verify_many(&refs[..5], 1), vec![4]);
+        assert_eq!(verify_many(&refs[5..12], 1), vec![6]);
     }
 
     #[test]
