@@ -123,38 +123,31 @@ impl Store {
         // makes it anew and it is rebuilt, or copied from what survived, below. Not fjall's own
         // keyspace of names (id 0): without it no keyspace is found.
         let old = loop {
-            match Store::open(path) {
-                Err(StoreError::DamagedKeyspace { ref dir, ref what, .. })
-                    if set_aside.len() < 16
-                        && let Some(id) = dir.file_name().and_then(|n| n.to_str()).filter(|n| *n != "0")
-                        && ks_dir.join(id).is_dir() =>
-                {
-                    let (from, to) = (ks_dir.join(id), aside.join(format!("keyspace-{id}")));
-                    tracing::warn!(keyspace = %id, %what, "setting a damaged keyspace aside");
-                    std::fs::rename(&from, &to)?;
-                    set_aside.push((from, to));
-                }
-                // Damage found after fjall opened (reading heads or views): find its keyspace
-                // by reading every keyspace through, and set that one aside.
-                Err(e) if e.is_damage() => {
-                    let found = first_damaged_keyspace(path).ok().flatten().filter(|id| *id != 0);
-                    let from = found.map(|id| ks_dir.join(id.to_string())).filter(|d| d.is_dir());
-                    let (Some(id), Some(from)) = (found, from) else {
-                        return Err(StoreError::Corrupt(format!(
-                            "{e}. The damage is in fjall's own records (its keyspace of names, or its journal), which a repair cannot rebuild; the store was left as it was in {} (restore a backup, or link this device again)",
-                            path.display()
-                        )));
-                    };
-                    if set_aside.len() >= 16 {
-                        return Err(e);
-                    }
-                    let to = aside.join(format!("keyspace-{id}"));
-                    tracing::warn!(keyspace = %id, error = %e, "setting a damaged keyspace aside");
-                    std::fs::rename(&from, &to)?;
-                    set_aside.push((from, to));
-                }
+            let e = match Store::open(path) {
+                Err(e) if e.is_damage() => e,
                 r => break r?,
+            };
+            // fjall names the keyspace it could not recover; damage found after fjall opened
+            // (reading heads or views) is found by reading every keyspace through.
+            let id = match &e {
+                StoreError::DamagedKeyspace { dir, .. } => {
+                    dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u64>().ok())
+                }
+                _ => first_damaged_keyspace(path).ok().flatten(),
+            };
+            let Some(id) = id.filter(|id| *id != 0 && ks_dir.join(id.to_string()).is_dir()) else {
+                return Err(StoreError::Corrupt(format!(
+                    "{e}. The damage is in fjall's own records (its keyspace of names, or its journal), which a repair cannot rebuild; the store was left as it was in {} (restore a backup, or link this device again)",
+                    path.display()
+                )));
+            };
+            if set_aside.len() >= 16 {
+                return Err(e);
             }
+            let (from, to) = (ks_dir.join(id.to_string()), aside.join(format!("keyspace-{id}")));
+            tracing::warn!(keyspace = %id, error = %e, "setting a damaged keyspace aside");
+            std::fs::rename(&from, &to)?;
+            set_aside.push((from, to));
         };
         // A keyspace fjall had to make anew (an id it never had) lost its contents.
         let max_id = known_ids.iter().copied().max().unwrap_or(0);
