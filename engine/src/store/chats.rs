@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::read_marks::MarkStage;
 use super::{Store, StoreError, keys};
 use crate::codec::{self, Bytes};
 use crate::identity::{DeviceId, UserId};
@@ -106,10 +107,13 @@ pub(super) fn stage_rows(
     chats: &fjall::Keyspace,
     views: &fjall::Keyspace,
     reader: &Reader,
+    marks: &mut MarkStage,
+    ours: &dyn Fn(&DeviceId) -> bool,
     rows: Vec<(Vec<u8>, Vec<u8>)>,
-) -> Vec<NewMessage> {
+) -> Result<Vec<NewMessage>, StoreError> {
     let mut fresh = Vec::new();
     for (k, v) in rows {
+        marks.row(batch, chats, views, ours, &k, &v)?;
         if let Some(m) = new_message(&k, reader, &v) {
             let mut mark = m.chat.0.0.to_vec();
             mark.extend_from_slice(m.user.as_ref().map_or(&[0u8; 32], |u| u.as_bytes()));
@@ -122,7 +126,7 @@ pub(super) fn stage_rows(
         }
         batch.insert(chats, k, v);
     }
-    fresh
+    Ok(fresh)
 }
 
 fn arr<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
@@ -142,10 +146,13 @@ impl Store {
             })
             .collect();
         if behind.is_empty() {
-            return Ok(());
+            return self.build_read_marks_once();
         }
         let mut batch = self.db.batch();
+        let mut marks = MarkStage::new(self.reader.as_ref());
         if let Some(reader) = &self.reader {
+            let own = self.own_devices();
+            let ours = |d: &DeviceId| own.contains(d);
             for (author, at, head) in behind {
                 for e in self.read_log(&author, at + 1, usize::MAX)? {
                     let kept = self.kept_key(&e.id)?;
@@ -154,14 +161,19 @@ impl Store {
                     if let Some(k) = key.filter(|_| kept.is_none()) {
                         batch.insert(&self.views, keys::content_key_key(e.id.as_bytes()), k.to_vec());
                     }
-                    stage_rows(&mut batch, &self.chats, &self.views, reader, rows);
+                    stage_rows(&mut batch, &self.chats, &self.views, reader, &mut marks, &ours, rows)?;
                 }
                 batch.insert(&self.views, keys::view_pos_key(VIEW, &author), head.to_be_bytes().to_vec());
             }
         }
+        marks.finish(&mut batch, &self.views);
         batch.commit()?;
         self.db.persist(fjall::PersistMode::SyncAll)?;
-        Ok(())
+        self.build_read_marks_once()
+    }
+
+    fn build_read_marks_once(&self) -> Result<(), StoreError> {
+        if self.read_marks_built()? { Ok(()) } else { self.rebuild_read_marks() }
     }
 
     /// Whether messages from others were stored since the last `take_new_messages`.
@@ -206,11 +218,12 @@ impl Store {
         self.reader.as_ref().map(|r| r.user)
     }
 
-    fn own_devices(&self) -> BTreeSet<DeviceId> {
-        self.own_user()
-            .and_then(|u| self.trust.user(&u))
-            .map(|u| u.devices.keys().copied().collect())
-            .unwrap_or_default()
+    pub(super) fn own_devices(&self) -> BTreeSet<DeviceId> {
+        self.own_devices_in(&self.trust)
+    }
+
+    pub(super) fn own_devices_in(&self, trust: &crate::projection::TrustView) -> BTreeSet<DeviceId> {
+        self.own_user().and_then(|u| trust.user(&u)).map(|u| u.devices.keys().copied().collect()).unwrap_or_default()
     }
 
     /// Contacts added by any of our devices: the newest card per user.
@@ -328,7 +341,7 @@ impl Store {
     }
 
     /// Whether one of our devices acknowledged `id` as read.
-    fn read_by_us(&self, id: &EntryId, own_devices: &BTreeSet<DeviceId>) -> Result<bool, StoreError> {
+    pub(super) fn read_by_us(&self, id: &EntryId, own_devices: &BTreeSet<DeviceId>) -> Result<bool, StoreError> {
         for item in self.chats.prefix(view::key(&[b"a", id.as_bytes()])) {
             let k = item.key()?;
             let device = k.get(33..65).and_then(arr::<32>).map(|d| DeviceId(Bytes(d)));
@@ -402,32 +415,16 @@ impl Store {
                     ChatKind::Direct(other)
                 }
             };
-            let prefix = view::key(&[b"m", &chat.0.0]);
-            let mut last = None;
-            let mut unread = 0;
-            // Walk back from the newest message until one we read or wrote (at most
-            // UNREAD_CAP: beyond that the count shows as "at least").
-            // Only the newest needs its whole view (edits, deletion, delivery); the others are
-            // asked only whether we wrote or read them, one index lookup each.
-            let me_user = self.own_user();
-            for item in self.chats.prefix(&prefix).rev().take(UNREAD_CAP + 1) {
-                let (k, v) = item.into_inner()?;
-                let stop = if last.is_none() {
-                    let m = self.message_view(&k, &v, &own)?;
-                    let stop = m.mine || self.read_by_us(&m.id, &own)?;
-                    last = Some(m);
-                    stop
-                } else {
-                    let row: MsgRow = codec::decode(&v).map_err(|_| StoreError::Corrupt("chat row".into()))?;
-                    let id = k.get(25..57).and_then(arr::<32>).map(|i| EntryId(Bytes(i)));
-                    let id = id.ok_or_else(|| StoreError::Corrupt("chat row".into()))?;
-                    (row.user.is_some() && row.user == me_user) || self.read_by_us(&id, &own)?
-                };
-                if stop {
-                    break;
+            // The newest message in full (edits, deletion, delivery); the unread ones are the
+            // rows after the chat's read mark (see read_marks).
+            let last = match self.chats.prefix(view::key(&[b"m", &chat.0.0])).next_back() {
+                Some(item) => {
+                    let (k, v) = item.into_inner()?;
+                    Some(self.message_view(&k, &v, &own)?)
                 }
-                unread += 1;
-            }
+                None => None,
+            };
+            let unread = self.unread_after_mark(&chat)?;
             out.push(ChatSummary { chat, kind, last, unread: unread.min(UNREAD_CAP) });
         }
         out.sort_by_key(|c| std::cmp::Reverse(c.last.as_ref().map_or(0, |m| m.timestamp)));

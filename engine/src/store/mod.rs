@@ -19,6 +19,7 @@ mod moves;
 mod open;
 mod peers;
 mod read;
+mod read_marks;
 mod refused;
 mod repair;
 mod verify;

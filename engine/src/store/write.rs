@@ -297,6 +297,8 @@ impl Store {
         let mut trust_changed = false;
         let mut contacts_changed = false;
         let mut new_messages = Vec::new();
+        let mut marks = super::read_marks::MarkStage::new(self.reader.as_ref());
+        let own_before = self.own_devices_in(&self.trust);
         for e in entries {
             let h = e.header();
             let author = h.author.0;
@@ -337,7 +339,17 @@ impl Store {
                 // A contact noted (here or by another of our devices) changes who may connect;
                 // a group's members change the grants we give.
                 contacts_changed |= rows.iter().any(|(k, _)| matches!(k.first(), Some(b'c' | b'g')));
-                new_messages.extend(chats::stage_rows(&mut batch, &self.chats, &self.views, reader, rows));
+                let ours =
+                    |d: &crate::identity::DeviceId| trust.user(&reader.user).is_some_and(|u| u.devices.contains_key(d));
+                new_messages.extend(chats::stage_rows(
+                    &mut batch,
+                    &self.chats,
+                    &self.views,
+                    reader,
+                    &mut marks,
+                    &ours,
+                    rows,
+                )?);
             }
         }
         // Each log's move takes the next position of the order (section 8.9), in the same
@@ -364,6 +376,13 @@ impl Store {
         for (author, proof) in &forks {
             batch.insert(&self.forks, author.to_vec(), proof.encode());
         }
+        marks.finish(&mut batch, &self.views);
+        // A device of ours linked or removed changes which acks count as read by us: the marks
+        // are rebuilt, and until then (a crash between) they stand marked as unbuilt.
+        let own_changed = trust_changed && self.own_devices_in(&trust) != own_before;
+        if own_changed {
+            super::read_marks::unbuilt(&mut batch, &self.views);
+        }
         self.sync.guard(batch.commit())?;
         // Committed batches are visible to readers; keep the caches in step before the fsync,
         // whose failure leaves the outcome unknown (spec/log.md, "Durability").
@@ -382,6 +401,9 @@ impl Store {
         self.sync.note_written(entries.iter().map(|e| e.header().author.0));
         self.known_plaintext.clear();
         self.sync_now()?;
+        if own_changed {
+            self.rebuild_read_marks()?;
+        }
         if !self.sync.grouped {
             // Synced on its own: what it signed may leave at once.
             self.sync.synced_alone();

@@ -12,6 +12,29 @@ use libra_engine::node::Node;
 use libra_engine::store::Delivery;
 use proptest::prelude::*;
 
+/// Every entry `n` holds, log by log.
+fn logs_of(n: &Node) -> Vec<libra_engine::log::Entry> {
+    let mut all = Vec::new();
+    for (author, _) in n.store.heads().collect::<Vec<_>>() {
+        all.extend(n.store.read_log(&author, 1, usize::MAX).expect("read"));
+    }
+    all
+}
+
+fn unread(s: &libra_engine::Store) -> Vec<usize> {
+    s.chats().expect("chats").iter().map(|c| c.unread).collect()
+}
+
+/// Ann (`dir/a`) and Ben (`dir/b`), contacts of each other, with no network between them.
+fn ann_and_ben(dir: &std::path::Path) -> (Node, Node) {
+    let mut a = Node::init(&dir.join("a"), "ann").expect("a");
+    let mut b = Node::init(&dir.join("b"), "ben").expect("b");
+    let (ia, ib) = (a.invite(None, 1).expect("i"), b.invite(None, 1).expect("i"));
+    a.add_contact(&ib, None).expect("add");
+    b.add_contact(&ia, None).expect("add");
+    (a, b)
+}
+
 fn chat_with(h: &Host, other: &Host) -> ChatTarget {
     let u = user(other);
     h.read_node(|n| n.chat(&u.to_string()).expect("chat"))
@@ -354,7 +377,8 @@ fn undecryptable_messages_are_shown_not_dropped() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
-    /// The chats rows are the same whatever order the same entries arrive in.
+    /// The chats rows, and the chat list's unread counts, are the same whatever order the same
+    /// entries arrive in (a read acknowledgement may arrive before the message it reads).
     #[test]
     fn chats_projection_is_independent_of_arrival_order(order in Just((0..12usize).collect::<Vec<_>>()).prop_shuffle(), split in 1usize..5) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -364,22 +388,22 @@ proptest! {
         let ib = b.invite(None, 1).expect("i");
         a.add_contact(&ib, None).expect("add");
         b.add_contact(&ia, None).expect("add");
+        let back = b.chat(&ia.user().to_string()).expect("chat");
+        b.send(&back, "three", None).expect("send");
         let chat = a.chat(&ib.user().to_string()).expect("chat");
         let m1 = a.send(&chat, "one", None).expect("send");
         let m2 = a.send(&chat, "two", Some(m1.id)).expect("send");
         a.edit(&chat, m1.id, "one!").expect("edit");
         a.delete(&chat, m2.id).expect("delete");
-        let back = b.chat(&ia.user().to_string()).expect("chat");
-        b.send(&back, "three", None).expect("send");
-        let _ = Body::Ack { chat: back.chat, targets: vec![m1.id], read: true };
-        b.mark_read(&back, true).expect("read");
-        // Everything both hold, as one set of entries.
-        let mut all = Vec::new();
-        for n in [&a, &b] {
-            for (author, _) in n.store.heads().collect::<Vec<_>>() {
-                all.extend(n.store.read_log(&author, 1, usize::MAX).expect("read"));
-            }
-        }
+        b.store.ingest(logs_of(&a), 0).expect("ingest");
+        // B reads "one" and "two", which are newer than its own "three"; then A writes two more.
+        prop_assert_eq!(b.mark_read(&back, true).expect("read"), 2);
+        a.send(&chat, "four", None).expect("send");
+        a.send(&chat, "five", None).expect("send");
+        b.store.ingest(logs_of(&a), 0).expect("ingest");
+        prop_assert_eq!(unread(&b.store), vec![2]);
+        // Everything B holds, which is everything both wrote.
+        let all = logs_of(&b);
         // Ingest the same entries into fresh stores read with B's keys: once in natural order,
         // once as shuffled logs in small batches. Rows must match, and match a rebuild.
         let reader =
@@ -390,6 +414,7 @@ proptest! {
         s1.ingest(all.clone(), 0).expect("ingest");
         let reference = s1.chat_rows().expect("rows");
         prop_assert!(reference.keys().filter(|k| k[0] == b'm').count() >= 3, "messages are in the projection");
+        prop_assert_eq!(unread(&s1), vec![2]);
         let mut by_author = std::collections::BTreeMap::new();
         for e in &all { by_author.entry(e.header().author.0).or_insert_with(Vec::new).push(e.clone()); }
         let logs: Vec<Vec<libra_engine::log::Entry>> = by_author.into_values().collect();
@@ -401,7 +426,68 @@ proptest! {
         for i in idx { for chunk in logs[i].chunks(split) { s2.ingest(chunk.to_vec(), 0).expect("ingest"); } }
         prop_assert_eq!(s2.chat_rows().expect("rows"), reference.clone());
         prop_assert_eq!(s2.chat_rows_rebuilt().expect("rebuilt"), reference);
+        prop_assert_eq!(unread(&s2), vec![2]);
+        // The marks made from the rows alone (a store from before them) count the same.
+        s2.rebuild_read_marks().expect("rebuild");
+        prop_assert_eq!(unread(&s2), vec![2]);
     }
+}
+
+/// Read receipts are opt-in: without them the reader's own devices learn that the chat was read
+/// (its unread count drops) and the sender never sees "read"; with them, it does.
+#[test]
+fn without_read_receipts_the_sender_never_sees_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut a, mut b) = ann_and_ben(dir.path());
+    let chat = a.chat("ben").expect("chat");
+    let back = b.chat("ann").expect("chat");
+    let first = a.send(&chat, "one", None).expect("send");
+    b.store.ingest(logs_of(&a), 0).expect("ingest");
+    assert_eq!(unread(&b.store), vec![1]);
+    assert_eq!(b.acknowledge().expect("ack"), 1);
+    assert_eq!(b.mark_read(&back, false).expect("read"), 1);
+    assert_eq!(unread(&b.store), vec![0], "read on B's own devices");
+    a.store.ingest(logs_of(&b), 0).expect("ingest");
+    let state = |n: &Node, id| {
+        n.store.messages(&chat.chat, 10).expect("m").iter().find(|m| m.id == id).and_then(|m| m.delivery)
+    };
+    assert_eq!(state(&a, first.id), Some(Delivery::Delivered), "no receipt: delivered, not read");
+    let second = a.send(&chat, "two", None).expect("send");
+    b.store.ingest(logs_of(&a), 0).expect("ingest");
+    assert_eq!(unread(&b.store), vec![1]);
+    assert_eq!(b.mark_read(&back, true).expect("read"), 1);
+    a.store.ingest(logs_of(&b), 0).expect("ingest");
+    assert_eq!(state(&a, second.id), Some(Delivery::Read), "with receipts: read");
+    assert_eq!(state(&a, first.id), Some(Delivery::Delivered), "the first was read without one");
+}
+
+/// A member who leaves is out of the group on every member's side; a group never has more than
+/// 64 members, at creation or by additions.
+#[test]
+fn a_member_who_leaves_is_out_and_groups_stop_at_64_members() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut a, mut b) = ann_and_ben(dir.path());
+    let (ua, ub) = (a.user_id().expect("u"), b.user_id().expect("u"));
+    let group = a.group_create("trip", &[ub]).expect("group");
+    b.store.ingest(logs_of(&a), 0).expect("ingest");
+    let members = |n: &Node| n.store.group(&group.chat).expect("group").map(|(_, m)| m);
+    let mut both = vec![ua, ub];
+    both.sort();
+    assert_eq!(members(&b), Some(both));
+    let at_b = b.chat("trip").expect("chat");
+    b.group_leave(&at_b).expect("leave");
+    a.store.ingest(logs_of(&b), 0).expect("ingest");
+    assert_eq!(members(&a), Some(vec![ua]), "Ben left");
+    assert_eq!(members(&b), Some(vec![ua]));
+
+    let strangers: Vec<UserId> = (0..65u8).map(|i| UserId(libra_engine::codec::Bytes([i; 32]))).collect();
+    let too_many = |r: Result<_, libra_engine::messenger::MessengerError>| {
+        matches!(r, Err(libra_engine::messenger::MessengerError::TooManyMembers { size: 65.., limit: 64 }))
+    };
+    assert!(too_many(a.group_create("big", &strangers).map(|_| ())));
+    let group = a.group_create("small", &[ub]).expect("group");
+    assert!(too_many(a.group_add(&group, &strangers[..64])), "64 more and the two of us");
+    assert_eq!(a.store.group(&group.chat).expect("group").map(|(_, m)| m.len()), Some(2), "nothing added");
 }
 
 #[test]

@@ -1,0 +1,186 @@
+//! Read marks: per chat, the newest message that is ours or that one of our devices marked read.
+//! The chat list counts a chat's unread messages as the rows after its mark: one short range,
+//! where it used to ask "read by us?" of each message, a random read each at cold start-up.
+//!
+//! Local bookkeeping in the views keyspace (like the pending acks), not part of the projection
+//! the audit compares: written in the batch that stores the rows it follows, and rebuilt from
+//! the rows when absent (a store from before, a repair, a change of our own devices).
+//!
+//! What the chat list shows is exact as long as the mark is either the true one (the newest
+//! message ours or read) or older than it with more than [`UNREAD_CAP`] messages after the true
+//! one: both count "999+". A rebuild walks back at most that far, which keeps it cheap.
+
+use std::collections::{HashMap, HashSet};
+
+use super::chats::UNREAD_CAP;
+use super::{Store, StoreError};
+use crate::codec::{self, Bytes};
+use crate::identity::{DeviceId, UserId};
+use crate::log::EntryId;
+use crate::messaging::view::{self, MsgRow};
+use crate::messaging::{ChatId, Reader};
+
+/// + chat(16) → ts(8) id(32): the message the mark stands on.
+const MARK: &[u8] = b"read-mark\0";
+/// + id(32): one of our devices read this message before it arrived here.
+const EARLY: &[u8] = b"read-early\0";
+/// Present once every chat has its mark (absent in stores from before marks, and after a repair).
+const BUILT: &[u8] = b"read-marks\0v1";
+
+fn mark_key(chat: &[u8; 16]) -> Vec<u8> {
+    [MARK, chat].concat()
+}
+
+fn early_key(id: &[u8]) -> Vec<u8> {
+    [EARLY, id].concat()
+}
+
+/// The marks one write batch moves, and what it stores that later rows in it may point at.
+pub(super) struct MarkStage {
+    /// The reader's user: its messages are its own.
+    user: Option<UserId>,
+    marks: HashMap<[u8; 16], [u8; 40]>,
+    /// Message rows staged in this batch: id → chat, ts.
+    placed: HashMap<[u8; 32], ([u8; 16], [u8; 8])>,
+    early: HashSet<[u8; 32]>,
+}
+
+impl MarkStage {
+    pub(super) fn new(reader: Option<&Reader>) -> MarkStage {
+        MarkStage { user: reader.map(|r| r.user), marks: HashMap::new(), placed: HashMap::new(), early: HashSet::new() }
+    }
+
+    /// Follows one row staged for the chats keyspace. `ours` says whether a device is one of ours.
+    pub(super) fn row(
+        &mut self,
+        batch: &mut fjall::OwnedWriteBatch,
+        chats: &fjall::Keyspace,
+        views: &fjall::Keyspace,
+        ours: &dyn Fn(&DeviceId) -> bool,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        match key.first() {
+            // `m` chat(16) ts(8) id(32)
+            Some(b'm') if key.len() == 57 => {
+                let (Some(chat), Some(ts), Some(id)) = (arr(&key[1..17]), arr(&key[17..25]), arr(&key[25..57])) else {
+                    return Ok(());
+                };
+                self.placed.insert(id, (chat, ts));
+                let mine = self.user.is_some() && codec::decode::<MsgRow>(value).is_ok_and(|r| r.user == self.user);
+                let read_before = self.early.remove(&id) || views.get(early_key(&id))?.is_some();
+                if read_before {
+                    batch.remove(views, early_key(&id));
+                }
+                if mine || read_before {
+                    self.raise(views, chat, &key[17..57])?;
+                }
+            }
+            // `a` target(32) device(32) ts(8) read(1)
+            Some(b'a') if key.len() == 74 && key[73] == 1 => {
+                let (Some(target), Some(device)) = (arr::<32>(&key[1..33]), arr(&key[33..65])) else {
+                    return Ok(());
+                };
+                if !ours(&DeviceId(Bytes(device))) {
+                    return Ok(());
+                }
+                let at = match self.placed.get(&target) {
+                    Some(p) => Some(*p),
+                    None => chats
+                        .get(view::key(&[b"t", &target]))?
+                        .and_then(|v| Some((arr(v.get(..16)?)?, arr(v.get(16..24)?)?))),
+                };
+                match at {
+                    Some((chat, ts)) => self.raise(views, chat, &[&ts[..], &target].concat())?,
+                    None => {
+                        self.early.insert(target);
+                        batch.insert(views, early_key(&target), Vec::new());
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn raise(&mut self, views: &fjall::Keyspace, chat: [u8; 16], at: &[u8]) -> Result<(), StoreError> {
+        let Some(at) = arr::<40>(at) else { return Ok(()) };
+        let current = match self.marks.get(&chat) {
+            Some(m) => Some(*m),
+            None => views.get(mark_key(&chat))?.and_then(|v| arr(&v)),
+        };
+        if current.is_none_or(|c| at > c) {
+            self.marks.insert(chat, at);
+        }
+        Ok(())
+    }
+
+    /// Puts the moved marks into the batch.
+    pub(super) fn finish(self, batch: &mut fjall::OwnedWriteBatch, views: &fjall::Keyspace) {
+        for (chat, at) in self.marks {
+            batch.insert(views, mark_key(&chat), at.to_vec());
+        }
+    }
+}
+
+/// Marks the marks as to be rebuilt, in the batch that makes them stale.
+pub(super) fn unbuilt(batch: &mut fjall::OwnedWriteBatch, views: &fjall::Keyspace) {
+    batch.remove(views, BUILT);
+}
+
+fn arr<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
+    b.try_into().ok()
+}
+
+impl Store {
+    /// The number of messages in `chat` after its read mark, at most `UNREAD_CAP + 1`.
+    pub(super) fn unread_after_mark(&self, chat: &ChatId) -> Result<usize, StoreError> {
+        let prefix = view::key(&[b"m", &chat.0.0]);
+        let start = match self.views.get(mark_key(&chat.0.0))? {
+            Some(at) => std::ops::Bound::Excluded([&prefix[..], &at].concat()),
+            None => std::ops::Bound::Included(prefix.clone()),
+        };
+        let mut n = 0;
+        for item in self.chats.range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded)).take(UNREAD_CAP + 1) {
+            if !item.key()?.starts_with(&prefix) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Whether every chat has its mark.
+    pub(super) fn read_marks_built(&self) -> Result<bool, StoreError> {
+        Ok(self.views.get(BUILT)?.is_some())
+    }
+
+    /// Sets every chat's mark from its rows: the newest message ours or read by one of our
+    /// devices, looked for among the newest `UNREAD_CAP + 1` (see the module note).
+    pub fn rebuild_read_marks(&self) -> Result<(), StoreError> {
+        let own = self.own_devices();
+        let me = self.reader.as_ref().map(|r| r.user);
+        let mut batch = self.db.batch();
+        for item in self.views.prefix(MARK) {
+            batch.remove(&self.views, item.key()?.to_vec());
+        }
+        for item in self.chats.prefix(b"s") {
+            let k = item.key()?;
+            let Some(chat) = k.get(1..17).and_then(arr::<16>) else { continue };
+            for item in self.chats.prefix(view::key(&[b"m", &chat])).rev().take(UNREAD_CAP + 1) {
+                let (k, v) = item.into_inner()?;
+                let row: MsgRow = codec::decode(&v).map_err(|_| StoreError::Corrupt("chat row".into()))?;
+                let id = k.get(25..57).and_then(arr::<32>).ok_or_else(|| StoreError::Corrupt("chat row".into()))?;
+                let mine = row.user.is_some() && row.user == me;
+                if mine || self.read_by_us(&EntryId(Bytes(id)), &own)? {
+                    batch.insert(&self.views, mark_key(&chat), k[17..57].to_vec());
+                    break;
+                }
+            }
+        }
+        batch.insert(&self.views, BUILT, Vec::new());
+        batch.commit()?;
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        Ok(())
+    }
+}
