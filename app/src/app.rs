@@ -121,6 +121,9 @@ impl LibraApp {
                 let key =
                     t.users.first().filter(|_| t.users.len() == 1).map_or_else(|| t.chat.to_hex(), |u| u.to_string());
                 self.run_chat_actions(vec![ChatAction::Open { chat: t.chat, key }]);
+                if let Some(snap) = self.engine.as_ref().and_then(|e| e.snapshot_now()) {
+                    self.snap = snap;
+                }
             }
         }
     }
@@ -154,7 +157,16 @@ impl LibraApp {
         self.ctx_set = true;
         for ev in engine.poll() {
             match ev {
-                Event::Snapshot(s) => self.snap = *s,
+                Event::Snapshot(s) => {
+                    // A snapshot built before the chat now open was chosen keeps the open chat
+                    // shown (no blank frame while the next one is built).
+                    let wanted = self.chats.open.as_ref().map(|(c, _)| *c);
+                    let shown = self.snap.open.take().filter(|o| Some(o.chat) == wanted);
+                    self.snap = *s;
+                    if self.snap.open.as_ref().map(|o| o.chat) != wanted && shown.is_some() {
+                        self.snap.open = shown;
+                    }
+                }
                 Event::Peers(p, nearby) => {
                     self.snap.peers = p;
                     self.snap.nearby = nearby;
@@ -225,8 +237,9 @@ impl LibraApp {
                     self.chats.search.clear();
                     self.chats.verifying = false;
                     self.tab = Tab::Chats;
-                    engine.open_chat(Some(chat));
+                    engine.open_chat(Some(chat), 0);
                 }
+                ChatAction::Earlier => engine.show_earlier(),
                 ChatAction::Send { key, text, reply_to } => engine.act(move |n| {
                     let t = n.chat(&key).map_err(|e| e.to_string())?;
                     n.send(&t, &text, reply_to).map(|_| String::new()).map_err(|e| e.to_string())
@@ -262,7 +275,8 @@ impl LibraApp {
                     self.chats.search = needle;
                     self.chats.jump_to = Some(id);
                     self.tab = Tab::Chats;
-                    engine.open_chat(Some(chat));
+                    // A hit may be further back than the first page.
+                    engine.open_chat(Some(chat), crate::model::PAGE);
                 }
                 ChatAction::CreateGroup { name, members } => engine.act(move |n| {
                     n.group_create(&name, &members).map(|_| format!("group {name} created")).map_err(|e| e.to_string())
@@ -290,7 +304,7 @@ impl LibraApp {
                 ChatAction::Block { user, blocked } => {
                     if blocked {
                         self.chats.open = None;
-                        engine.open_chat(None);
+                        engine.open_chat(None, 0);
                     }
                     let core = engine.core().clone();
                     engine.act(move |n| {

@@ -45,6 +45,18 @@ pub struct Engine {
     pub dir: PathBuf,
 }
 
+/// What the network side shows: links, reachability, nearby nodes, transfers.
+fn net_view(c: &Core, host: Option<&Host>) -> crate::model::NetView {
+    crate::model::NetView {
+        links: c.links(),
+        reach: c.reach(),
+        seen_as: c.seen_as(),
+        stun: c.stun_public(),
+        nearby: crate::model::NearbyView::of(host),
+        transfers: c.transfers(),
+    }
+}
+
 fn repaint(ctx: &Ctx) {
     if let Some(c) = ctx.lock().ok().as_ref().and_then(|c| c.as_ref()) {
         c.request_repaint();
@@ -164,15 +176,7 @@ impl Engine {
                 let host = slot.read().ok().and_then(|h| h.clone());
                 let searched = searched.clone();
                 let update = tokio::task::spawn_blocking(move || {
-                    let nearby = crate::model::NearbyView::of(host.as_deref());
-                    let net = crate::model::NetView {
-                        links: c.links(),
-                        reach: c.reach(),
-                        seen_as: c.seen_as(),
-                        stun: c.stun_public(),
-                        nearby,
-                        transfers: c.transfers(),
-                    };
+                    let net = net_view(&c, host.as_deref());
                     c.read(|n| {
                         if full {
                             let mut cache = searched.lock().unwrap_or_else(|e| e.into_inner());
@@ -260,9 +264,28 @@ impl Engine {
     }
 
     /// Which chat's messages the snapshots should carry.
-    pub fn open_chat(&self, chat: Option<ChatId>) {
+    /// The snapshot as it stands, built on the calling thread: the first frame of an app started
+    /// on a chat shows it, without waiting for the refresher's round.
+    pub fn snapshot_now(&self) -> Option<Snapshot> {
+        let wanted = self.open.lock().ok()?.clone();
+        let host = self.host.read().ok().and_then(|h| h.clone());
+        let net = net_view(&self.core, host.as_deref());
+        self.core.read(|n| Snapshot::build(n, &wanted, &net)).ok()
+    }
+
+    /// Opens a chat (or none) with its newest `limit` messages (0: the first page).
+    pub fn open_chat(&self, chat: Option<ChatId>, limit: usize) {
         if let Ok(mut o) = self.open.lock() {
             o.chat = chat;
+            o.limit = limit;
+        }
+        self.refresh.notify_one();
+    }
+
+    /// Carries [`crate::model::PAGE`] more of the open chat's earlier messages.
+    pub fn show_earlier(&self) {
+        if let Ok(mut o) = self.open.lock() {
+            o.limit = o.limit.max(crate::model::FIRST_PAGE) + crate::model::PAGE;
         }
         self.refresh.notify_one();
     }

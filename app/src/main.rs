@@ -47,13 +47,27 @@ struct Probe {
     app: LibraApp,
     start: std::time::Instant,
     stay: std::time::Duration,
+    /// Since `start`: when the window and renderer were ready, and when the app had opened its
+    /// store and built its first snapshot (ms).
+    phases: (f64, f64),
+    /// Frames drawn before the chat showed, and when the first of them began (ms).
+    frames: u32,
+    first_frame: f64,
     shown: bool,
     printed: bool,
 }
 
 impl eframe::App for Probe {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        if self.frames == 0 {
+            self.first_frame = self.start.elapsed().as_secs_f64() * 1e3;
+        }
+        if !self.printed {
+            self.frames += 1;
+        }
         if self.shown && !self.printed {
+            let (window, app, first, frames) = (self.phases.0, self.phases.1, self.first_frame, self.frames);
+            println!("phases-ms window {window:.1} app {app:.1} first-frame {first:.1} frames {frames}");
             println!("first-chat-frame-ms {:.1}", self.start.elapsed().as_secs_f64() * 1e3);
             self.printed = true;
         }
@@ -120,10 +134,22 @@ fn main() -> anyhow::Result<()> {
         "Libra",
         options,
         Box::new(move |_cc| {
+            let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1e3;
+            let window = ms(start);
             let mut app = LibraApp::new(dir, listen);
             app.show(tab.as_deref(), open.as_deref());
             if probe {
-                return Ok(Box::new(Probe { app, start, stay, shown: false, printed: false }));
+                let phases = (window, ms(start));
+                return Ok(Box::new(Probe {
+                    app,
+                    start,
+                    stay,
+                    phases,
+                    frames: 0,
+                    first_frame: 0.0,
+                    shown: false,
+                    printed: false,
+                }));
             }
             Ok(Box::new(app))
         }),

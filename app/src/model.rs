@@ -10,7 +10,10 @@ use libra_engine::messaging::ChatId;
 use libra_engine::node::Node;
 use libra_engine::store::{ChatKind, Delivery, MessageView};
 
-/// Messages of the open chat carried per snapshot (older ones load by scrolling up later).
+/// Messages of an open chat carried at first: what a screen shows and a little more, so that
+/// opening a chat (and starting the app on one) lays out few messages.
+pub const FIRST_PAGE: usize = 60;
+/// Messages added each time the user asks for earlier ones.
 pub const PAGE: usize = 300;
 
 #[derive(Debug, Clone, Default)]
@@ -99,6 +102,8 @@ pub struct OpenChat {
     pub devices: Vec<String>,
     /// A group's members (empty for a direct chat).
     pub members: Vec<UserId>,
+    /// The chat has messages older than those carried.
+    pub earlier: bool,
 }
 
 /// Who the other person of a direct chat is, as far as the user checked.
@@ -121,6 +126,8 @@ pub struct Wanted {
     pub chat: Option<ChatId>,
     /// Text to look for in every chat (at least 2 characters).
     pub search: String,
+    /// Messages of the open chat to carry; 0 for [`FIRST_PAGE`].
+    pub limit: usize,
 }
 
 /// A message found by searching all chats.
@@ -327,7 +334,12 @@ impl Snapshot {
                 }
                 None => "end-to-end encrypted".into(),
             };
-            let views = node.store.messages(&chat, PAGE).unwrap_or_default();
+            let limit = if wanted.limit == 0 { FIRST_PAGE } else { wanted.limit };
+            let mut views = node.store.messages(&chat, limit + 1).unwrap_or_default();
+            let earlier = views.len() > limit;
+            if earlier {
+                views.remove(0);
+            }
             let by_id: BTreeMap<EntryId, String> = views.iter().map(|m| (m.id, preview(m))).collect();
             let messages = views
                 .iter()
@@ -371,7 +383,7 @@ impl Snapshot {
                 .map(|certs| certs.iter().map(|c| c.body.device.short()).collect())
                 .unwrap_or_default();
             let members = group.map(|(_, m)| m.into_iter().collect()).unwrap_or_default();
-            s.open = Some(OpenChat { chat, title, subtitle, messages, contact, devices, members });
+            s.open = Some(OpenChat { chat, title, subtitle, messages, contact, devices, members, earlier });
         }
         s.peers = Snapshot::peers_of(node, &s.contacts, net);
         s.nearby = net.nearby.clone();

@@ -581,3 +581,39 @@ fn a_short_invite_waits_for_its_device_then_becomes_a_contact() {
     assert!(h.query_by_label_contains("Waiting to reach device").is_none());
     drop(ben.rt);
 }
+
+/// Clicks "Show earlier messages", which sits above the messages: scrolled to first (the scroll
+/// is animated over a few frames), as a user scrolls up.
+fn show_earlier(h: &mut Harness<'static, LibraApp>) {
+    h.get_by_label("Show earlier messages").scroll_to_me();
+    for _ in 0..30 {
+        h.step();
+    }
+    h.get_by_label("Show earlier messages").click();
+}
+
+/// A chat opens on its newest messages (few to lay out, so it opens fast); earlier ones come in
+/// pages when asked for, down to the first.
+#[test]
+fn a_long_chat_opens_on_its_newest_messages_and_shows_earlier_ones_on_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut h, app, _) = ann_with(dir.path(), &[("ben", "Ben")]);
+    app.write(move |n| {
+        let t = n.chat("Ben").expect("chat");
+        for i in 0..400 {
+            n.send(&t, &format!("note {i}"), None).expect("send");
+        }
+    })
+    .expect("write");
+    step_until(&mut h, "the chat", |h| h.state().snap.chats.len() == 1);
+    h.get_by_label_contains("Ben").click();
+    let carried = |h: &Harness<'static, LibraApp>| h.state().snap.open.as_ref().map(|o| (o.messages.len(), o.earlier));
+    step_until(&mut h, "the newest page", |h| carried(h) == Some((libra_app::model::FIRST_PAGE, true)));
+    assert!(shows(&h, "note 399"));
+    show_earlier(&mut h);
+    let more = libra_app::model::FIRST_PAGE + libra_app::model::PAGE;
+    step_until(&mut h, "a page more", |h| carried(h) == Some((more, true)));
+    show_earlier(&mut h);
+    step_until(&mut h, "all of them", |h| carried(h) == Some((400, false)));
+    assert!(h.query_by_label("Show earlier messages").is_none(), "nothing earlier");
+}

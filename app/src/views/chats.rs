@@ -90,6 +90,8 @@ pub enum ChatAction {
         id: EntryId,
         needle: String,
     },
+    /// Carry earlier messages of the open chat.
+    Earlier,
 }
 
 #[derive(Default)]
@@ -476,6 +478,9 @@ pub fn conversation(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, 
         // Stays at the bottom while new messages arrive; stays put while reading history.
         egui::ScrollArea::vertical().stick_to_bottom(true).auto_shrink([false, false]).show(ui, |ui| {
             ui.add_space(8.0);
+            if open.earlier && ui.vertical_centered(|ui| ui.button("Show earlier messages")).inner.clicked() {
+                actions.push(ChatAction::Earlier);
+            }
             let mut last_day = None;
             let mut shown = 0;
             for m in &open.messages {
