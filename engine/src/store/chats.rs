@@ -219,11 +219,10 @@ impl Store {
     }
 
     pub(super) fn own_devices(&self) -> BTreeSet<DeviceId> {
-        self.own_devices_in(&self.trust)
-    }
-
-    pub(super) fn own_devices_in(&self, trust: &crate::projection::TrustView) -> BTreeSet<DeviceId> {
-        self.own_user().and_then(|u| trust.user(&u)).map(|u| u.devices.keys().copied().collect()).unwrap_or_default()
+        self.own_user()
+            .and_then(|u| self.trust.user(&u))
+            .map(|u| u.devices.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Contacts added by any of our devices: the newest card per user.

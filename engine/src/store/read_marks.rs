@@ -4,7 +4,9 @@
 //!
 //! Local bookkeeping in the views keyspace (like the pending acks), not part of the projection
 //! the audit compares: written in the batch that stores the rows it follows, and rebuilt from
-//! the rows when absent (a store from before, a repair, a change of our own devices).
+//! the rows when absent (a store from before marks, a repaired one). A device's read acks
+//! always follow its hello in its log, so the device is ours by the time they are staged: a
+//! change of our devices needs no rebuild.
 //!
 //! What the chat list shows is exact as long as the mark is either the true one (the newest
 //! message ours or read) or older than it with more than [`UNREAD_CAP`] messages after the true
@@ -123,11 +125,6 @@ impl MarkStage {
     }
 }
 
-/// Marks the marks as to be rebuilt, in the batch that makes them stale.
-pub(super) fn unbuilt(batch: &mut fjall::OwnedWriteBatch, views: &fjall::Keyspace) {
-    batch.remove(views, BUILT);
-}
-
 fn arr<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
     b.try_into().ok()
 }
@@ -156,13 +153,32 @@ impl Store {
     }
 
     /// Sets every chat's mark from its rows: the newest message ours or read by one of our
-    /// devices, looked for among the newest `UNREAD_CAP + 1` (see the module note).
+    /// devices, looked for among the newest `UNREAD_CAP + 1` (see the module note); and notes
+    /// the reads of messages not held yet.
     pub fn rebuild_read_marks(&self) -> Result<(), StoreError> {
         let own = self.own_devices();
         let me = self.reader.as_ref().map(|r| r.user);
         let mut batch = self.db.batch();
-        for item in self.views.prefix(MARK) {
-            batch.remove(&self.views, item.key()?.to_vec());
+        for prefix in [MARK, EARLY] {
+            for item in self.views.prefix(prefix) {
+                batch.remove(&self.views, item.key()?.to_vec());
+            }
+        }
+        // Reads by our devices of messages not held yet: noted, as staging notes them. One pass
+        // over the acknowledgement rows, on the first start with marks and after a repair.
+        for item in self.chats.prefix(b"a") {
+            let k = item.key()?;
+            let (Some(target), Some(device)) = (k.get(1..33).and_then(arr::<32>), k.get(33..65).and_then(arr::<32>))
+            else {
+                continue;
+            };
+            if k.len() == 74
+                && k[73] == 1
+                && own.contains(&DeviceId(Bytes(device)))
+                && self.chats.get(view::key(&[b"t", &target]))?.is_none()
+            {
+                batch.insert(&self.views, early_key(&target), Vec::new());
+            }
         }
         for item in self.chats.prefix(b"s") {
             let k = item.key()?;
@@ -182,5 +198,50 @@ impl Store {
         batch.commit()?;
         self.db.persist(fjall::PersistMode::SyncAll)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit;
+
+    /// A store from before marks holds a read by one of our devices of a message it does not
+    /// hold yet, and no note of it: the rebuild notes it, so the message counts as read when it
+    /// arrives (as the walk counted it).
+    #[test]
+    fn a_read_stored_before_marks_existed_counts_when_its_message_arrives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut ann, ben) = testkit::ben_wrote_to_ann(dir.path(), 3, |i| format!("m{i}")).expect("seed");
+        let from_ben = testkit::entries_of(&ben).expect("entries");
+        ann.store.ingest(from_ben.clone(), 0).expect("ingest");
+        let chat = ann.chat("Ben").expect("chat");
+        assert_eq!(ann.mark_read(&chat, false).expect("read"), 3);
+        let anns_own: Vec<_> = testkit::entries_of(&ann)
+            .expect("entries")
+            .into_iter()
+            .filter(|e| !from_ben.iter().any(|b| b.id == e.id))
+            .collect();
+
+        let reader =
+            || crate::messaging::Reader::new(ann.secrets.agreements(), ann.user_id().expect("user"), ann.device_id());
+        let at = dir.path().join("other");
+        let mut store = Store::open(&at).expect("open");
+        store.set_reader(reader()).expect("reader");
+        store.ingest(anns_own, 0).expect("ingest");
+        // As a store from before marks left it: no notes, no flag.
+        let mut batch = store.db.batch();
+        for item in store.views.prefix(EARLY) {
+            batch.remove(&store.views, item.key().expect("key").to_vec());
+        }
+        batch.remove(&store.views, BUILT);
+        batch.commit().expect("commit");
+        drop(store);
+
+        let mut store = Store::open(&at).expect("reopen");
+        store.set_reader(reader()).expect("reader");
+        store.ingest(from_ben, 0).expect("ingest");
+        let unread: Vec<usize> = store.chats().expect("chats").iter().map(|c| c.unread).collect();
+        assert_eq!(unread, vec![0], "read on another device before they arrived");
     }
 }

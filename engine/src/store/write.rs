@@ -298,7 +298,6 @@ impl Store {
         let mut contacts_changed = false;
         let mut new_messages = Vec::new();
         let mut marks = super::read_marks::MarkStage::new(self.reader.as_ref());
-        let own_before = self.own_devices_in(&self.trust);
         for e in entries {
             let h = e.header();
             let author = h.author.0;
@@ -377,12 +376,6 @@ impl Store {
             batch.insert(&self.forks, author.to_vec(), proof.encode());
         }
         marks.finish(&mut batch, &self.views);
-        // A device of ours linked or removed changes which acks count as read by us: the marks
-        // are rebuilt, and until then (a crash between) they stand marked as unbuilt.
-        let own_changed = trust_changed && self.own_devices_in(&trust) != own_before;
-        if own_changed {
-            super::read_marks::unbuilt(&mut batch, &self.views);
-        }
         self.sync.guard(batch.commit())?;
         // Committed batches are visible to readers; keep the caches in step before the fsync,
         // whose failure leaves the outcome unknown (spec/log.md, "Durability").
@@ -401,9 +394,6 @@ impl Store {
         self.sync.note_written(entries.iter().map(|e| e.header().author.0));
         self.known_plaintext.clear();
         self.sync_now()?;
-        if own_changed {
-            self.rebuild_read_marks()?;
-        }
         if !self.sync.grouped {
             // Synced on its own: what it signed may leave at once.
             self.sync.synced_alone();
