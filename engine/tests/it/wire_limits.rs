@@ -59,3 +59,39 @@ fn each_message_limit_holds_at_its_bound_and_refuses_one_more() {
     let answer = |n: usize| Message::SinceAnswer { fp: None, heads: vec![(1, [2; 8]); n], extra: Vec::new() };
     check(answer(MAX_SINCE), answer(MAX_SINCE + 1), "heads in one since answer");
 }
+
+/// The other edges a decoder checks: range bounds of 1 to 32 bytes, items inside
+/// `[lower, upper)` (the lower bound included), and a message of at most `MAX_FRAME` bytes.
+#[test]
+fn range_bounds_item_places_and_the_frame_size_are_checked_at_their_edges() {
+    let two = |upper: Vec<u8>, body: RangeBody| {
+        Message::Reconcile(vec![Range { upper: Some(upper), body: RangeBody::Skip }, Range { upper: None, body }])
+    };
+    let round_trips = |m: &Message| assert_eq!(&Message::decode(&m.encode()).expect("decodes"), m);
+    let refused = |m: &Message, why: &str| match Message::decode(&m.encode()) {
+        Err(SyncError::Malformed(w)) => assert!(w.contains(why), "{w:?} should say {why:?}"),
+        other => panic!("expected a refusal ({why}), got {other:?}"),
+    };
+    round_trips(&two(vec![9; 32], RangeBody::Skip));
+    refused(&two(vec![9; 33], RangeBody::Skip), "1 to 32 bytes");
+    refused(&two(Vec::new(), RangeBody::Skip), "1 to 32 bytes");
+
+    let item = |first: u8| {
+        let mut author = [0u8; 16];
+        author[0] = first;
+        Item { author: Bytes(author), seq: 1, id: Bytes([7; 8]) }
+    };
+    round_trips(&two(vec![0x10], RangeBody::Items(vec![item(0x10)])));
+    refused(&two(vec![0x10], RangeBody::Items(vec![item(0x0f)])), "outside its range");
+    refused(&two(vec![0x10], RangeBody::Final(vec![item(0x0f)])), "outside its range");
+
+    let entries = |len: usize| Message::Entries(vec![vec![0u8; len]]);
+    let overhead = entries(MAX_FRAME / 2).encode().len() - MAX_FRAME / 2;
+    let at_limit = entries(MAX_FRAME - overhead);
+    assert_eq!(at_limit.encode().len(), MAX_FRAME);
+    round_trips(&at_limit);
+    match Message::decode(&entries(MAX_FRAME - overhead + 1).encode()) {
+        Err(SyncError::FrameTooLarge(n)) => assert_eq!(n, MAX_FRAME + 1),
+        other => panic!("one byte past a frame gave {other:?}"),
+    }
+}
