@@ -161,6 +161,44 @@ async fn two_engines_sync_over_an_in_memory_byte_stream() {
     b.shutdown();
 }
 
+/// A stranger gets in only by an Introduce with a live invite token: one whose invite expired
+/// is refused (code 6) and added as nobody, and so is one that sends anything else first; one
+/// with an open invite, by the same path, is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_with_an_expired_invite_or_no_introduction_is_refused() {
+    use libra_engine::engine::Engine;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ben = Engine::init(&dir.path().join("ben"), "Ben").expect("ben");
+    let ann = Engine::init(&dir.path().join("ann"), "Ann").expect("ann");
+    let cat = Engine::init(&dir.path().join("cat"), "Cat").expect("cat");
+    let dan = Engine::init(&dir.path().join("dan"), "Dan").expect("dan");
+    // An invite valid for 1 ms, used after it expired; another still open, for Dan.
+    let expired = ben.write(|n| n.invite_for(None, 1, 1).expect("invite")).expect("write");
+    let open = ben.write(|n| n.invite(None, 1).expect("invite")).expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    ann.write(move |n| n.add_contact(&expired, None).expect("add")).expect("write");
+    dan.write(move |n| n.add_contact(&open, None).expect("add")).expect("write");
+    for (stranger, admitted) in [(&ann, false), (&cat, false), (&dan, true)] {
+        let (ts, tb) = sessions_over_a_pipe(stranger, &ben, false, |w| w);
+        let at_ben = tb.await.expect("ben's side");
+        let name = stranger.read(|n| n.name().unwrap_or_default()).expect("read");
+        let code = at_ben.end().map(|e| e.code());
+        assert_eq!(code, Some(if admitted { 0 } else { 6 }), "{name}");
+        ts.abort();
+        let user = stranger.read(|n| n.user_id().expect("user")).expect("read");
+        let (contact, held) = ben
+            .read(|n| {
+                let contact = n.store.contacts().expect("contacts").iter().any(|(u, _)| *u == user);
+                (contact, n.store.head(user.as_bytes()).is_some())
+            })
+            .expect("read");
+        assert_eq!((contact, held), (admitted, admitted), "{name}: a contact of Ben's, holding its log");
+    }
+    for e in [ann, ben, cat, dan] {
+        e.shutdown();
+    }
+}
+
 /// Interest sets are cached between sessions; every change of who may connect must show in
 /// the next answer: a contact blocked leaves the accept set and the grants, one unblocked
 /// comes back, and another device's offer follows.
