@@ -91,12 +91,9 @@ pub fn below(key: &[u8; 32], bound: &Bound) -> bool {
         None => true,
         Some(b) => {
             let n = b.len().min(32);
-            // key < pad(b)  ⇔  key[..n] < b[..n], or equal with b longer than the key.
-            match key[..n].cmp(&b[..n]) {
-                std::cmp::Ordering::Less => true,
-                std::cmp::Ordering::Greater => false,
-                std::cmp::Ordering::Equal => b[n..].iter().any(|&x| x != 0),
-            }
+            // key < pad(b)  ⇔  key[..n] < b[..n]: a bound is at most 32 bytes (the wire refuses
+            // longer ones), so when the prefixes are equal the key is at or above it.
+            key[..n] < b[..n]
         }
     }
 }

@@ -743,4 +743,61 @@ mod round_limit {
             Err(SyncError::LimitExceeded("wanted entries in one session"))
         );
     }
+
+    /// `n` received ranges, each from `body(r)`, with increasing 16-byte bounds.
+    fn received(n: usize, body: impl Fn(usize, &dyn Fn(usize) -> [u8; AUTHOR_PREFIX]) -> RangeBody) -> Vec<Range> {
+        let prefix = |i: usize| ((i as u128 + 1) << 8).to_be_bytes();
+        (0..n)
+            .map(|r| Range { upper: (r + 1 < n).then(|| prefix((r + 1) * 16).to_vec()), body: body(r, &prefix) })
+            .collect()
+    }
+
+    /// The answer (spec/sync.md 8.2) to `ranges` from a node that holds nothing.
+    fn answer_of(ranges: Vec<Range>) -> Vec<Range> {
+        let mut s = Session::new(HeadSet::new(), false);
+        s.handle(Message::Reconcile(ranges), &NoLogs).expect("handle");
+        match s.poll_message() {
+            Some(Message::Reconcile(answer)) => answer,
+            other => panic!("expected a Reconcile, got {other:?}"),
+        }
+    }
+
+    /// The answer budget cuts where the spec says. Items ranges of 16 items, answered by a node
+    /// holding none of them: each answer is a final range of 16 lack markers, estimated at
+    /// 60 + 16 × 38 bytes, and the answer is full once the estimate reaches MAX_FRAME / 2.
+    #[test]
+    fn the_byte_budget_cuts_an_answer_where_the_spec_says() {
+        let items = |r: usize, prefix: &dyn Fn(usize) -> [u8; AUTHOR_PREFIX]| {
+            RangeBody::Items(
+                (0..16)
+                    .map(|j| Item { author: Bytes(prefix(r * 16 + j)), seq: 1, id: Bytes([1; ID_PREFIX]) })
+                    .collect(),
+            )
+        };
+        let answer = answer_of(received(2000, items));
+        let handled = (MAX_FRAME / 2).div_ceil(60 + 16 * 38);
+        assert_eq!(answer.len(), handled + 1, "{handled} answered, then one range for the rest");
+        assert!(
+            answer[..handled]
+                .iter()
+                .all(|r| matches!(&r.body, RangeBody::Final(i) if i.len() == 16 && i.iter().all(|x| x.seq == 0)))
+        );
+        assert!(matches!(answer[handled].body, RangeBody::Fingerprint(_)) && answer[handled].upper.is_none());
+    }
+
+    /// The range budget: fingerprint ranges that match are answered with skips (60 bytes each
+    /// in the estimate, far from the byte limit), until the ranges plus a split's 16 reach
+    /// MAX_RANGES; then one fingerprint range closes the rest.
+    #[test]
+    fn the_range_budget_cuts_an_answer_where_the_spec_says() {
+        let empty = HeadSet::new().fingerprint(0, 0);
+        let answer = answer_of(received(MAX_RANGES, |_, _| RangeBody::Fingerprint(empty)));
+        // Adjacent skips merge into one: a skip up to the last one handled, then the rest.
+        let handled = MAX_RANGES - BUCKETS;
+        assert_eq!(answer.len(), 2, "{answer:?}");
+        assert!(matches!(answer[0].body, RangeBody::Skip));
+        let prefix = |i: usize| ((i as u128 + 1) << 8).to_be_bytes();
+        assert_eq!(answer[0].upper.as_deref(), Some(&prefix(handled * 16)[..]), "{handled} ranges handled");
+        assert!(matches!(answer[1].body, RangeBody::Fingerprint(_)) && answer[1].upper.is_none());
+    }
 }
