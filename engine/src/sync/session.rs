@@ -538,7 +538,7 @@ mod tests {
         }
     }
 
-    fn item(i: u32, seq: u64) -> HeadItem {
+    pub(super) fn item(i: u32, seq: u64) -> HeadItem {
         let author = *blake3::hash(&i.to_le_bytes()).as_bytes();
         HeadItem {
             author,
@@ -799,5 +799,45 @@ mod round_limit {
         let prefix = |i: usize| ((i as u128 + 1) << 8).to_be_bytes();
         assert_eq!(answer[0].upper.as_deref(), Some(&prefix(handled * 16)[..]), "{handled} ranges handled");
         assert!(matches!(answer[1].body, RangeBody::Fingerprint(_)) && answer[1].upper.is_none());
+    }
+
+    /// A Want is served only for entries of the log that exist here: seq 0 and seqs past the
+    /// head ask for nothing.
+    #[test]
+    fn wants_outside_a_log_are_ignored() {
+        let head = super::tests::item(1, 5);
+        let mut s = Session::new(HeadSet::from_items([head]), false);
+        s.handle(Message::Want(vec![(head.author, 0), (head.author, 6), ([7; 32], 1), (head.author, 5)]), &NoLogs)
+            .expect("handle");
+        assert_eq!(s.poll_transfer(), Some(Transfer { author: head.author, from: 5, to: 5 }));
+        assert_eq!(s.poll_transfer(), None);
+    }
+
+    /// A head set with changes not merged yet is settled before a session reads it: the
+    /// opening fingerprint covers every item.
+    #[test]
+    fn a_session_settles_the_head_set_it_is_given() {
+        let mut unsettled = HeadSet::new();
+        unsettled.set(super::tests::item(1, 3));
+        unsettled.set(super::tests::item(2, 4));
+        assert!(!unsettled.is_settled());
+        let opening = |h: HeadSet| Session::new(h, true).poll_message();
+        assert_eq!(
+            opening(unsettled),
+            opening(HeadSet::from_items([super::tests::item(1, 3), super::tests::item(2, 4)]))
+        );
+    }
+
+    /// The counters the peers view and the benches read: ranges and listed items sent.
+    #[test]
+    fn sent_ranges_and_items_are_counted() {
+        let mine: Vec<HeadItem> = (0..5).map(|i| super::tests::item(i, 1)).collect();
+        let opener = Session::new(HeadSet::from_items(mine.clone()), true);
+        assert_eq!((opener.stats.ranges_sent, opener.stats.items_sent), (1, 0), "the opening fingerprint");
+        let mut s = Session::new(HeadSet::from_items(mine), false);
+        s.handle(Message::Reconcile(vec![Range { upper: None, body: RangeBody::Fingerprint([0; FP_LEN]) }]), &NoLogs)
+            .expect("handle");
+        // At most 16 items differ from the peer's fingerprint: all five are listed.
+        assert_eq!((s.stats.ranges_sent, s.stats.items_sent), (1, 5));
     }
 }
