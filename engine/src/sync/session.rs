@@ -708,6 +708,8 @@ mod round_limit {
             let m = Message::Reconcile(vec![Range { upper: None, body: RangeBody::Fingerprint([i as u8 + 1; 16]) }]);
             result = s.handle(m, &NoLogs);
             if result.is_err() {
+                // Exactly MAX_ROUNDS rounds are answered; the next is refused.
+                assert_eq!(i, MAX_ROUNDS, "refused at round {}", i + 1);
                 break;
             }
         }
