@@ -842,4 +842,28 @@ mod round_limit {
         // At most 16 items differ from the peer's fingerprint: all five are listed.
         assert_eq!((s.stats.ranges_sent, s.stats.items_sent), (1, 5));
     }
+
+    /// A Since is the responder's first message or nothing (spec/sync.md 8.9): one received by
+    /// the initiator, after a round, a second one, or after reconciliation is a protocol error.
+    #[test]
+    fn a_since_out_of_place_is_refused() {
+        let heads = || HeadSet::from_items([super::tests::item(1, 2)]);
+        let since = || Message::Since { fp: [0; FP_LEN], items: Vec::new() };
+        let out_of_place = Err(SyncError::Protocol("since out of place"));
+        let mut initiator = Session::new(heads(), true);
+        assert_eq!(initiator.handle(since(), &NoLogs), out_of_place);
+
+        let mut twice = Session::new(heads(), false);
+        assert_eq!(twice.handle(since(), &NoLogs), Ok(()));
+        assert_eq!(twice.handle(since(), &NoLogs), out_of_place);
+
+        let mut after_a_round = Session::new(heads(), false);
+        let differs = Message::Reconcile(vec![Range { upper: None, body: RangeBody::Fingerprint([0; FP_LEN]) }]);
+        assert_eq!(after_a_round.handle(differs, &NoLogs), Ok(()));
+        assert_eq!(after_a_round.handle(since(), &NoLogs), out_of_place);
+
+        let mut reconciled = Session::new(heads(), false);
+        assert_eq!(reconciled.handle(Message::Reconcile(Vec::new()), &NoLogs), Ok(()));
+        assert_eq!(reconciled.handle(since(), &NoLogs), out_of_place);
+    }
 }
