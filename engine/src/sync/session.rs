@@ -866,4 +866,23 @@ mod round_limit {
         assert_eq!(reconciled.handle(Message::Reconcile(Vec::new()), &NoLogs), Ok(()));
         assert_eq!(reconciled.handle(since(), &NoLogs), out_of_place);
     }
+
+    /// Two heads at one seq with different ids are an equivocation: the node that sees it sends
+    /// its own entry at that seq, lists its head in the final answer, and counts the fork.
+    #[test]
+    fn two_heads_at_one_seq_are_a_fork() {
+        let ours = super::tests::item(1, 3);
+        let mut theirs = item_of(&ours);
+        theirs.id = Bytes([0xee; ID_PREFIX]);
+        let mut s = Session::new(HeadSet::from_items([ours]), false);
+        let listed = Message::Reconcile(vec![Range { upper: None, body: RangeBody::Items(vec![theirs]) }]);
+        s.handle(listed, &NoLogs).expect("handle");
+        assert_eq!(s.stats.forks_seen, 1);
+        assert_eq!(s.poll_transfer(), Some(Transfer { author: ours.author, from: 3, to: 3 }));
+        assert_eq!(s.poll_transfer(), None);
+        match s.poll_message() {
+            Some(Message::Reconcile(r)) => assert_eq!(r[0].body, RangeBody::Final(vec![item_of(&ours)])),
+            other => panic!("expected the final answer, got {other:?}"),
+        }
+    }
 }
