@@ -129,7 +129,7 @@ pub(super) fn stage_rows(
     Ok(fresh)
 }
 
-fn arr<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
+pub(super) fn arr<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
     b.try_into().ok()
 }
 

@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::chats::UNREAD_CAP;
+use super::chats::{UNREAD_CAP, arr};
 use super::{Store, StoreError};
 use crate::codec::{self, Bytes};
 use crate::identity::{DeviceId, UserId};
@@ -123,10 +123,6 @@ impl MarkStage {
             batch.insert(views, mark_key(&chat), at.to_vec());
         }
     }
-}
-
-fn arr<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
-    b.try_into().ok()
 }
 
 impl Store {
