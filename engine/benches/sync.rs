@@ -65,7 +65,34 @@ fn make(entries: usize, logs: usize) -> Mem {
 fn reconcile(a: &mut Mem, b: &mut Mem) -> (usize, usize, Duration) {
     let t = Instant::now();
     let tr = run_pair(a, b, false).expect("converges");
-    (tr.round_trips(), tr.bytes, t.elapsed())
+    let took = t.elapsed();
+    // Where the bytes went, by message tag (framed).
+    let mut by: std::collections::BTreeMap<u8, (usize, usize)> = Default::default();
+    for (_, m) in &tr.messages {
+        let e = by.entry(m.get(1).copied().unwrap_or(0)).or_default();
+        e.0 += 1;
+        e.1 += m.len() + 4;
+    }
+    let names = [
+        "?",
+        "reconcile",
+        "entries",
+        "want",
+        "done",
+        "close",
+        "introduce",
+        "grant",
+        "since",
+        "since-answer",
+        "sketch",
+        "symbols",
+        "more",
+        "resolve",
+    ];
+    let parts: Vec<String> =
+        by.iter().map(|(t, (n, b))| format!("{} {n}× {b} B", names.get(usize::from(*t)).unwrap_or(&"?"))).collect();
+    println!("    bytes by message: {}", parts.join(", "));
+    (tr.round_trips(), tr.bytes, took)
 }
 
 /// One session between two engines over an in-memory byte stream (the driver QUIC uses, no
@@ -386,7 +413,8 @@ fn main() {
             let ratio = bytes as f64 / diff_bytes as f64;
             let limit = 1.2 * diff_bytes as f64 + 4096.0;
             println!(
-                "d={d}: first contact (ranges): {rt} round trips, {bytes} B on the wire for {diff_bytes} B of differing entries = {ratio:.3} × (limit 1.2 × + 4 KiB = {:.0} B: {}), {:.1} ms",
+                "d={d}: first contact (sketch at ≥ {} logs, else ranges): {rt} round trips, {bytes} B on the wire for {diff_bytes} B of differing entries = {ratio:.3} × (limit 1.2 × + 4 KiB = {:.0} B: {}), {:.1} ms",
+                libra_engine::sync::SKETCH_MIN,
                 limit,
                 if bytes as f64 <= limit { "PASS" } else { "FAIL" },
                 took.as_secs_f64() * 1e3

@@ -733,46 +733,64 @@ impl Conn {
         any
     }
 
-    /// One Entries frame from the front transfer; `None` when that transfer had nothing left.
+    /// One Entries frame from the front transfers, as many as fit (one per differing log is the
+    /// common case, and a frame each would cost its header per log); `None` when they had
+    /// nothing left.
     fn entries_frame(&mut self, local: &impl Local) -> Result<Option<Vec<u8>>, LocalError> {
-        let Some(t) = self.sends.front_mut() else { return Ok(None) };
-        let want = usize::try_from(t.to.saturating_sub(t.from) + 1).unwrap_or(usize::MAX).min(SEND_CHUNK);
-        let chunk = if t.from > t.to { Vec::new() } else { local.read(&t.author, t.from, want)? };
         let mut wire: Vec<Vec<u8>> = Vec::new();
         let mut size = 16;
-        let mut last = None;
-        for e in chunk.iter().take_while(|e| e.header().seq <= t.to) {
-            let w = e.encode();
-            if size + w.len() + 8 > MAX_FRAME / 2 && !wire.is_empty() {
+        while let Some(t) = self.sends.front_mut() {
+            let room = SEND_CHUNK - wire.len();
+            if room == 0 {
                 break;
             }
-            size += w.len() + 8;
-            wire.push(w);
-            last = Some(e.header().seq);
-        }
-        let Some(last) = last else {
-            // Nothing (more) to read: what is not sendable yet goes with a later push.
-            let t = *t;
-            self.sends.pop_front();
-            if self.live && self.outcome.synced {
-                // Not readable now (it should be): the peer is known to hold only what was
-                // sent; the next change retries, never this same call (no busy loop).
-                let k = self.known(&t.author).min(t.from.saturating_sub(1));
-                self.known.insert(t.author, k);
+            let want = usize::try_from(t.to.saturating_sub(t.from) + 1).unwrap_or(usize::MAX).min(room);
+            let chunk = if t.from > t.to { Vec::new() } else { local.read(&t.author, t.from, want)? };
+            let mut last = None;
+            let mut full = false;
+            for e in chunk.iter().take_while(|e| e.header().seq <= t.to) {
+                let w = e.encode();
+                if size + w.len() + 8 > MAX_FRAME / 2 && !wire.is_empty() {
+                    full = true;
+                    break;
+                }
+                size += w.len() + 8;
+                wire.push(w);
+                last = Some(e.header().seq);
             }
+            let Some(last) = last else {
+                if full {
+                    break;
+                }
+                // Nothing (more) to read: what is not sendable yet goes with a later push.
+                let t = *t;
+                self.sends.pop_front();
+                if self.live && self.outcome.synced {
+                    // Not readable now (it should be): the peer is known to hold only what was
+                    // sent; the next change retries, never this same call (no busy loop).
+                    let k = self.known(&t.author).min(t.from.saturating_sub(1));
+                    self.known.insert(t.author, k);
+                }
+                continue;
+            };
+            t.from = last + 1;
+            let (author, done) = (t.author, t.from > t.to);
+            if done {
+                self.sends.pop_front();
+            }
+            // Before our Done the peer has read it once synced; a push after it may be lost
+            // with the connection, so it does not count.
+            if !self.outcome.synced {
+                hold(&mut self.outcome.held, author, last);
+            }
+            if full || !done {
+                break;
+            }
+        }
+        if wire.is_empty() {
             return Ok(None);
-        };
-        t.from = last + 1;
-        let t_author = t.author;
-        if t.from > t.to {
-            self.sends.pop_front();
         }
         self.outcome.entries_out += wire.len() as u64;
-        // Before our Done the peer has read it once synced; a push after it may be lost with
-        // the connection, so it does not count.
-        if !self.outcome.synced {
-            hold(&mut self.outcome.held, t_author, last);
-        }
         let f = frame(&Message::Entries(wire));
         self.outcome.bytes_out += f.len() as u64;
         Ok(Some(f))

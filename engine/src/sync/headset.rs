@@ -21,7 +21,8 @@ pub struct HeadItem {
 }
 
 impl HeadItem {
-    fn hash(&self) -> [u8; 32] {
+    /// The item hash of spec/sync.md 7.2.
+    pub fn hash(&self) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
         h.update(b"libra-sync-item-v1");
         h.update(&self.author);
@@ -116,6 +117,9 @@ pub struct HeadSet {
     tree: Vec<Sum>,
     /// Logs added (`Some`) or removed (`None`) since the last settle.
     pending: BTreeMap<[u8; 32], Option<HeadItem>>,
+    /// Per tug-of-war sign bit, the items whose hash has it set (spec/sync.md 8.10): kept like
+    /// the sums, so a sketch opening costs nothing that grows with the set.
+    ones: Vec<u32>,
 }
 
 impl HeadSet {
@@ -144,9 +148,13 @@ impl HeadSet {
         }
         match self.index(&item.author) {
             Ok(i) => {
-                let sum = Sum::of(&item.hash());
+                let hash = item.hash();
+                let sum = Sum::of(&hash);
                 let delta_in = sum;
                 let delta_out = self.sums[i];
+                let old = self.hash_at(i);
+                super::sketch::update_ones(&mut self.ones, &old, false);
+                super::sketch::update_ones(&mut self.ones, &hash, true);
                 self.items[i] = item;
                 self.sums[i] = sum;
                 let mut k = i + 1;
@@ -204,6 +212,7 @@ impl HeadSet {
         merged.extend(p.filter_map(|(_, c)| c));
         self.sums = merged.iter().map(|i| Sum::of(&i.hash())).collect();
         self.items = merged;
+        self.ones = super::sketch::ones_of((0..self.items.len()).map(|i| self.hash_at(i)));
         let n = self.items.len();
         self.tree = vec![Sum::default(); n + 1];
         for i in 1..=n {
@@ -299,6 +308,22 @@ impl HeadSet {
             bytes[i * 8..i * 8 + 8].copy_from_slice(&l.to_le_bytes());
         }
         fingerprint_of(bytes, count)
+    }
+
+    /// The cached item hash (section 7.2) of the item at index `i` (of a settled set).
+    pub fn hash_at(&self, i: usize) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (k, l) in self.sums[i].0.iter().enumerate() {
+            out[k * 8..k * 8 + 8].copy_from_slice(&l.to_le_bytes());
+        }
+        out
+    }
+
+    /// Per tug-of-war sign bit, how many items have it set (of a settled set; empty when the
+    /// set never held an item).
+    pub fn tow_ones(&self) -> &[u32] {
+        debug_assert!(self.is_settled(), "counters of an unsettled head set");
+        &self.ones
     }
 
     /// Finds own authors whose key starts with `prefix` (normally zero or one).

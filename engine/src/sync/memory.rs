@@ -78,21 +78,22 @@ impl Transcript {
 
 fn turn(node: &MemLogs, sess: &mut Session) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
+    // Fill messages up to half a frame and 512 entries, across transfers, as the network
+    // driver does.
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut size = 0;
     while let Some(t) = sess.poll_transfer() {
-        // Fill messages up to half a frame, as the network driver does.
-        let mut batch: Vec<Vec<u8>> = Vec::new();
-        let mut size = 0;
         for e in node.range(&t.author, t.from, t.to) {
-            if size + e.len() > super::MAX_FRAME / 2 && !batch.is_empty() {
+            if (size + e.len() > super::MAX_FRAME / 2 || batch.len() == 512) && !batch.is_empty() {
                 out.push(Message::Entries(std::mem::take(&mut batch)).encode());
                 size = 0;
             }
             size += e.len() + 5;
             batch.push(e);
         }
-        if !batch.is_empty() {
-            out.push(Message::Entries(batch).encode());
-        }
+    }
+    if !batch.is_empty() {
+        out.push(Message::Entries(batch).encode());
     }
     sess.transfers_sent();
     while let Some(m) = sess.poll_message() {
@@ -140,8 +141,8 @@ pub fn run_pair_since(
         let moved = !(wa.is_empty() && wb.is_empty());
         for (from_a, w) in wa.into_iter().map(|w| (true, w)).chain(wb.into_iter().map(|w| (false, w))) {
             t.bytes += w.len() + 4;
-            // Reconcile, Since and SinceAnswer are the reconciliation's messages.
-            t.reconcile_messages += usize::from(matches!(w.get(1), Some(1 | 8 | 9)));
+            // Reconcile, Since, SinceAnswer and the sketch's four are the reconciliation's messages.
+            t.reconcile_messages += usize::from(matches!(w.get(1), Some(1 | 8..=13)));
             t.messages.push((from_a, w));
         }
         if sa.is_synced() && sb.is_synced() {

@@ -12,6 +12,7 @@ mod interest;
 mod local;
 pub mod memory;
 mod session;
+pub mod sketch;
 mod wire;
 
 pub use conn::{Conn, Effect, End, INGEST_BATCH, Ingested, LINK_GRACE, Limits, Outcome, PARK_LIMIT, misbehaviour};
@@ -19,7 +20,9 @@ pub use framing::FrameDecoder;
 pub use headset::{AUTHOR_PREFIX, Bound, FP_LEN, HeadItem, HeadSet, ID_PREFIX};
 pub use interest::{GRANT_CONTEXT, GRANT_TAG, MAX_GRANTS, grant_tag, interest_set, offer_set};
 pub use local::{ChangePoint, Local, LocalError, LogSet, Offer};
-pub use session::{BUCKETS, LIST_THRESHOLD, LogIndex, MAX_ROUNDS, Session, SessionStats, Transfer};
+pub use session::{
+    BUCKETS, LIST_THRESHOLD, LogIndex, MAX_ROUNDS, PLACE_DEPTH, SKETCH_MIN, Session, SessionStats, Transfer,
+};
 pub use wire::{ALPN, Item, MAX_FRAME, MAX_ITEMS, MAX_RANGES, MAX_SINCE, MAX_WANTS, Message, Range, RangeBody, frame};
 
 /// Why a sync session ended badly. Every variant closes that session only.

@@ -2,6 +2,8 @@
 //! socket or a store; the driver feeds it messages (`handle`) and carries out what it asks
 //! (`poll_message`, `poll_transfer`).
 
+mod first_contact;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ pub const BUCKETS: usize = 16;
 pub const MAX_ROUNDS: u32 = 64;
 /// Most single entries a peer may request in one session.
 pub const MAX_WANTS_PER_SESSION: usize = 4096;
+pub use first_contact::{PLACE_DEPTH, SKETCH_MIN};
 
 /// Read access to the local logs, for checking that a peer's head lies on our chain.
 pub trait LogIndex {
@@ -40,6 +43,8 @@ pub struct Transfer {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionStats {
     pub rounds: u32,
+    /// Coded symbols sent (section 8.10).
+    pub symbols_sent: usize,
     pub ranges_sent: usize,
     pub items_sent: usize,
     pub forks_seen: usize,
@@ -52,6 +57,8 @@ pub struct Session {
     since: Option<Vec<[u8; 32]>>,
     /// The items our Since listed, until its answer arrives.
     since_sent: Option<Vec<HeadItem>>,
+    /// The first-contact sketch exchange while it lasts (section 8.10).
+    sketch: first_contact::Sketch,
     out: VecDeque<Message>,
     transfers: VecDeque<Transfer>,
     wants: Vec<([u8; 32], u64)>,
@@ -129,6 +136,7 @@ impl Session {
         let since = since.map(|l| l.into_iter().filter(|a| heads.get(a).is_some()).collect::<Vec<_>>());
         let mut out = VecDeque::new();
         let mut since_sent = None;
+        let mut sketch = first_contact::Sketch::None;
         if let Some(l) = since.as_ref().filter(|l| initiator && l.len() <= MAX_SINCE) {
             let items: Vec<HeadItem> = l.iter().filter_map(|a| heads.get(a)).collect();
             out.push_back(Message::Since {
@@ -136,6 +144,9 @@ impl Session {
                 items: items.iter().map(item_of).collect(),
             });
             since_sent = Some(items);
+        } else if initiator && heads.len() >= SKETCH_MIN {
+            out.push_back(first_contact::opening(&heads));
+            sketch = first_contact::Sketch::Opened;
         } else if initiator {
             // Always a fingerprint first, even for small sets: the common case is "nothing
             // changed", which then costs one round trip.
@@ -148,6 +159,7 @@ impl Session {
             initiator,
             since,
             since_sent,
+            sketch,
             out,
             transfers: VecDeque::new(),
             wants: Vec::new(),
@@ -202,6 +214,10 @@ impl Session {
             }
             Message::Since { fp, items } => self.handle_since(fp, items, log),
             Message::SinceAnswer { fp, heads, extra } => self.handle_since_answer(fp, heads, extra, log),
+            Message::Sketch { fp, tow } => self.handle_sketch(fp, &tow),
+            Message::Symbols { from, cells } => self.handle_symbols(from, cells, log),
+            Message::More { upto } => self.handle_more(upto),
+            Message::Resolve { lack, items } => self.handle_resolve(lack, items, log),
             Message::Close { code, reason } => Err(SyncError::PeerClosed { code, reason }),
             Message::Entries(_) | Message::Introduce { .. } | Message::Grant(_) => {
                 Err(SyncError::Protocol("routed to the session"))
@@ -221,8 +237,9 @@ impl Session {
         if self.reconciled {
             return Err(SyncError::Protocol("reconcile after reconciliation ended"));
         }
-        // The peer answered our Since with ranges: it could not use it.
+        // The peer answered our Since or sketch with ranges: it could not use it.
         self.since_sent = None;
+        self.sketch = first_contact::Sketch::None;
         self.stats.rounds += 1;
         if self.stats.rounds > MAX_ROUNDS {
             return Err(SyncError::LimitExceeded("reconcile rounds"));
@@ -549,7 +566,11 @@ mod tests {
 
     /// Pumps two sessions through encoded messages; returns each side's transfers, the rounds
     /// and the bytes of every message.
-    fn run(mut sa: Session, mut sb: Session, log: &impl LogIndex) -> (Vec<Transfer>, Vec<Transfer>, u32, usize) {
+    pub(super) fn run(
+        mut sa: Session,
+        mut sb: Session,
+        log: &impl LogIndex,
+    ) -> (Vec<Transfer>, Vec<Transfer>, u32, usize) {
         let (mut ta, mut tb, mut bytes) = (Vec::new(), Vec::new(), 0);
         fn step(
             from: &mut Session,
@@ -601,7 +622,7 @@ mod tests {
     }
 
     /// Every log is the chain `item` makes: any seq is on it.
-    struct Chains;
+    pub(super) struct Chains;
     impl LogIndex for Chains {
         fn id_at(&self, author: &[u8; 32], seq: u64) -> Result<Option<EntryId>, crate::sync::LocalError> {
             Ok(Some(EntryId(Bytes(*blake3::hash(&[&author[..], &seq.to_le_bytes()].concat()).as_bytes()))))

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::SyncError;
 use super::headset::{AUTHOR_PREFIX, Bound, FP_LEN, ID_PREFIX};
+use super::sketch::{
+    CELL_LEN, Cell, MAX_SYMBOLS, SYMBOLS_PER_MESSAGE, TOW_LEN, cells_to_bytes, tow_from_bytes, tow_to_bytes,
+};
 use crate::codec::{self, Blob, Bytes};
 
 /// ALPN of this protocol version.
@@ -113,6 +116,17 @@ pub enum Message {
     /// unique); and, when there are such, the fingerprint of all its items but those of both
     /// lists, for the opener to check (`None`: the sender checked and the rest agrees).
     SinceAnswer { fp: Option<[u8; FP_LEN]>, heads: Vec<(u64, [u8; ID_PREFIX])>, extra: Vec<Item> },
+    /// The first-contact opening (spec/sync.md, 8.10): the fingerprint of all the sender's items
+    /// and their tug-of-war counters.
+    Sketch { fp: [u8; FP_LEN], tow: Box<[i16; TOW_LEN]> },
+    /// Coded symbols `from..from + cells.len()` of the sender's items (8.10).
+    Symbols { from: u32, cells: Vec<Cell> },
+    /// The opener could not peel the symbols so far: send them up to index `upto` (exclusive).
+    More { upto: u32 },
+    /// What the opener could not settle from the difference it peeled: author prefixes of logs
+    /// it lacks (send them whole) and its heads of logs it could not place (answer as to an
+    /// Items list of just these).
+    Resolve { lack: Vec<[u8; 8]>, items: Vec<Item> },
 }
 
 const TAG_RECONCILE: u8 = 1;
@@ -124,6 +138,10 @@ const TAG_INTRODUCE: u8 = 6;
 const TAG_GRANT: u8 = 7;
 const TAG_SINCE: u8 = 8;
 const TAG_SINCE_ANSWER: u8 = 9;
+const TAG_SKETCH: u8 = 10;
+const TAG_SYMBOLS: u8 = 11;
+const TAG_MORE: u8 = 12;
+const TAG_RESOLVE: u8 = 13;
 
 fn body<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, SyncError> {
     codec::decode_tagged(bytes).map_err(|e| SyncError::Malformed(e.to_string()))
@@ -152,6 +170,12 @@ impl Message {
                 TAG_SINCE_ANSWER,
                 &(fp.map(Bytes), heads.iter().map(|(s, i)| (*s, Bytes(*i))).collect::<Vec<_>>(), extra),
             ),
+            Message::Sketch { fp, tow } => codec::encode_tagged(TAG_SKETCH, &(Bytes(*fp), Blob(tow_to_bytes(tow)))),
+            Message::Symbols { from, cells } => codec::encode_tagged(TAG_SYMBOLS, &(from, Blob(cells_to_bytes(cells)))),
+            Message::More { upto } => codec::encode_tagged(TAG_MORE, upto),
+            Message::Resolve { lack, items } => {
+                codec::encode_tagged(TAG_RESOLVE, &(lack.iter().map(|l| Bytes(*l)).collect::<Vec<_>>(), items))
+            }
         }
     }
 
@@ -231,6 +255,41 @@ impl Message {
                     heads: heads.into_iter().map(|(s, i)| (s, i.0)).collect(),
                     extra,
                 }
+            }
+            TAG_SKETCH => {
+                let (fp, tow): (Bytes<FP_LEN>, Blob) = body(bytes)?;
+                let tow = tow_from_bytes(&tow.0)
+                    .ok_or_else(|| SyncError::Malformed(format!("a sketch has {} counters of 2 bytes", TOW_LEN)))?;
+                Message::Sketch { fp: fp.0, tow: Box::new(tow) }
+            }
+            TAG_SYMBOLS => {
+                let (from, cells): (u32, Blob) = body(bytes)?;
+                let n = cells.0.len() / CELL_LEN;
+                if cells.0.is_empty() || cells.0.len() % CELL_LEN != 0 {
+                    return Err(SyncError::Malformed("symbols must be whole 16-byte cells, at least one".into()));
+                }
+                if n > SYMBOLS_PER_MESSAGE || from as usize + n > MAX_SYMBOLS {
+                    return Err(SyncError::LimitExceeded("symbols"));
+                }
+                Message::Symbols { from, cells: cells.0.chunks(CELL_LEN).map(Cell::from_bytes).collect() }
+            }
+            TAG_MORE => {
+                let upto: u32 = body(bytes)?;
+                if upto as usize > MAX_SYMBOLS {
+                    return Err(SyncError::LimitExceeded("symbols"));
+                }
+                Message::More { upto }
+            }
+            TAG_RESOLVE => {
+                let (lack, items): (Vec<Bytes<8>>, Vec<Item>) = body(bytes)?;
+                if lack.len() > MAX_WANTS {
+                    return Err(SyncError::LimitExceeded("lacked logs in one resolve"));
+                }
+                if lack.windows(2).any(|w| w[0].0 >= w[1].0) {
+                    return Err(SyncError::Malformed("lacked prefixes must be sorted and unique".into()));
+                }
+                check_item_list(&items)?;
+                Message::Resolve { lack: lack.into_iter().map(|l| l.0).collect(), items }
             }
             t => return Err(SyncError::Malformed(format!("unknown message tag {t}"))),
         })

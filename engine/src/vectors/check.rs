@@ -40,7 +40,7 @@ fn hex32(v: &Value, field: &str) -> Result<[u8; 32], String> {
     <[u8; 32]>::try_from(hexf(v, field)?.as_slice()).map_err(|_| format!("{field} is not 32 bytes"))
 }
 
-fn expect(case: &Value, outcome: Result<(), String>) -> Result<(), String> {
+pub(super) fn expect(case: &Value, outcome: Result<(), String>) -> Result<(), String> {
     let want_valid = case.get("result").and_then(Value::as_str) == Some("valid");
     match (want_valid, outcome) {
         (true, Ok(())) => Ok(()),
@@ -684,7 +684,8 @@ pub fn verify_files(files: &[(&str, &str)]) -> Result<VerifyReport, VectorError>
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| VectorError::Json { file: (*file).to_owned(), reason: e.to_string() })?;
         let context = doc.get("context").and_then(Value::as_str).and_then(|s| hex::decode(s).ok()).unwrap_or_default();
-        let sections: [(&str, &CaseCheck); 24] = [
+        let sections: [(&str, &CaseCheck); 25] = [
+            ("sketches", &super::sketch::check),
             ("blobs", &super::blobs::check),
             ("devices", &super::devices::check),
             ("bundles", &check_bundle),

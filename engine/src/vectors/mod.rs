@@ -8,6 +8,7 @@ mod blobs;
 mod check;
 mod devices;
 mod make;
+mod sketch;
 
 pub use check::{CaseFailure, VerifyReport, verify_files};
 pub use make::generate;

@@ -58,6 +58,18 @@ fn each_message_limit_holds_at_its_bound_and_refuses_one_more() {
     check(since(MAX_SINCE), since(MAX_SINCE + 1), "items in one since list");
     let answer = |n: usize| Message::SinceAnswer { fp: None, heads: vec![(1, [2; 8]); n], extra: Vec::new() };
     check(answer(MAX_SINCE), answer(MAX_SINCE + 1), "heads in one since answer");
+    use libra_engine::sync::sketch::{Cell, MAX_SYMBOLS, SYMBOLS_PER_MESSAGE};
+    let symbols = |n: usize| Message::Symbols { from: 0, cells: vec![Cell::default(); n] };
+    check(symbols(SYMBOLS_PER_MESSAGE), symbols(SYMBOLS_PER_MESSAGE + 1), "symbols");
+    // The session's bound: `from` plus the cells.
+    let late = |n: usize| Message::Symbols { from: (MAX_SYMBOLS - 4) as u32, cells: vec![Cell::default(); n] };
+    check(late(4), late(5), "symbols");
+    let more = |n: usize| Message::More { upto: n as u32 };
+    check(more(MAX_SYMBOLS), more(MAX_SYMBOLS + 1), "symbols");
+    let lack = |n: usize| Message::Resolve { lack: (0..n as u64).map(|i| i.to_be_bytes()).collect(), items: items(2) };
+    check(lack(MAX_WANTS), lack(MAX_WANTS + 1), "lacked logs in one resolve");
+    let listed = |n: usize| Message::Resolve { lack: Vec::new(), items: items(n) };
+    check(listed(MAX_SINCE), listed(MAX_SINCE + 1), "items in one since list");
 }
 
 /// The other edges a decoder checks: range bounds of 1 to 32 bytes, items inside

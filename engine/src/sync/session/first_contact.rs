@@ -1,0 +1,434 @@
+//! The first-contact opening (spec/sync.md 8.10). With no sync point and a large set, the opener
+//! sends a sketch; the answerer sends coded symbols sized by the sketch's estimate; the opener
+//! peels the difference, sends at once what it can place on its own chains, and asks the answerer
+//! only for what it could not settle.
+
+use std::collections::BTreeMap;
+
+use super::{Session, Transfer, item_of};
+use crate::sync::SyncError;
+use crate::sync::headset::{FP_LEN, HeadItem, HeadSet};
+use crate::sync::session::LogIndex;
+use crate::sync::sketch::{self, Cell, Decoder, Key, MAX_SYMBOLS, SYMBOLS_PER_MESSAGE, TOW_LEN};
+use crate::sync::wire::{Item, MAX_SINCE, MAX_WANTS, Message, Range, RangeBody};
+
+/// Sets smaller than this open with ranges: their few rounds cost less than a sketch.
+pub const SKETCH_MIN: usize = 2048;
+/// How far back along its own chain the opener looks for the peer's head of a log.
+pub const PLACE_DEPTH: u64 = 16;
+/// Further requests for symbols before the opener falls back to ranges.
+const MAX_MORE: u8 = 2;
+
+/// The peeled keys of one author prefix: our items, the tags of the peer's.
+type Peeled = (Vec<HeadItem>, Vec<[u8; 4]>);
+
+/// Where a session is in the sketch exchange.
+#[derive(Debug, Default)]
+pub(super) enum Sketch {
+    #[default]
+    None,
+    /// The opener sent its sketch.
+    Opened,
+    /// The opener is peeling: symbols so far, its own keys, requests for more made.
+    Decoding { dec: Decoder, keys: Vec<Key>, mores: u8 },
+    /// The answerer sent symbols up to this index.
+    Serving { sent: usize },
+}
+
+/// The opening message: the fingerprint of everything and the tug-of-war counters.
+pub(super) fn opening(heads: &HeadSet) -> Message {
+    let (a, b) = heads.span(&None, &None);
+    Message::Sketch { fp: heads.fingerprint(a, b), tow: Box::new(sketch::tow(heads)) }
+}
+
+/// The 4-byte tag of a log's entry at `seq` with `id`: what the sketch key carries.
+fn tag_of(author: &[u8; 32], seq: u64, id: crate::log::EntryId) -> [u8; 4] {
+    let h = HeadItem { author: *author, seq, id }.hash();
+    [h[0], h[1], h[2], h[3]]
+}
+
+impl Session {
+    fn next_round(&mut self) -> Result<(), SyncError> {
+        self.stats.rounds += 1;
+        if self.stats.rounds > super::MAX_ROUNDS {
+            return Err(SyncError::LimitExceeded("reconcile rounds"));
+        }
+        Ok(())
+    }
+
+    /// Answerer: a Sketch is the first message or nothing.
+    pub(super) fn handle_sketch(&mut self, fp: [u8; FP_LEN], tow: &[i16; TOW_LEN]) -> Result<(), SyncError> {
+        if self.initiator || self.stats.rounds > 0 || self.reconciled || !matches!(self.sketch, Sketch::None) {
+            return Err(SyncError::Protocol("sketch out of place"));
+        }
+        self.next_round()?;
+        let (a, b) = self.heads.span(&None, &None);
+        if self.heads.fingerprint(a, b) == fp {
+            self.reconciled = true;
+            self.out.push_back(Message::Reconcile(Vec::new()));
+            return Ok(());
+        }
+        let m = sketch::first_batch(sketch::estimate(tow, &sketch::tow(&self.heads)));
+        if m > SYMBOLS_PER_MESSAGE {
+            // So different that symbols would cost more than ranges.
+            let ranges = self.whole_range();
+            self.out.push_back(Message::Reconcile(ranges));
+            self.count_out();
+            return Ok(());
+        }
+        self.send_symbols(0, m);
+        Ok(())
+    }
+
+    fn send_symbols(&mut self, from: usize, to: usize) {
+        let cells = sketch::encode(&sketch::keys(&self.heads), from, to);
+        self.stats.symbols_sent += cells.len();
+        self.out.push_back(Message::Symbols { from: from as u32, cells });
+        self.sketch = Sketch::Serving { sent: to };
+    }
+
+    /// Answerer: the opener asks for symbols up to `upto`.
+    pub(super) fn handle_more(&mut self, upto: u32) -> Result<(), SyncError> {
+        let Sketch::Serving { sent } = self.sketch else {
+            return Err(SyncError::Protocol("more without symbols"));
+        };
+        self.next_round()?;
+        let upto = upto as usize;
+        if upto <= sent {
+            return Err(SyncError::Protocol("more asks for symbols already sent"));
+        }
+        if upto - sent > SYMBOLS_PER_MESSAGE || upto > MAX_SYMBOLS {
+            return Err(SyncError::LimitExceeded("symbols"));
+        }
+        self.send_symbols(sent, upto);
+        Ok(())
+    }
+
+    /// Opener: peel what arrived; settle the difference, ask for more, or fall back to ranges.
+    pub(super) fn handle_symbols(&mut self, from: u32, cells: Vec<Cell>, log: &impl LogIndex) -> Result<(), SyncError> {
+        let (mut dec, keys, mores) = match std::mem::take(&mut self.sketch) {
+            Sketch::Opened => (Decoder::new(), sketch::keys(&self.heads), 0),
+            Sketch::Decoding { dec, keys, mores } => (dec, keys, mores),
+            _ => return Err(SyncError::Protocol("symbols out of place")),
+        };
+        if from as usize != dec.len() {
+            return Err(SyncError::Protocol("symbols out of order"));
+        }
+        self.next_round()?;
+        let peeled = dec.add(&cells, &keys).is_ok();
+        if peeled && dec.is_complete() {
+            if self.settle(&dec, log)? {
+                return Ok(());
+            }
+        } else if peeled && mores < MAX_MORE && dec.len() < MAX_SYMBOLS {
+            // An eighth more first (the estimate was a little low), then half again.
+            let step = if mores == 0 { dec.len() / 8 } else { dec.len() / 2 };
+            let upto = (dec.len() + step.clamp(16, SYMBOLS_PER_MESSAGE)).min(MAX_SYMBOLS);
+            self.out.push_back(Message::More { upto: upto as u32 });
+            self.sketch = Sketch::Decoding { dec, keys, mores: mores + 1 };
+            return Ok(());
+        }
+        // Not peeled within bounds, or the difference did not check out: ranges from the top.
+        let (a, b) = self.heads.span(&None, &None);
+        let body = RangeBody::Fingerprint(self.heads.fingerprint(a, b));
+        self.out.push_back(Message::Reconcile(vec![Range { upper: None, body }]));
+        self.count_out();
+        Ok(())
+    }
+
+    /// Opener: acts on a peeled difference. `false` when it does not check out against our own
+    /// set (a key said to be ours is not) or would not fit one Resolve.
+    fn settle(&mut self, dec: &Decoder, log: &impl LogIndex) -> Result<bool, SyncError> {
+        // Per author prefix: our items, and the tags of the peer's.
+        let mut groups: BTreeMap<[u8; 8], Peeled> = BTreeMap::new();
+        for (k, theirs) in dec.recovered() {
+            let (mut p, mut tag) = ([0u8; 8], [0u8; 4]);
+            p.copy_from_slice(&k[..8]);
+            tag.copy_from_slice(&k[8..]);
+            let g = groups.entry(p).or_default();
+            if *theirs {
+                g.1.push(tag);
+            } else {
+                let own = self.heads.by_prefix(&p).into_iter().find(|o| sketch::key_of_item(o) == *k);
+                let Some(o) = own else { return Ok(false) };
+                g.0.push(o);
+            }
+        }
+        let (mut lack, mut items, mut sends) = (Vec::new(), Vec::new(), Vec::new());
+        for (p, (ours, tags)) in groups {
+            match (ours.as_slice(), tags.as_slice()) {
+                // A log we lack (or one of several sharing the prefix): it comes whole.
+                ([], _) => lack.push(p),
+                // The peer lacks it.
+                ([o], []) => sends.push(Transfer { author: o.author, from: 1, to: o.seq }),
+                ([o], [t]) => match self.place(o, *t, log)? {
+                    Some(s) => sends.push(Transfer { author: o.author, from: s + 1, to: o.seq }),
+                    // Ahead of us, forked, or far behind: the peer compares with our head.
+                    None => items.push(item_of(o)),
+                },
+                _ => {
+                    items.extend(ours.iter().map(item_of));
+                    if !tags.is_empty() {
+                        lack.push(p);
+                    }
+                }
+            }
+        }
+        items.sort_by_key(|i| i.author);
+        items.dedup_by_key(|i| i.author);
+        if lack.len() > MAX_WANTS || items.len() > MAX_SINCE {
+            return Ok(false);
+        }
+        self.transfers.extend(sends);
+        if lack.is_empty() && items.is_empty() {
+            self.reconciled = true;
+            self.out.push_back(Message::Reconcile(Vec::new()));
+        } else {
+            self.stats.items_sent += items.len();
+            self.out.push_back(Message::Resolve { lack, items });
+        }
+        Ok(true)
+    }
+
+    /// The seq on our chain of `o`'s log whose tag is the peer's `tag`, looking back at most
+    /// PLACE_DEPTH entries below our head.
+    fn place(&self, o: &HeadItem, tag: [u8; 4], log: &impl LogIndex) -> Result<Option<u64>, SyncError> {
+        let lowest = o.seq.saturating_sub(PLACE_DEPTH).max(1);
+        for s in (lowest..o.seq).rev() {
+            match log.id_at(&o.author, s) {
+                Ok(Some(id)) if tag_of(&o.author, s, id) == tag => return Ok(Some(s)),
+                Ok(_) => {}
+                Err(e) => return Err(SyncError::Local(e.0)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Answerer: what the opener could not settle. Logs it lacks go whole; its listed heads are
+    /// compared as an Items list of just those logs (section 8.5, complete form).
+    pub(super) fn handle_resolve(
+        &mut self,
+        lack: Vec<[u8; 8]>,
+        items: Vec<Item>,
+        log: &impl LogIndex,
+    ) -> Result<(), SyncError> {
+        if !matches!(self.sketch, Sketch::Serving { .. }) {
+            return Err(SyncError::Protocol("resolve out of place"));
+        }
+        self.sketch = Sketch::None;
+        self.next_round()?;
+        for p in &lack {
+            for o in self.heads.by_prefix(p) {
+                self.transfers.push_back(Transfer { author: o.author, from: 1, to: o.seq });
+            }
+        }
+        let mut mine: Vec<HeadItem> = items.iter().flat_map(|i| self.heads.by_prefix(&i.author.0)).collect();
+        mine.sort_by_key(|o| o.author);
+        mine.dedup_by_key(|o| o.author);
+        let answer = self.compare(&mine, &items, true, log);
+        self.flush_wants();
+        if let Some(e) = self.local_error.take() {
+            return Err(SyncError::Local(e));
+        }
+        if answer.is_empty() {
+            self.reconciled = true;
+            self.out.push_back(Message::Reconcile(Vec::new()));
+        } else {
+            self.out.push_back(Message::Reconcile(vec![Range { upper: None, body: RangeBody::Final(answer) }]));
+            self.count_out();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Bytes;
+    use crate::log::EntryId;
+    use crate::sync::session::tests::{Chains, item, run};
+
+    /// `n` logs, each at the seq `seq` gives (0: not held).
+    fn logs(n: u32, seq: impl Fn(u32) -> u64) -> HeadSet {
+        HeadSet::from_items((0..n).filter(|i| seq(*i) > 0).map(|i| item(i, seq(i))))
+    }
+
+    fn pump(a: HeadSet, b: HeadSet) -> (Vec<Transfer>, Vec<Transfer>, u32, usize) {
+        let opener = Session::new(a, true);
+        assert!(matches!(opener.out.front(), Some(Message::Sketch { .. })), "a large set opens with a sketch");
+        run(opener, Session::new(b, false), &Chains)
+    }
+
+    /// The bench's case and more: the opener ahead on 100 logs, each side holding logs the other
+    /// lacks. Everything the opener can place it sends at once: two round trips.
+    #[test]
+    fn a_first_contact_settles_what_the_opener_can_place_in_two_round_trips() {
+        let a = logs(5_000, |i| match i {
+            _ if i % 50 == 0 => 2,
+            _ if i >= 4_980 => 0,
+            _ => 1,
+        });
+        let b = logs(5_030, |i| if i < 10 { 0 } else { 1 });
+        let (ta, tb, rounds, bytes) = pump(a, b);
+        let ahead: Vec<&Transfer> = ta.iter().filter(|t| t.from == 2 && t.to == 2).collect();
+        assert_eq!(ahead.len(), 99, "{ta:?}");
+        assert_eq!(ta.iter().filter(|t| t.from == 1).count(), 10, "the logs the answerer lacks, whole");
+        assert_eq!(ta.len(), 109);
+        assert_eq!(tb.len(), 50, "the logs the opener lacks, whole");
+        assert!(tb.iter().all(|t| t.from == 1 && t.to == 1));
+        // Two when the first symbols peel, three when the estimate was low and more were asked.
+        assert!(rounds <= 3, "{rounds} rounds");
+        // 150 differing logs: the sketch, about 1.4 symbols of 16 bytes per differing item.
+        assert!(bytes < 512 + 250 * 2 * 16 + 2_000, "{bytes} bytes");
+    }
+
+    /// Where the peer is ahead, forked or too far behind, the opener cannot place its head; it
+    /// lists its own and the answerer compares (section 8.5).
+    #[test]
+    fn heads_the_opener_cannot_place_are_compared_by_the_answerer() {
+        let a = logs(3_000, |i| match i {
+            7 => 40,
+            9 => 3,
+            _ => 1,
+        });
+        let b = logs(3_000, |i| match i {
+            5 => 4,
+            7 => 2,
+            _ => 1,
+        });
+        let (ta, tb, _, _) = pump(a, b);
+        let author = |i: u32| item(i, 0).author;
+        assert!(tb.contains(&Transfer { author: author(5), from: 2, to: 4 }), "the answerer is ahead: {tb:?}");
+        assert!(ta.contains(&Transfer { author: author(7), from: 3, to: 40 }), "far behind, then placed: {ta:?}");
+        assert!(ta.contains(&Transfer { author: author(9), from: 2, to: 3 }), "{ta:?}");
+        assert_eq!((ta.len(), tb.len()), (2, 1));
+    }
+
+    /// Two heads at one seq: each side sends its own entry at that seq and counts the fork.
+    #[test]
+    fn an_equivocation_found_by_the_sketch_is_sent_both_ways() {
+        let a = logs(3_000, |_| 1);
+        let mut forked = item(11, 1);
+        forked.id = EntryId(Bytes([0xee; 32]));
+        let mut b = logs(3_000, |_| 1);
+        b.set(forked);
+        let mut opener = Session::new(a, true);
+        let mut answerer = Session::new(b, false);
+        for _ in 0..8 {
+            while let Some(m) = opener.poll_message() {
+                answerer.handle(m, &Chains).expect("answerer");
+            }
+            while let Some(m) = answerer.poll_message() {
+                opener.handle(m, &Chains).expect("opener");
+            }
+        }
+        let one = Transfer { author: forked.author, from: 1, to: 1 };
+        assert_eq!((opener.poll_transfer(), answerer.poll_transfer()), (Some(one), Some(one)));
+        assert_eq!(opener.stats.forks_seen + answerer.stats.forks_seen, 2);
+    }
+
+    /// Symbols that never peel: two requests for more, then ranges from the top.
+    #[test]
+    fn symbols_that_do_not_peel_fall_back_to_ranges() {
+        let mut s = Session::new(logs(3_000, |_| 1), true);
+        s.poll_message();
+        let junk = |n: u32, from: u32| Message::Symbols {
+            from,
+            cells: (from..from + n)
+                .map(|i| sketch::Cell::from_bytes(blake3::hash(&i.to_le_bytes()).as_bytes()))
+                .collect(),
+        };
+        s.handle(junk(96, 0), &Chains).expect("first");
+        let Some(Message::More { upto }) = s.poll_message() else { panic!("more") };
+        assert_eq!(upto, 96 + 16, "an eighth more, at least 16");
+        s.handle(junk(16, 96), &Chains).expect("second");
+        let Some(Message::More { upto }) = s.poll_message() else { panic!("more") };
+        assert_eq!(upto, 112 + 56);
+        s.handle(junk(56, 112), &Chains).expect("third");
+        let Some(Message::Reconcile(r)) = s.poll_message() else { panic!("ranges") };
+        assert!(matches!(r.as_slice(), [Range { upper: None, body: RangeBody::Fingerprint(_) }]));
+        let mut s = Session::new(logs(3_000, |_| 1), true);
+        s.poll_message();
+        assert_eq!(s.handle(junk(10, 3), &Chains), Err(SyncError::Protocol("symbols out of order")));
+    }
+
+    /// A peeled key said to be ours that we do not hold: the symbols were not the peer's set, so
+    /// the opener reconciles by ranges instead of acting on them.
+    #[test]
+    fn a_difference_that_does_not_check_out_falls_back_to_ranges() {
+        let heads = logs(3_000, |_| 1);
+        let mut cells = sketch::encode(&sketch::keys(&heads), 0, 40);
+        let fake: sketch::Key = [7; 12];
+        let chk = sketch::checksum(sketch::key_hash(&fake));
+        for i in sketch::Indices::of(&fake).take_while(|i| *i < 40) {
+            cells[i as usize].apply(&fake, &chk, false);
+        }
+        let mut s = Session::new(heads, true);
+        s.poll_message();
+        s.handle(Message::Symbols { from: 0, cells }, &Chains).expect("symbols");
+        assert!(matches!(s.poll_message(), Some(Message::Reconcile(r)) if r.len() == 1));
+    }
+
+    #[test]
+    fn sketch_messages_out_of_place_are_refused() {
+        let heads = || logs(3_000, |_| 1);
+        let sketch = || opening(&heads());
+        let mut opener = Session::new(heads(), true);
+        assert_eq!(opener.handle(sketch(), &Chains), Err(SyncError::Protocol("sketch out of place")));
+        assert_eq!(opener.handle(Message::More { upto: 5 }, &Chains), Err(SyncError::Protocol("more without symbols")));
+        let mut answerer = Session::new(heads(), false);
+        let cell = sketch::Cell::default();
+        assert_eq!(
+            answerer.handle(Message::Symbols { from: 0, cells: vec![cell] }, &Chains),
+            Err(SyncError::Protocol("symbols out of place"))
+        );
+        assert_eq!(
+            answerer.handle(Message::Resolve { lack: vec![], items: vec![] }, &Chains),
+            Err(SyncError::Protocol("resolve out of place"))
+        );
+        // Equal sets: one round trip, and a second sketch is refused.
+        assert_eq!(answerer.handle(sketch(), &Chains), Ok(()));
+        assert_eq!(answerer.poll_message(), Some(Message::Reconcile(Vec::new())));
+        assert!(answerer.reconciled());
+        assert_eq!(answerer.handle(sketch(), &Chains), Err(SyncError::Protocol("sketch out of place")));
+    }
+
+    /// The answerer serves more symbols only past what it sent and within the limits.
+    #[test]
+    fn more_is_bounded() {
+        let mut opener_heads = logs(3_000, |_| 1);
+        opener_heads.set(item(1, 2));
+        let mut answerer = Session::new(logs(3_000, |_| 1), false);
+        answerer.handle(opening(&opener_heads), &Chains).expect("sketch");
+        let Some(Message::Symbols { from: 0, cells }) = answerer.poll_message() else { panic!("symbols") };
+        let sent = cells.len() as u32;
+        assert_eq!(
+            answerer.handle(Message::More { upto: sent }, &Chains),
+            Err(SyncError::Protocol("more asks for symbols already sent"))
+        );
+        let mut answerer = Session::new(logs(3_000, |_| 1), false);
+        answerer.handle(opening(&opener_heads), &Chains).expect("sketch");
+        answerer.poll_message();
+        let too_many = sent + SYMBOLS_PER_MESSAGE as u32 + 1;
+        assert_eq!(
+            answerer.handle(Message::More { upto: too_many }, &Chains),
+            Err(SyncError::LimitExceeded("symbols"))
+        );
+        let mut answerer = Session::new(logs(3_000, |_| 1), false);
+        answerer.handle(opening(&opener_heads), &Chains).expect("sketch");
+        answerer.poll_message();
+        answerer.handle(Message::More { upto: sent + 10 }, &Chains).expect("more");
+        assert!(
+            matches!(answerer.poll_message(), Some(Message::Symbols { from, cells }) if from == sent && cells.len() == 10)
+        );
+    }
+
+    /// So different that symbols would cost more than ranges: the answerer answers with ranges.
+    #[test]
+    fn a_very_different_set_is_answered_with_ranges() {
+        let mut answerer = Session::new(logs(3_000, |_| 1), false);
+        let stranger = HeadSet::from_items((100_000..160_000).map(|i| item(i, 1)));
+        answerer.handle(opening(&stranger), &Chains).expect("sketch");
+        assert!(matches!(answerer.poll_message(), Some(Message::Reconcile(r)) if r.len() > 1));
+    }
+}
