@@ -117,8 +117,9 @@ pub struct HeadSet {
     tree: Vec<Sum>,
     /// Logs added (`Some`) or removed (`None`) since the last settle.
     pending: BTreeMap<[u8; 32], Option<HeadItem>>,
-    /// Per tug-of-war sign bit, the items whose hash has it set (spec/sync.md 8.10): kept like
-    /// the sums, so a sketch opening costs nothing that grows with the set.
+    /// Per tug-of-war sign bit, how many set bits the items' author keys and item hashes have
+    /// there together (spec/sync.md 8.10): kept like the sums, so a sketch opening costs
+    /// nothing that grows with the set.
     ones: Vec<u32>,
 }
 
@@ -212,7 +213,7 @@ impl HeadSet {
         merged.extend(p.filter_map(|(_, c)| c));
         self.sums = merged.iter().map(|i| Sum::of(&i.hash())).collect();
         self.items = merged;
-        self.ones = super::sketch::ones_of((0..self.items.len()).map(|i| self.hash_at(i)));
+        self.ones = super::sketch::ones_of((0..self.items.len()).map(|i| (self.items[i].author, self.hash_at(i))));
         let n = self.items.len();
         self.tree = vec![Sum::default(); n + 1];
         for i in 1..=n {
@@ -319,8 +320,8 @@ impl HeadSet {
         out
     }
 
-    /// Per tug-of-war sign bit, how many items have it set (of a settled set; empty when the
-    /// set never held an item).
+    /// Per tug-of-war sign bit, the set bits of the authors and item hashes there (of a settled
+    /// set; empty when the set never held an item).
     pub fn tow_ones(&self) -> &[u32] {
         debug_assert!(self.is_settled(), "counters of an unsettled head set");
         &self.ones

@@ -217,7 +217,7 @@ impl Session {
             Message::Sketch { fp, tow } => self.handle_sketch(fp, &tow),
             Message::Symbols { from, cells } => self.handle_symbols(from, cells, log),
             Message::More { upto } => self.handle_more(upto),
-            Message::Resolve { lack, items } => self.handle_resolve(lack, items, log),
+            Message::Resolve { lack, heads } => self.handle_resolve(lack, heads, log),
             Message::Close { code, reason } => Err(SyncError::PeerClosed { code, reason }),
             Message::Entries(_) | Message::Introduce { .. } | Message::Grant(_) => {
                 Err(SyncError::Protocol("routed to the session"))

@@ -123,10 +123,10 @@ pub enum Message {
     Symbols { from: u32, cells: Vec<Cell> },
     /// The opener could not peel the symbols so far: send them up to index `upto` (exclusive).
     More { upto: u32 },
-    /// What the opener could not settle from the difference it peeled: author prefixes of logs
-    /// it lacks (send them whole) and its heads of logs it could not place (answer as to an
-    /// Items list of just these).
-    Resolve { lack: Vec<[u8; 8]>, items: Vec<Item> },
+    /// What the opener could not settle from the difference it peeled: the author bits of logs
+    /// it lacks (send them whole), and `(author bits, seq, tag)` of its heads of logs it could
+    /// not place on its own chains (the answerer places them on its own).
+    Resolve { lack: Vec<u64>, heads: Vec<(u64, u64, u32)> },
 }
 
 const TAG_RECONCILE: u8 = 1;
@@ -173,9 +173,7 @@ impl Message {
             Message::Sketch { fp, tow } => codec::encode_tagged(TAG_SKETCH, &(Bytes(*fp), Blob(tow_to_bytes(tow)))),
             Message::Symbols { from, cells } => codec::encode_tagged(TAG_SYMBOLS, &(from, Blob(cells_to_bytes(cells)))),
             Message::More { upto } => codec::encode_tagged(TAG_MORE, upto),
-            Message::Resolve { lack, items } => {
-                codec::encode_tagged(TAG_RESOLVE, &(lack.iter().map(|l| Bytes(*l)).collect::<Vec<_>>(), items))
-            }
+            Message::Resolve { lack, heads } => codec::encode_tagged(TAG_RESOLVE, &(lack, heads)),
         }
     }
 
@@ -266,12 +264,14 @@ impl Message {
                 let (from, cells): (u32, Blob) = body(bytes)?;
                 let n = cells.0.len() / CELL_LEN;
                 if cells.0.is_empty() || cells.0.len() % CELL_LEN != 0 {
-                    return Err(SyncError::Malformed("symbols must be whole 16-byte cells, at least one".into()));
+                    return Err(SyncError::Malformed("symbols must be whole 20-byte cells, at least one".into()));
                 }
                 if n > SYMBOLS_PER_MESSAGE || from as usize + n > MAX_SYMBOLS {
                     return Err(SyncError::LimitExceeded("symbols"));
                 }
-                Message::Symbols { from, cells: cells.0.chunks(CELL_LEN).map(Cell::from_bytes).collect() }
+                let cells = cells.0.chunks(CELL_LEN).map(Cell::from_bytes).collect::<Option<Vec<_>>>();
+                let cells = cells.ok_or_else(|| SyncError::Malformed("a cell value is not below 2^61 - 1".into()))?;
+                Message::Symbols { from, cells }
             }
             TAG_MORE => {
                 let upto: u32 = body(bytes)?;
@@ -281,15 +281,24 @@ impl Message {
                 Message::More { upto }
             }
             TAG_RESOLVE => {
-                let (lack, items): (Vec<Bytes<8>>, Vec<Item>) = body(bytes)?;
+                #[allow(clippy::type_complexity)]
+                let (lack, heads): (Vec<u64>, Vec<(u64, u64, u32)>) = body(bytes)?;
                 if lack.len() > MAX_WANTS {
                     return Err(SyncError::LimitExceeded("lacked logs in one resolve"));
                 }
-                if lack.windows(2).any(|w| w[0].0 >= w[1].0) {
-                    return Err(SyncError::Malformed("lacked prefixes must be sorted and unique".into()));
+                if heads.len() > MAX_SINCE {
+                    return Err(SyncError::LimitExceeded("heads in one resolve"));
                 }
-                check_item_list(&items)?;
-                Message::Resolve { lack: lack.into_iter().map(|l| l.0).collect(), items }
+                let bits = |a: u64| a >> super::sketch::AUTHOR_BITS == 0;
+                if lack.windows(2).any(|w| w[0] >= w[1]) || heads.windows(2).any(|w| w[0].0 >= w[1].0) {
+                    return Err(SyncError::Malformed("resolve lists must be sorted and unique".into()));
+                }
+                if !lack.iter().all(|a| bits(*a))
+                    || !heads.iter().all(|(a, seq, tag)| bits(*a) && *seq >= 1 && *tag != 0)
+                {
+                    return Err(SyncError::Malformed("a resolve entry is out of range".into()));
+                }
+                Message::Resolve { lack, heads }
             }
             t => return Err(SyncError::Malformed(format!("unknown message tag {t}"))),
         })

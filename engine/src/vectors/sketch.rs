@@ -1,14 +1,14 @@
-//! Vectors of the first-contact sketch (spec/sync.md 6.12 and 8.10): item keys with their hash,
-//! checksum and symbol indices; the symbols and tug-of-war counters of a fixed set; a decode of
-//! one set's symbols against another; and the four messages, valid and not.
+//! Vectors of the first-contact sketch (spec/sync.md 6.12 and 8.10): log keys with their index
+//! seed, tag weight and symbol indices; the symbols and tug-of-war counters of a fixed set; a
+//! decode of one set's symbols against another; and the four messages, valid and not.
 
 use serde_json::{Value, json};
 
 use super::seed;
 use crate::codec::Bytes;
 use crate::log::EntryId;
-use crate::sync::sketch::{self, Cell, Decoder, Indices, Key};
-use crate::sync::{HeadItem, HeadSet, Item, Message, SyncError};
+use crate::sync::sketch::{self, Cell, Decoder, Indices};
+use crate::sync::{HeadItem, HeadSet, Message, SyncError};
 
 fn h(b: &[u8]) -> String {
     hex::encode(b)
@@ -59,17 +59,20 @@ fn key_case(id: &str, i: &HeadItem) -> Value {
         "kind": "key",
         "item": item_json(i),
         "item_hash": h(&i.hash()),
-        "key": h(&k),
-        "key_hash": format!("{:016x}", sketch::key_hash(&k)),
-        "checksum": h(&sketch::checksum(sketch::key_hash(&k))),
-        "indices": Indices::of(&k).take_while(|x| *x < INDICES_BELOW).collect::<Vec<_>>(),
+        "author_bits": format!("{:015x}", k.a),
+        "tag": k.tag,
+        "weight": format!("{:016x}", sketch::weight(k.tag)),
+        "index_seed": format!("{:016x}", sketch::index_seed(k.a)),
+        "indices": Indices::of(k.a).take_while(|x| *x < INDICES_BELOW).collect::<Vec<_>>(),
     })
 }
 
-fn recovered_json(dec: &Decoder) -> Vec<Value> {
-    let mut r: Vec<(Key, bool)> = dec.recovered().to_vec();
-    r.sort();
-    r.iter().map(|(k, theirs)| json!({ "key": h(k), "held_by": if *theirs { "answerer" } else { "opener" } })).collect()
+fn peeled_json(dec: &Decoder) -> Vec<Value> {
+    let mut p = dec.peeled().to_vec();
+    p.sort();
+    p.iter()
+        .map(|p| json!({ "author_bits": format!("{:015x}", p.a), "opener_tag": p.ours, "answerer_tag": p.theirs }))
+        .collect()
 }
 
 pub(super) fn make() -> Vec<Value> {
@@ -78,8 +81,15 @@ pub(super) fn make() -> Vec<Value> {
     let (a, b) = heads.span(&None, &None);
     let tow = sketch::tow(&heads);
     let common = items("sketch common", 40);
+    let mut moved = common[7];
+    moved.seq += 1;
+    moved.id = EntryId(Bytes(seed("sketch moved head")));
     let opener: Vec<HeadItem> = common.iter().copied().chain(items("sketch opener only", 3)).collect();
-    let answerer: Vec<HeadItem> = common.iter().copied().chain(items("sketch answerer only", 4)).collect();
+    let answerer: Vec<HeadItem> = common
+        .iter()
+        .map(|c| if c.author == moved.author { moved } else { *c })
+        .chain(items("sketch answerer only", 4))
+        .collect();
     let (ho, ha) = (HeadSet::from_items(opener.clone()), HeadSet::from_items(answerer.clone()));
     let m = 24;
     let theirs = sketch::encode(&sketch::keys(&ha), 0, m);
@@ -88,8 +98,7 @@ pub(super) fn make() -> Vec<Value> {
     assert!(dec.is_complete(), "the decode vector peels within {m} symbols");
     let sketch_msg = Message::Sketch { fp: heads.fingerprint(a, b), tow: Box::new(tow) };
     let symbols_msg = Message::Symbols { from: 5, cells: sketch::encode(&sketch::keys(&heads), 5, 9) };
-    let item = |n: u8| Item { author: Bytes([n; 16]), seq: u64::from(n), id: Bytes([n; 8]) };
-    let resolve = Message::Resolve { lack: vec![[1; 8], [2; 8]], items: vec![item(3), item(4)] };
+    let resolve = Message::Resolve { lack: vec![1 << 40, 2 << 40], heads: vec![(3 << 40, 5, 77), (4 << 40, 1, 9)] };
     let message = |id: &str, bytes: Vec<u8>, error: Option<&str>| match error {
         None => json!({ "id": id, "kind": "message", "message": h(&bytes), "result": "valid" }),
         Some(e) => json!({ "id": id, "kind": "message", "message": h(&bytes), "result": "invalid", "error": e }),
@@ -118,7 +127,7 @@ pub(super) fn make() -> Vec<Value> {
             "opener": opener.iter().map(item_json).collect::<Vec<_>>(),
             "answerer": answerer.iter().map(item_json).collect::<Vec<_>>(),
             "symbols": cells_hex(&theirs),
-            "recovered": recovered_json(&dec),
+            "peeled": peeled_json(&dec),
         }),
         message("sketch-message-symbols", symbols_msg.encode(), None),
         message("sketch-message-more", Message::More { upto: 300 }.encode(), None),
@@ -130,18 +139,31 @@ pub(super) fn make() -> Vec<Value> {
         ),
         message(
             "sketch-cells-partial",
-            crate::codec::encode_tagged(11, &(0u32, crate::codec::Blob(vec![0; 20]))),
+            crate::codec::encode_tagged(11, &(0u32, crate::codec::Blob(vec![0; 30]))),
+            Some("malformed"),
+        ),
+        message(
+            "sketch-cell-not-canonical",
+            crate::codec::encode_tagged(
+                11,
+                &(0u32, crate::codec::Blob([&sketch::P.to_le_bytes()[..], &[0; 12]].concat())),
+            ),
             Some("malformed"),
         ),
         message(
             "sketch-cells-past-limit",
-            crate::codec::encode_tagged(11, &(65_535u32, crate::codec::Blob(vec![0; 32]))),
+            crate::codec::encode_tagged(11, &(65_535u32, crate::codec::Blob(vec![0; 40]))),
             Some("limit"),
         ),
         message("sketch-more-past-limit", crate::codec::encode_tagged(12, &65_537u32), Some("limit")),
         message(
+            "sketch-resolve-author-bits",
+            crate::codec::encode_tagged(13, &(vec![1u64 << 60], Vec::<(u64, u64, u32)>::new())),
+            Some("malformed"),
+        ),
+        message(
             "sketch-resolve-unsorted",
-            crate::codec::encode_tagged(13, &(vec![Bytes([2u8; 8]), Bytes([1u8; 8])], Vec::<Item>::new())),
+            crate::codec::encode_tagged(13, &(vec![2u64 << 40, 1 << 40], Vec::<(u64, u64, u32)>::new())),
             Some("malformed"),
         ),
     ]
@@ -166,12 +188,13 @@ pub(super) fn check(c: &Value) -> Result<(), String> {
             let i = parse_items(&json!({ "x": [c.get("item").cloned().unwrap_or_default()] }), "x")?[0];
             let k = sketch::key_of_item(&i);
             eq("item hash", h(&i.hash()), field(c, "item_hash")?)?;
-            eq("key", h(&k), field(c, "key")?)?;
-            eq("key hash", format!("{:016x}", sketch::key_hash(&k)), field(c, "key_hash")?)?;
-            eq("checksum", h(&sketch::checksum(sketch::key_hash(&k))), field(c, "checksum")?)?;
+            eq("author bits", format!("{:015x}", k.a), field(c, "author_bits")?)?;
+            eq("tag", u64::from(k.tag), c.get("tag").and_then(Value::as_u64).ok_or("tag")?)?;
+            eq("weight", format!("{:016x}", sketch::weight(k.tag)), field(c, "weight")?)?;
+            eq("index seed", format!("{:016x}", sketch::index_seed(k.a)), field(c, "index_seed")?)?;
             let want: Vec<u64> =
                 c.get("indices").and_then(Value::as_array).ok_or("indices")?.iter().filter_map(Value::as_u64).collect();
-            eq("indices", Indices::of(&k).take_while(|x| *x < INDICES_BELOW).collect::<Vec<_>>(), want)
+            eq("indices", Indices::of(k.a).take_while(|x| *x < INDICES_BELOW).collect::<Vec<_>>(), want)
         }
         Some("symbols") => {
             let heads = HeadSet::from_items(parse_items(c, "items")?);
@@ -215,7 +238,7 @@ pub(super) fn check(c: &Value) -> Result<(), String> {
             if !dec.is_complete() {
                 return Err("the symbols do not peel".into());
             }
-            eq("recovered", Value::Array(recovered_json(&dec)), c.get("recovered").cloned().unwrap_or_default())
+            eq("peeled", Value::Array(peeled_json(&dec)), c.get("peeled").cloned().unwrap_or_default())
         }
         Some("message") => {
             let bytes = hex::decode(field(c, "message")?).map_err(|e| e.to_string())?;

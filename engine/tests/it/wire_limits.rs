@@ -66,10 +66,11 @@ fn each_message_limit_holds_at_its_bound_and_refuses_one_more() {
     check(late(4), late(5), "symbols");
     let more = |n: usize| Message::More { upto: n as u32 };
     check(more(MAX_SYMBOLS), more(MAX_SYMBOLS + 1), "symbols");
-    let lack = |n: usize| Message::Resolve { lack: (0..n as u64).map(|i| i.to_be_bytes()).collect(), items: items(2) };
+    let lack = |n: usize| Message::Resolve { lack: (0..n as u64).collect(), heads: vec![(1, 1, 1)] };
     check(lack(MAX_WANTS), lack(MAX_WANTS + 1), "lacked logs in one resolve");
-    let listed = |n: usize| Message::Resolve { lack: Vec::new(), items: items(n) };
-    check(listed(MAX_SINCE), listed(MAX_SINCE + 1), "items in one since list");
+    let heads =
+        |n: usize| Message::Resolve { lack: Vec::new(), heads: (0..n as u64).map(|a| (a << 40, 1, 7)).collect() };
+    check(heads(MAX_SINCE), heads(MAX_SINCE + 1), "heads in one resolve");
 }
 
 /// The other edges a decoder checks: range bounds of 1 to 32 bytes, items inside

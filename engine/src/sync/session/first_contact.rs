@@ -3,13 +3,11 @@
 //! peels the difference, sends at once what it can place on its own chains, and asks the answerer
 //! only for what it could not settle.
 
-use std::collections::BTreeMap;
-
 use super::{Session, Transfer, item_of};
 use crate::sync::SyncError;
 use crate::sync::headset::{FP_LEN, HeadItem, HeadSet};
 use crate::sync::session::LogIndex;
-use crate::sync::sketch::{self, Cell, Decoder, Key, MAX_SYMBOLS, SYMBOLS_PER_MESSAGE, TOW_LEN};
+use crate::sync::sketch::{self, Cell, Decoder, LogKey, MAX_SYMBOLS, SYMBOLS_PER_MESSAGE, TOW_LEN};
 use crate::sync::wire::{Item, MAX_SINCE, MAX_WANTS, Message, Range, RangeBody};
 
 /// Sets smaller than this open with ranges: their few rounds cost less than a sketch.
@@ -19,9 +17,6 @@ pub const PLACE_DEPTH: u64 = 16;
 /// Further requests for symbols before the opener falls back to ranges.
 const MAX_MORE: u8 = 2;
 
-/// The peeled keys of one author prefix: our items, the tags of the peer's.
-type Peeled = (Vec<HeadItem>, Vec<[u8; 4]>);
-
 /// Where a session is in the sketch exchange.
 #[derive(Debug, Default)]
 pub(super) enum Sketch {
@@ -30,7 +25,7 @@ pub(super) enum Sketch {
     /// The opener sent its sketch.
     Opened,
     /// The opener is peeling: symbols so far, its own keys, requests for more made.
-    Decoding { dec: Decoder, keys: Vec<Key>, mores: u8 },
+    Decoding { dec: Decoder, keys: Vec<LogKey>, mores: u8 },
     /// The answerer sent symbols up to this index.
     Serving { sent: usize },
 }
@@ -41,10 +36,16 @@ pub(super) fn opening(heads: &HeadSet) -> Message {
     Message::Sketch { fp: heads.fingerprint(a, b), tow: Box::new(sketch::tow(heads)) }
 }
 
-/// The 4-byte tag of a log's entry at `seq` with `id`: what the sketch key carries.
-fn tag_of(author: &[u8; 32], seq: u64, id: crate::log::EntryId) -> [u8; 4] {
-    let h = HeadItem { author: *author, seq, id }.hash();
-    [h[0], h[1], h[2], h[3]]
+/// The tag of a log's entry at `seq` with `id`: what a log key carries for its head.
+fn tag_at(author: &[u8; 32], seq: u64, id: crate::log::EntryId) -> u32 {
+    sketch::tag_of_hash(&HeadItem { author: *author, seq, id }.hash())
+}
+
+/// Our logs whose author bits are `a` (normally one).
+fn logs_of(heads: &HeadSet, a: u64) -> Vec<HeadItem> {
+    // The first 7 bytes of the author hold 56 of the 60 bits.
+    let prefix = (a << 4).to_be_bytes();
+    heads.by_prefix(&prefix[..7]).into_iter().filter(|o| sketch::author_bits(&o.author) == a).collect()
 }
 
 impl Session {
@@ -121,8 +122,8 @@ impl Session {
                 return Ok(());
             }
         } else if peeled && mores < MAX_MORE && dec.len() < MAX_SYMBOLS {
-            // An eighth more first (the estimate was a little low), then half again.
-            let step = if mores == 0 { dec.len() / 8 } else { dec.len() / 2 };
+            // A quarter more first (the estimate was low), then half again.
+            let step = if mores == 0 { dec.len() / 4 } else { dec.len() / 2 };
             let upto = (dec.len() + step.clamp(16, SYMBOLS_PER_MESSAGE)).min(MAX_SYMBOLS);
             self.out.push_back(Message::More { upto: upto as u32 });
             self.sketch = Sketch::Decoding { dec, keys, mores: mores + 1 };
@@ -137,66 +138,53 @@ impl Session {
     }
 
     /// Opener: acts on a peeled difference. `false` when it does not check out against our own
-    /// set (a key said to be ours is not) or would not fit one Resolve.
+    /// set (a head said to be ours is not) or would not fit one Resolve.
     fn settle(&mut self, dec: &Decoder, log: &impl LogIndex) -> Result<bool, SyncError> {
-        // Per author prefix: our items, and the tags of the peer's.
-        let mut groups: BTreeMap<[u8; 8], Peeled> = BTreeMap::new();
-        for (k, theirs) in dec.recovered() {
-            let (mut p, mut tag) = ([0u8; 8], [0u8; 4]);
-            p.copy_from_slice(&k[..8]);
-            tag.copy_from_slice(&k[8..]);
-            let g = groups.entry(p).or_default();
-            if *theirs {
-                g.1.push(tag);
-            } else {
-                let own = self.heads.by_prefix(&p).into_iter().find(|o| sketch::key_of_item(o) == *k);
-                let Some(o) = own else { return Ok(false) };
-                g.0.push(o);
+        let (mut lack, mut heads, mut sends) = (Vec::new(), Vec::new(), Vec::new());
+        for p in dec.peeled() {
+            if p.ours == 0 {
+                // A log we lack: it comes whole.
+                lack.push(p.a);
+                continue;
             }
-        }
-        let (mut lack, mut items, mut sends) = (Vec::new(), Vec::new(), Vec::new());
-        for (p, (ours, tags)) in groups {
-            match (ours.as_slice(), tags.as_slice()) {
-                // A log we lack (or one of several sharing the prefix): it comes whole.
-                ([], _) => lack.push(p),
+            let own = logs_of(&self.heads, p.a).into_iter().find(|o| sketch::key_of_item(o).tag == p.ours);
+            let Some(o) = own else { return Ok(false) };
+            if p.theirs == 0 {
                 // The peer lacks it.
-                ([o], []) => sends.push(Transfer { author: o.author, from: 1, to: o.seq }),
-                ([o], [t]) => match self.place(o, *t, log)? {
-                    Some(s) => sends.push(Transfer { author: o.author, from: s + 1, to: o.seq }),
-                    // Ahead of us, forked, or far behind: the peer compares with our head.
-                    None => items.push(item_of(o)),
-                },
-                _ => {
-                    items.extend(ours.iter().map(item_of));
-                    if !tags.is_empty() {
-                        lack.push(p);
-                    }
-                }
+                sends.push(Transfer { author: o.author, from: 1, to: o.seq });
+                continue;
+            }
+            match self.place(&o, p.theirs, log)? {
+                Some(s) => sends.push(Transfer { author: o.author, from: s + 1, to: o.seq }),
+                // Ahead of us, forked, or far behind: the peer places our head on its chain.
+                None => heads.push((p.a, o.seq, p.ours)),
             }
         }
-        items.sort_by_key(|i| i.author);
-        items.dedup_by_key(|i| i.author);
-        if lack.len() > MAX_WANTS || items.len() > MAX_SINCE {
+        lack.sort_unstable();
+        lack.dedup();
+        heads.sort_unstable();
+        heads.dedup_by_key(|h| h.0);
+        if lack.len() > MAX_WANTS || heads.len() > MAX_SINCE {
             return Ok(false);
         }
         self.transfers.extend(sends);
-        if lack.is_empty() && items.is_empty() {
+        if lack.is_empty() && heads.is_empty() {
             self.reconciled = true;
             self.out.push_back(Message::Reconcile(Vec::new()));
         } else {
-            self.stats.items_sent += items.len();
-            self.out.push_back(Message::Resolve { lack, items });
+            self.stats.items_sent += heads.len();
+            self.out.push_back(Message::Resolve { lack, heads });
         }
         Ok(true)
     }
 
     /// The seq on our chain of `o`'s log whose tag is the peer's `tag`, looking back at most
     /// PLACE_DEPTH entries below our head.
-    fn place(&self, o: &HeadItem, tag: [u8; 4], log: &impl LogIndex) -> Result<Option<u64>, SyncError> {
+    fn place(&self, o: &HeadItem, tag: u32, log: &impl LogIndex) -> Result<Option<u64>, SyncError> {
         let lowest = o.seq.saturating_sub(PLACE_DEPTH).max(1);
         for s in (lowest..o.seq).rev() {
             match log.id_at(&o.author, s) {
-                Ok(Some(id)) if tag_of(&o.author, s, id) == tag => return Ok(Some(s)),
+                Ok(Some(id)) if tag_at(&o.author, s, id) == tag => return Ok(Some(s)),
                 Ok(_) => {}
                 Err(e) => return Err(SyncError::Local(e.0)),
             }
@@ -204,12 +192,13 @@ impl Session {
         Ok(None)
     }
 
-    /// Answerer: what the opener could not settle. Logs it lacks go whole; its listed heads are
-    /// compared as an Items list of just those logs (section 8.5, complete form).
+    /// Answerer: what the opener could not settle. Logs it lacks go whole; each listed head is
+    /// compared with ours by the rules of section 8.5 (complete form), the tag standing for the
+    /// id prefix.
     pub(super) fn handle_resolve(
         &mut self,
-        lack: Vec<[u8; 8]>,
-        items: Vec<Item>,
+        lack: Vec<u64>,
+        heads: Vec<(u64, u64, u32)>,
         log: &impl LogIndex,
     ) -> Result<(), SyncError> {
         if !matches!(self.sketch, Sketch::Serving { .. }) {
@@ -217,23 +206,49 @@ impl Session {
         }
         self.sketch = Sketch::None;
         self.next_round()?;
-        for p in &lack {
-            for o in self.heads.by_prefix(p) {
+        for a in &lack {
+            for o in logs_of(&self.heads, *a) {
                 self.transfers.push_back(Transfer { author: o.author, from: 1, to: o.seq });
             }
         }
-        let mut mine: Vec<HeadItem> = items.iter().flat_map(|i| self.heads.by_prefix(&i.author.0)).collect();
-        mine.sort_by_key(|o| o.author);
-        mine.dedup_by_key(|o| o.author);
-        let answer = self.compare(&mine, &items, true, log);
-        self.flush_wants();
-        if let Some(e) = self.local_error.take() {
-            return Err(SyncError::Local(e));
+        let mut answer: Vec<Item> = Vec::new();
+        for (a, seq, tag) in heads {
+            for o in logs_of(&self.heads, a) {
+                if o.seq > seq {
+                    let on_our_chain = match log.id_at(&o.author, seq) {
+                        Ok(held) => held.is_some_and(|id| tag_at(&o.author, seq, id) == tag),
+                        Err(e) => return Err(SyncError::Local(e.0)),
+                    };
+                    if on_our_chain {
+                        self.transfers.push_back(Transfer { author: o.author, from: seq + 1, to: o.seq });
+                    } else {
+                        // Their head is not on our chain: send ours at that seq and ask for
+                        // theirs, so both sides hold the fork proof.
+                        self.stats.forks_seen += 1;
+                        self.transfers.push_back(Transfer { author: o.author, from: seq, to: seq });
+                        self.wants.push((o.author, seq));
+                    }
+                } else if o.seq == seq {
+                    if sketch::key_of_item(&o).tag != tag {
+                        // Two heads at one seq: each side sends its own.
+                        self.stats.forks_seen += 1;
+                        self.transfers.push_back(Transfer { author: o.author, from: seq, to: seq });
+                        answer.push(item_of(&o));
+                    }
+                } else {
+                    // The opener is ahead: it learns where we are and sends (section 8.5).
+                    answer.push(item_of(&o));
+                }
+            }
         }
+        self.flush_wants();
+        answer.sort_by_key(|i| i.author);
+        answer.dedup_by_key(|i| i.author);
         if answer.is_empty() {
             self.reconciled = true;
             self.out.push_back(Message::Reconcile(Vec::new()));
         } else {
+            self.stats.items_sent += answer.len();
             self.out.push_back(Message::Reconcile(vec![Range { upper: None, body: RangeBody::Final(answer) }]));
             self.count_out();
         }
@@ -278,8 +293,8 @@ mod tests {
         assert!(tb.iter().all(|t| t.from == 1 && t.to == 1));
         // Two when the first symbols peel, three when the estimate was low and more were asked.
         assert!(rounds <= 3, "{rounds} rounds");
-        // 150 differing logs: the sketch, about 1.4 symbols of 16 bytes per differing item.
-        assert!(bytes < 512 + 250 * 2 * 16 + 2_000, "{bytes} bytes");
+        // 160 differing logs: the sketch, about 1.4 symbols of 20 bytes per differing log.
+        assert!(bytes < 512 + 160 * 2 * 20 + 2_000, "{bytes} bytes");
     }
 
     /// Where the peer is ahead, forked or too far behind, the opener cannot place its head; it
@@ -335,16 +350,20 @@ mod tests {
         let junk = |n: u32, from: u32| Message::Symbols {
             from,
             cells: (from..from + n)
-                .map(|i| sketch::Cell::from_bytes(blake3::hash(&i.to_le_bytes()).as_bytes()))
+                .map(|i| {
+                    let h = blake3::hash(&i.to_le_bytes());
+                    let u = |k: usize| u64::from_le_bytes(h.as_bytes()[k..k + 8].try_into().expect("8")) % sketch::P;
+                    sketch::Cell { f: u(0), g: u(8), t: i }
+                })
                 .collect(),
         };
         s.handle(junk(96, 0), &Chains).expect("first");
         let Some(Message::More { upto }) = s.poll_message() else { panic!("more") };
-        assert_eq!(upto, 96 + 16, "an eighth more, at least 16");
-        s.handle(junk(16, 96), &Chains).expect("second");
+        assert_eq!(upto, 96 + 24, "a quarter more");
+        s.handle(junk(24, 96), &Chains).expect("second");
         let Some(Message::More { upto }) = s.poll_message() else { panic!("more") };
-        assert_eq!(upto, 112 + 56);
-        s.handle(junk(56, 112), &Chains).expect("third");
+        assert_eq!(upto, 120 + 60, "half again");
+        s.handle(junk(60, 120), &Chains).expect("third");
         let Some(Message::Reconcile(r)) = s.poll_message() else { panic!("ranges") };
         assert!(matches!(r.as_slice(), [Range { upper: None, body: RangeBody::Fingerprint(_) }]));
         let mut s = Session::new(logs(3_000, |_| 1), true);
@@ -352,21 +371,15 @@ mod tests {
         assert_eq!(s.handle(junk(10, 3), &Chains), Err(SyncError::Protocol("symbols out of order")));
     }
 
-    /// A peeled key said to be ours that we do not hold: the symbols were not the peer's set, so
-    /// the opener reconciles by ranges instead of acting on them.
+    /// A difference too large for one Resolve (more than 4096 logs the opener lacks): the
+    /// opener reconciles by ranges instead, and the session still reaches the union.
     #[test]
-    fn a_difference_that_does_not_check_out_falls_back_to_ranges() {
-        let heads = logs(3_000, |_| 1);
-        let mut cells = sketch::encode(&sketch::keys(&heads), 0, 40);
-        let fake: sketch::Key = [7; 12];
-        let chk = sketch::checksum(sketch::key_hash(&fake));
-        for i in sketch::Indices::of(&fake).take_while(|i| *i < 40) {
-            cells[i as usize].apply(&fake, &chk, false);
-        }
-        let mut s = Session::new(heads, true);
-        s.poll_message();
-        s.handle(Message::Symbols { from: 0, cells }, &Chains).expect("symbols");
-        assert!(matches!(s.poll_message(), Some(Message::Reconcile(r)) if r.len() == 1));
+    fn a_difference_too_large_to_resolve_falls_back_to_ranges() {
+        let a = logs(3_000, |_| 1);
+        let b = logs(7_200, |_| 1);
+        let (ta, tb, rounds, _) = pump(a, b);
+        assert_eq!((ta.len(), tb.len()), (0, 4_200));
+        assert!(rounds > 3, "ranges after the symbols: {rounds} rounds");
     }
 
     #[test]
@@ -383,7 +396,7 @@ mod tests {
             Err(SyncError::Protocol("symbols out of place"))
         );
         assert_eq!(
-            answerer.handle(Message::Resolve { lack: vec![], items: vec![] }, &Chains),
+            answerer.handle(Message::Resolve { lack: vec![], heads: vec![] }, &Chains),
             Err(SyncError::Protocol("resolve out of place"))
         );
         // Equal sets: one round trip, and a second sketch is refused.
