@@ -203,7 +203,7 @@ fn conn_seeds_are_framed_transcript_messages() {
 }
 
 /// The sketch target's seeds (spec/sync.md 8.10) peel as the target does; the one made from a
-/// real set (`peels`: the target's 20 own logs, two of them gone, one at another head and two
+/// real set (`seed-peels`: the target's 20 own logs, two of them gone, one at another head and two
 /// others added) peels to exactly those five logs, and the others never complete.
 #[test]
 fn sketch_seeds_peel_as_the_target_does() {

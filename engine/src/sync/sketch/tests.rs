@@ -160,7 +160,7 @@ fn write_the_fuzz_seed() {
     let mut seed = vec![20u8];
     seed.extend(cells_to_bytes(&encode(&theirs, 0, 24)));
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/sketch");
-    std::fs::write(dir.join("peels"), seed).expect("seed");
+    std::fs::write(dir.join("seed-peels"), seed).expect("seed");
 }
 
 /// The fuzz target's own keys for a size byte `n`.
