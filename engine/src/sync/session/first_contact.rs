@@ -411,25 +411,25 @@ mod tests {
     fn more_is_bounded() {
         let mut opener_heads = logs(3_000, |_| 1);
         opener_heads.set(item(1, 2));
-        let mut answerer = Session::new(logs(3_000, |_| 1), false);
-        answerer.handle(opening(&opener_heads), &Chains).expect("sketch");
-        let Some(Message::Symbols { from: 0, cells }) = answerer.poll_message() else { panic!("symbols") };
-        let sent = cells.len() as u32;
+        // An answerer that sent its first symbols, and how many.
+        let serving = || {
+            let mut answerer = Session::new(logs(3_000, |_| 1), false);
+            answerer.handle(opening(&opener_heads), &Chains).expect("sketch");
+            let Some(Message::Symbols { from: 0, cells }) = answerer.poll_message() else { panic!("symbols") };
+            (answerer, cells.len() as u32)
+        };
+        let (mut answerer, sent) = serving();
         assert_eq!(
             answerer.handle(Message::More { upto: sent }, &Chains),
             Err(SyncError::Protocol("more asks for symbols already sent"))
         );
-        let mut answerer = Session::new(logs(3_000, |_| 1), false);
-        answerer.handle(opening(&opener_heads), &Chains).expect("sketch");
-        answerer.poll_message();
+        let (mut answerer, _) = serving();
         let too_many = sent + SYMBOLS_PER_MESSAGE as u32 + 1;
         assert_eq!(
             answerer.handle(Message::More { upto: too_many }, &Chains),
             Err(SyncError::LimitExceeded("symbols"))
         );
-        let mut answerer = Session::new(logs(3_000, |_| 1), false);
-        answerer.handle(opening(&opener_heads), &Chains).expect("sketch");
-        answerer.poll_message();
+        let (mut answerer, _) = serving();
         answerer.handle(Message::More { upto: sent + 10 }, &Chains).expect("more");
         assert!(
             matches!(answerer.poll_message(), Some(Message::Symbols { from, cells }) if from == sent && cells.len() == 10)
