@@ -168,6 +168,19 @@ impl Cell {
         }
     }
 
+    /// The change of log `a` from head tag `from` to `to` (0: none), as a cell.
+    fn change(a: u64, from: u32, to: u32) -> Cell {
+        let mut c = Cell::default();
+        c.apply(a, from, to, true);
+        c
+    }
+
+    fn subtract(&mut self, o: &Cell) {
+        self.f = sub(self.f, o.f);
+        self.g = sub(self.g, o.g);
+        self.t = self.t.wrapping_sub(o.t);
+    }
+
     fn is_zero(&self) -> bool {
         *self == Cell::default()
     }
@@ -257,11 +270,12 @@ impl Decoder {
         let mine = encode(own, from, to);
         let mut fresh: Vec<Cell> = theirs.to_vec();
         for (c, m) in fresh.iter_mut().zip(&mine) {
-            *c = Cell { f: sub(c.f, m.f), g: sub(c.g, m.g), t: c.t.wrapping_sub(m.t) };
+            c.subtract(m);
         }
         for p in &self.peeled {
+            let change = Cell::change(p.a, p.ours, p.theirs);
             for i in Indices::of(p.a).take_while(|i| *i < to as u64).filter(|i| *i >= from as u64) {
-                fresh[i as usize - from].apply(p.a, p.ours, p.theirs, false);
+                fresh[i as usize - from].subtract(&change);
             }
         }
         self.cells.extend(fresh);
@@ -286,15 +300,27 @@ impl Decoder {
 
     fn peel(&mut self, mut queue: Vec<usize>, own: &[LogKey]) -> Result<(), DecodeError> {
         let m = self.cells.len() as u64;
+        // A cell waits in the queue at most once: the queue never outgrows the cells, whatever
+        // logs (with however many indices) a hostile peer's symbols name.
+        let mut queued = vec![false; self.cells.len()];
+        for i in &queue {
+            queued[*i] = true;
+        }
         while let Some(i) = queue.pop() {
+            queued[i] = false;
             let Some(p) = Self::pure(&self.cells[i], own) else { continue };
             if self.peeled.len() >= self.cells.len() {
                 return Err(DecodeError::TooManyLogs);
             }
             self.peeled.push(p);
+            let change = Cell::change(p.a, p.ours, p.theirs);
             for j in Indices::of(p.a).take_while(|j| *j < m) {
-                self.cells[j as usize].apply(p.a, p.ours, p.theirs, false);
-                queue.push(j as usize);
+                let j = j as usize;
+                self.cells[j].subtract(&change);
+                if !queued[j] {
+                    queued[j] = true;
+                    queue.push(j);
+                }
             }
         }
         Ok(())
@@ -307,6 +333,12 @@ impl Decoder {
 
     pub fn peeled(&self) -> &[Peeled] {
         &self.peeled
+    }
+
+    /// A complete decode of these logs, for tests of what a session does with one.
+    #[cfg(test)]
+    pub(crate) fn with_peeled(peeled: Vec<Peeled>) -> Decoder {
+        Decoder { cells: vec![Cell::default()], peeled }
     }
 }
 

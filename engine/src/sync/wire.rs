@@ -266,7 +266,7 @@ impl Message {
                 if cells.0.is_empty() || cells.0.len() % CELL_LEN != 0 {
                     return Err(SyncError::Malformed("symbols must be whole 20-byte cells, at least one".into()));
                 }
-                if n > SYMBOLS_PER_MESSAGE || from as usize + n > MAX_SYMBOLS {
+                if n > SYMBOLS_PER_MESSAGE || u64::from(from) + n as u64 > MAX_SYMBOLS as u64 {
                     return Err(SyncError::LimitExceeded("symbols"));
                 }
                 let cells = cells.0.chunks(CELL_LEN).map(Cell::from_bytes).collect::<Option<Vec<_>>>();

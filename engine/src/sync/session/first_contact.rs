@@ -28,8 +28,8 @@ pub(super) enum Sketch {
     Opened,
     /// The opener is peeling: symbols so far, its own keys, requests for more made.
     Decoding { dec: Decoder, keys: Vec<LogKey>, mores: u8 },
-    /// The answerer sent symbols up to this index.
-    Serving { sent: usize },
+    /// The answerer sent symbols up to this index, and answered this many Mores.
+    Serving { sent: usize, mores: u8 },
 }
 
 /// The opening message: the fingerprint of everything and the tug-of-war counters.
@@ -79,22 +79,26 @@ impl Session {
             self.count_out();
             return Ok(());
         }
-        self.send_symbols(0, m);
+        self.send_symbols(0, m, 0);
         Ok(())
     }
 
-    fn send_symbols(&mut self, from: usize, to: usize) {
+    fn send_symbols(&mut self, from: usize, to: usize, mores: u8) {
         let cells = sketch::encode(&sketch::keys(&self.heads), from, to);
         self.stats.symbols_sent += cells.len();
         self.out.push_back(Message::Symbols { from: from as u32, cells });
-        self.sketch = Sketch::Serving { sent: to };
+        self.sketch = Sketch::Serving { sent: to, mores };
     }
 
     /// Answerer: the opener asks for symbols up to `upto`.
     pub(super) fn handle_more(&mut self, upto: u32) -> Result<(), SyncError> {
-        let Sketch::Serving { sent } = self.sketch else {
+        let Sketch::Serving { sent, mores } = self.sketch else {
             return Err(SyncError::Protocol("more without symbols"));
         };
+        // An opener asks at most twice; each More makes us encode our whole set again.
+        if mores >= MAX_MORE {
+            return Err(SyncError::Protocol("more past the limit"));
+        }
         self.next_round()?;
         let upto = upto as usize;
         if upto <= sent {
@@ -103,7 +107,7 @@ impl Session {
         if upto - sent > SYMBOLS_PER_MESSAGE || upto > MAX_SYMBOLS {
             return Err(SyncError::LimitExceeded("symbols"));
         }
-        self.send_symbols(sent, upto);
+        self.send_symbols(sent, upto, mores + 1);
         Ok(())
     }
 
@@ -143,6 +147,13 @@ impl Session {
     /// set (a head said to be ours is not) or would not fit one Resolve.
     fn settle(&mut self, dec: &Decoder, log: &impl LogIndex) -> Result<bool, SyncError> {
         let (mut lack, mut heads, mut sends) = (Vec::new(), Vec::new(), Vec::new());
+        let mut seen: Vec<u64> = dec.peeled().iter().map(|p| p.a).collect();
+        seen.sort_unstable();
+        if seen.windows(2).any(|w| w[0] == w[1]) {
+            // An honest difference names a log once; crafted symbols could name one many times
+            // to have it sent whole again and again.
+            return Ok(false);
+        }
         for p in dec.peeled() {
             if p.ours == 0 {
                 // A log we lack: it comes whole.
@@ -436,6 +447,40 @@ mod tests {
         assert!(
             matches!(answerer.poll_message(), Some(Message::Symbols { from, cells }) if from == sent && cells.len() == 10)
         );
+    }
+
+    /// An answerer serves at most two Mores: each makes it encode its whole set again.
+    #[test]
+    fn a_third_more_is_refused() {
+        let mut opener_heads = logs(3_000, |_| 1);
+        opener_heads.set(item(1, 2));
+        let mut answerer = Session::new(logs(3_000, |_| 1), false);
+        answerer.handle(opening(&opener_heads), &Chains).expect("sketch");
+        let Some(Message::Symbols { cells, .. }) = answerer.poll_message() else { panic!("symbols") };
+        let mut upto = cells.len() as u32;
+        for _ in 0..MAX_MORE {
+            upto += 1;
+            assert_eq!(answerer.handle(Message::More { upto }, &Chains), Ok(()));
+        }
+        assert_eq!(
+            answerer.handle(Message::More { upto: upto + 1 }, &Chains),
+            Err(SyncError::Protocol("more past the limit"))
+        );
+    }
+
+    /// A difference that names one log twice (crafted symbols could, to have the log sent whole
+    /// again and again) is not acted on: the opener falls back to ranges.
+    #[test]
+    fn a_difference_naming_a_log_twice_is_not_acted_on() {
+        let heads = logs(3_000, |_| 1);
+        let o = sketch::key_of_item(&item(5, 1));
+        let twice = sketch::Peeled { a: o.a, ours: o.tag, theirs: 0 };
+        let mut s = Session::new(heads, true);
+        s.poll_message();
+        assert_eq!(s.settle(&Decoder::with_peeled(vec![twice, twice]), &Chains), Ok(false));
+        assert_eq!(s.poll_transfer(), None);
+        assert_eq!(s.settle(&Decoder::with_peeled(vec![twice]), &Chains), Ok(true));
+        assert_eq!(s.poll_transfer(), Some(Transfer { author: item(5, 1).author, from: 1, to: 1 }));
     }
 
     /// So different that symbols would cost more than ranges: the answerer answers with ranges.
