@@ -167,3 +167,15 @@ fn write_the_fuzz_seed() {
 pub fn fuzz_own(n: u8) -> Vec<LogKey> {
     (0..n).map(|i| LogKey { a: u64::from(i) << 40 | 5, tag: u32::from(i) * 31 + 1 }).collect()
 }
+
+/// The mixing, seed and weight functions against values computed independently from the spec's
+/// formulas (spec/sync.md 8.10; fmix64(1) is MurmurHash3's published finalizer value).
+#[test]
+fn the_hash_functions_are_the_specs() {
+    assert_eq!(fmix(1), 0xb456_bcfc_34c2_cb2c);
+    assert_eq!(fmix(0x0123_4567_89ab_cdef), 0x87cb_fbfe_8902_2cea);
+    assert_eq!(fmix(u64::MAX), 0x64b5_720b_4b82_5f21);
+    assert_eq!(index_seed(5), 0xf9a6_0599_c02a_dcdd);
+    assert_eq!(weight(7), 0x1a18_2b44_146c_8214);
+    assert_eq!(weight(0), 0, "0 is not held");
+}
