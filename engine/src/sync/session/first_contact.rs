@@ -61,7 +61,9 @@ impl Session {
 
     /// Answerer: a Sketch is the first message or nothing.
     pub(super) fn handle_sketch(&mut self, fp: [u8; FP_LEN], tow: &[i16; TOW_LEN]) -> Result<(), SyncError> {
-        if self.initiator || self.stats.rounds > 0 || self.reconciled || !matches!(self.sketch, Sketch::None) {
+        // A responder's first message or nothing (being reconciled or serving symbols both
+        // follow a counted round).
+        if self.initiator || self.stats.rounds > 0 {
             return Err(SyncError::Protocol("sketch out of place"));
         }
         self.next_round()?;
@@ -443,9 +445,44 @@ mod tests {
             Err(SyncError::LimitExceeded("symbols"))
         );
         let (mut answerer, _) = serving();
+        assert_eq!(answerer.stats.symbols_sent, sent as usize);
         answerer.handle(Message::More { upto: sent + 10 }, &Chains).expect("more");
+        assert_eq!(answerer.stats.symbols_sent, sent as usize + 10, "symbols sent are counted");
         assert!(
             matches!(answerer.poll_message(), Some(Message::Symbols { from, cells }) if from == sent && cells.len() == 10)
+        );
+    }
+
+    /// A Sketch is refused by an initiator (one that opened with ranges too) and by a responder
+    /// after any round; each sketch message counts a round, up to MAX_ROUNDS.
+    #[test]
+    fn sketch_rounds_are_counted_and_bounded() {
+        let big = || logs(3_000, |_| 1);
+        let mut small_opener = Session::new(logs(10, |_| 1), true);
+        assert_eq!(small_opener.handle(opening(&big()), &Chains), Err(SyncError::Protocol("sketch out of place")));
+        let mut after_a_round = Session::new(big(), false);
+        let differs = Message::Reconcile(vec![Range { upper: None, body: RangeBody::Fingerprint([0; FP_LEN]) }]);
+        assert_eq!(after_a_round.handle(differs, &Chains), Ok(()));
+        assert_eq!(after_a_round.handle(opening(&big()), &Chains), Err(SyncError::Protocol("sketch out of place")));
+
+        let mut opener_heads = big();
+        opener_heads.set(item(1, 2));
+        let mut answerer = Session::new(big(), false);
+        answerer.handle(opening(&opener_heads), &Chains).expect("sketch");
+        assert_eq!(answerer.stats.rounds, 1);
+        let Some(Message::Symbols { cells, .. }) = answerer.poll_message() else { panic!("symbols") };
+        let sent = cells.len() as u32;
+        let mut opener = Session::new(opener_heads, true);
+        opener.poll_message();
+        opener.handle(Message::Symbols { from: 0, cells }, &Chains).expect("symbols");
+        assert_eq!(opener.stats.rounds, 1);
+        // The round limit holds in the sketch exchange too: the last allowed round, then one more.
+        answerer.stats.rounds = crate::sync::MAX_ROUNDS - 1;
+        assert_eq!(answerer.handle(Message::More { upto: sent + 1 }, &Chains), Ok(()));
+        assert_eq!(answerer.stats.rounds, crate::sync::MAX_ROUNDS);
+        assert_eq!(
+            answerer.handle(Message::More { upto: sent + 2 }, &Chains),
+            Err(SyncError::LimitExceeded("reconcile rounds"))
         );
     }
 
