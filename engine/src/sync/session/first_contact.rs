@@ -448,6 +448,19 @@ mod tests {
         assert_eq!(answerer.stats.symbols_sent, sent as usize);
         answerer.handle(Message::More { upto: sent + 10 }, &Chains).expect("more");
         assert_eq!(answerer.stats.symbols_sent, sent as usize + 10, "symbols sent are counted");
+        // The edges: exactly SYMBOLS_PER_MESSAGE more is served, and up to MAX_SYMBOLS in all.
+        let (mut edge, _) = serving();
+        let most = sent + SYMBOLS_PER_MESSAGE as u32;
+        assert_eq!(edge.handle(Message::More { upto: most }, &Chains), Ok(()));
+        assert!(most as usize > MAX_SYMBOLS - SYMBOLS_PER_MESSAGE);
+        let ((mut past, _), (mut at, _)) = (serving(), serving());
+        past.handle(Message::More { upto: most }, &Chains).expect("more");
+        assert_eq!(
+            past.handle(Message::More { upto: MAX_SYMBOLS as u32 + 1 }, &Chains),
+            Err(SyncError::LimitExceeded("symbols"))
+        );
+        at.handle(Message::More { upto: most }, &Chains).expect("more");
+        assert_eq!(at.handle(Message::More { upto: MAX_SYMBOLS as u32 }, &Chains), Ok(()));
         assert!(
             matches!(answerer.poll_message(), Some(Message::Symbols { from, cells }) if from == sent && cells.len() == 10)
         );
