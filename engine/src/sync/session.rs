@@ -109,6 +109,12 @@ fn item_of(h: &HeadItem) -> Item {
     Item { author: Bytes(a), seq: h.seq, id: Bytes(i) }
 }
 
+/// The opening by ranges (section 8.1): one fingerprint range over the whole key space.
+fn range_opening(heads: &HeadSet) -> Message {
+    let (a, b) = heads.span(&None, &None);
+    Message::Reconcile(vec![Range { upper: None, body: RangeBody::Fingerprint(heads.fingerprint(a, b)) }])
+}
+
 fn lack_marker(peer: &Item) -> Item {
     Item { author: peer.author, seq: 0, id: Bytes([0; ID_PREFIX]) }
 }
@@ -150,9 +156,7 @@ impl Session {
         } else if initiator {
             // Always a fingerprint first, even for small sets: the common case is "nothing
             // changed", which then costs one round trip.
-            let (a, b) = heads.span(&None, &None);
-            let body = RangeBody::Fingerprint(heads.fingerprint(a, b));
-            out.push_back(Message::Reconcile(vec![Range { upper: None, body }]));
+            out.push_back(range_opening(&heads));
         }
         let mut s = Session {
             heads,

@@ -138,9 +138,7 @@ impl Session {
             return Ok(());
         }
         // Not peeled within bounds, or the difference did not check out: ranges from the top.
-        let (a, b) = self.heads.span(&None, &None);
-        let body = RangeBody::Fingerprint(self.heads.fingerprint(a, b));
-        self.out.push_back(Message::Reconcile(vec![Range { upper: None, body }]));
+        self.out.push_back(super::range_opening(&self.heads));
         self.count_out();
         Ok(())
     }
