@@ -274,9 +274,85 @@ mod tests {
     }
 
     #[test]
+    fn each_limit_holds_at_its_edge() {
+        let chat = ChatId(Bytes([3; 16]));
+        let id = EntryId(Bytes([9; 32]));
+        let at = "x".repeat(MAX_TEXT);
+        let past = "x".repeat(MAX_TEXT + 1);
+        let file = |text: &str| Body::File { chat, text: text.into(), reply_to: None, file: file_ref("a.png") };
+        for (ok, too_long) in [
+            (
+                Body::Text { chat, text: at.clone(), reply_to: None },
+                Body::Text { chat, text: past.clone(), reply_to: None },
+            ),
+            (Body::Edit { chat, target: id, text: at.clone() }, Body::Edit { chat, target: id, text: past.clone() }),
+            (file(&at), file(&past)),
+        ] {
+            assert_eq!(Body::decode(&ok.encode()), Ok(ok));
+            assert_eq!(Body::decode(&too_long.encode()), Err(BodyError::TooLong));
+        }
+        let users = |n: usize| (0..n).map(|i| UserId(Bytes([i as u8; 32]))).collect::<Vec<_>>();
+        for make in [
+            |chat, members| Body::GroupCreate { chat, name: "g".into(), members },
+            |chat, members| Body::GroupAdd { chat, name: "g".into(), members },
+            |chat, members| Body::GroupRemove { chat, members },
+        ] {
+            let ok = make(chat, users(MAX_MEMBERS));
+            assert_eq!(Body::decode(&ok.encode()), Ok(ok));
+            assert_eq!(Body::decode(&make(chat, users(MAX_MEMBERS + 1)).encode()), Err(BodyError::TooManyMembers));
+        }
+        let name = |n: usize| Body::GroupRename { chat, name: "n".repeat(n) };
+        let ok = name(crate::payload::MAX_NAME);
+        assert_eq!(Body::decode(&ok.encode()), Ok(ok));
+        assert_eq!(Body::decode(&name(crate::payload::MAX_NAME + 1).encode()), Err(BodyError::NameTooLong));
+        // Names elsewhere are bounded only by the payload (spec/messaging.md §5.2).
+        let long = Body::GroupCreate { chat, name: "n".repeat(1000), members: vec![] };
+        assert_eq!(Body::decode(&long.encode()), Ok(long));
+    }
+
+    #[test]
+    fn what_is_not_a_body_is_refused_with_its_reason() {
+        for junk in [&[][..], &[0x92], &[0x91, 0x01], &[0x92, 0xcc, 0x01, 0xc0]] {
+            assert!(matches!(Body::decode(junk), Err(BodyError::Parse(_))), "{junk:02x?}");
+        }
+        assert_eq!(Body::decode(&codec::encode_tagged(0, &())), Err(BodyError::UnknownTag(0)));
+        assert_eq!(Body::decode(&codec::encode_tagged(12, &())), Err(BodyError::UnknownTag(12)));
+        // The right tag with another tag's fields.
+        let delete = codec::encode_tagged(TEXT, &(ChatId(Bytes([3; 16])), EntryId(Bytes([9; 32]))));
+        assert!(matches!(Body::decode(&delete), Err(BodyError::Parse(_))));
+    }
+
+    #[test]
+    fn every_body_but_a_contact_names_its_chat() {
+        let chat = ChatId(Bytes([3; 16]));
+        let id = EntryId(Bytes([9; 32]));
+        for b in [
+            Body::Text { chat, text: String::new(), reply_to: None },
+            Body::Edit { chat, target: id, text: String::new() },
+            Body::Delete { chat, target: id },
+            Body::Ack { chat, targets: vec![], read: false },
+            Body::GroupCreate { chat, name: String::new(), members: vec![] },
+            Body::GroupAdd { chat, name: String::new(), members: vec![] },
+            Body::GroupLeave { chat },
+            Body::GroupRemove { chat, members: vec![] },
+            Body::GroupRename { chat, name: String::new() },
+            Body::File { chat, text: String::new(), reply_to: None, file: file_ref("a") },
+        ] {
+            assert_eq!(b.chat(), Some(chat), "{b:?}");
+        }
+        assert_eq!(Body::Contact(ContactCard { name: "n".into(), certs: vec![] }).chat(), None);
+        assert_eq!(chat.to_hex(), "03".repeat(16));
+    }
+
+    #[test]
     fn direct_chat_ids_are_symmetric() {
         let (a, b) = (UserId(Bytes([1; 32])), UserId(Bytes([2; 32])));
         assert_eq!(ChatId::direct(&a, &b), ChatId::direct(&b, &a));
         assert_ne!(ChatId::direct(&a, &b), ChatId::direct(&a, &a));
+        // The lower id first (spec/messaging.md §6).
+        let mut h = blake3::Hasher::new_derive_key("libra-chat-direct-v1");
+        h.update(&[1; 32]);
+        h.update(&[2; 32]);
+        assert_eq!(ChatId::direct(&b, &a).0.0[..], h.finalize().as_bytes()[..16]);
     }
 }

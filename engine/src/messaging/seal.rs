@@ -184,6 +184,61 @@ mod tests {
     }
 
     #[test]
+    fn slots_are_padded_to_a_power_of_two_up_to_the_limit() {
+        let pubs: Vec<[u8; 32]> = (0..=MAX_SLOTS).map(|i| device((i % 250) as u8 + 1).1).collect();
+        for (n, slots) in [(0, 1), (1, 1), (2, 2), (3, 4), (5, 8), (MAX_SLOTS, MAX_SLOTS)] {
+            let sealed = seal(b"x", b"", &pubs[..n], &SealRandom::fresh()).expect("seal");
+            assert_eq!(sealed.slots.len(), slots, "{n} recipients");
+            assert!(sealed.slots.windows(2).all(|w| w[0] <= w[1]), "slots sorted");
+            assert_eq!(Sealed::decode(&sealed.encode()), Ok(sealed));
+        }
+        assert_eq!(seal(b"x", b"", &pubs, &SealRandom::fresh()), Err(SealError::TooManyRecipients(MAX_SLOTS + 1)));
+    }
+
+    #[test]
+    fn fixed_randomness_seals_the_same_bytes_and_padding_follows_its_seed() {
+        let rnd = |padding| SealRandom { ephemeral: [1; 32], content_key: [2; 32], nonce: [3; 24], padding };
+        let to = [device(1).1];
+        let a = seal(b"hello", b"aad", &to, &rnd([4; 32])).expect("seal");
+        assert_eq!(seal(b"hello", b"aad", &to, &rnd([4; 32])), Ok(a.clone()));
+        let b = seal(b"hello", b"aad", &to, &rnd([5; 32])).expect("seal");
+        assert_eq!((&a.ephemeral, &a.nonce, &a.ciphertext), (&b.ephemeral, &b.nonce, &b.ciphertext));
+        // One recipient, one slot, no padding: the slot does not depend on the padding seed.
+        assert_eq!(a.slots, b.slots);
+        let two = [device(1).1, device(2).1];
+        let (a, b) =
+            (seal(b"", b"", &two, &rnd([4; 32])).expect("seal"), seal(b"", b"", &two, &rnd([5; 32])).expect("seal"));
+        assert_eq!(a.slots, b.slots, "two recipients fill both slots");
+        let three = [device(1).1, device(2).1, device(3).1];
+        let (a, b) = (
+            seal(b"", b"", &three, &rnd([4; 32])).expect("seal"),
+            seal(b"", b"", &three, &rnd([5; 32])).expect("seal"),
+        );
+        assert_ne!(a.slots, b.slots, "the fourth slot is padding");
+        assert_eq!(a.content_key(&device(3).0), Ok([2; 32]));
+    }
+
+    #[test]
+    fn malformed_envelopes_are_refused() {
+        let good = seal(b"x", b"", &[device(1).1], &SealRandom::fresh()).expect("seal");
+        let with = |f: &dyn Fn(&mut Sealed)| {
+            let mut s = good.clone();
+            f(&mut s);
+            Sealed::decode(&s.encode())
+        };
+        assert!(matches!(with(&|s| s.version = 2), Err(SealError::Malformed(_))));
+        assert!(matches!(with(&|s| s.version = 0), Err(SealError::Malformed(_))));
+        assert!(matches!(with(&|s| s.slots.clear()), Err(SealError::Malformed(_))));
+        let full = with(&|s| s.slots = vec![Bytes([0; 48]); MAX_SLOTS]).expect("256 slots");
+        assert_eq!(full.slots.len(), MAX_SLOTS);
+        assert!(matches!(with(&|s| s.slots = vec![Bytes([0; 48]); MAX_SLOTS + 1]), Err(SealError::Malformed(_))));
+        assert!(matches!(Sealed::decode(&[0x95, 0x01]), Err(SealError::Malformed(_))));
+        // A low-order ephemeral key opens for nobody.
+        let low = with(&|s| s.ephemeral = Bytes([0; 32])).expect("decodes");
+        assert_eq!(low.open(&device(1).0, b""), Err(SealError::NotForUs));
+    }
+
+    #[test]
     fn low_order_recipient_keys_are_refused() {
         assert_eq!(seal(b"x", b"", &[[0u8; 32]], &SealRandom::fresh()), Err(SealError::BadRecipientKey));
     }

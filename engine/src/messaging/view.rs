@@ -228,3 +228,6 @@ impl Reader {
         Reader { agreements, user, device }
     }
 }
+
+#[cfg(test)]
+mod tests;
