@@ -1,0 +1,270 @@
+//! Appends and ingest against a real store on disk: what is taken, what is refused and why,
+//! and what the report counts (spec/log.md §§5–7, ingest).
+
+use ed25519_dalek::{Signer, SigningKey};
+
+use super::*;
+use crate::codec::Bytes;
+use crate::identity::{DeviceCert, DeviceCertBody, DeviceId, UserId};
+use crate::log::{EntryId, Header, SignedHeader};
+use crate::projection::DeviceRecord;
+
+const KIND: u16 = 100;
+
+fn key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[i; 32])
+}
+
+fn author(k: &SigningKey) -> [u8; 32] {
+    k.verifying_key().to_bytes()
+}
+
+/// A log of `n` entries by `k`, timestamps 10, 20, …
+fn chain(k: &SigningKey, n: u64, tag: u8) -> Vec<Entry> {
+    let mut out: Vec<Entry> = Vec::new();
+    for seq in 1..=n {
+        let prev = out.last().map(|e: &Entry| (e.header().seq, e.id));
+        out.push(sign_entry(k, prev, seq * 10, KIND, vec![tag, seq as u8]));
+    }
+    out
+}
+
+/// `e` with a header changed by `f`, signed again by `k`.
+fn resigned(k: &SigningKey, e: &Entry, f: impl FnOnce(&mut Header)) -> Entry {
+    let mut header = e.header().clone();
+    f(&mut header);
+    let signature = Bytes(k.sign(&header.signing_input()).to_bytes());
+    let bytes = SignedHeader { header, signature }.encode();
+    Entry::from_parts(bytes, e.payload.clone()).expect("decodes")
+}
+
+/// `e` with one bit of its signature flipped.
+fn badly_signed(e: &Entry) -> Entry {
+    let mut bytes = e.signed_bytes.clone();
+    *bytes.last_mut().expect("signature") ^= 1;
+    Entry::from_parts(bytes, e.payload.clone()).expect("decodes")
+}
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(dir.path().join("s")).expect("open");
+    (dir, s)
+}
+
+fn rejection(k: &SigningKey, seq: u64, error: ValidationError) -> Rejection {
+    Rejection { author: author(k), seq, error }
+}
+
+#[test]
+fn appends_chain_and_nothing_past_the_payload_limit_is_signed() {
+    let (_d, mut s) = store();
+    let k = key(1);
+    let out = s.append(&k, vec![(KIND, vec![1]), (KIND, vec![2]), (KIND, vec![3])], 5).expect("append");
+    assert_eq!(out.iter().map(|e| e.header().seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(out[0].header().prev, None);
+    assert_eq!(out[2].header().prev, Some(out[1].id));
+    assert!(out.windows(2).all(|w| w[0].header().timestamp < w[1].header().timestamp));
+    assert_eq!(s.head(&author(&k)).map(|h| (h.seq, h.id)), Some((3, out[2].id)));
+    assert_eq!(s.get_at(&author(&k), 2).expect("read"), Some(out[1].clone()));
+
+    let limit = MAX_PAYLOAD as usize;
+    let err = s.append(&k, vec![(KIND, vec![0; 1]), (KIND, vec![0; limit + 1])], 5).expect_err("oversize");
+    assert!(matches!(err, StoreError::Invalid(ValidationError::Oversize { size, .. }) if size == limit as u64 + 1));
+    assert_eq!(s.head(&author(&k)).map(|h| h.seq), Some(3), "nothing of the refused batch is stored");
+    let at_limit = s.append(&k, vec![(KIND, vec![0; limit])], 5).expect("at the limit");
+    assert_eq!(at_limit[0].header().seq, 4);
+    assert!(s.append(&k, Vec::new(), 5).expect("nothing").is_empty());
+    assert_eq!(s.entry_count(), 4);
+}
+
+#[test]
+fn ingest_takes_logs_in_any_order_and_counts_what_it_already_holds() {
+    let (_d, mut s) = store();
+    let (a, b) = (key(1), key(2));
+    let mut all: Vec<Entry> = chain(&a, 4, 1).into_iter().chain(chain(&b, 3, 2)).collect();
+    all.reverse();
+    let mut twice = all.clone();
+    twice.push(all[0].clone());
+    let r = s.ingest(twice, 1000).expect("ingest");
+    assert_eq!(r, IngestReport { accepted: 7, ..IngestReport::default() }, "a copy within a batch is one entry");
+    assert_eq!(s.head(&author(&a)).map(|h| h.seq), Some(4));
+    assert_eq!(s.head(&author(&b)).map(|h| h.seq), Some(3));
+    // New log numbers are handed out one by one, and survive a reopen.
+    let (la, lb) = (s.head(&author(&a)).expect("a").lognum, s.head(&author(&b)).expect("b").lognum);
+    assert_eq!(la.abs_diff(lb), 1);
+
+    let r = s.ingest(all.clone(), 1000).expect("again");
+    assert_eq!(r, IngestReport { duplicates: 7, ..IngestReport::default() });
+    // Some held, some new.
+    let more = chain(&a, 6, 1);
+    let r = s.ingest(more[2..].to_vec(), 1000).expect("more");
+    assert_eq!((r.accepted, r.duplicates), (2, 2));
+    let path = s.path().to_path_buf();
+    drop(s);
+    let s = Store::open(&path).expect("reopen");
+    assert_eq!(s.head(&author(&a)).map(|h| (h.lognum, h.seq)), Some((la, 6)));
+    assert_eq!(s.head(&author(&b)).map(|h| h.lognum), Some(lb));
+    assert_eq!(s.entry_count(), 9);
+}
+
+#[test]
+fn each_head_move_takes_the_next_place_in_the_order_of_moves() {
+    let (_d, mut s) = store();
+    let (a, b) = (key(1), key(2));
+    s.ingest(chain(&a, 1, 1), 0).expect("a");
+    s.ingest(chain(&b, 1, 2), 0).expect("b");
+    let (ma, mb) = (s.head(&author(&a)).expect("a").moved, s.head(&author(&b)).expect("b").moved);
+    assert!(mb > ma);
+    s.ingest(chain(&a, 2, 1), 0).expect("a again");
+    assert!(s.head(&author(&a)).expect("a").moved > mb);
+}
+
+#[test]
+fn a_different_entry_at_a_held_position_is_a_fork_that_freezes_the_log() {
+    let (_d, mut s) = store();
+    let k = key(1);
+    let held = chain(&k, 3, 1);
+    s.ingest(held.clone(), 0).expect("ingest");
+    let other = chain(&k, 4, 9);
+    let r = s.ingest(other[1..].to_vec(), 0).expect("fork");
+    assert_eq!(r.rejected, vec![rejection(&k, 2, ValidationError::Fork)]);
+    assert_eq!((r.accepted, r.skipped, r.forks.clone()), (0, 2, vec![author(&k)]));
+    assert!(s.is_forked(&author(&k)));
+    let proofs = s.forks().expect("forks");
+    assert_eq!(proofs.len(), 1);
+    assert_eq!(proofs[0].1.first.0, held[1].signed_bytes);
+    assert_eq!(proofs[0].1.second.0, other[1].signed_bytes);
+
+    // Frozen: nothing more is taken, from anyone, nor appended.
+    let r = s.ingest(other[3..].to_vec(), 0).expect("after");
+    assert_eq!(r.rejected, vec![rejection(&k, 0, ValidationError::Forked)]);
+    assert_eq!(r.skipped, 0);
+    let r = s.ingest(chain(&k, 6, 1)[3..].to_vec(), 0).expect("after");
+    assert_eq!((r.accepted, r.skipped), (0, 2));
+    assert!(matches!(s.append(&k, vec![(KIND, vec![])], 0), Err(StoreError::Invalid(ValidationError::Forked))));
+    // A forgery at a held position is a bad signature, not a fork.
+    let (_d2, mut t) = store();
+    t.ingest(held.clone(), 0).expect("ingest");
+    let r = t.ingest(vec![badly_signed(&other[1])], 0).expect("forged");
+    assert_eq!(r.rejected, vec![rejection(&k, 2, ValidationError::BadSignature)]);
+    assert!(!t.is_forked(&author(&k)));
+}
+
+#[test]
+fn two_entries_for_one_new_position_are_weighed_in_a_second_round_and_never_a_third() {
+    let (_d, mut s) = store();
+    let k = key(1);
+    let (x, y) = (chain(&k, 2, 1), chain(&k, 2, 2));
+    let r = s.ingest(vec![x[0].clone(), y[0].clone()], 0).expect("ingest");
+    assert_eq!((r.accepted, r.forks.clone()), (1, vec![author(&k)]));
+    assert_eq!(r.rejected, vec![rejection(&k, 1, ValidationError::Fork)]);
+
+    // More than two entries for one position: the rest are dropped unread.
+    let (_d2, mut s) = store();
+    let many: Vec<Entry> = (1..=5).map(|t| chain(&k, 1, t).remove(0)).collect();
+    let r = s.ingest(many, 0).expect("ingest");
+    assert_eq!((r.accepted, r.skipped, r.forks.len()), (1, 3, 1));
+
+    // A first entry that fails its signature: the second round stores its rival and what
+    // follows, and leaves a second rival of a later position unjudged rather than recurse.
+    let (_d3, mut s) = store();
+    let z = chain(&k, 2, 3);
+    let batch = vec![badly_signed(&x[0]), y[0].clone(), y[1].clone(), resigned(&k, &z[1], |h| h.prev = Some(y[0].id))];
+    let r = s.ingest(batch, 0).expect("ingest");
+    assert_eq!(r.accepted, 2);
+    assert_eq!(r.rejected, vec![rejection(&k, 1, ValidationError::BadSignature)]);
+    assert_eq!(r.skipped, 1);
+    assert!(r.forks.is_empty() && !s.is_forked(&author(&k)));
+    assert_eq!(s.head(&author(&k)).map(|h| h.seq), Some(2));
+}
+
+#[test]
+fn a_structural_failure_ends_its_log_and_skips_the_rest() {
+    let k = key(1);
+    let c = chain(&k, 5, 1);
+    let seq0 = resigned(&k, &c[0], |h| {
+        h.seq = 0;
+    });
+    let bad_prev = resigned(&k, &c[2], |h| h.prev = Some(EntryId(Bytes([7; 32]))));
+    let early = resigned(&k, &c[2], |h| h.timestamp = 20);
+    let mut no_payload = c[2].clone();
+    no_payload.payload = None;
+    let mut other_payload = c[2].clone();
+    other_payload.payload = Some(vec![1, 4]);
+    for (third, error) in [
+        (bad_prev, ValidationError::PrevMismatch),
+        (early, ValidationError::TimestampRegression { previous: 20, found: 20 }),
+        (no_payload, ValidationError::Malformed("entry without payload".into())),
+        (other_payload, ValidationError::PayloadHashMismatch),
+    ] {
+        let (_d, mut s) = store();
+        let batch = vec![c[0].clone(), c[1].clone(), third, c[3].clone(), c[4].clone()];
+        let r = s.ingest(batch, 0).expect("ingest");
+        assert_eq!(r.rejected, vec![rejection(&k, 3, error)]);
+        assert_eq!((r.accepted, r.skipped), (2, 2));
+        assert_eq!(s.head(&author(&k)).map(|h| h.seq), Some(2));
+    }
+    let (_d, mut s) = store();
+    let r = s.ingest(vec![seq0, c[0].clone()], 0).expect("ingest");
+    assert_eq!(r.rejected, vec![rejection(&k, 0, ValidationError::WrongSeq { expected: 1, found: 0 })]);
+    assert_eq!((r.accepted, r.skipped), (0, 1));
+    s.ingest(c[..2].to_vec(), 0).expect("ingest");
+    let r = s.ingest(vec![c[3].clone()], 0).expect("gap");
+    assert_eq!(r.rejected, vec![rejection(&k, 4, ValidationError::WrongSeq { expected: 3, found: 4 })]);
+}
+
+#[test]
+fn a_bad_signature_refuses_its_entry_and_skips_the_rest_of_that_log_only() {
+    let (_d, mut s) = store();
+    let (a, b) = (key(1), key(2));
+    let mut ca = chain(&a, 5, 1);
+    ca[1] = badly_signed(&ca[1]);
+    // A broken link after the bad signature is not reported; its entry and those after it are
+    // counted as skipped.
+    ca[3] = resigned(&a, &ca[3], |h| h.prev = None);
+    let cb = chain(&b, 2, 2);
+    let r = s.ingest(ca.into_iter().chain(cb).collect(), 0).expect("ingest");
+    assert_eq!(r.rejected, vec![rejection(&a, 2, ValidationError::BadSignature)]);
+    assert_eq!((r.accepted, r.skipped), (3, 3));
+    assert_eq!(s.head(&author(&a)).map(|h| h.seq), Some(1));
+    assert_eq!(s.head(&author(&b)).map(|h| h.seq), Some(2));
+    let summary = r.summary();
+    assert_eq!(summary.accepted, 3);
+    assert_eq!(summary.misbehaviour.as_deref(), Some("seq 2: signature does not verify"));
+}
+
+#[test]
+fn entries_verified_before_the_lock_are_not_verified_again() {
+    let (_d, mut s) = store();
+    let k = key(1);
+    let c = chain(&k, 2, 1);
+    let forged = badly_signed(&c[1]);
+    // The caller vouches for what it lists (it ran verify_many on them): only the others are
+    // checked here.
+    let vouched: BTreeSet<EntryId> = [c[0].id].into();
+    let r = s.ingest_preverified(vec![c[0].clone(), forged.clone()], 0, &vouched).expect("ingest");
+    assert_eq!(r.rejected, vec![rejection(&k, 2, ValidationError::BadSignature)]);
+    assert_eq!(r.accepted, 1);
+    let (_d2, mut t) = store();
+    let all: BTreeSet<EntryId> = [c[0].id, forged.id].into();
+    let r = t.ingest_preverified(vec![c[0].clone(), forged], 0, &all).expect("ingest");
+    assert_eq!(r.accepted, 2, "what the caller verified is taken as verified");
+}
+
+#[test]
+fn a_revoked_device_signs_nothing_valid_after_its_revocation_point() {
+    let (_d, mut s) = store();
+    let k = key(1);
+    let user = UserId(Bytes([0xaa; 32]));
+    let device = DeviceId(Bytes(author(&k)));
+    let cert = DeviceCert {
+        body: DeviceCertBody { version: 1, user, device, agreement: Bytes([0; 32]), name: String::new(), issued_ms: 0 },
+        signature: Bytes([0; 64]),
+    };
+    let rec = DeviceRecord { cert: Some(cert), revoked_after: Some(2), ..DeviceRecord::default() };
+    s.trust.users.entry(user).or_default().devices.insert(device, rec);
+    let r = s.ingest(chain(&k, 5, 1), 0).expect("ingest");
+    assert_eq!(r.rejected, vec![rejection(&k, 3, ValidationError::Revoked { last_seq: 2 })]);
+    assert_eq!((r.accepted, r.skipped), (2, 2));
+    assert_eq!(r.summary().misbehaviour, None, "an honest peer may hold them");
+}
