@@ -198,46 +198,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testkit;
-
-    /// A store from before marks holds a read by one of our devices of a message it does not
-    /// hold yet, and no note of it: the rebuild notes it, so the message counts as read when it
-    /// arrives (as the walk counted it).
-    #[test]
-    fn a_read_stored_before_marks_existed_counts_when_its_message_arrives() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (mut ann, ben) = testkit::ben_wrote_to_ann(dir.path(), 3, |i| format!("m{i}")).expect("seed");
-        let from_ben = testkit::entries_of(&ben).expect("entries");
-        ann.store.ingest(from_ben.clone(), 0).expect("ingest");
-        let chat = ann.chat("Ben").expect("chat");
-        assert_eq!(ann.mark_read(&chat, false).expect("read"), 3);
-        let anns_own: Vec<_> = testkit::entries_of(&ann)
-            .expect("entries")
-            .into_iter()
-            .filter(|e| !from_ben.iter().any(|b| b.id == e.id))
-            .collect();
-
-        let reader =
-            || crate::messaging::Reader::new(ann.secrets.agreements(), ann.user_id().expect("user"), ann.device_id());
-        let at = dir.path().join("other");
-        let mut store = Store::open(&at).expect("open");
-        store.set_reader(reader()).expect("reader");
-        store.ingest(anns_own, 0).expect("ingest");
-        // As a store from before marks left it: no notes, no flag.
-        let mut batch = store.db.batch();
-        for item in store.views.prefix(EARLY) {
-            batch.remove(&store.views, item.key().expect("key").to_vec());
-        }
-        batch.remove(&store.views, BUILT);
-        batch.commit().expect("commit");
-        drop(store);
-
-        let mut store = Store::open(&at).expect("reopen");
-        store.set_reader(reader()).expect("reader");
-        store.ingest(from_ben, 0).expect("ingest");
-        let unread: Vec<usize> = store.chats().expect("chats").iter().map(|c| c.unread).collect();
-        assert_eq!(unread, vec![0], "read on another device before they arrived");
-    }
-}
+mod tests;
