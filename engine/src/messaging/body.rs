@@ -274,6 +274,12 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_the_specified_ones() {
+        // spec/messaging.md §5.2.
+        assert_eq!((MAX_TEXT, MAX_MEMBERS, crate::payload::MAX_NAME), (32_768, 64, 64));
+    }
+
+    #[test]
     fn each_limit_holds_at_its_edge() {
         let chat = ChatId(Bytes([3; 16]));
         let id = EntryId(Bytes([9; 32]));

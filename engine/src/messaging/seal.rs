@@ -184,6 +184,12 @@ mod tests {
     }
 
     #[test]
+    fn the_slot_limit_is_the_specified_one() {
+        // spec/messaging.md §4.4.
+        assert_eq!(MAX_SLOTS, 256);
+    }
+
+    #[test]
     fn slots_are_padded_to_a_power_of_two_up_to_the_limit() {
         let pubs: Vec<[u8; 32]> = (0..=MAX_SLOTS).map(|i| device((i % 250) as u8 + 1).1).collect();
         for (n, slots) in [(0, 1), (1, 1), (2, 2), (3, 4), (5, 8), (MAX_SLOTS, MAX_SLOTS)] {
