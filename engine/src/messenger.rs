@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock;
 use crate::codec::{self, Bytes};
-use crate::identity::{DeviceCert, UserId};
+use crate::identity::{DeviceCert, DeviceId, UserId};
 use crate::log::{Entry, EntryId, MAX_PAYLOAD};
 use crate::messaging::body::MAX_TEXT;
 use crate::messaging::{Body, ChatId, ContactCard, SealRandom, aad, seal};
@@ -131,6 +131,26 @@ pub struct Sealing {
     pub content_key: [u8; 32],
 }
 
+/// What sealing a body needs from the node (see [`Node::seal_plan`]).
+pub struct SealPlan {
+    recipients: Vec<[u8; 32]>,
+    author: DeviceId,
+}
+
+impl SealPlan {
+    /// Seals `body` for the planned recipients.
+    pub fn seal(&self, body: &Body) -> Result<Sealing, MessengerError> {
+        let plaintext = body.encode();
+        let rnd = SealRandom::fresh();
+        let sealed = seal(&plaintext, &aad(self.author.as_bytes()), &self.recipients, &rnd)?;
+        let payload = sealed.encode();
+        if payload.len() > MAX_PAYLOAD as usize {
+            return Err(MessengerError::TooLong { size: payload.len(), limit: MAX_PAYLOAD as usize });
+        }
+        Ok(Sealing { payload, plaintext, content_key: rnd.content_key })
+    }
+}
+
 /// A chat as the front ends name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatTarget {
@@ -236,22 +256,19 @@ impl Node {
     /// Seals `body` for the devices of `users` and ours: the payload of a sealed entry. Needs
     /// only read access, so callers can seal in parallel and append in one group.
     pub fn seal_body(&self, body: &Body, users: &[UserId]) -> Result<Sealing, MessengerError> {
+        self.seal_plan(users)?.seal(body)
+    }
+
+    /// Whom a body for `users` is sealed to, and as whom: read from the node, so that the
+    /// sealing itself (three key agreements) can run without holding it.
+    pub fn seal_plan(&self, users: &[UserId]) -> Result<SealPlan, MessengerError> {
         let me = self.me()?;
         let mut keys: BTreeSet<[u8; 32]> = BTreeSet::new();
         for u in users.iter().chain(std::iter::once(&me)) {
             keys.extend(self.device_certs(u)?.iter().map(|c| self.store.trust().agreement_of(c)));
         }
         keys.insert(self.secrets.device.agreement_public());
-        let recipients: Vec<[u8; 32]> = keys.into_iter().collect();
-        let author = self.device_id();
-        let plaintext = body.encode();
-        let rnd = SealRandom::fresh();
-        let sealed = seal(&plaintext, &aad(author.as_bytes()), &recipients, &rnd)?;
-        let payload = sealed.encode();
-        if payload.len() > MAX_PAYLOAD as usize {
-            return Err(MessengerError::TooLong { size: payload.len(), limit: MAX_PAYLOAD as usize });
-        }
-        Ok(Sealing { payload, plaintext, content_key: rnd.content_key })
+        Ok(SealPlan { recipients: keys.into_iter().collect(), author: self.device_id() })
     }
 
     /// Appends a sealed payload (from [`Node::seal_body`]) to this device's log.

@@ -66,7 +66,7 @@ impl Engine {
         let blobs = self.blobs();
         let file = blobs.import(path)?;
         let body = Body::File { chat: chat.chat, text: text.to_owned(), reply_to, file: file.clone() };
-        let sealed = self.read(|n| n.seal_body(&body, &chat.users)).and_then(|s| Ok(s?));
+        let sealed = self.read(|n| n.seal_plan(&chat.users)).and_then(|p| Ok(p?.seal(&body)?));
         let payload = match sealed {
             Ok(p) => p,
             Err(e) => {

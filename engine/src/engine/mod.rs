@@ -326,26 +326,38 @@ impl Engine {
     /// copies that their authors still hold, and the next session brings them again. What this
     /// node signs (acks) is never offered before its own fsync, which covers these too.
     pub async fn ingest(&self, entries: Vec<Entry>) -> Result<IngestReport, EngineError> {
-        let preverify = |entries: Vec<Entry>, threads: usize| {
+        // Reading a message costs a key agreement per secret: done here too, beside the
+        // signatures, so that the write group only stores.
+        let secrets = self.read(|n| n.store.reader_secrets())?;
+        let prepare = move |entries: Vec<Entry>, threads: usize| {
             let refs: Vec<&Entry> = entries.iter().collect();
             let bad: BTreeSet<usize> = crate::log::verify_many(&refs, threads).into_iter().collect();
             let verified: BTreeSet<crate::log::EntryId> =
                 entries.iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, e)| e.id).collect();
-            (entries, verified)
+            let opened = secrets.map(|s| {
+                let good: Vec<&Entry> = entries.iter().filter(|e| verified.contains(&e.id)).collect();
+                (s.iter().map(|(_, p)| *p).collect(), crate::messaging::view::content_keys(&good, &s, threads))
+            });
+            (entries, verified, opened)
         };
-        // A few entries are verified right here (well under a millisecond: a thread hop would
+        // A few entries are prepared right here (well under a millisecond: a thread hop would
         // cost more); many on a blocking thread, spread over the cores.
-        let (entries, verified) = if entries.len() < PREVERIFY_ON_THREAD {
-            preverify(entries, 1)
+        let (entries, verified, opened) = if entries.len() < PREVERIFY_ON_THREAD {
+            prepare(entries, 1)
         } else {
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            tokio::task::spawn_blocking(move || preverify(entries, threads))
+            tokio::task::spawn_blocking(move || prepare(entries, threads))
                 .await
                 .map_err(|e| EngineError::Panicked(e.to_string()))?
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit_job(writer::job_visible(
-            move |n| n.store.ingest_preverified(entries, crate::clock::wall_ms(), &verified),
+            move |n| {
+                if let Some((used, keys)) = opened {
+                    n.store.note_opened(used, keys);
+                }
+                n.store.ingest_preverified(entries, crate::clock::wall_ms(), &verified)
+            },
             move |r| {
                 let _ = tx.send(r);
             },
@@ -353,8 +365,9 @@ impl Engine {
         rx.await.unwrap_or(Err(EngineError::Stopped))?.map_err(Into::into)
     }
 
-    /// Sends a text message: sealed on the calling thread under the read lock (so senders seal
-    /// in parallel), then appended in the next write group. Returns once it is durable.
+    /// Sends a text message: sealed on the calling thread (so senders seal in parallel), with
+    /// only the recipients read under the node lock — a seal held there would keep the writer
+    /// waiting — then appended in the next write group. Returns once it is durable.
     pub fn send(
         &self,
         chat: &crate::messenger::ChatTarget,
@@ -362,7 +375,8 @@ impl Engine {
         reply_to: Option<crate::log::EntryId>,
     ) -> Result<Entry, EngineError> {
         let body = Node::text_body(chat, text, reply_to)?;
-        let payload = self.read(|n| n.check_writable(chat).and_then(|()| n.seal_body(&body, &chat.users)))??;
+        let plan = self.read(|n| n.check_writable(chat).and_then(|()| n.seal_plan(&chat.users)))??;
+        let payload = plan.seal(&body)?;
         Ok(self.write(move |n| n.append_sealed(payload))??)
     }
 

@@ -106,6 +106,20 @@ pub enum Known<'a> {
     /// Its content key, kept from when it was first opened: it opens after the agreement secret
     /// it was sealed to is gone (spec/devices.md, "Retention").
     Key([u8; 32]),
+    /// What looking for its content key with the reader's secrets gave, done before the write
+    /// (outside the node lock, see [`content_key_of`]): the key, or none addressed to us.
+    Opened(Option<[u8; 32]>),
+}
+
+/// The content key of a sealed entry for these secrets (the reader's), or why there is none;
+/// `None` for an entry that is not a sealed envelope. The costly part of reading a message
+/// (a key agreement per secret), so that it can run before the write that stores the entry.
+pub fn content_key_of(entry: &Entry, secrets: &[(StaticSecret, [u8; 32])]) -> Option<Result<[u8; 32], SealError>> {
+    if entry.header().kind != KIND_SEALED {
+        return None;
+    }
+    let sealed = Sealed::decode(entry.payload.as_deref()?).ok()?;
+    Some(content_key_any(&sealed, secrets))
 }
 
 /// [`rows`], with what is known of the content: for an entry this device sealed, its plaintext
@@ -123,13 +137,33 @@ pub fn rows_known(entry: &Entry, reader: &Reader, trust: &TrustView, known: Know
     let aad = aad(&h.author.0);
     let (opened, key) = match known {
         Known::Sealed(p, k) if h.author.0 == *reader.device.as_bytes() => (Ok(p.to_vec()), Some(k)),
-        Known::Key(k) => (sealed.open_with(&k, &aad), Some(k)),
+        Known::Key(k) | Known::Opened(Some(k)) => (sealed.open_with(&k, &aad), Some(k)),
+        Known::Opened(None) => (Err(SealError::NotForUs), None),
         _ => match content_key_any(&sealed, &reader.agreements) {
             Ok(k) => (sealed.open_with(&k, &aad), Some(k)),
             Err(e) => (Err(e), None),
         },
     };
     (rows_opened(entry, reader, trust, opened), key)
+}
+
+/// Content keys found (or not) for sealed entries, by entry id.
+pub type ContentKeys = std::collections::HashMap<EntryId, Result<[u8; 32], SealError>>;
+
+/// The content keys of sealed entries for `secrets`, by entry id, spread over `threads`.
+pub fn content_keys(entries: &[&Entry], secrets: &[(StaticSecret, [u8; 32])], threads: usize) -> ContentKeys {
+    let one = |part: &[&Entry]| -> Vec<_> {
+        part.iter().filter_map(|e| content_key_of(e, secrets).map(|k| (e.id, k))).collect()
+    };
+    if threads <= 1 || entries.len() < 64 {
+        return one(entries).into_iter().collect();
+    }
+    let chunk = entries.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = entries.chunks(chunk).map(|c| scope.spawn(move || one(c))).collect();
+        // A part whose thread panicked is left out: its entries are opened in the write group.
+        parts.into_iter().filter_map(|p| p.join().ok()).flatten().collect()
+    })
 }
 
 /// The rows of one entry.

@@ -106,6 +106,9 @@ pub struct Store {
     threads: usize,
     /// Plaintexts of payloads this device sealed, by payload hash, for the next commit.
     known_plaintext: BTreeMap<[u8; 32], (Vec<u8>, [u8; 32])>,
+    /// Content keys looked for before the next ingest, with the public keys of the secrets
+    /// used: taken only while the reader holds exactly those.
+    opened: (Vec<[u8; 32]>, crate::messaging::view::ContentKeys),
     /// Group commit, durability and failure state (see `durability`).
     pub(crate) sync: durability::SyncState,
 }

@@ -131,6 +131,7 @@ impl Store {
             trust,
             threads,
             known_plaintext: BTreeMap::new(),
+            opened: Default::default(),
             sync: Default::default(),
         };
         store.catch_up_views()?;

@@ -62,6 +62,18 @@ impl Store {
         self.known_plaintext.insert(*blake3::hash(payload).as_bytes(), (plaintext, content_key));
     }
 
+    /// The reader's agreement secrets, to look for content keys outside the node lock
+    /// ([`crate::messaging::view::content_key_of`], then [`Store::note_opened`]).
+    pub fn reader_secrets(&self) -> Option<Vec<(x25519_dalek::StaticSecret, [u8; 32])>> {
+        self.reader.as_ref().map(|r| r.agreements.clone())
+    }
+
+    /// Remembers content keys looked for with `secrets_used` (their public keys) for the next
+    /// ingest: the chats projection takes them instead of agreeing keys again under the lock.
+    pub fn note_opened(&mut self, secrets_used: Vec<[u8; 32]>, keys: crate::messaging::view::ContentKeys) {
+        self.opened = (secrets_used, keys);
+    }
+
     /// Signs and appends entries to the log of `key`, atomically and durably. Returns them.
     pub fn append(
         &mut self,
@@ -287,6 +299,9 @@ impl Store {
 
     /// Writes validated entries (in chain order per log) and fork proofs in one batch, then fsyncs.
     fn commit(&mut self, entries: &[Entry], forks: Vec<([u8; 32], ForkProof)>) -> Result<(), StoreError> {
+        // Content keys noted for this write, spent by it. Those looked for with other secrets
+        // than the reader's now (a rotation came between) are looked for again.
+        let (used, opened) = std::mem::take(&mut self.opened);
         if entries.is_empty() && forks.is_empty() {
             return Ok(());
         }
@@ -298,6 +313,8 @@ impl Store {
         let mut contacts_changed = false;
         let mut new_messages = Vec::new();
         let mut marks = super::read_marks::MarkStage::new(self.reader.as_ref());
+        let same = self.reader.as_ref().is_some_and(|r| r.agreements.iter().map(|(_, p)| *p).eq(used.iter().copied()));
+        let opened = same.then_some(&opened);
         for e in entries {
             let h = e.header();
             let author = h.author.0;
@@ -323,13 +340,19 @@ impl Store {
             if let Some(reader) = &self.reader {
                 use crate::messaging::view::Known;
                 let known = e.payload.as_deref().and_then(|p| self.known_plaintext.get(blake3::hash(p).as_bytes()));
-                let known = match known {
-                    Some((p, k)) => Known::Sealed(p, *k),
+                let fresh = opened.and_then(|o| o.get(&e.id));
+                let known = match (known, fresh) {
+                    (Some((p, k)), _) => Known::Sealed(p, *k),
+                    (None, Some(Ok(k))) => Known::Opened(Some(*k)),
                     // Only an entry held before can have a kept key (a rebuild, a re-fold).
-                    None if e.header().kind == crate::payload::KIND_SEALED => {
-                        self.kept_key(&e.id)?.map_or(Known::Nothing, Known::Key)
-                    }
-                    None => Known::Nothing,
+                    (None, fresh) if e.header().kind == crate::payload::KIND_SEALED => match self.kept_key(&e.id)? {
+                        Some(k) => Known::Key(k),
+                        None if matches!(fresh, Some(Err(crate::messaging::SealError::NotForUs))) => {
+                            Known::Opened(None)
+                        }
+                        None => Known::Nothing,
+                    },
+                    (None, _) => Known::Nothing,
                 };
                 let (rows, key) = crate::messaging::view::rows_known(e, reader, &trust, known);
                 if let Some(k) = key.filter(|_| !matches!(known, Known::Key(_))) {

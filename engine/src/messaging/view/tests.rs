@@ -262,4 +262,42 @@ fn older_secrets_still_open_history() {
     assert_eq!(rows(&e, &reader, &w.trust), msg_rows(chat(), &e, &row));
     let only_newer = Reader::new(vec![newer], w.ben.user, w.ben.device);
     assert_eq!(rows(&e, &only_newer, &w.trust), Vec::new());
+    // A content key kept from before opens it after its secret is gone (spec/devices.md,
+    // "Retention").
+    let key = Sealed::decode(e.payload.as_deref().expect("payload")).expect("decode").content_key(&w.ben_secret);
+    let kept = rows_known(&e, &only_newer, &w.trust, Known::Key(key.expect("for Ben")));
+    assert_eq!(kept.0, msg_rows(chat(), &e, &row));
+}
+
+#[test]
+fn content_keys_are_found_before_the_write_as_the_projection_finds_them() {
+    let w = world();
+    let body = Body::Text { chat: chat(), text: "hi".into(), reply_to: None };
+    let e = w.to_ben(&body);
+    let key = Sealed::decode(e.payload.as_deref().expect("payload")).expect("decode").content_key(&w.ben_secret);
+    assert_eq!(content_key_of(&e, &w.ben.agreements), Some(key.clone()));
+    let other = Reader::new(vec![StaticSecret::from([0x33; 32])], w.ben.user, w.ben.device);
+    assert_eq!(content_key_of(&e, &other.agreements), Some(Err(SealError::NotForUs)));
+    let junk = sign_entry(&w.ann_key, None, TS, KIND_SEALED, vec![0xc1]);
+    let other_kind = sign_entry(&w.ann_key, None, TS, KIND_SEALED + 1, e.payload.clone().expect("payload"));
+    assert_eq!(
+        (content_key_of(&junk, &w.ben.agreements), content_key_of(&other_kind, &w.ben.agreements)),
+        (None, None)
+    );
+
+    // Taken as found: the same rows and key as opening in place; none found, no rows.
+    let key = key.expect("for Ben");
+    let opened = rows_known(&e, &w.ben, &w.trust, Known::Nothing);
+    assert_eq!(rows_known(&e, &w.ben, &w.trust, Known::Opened(Some(key))), opened);
+    assert_eq!(rows_known(&e, &w.ben, &w.trust, Known::Opened(None)), (Vec::new(), None));
+
+    // Many at once, over threads: the same as one by one, junk left out.
+    let mut many: Vec<Entry> =
+        (0..70).map(|i| w.to_ben(&Body::Delete { chat: chat(), target: EntryId(Bytes([i; 32])) })).collect();
+    many.push(junk);
+    let refs: Vec<&Entry> = many.iter().collect();
+    let (one, two) = (content_keys(&refs, &w.ben.agreements, 1), content_keys(&refs, &w.ben.agreements, 2));
+    assert_eq!(one.len(), 70);
+    assert_eq!(one, two);
+    assert_eq!(one.get(&many[5].id), content_key_of(&many[5], &w.ben.agreements).as_ref());
 }

@@ -268,3 +268,67 @@ fn a_revoked_device_signs_nothing_valid_after_its_revocation_point() {
     assert_eq!((r.accepted, r.skipped), (2, 2));
     assert_eq!(r.summary().misbehaviour, None, "an honest peer may hold them");
 }
+
+/// Ann's sealed texts to Ben (secret 0x22), and a store that reads as Ben.
+fn sealed_to_ben(n: u8) -> (Vec<Entry>, x25519_dalek::StaticSecret) {
+    use crate::messaging::{Body, ChatId, SealRandom, aad, seal};
+    let ben = x25519_dalek::StaticSecret::from([0x22; 32]);
+    let to = [x25519_dalek::PublicKey::from(&ben).to_bytes()];
+    let k = key(1);
+    let mut out: Vec<Entry> = Vec::new();
+    for i in 1..=n {
+        let body = Body::Text { chat: ChatId(Bytes([0xc0; 16])), text: format!("m{i}"), reply_to: None };
+        let sealed = seal(&body.encode(), &aad(&author(&k)), &to, &SealRandom::fresh()).expect("seal");
+        let prev = out.last().map(|e: &Entry| (e.header().seq, e.id));
+        out.push(sign_entry(&k, prev, u64::from(i) * 10, crate::payload::KIND_SEALED, sealed.encode()));
+    }
+    (out, ben)
+}
+
+fn reading(secrets: Vec<x25519_dalek::StaticSecret>) -> (tempfile::TempDir, Store) {
+    let (d, mut s) = store();
+    let reader = crate::messaging::Reader::new(secrets, UserId(Bytes([0xbb; 32])), DeviceId(Bytes([0xbd; 32])));
+    s.set_reader(reader).expect("reader");
+    (d, s)
+}
+
+#[test]
+fn content_keys_looked_for_before_the_write_are_taken_only_for_the_same_secrets() {
+    use crate::messaging::SealError;
+    let (entries, ben) = sealed_to_ben(3);
+    let (_d, mut plain) = reading(vec![ben.clone()]);
+    plain.ingest(entries.clone(), 0).expect("ingest");
+    let want = plain.chat_rows().expect("rows");
+    assert!(want.len() > 3, "three messages shown");
+
+    // Looked for beforehand with the reader's secrets: the same rows, and the keys kept.
+    let (_d2, mut s) = reading(vec![ben.clone()]);
+    let secrets = s.reader_secrets().expect("a reader");
+    let refs: Vec<&Entry> = entries.iter().collect();
+    let keys = crate::messaging::view::content_keys(&refs, &secrets, 2);
+    assert_eq!(keys.len(), 3);
+    s.note_opened(secrets.iter().map(|(_, p)| *p).collect(), keys.clone());
+    s.ingest(entries.clone(), 0).expect("ingest");
+    assert_eq!(s.chat_rows().expect("rows"), want);
+    for e in &entries {
+        assert_eq!(s.kept_key(&e.id).expect("read").map(Ok), keys.get(&e.id).cloned());
+    }
+
+    // Believed without a second agreement: "not for us" under the same secrets shows nothing.
+    let (_d3, mut s) = reading(vec![ben.clone()]);
+    let used: Vec<[u8; 32]> = s.reader_secrets().expect("reader").iter().map(|(_, p)| *p).collect();
+    let none = entries.iter().map(|e| (e.id, Err(SealError::NotForUs))).collect();
+    s.note_opened(used, none);
+    s.ingest(entries[..1].to_vec(), 0).expect("ingest");
+    assert!(s.chat_rows().expect("rows").is_empty());
+    // Spent by that ingest: the next one agrees keys itself.
+    s.ingest(entries[1..].to_vec(), 0).expect("ingest");
+    assert!(!s.chat_rows().expect("rows").is_empty());
+
+    // Looked for with other secrets (a rotation came between): looked for again.
+    let (_d4, mut s) = reading(vec![ben]);
+    let stale = entries.iter().map(|e| (e.id, Err(SealError::NotForUs))).collect();
+    s.note_opened(vec![[9; 32]], stale);
+    s.ingest(entries, 0).expect("ingest");
+    assert_eq!(s.chat_rows().expect("rows"), want);
+}
