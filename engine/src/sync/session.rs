@@ -892,6 +892,55 @@ mod round_limit {
         assert_eq!(reconciled.handle(since(), &NoLogs), out_of_place);
     }
 
+    /// A peer's head at a lower seq that is not on our chain: we send our entry at that seq,
+    /// ask for theirs (so both sides hold the fork proof) and count the fork.
+    #[test]
+    fn a_peer_head_off_our_chain_is_a_fork_found_below_our_head() {
+        let ours = super::tests::item(1, 5);
+        let mut theirs = item_of(&super::tests::item(1, 2));
+        theirs.id = Bytes([0xee; ID_PREFIX]);
+        let mut s = Session::new(HeadSet::from_items([ours]), false);
+        let listed = Message::Reconcile(vec![Range { upper: None, body: RangeBody::Items(vec![theirs]) }]);
+        s.handle(listed, &super::tests::Chains).expect("handle");
+        assert_eq!(s.stats.forks_seen, 1);
+        assert_eq!(s.poll_transfer(), Some(Transfer { author: ours.author, from: 2, to: 2 }));
+        assert_eq!(s.poll_transfer(), None);
+        assert_eq!(s.poll_message(), Some(Message::Want(vec![(ours.author, 2)])));
+        // On our chain: no fork, the rest of our log goes.
+        let mut s = Session::new(HeadSet::from_items([ours]), false);
+        let on_chain = item_of(&super::tests::item(1, 2));
+        let listed = Message::Reconcile(vec![Range { upper: None, body: RangeBody::Items(vec![on_chain]) }]);
+        s.handle(listed, &super::tests::Chains).expect("handle");
+        assert_eq!(s.stats.forks_seen, 0);
+        assert_eq!(s.poll_transfer(), Some(Transfer { author: ours.author, from: 3, to: 5 }));
+    }
+
+    /// The answer to a listed range: where the peer is ahead we say where we are, what the
+    /// peer lacks we send whole, what we lack we mark; the session ends reconciled once both
+    /// sides skip, and keeps the head set it was given.
+    #[test]
+    fn a_complete_answer_says_where_we_stand_on_every_log() {
+        let (ahead, lacked, ours_only) = (super::tests::item(1, 2), super::tests::item(2, 4), super::tests::item(3, 3));
+        let heads = HeadSet::from_items([ahead, ours_only]);
+        let mut s = Session::new(heads.clone(), false);
+        let mut peer = vec![item_of(&super::tests::item(1, 7)), item_of(&lacked)];
+        peer.sort_by_key(|i| i.author);
+        s.handle(Message::Reconcile(vec![Range { upper: None, body: RangeBody::Items(peer) }]), &super::tests::Chains)
+            .expect("handle");
+        assert_eq!(s.poll_transfer(), Some(Transfer { author: ours_only.author, from: 1, to: 3 }));
+        assert_eq!(s.poll_transfer(), None);
+        let mut want = vec![item_of(&ahead), lack_marker(&item_of(&lacked))];
+        want.sort_by_key(|i| i.author);
+        assert_eq!(
+            s.poll_message(),
+            Some(Message::Reconcile(vec![Range { upper: None, body: RangeBody::Final(want) }]))
+        );
+        assert!(!s.reconciled());
+        s.handle(Message::Reconcile(Vec::new()), &super::tests::Chains).expect("end");
+        assert!(s.reconciled());
+        assert_eq!(s.heads().fingerprint(0, s.heads().len()), heads.fingerprint(0, heads.len()));
+    }
+
     /// Two heads at one seq with different ids are an equivocation: the node that sees it sends
     /// its own entry at that seq, lists its head in the final answer, and counts the fork.
     #[test]

@@ -539,4 +539,28 @@ mod tests {
         answerer.handle(opening(&stranger), &Chains).expect("sketch");
         assert!(matches!(answerer.poll_message(), Some(Message::Reconcile(r)) if r.len() > 1));
     }
+
+    /// The switch to ranges at its edge: an estimate that asks for exactly
+    /// SYMBOLS_PER_MESSAGE symbols is still served with symbols, a little more is not.
+    #[test]
+    fn symbols_are_served_up_to_exactly_one_message() {
+        // Σδ² = 384 × 20,460 (an estimate of 20,460 logs): ⌈1.6 × 20,460⌉ + 32 = 32,768.
+        let mut tow = [0i16; TOW_LEN];
+        let spread = [203i16; 54].into_iter().chain([202; 135]).chain([154, 173, 263]);
+        for (c, v) in tow.iter_mut().zip(spread) {
+            *c = v;
+        }
+        assert_eq!(sketch::first_batch(sketch::estimate(&tow, &[0; TOW_LEN])), SYMBOLS_PER_MESSAGE);
+        let mut at_edge = Session::new(HeadSet::default(), false);
+        at_edge.handle(Message::Sketch { fp: [1; FP_LEN], tow: Box::new(tow) }, &Chains).expect("sketch");
+        match at_edge.poll_message() {
+            Some(Message::Symbols { from: 0, cells }) => assert_eq!(cells.len(), SYMBOLS_PER_MESSAGE),
+            other => panic!("expected symbols, got {:?}", other.map(|m| m.encode().len())),
+        }
+        tow[191] += 1;
+        assert!(sketch::first_batch(sketch::estimate(&tow, &[0; TOW_LEN])) > SYMBOLS_PER_MESSAGE);
+        let mut past = Session::new(HeadSet::default(), false);
+        past.handle(Message::Sketch { fp: [1; FP_LEN], tow: Box::new(tow) }, &Chains).expect("sketch");
+        assert!(matches!(past.poll_message(), Some(Message::Reconcile(_))));
+    }
 }
