@@ -892,6 +892,29 @@ mod round_limit {
         assert_eq!(reconciled.handle(since(), &NoLogs), out_of_place);
     }
 
+    /// An answer to a Since first asks for what it found off its chain (the Wants go before
+    /// the answer) and counts the extra items it lists.
+    #[test]
+    fn a_since_answer_sends_its_wants_first_and_counts_its_extra_items() {
+        use super::tests::item;
+        let (listed, moved) = (item(1, 5), item(3, 1));
+        let heads = HeadSet::from_items([listed, item(2, 1), moved]);
+        let mut s = Session::with_since(heads, false, Some(vec![moved.author]));
+        let mut theirs = item_of(&item(1, 2));
+        theirs.id = Bytes([0xee; ID_PREFIX]);
+        s.handle(Message::Since { fp: [0; FP_LEN], items: vec![theirs] }, &NoLogs).expect("since");
+        assert_eq!(s.stats.items_sent, 1);
+        assert_eq!(s.stats.forks_seen, 1);
+        assert_eq!(s.poll_message(), Some(Message::Want(vec![(listed.author, 2)])));
+        match s.poll_message() {
+            Some(Message::SinceAnswer { fp: Some(_), heads, extra }) => {
+                assert_eq!(heads, vec![(5, item_of(&listed).id.0)]);
+                assert_eq!(extra, vec![item_of(&moved)]);
+            }
+            other => panic!("expected the answer, got {other:?}"),
+        }
+    }
+
     /// A peer's head at a lower seq that is not on our chain: we send our entry at that seq,
     /// ask for theirs (so both sides hold the fork proof) and count the fork.
     #[test]
