@@ -80,8 +80,16 @@ fn our_own_messages_and_our_devices_reads_move_the_mark_and_only_forward() {
     let (_d, s) = store();
     stage(&s, &[msg(10, 1, OTHER), msg(20, 2, OTHER), msg(30, 3, OTHER)]);
     assert_eq!((mark(&s), unread(&s)), (None, 3));
+    let other_chat = |ts: u64, id: u8| {
+        let (mut k, v) = msg(ts, id, OTHER);
+        k[1..17].copy_from_slice(&[0xc1; 16]);
+        (k, v)
+    };
+    stage(&s, &[other_chat(10, 8), other_chat(20, 9)]);
     stage(&s, &[msg(25, 4, ME)]);
     assert_eq!((mark(&s), unread(&s)), (Some((25, 4)), 1));
+    // Each chat has its own mark.
+    assert_eq!(s.unread_after_mark(&ChatId(Bytes([0xc1; 16]))).expect("unread"), 2);
     // A read of an older message by one of our devices leaves the mark where it is.
     stage(&s, &[place(10, 1), ack(1, MINE, true)]);
     assert_eq!(mark(&s), Some((25, 4)));
@@ -198,4 +206,23 @@ fn a_read_stored_before_marks_existed_counts_when_its_message_arrives() {
     store.ingest(from_ben, 0).expect("ingest");
     let unread: Vec<usize> = store.chats().expect("chats").iter().map(|c| c.unread).collect();
     assert_eq!(unread, vec![0], "read on another device before they arrived");
+}
+
+#[test]
+fn a_rebuild_looks_back_exactly_as_far_as_the_cap() {
+    // Our message with UNREAD_CAP others after it: the newest UNREAD_CAP + 1 rows hold it.
+    let (_d, s) = store();
+    let mut rows = vec![(view::key(&[b"s", &CHAT]), Vec::new()), msg(1, 0, ME)];
+    rows.extend((2..=UNREAD_CAP as u64 + 1).map(|i| msg(i, (i % 200) as u8 + 1, OTHER)));
+    stage(&s, &rows);
+    assert_eq!(unread(&s), UNREAD_CAP);
+    s.views.remove(mark_key(&CHAT)).expect("remove");
+    assert_eq!(unread(&s), UNREAD_CAP + 1);
+    s.rebuild_read_marks().expect("rebuild");
+    assert_eq!((mark(&s), unread(&s)), (Some((1, 0)), UNREAD_CAP));
+    // One more after it, and the rebuild no longer looks that far: "999+" either way.
+    stage(&s, &[msg(5_000, 7, OTHER)]);
+    s.views.remove(mark_key(&CHAT)).expect("remove");
+    s.rebuild_read_marks().expect("rebuild");
+    assert_eq!((mark(&s), unread(&s)), (None, UNREAD_CAP + 1));
 }

@@ -332,3 +332,26 @@ fn content_keys_looked_for_before_the_write_are_taken_only_for_the_same_secrets(
     s.ingest(entries, 0).expect("ingest");
     assert_eq!(s.chat_rows().expect("rows"), want);
 }
+
+#[test]
+fn what_this_device_sealed_is_projected_from_its_plaintext_without_opening() {
+    use crate::messaging::{Body, ChatId, SealRandom, aad, seal};
+    // Sealed to someone else only: the reader could not open it, so the rows can only come
+    // from the plaintext noted before the append.
+    let (_d, mut s) = reading(vec![x25519_dalek::StaticSecret::from([0x22; 32])]);
+    let k = key(1);
+    let mut reader = s.reader.take().expect("reader");
+    reader.device = DeviceId(Bytes(author(&k)));
+    s.set_reader(reader).expect("reader");
+    let body = Body::Text { chat: ChatId(Bytes([0xc0; 16])), text: "noted".into(), reply_to: None };
+    let someone = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([0x33; 32])).to_bytes();
+    let rnd = SealRandom::fresh();
+    let sealed = seal(&body.encode(), &aad(&author(&k)), &[someone], &rnd).expect("seal").encode();
+    let (_d2, mut unnoted) = reading(vec![x25519_dalek::StaticSecret::from([0x22; 32])]);
+    unnoted.append(&k, vec![(crate::payload::KIND_SEALED, sealed.clone())], 0).expect("append");
+    assert!(unnoted.chat_rows().expect("rows").is_empty(), "not for this reader");
+    s.note_plaintext(&sealed, body.encode(), rnd.content_key);
+    let e = s.append(&k, vec![(crate::payload::KIND_SEALED, sealed)], 0).expect("append");
+    assert!(s.chat_rows().expect("rows").len() >= 3, "the message, its place and its chat");
+    assert_eq!(s.kept_key(&e[0].id).expect("read"), Some(rnd.content_key));
+}
