@@ -145,8 +145,9 @@ fn a_different_entry_at_a_held_position_is_a_fork_that_freezes_the_log() {
     // A forgery at a held position is a bad signature, not a fork.
     let (_d2, mut t) = store();
     t.ingest(held.clone(), 0).expect("ingest");
-    let r = t.ingest(vec![badly_signed(&other[1])], 0).expect("forged");
+    let r = t.ingest(vec![badly_signed(&other[1]), other[2].clone(), other[3].clone()], 0).expect("forged");
     assert_eq!(r.rejected, vec![rejection(&k, 2, ValidationError::BadSignature)]);
+    assert_eq!(r.skipped, 2);
     assert!(!t.is_forked(&author(&k)));
 }
 
@@ -209,6 +210,8 @@ fn a_structural_failure_ends_its_log_and_skips_the_rest() {
     assert_eq!(r.rejected, vec![rejection(&k, 0, ValidationError::WrongSeq { expected: 1, found: 0 })]);
     assert_eq!((r.accepted, r.skipped), (0, 1));
     s.ingest(c[..2].to_vec(), 0).expect("ingest");
+    let r = s.ingest(vec![resigned(&k, &c[2], |h| h.seq = 0)], 0).expect("seq 0");
+    assert_eq!(r.rejected, vec![rejection(&k, 0, ValidationError::WrongSeq { expected: 3, found: 0 })]);
     let r = s.ingest(vec![c[3].clone()], 0).expect("gap");
     assert_eq!(r.rejected, vec![rejection(&k, 4, ValidationError::WrongSeq { expected: 3, found: 4 })]);
 }
