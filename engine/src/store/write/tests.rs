@@ -358,3 +358,21 @@ fn what_this_device_sealed_is_projected_from_its_plaintext_without_opening() {
     assert!(s.chat_rows().expect("rows").len() >= 3, "the message, its place and its chat");
     assert_eq!(s.kept_key(&e[0].id).expect("read"), Some(rnd.content_key));
 }
+
+#[test]
+fn a_bad_first_entry_of_the_next_log_is_that_logs_alone() {
+    // Logs are judged in author order: the bad signature opens the second log's run, right
+    // where the first log's ends.
+    let (mut first, mut second) = (key(1), key(2));
+    if author(&first) > author(&second) {
+        std::mem::swap(&mut first, &mut second);
+    }
+    let mut cs = chain(&second, 2, 2);
+    cs[0] = badly_signed(&cs[0]);
+    let (_d, mut s) = store();
+    let r = s.ingest(chain(&first, 2, 1).into_iter().chain(cs).collect(), 0).expect("ingest");
+    assert_eq!(r.rejected, vec![rejection(&second, 1, ValidationError::BadSignature)]);
+    assert_eq!((r.accepted, r.skipped), (2, 1));
+    assert_eq!(s.head(&author(&first)).map(|h| h.seq), Some(2));
+    assert_eq!(s.head(&author(&second)), None);
+}
