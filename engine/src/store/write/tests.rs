@@ -376,3 +376,50 @@ fn a_bad_first_entry_of_the_next_log_is_that_logs_alone() {
     assert_eq!(s.head(&author(&first)).map(|h| h.seq), Some(2));
     assert_eq!(s.head(&author(&second)), None);
 }
+
+#[test]
+fn what_this_store_signed_alone_may_leave_at_once_and_grouped_only_after_the_fsync() {
+    let (_d, mut s) = store();
+    let k = key(1);
+    s.append(&k, vec![(KIND, vec![1])], 0).expect("append");
+    assert_eq!(s.sendable_seq(&author(&k)), Some(1), "synced on its own");
+    s.set_grouped(true);
+    s.append(&k, vec![(KIND, vec![2])], 0).expect("append");
+    assert_eq!(s.sendable_seq(&author(&k)), Some(1), "waits for the group's fsync");
+}
+
+#[test]
+fn only_writes_that_change_who_may_connect_say_so() {
+    use crate::messaging::{Body, ContactCard, SealRandom, aad, seal};
+    let ben = x25519_dalek::StaticSecret::from([0x22; 32]);
+    let (_d, mut s) = reading(vec![ben.clone()]);
+    let k = key(1);
+    // Ben's own device (so its contact notes count), certified as his in the trust view.
+    let user = UserId(Bytes([0xbb; 32]));
+    let device = DeviceId(Bytes(author(&k)));
+    let cert = DeviceCert {
+        body: DeviceCertBody { version: 1, user, device, agreement: Bytes([0; 32]), name: String::new(), issued_ms: 0 },
+        signature: Bytes([0; 64]),
+    };
+    s.trust
+        .users
+        .entry(user)
+        .or_default()
+        .devices
+        .insert(device, DeviceRecord { cert: Some(cert), ..DeviceRecord::default() });
+    s.take_peers_changed();
+    let (plain, _) = sealed_to_ben(1);
+    let generation = s.interest_generation();
+    s.ingest(plain, 0).expect("ingest");
+    assert!(!s.take_peers_changed(), "a message changes nobody's access");
+    assert_eq!(s.interest_generation(), generation);
+
+    let to = [x25519_dalek::PublicKey::from(&ben).to_bytes()];
+    let note = Body::Contact(ContactCard { name: "cy".into(), certs: vec![] }).encode();
+    let sealed = seal(&note, &aad(&author(&k)), &to, &SealRandom::fresh()).expect("seal");
+    let head = s.head(&author(&k)).expect("head");
+    let e = sign_entry(&k, Some((head.seq, head.id)), 1000, crate::payload::KIND_SEALED, sealed.encode());
+    s.ingest(vec![e], 0).expect("ingest");
+    assert!(s.take_peers_changed(), "a contact noted by one of our devices");
+    assert!(s.interest_generation() > generation);
+}
