@@ -51,6 +51,18 @@ fn store() -> (tempfile::TempDir, Store) {
     (dir, s)
 }
 
+/// Puts `k`'s device under `user` in the store's trust view (the certificate's signature is
+/// not what these tests are about), revoked after `revoked_after` if given.
+fn owned_by(s: &mut Store, user: UserId, k: &SigningKey, revoked_after: Option<u64>) {
+    let device = DeviceId(Bytes(author(k)));
+    let cert = DeviceCert {
+        body: DeviceCertBody { version: 1, user, device, agreement: Bytes([0; 32]), name: String::new(), issued_ms: 0 },
+        signature: Bytes([0; 64]),
+    };
+    let rec = DeviceRecord { cert: Some(cert), revoked_after, ..DeviceRecord::default() };
+    s.trust.users.entry(user).or_default().devices.insert(device, rec);
+}
+
 fn rejection(k: &SigningKey, seq: u64, error: ValidationError) -> Rejection {
     Rejection { author: author(k), seq, error }
 }
@@ -258,14 +270,7 @@ fn entries_verified_before_the_lock_are_not_verified_again() {
 fn a_revoked_device_signs_nothing_valid_after_its_revocation_point() {
     let (_d, mut s) = store();
     let k = key(1);
-    let user = UserId(Bytes([0xaa; 32]));
-    let device = DeviceId(Bytes(author(&k)));
-    let cert = DeviceCert {
-        body: DeviceCertBody { version: 1, user, device, agreement: Bytes([0; 32]), name: String::new(), issued_ms: 0 },
-        signature: Bytes([0; 64]),
-    };
-    let rec = DeviceRecord { cert: Some(cert), revoked_after: Some(2), ..DeviceRecord::default() };
-    s.trust.users.entry(user).or_default().devices.insert(device, rec);
+    owned_by(&mut s, UserId(Bytes([0xaa; 32])), &k, Some(2));
     let r = s.ingest(chain(&k, 5, 1), 0).expect("ingest");
     assert_eq!(r.rejected, vec![rejection(&k, 3, ValidationError::Revoked { last_seq: 2 })]);
     assert_eq!((r.accepted, r.skipped), (2, 2));
@@ -395,18 +400,7 @@ fn only_writes_that_change_who_may_connect_say_so() {
     let (_d, mut s) = reading(vec![ben.clone()]);
     let k = key(1);
     // Ben's own device (so its contact notes count), certified as his in the trust view.
-    let user = UserId(Bytes([0xbb; 32]));
-    let device = DeviceId(Bytes(author(&k)));
-    let cert = DeviceCert {
-        body: DeviceCertBody { version: 1, user, device, agreement: Bytes([0; 32]), name: String::new(), issued_ms: 0 },
-        signature: Bytes([0; 64]),
-    };
-    s.trust
-        .users
-        .entry(user)
-        .or_default()
-        .devices
-        .insert(device, DeviceRecord { cert: Some(cert), ..DeviceRecord::default() });
+    owned_by(&mut s, UserId(Bytes([0xbb; 32])), &k, None);
     s.take_peers_changed();
     let (plain, _) = sealed_to_ben(1);
     let generation = s.interest_generation();
