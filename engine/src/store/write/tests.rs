@@ -417,3 +417,31 @@ fn only_writes_that_change_who_may_connect_say_so() {
     assert!(s.take_peers_changed(), "a contact noted by one of our devices");
     assert!(s.interest_generation() > generation);
 }
+
+#[test]
+fn a_revoked_devices_refused_entries_are_examined_for_statements_up_to_the_bound() {
+    use crate::payload::{AgreementKey, KIND_AGREEMENT, Payload};
+    let (_d, mut s) = store();
+    let k = key(1);
+    owned_by(&mut s, UserId(Bytes([0xaa; 32])), &k, Some(1));
+    // Seq 1 stands; seqs 2 to 258 are refused. The examined ones are the first
+    // EXAMINED_PER_LOG of those: seq 257 is the last, and its new agreement key counts;
+    // seq 258's does not.
+    let mut log: Vec<Entry> = Vec::new();
+    for seq in 1..=258u64 {
+        let (kind, payload) = match seq {
+            257 | 258 => {
+                (KIND_AGREEMENT, Payload::Agreement(AgreementKey { agreement: Bytes([seq as u8; 32]) }).encode())
+            }
+            _ => (KIND, vec![seq as u8]),
+        };
+        let prev = log.last().map(|e: &Entry| (e.header().seq, e.id));
+        log.push(sign_entry(&k, prev, seq * 10, kind, payload));
+    }
+    assert_eq!(crate::store::refused::EXAMINED_PER_LOG, 256);
+    let r = s.ingest(log, 0).expect("ingest");
+    assert_eq!(r.rejected, vec![rejection(&k, 2, ValidationError::Revoked { last_seq: 1 })]);
+    let device = DeviceId(Bytes(author(&k)));
+    assert_eq!(s.trust().agreements.get(&device), Some(&(257, Bytes([1; 32]))));
+    assert_eq!(s.refused_statements().expect("kept").len(), 1);
+}
