@@ -87,3 +87,92 @@ pub fn offer_set(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{DeviceCert, DeviceCertBody};
+    use crate::projection::DeviceRecord;
+
+    fn user(i: u8) -> UserId {
+        UserId(Bytes([i; 32]))
+    }
+
+    /// A trust view in which user `u` holds device `d` (certified unless `bare`).
+    fn holds(trust: &mut TrustView, u: u8, d: u8, bare: bool) {
+        let device = DeviceId(Bytes([d; 32]));
+        let cert = (!bare).then(|| DeviceCert {
+            body: DeviceCertBody {
+                version: 1,
+                user: user(u),
+                device,
+                agreement: Bytes([0; 32]),
+                name: String::new(),
+                issued_ms: 0,
+            },
+            signature: Bytes([0; 64]),
+        });
+        trust
+            .users
+            .entry(user(u))
+            .or_default()
+            .devices
+            .insert(device, DeviceRecord { cert, ..DeviceRecord::default() });
+    }
+
+    fn set(keys: &[u8]) -> BTreeSet<[u8; 32]> {
+        keys.iter().map(|k| [*k; 32]).collect()
+    }
+
+    /// Me (user 1: devices 11, 12), Ann (user 2: device 21, and 22 uncertified), Ben (user 3:
+    /// device 31), Cy (user 4: device 41).
+    fn world() -> TrustView {
+        let mut t = TrustView::default();
+        holds(&mut t, 1, 11, false);
+        holds(&mut t, 1, 12, false);
+        holds(&mut t, 2, 21, false);
+        holds(&mut t, 2, 22, true);
+        holds(&mut t, 3, 31, false);
+        holds(&mut t, 4, 41, false);
+        t
+    }
+
+    #[test]
+    fn a_grant_tag_is_keyed_by_issuer_then_subject() {
+        let mut input = [0u8; 64];
+        input[..32].copy_from_slice(&[2; 32]);
+        input[32..].copy_from_slice(&[3; 32]);
+        assert_eq!(grant_tag(&user(2), &user(3))[..], blake3::derive_key(GRANT_CONTEXT, &input)[..GRANT_TAG]);
+        assert_ne!(grant_tag(&user(2), &user(3)), grant_tag(&user(3), &user(2)));
+    }
+
+    #[test]
+    fn we_accept_our_identity_and_every_allowed_one() {
+        let t = world();
+        assert_eq!(interest_set(&t, &[11; 32], &[]), set(&[1, 11, 12]));
+        // An allowed device brings its user's identity; an allowed user key brings its own.
+        assert_eq!(interest_set(&t, &[11; 32], &[[21; 32]]), set(&[1, 11, 12, 2, 21]));
+        assert_eq!(interest_set(&t, &[11; 32], &[[3; 32]]), set(&[1, 11, 12, 3, 31]));
+        // A key nobody vouches for is only itself; a device we do not know is only itself.
+        assert_eq!(interest_set(&t, &[11; 32], &[[99; 32]]), set(&[1, 11, 12, 99]));
+        assert_eq!(interest_set(&t, &[77; 32], &[]), set(&[77]));
+    }
+
+    #[test]
+    fn a_peer_is_offered_ours_its_own_and_only_what_others_granted_it() {
+        let t = world();
+        let mut asked = Vec::new();
+        // Ann's device 21 connects; Ben granted Ann his logs, Cy did not.
+        let offer = offer_set(&t, &[11; 32], &[21; 32], Some(user(2)), |issuer, tag| {
+            asked.push(*issuer);
+            *issuer == user(3) && *tag == grant_tag(&user(3), &user(2))
+        });
+        assert_eq!(offer, set(&[11, 1, 12, 21, 2, 31, 3]));
+        assert_eq!(asked, vec![user(3), user(4)], "neither we nor Ann are asked for");
+        // A peer whose user is not known: ours and its own key only.
+        assert_eq!(offer_set(&t, &[11; 32], &[88; 32], None, |_, _| true), set(&[11, 1, 12, 88]));
+        // A grant under another subject's tag does not count.
+        let wrong = offer_set(&t, &[11; 32], &[21; 32], Some(user(2)), |_, tag| *tag == grant_tag(&user(3), &user(4)));
+        assert_eq!(wrong, set(&[11, 1, 12, 21, 2]));
+    }
+}
