@@ -408,6 +408,10 @@ mod tests {
         let (a, b) = s.span(&None, &None);
         assert_eq!((a, b), (0, 0));
         assert_eq!(s.fingerprint(a, b), fingerprint_of([0; 32], 0));
+        assert!(s.is_empty());
+        assert_eq!(s.len(), 0);
+        let one = HeadSet::from_items([HeadItem { author: [1; 32], seq: 1, id: EntryId(Bytes([2; 32])) }]);
+        assert!(!one.is_empty() && one.len() == 1);
     }
 
     #[test]
