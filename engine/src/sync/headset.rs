@@ -412,6 +412,10 @@ mod tests {
         assert_eq!(s.len(), 0);
         let one = HeadSet::from_items([HeadItem { author: [1; 32], seq: 1, id: EntryId(Bytes([2; 32])) }]);
         assert!(!one.is_empty() && one.len() == 1);
+        // A prefix as long as the key finds it too.
+        assert_eq!(one.by_prefix(&[1; 32]).len(), 1);
+        assert_eq!(one.by_prefix(&[1; 16]).len(), 1);
+        assert!(one.by_prefix(&[2; 16]).is_empty());
     }
 
     #[test]
