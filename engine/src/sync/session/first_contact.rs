@@ -516,6 +516,39 @@ mod tests {
         );
     }
 
+    /// A Resolve stays within its message's limits: exactly MAX_WANTS lacked logs and
+    /// MAX_SINCE unplaced heads are sent (and the heads counted), one more falls back to ranges.
+    #[test]
+    fn a_resolve_holds_exactly_its_limits() {
+        use crate::sync::{MAX_SINCE, MAX_WANTS};
+        let heads = logs(5_000, |_| 1);
+        let lacked = |n: usize| -> Vec<sketch::Peeled> {
+            (0..n as u64).map(|i| sketch::Peeled { a: (1 << 59) + i, ours: 0, theirs: 7 }).collect()
+        };
+        let unplaced = |n: u32| -> Vec<sketch::Peeled> {
+            (0..n)
+                .map(|i| {
+                    let k = sketch::key_of_item(&item(i, 1));
+                    sketch::Peeled { a: k.a, ours: k.tag, theirs: k.tag ^ 1 }
+                })
+                .collect()
+        };
+        let opener = || {
+            let mut s = Session::new(heads.clone(), true);
+            s.poll_message();
+            s
+        };
+        let mut s = opener();
+        assert_eq!(s.settle(&Decoder::with_peeled(lacked(MAX_WANTS)), &Chains), Ok(true));
+        assert!(matches!(s.poll_message(), Some(Message::Resolve { lack, .. }) if lack.len() == MAX_WANTS));
+        assert_eq!(opener().settle(&Decoder::with_peeled(lacked(MAX_WANTS + 1)), &Chains), Ok(false));
+        let mut s = opener();
+        assert_eq!(s.settle(&Decoder::with_peeled(unplaced(MAX_SINCE as u32)), &Chains), Ok(true));
+        assert_eq!(s.stats.items_sent, MAX_SINCE);
+        assert!(matches!(s.poll_message(), Some(Message::Resolve { heads, .. }) if heads.len() == MAX_SINCE));
+        assert_eq!(opener().settle(&Decoder::with_peeled(unplaced(MAX_SINCE as u32 + 1)), &Chains), Ok(false));
+    }
+
     /// A difference that names one log twice (crafted symbols could, to have the log sent whole
     /// again and again) is not acted on: the opener falls back to ranges.
     #[test]
