@@ -53,6 +53,28 @@ impl DeviceRecord {
     }
 }
 
+#[cfg(test)]
+impl TrustView {
+    /// Puts `device` under `user` with an unsigned certificate (what [`TrustView::owner_of`]
+    /// reads), for tests that are not about signatures; returns its record to adjust.
+    pub(crate) fn vouch_unsigned(&mut self, user: UserId, device: DeviceId) -> &mut DeviceRecord {
+        let cert = DeviceCert {
+            body: crate::identity::DeviceCertBody {
+                version: 1,
+                user,
+                device,
+                agreement: Bytes([0; 32]),
+                name: String::new(),
+                issued_ms: 0,
+            },
+            signature: Bytes([0; 64]),
+        };
+        let rec = self.users.entry(user).or_default().devices.entry(device).or_default();
+        rec.cert = Some(cert);
+        rec
+    }
+}
+
 impl TrustView {
     pub fn user(&self, id: &UserId) -> Option<&UserRecord> {
         self.users.get(id)

@@ -91,7 +91,6 @@ pub fn offer_set(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::{DeviceCert, DeviceCertBody};
     use crate::projection::DeviceRecord;
 
     fn user(i: u8) -> UserId {
@@ -101,23 +100,11 @@ mod tests {
     /// A trust view in which user `u` holds device `d` (certified unless `bare`).
     fn holds(trust: &mut TrustView, u: u8, d: u8, bare: bool) {
         let device = DeviceId(Bytes([d; 32]));
-        let cert = (!bare).then(|| DeviceCert {
-            body: DeviceCertBody {
-                version: 1,
-                user: user(u),
-                device,
-                agreement: Bytes([0; 32]),
-                name: String::new(),
-                issued_ms: 0,
-            },
-            signature: Bytes([0; 64]),
-        });
-        trust
-            .users
-            .entry(user(u))
-            .or_default()
-            .devices
-            .insert(device, DeviceRecord { cert, ..DeviceRecord::default() });
+        if bare {
+            trust.users.entry(user(u)).or_default().devices.insert(device, DeviceRecord::default());
+        } else {
+            trust.vouch_unsigned(user(u), device);
+        }
     }
 
     fn set(keys: &[u8]) -> BTreeSet<[u8; 32]> {

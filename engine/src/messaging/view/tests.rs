@@ -6,10 +6,8 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::*;
 use crate::blob::FileRef;
-use crate::identity::{DeviceCert, DeviceCertBody};
 use crate::log::sign_entry;
 use crate::messaging::seal::{SealRandom, seal};
-use crate::projection::DeviceRecord;
 
 const TS: u64 = 0x0102_0304_0506_0708;
 
@@ -22,15 +20,6 @@ struct World {
     trust: TrustView,
 }
 
-fn owned(trust: &mut TrustView, user: UserId, device: DeviceId) {
-    let cert = DeviceCert {
-        body: DeviceCertBody { version: 1, user, device, agreement: Bytes([0; 32]), name: String::new(), issued_ms: 0 },
-        signature: Bytes([0; 64]),
-    };
-    let rec = DeviceRecord { cert: Some(cert), ..DeviceRecord::default() };
-    trust.users.entry(user).or_default().devices.insert(device, rec);
-}
-
 fn world() -> World {
     let ann_key = SigningKey::from_bytes(&[0x11; 32]);
     let ann_user = UserId(Bytes([0xaa; 32]));
@@ -39,7 +28,7 @@ fn world() -> World {
     let ben_device = DeviceId(Bytes([0xbd; 32]));
     let ben = Reader::new(vec![ben_secret.clone()], ben_user, ben_device);
     let mut trust = TrustView::default();
-    owned(&mut trust, ann_user, DeviceId(Bytes(ann_key.verifying_key().to_bytes())));
+    trust.vouch_unsigned(ann_user, DeviceId(Bytes(ann_key.verifying_key().to_bytes())));
     World { ann_key, ann_user, ben, ben_secret, trust }
 }
 
@@ -178,7 +167,7 @@ fn a_contact_counts_only_from_our_own_devices() {
     assert_eq!(w.rows(&e), Vec::new(), "Ann is not Ben");
     // Once Ann's device belongs to Ben's user, it is one of ours.
     let (ben_user, ann_device) = (w.ben.user, w.ann_device());
-    owned(&mut w.trust, ben_user, ann_device);
+    w.trust.vouch_unsigned(ben_user, ann_device);
     w.trust.users.remove(&w.ann_user);
     assert_eq!(w.rows(&e), vec![([&b"c"[..], e.id.as_bytes()].concat(), codec::encode(&ContactRow { card, ts: TS }))]);
 }

@@ -1,6 +1,4 @@
 use super::*;
-use crate::identity::{DeviceCert, DeviceCertBody};
-use crate::projection::DeviceRecord;
 use crate::testkit;
 
 const CHAT: [u8; 16] = [0xc0; 16];
@@ -16,24 +14,7 @@ fn store() -> (tempfile::TempDir, Store) {
     let mut s = Store::open(dir.path().join("s")).expect("open");
     let secret = x25519_dalek::StaticSecret::from([1; 32]);
     s.set_reader(Reader::new(vec![secret], ME, DeviceId(Bytes([0xa0; 32])))).expect("reader");
-    let device = DeviceId(Bytes(MINE));
-    let cert = DeviceCert {
-        body: DeviceCertBody {
-            version: 1,
-            user: ME,
-            device,
-            agreement: Bytes([0; 32]),
-            name: String::new(),
-            issued_ms: 0,
-        },
-        signature: Bytes([0; 64]),
-    };
-    s.trust
-        .users
-        .entry(ME)
-        .or_default()
-        .devices
-        .insert(device, DeviceRecord { cert: Some(cert), ..DeviceRecord::default() });
+    s.trust.vouch_unsigned(ME, DeviceId(Bytes(MINE)));
     (dir, s)
 }
 

@@ -5,9 +5,8 @@ use ed25519_dalek::{Signer, SigningKey};
 
 use super::*;
 use crate::codec::Bytes;
-use crate::identity::{DeviceCert, DeviceCertBody, DeviceId, UserId};
+use crate::identity::{DeviceId, UserId};
 use crate::log::{EntryId, Header, SignedHeader};
-use crate::projection::DeviceRecord;
 
 const KIND: u16 = 100;
 
@@ -54,13 +53,7 @@ fn store() -> (tempfile::TempDir, Store) {
 /// Puts `k`'s device under `user` in the store's trust view (the certificate's signature is
 /// not what these tests are about), revoked after `revoked_after` if given.
 fn owned_by(s: &mut Store, user: UserId, k: &SigningKey, revoked_after: Option<u64>) {
-    let device = DeviceId(Bytes(author(k)));
-    let cert = DeviceCert {
-        body: DeviceCertBody { version: 1, user, device, agreement: Bytes([0; 32]), name: String::new(), issued_ms: 0 },
-        signature: Bytes([0; 64]),
-    };
-    let rec = DeviceRecord { cert: Some(cert), revoked_after, ..DeviceRecord::default() };
-    s.trust.users.entry(user).or_default().devices.insert(device, rec);
+    s.trust.vouch_unsigned(user, DeviceId(Bytes(author(k)))).revoked_after = revoked_after;
 }
 
 fn rejection(k: &SigningKey, seq: u64, error: ValidationError) -> Rejection {
