@@ -191,8 +191,8 @@ impl Node {
     /// kept to read history), then the public key into our log; later messages are sealed to it.
     pub fn rotate_agreement(&mut self) -> Result<Entry, DeviceError> {
         let fresh = StaticSecret::from(random_secret());
-        let public = x25519_dalek::PublicKey::from(&fresh).to_bytes();
-        let old = std::mem::replace(&mut self.secrets.device.agreement, fresh);
+        let old = self.secrets.device.replace_agreement(fresh);
+        let public = self.secrets.device.agreement_public();
         self.secrets.history.insert(0, old);
         self.secrets.retired_ms.insert(0, clock::wall_ms());
         keyfile::replace(&self.dir, &self.secrets)?;

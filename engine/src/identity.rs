@@ -111,12 +111,17 @@ impl UserKeys {
 /// One device's keys: ed25519 for signing its log, x25519 for key agreement.
 pub struct DeviceKeys {
     pub signing: SigningKey,
-    pub agreement: x25519_dalek::StaticSecret,
+    /// Private so that the public key below never falls out of step with it.
+    agreement: x25519_dalek::StaticSecret,
+    /// Derived once: every seal names it, and deriving costs a scalar multiplication.
+    agreement_public: [u8; 32],
 }
 
 impl DeviceKeys {
     pub fn from_secrets(signing: [u8; 32], agreement: [u8; 32]) -> Self {
-        Self { signing: SigningKey::from_bytes(&signing), agreement: x25519_dalek::StaticSecret::from(agreement) }
+        let agreement = x25519_dalek::StaticSecret::from(agreement);
+        let agreement_public = x25519_dalek::PublicKey::from(&agreement).to_bytes();
+        Self { signing: SigningKey::from_bytes(&signing), agreement, agreement_public }
     }
     pub fn generate() -> Self {
         Self::from_secrets(random_secret(), random_secret())
@@ -124,8 +129,17 @@ impl DeviceKeys {
     pub fn id(&self) -> DeviceId {
         DeviceId(Bytes(self.signing.verifying_key().to_bytes()))
     }
+    /// The x25519 secret this device opens with.
+    pub fn agreement(&self) -> &x25519_dalek::StaticSecret {
+        &self.agreement
+    }
     pub fn agreement_public(&self) -> [u8; 32] {
-        x25519_dalek::PublicKey::from(&self.agreement).to_bytes()
+        self.agreement_public
+    }
+    /// Puts a fresh agreement secret in place (a rotation); returns the old one.
+    pub fn replace_agreement(&mut self, fresh: x25519_dalek::StaticSecret) -> x25519_dalek::StaticSecret {
+        self.agreement_public = x25519_dalek::PublicKey::from(&fresh).to_bytes();
+        std::mem::replace(&mut self.agreement, fresh)
     }
 }
 

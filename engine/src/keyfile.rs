@@ -104,7 +104,7 @@ impl Secrets {
 
     /// Every agreement secret, the current one first.
     pub fn agreements(&self) -> Vec<x25519_dalek::StaticSecret> {
-        std::iter::once(self.device.agreement.clone()).chain(self.history.iter().cloned()).collect()
+        std::iter::once(self.device.agreement().clone()).chain(self.history.iter().cloned()).collect()
     }
 
     /// The secret of an agreement public key, current or past.
@@ -123,7 +123,7 @@ pub fn to_json(secrets: &Secrets) -> Result<String, serde_json::Error> {
         version: 1,
         user_secret: secrets.user.as_ref().map(|u| hex::encode(u.signing.to_bytes())),
         device_secret: hex::encode(secrets.device.signing.to_bytes()),
-        agreement_secret: hex::encode(secrets.device.agreement.to_bytes()),
+        agreement_secret: hex::encode(secrets.device.agreement().to_bytes()),
         agreement_history: secrets.history.iter().map(|s| hex::encode(s.to_bytes())).collect(),
         agreement_retired_ms: secrets.retired_ms.clone(),
         checksum: None,

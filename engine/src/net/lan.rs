@@ -95,7 +95,7 @@ fn pairs(engine: &Engine, cache: &mut BTreeMap<[u8; 32], ([u8; 32], [u8; 32])>) 
             let secret = n
                 .own_cert()
                 .and_then(|c| n.secrets.agreement_for(&c.body.agreement.0))
-                .unwrap_or_else(|| n.secrets.device.agreement.clone());
+                .unwrap_or_else(|| n.secrets.device.agreement().clone());
             (agreements, secret)
         })
         .ok();

@@ -92,7 +92,7 @@ async fn a_carrier_delivers_what_it_cannot_read() {
     // C holds the entry, but only ciphertext it cannot open, and shows nothing of it.
     let held = c.read_node(|n| n.store.get(&sent.id).expect("get").expect("C carries it"));
     let sealed = Sealed::decode(held.payload.as_deref().expect("payload")).expect("sealed");
-    let c_secret = c.read_node(|n| n.secrets.device.agreement.clone());
+    let c_secret = c.read_node(|n| n.secrets.device.agreement().clone());
     assert!(sealed.open(&c_secret, &aad(&held.header().author.0)).is_err());
     assert!(c.read_node(|n| n.store.chats().expect("chats")).iter().all(|s| s.chat != chat.chat));
     // B's acknowledgement finds its way back the same way.
