@@ -1,11 +1,13 @@
 //! Messaging benchmarks, figures next to limits measured in the same run.
 //!
 //!     cargo bench -p libra-engine --bench messaging -- [--latency N] [--throughput M]
+//!         [--senders S] [--rounds R]
 //!
 //! latency:    send on A → message in B's chat projection, over a live QUIC connection on
 //!             loopback, paced (one message per 2 ms): p50/p99; targets p50 ≤ 1 ms, p99 ≤ 10 ms.
-//! throughput: M messages A→B as fast as A can send, messages/s, next to the raw QUIC
-//!             small-message rate and the XChaCha20-Poly1305 rate measured in this run.
+//! throughput: M messages A→B from S sending threads as fast as A can send, messages/s, in R
+//!             rounds, each next to the per-message cryptography ceiling timed around it;
+//!             also next to the raw QUIC small-message rate and the XChaCha20-Poly1305 rate.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,111 +134,165 @@ fn main() {
         // Throughput: several senders on A at once (as a busy app or several chats would);
         // each send is sealed on its caller's thread, then appended in a shared write group
         // (one fsync per group); B verifies, opens, projects and acknowledges in its own groups.
-        // The ceiling is timed before and after the run, and the faster taken: timed only
-        // after, it could include the nodes' background work (flushes, acks) and look lower
-        // than it is, which would flatter the ratio.
-        let ceiling_before = crypto_ceiling(&a, &b, &chat);
-        let b_head_before = b.read_node(|n| n.store.head(&b.device()).map_or(0, |h| h.seq));
+        // A shared machine changes speed within seconds, so the run is cut into rounds with the
+        // ceiling timed between them; each round is judged against the faster of the two
+        // ceilings around it (never flattering the ratio), and the median round is the figure.
         let senders = arg("--senders", 4);
+        let rounds = arg("--rounds", 3).max(1);
+        let per_round = throughput_n.div_ceil(rounds);
         let ea = a.engine().clone();
-        let base = at_b();
         let b_device = b.device();
-        let t = Instant::now();
-        let writers: Vec<_> = (0..senders)
-            .map(|k| {
-                let (ea, chat) = (ea.clone(), chat.clone());
-                std::thread::spawn(move || {
-                    for i in (k..throughput_n).step_by(senders) {
-                        ea.send(&chat, &format!("bulk {i}"), None).expect("send");
-                    }
+        let mut ceiling_before = crypto_ceiling(&a, &b, &chat);
+        let mut ratios = Vec::new();
+        let (mut total_got, mut total_acks, mut total_time) = (0u64, 0u64, Duration::ZERO);
+        for round in 1..=rounds {
+            let b_head_before = b.read_node(|n| n.store.head(&b_device).map_or(0, |h| h.seq));
+            let base = at_b();
+            let cpu_before = process_cpu();
+            let t = Instant::now();
+            let writers: Vec<_> = (0..senders)
+                .map(|k| {
+                    let (ea, chat) = (ea.clone(), chat.clone());
+                    std::thread::spawn(move || {
+                        for i in (k..per_round).step_by(senders) {
+                            ea.send(&chat, &format!("bulk {round} {i}"), None).expect("send");
+                        }
+                    })
                 })
-            })
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while at_b() < base + throughput_n as u64 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
+                .collect();
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while at_b() < base + per_round as u64 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            for w in writers {
+                w.join().expect("writer");
+            }
+            // Acks included: B acknowledged in the groups that stored the messages; wait until
+            // A holds B's device log as far as B has written it.
+            let b_head = b.read_node(|n| n.store.head(&b_device).map_or(0, |h| h.seq));
+            while a.read_node(|n| n.store.head(&b_device).map_or(0, |h| h.seq)) < b_head && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let took = t.elapsed();
+            let cpu = process_cpu().zip(cpu_before).map(|(after, before)| (after - before) / took.as_secs_f64());
+            let got = at_b() - base;
+            let rate = got as f64 / took.as_secs_f64();
+            let ceiling_after = crypto_ceiling(&a, &b, &chat);
+            let ceiling = ceiling_after.max(ceiling_before);
+            let drift = (ceiling_before - ceiling_after).abs() / ceiling_before.min(ceiling_after);
+            println!(
+                "  round {round}: {got} messages in {took:.1?} = {rate:.0}/s = {:.2} × the ceiling ({ceiling_before:.0}/s before, {ceiling_after:.0}/s after{}){}",
+                rate / ceiling,
+                if drift > 0.15 { format!(": speed changed {:.0} %", drift * 100.0) } else { String::new() },
+                // Below 2 cores busy, the pipeline waits (fsync, hand-offs); at 2, the rest is work.
+                cpu.map(|c| format!("; {c:.2} of 2 cores busy")).unwrap_or_default(),
+            );
+            ratios.push(rate / ceiling);
+            total_got += got;
+            total_acks += b_head.saturating_sub(b_head_before);
+            total_time += took;
+            ceiling_before = ceiling_after;
         }
-        for w in writers {
-            w.join().expect("writer");
-        }
-        let delivered = t.elapsed();
-        // Acks included: B acknowledged in the groups that stored the messages; wait until A
-        // holds B's device log as far as B has written it.
-        let b_head = b.read_node(|n| n.store.head(&b_device).map_or(0, |h| h.seq));
-        while a.read_node(|n| n.store.head(&b_device).map_or(0, |h| h.seq)) < b_head && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let took = t.elapsed();
-        let got = at_b() - base;
-        let acks = b_head.saturating_sub(b_head_before);
-        let rate = got as f64 / took.as_secs_f64();
-        let ceiling_after = crypto_ceiling(&a, &b, &chat);
-        let ceiling = ceiling_after.max(ceiling_before);
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        let rate = total_got as f64 / total_time.as_secs_f64();
         println!(
-            "bulk send A→B: {got} messages sealed, signed, durable on both sides and acknowledged in {took:.1?} (delivered after {delivered:.1?}) = {rate:.0} messages/s = {:.2} × the per-message cryptography ceiling on 2 cores {ceiling:.0}/s (target ≥ 0.80) {}; {:.3} × raw QUIC small messages/s",
-            rate / ceiling,
-            if rate / ceiling >= 0.8 { "PASS" } else { "FAIL" },
+            "bulk send A→B ({senders} senders): {total_got} messages sealed, signed, durable on both sides and acknowledged in {total_time:.1?} = {rate:.0} messages/s; median round {median:.2} × the per-message cryptography ceiling on 2 cores (rounds {:.2}–{:.2}; target ≥ 0.80) {}; {:.3} × raw QUIC small messages/s",
+            ratios[0],
+            ratios[ratios.len() - 1],
+            if median >= 0.8 { "PASS" } else { "FAIL" },
             rate / quic,
         );
-        println!("  B acknowledged the {got} messages in {acks} sealed acks ({:.0} messages per ack)", got as f64 / acks.max(1) as f64);
-        // On a shared machine the speed of a core can change within a run; the two timings of
-        // the ceiling show whether it did (the figure then is not to be trusted either way).
-        let drift = (ceiling_before - ceiling_after).abs() / ceiling_before.min(ceiling_after);
         println!(
-            "  ceiling before the run {ceiling_before:.0}/s, after {ceiling_after:.0}/s: {}",
-            if drift > 0.15 {
-                format!("the machine's speed changed by {:.0} % during the run; run again", drift * 100.0)
-            } else {
-                "steady".to_owned()
-            }
+            "  B acknowledged the {total_got} messages in {total_acks} sealed acks ({:.0} messages per ack)",
+            total_got as f64 / total_acks.max(1) as f64
         );
     });
 }
 
+/// CPU seconds this process has used (user + system), where the OS tells it (Linux).
+fn process_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised name; utime and stime are the 14th and 15th, in ticks.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 /// The rate that per-message cryptography alone allows on two cores: seal and sign on the
-/// sender, verify and open on the receiver, each timed here on the same machine, for the same
-/// chat (same recipients). Prints the parts.
+/// sender, verify and open on the receiver, for the same chat (same recipients), verified in
+/// batches as ingest does. Each part is timed alone on one thread (printed), then the whole
+/// chain on two threads at once: that rate is the ceiling, since two busy vCPUs of a shared
+/// machine need not do twice the work of one.
 fn crypto_ceiling(a: &Host, b: &Host, chat: &libra_engine::messenger::ChatTarget) -> f64 {
     use libra_engine::messaging::{Body, Sealed, aad};
-    let n = 2000;
-    let body = Body::Text { chat: chat.chat, text: "bulk 123456".into(), reply_to: None };
-    let t = Instant::now();
-    let payloads: Vec<Vec<u8>> =
-        (0..n).map(|_| a.read_node(|nd| nd.seal_body(&body, &chat.users).expect("seal").payload)).collect();
-    let seal = t.elapsed().as_secs_f64() / n as f64;
+    let plan = a.read_node(|nd| nd.seal_plan(&chat.users).expect("plan"));
     let key = a.read_node(|nd| nd.secrets.device.signing.clone());
-    let t = Instant::now();
-    let entries: Vec<libra_engine::log::Entry> = payloads
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            libra_engine::log::sign_entry(&key, None, i as u64 + 1, libra_engine::payload::KIND_SEALED, p.clone())
-        })
-        .collect();
-    let sign = t.elapsed().as_secs_f64() / n as f64;
-    let t = Instant::now();
-    for e in &entries {
-        libra_engine::log::verify_signature(e).expect("verify");
-    }
-    let verify = t.elapsed().as_secs_f64() / n as f64;
-    let secret = b.read_node(|nd| nd.secrets.device.agreement.clone());
+    let secret = b.read_node(|nd| nd.secrets.device.agreement().clone());
     let author = a.device();
+    let body = Body::Text { chat: chat.chat, text: "bulk 123456".into(), reply_to: None };
+    // One message's chain, in stages so each can be timed: seal, sign, verify (batched), open.
+    let seal = |n: usize| -> Vec<Vec<u8>> { (0..n).map(|_| plan.seal(&body).expect("seal").payload).collect() };
+    let sign = |payloads: &[Vec<u8>]| -> Vec<libra_engine::log::Entry> {
+        let kind = libra_engine::payload::KIND_SEALED;
+        let mut out = Vec::with_capacity(payloads.len());
+        for (i, p) in payloads.iter().enumerate() {
+            let prev = out.last().map(|e: &libra_engine::log::Entry| (e.header().seq, e.id));
+            out.push(libra_engine::log::sign_entry(&key, prev, i as u64 + 1, kind, p.clone()));
+        }
+        out
+    };
+    let verify = |entries: &[libra_engine::log::Entry]| {
+        let refs: Vec<&libra_engine::log::Entry> = entries.iter().collect();
+        assert!(libra_engine::log::verify_many(&refs, 1).is_empty(), "verify");
+    };
+    let open = |payloads: &[Vec<u8>]| {
+        for p in payloads {
+            Sealed::decode(p).expect("decode").open(&secret, &aad(&author)).expect("open");
+        }
+    };
+    let n = 1024;
     let t = Instant::now();
-    for p in &payloads {
-        Sealed::decode(p).expect("decode").open(&secret, &aad(&author)).expect("open");
-    }
-    let open = t.elapsed().as_secs_f64() / n as f64;
-    let per_message = seal + sign + verify + open;
+    let payloads = seal(n);
+    let t_seal = t.elapsed().as_secs_f64() / n as f64;
+    let t = Instant::now();
+    let entries = sign(&payloads);
+    let t_sign = t.elapsed().as_secs_f64() / n as f64;
+    let t = Instant::now();
+    verify(&entries);
+    let t_verify = t.elapsed().as_secs_f64() / n as f64;
+    let t = Instant::now();
+    open(&payloads);
+    let t_open = t.elapsed().as_secs_f64() / n as f64;
+    let per_message = t_seal + t_sign + t_verify + t_open;
+    // The whole chain on both cores at once, in batches of 256 (ingest's verification batch).
+    let per_thread = 1024;
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..per_thread / 256 {
+                    let payloads = seal(256);
+                    let entries = sign(&payloads);
+                    verify(&entries);
+                    open(&payloads);
+                }
+            });
+        }
+    });
+    let both = 2.0 * per_thread as f64 / t.elapsed().as_secs_f64();
     println!(
-        "per-message cryptography: seal {:.1} µs + sign {:.1} µs + verify {:.1} µs + open {:.1} µs = {:.1} µs (seal and open, x25519 + AEAD: {:.0}%)",
-        seal * 1e6,
-        sign * 1e6,
-        verify * 1e6,
-        open * 1e6,
+        "per-message cryptography, one thread: seal {:.1} µs + sign {:.1} µs + verify {:.1} µs (batched) + open {:.1} µs = {:.1} µs (seal and open, x25519 + AEAD: {:.0}%); two threads at once: {both:.0} messages/s = {:.2} × twice one thread",
+        t_seal * 1e6,
+        t_sign * 1e6,
+        t_verify * 1e6,
+        t_open * 1e6,
         per_message * 1e6,
-        100.0 * (seal + open) / per_message
+        100.0 * (t_seal + t_open) / per_message,
+        both * per_message / 2.0,
     );
-    2.0 / per_message
+    both
 }
 
 /// The bench drives the node through the host's engine; an engine error ends the bench.
