@@ -282,30 +282,6 @@ impl Node {
         out.pop().ok_or_else(|| MessengerError::Node(NodeError::Incomplete(self.dir.clone())))
     }
 
-    /// Appends several sealed payloads in one commit, in order; each gets its own outcome. If the
-    /// commit fails before anything is stored, each is tried alone, so that each caller hears
-    /// its own error; if it fails after (the outcome is unknown), the error is the whole result.
-    pub fn append_sealed_many(
-        &mut self,
-        sealings: Vec<Sealing>,
-    ) -> Result<Vec<Result<Entry, MessengerError>>, MessengerError> {
-        if sealings.len() == 1 {
-            return Ok(sealings.into_iter().map(|s| self.append_sealed(s)).collect());
-        }
-        let me = self.device_id();
-        let head = |n: &Self| n.store.head(me.as_bytes()).map(|h| h.seq);
-        let before = head(self);
-        let items: Vec<(u16, Vec<u8>)> = sealings.iter().map(|s| (KIND_SEALED, s.payload.clone())).collect();
-        for s in &sealings {
-            self.store.note_plaintext(&s.payload, s.plaintext.clone(), s.content_key);
-        }
-        match self.store.append(&self.secrets.device.signing, items, clock::wall_ms()) {
-            Ok(entries) => Ok(entries.into_iter().map(Ok).collect()),
-            Err(_) if head(self) == before => Ok(sealings.into_iter().map(|s| self.append_sealed(s)).collect()),
-            Err(e) => Err(NodeError::from(e).into()),
-        }
-    }
-
     /// Seals `body` for the devices of `users` and ours, and appends it to this device's log.
     pub fn say(&mut self, body: &Body, users: &[UserId]) -> Result<Entry, MessengerError> {
         let payload = self.seal_body(body, users)?;

@@ -4,7 +4,6 @@
 //! commit). Each caller gets its own result once its write is durable; readers never wait
 //! behind an fsync. What changed is published as typed [`Event`]s.
 
-mod appends;
 mod event;
 mod files;
 mod fsync;
@@ -91,8 +90,6 @@ pub(crate) struct Shared {
     /// Per peer, where the order of head moves stood when the last session that synced with
     /// it was admitted (spec/sync.md, 8.9). In memory: a restart starts a new order anyway.
     sync_points: Mutex<std::collections::HashMap<[u8; 32], crate::store::ChangePoint>>,
-    /// Sealed sends waiting to be appended together.
-    appends: appends::Appends,
 }
 
 /// A handle on the engine. Cheap to clone; the node closes when the last handle is dropped or
@@ -160,7 +157,6 @@ impl Engine {
             queued: std::sync::atomic::AtomicUsize::new(0),
             fsync: Mutex::new(None),
             sync_points: Mutex::default(),
-            appends: appends::Appends::default(),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let w = shared.clone();
@@ -381,11 +377,7 @@ impl Engine {
         let body = Node::text_body(chat, text, reply_to)?;
         let plan = self.read(|n| n.check_writable(chat).and_then(|()| n.seal_plan(&chat.users)))??;
         let payload = plan.seal(&body)?;
-        // Concurrent sends share one commit (see `appends`); each still waits for durability.
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.shared.appends.push(payload, tx);
-        self.submit_job(appends::job(self.shared.clone()));
-        rx.recv().unwrap_or(Err(EngineError::Stopped))
+        Ok(self.write(move |n| n.append_sealed(payload))??)
     }
 
     /// Every event from now on.

@@ -53,7 +53,7 @@ pub(crate) fn job_visible<R: Send + 'static>(
 }
 
 /// Runs a job's work; a panic becomes an error, loud in the log, never hidden.
-pub(crate) fn run_caught<R>(n: &mut Node, f: impl FnOnce(&mut Node) -> R) -> Result<R, EngineError> {
+fn run_caught<R>(n: &mut Node, f: impl FnOnce(&mut Node) -> R) -> Result<R, EngineError> {
     catch_unwind(AssertUnwindSafe(|| f(n))).map_err(|p| {
         let msg = p
             .downcast_ref::<&str>()

@@ -7,7 +7,6 @@ mod devices;
 mod diskfull;
 mod files;
 mod fuzz_corpus;
-mod group_sends;
 mod keyfile;
 mod messaging;
 mod net;
