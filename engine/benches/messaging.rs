@@ -149,6 +149,7 @@ fn main() {
             let b_head_before = b.read_node(|n| n.store.head(&b_device).map_or(0, |h| h.seq));
             let base = at_b();
             let cpu_before = process_cpu();
+            let steal_before = machine_steal();
             let t = Instant::now();
             let writers: Vec<_> = (0..senders)
                 .map(|k| {
@@ -175,6 +176,8 @@ fn main() {
             }
             let took = t.elapsed();
             let cpu = process_cpu().zip(cpu_before).map(|(after, before)| (after - before) / took.as_secs_f64());
+            // Time the hypervisor gave our vCPUs to others: the run lost it, the ceiling may not.
+            let steal = machine_steal().zip(steal_before).map(|(after, before)| (after - before) / took.as_secs_f64());
             let got = at_b() - base;
             let rate = got as f64 / took.as_secs_f64();
             let ceiling_after = crypto_ceiling(&a, &b, &chat);
@@ -185,7 +188,8 @@ fn main() {
                 rate / ceiling,
                 if drift > 0.15 { format!(": speed changed {:.0} %", drift * 100.0) } else { String::new() },
                 // Below 2 cores busy, the pipeline waits (fsync, hand-offs); at 2, the rest is work.
-                cpu.map(|c| format!("; {c:.2} of 2 cores busy")).unwrap_or_default(),
+                cpu.map(|c| format!("; {c:.2} of 2 cores busy")).unwrap_or_default()
+                    + &steal.map(|st| format!(", {st:.2} stolen by the host")).unwrap_or_default(),
             );
             ratios.push(rate / ceiling);
             total_got += got;
@@ -218,6 +222,14 @@ fn process_cpu() -> Option<f64> {
     let fields: Vec<&str> = rest.split(' ').collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
+}
+
+/// CPU seconds the hypervisor has taken from this machine's vCPUs (steal), where the OS tells it.
+fn machine_steal() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    // cpu  user nice system idle iowait irq softirq steal ...
+    let steal: f64 = stat.lines().next()?.split_whitespace().nth(8)?.parse().ok()?;
+    Some(steal / 100.0)
 }
 
 /// The rate that per-message cryptography alone allows on two cores: seal and sign on the
