@@ -36,6 +36,22 @@ struct Job {
     started: Instant,
     reported: Option<Instant>,
     sources: usize,
+    /// The record's sync under way, on a thread of its own so that pieces keep landing while
+    /// the disk syncs (one at a time; the final persist waits for it).
+    syncing: Option<std::thread::JoinHandle<Result<(), crate::blob::BlobError>>>,
+}
+
+impl Job {
+    /// Waits for the sync under way, if any, and says how it ended.
+    fn join_sync(&mut self) -> Result<(), NetError> {
+        match self.syncing.take() {
+            None => Ok(()),
+            Some(h) => h
+                .join()
+                .map_err(|_| NetError::Stream("a download's sync panicked".into()))?
+                .map_err(|e| NetError::Stream(e.to_string())),
+        }
+    }
 }
 
 impl Host {
@@ -218,6 +234,7 @@ async fn download(
         started: Instant::now(),
         reported: None,
         sources: sources.len(),
+        syncing: None,
     }));
     let workers: Vec<_> = sources
         .iter()
@@ -244,18 +261,18 @@ async fn download(
     let job = Arc::into_inner(job).and_then(|m| m.into_inner().ok());
     let Some(mut job) = job else { return Err(NetError::Stream("a download's workers outlived it".into())) };
     let done = job.pieces.done();
-    let result =
-        tokio::task::spawn_blocking(
-            move || {
-                if done { job.partial.finish() } else { job.partial.persist().map(|()| false) }
-            },
-        )
-        .await
-        .map_err(|e| NetError::Stream(e.to_string()))?;
+    let result = tokio::task::spawn_blocking(move || {
+        // An older record written after the last one would claim less than is there.
+        job.join_sync()?;
+        let r = if done { job.partial.finish() } else { job.partial.persist().map(|()| false) };
+        r.map_err(|e| NetError::Stream(e.to_string()))
+    })
+    .await
+    .map_err(|e| NetError::Stream(e.to_string()))?;
     match result {
         Ok(true) => Ok(true),
         Ok(false) => Err(NetError::Stream(last_error.unwrap_or_else(|| "no connected peer has the file".into()))),
-        Err(e) => Err(NetError::Stream(e.to_string())),
+        Err(e) => Err(e),
     }
 }
 
@@ -386,10 +403,18 @@ fn store_piece(
     let got = blob::verified_bytes(&[piece], size);
     j.unsynced += got;
     j.fetched += got;
-    // The sync runs after the lock is let go: the network tasks take it for every piece.
-    let mut persist = None;
-    if j.unsynced >= PERSIST_EVERY || j.synced_at.elapsed() >= PERSIST_AFTER {
-        persist = Some(j.partial.persist_later().map_err(|e| NetError::Stream(e.to_string()))?);
+    // The sync runs on a thread of its own, without the lock: the network tasks take it for
+    // every piece, and the processor goes on verifying while the disk syncs. One at a time: a
+    // sync still running puts the next off to a later piece.
+    let due = j.unsynced >= PERSIST_EVERY || j.synced_at.elapsed() >= PERSIST_AFTER;
+    if due && j.syncing.as_ref().is_none_or(std::thread::JoinHandle::is_finished) {
+        j.join_sync()?;
+        let persist = j.partial.persist_later().map_err(|e| NetError::Stream(e.to_string()))?;
+        let handle = std::thread::Builder::new()
+            .name("libra-blob-sync".into())
+            .spawn(move || persist.run())
+            .map_err(|e| NetError::Stream(format!("could not start a sync: {e}")))?;
+        j.syncing = Some(handle);
         j.unsynced = 0;
         j.synced_at = Instant::now();
     }
@@ -399,10 +424,6 @@ fn store_piece(
         let secs = j.started.elapsed().as_secs_f64().max(1e-3);
         Transfer { have: j.partial.verified_bytes(), size, rate: j.fetched as f64 / secs, sources: j.sources }
     });
-    drop(j);
-    if let Some(p) = persist {
-        p.run().map_err(|e| NetError::Stream(e.to_string()))?;
-    }
     Ok(report)
 }
 
