@@ -51,7 +51,7 @@ async fn serve_stream(engine: &Engine, send: quinn::SendStream, mut recv: quinn:
         let mut send = send;
         while let Some(answer) = rx.recv().await {
             let (status, bytes) = answer.await.map_err(|e| NetError::Stream(e.to_string()))?;
-            respond(&mut send, status, &bytes).await?;
+            respond(&mut send, status, bytes).await?;
         }
         let _ = send.finish();
         Ok::<(), NetError>(())
@@ -95,14 +95,13 @@ async fn serve_stream(engine: &Engine, send: quinn::SendStream, mut recv: quinn:
 
 /// Writes one answer; a peer that stops reading for [`REQUEST_IDLE`] loses the stream (it
 /// would otherwise hold the answers prepared for it).
-async fn respond(send: &mut quinn::SendStream, status: Status, bytes: &[u8]) -> Result<(), NetError> {
+async fn respond(send: &mut quinn::SendStream, status: Status, bytes: Vec<u8>) -> Result<(), NetError> {
     let mut head = [0u8; 5];
     head[0] = status as u8;
     head[1..].copy_from_slice(&(bytes.len() as u32).to_be_bytes());
-    let write = async {
-        send.write_all(&head).await?;
-        send.write_all(bytes).await
-    };
+    // Handed over, not copied: quinn keeps the buffer until the peer has it.
+    let mut chunks = [bytes::Bytes::copy_from_slice(&head), bytes::Bytes::from(bytes)];
+    let write = send.write_all_chunks(&mut chunks);
     tokio::time::timeout(REQUEST_IDLE, write)
         .await
         .map_err(|_| NetError::Timeout(REQUEST_IDLE))?
