@@ -107,4 +107,41 @@ mod tests {
         let err = d.push(&u32::MAX.to_be_bytes(), 0).expect_err("too large");
         assert_eq!(err, SyncError::FrameTooLarge(u32::MAX as usize));
     }
+
+    #[test]
+    fn a_frame_of_exactly_max_frame_is_taken_one_more_byte_is_not() {
+        let mut d = FrameDecoder::default();
+        assert!(d.push(&(MAX_FRAME as u32).to_be_bytes(), 0).expect("at the limit").is_empty());
+        let got = d.push(&vec![7u8; MAX_FRAME], 1).expect("body");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].len(), MAX_FRAME);
+        let err = FrameDecoder::default().push(&(MAX_FRAME as u32 + 1).to_be_bytes(), 0).expect_err("over");
+        assert_eq!(err, SyncError::FrameTooLarge(MAX_FRAME + 1));
+    }
+
+    #[test]
+    fn the_clocks_start_at_a_frames_first_byte_and_stop_when_it_is_whole() {
+        let mut d = FrameDecoder::default();
+        assert_eq!((d.partial_since(), d.partial_since_hard()), (None, None));
+        // Nothing partial: neither restart nor a vouched-for link starts a clock.
+        d.restart_clock(5);
+        d.extend_for_link(5);
+        assert_eq!((d.partial_since(), d.partial_since_hard()), (None, None));
+        // The first two bytes of a header, then the rest of it and part of the body.
+        assert!(d.push(&[0, 0], 10).expect("part").is_empty());
+        assert_eq!((d.partial_since(), d.partial_since_hard()), (Some(10), Some(10)));
+        assert!(d.push(&[0, 3, b'a'], 20).expect("part").is_empty());
+        assert_eq!(d.partial_since(), Some(10), "later bytes of the same frame do not restart it");
+        d.extend_for_link(30);
+        assert_eq!((d.partial_since(), d.partial_since_hard()), (Some(30), Some(10)));
+        d.restart_clock(40);
+        assert_eq!((d.partial_since(), d.partial_since_hard()), (Some(40), Some(40)));
+        // The end of this frame and the first byte of the next: the next frame's clock starts.
+        let got = d.push(&[b'b', b'c', 0], 50).expect("whole");
+        assert_eq!(got, vec![b"abc".to_vec()]);
+        assert_eq!((d.partial_since(), d.partial_since_hard()), (Some(50), Some(50)));
+        let got = d.push(&[0, 0, 0], 60).expect("an empty frame");
+        assert_eq!(got, vec![Vec::<u8>::new()]);
+        assert_eq!((d.partial_since(), d.partial_since_hard()), (None, None));
+    }
 }

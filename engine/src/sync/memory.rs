@@ -154,3 +154,6 @@ pub fn run_pair_since(
     }
     Err(SyncError::Protocol("no convergence"))
 }
+
+#[cfg(test)]
+mod tests;
