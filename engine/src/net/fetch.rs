@@ -20,8 +20,8 @@ const PARALLEL: usize = 2;
 /// Requests one source has outstanding (responses come back in order on the stream).
 const DEPTH: usize = 4;
 /// A download's record is synced once this much is verified since the last sync, or this long
-/// has passed: a crash loses at most that much (it is fetched again), and the transfer is not
-/// held to the disk's sync rate.
+/// has passed, on a thread of its own: a crash loses what landed since the last sync that
+/// finished (it is fetched again), and the transfer is not held to the disk's sync rate.
 const PERSIST_EVERY: u64 = 64 << 20;
 const PERSIST_AFTER: Duration = Duration::from_secs(1);
 /// A blob whose download ended short is tried again after this.
@@ -39,17 +39,36 @@ struct Job {
     /// The record's sync under way, on a thread of its own so that pieces keep landing while
     /// the disk syncs (one at a time; the final persist waits for it).
     syncing: Option<std::thread::JoinHandle<Result<(), crate::blob::BlobError>>>,
+    /// A sync failed: what was written since may not be on disk, so no record is written any
+    /// more and the download ends (a later one starts from the last record that was synced).
+    sync_failed: Option<String>,
 }
 
 impl Job {
-    /// Waits for the sync under way, if any, and says how it ended.
+    /// Waits for the sync under way, if any; fails if any sync of this download failed.
     fn join_sync(&mut self) -> Result<(), NetError> {
-        match self.syncing.take() {
+        if let Some(h) = self.syncing.take() {
+            let outcome = match h.join() {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("the sync panicked".to_owned()),
+            };
+            if let Err(why) = outcome {
+                self.sync_failed.get_or_insert(why);
+            }
+        }
+        match &self.sync_failed {
             None => Ok(()),
-            Some(h) => h
-                .join()
-                .map_err(|_| NetError::Stream("a download's sync panicked".into()))?
-                .map_err(|e| NetError::Stream(e.to_string())),
+            Some(why) => Err(NetError::Stream(format!("could not sync the download to disk: {why}"))),
+        }
+    }
+}
+
+impl Drop for Job {
+    /// A download that ends without its final persist (a worker outlived it) still waits for
+    /// its sync, so no older record lands after the next download of the blob began.
+    fn drop(&mut self) {
+        if let Err(e) = self.join_sync() {
+            tracing::warn!(error = %e, "a download ended with a failed sync");
         }
     }
 }
@@ -235,6 +254,7 @@ async fn download(
         reported: None,
         sources: sources.len(),
         syncing: None,
+        sync_failed: None,
     }));
     let workers: Vec<_> = sources
         .iter()
@@ -398,6 +418,9 @@ fn store_piece(
     size: u64,
 ) -> Result<Option<Transfer>, NetError> {
     let mut j = lock(job)?;
+    if j.sync_failed.is_some() {
+        return j.join_sync().map(|()| None);
+    }
     j.partial.write(items).map_err(|e| NetError::Stream(e.to_string()))?;
     j.pieces.landed(piece);
     let got = blob::verified_bytes(&[piece], size);
