@@ -195,7 +195,13 @@ impl Node {
         let public = self.secrets.device.agreement_public();
         self.secrets.history.insert(0, old);
         self.secrets.retired_ms.insert(0, clock::wall_ms());
-        keyfile::replace(&self.dir, &self.secrets)?;
+        if let Err(e) = keyfile::replace(&self.dir, &self.secrets) {
+            // Not on disk: keep sealing to the key that is, or a restart would lose the new one.
+            self.secrets.retired_ms.remove(0);
+            let old = self.secrets.history.remove(0);
+            self.secrets.device.replace_agreement(old);
+            return Err(e.into());
+        }
         self.attach_reader()?;
         Ok(self.append_device(&Payload::Agreement(AgreementKey { agreement: Bytes(public) }))?)
     }

@@ -97,3 +97,29 @@ fn a_key_file_others_can_read_is_refused() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     drop(Node::open(&dir).expect("private again, it opens"));
 }
+
+#[test]
+fn a_rotation_whose_key_file_cannot_be_written_keeps_the_key_on_disk() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("a");
+    let mut n = Node::init(&dir, "ann").expect("init");
+    let before = n.secrets.device.agreement_public();
+    let history = n.secrets.history.len();
+    // A directory where the new key file is written first: the write fails.
+    let blocker = dir.join(format!("{KEY_FILE}.new"));
+    std::fs::create_dir_all(blocker.join("x")).expect("blocker");
+    assert!(n.rotate_agreement().is_err(), "the write fails");
+    assert_eq!(n.secrets.device.agreement_public(), before, "still the key on disk");
+    assert_eq!(n.secrets.history.len(), history);
+    assert_eq!(n.secrets.retired_ms.len(), history);
+    drop(n);
+    let mut n = Node::open(&dir).expect("reopen");
+    assert_eq!(n.secrets.device.agreement_public(), before);
+    // Once the file can be written, the rotation goes through and survives a reopen.
+    std::fs::remove_dir_all(&blocker).expect("unblock");
+    n.rotate_agreement().expect("rotate");
+    let after = n.secrets.device.agreement_public();
+    assert_ne!(after, before);
+    drop(n);
+    assert_eq!(Node::open(&dir).expect("reopen").secrets.device.agreement_public(), after);
+}
