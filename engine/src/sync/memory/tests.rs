@@ -139,3 +139,21 @@ fn the_transcript_counts_bytes_with_headers_and_reconcile_round_trips() {
     assert!(t.messages.len() > reconcile);
     assert_eq!(t.round_trips(), reconcile.div_ceil(2));
 }
+
+#[test]
+fn each_entry_counts_five_bytes_of_framing_toward_half_a_frame() {
+    // Entries of 58,254 bytes (after the first, which has no prev and is shorter): with 5
+    // bytes each of framing, nine come to more than half a frame (524,288), so eight go to a
+    // message; without it, nine would fit.
+    let probe = chain(1, 2, 58_000)[1].encode().len();
+    let len = 58_000 + 58_254 - probe;
+    let es = chain(1, 18, len);
+    assert_eq!(es[1].encode().len(), 58_254);
+    let mut a = MemLogs::default();
+    for e in es {
+        a.ingest(e, true);
+    }
+    let mut b = MemLogs::default();
+    let t = run_pair(&mut a, &mut b, true).expect("sync");
+    assert_eq!(entries_per_message(&t, true), vec![8, 8, 2]);
+}
