@@ -13,6 +13,15 @@ fn chain(k: u8, n: usize, len: usize) -> Vec<Entry> {
     out
 }
 
+/// A node holding `entries` (validated as they come).
+fn holding(entries: impl IntoIterator<Item = Entry>) -> MemLogs {
+    let mut m = MemLogs::default();
+    for e in entries {
+        m.ingest(e, true);
+    }
+    m
+}
+
 fn author(k: u8) -> [u8; 32] {
     SigningKey::from_bytes(&[k; 32]).verifying_key().to_bytes()
 }
@@ -46,10 +55,7 @@ fn another_entry_at_a_held_position_freezes_the_log() {
 #[test]
 fn positions_count_from_one_and_heads_skip_empty_logs() {
     let (a, b) = (chain(1, 3, 8), chain(2, 1, 8));
-    let mut m = MemLogs::default();
-    for e in a.iter().chain(&b) {
-        m.ingest(e.clone(), true);
-    }
+    let mut m = holding(a.iter().chain(&b).cloned());
     m.logs.insert(author(3), Vec::new());
     assert_eq!(m.id_at(&author(1), 0).expect("id"), None);
     assert_eq!(m.id_at(&author(1), 1).expect("id"), Some(a[0].id));
@@ -66,10 +72,7 @@ fn positions_count_from_one_and_heads_skip_empty_logs() {
 #[test]
 fn a_range_is_inclusive_at_both_ends() {
     let es = chain(1, 5, 8);
-    let mut m = MemLogs::default();
-    for e in &es {
-        m.ingest(e.clone(), true);
-    }
+    let m = holding(es.clone());
     assert_eq!(m.range(&author(1), 2, 4), es[1..4].iter().map(Entry::encode).collect::<Vec<_>>());
     assert_eq!(m.range(&author(1), 5, 5), vec![es[4].encode()]);
     assert!(m.range(&author(2), 1, 5).is_empty());
@@ -89,10 +92,7 @@ fn entries_per_message(t: &Transcript, from_a: bool) -> Vec<usize> {
 
 #[test]
 fn entries_go_512_to_a_message() {
-    let mut a = MemLogs::default();
-    for e in chain(1, 1100, 1) {
-        a.ingest(e, true);
-    }
+    let mut a = holding(chain(1, 1100, 1));
     let mut b = MemLogs::default();
     let t = run_pair(&mut a, &mut b, true).expect("sync");
     assert_eq!(b.entry_count(), 1100);
@@ -101,11 +101,8 @@ fn entries_go_512_to_a_message() {
 
 #[test]
 fn entries_fill_a_message_up_to_half_a_frame() {
-    let mut a = MemLogs::default();
     // Each entry takes a little more than 64 KiB: seven fit in half a frame, eight do not.
-    for e in chain(1, 16, MAX_PAYLOAD as usize) {
-        a.ingest(e, true);
-    }
+    let mut a = holding(chain(1, 16, MAX_PAYLOAD as usize));
     let mut b = MemLogs::default();
     let t = run_pair(&mut a, &mut b, true).expect("sync");
     assert_eq!(b.entry_count(), 16);
@@ -149,10 +146,7 @@ fn each_entry_counts_five_bytes_of_framing_toward_half_a_frame() {
     let len = 58_000 + 58_254 - probe;
     let es = chain(1, 18, len);
     assert_eq!(es[1].encode().len(), 58_254);
-    let mut a = MemLogs::default();
-    for e in es {
-        a.ingest(e, true);
-    }
+    let mut a = holding(es);
     let mut b = MemLogs::default();
     let t = run_pair(&mut a, &mut b, true).expect("sync");
     assert_eq!(entries_per_message(&t, true), vec![8, 8, 2]);
