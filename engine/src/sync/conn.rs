@@ -390,7 +390,14 @@ impl Conn {
             let Some(item) = self.inbox.pop_front() else { break };
             match item {
                 In::Fail(e) => return Err(End::Sync(e)),
-                In::End => return Err(End::Done),
+                In::End => {
+                    // The peer's last Done and the end of its stream can arrive together: a
+                    // session that is synced is recorded as such before it ends.
+                    if self.sess.as_ref().is_some_and(Session::is_synced) && !self.outcome.synced {
+                        self.on_synced(local);
+                    }
+                    return Err(End::Done);
+                }
                 In::Msg(Message::Close { code, reason }) => {
                     return Err(End::Sync(SyncError::PeerClosed { code, reason }));
                 }
@@ -914,3 +921,6 @@ fn hold(held: &mut BTreeMap<[u8; 32], u64>, author: [u8; 32], seq: u64) {
 fn local_end(e: LocalError) -> End {
     End::Local(e.to_string())
 }
+
+#[cfg(test)]
+mod tests;
