@@ -128,19 +128,29 @@ fn serve_redials_a_peer_that_comes_up_later() {
     let b_addr = format!("127.0.0.1:{port}");
     json(&libra(&a, &["--json", "peer", "allow", idb["device_id"].as_str().expect("b"), "--address", &b_addr]));
     let _a = spawn_serve(&a, "127.0.0.1:0");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // A runs and has tried B: it knows B and says why B is offline.
+    let tried = || {
+        let out = libra(&a, &["--json", "peers"]);
+        serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|v| {
+            v.as_array().is_some_and(|ps| ps.iter().any(|p| p["online"] == false && p["why_offline"].is_string()))
+        })
+    };
+    wait_for("A to try B and find it offline", tried);
     assert!(!online(&a), "A cannot be connected yet");
     let _b = spawn_serve(&b, &b_addr);
     // A retries with backoff (and a 5 s handshake limit) until B answers.
+    wait_for("A to reach B", || online(&a) && online(&b));
+    // Both sides come to hold both identities' logs (read through the running nodes).
+    let logs = |d: &Path| json(&libra(d, &["--json", "log", "list"])).as_array().map(Vec::len);
+    wait_for("both sides to hold all four logs", || logs(&a) == Some(4) && logs(&b) == Some(4));
+}
+
+/// Polls `cond` until it holds; fails after 30 s naming what it waited for.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !online(&b) {
-        assert!(std::time::Instant::now() < deadline, "A never reached B");
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "waited 30 s for {what}");
         std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    // Both sides hold both identities' logs (read through the running nodes).
-    for d in [&a, &b] {
-        let logs = json(&libra(d, &["--json", "log", "list"]));
-        assert_eq!(logs.as_array().map(Vec::len), Some(4));
     }
 }
 

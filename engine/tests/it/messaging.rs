@@ -321,7 +321,15 @@ async fn a_stranger_without_a_valid_token_is_refused_and_forgotten() {
     ib.token = Some(libra_engine::codec::Bytes([7; 16]));
     eve.with_node(|n| n.add_contact(&ib, None).expect("add"));
     let r = eve.connect(b.local_addr().expect("addr"), Some(b.device()), false).await;
-    assert!(r.is_err(), "{r:?}");
+    // Refused at the door: its knock proves no open invite, so the connection is closed with
+    // code 2 before any session starts.
+    let closed = match &r {
+        Err(libra_engine::net::NetError::Connection(quinn::ConnectionError::ApplicationClosed(c))) => {
+            Some((u64::from(c.error_code), c.reason.to_vec()))
+        }
+        _ => None,
+    };
+    assert_eq!(closed, Some((2, b"refused".to_vec())), "{r:?}");
     assert!(b.read_node(|n| n.store.contacts().expect("contacts")).is_empty());
     assert!(b.read_node(|n| n.store.peer(&eve.device()).expect("peer")).is_none(), "no record of the stranger");
     assert_eq!(b.read_node(|n| n.store.heads().count()), 2, "nothing of Eve's stored");

@@ -137,17 +137,18 @@ async fn hostile_frames_close_only_that_session() {
     let mallory = ed25519_dalek::SigningKey::from_bytes(&mallory_seed).verifying_key().to_bytes();
     b.allow(mallory, None).expect("allow");
 
-    // Garbage, an oversized length prefix, and a forged entry: each is closed with a sync error.
+    // Garbage, an oversized length prefix, and a forged entry: each is closed with its own
+    // sync error (malformed 1, frame too large 2, invalid entry 5).
     let garbage = [&8u32.to_be_bytes()[..], b"\xff\xfe garbage"].concat();
     let oversized = (64u32 * 1024 * 1024).to_be_bytes().to_vec();
     let mut forged =
         libra_engine::log::sign_entry(&ed25519_dalek::SigningKey::from_bytes(&mallory_seed), None, 1, 1, b"x".to_vec());
     forged.payload = Some(b"not what was signed".to_vec());
     let forged = frame(&Message::Entries(vec![forged.encode()]));
-    for bytes in [garbage, oversized, forged] {
+    for (bytes, code) in [(garbage, 1), (oversized, 2), (forged, 5)] {
         let reason = raw_session(&b, mallory_seed, bytes).await;
         match reason {
-            Some(quinn::ConnectionError::ApplicationClosed(c)) => assert_ne!(u64::from(c.error_code), 0, "{c:?}"),
+            Some(quinn::ConnectionError::ApplicationClosed(c)) => assert_eq!(u64::from(c.error_code), code, "{c:?}"),
             other => panic!("expected an application close, got {other:?}"),
         }
     }
@@ -235,10 +236,21 @@ async fn stalling_silent_and_endless_peers_are_cut_off() {
     let held = b.with_node(|n| n.store.head(&mallory_key.verifying_key().to_bytes()).map_or(0, |h| h.seq));
     assert!(held < 100, "the whole endless stream was taken: {held}");
 
-    // Replayed entries are idempotent: sending what is already held is not misbehaviour.
+    // Replayed entries are idempotent: sending what is already held is not misbehaviour. The
+    // session takes them and then waits for reconciliation until its idle limit (code 100),
+    // where an entry judged invalid would have closed it at once with code 5.
+    // (The cut stream stored nothing: what a session took is ingested only once it is whole.)
+    let now = libra_engine::clock::wall_ms();
+    let first: Vec<libra_engine::log::Entry> = crate::util::chain(&mallory_key, 5);
+    b.with_node(|n| n.store.ingest(first, now)).expect("ingest");
+    let held = b.with_node(|n| n.store.head(&mallory_key.verifying_key().to_bytes()).map_or(0, |h| h.seq));
+    assert_eq!(held, 5, "the replay needs entries that are held");
     let again: Vec<u8> = frame(&Message::Entries(log[..5].to_vec()));
-    let (r, _) = raw_close(&b, seed, [again.clone(), again].concat()).await;
-    assert_ne!(app_code(&r), Some(5), "duplicates were treated as invalid: {r:?}");
+    let (r, took) = raw_close(&b, seed, [again.clone(), again].concat()).await;
+    assert_eq!(app_code(&r), Some(100), "duplicates were treated as invalid: {r:?}");
+    assert!(took >= limited().reconcile_idle, "closed before the idle limit: {took:?}");
+    let after = b.with_node(|n| n.store.head(&mallory_key.verifying_key().to_bytes()).map_or(0, |h| h.seq));
+    assert_eq!(after, held, "a replay changes nothing");
 
     // And the node still serves honest peers.
     assert!(a.connect(addr, Some(b.device()), false).await.expect("sync").synced);

@@ -13,6 +13,8 @@ fn sync_pair(a: &mut MemNode, b: &mut MemNode) -> Transcript {
     run_pair(a, b, true).expect("sessions converge")
 }
 
+/// Both sides hold the same length of every log that neither found forked (forked logs are
+/// checked by the caller, which knows what each side held).
 fn assert_union(a: &MemNode, b: &MemNode, full: &BTreeMap<[u8; 32], Vec<Entry>>) {
     for (author, log) in full {
         if a.forked.contains(author) || b.forked.contains(author) {
@@ -99,6 +101,8 @@ proptest! {
     ) {
         let (mut a, mut b) = (MemNode::default(), MemNode::default());
         let mut full = BTreeMap::new();
+        // The logs given a second entry at one position: what each side held of them.
+        let mut forks = BTreeMap::new();
         for (i, (len, ca, cb, fork)) in logs.iter().enumerate() {
             let k = key(&format!("p{i}"));
             let author = k.verifying_key().to_bytes();
@@ -111,6 +115,7 @@ proptest! {
                     let prev = &mine[cb - 2];
                     let alt = libra_engine::log::sign_entry(&k, Some((prev.header().seq, prev.id)), 50_000_000, 7, b"alt".to_vec());
                     mine[cb - 1] = alt;
+                    forks.insert(author, (ca, cb));
                 }
                 b.logs.insert(author, mine);
             }
@@ -118,8 +123,14 @@ proptest! {
         }
         sync_pair(&mut a, &mut b);
         assert_union(&a, &b, &full);
+        // A fork is found by both sides, and neither takes anything more of that log.
+        for (author, (ca, cb)) in &forks {
+            prop_assert!(a.forked.contains(author) && b.forked.contains(author), "fork of {ca} / {cb} not found");
+            prop_assert_eq!((a.logs[author].len(), b.logs[author].len()), (*ca, *cb));
+        }
+        prop_assert!(a.forked.iter().chain(&b.forked).all(|f| forks.contains_key(f)), "a fork where there was none");
         for (author, log) in &full {
-            if a.forked.contains(author) { continue; }
+            if forks.contains_key(author) { continue; }
             let have = a.logs.get(author).map_or(0, Vec::len);
             let want = logs.iter().enumerate().find(|(i, _)| key(&format!("p{i}")).verifying_key().to_bytes() == *author)
                 .map(|(_, (len, ca, cb, _))| (*ca).min(*len).max((*cb).min(*len))).unwrap_or(0);
