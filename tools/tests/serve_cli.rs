@@ -8,23 +8,45 @@ mod netns;
 
 use netns::{libra, serve_local};
 
+fn json(out: std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// Stopped while it holds a live session with a running peer and a dialer backs off from an
+/// address where nobody listens (the case that once took over 10 s).
 #[test]
 fn serve_stops_on_ctrl_c_with_what_it_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("ann");
-    assert!(libra(&data, &["init", "--name", "Ann"]).status.success());
+    let (data, ben) = (dir.path().join("ann"), dir.path().join("ben"));
+    let ann_id = json(libra(&data, &["--json", "init", "--name", "Ann"]));
+    let ben_id = json(libra(&ben, &["--json", "init", "--name", "Ben"]));
+    let carl = json(libra(&dir.path().join("carl"), &["--json", "init", "--name", "Carl"]));
+    let device = |v: &serde_json::Value| v["device_id"].as_str().expect("device").to_owned();
+    let ben_invite = json(libra(&ben, &["--json", "invite"]));
+    json(libra(&data, &["--json", "contact", "add", ben_invite["invite"].as_str().expect("invite")]));
+    json(libra(&ben, &["--json", "peer", "allow", &device(&ann_id)]));
+    let (mut ben_node, ben_addr) = serve_local(&ben);
+    json(libra(&data, &["--json", "peer", "allow", &device(&ben_id), "--address", &ben_addr]));
+    let nobody = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    json(libra(&data, &["--json", "peer", "allow", &device(&carl), "--address", &nobody.to_string()]));
     // Its banner says where it listens (serve_local fails the test otherwise).
     let (mut child, _) = serve_local(&data);
+    let online = || {
+        let peers = json(libra(&data, &["--json", "peers"]));
+        peers.as_array().is_some_and(|ps| ps.iter().any(|p| p["online"] == true))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !online() {
+        assert!(Instant::now() < deadline, "Ann never reached Ben");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Written through the running node (forwarded), acknowledged before the signal.
-    let inv = libra(&dir.path().join("ben-init"), &["init", "--name", "Ben"]);
-    assert!(inv.status.success());
-    let ben = String::from_utf8(libra(&dir.path().join("ben-init"), &["--json", "invite"]).stdout).expect("utf8");
-    let ben: serde_json::Value = serde_json::from_str(&ben).expect("json");
-    assert!(libra(&data, &["contact", "add", ben["invite"].as_str().expect("invite")]).status.success());
-    assert!(libra(&data, &["send", "Ben", "written just before Ctrl-C"]).status.success());
+    json(libra(&data, &["--json", "send", "Ben", "written just before Ctrl-C"]));
 
     let t = Instant::now();
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill").success());
+    // A hang guard, not a timing: the figure is printed (issue 14 asks for 2 s).
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
@@ -32,11 +54,14 @@ fn serve_stops_on_ctrl_c_with_what_it_acknowledged() {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = ben_node.kill();
             panic!("serve did not stop within 10 s of Ctrl-C");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     };
-    eprintln!("serve stopped {:?} after Ctrl-C", t.elapsed());
+    eprintln!("serve stopped {:?} after Ctrl-C (a live session and a dialer backing off)", t.elapsed());
+    let _ = ben_node.kill();
+    let _ = ben_node.wait();
     assert!(status.success(), "{status:?}");
     // The store is free and holds the message.
     let out = libra(&data, &["--json", "chat", "Ben"]);
