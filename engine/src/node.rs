@@ -21,7 +21,10 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error("a name must be 1 to {MAX_NAME} bytes")]
     BadName,
-    #[error("the identity in {0} is incomplete: its device is not in the store (was `init` interrupted?)")]
+    /// The key file is there, but the store holds no entry of this device's own log.
+    #[error(
+        "the store in {0}/store holds nothing of this device's own log: `init` was interrupted, or the store lost what it held (its journal, `*.jnl`, deleted or damaged). Nothing was changed. If this identity never held messages, move the directory away and run `libra init` again; otherwise restore a backup (`libra init --restore`) or link this device again"
+    )]
     Incomplete(PathBuf),
     /// The key file opens, but its keys are not the ones this device published in its logs.
     #[error(

@@ -171,3 +171,39 @@ fn a_flipped_byte_inside_any_table_is_an_error_never_a_panic_and_repair_brings_t
     }
     assert!(outcomes.get("repaired").is_some_and(|r| r.len() >= 20), "{outcomes:?}");
 }
+
+/// A store whose journal was deleted before anything reached its tables holds nothing of this
+/// device's log: opening says so, names the store and the journal, and changes nothing.
+#[test]
+fn a_deleted_journal_is_named_and_nothing_is_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("ann");
+    json(&libra(&data, &["--json", "init", "--name", "Ann"]));
+    let store = data.join("store");
+    let journals: Vec<_> = std::fs::read_dir(&store)
+        .expect("store")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jnl"))
+        .collect();
+    assert!(!journals.is_empty(), "init leaves its writes in the journal");
+    for j in &journals {
+        std::fs::remove_file(j).expect("remove");
+    }
+    let key = std::fs::read(data.join("identity.key")).expect("key file");
+    let listing = |p: &Path| {
+        let mut v: Vec<_> =
+            std::fs::read_dir(p.join("keyspaces")).expect("keyspaces").map(|e| e.expect("e").path()).collect();
+        v.sort();
+        v
+    };
+    let before = listing(&store);
+    for args in [&["id"][..], &["chats"][..]] {
+        let out = libra(&data, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&store.display().to_string()) && err.contains("journal"), "{err}");
+        assert!(err.contains("holds nothing of this device's own log"), "{err}");
+    }
+    assert_eq!(std::fs::read(data.join("identity.key")).expect("key file"), key, "the key file is untouched");
+    assert_eq!(listing(&store), before, "no keyspace was removed");
+}

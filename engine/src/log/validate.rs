@@ -410,7 +410,19 @@ mod tests {
         );
         signed.signature.0[..32].copy_from_slice(&r);
         signed.signature.0[32..].copy_from_slice(&sign(k).to_bytes());
-        Entry::from_parts(signed.encode(), None).expect("decodes")
+        Entry::from_parts(signed.encode(), chain(1)[0].payload.clone()).expect("decodes")
+    }
+
+    /// Two first entries whose signatures the batch equation accepts and `verify_strict`
+    /// refuses: one by the identity (a weak key), one with R the identity (small order).
+    fn batch_only() -> [Entry; 2] {
+        let b = curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+        let identity = curve25519_dalek::EdwardsPoint::default().compress().to_bytes();
+        let s = Scalar::from(12_345u64);
+        let weak_key = crafted(identity, (s * b).compress().to_bytes(), |_| s);
+        let a = Scalar::from(7u64);
+        let small_r = crafted((a * b).compress().to_bytes(), identity, |k| k * a);
+        [weak_key, small_r]
     }
 
     /// Two signatures the batch equation accepts and `verify_strict` refuses: one by the
@@ -418,12 +430,7 @@ mod tests {
     /// would take both; the screening sends them to `verify_strict`.
     #[test]
     fn signatures_that_only_the_batch_equation_accepts_are_refused() {
-        let b = curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-        let identity = curve25519_dalek::EdwardsPoint::default().compress().to_bytes();
-        let s = Scalar::from(12_345u64);
-        let weak_key = crafted(identity, (s * b).compress().to_bytes(), |_| s);
-        let a = Scalar::from(7u64);
-        let small_r = crafted((a * b).compress().to_bytes(), identity, |k| k * a);
+        let [weak_key, small_r] = batch_only();
         for e in [&weak_key, &small_r] {
             let m = signing_input(e);
             let key = VerifyingKey::from_bytes(&e.header().author.0).expect("a point");
@@ -438,6 +445,29 @@ mod tests {
         assert_eq!(verify_many(&refs, 1), vec![4, 11]);
         assert_eq!(verify_many(&refs[..5], 1), vec![4]);
         assert_eq!(verify_many(&refs[5..12], 1), vec![6]);
+    }
+
+    /// The screening holds through the store's ingest, which verifies in batches: among 40
+    /// good entries, both crafted first entries are refused as bad signatures, and nothing of
+    /// their logs is stored.
+    #[test]
+    fn the_store_refuses_what_only_the_batch_equation_accepts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = crate::store::Store::open(dir.path().join("s")).expect("open");
+        let crafted = batch_only();
+        let authors: Vec<[u8; 32]> = crafted.iter().map(|e| e.header().author.0).collect();
+        let entries: Vec<Entry> = chain(40).into_iter().chain(crafted).collect();
+        let r = store.ingest(entries, 0).expect("ingest");
+        assert_eq!(r.accepted, 40);
+        let refused: Vec<([u8; 32], ValidationError)> =
+            r.rejected.iter().map(|j| (j.author, j.error.clone())).collect();
+        let mut want: Vec<([u8; 32], ValidationError)> =
+            authors.iter().map(|a| (*a, ValidationError::BadSignature)).collect();
+        want.sort_by_key(|(a, _)| *a);
+        let mut refused = refused;
+        refused.sort_by_key(|(a, _)| *a);
+        assert_eq!(refused, want);
+        assert!(authors.iter().all(|a| store.head(a).is_none()));
     }
 
     #[test]

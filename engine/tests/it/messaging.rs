@@ -593,3 +593,31 @@ fn a_group_name_follows_the_name_rules_at_creation() {
     }
     assert!(n.group_create(&"é".repeat(32), &[]).is_ok(), "64 bytes of UTF-8 is the limit, not 64 characters");
 }
+
+/// An introduction counts only for a card that certifies the device that connected: the same
+/// token with Cat's card from another device uses nothing and adds no one; from Cat's own
+/// device it admits her and spends the use.
+#[test]
+fn an_introduction_must_come_from_a_device_its_card_certifies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ben = Node::init(&dir.path().join("ben"), "Ben").expect("init");
+    let mut cat = Node::init(&dir.path().join("cat"), "Cat").expect("init");
+    let invite = ben.invite(None, 1).expect("invite");
+    let token = invite.token.expect("token").0;
+    let card = cat.invite(None, 1).expect("Cat's invite").card;
+    let uses = |n: &Node| {
+        n.store
+            .open_invites(libra_engine::clock::wall_ms())
+            .expect("open")
+            .iter()
+            .map(|(_, r)| r.uses_left)
+            .sum::<u32>()
+    };
+    let other_device = ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes();
+    assert!(!ben.accept_introduction(&token, &card, &other_device).expect("checked"), "another device");
+    assert_eq!(uses(&ben), 1, "the use is not spent");
+    assert!(ben.store.contacts().expect("contacts").is_empty());
+    assert!(ben.accept_introduction(&token, &card, &cat.device_id().0.0).expect("checked"), "Cat's own device");
+    assert_eq!(uses(&ben), 0);
+    assert_eq!(ben.store.contacts().expect("contacts").len(), 1);
+}
