@@ -364,13 +364,18 @@ impl Conn {
         self.wait != Wait::Nothing || self.inbox_entries >= INBOX_LIMIT
     }
 
-    fn drive_inner(&mut self, local: &impl Local, now_ms: u64) -> Result<(), End> {
+    /// Once our own wait is over, the time we spent is not the peer's: its idle and frame
+    /// clocks start again.
+    fn resume(&mut self, now_ms: u64) {
         if self.held_by_us && !self.waiting_on_us() {
-            // The time we spent is not the peer's: its idle and frame clocks start again.
             self.held_by_us = false;
             self.touch(now_ms);
             self.decoder.restart_clock(now_ms);
         }
+    }
+
+    fn drive_inner(&mut self, local: &impl Local, now_ms: u64) -> Result<(), End> {
+        self.resume(now_ms);
         if !self.started {
             self.started = true;
             self.touch(now_ms);
@@ -463,6 +468,8 @@ impl Conn {
                 }
             }
         }
+        // A full inbox taken without a write (all of it parked) ends our wait here.
+        self.resume(now_ms);
         Ok(())
     }
 

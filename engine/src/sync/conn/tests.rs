@@ -541,13 +541,13 @@ fn a_full_inbox_stops_reading_and_holds_the_peer_clocks() {
     let node = Node::default();
     let mut c = responder(&node, Limits::default());
     let e = chain(1, 1, 8).remove(0).encode();
-    let batch = frame(&Message::Entries(vec![e; 512]));
+    let batch = frame(&Message::Entries(vec![e; 500]));
     let mut sent = 0;
     while c.wants_input() {
         c.handle_input(&batch, 1);
-        sent += 512;
+        sent += 500;
     }
-    assert_eq!(sent, INBOX_LIMIT.next_multiple_of(512));
+    assert_eq!(sent, INBOX_LIMIT, "reading stops exactly at the limit");
     assert_eq!(c.inbox_entries, sent);
     assert_eq!(c.poll_timeout(), None, "our backpressure is not the peer stalling");
     c.handle_timeout(u64::MAX / 2);
@@ -555,7 +555,7 @@ fn a_full_inbox_stops_reading_and_holds_the_peer_clocks() {
     c.drive(&node, 5_000);
     assert!(c.wants_input(), "taken into an ingest, the inbox is free again");
     let Some(Effect::Ingest(got)) = c.poll_effect() else { panic!("an ingest") };
-    assert_eq!(got.len(), INGEST_BATCH.next_multiple_of(512));
+    assert_eq!(got.len(), INGEST_BATCH);
     c.handle_ingested(Ok(Ingested { accepted: 1, misbehaviour: None }), &node);
     c.drive(&node, 9_000);
     // The rest is another ingest; once it is answered the peer's clocks restart from now.
@@ -602,7 +602,9 @@ fn undecodable_input_fails_the_session_after_what_came_before() {
     c.handle_input(&frame(&Message::Entries(vec![es[0].encode()])), 1);
     c.handle_input(&[0, 0, 0, 2, 0xc1, 0xc1], 1);
     assert!(!c.wants_input(), "nothing is read after bad input");
+    let read = c.outcome.bytes_in;
     c.handle_input(&frame(&Message::Done), 1);
+    assert_eq!(c.outcome.bytes_in, read, "nothing is read after bad input");
     c.drive(&node, 1);
     assert!(matches!(c.poll_effect(), Some(Effect::Ingest(_))), "what came first is still ingested");
     c.handle_ingested(Ok(Ingested { accepted: 1, misbehaviour: None }), &node);
@@ -851,4 +853,59 @@ fn a_synced_session_notes_where_the_order_of_moves_stood() {
     p.a.node.point = Some((1, 6));
     p.run();
     assert_eq!(*p.a.node.synced_at.borrow(), vec![(1, 5)]);
+}
+
+#[test]
+fn a_full_inbox_of_logs_we_do_not_take_still_restarts_the_peer_clocks() {
+    let node = Node { accept: set(&[1]), ..Node::default() };
+    let mut c = responder(&node, Limits::default());
+    let e = chain(2, 1, 8).remove(0).encode();
+    let batch = frame(&Message::Entries(vec![e; 500]));
+    while c.wants_input() {
+        c.handle_input(&batch, 1);
+    }
+    // Nothing to ingest: all of it parks, and our own backpressure was the only wait.
+    c.drive(&node, 5_000);
+    assert!(c.poll_effect().is_none());
+    assert!(c.wants_input());
+    assert_eq!(c.poll_timeout(), Some(5_000 + 30_000), "the peer's clocks start again when we read again");
+}
+
+#[test]
+fn only_honest_refusals_are_not_misbehaviour() {
+    use ValidationError as V;
+    for honest in [
+        V::Fork,
+        V::Forked,
+        V::Revoked { last_seq: 1 },
+        V::WrongSeq { expected: 2, found: 3 },
+        V::PrevMismatch,
+        V::TimestampRegression { previous: 2, found: 1 },
+    ] {
+        assert!(!misbehaviour(&honest), "{honest:?}");
+    }
+    for bad in [
+        V::BadSignature,
+        V::PayloadHashMismatch,
+        V::NonCanonical,
+        V::Malformed("x".into()),
+        V::PayloadSizeMismatch { expected: 1, found: 2 },
+        V::Oversize { size: 2, limit: 1 },
+    ] {
+        assert!(misbehaviour(&bad), "{bad:?}");
+    }
+}
+
+#[test]
+fn a_connection_knows_its_peer_and_wants_changes_only_while_live_and_synced() {
+    let mut p = Pair::new(Node::holding(&chain(1, 2, 8)), Node::default(), true);
+    assert_eq!((p.a.conn.peer(), p.b.conn.peer()), (author(100), author(101)));
+    assert!(!p.a.conn.wants_changes(), "not synced yet");
+    p.run();
+    assert!(p.a.conn.wants_changes());
+    p.a.conn.close("bye".into());
+    assert!(!p.a.conn.wants_changes(), "ended");
+    let mut q = Pair::new(Node::holding(&chain(1, 2, 8)), Node::default(), false);
+    until_a_finishes(&mut q);
+    assert!(q.a.conn.outcome.synced && !q.a.conn.wants_changes(), "one-shot");
 }
