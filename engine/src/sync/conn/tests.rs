@@ -682,6 +682,8 @@ fn reconciling_peers_must_keep_bytes_moving() {
     let node = Node::default();
     let mut c = responder(&node, Limits::default());
     assert_eq!(c.poll_timeout(), Some(30_000), "the reconcile idle limit");
+    c.drive(&node, 20_000);
+    assert_eq!(c.poll_timeout(), Some(30_000), "driving with nothing new is not progress");
     c.handle_timeout(29_999);
     assert_eq!(c.end(), None);
     c.handle_sent(10_000);
@@ -908,4 +910,31 @@ fn a_connection_knows_its_peer_and_wants_changes_only_while_live_and_synced() {
     let mut q = Pair::new(Node::holding(&chain(1, 2, 8)), Node::default(), false);
     until_a_finishes(&mut q);
     assert!(q.a.conn.outcome.synced && !q.a.conn.wants_changes(), "one-shot");
+}
+
+#[test]
+fn a_stranger_may_close_before_it_is_admitted() {
+    let node = Node { allowed: false, ..Node::default() };
+    let mut c = responder(&node, Limits::default());
+    c.handle_input(&frame(&Message::Close { code: 3, reason: "bye".into() }), 1);
+    c.drive(&node, 1);
+    assert_eq!(c.end(), Some(&End::Sync(SyncError::PeerClosed { code: 3, reason: "bye".into() })));
+    assert_eq!(close_code(&drain(&mut c, &node, 1)), None);
+}
+
+#[test]
+fn an_ingest_that_stored_nothing_leaves_the_rest_parked_even_if_more_is_accepted() {
+    let one = chain(1, 1, 8);
+    let mut node = Node { accept: set(&[1]), ..Node::holding(&one) };
+    let mut c = responder(&node, Limits::default());
+    let two = chain(2, 1, 8);
+    c.handle_input(&frame(&Message::Entries(vec![one[0].encode(), two[0].encode()])), 1);
+    c.drive(&node, 1);
+    let Some(Effect::Ingest(got)) = c.poll_effect() else { panic!("an ingest") };
+    assert_eq!(got.len(), 1);
+    // The accept set grew elsewhere; this ingest brought nothing that could have grown it.
+    node.accept = set(&[1, 2]);
+    c.handle_ingested(Ok(Ingested { accepted: 0, misbehaviour: None }), &node);
+    assert!(c.poll_effect().is_none());
+    assert_eq!(c.parked.len(), 1);
 }
