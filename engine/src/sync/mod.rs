@@ -8,6 +8,7 @@
 mod conn;
 mod framing;
 mod headset;
+pub mod hostile;
 mod interest;
 mod local;
 pub mod memory;

@@ -169,9 +169,6 @@ fn message_sealed_and_invite_seeds_decode() {
         let m = libra_engine::sync::Message::decode(&b).expect("a transcript message");
         assert_eq!(m.encode(), b);
     }
-    for b in seeds("sealed") {
-        assert!(libra_engine::messaging::Sealed::decode(&b).is_ok());
-    }
     let (mut invites, mut shorts, mut requests) = (0, 0, 0);
     for b in seeds("invite") {
         let text = String::from_utf8(b).expect("utf8");
@@ -182,24 +179,50 @@ fn message_sealed_and_invite_seeds_decode() {
     assert_eq!((invites, shorts, requests), (1, 1, 2));
 }
 
-/// The conn seeds are sync transcripts, each message a framed chunk (selector 1) the fuzz
-/// target feeds to a real `Conn`: each such chunk is a whole message.
+/// The sealed seeds decode, re-encode as they were, and are opened with the target's key: the
+/// one sealed to that key (`seal-to-target`, made here with fixed randomness; written again with
+/// `LIBRA_WRITE_SEEDS=1`) opens to its text, and the others are for someone else.
 #[test]
-fn conn_seeds_are_framed_transcript_messages() {
-    for b in seeds("conn") {
-        let mut rest = &b[1..];
-        let mut messages = 0;
-        while let Some((&head, tail)) = rest.split_first() {
-            let len = usize::from(head >> 2).min(tail.len());
-            let (chunk, next) = tail.split_at(len);
-            if head & 3 == 1 {
-                libra_engine::sync::Message::decode(chunk).expect("a transcript message");
-                messages += 1;
-            }
-            rest = next;
-        }
-        assert!(messages > 0);
+fn sealed_seeds_decode_and_open_as_the_target_does() {
+    use libra_engine::messaging::{SealError, SealRandom, Sealed, seal};
+    let secret = x25519_dalek::StaticSecret::from([7u8; 32]);
+    let public = x25519_dalek::PublicKey::from(&secret).to_bytes();
+    let rnd = SealRandom { ephemeral: [1; 32], content_key: [2; 32], nonce: [3; 24], padding: [4; 32] };
+    let text = b"a seed the fuzz target opens";
+    let made = seal(text, b"libra-msg-v1", &[public], &rnd).expect("seal").encode();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/sealed/seal-to-target");
+    if std::env::var_os("LIBRA_WRITE_SEEDS").is_some() {
+        std::fs::write(&path, &made).expect("write the seed");
     }
+    assert_eq!(std::fs::read(&path).expect("the seed"), made, "the seed is the one made here");
+    let mut opened = 0;
+    for b in seeds("sealed") {
+        let s = Sealed::decode(&b).expect("a sealed seed decodes");
+        assert_eq!(s.encode(), b);
+        match s.open(&secret, b"libra-msg-v1") {
+            Ok(p) => {
+                assert_eq!(p, text);
+                opened += 1;
+            }
+            Err(e) => assert!(matches!(e, SealError::NotForUs), "{e}"),
+        }
+    }
+    assert_eq!(opened, 1);
+}
+
+/// The conn seeds are sync transcripts, each message a framed chunk (selector 1), fed to a real
+/// `Conn` through the target's own harness: every message reaches the connection whole, which
+/// drives its session and answers.
+#[test]
+fn conn_seeds_drive_a_real_connection() {
+    let mut synced = 0;
+    for b in seeds("conn") {
+        let fed = libra_engine::sync::hostile::feed(&b);
+        assert!(fed.messages_in > 0, "{fed:?}");
+        assert!(fed.bytes_out > 0, "{fed:?}");
+        synced += usize::from(fed.synced);
+    }
+    assert!(synced > 0, "no seed took a session to synced");
 }
 
 /// The sketch target's seeds (spec/sync.md 8.10) peel as the target does; the one made from a
