@@ -42,6 +42,8 @@ struct Node {
     accept: LogSet,
     /// Replaces `accept` once an ingest stores something (a certificate that admits logs).
     admits: Option<LogSet>,
+    /// Replaces `offer` once an ingest stores something (a contact's card that opens logs to it).
+    opens: Option<LogSet>,
     grant: Option<Message>,
     intro: Option<Message>,
     answer: Option<Message>,
@@ -68,6 +70,7 @@ impl Default for Node {
             offer: None,
             accept: set(&[1, 2, 3, 4, 5, 6, 7, 8, 9]),
             admits: None,
+            opens: None,
             grant: None,
             intro: None,
             answer: None,
@@ -192,6 +195,11 @@ impl Side {
                         && let Some(a) = self.node.admits.take()
                     {
                         self.node.accept = a;
+                    }
+                    if accepted > 0
+                        && let Some(o) = self.node.opens.take()
+                    {
+                        self.node.offer = Some(o);
                     }
                     self.conn.handle_ingested(Ok(Ingested { accepted, misbehaviour: None }), &self.node);
                 }
@@ -937,4 +945,21 @@ fn an_ingest_that_stored_nothing_leaves_the_rest_parked_even_if_more_is_accepted
     c.handle_ingested(Ok(Ingested { accepted: 0, misbehaviour: None }), &node);
     assert!(c.poll_effect().is_none());
     assert_eq!(c.parked.len(), 1);
+}
+
+#[test]
+fn a_live_ingest_that_opens_more_logs_to_the_peer_pushes_them() {
+    let one = chain(1, 3, 8);
+    let three = chain(3, 2, 8);
+    let b = Node { offer: Some(set(&[])), ..Node::holding(&three) };
+    let mut p = Pair::new(Node::holding(&one[..1]), b, true);
+    p.run();
+    assert_eq!(p.a.node.count(3), 0, "not offered yet");
+    // A live push from a opens log 3 to it (as a card it carries would).
+    p.b.node.opens = Some(set(&[1, 3]));
+    p.a.node.store(&one[1..]);
+    p.a.conn.handle_changed(Some(&[(author(1), 3)]));
+    p.run();
+    assert_eq!(p.b.node.count(1), 3);
+    assert_eq!(p.a.node.count(3), 2, "what the ingest opened is pushed at once");
 }
