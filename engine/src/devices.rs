@@ -276,7 +276,7 @@ impl Node {
     pub fn devices(&self, user: Option<&UserId>) -> Result<Vec<DeviceInfo>, DeviceError> {
         let user = match user {
             Some(u) => *u,
-            None => self.user_id().ok_or_else(|| NodeError::Incomplete(self.dir.clone()))?,
+            None => self.user_id().ok_or_else(|| NodeError::Unlinked(self.dir.clone()))?,
         };
         let trust = self.store.trust();
         let Some(rec) = trust.user(&user) else { return Ok(Vec::new()) };

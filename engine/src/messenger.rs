@@ -201,7 +201,7 @@ impl Node {
         if uses == 0 || uses > MAX_INVITE_USES {
             return Err(MessengerError::BadUses(uses));
         }
-        let user = self.user_id().ok_or(NodeError::Incomplete(self.dir.clone()))?;
+        let user = self.user_id().ok_or(NodeError::Unlinked(self.dir.clone()))?;
         let name = self.name().unwrap_or_default();
         let certs = self.device_certs(&user)?;
         let mut token = [0u8; 16];
@@ -250,7 +250,7 @@ impl Node {
     }
 
     fn me(&self) -> Result<UserId, MessengerError> {
-        Ok(self.user_id().ok_or(NodeError::Incomplete(self.dir.clone()))?)
+        Ok(self.user_id().ok_or(NodeError::Unlinked(self.dir.clone()))?)
     }
 
     /// Seals `body` for the devices of `users` and ours: the payload of a sealed entry. Needs
@@ -279,7 +279,7 @@ impl Node {
             .store
             .append(&self.secrets.device.signing, vec![(KIND_SEALED, payload)], clock::wall_ms())
             .map_err(NodeError::from)?;
-        out.pop().ok_or_else(|| MessengerError::Node(NodeError::Incomplete(self.dir.clone())))
+        out.pop().ok_or_else(|| MessengerError::Node(NodeError::Unlinked(self.dir.clone())))
     }
 
     /// Seals `body` for the devices of `users` and ours, and appends it to this device's log.

@@ -21,11 +21,15 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error("a name must be 1 to {MAX_NAME} bytes")]
     BadName,
-    /// The key file is there, but the store holds no entry of this device's own log.
+    /// The key file is there, but the store (the path) holds no entry of this device's own log.
     #[error(
-        "the store in {0}/store holds nothing of this device's own log: `init` was interrupted, or the store lost what it held (its journal, `*.jnl`, deleted or damaged). Nothing was changed. If this identity never held messages, move the directory away and run `libra init` again; otherwise restore a backup (`libra init --restore`) or link this device again"
+        "the store in {} holds nothing of this device's own log: `init` was interrupted, or the store lost what it held (its journal, `*.jnl`, deleted or damaged). Nothing was changed. If this identity never held messages, move the directory away and run `libra init` again; otherwise restore a backup (`libra init --restore`) or link this device again",
+        .0.display()
     )]
     Incomplete(PathBuf),
+    /// The node opened, but no user has certified this device yet.
+    #[error("the device in {} belongs to no user yet: its link was not completed (`libra init --link CODE`, with the code `libra device link` shows on a device of the user)", .0.display())]
+    Unlinked(PathBuf),
     /// The key file opens, but its keys are not the ones this device published in its logs.
     #[error(
         "{path} does not match this store: {what}. The key file is damaged or belongs to another store; restore it from a copy, or restore the identity with `libra init --restore`"
@@ -100,7 +104,7 @@ impl Node {
             if node.store.heads().next().is_some() {
                 return Err(node.mismatch("the store holds logs, but none of the device whose key this file holds"));
             }
-            return Err(NodeError::Incomplete(dir.to_path_buf()));
+            return Err(NodeError::Incomplete(dir.join("store")));
         }
         node.check_published_keys()?;
         node.attach_reader()?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 mod netns;
 
-use netns::{libra, serve_local};
+use netns::{Killed, libra, serve_local};
 
 fn json(out: std::process::Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -26,42 +26,41 @@ fn serve_stops_on_ctrl_c_with_what_it_acknowledged() {
     let ben_invite = json(libra(&ben, &["--json", "invite"]));
     json(libra(&data, &["--json", "contact", "add", ben_invite["invite"].as_str().expect("invite")]));
     json(libra(&ben, &["--json", "peer", "allow", &device(&ann_id)]));
-    let (mut ben_node, ben_addr) = serve_local(&ben);
+    let (ben_node, ben_addr) = serve_local(&ben);
+    let _ben_node = Killed(ben_node);
     json(libra(&data, &["--json", "peer", "allow", &device(&ben_id), "--address", &ben_addr]));
     let nobody = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     json(libra(&data, &["--json", "peer", "allow", &device(&carl), "--address", &nobody.to_string()]));
     // Its banner says where it listens (serve_local fails the test otherwise).
-    let (mut child, _) = serve_local(&data);
-    let online = || {
+    let (child, _) = serve_local(&data);
+    let mut child = Killed(child);
+    // Ben online, and the dialer of Carl's dead address backing off after a failed try.
+    let ready = || {
         let peers = json(libra(&data, &["--json", "peers"]));
-        peers.as_array().is_some_and(|ps| ps.iter().any(|p| p["online"] == true))
+        let ps = peers.as_array().cloned().unwrap_or_default();
+        ps.iter().any(|p| p["online"] == true)
+            && ps.iter().any(|p| p["why_offline"].as_str().is_some_and(|w| w.contains("retrying")))
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !online() {
-        assert!(Instant::now() < deadline, "Ann never reached Ben");
+    while !ready() {
+        assert!(Instant::now() < deadline, "Ann never reached Ben, or never tried Carl");
         std::thread::sleep(Duration::from_millis(100));
     }
     // Written through the running node (forwarded), acknowledged before the signal.
     json(libra(&data, &["--json", "send", "Ben", "written just before Ctrl-C"]));
 
     let t = Instant::now();
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill").success());
+    assert!(Command::new("kill").args(["-INT", &child.0.id().to_string()]).status().expect("kill").success());
     // A hang guard, not a timing: the figure is printed (issue 14 asks for 2 s).
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
+        if let Some(s) = child.0.try_wait().expect("wait") {
             break s;
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = ben_node.kill();
-            panic!("serve did not stop within 10 s of Ctrl-C");
-        }
+        assert!(Instant::now() < deadline, "serve did not stop within 10 s of Ctrl-C");
         std::thread::sleep(Duration::from_millis(10));
     };
     eprintln!("serve stopped {:?} after Ctrl-C (a live session and a dialer backing off)", t.elapsed());
-    let _ = ben_node.kill();
-    let _ = ben_node.wait();
     assert!(status.success(), "{status:?}");
     // The store is free and holds the message.
     let out = libra(&data, &["--json", "chat", "Ben"]);

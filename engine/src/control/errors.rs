@@ -68,7 +68,7 @@ fn node(n: &NodeError) -> &'static str {
         NodeError::Keys(_) => "identity",
         NodeError::Store(s) => store(s),
         NodeError::BadName => "bad_name",
-        NodeError::Incomplete(_) | NodeError::KeyMismatch { .. } => "identity",
+        NodeError::Incomplete(_) | NodeError::Unlinked(_) | NodeError::KeyMismatch { .. } => "identity",
     }
 }
 

@@ -8,6 +8,7 @@
 mod conn;
 mod framing;
 mod headset;
+#[doc(hidden)]
 pub mod hostile;
 mod interest;
 mod local;

@@ -568,9 +568,10 @@ fn a_full_inbox_stops_reading_and_holds_the_peer_clocks() {
     c.drive(&node, 9_000);
     // The rest is another ingest; once it is answered the peer's clocks restart from now.
     let Some(Effect::Ingest(_)) = c.poll_effect() else { panic!("the rest") };
+    assert_eq!(c.poll_timeout(), None, "our second write: still no peer clock");
     c.handle_ingested(Ok(Ingested { accepted: 0, misbehaviour: None }), &node);
-    c.drive(&node, 9_000);
-    assert_eq!(c.poll_timeout(), Some(9_000 + 30_000));
+    c.drive(&node, 12_000);
+    assert_eq!(c.poll_timeout(), Some(12_000 + 30_000));
 }
 
 #[test]
@@ -694,9 +695,11 @@ fn reconciling_peers_must_keep_bytes_moving() {
     assert_eq!(c.poll_timeout(), Some(30_000), "driving with nothing new is not progress");
     c.handle_timeout(29_999);
     assert_eq!(c.end(), None);
-    c.handle_sent(10_000);
-    assert_eq!(c.poll_timeout(), Some(40_000), "a byte sent is progress");
-    c.handle_timeout(40_000);
+    c.handle_sent(29_999);
+    assert_eq!(c.poll_timeout(), Some(59_999), "a byte sent is progress");
+    c.handle_timeout(59_998);
+    assert_eq!(c.end(), None);
+    c.handle_timeout(59_999);
     assert!(matches!(c.end(), Some(End::Local(s)) if s.contains("nothing for 30s")));
 }
 
@@ -763,8 +766,7 @@ fn a_live_session_pushes_new_entries_of_offered_logs() {
     assert_eq!(p.b.node.count(1), 4);
     assert_eq!(p.b.node.count(3), 0, "a log not offered is not pushed");
     assert_eq!(p.a.conn.behind_by(&p.a.node), 0);
-    let pushes = p.a.conn.outcome.entries_out;
-    assert_eq!(pushes, 4);
+    assert_eq!(p.a.conn.outcome.entries_out, 4, "2 in the session, 2 pushed");
     assert_eq!(p.a.conn.outcome.held, BTreeMap::from([(author(1), 2)]), "pushes are not counted as held");
 
     // Unknown changes: the offer is read again (log 3 is offered now) and everything is checked.
@@ -962,4 +964,17 @@ fn a_live_ingest_that_opens_more_logs_to_the_peer_pushes_them() {
     p.run();
     assert_eq!(p.b.node.count(1), 3);
     assert_eq!(p.a.node.count(3), 2, "what the ingest opened is pushed at once");
+}
+
+#[test]
+fn the_peers_last_done_and_end_of_stream_taken_together_still_count_as_synced() {
+    let mut p = Pair::new(Node::holding(&chain(1, 2, 8)), Node::default(), false);
+    until_a_finishes(&mut p);
+    // b holds a's last Done, unread, and now the end of a's stream: one drive takes both.
+    assert!(!p.b.conn.outcome.synced);
+    p.b.conn.handle_eof(p.now);
+    p.b.conn.drive(&p.b.node, p.now);
+    assert_eq!(p.b.conn.end(), Some(&End::Done));
+    assert!(p.b.conn.outcome.synced, "a synced session ended by the peer is recorded as synced");
+    assert_eq!(p.b.node.count(1), 2);
 }
