@@ -57,6 +57,8 @@ struct Node {
     moved: Option<Vec<[u8; 32]>>,
     synced_at: RefCell<Vec<ChangePoint>>,
     heads: RefCell<Option<Arc<HeadSet>>>,
+    /// How often the connection asked what to offer.
+    offers: std::cell::Cell<usize>,
     granted: Vec<Vec<[u8; GRANT_TAG]>>,
     introductions: usize,
     welcomed: usize,
@@ -82,6 +84,7 @@ impl Default for Node {
             moved: None,
             synced_at: RefCell::new(Vec::new()),
             heads: RefCell::new(None),
+            offers: std::cell::Cell::new(0),
             granted: Vec::new(),
             introductions: 0,
             welcomed: 0,
@@ -122,6 +125,7 @@ impl Local for Node {
         self.allowed
     }
     fn offer(&self, _peer: &[u8; 32]) -> Result<Offer, LocalError> {
+        self.offers.set(self.offers.get() + 1);
         if self.fail_offer {
             return Err(LocalError("offer unreadable".into()));
         }
@@ -817,6 +821,12 @@ fn entries_go_out_in_frames_of_at_most_512_or_half_a_frame() {
     assert_eq!(Pair::entries_frames(&p.from_a), vec![512, 512, 76]);
     assert_eq!(p.b.node.count(1), 1_100);
 
+    // 512 at most whatever the logs: two of 400 fill one frame and spill into the next.
+    let a = Node::holding(&[chain(1, 400, 8), chain(2, 400, 8)].concat());
+    let mut p = Pair::new(a, Node::default(), false);
+    p.run();
+    assert_eq!(Pair::entries_frames(&p.from_a), vec![512, 288]);
+
     // Two logs share a frame when they fit.
     let a = Node::holding(&[chain(1, 3, 8), chain(2, 4, 8)].concat());
     let mut p = Pair::new(a, Node::default(), false);
@@ -977,4 +987,16 @@ fn the_peers_last_done_and_end_of_stream_taken_together_still_count_as_synced() 
     assert_eq!(p.b.conn.end(), Some(&End::Done));
     assert!(p.b.conn.outcome.synced, "a synced session ended by the peer is recorded as synced");
     assert_eq!(p.b.node.count(1), 2);
+}
+
+#[test]
+fn an_idle_live_session_looks_at_nothing_once_synced() {
+    // Both hold the same: nothing moves, and nothing was written while reconciling, so the
+    // offer is read once, at the start, and no log is scanned for pushes.
+    let one = chain(1, 3, 8);
+    let mut p = Pair::new(Node::holding(&one), Node::holding(&one), true);
+    p.run();
+    assert!(p.a.conn.outcome.synced);
+    assert_eq!((p.a.node.offers.get(), p.b.node.offers.get()), (1, 1));
+    assert_eq!(p.a.conn.outcome.entries_out + p.b.conn.outcome.entries_out, 0);
 }
