@@ -1000,3 +1000,19 @@ fn an_idle_live_session_looks_at_nothing_once_synced() {
     assert_eq!((p.a.node.offers.get(), p.b.node.offers.get()), (1, 1));
     assert_eq!(p.a.conn.outcome.entries_out + p.b.conn.outcome.entries_out, 0);
 }
+
+#[test]
+fn half_a_frame_counts_eight_bytes_of_framing_per_entry_and_takes_an_exact_fit() {
+    // Entries sized so that 16 + 8 × (entry + 8) is exactly half a frame (eight fit), and one
+    // byte larger (seven fit). The peer holds the first entry (it has no `prev`, so it is
+    // shorter): the nine sent are all one size.
+    let overhead = chain(1, 2, 1_000)[1].encode().len() - 1_000;
+    for (entry, fit) in [(65_526, 8), (65_527, 7)] {
+        let es = chain(1, 10, entry - overhead);
+        assert!(es[1..].iter().all(|e| e.encode().len() == entry));
+        assert_eq!(16 + 8 * (entry + 8) > MAX_FRAME / 2, fit == 7);
+        let mut p = Pair::new(Node::holding(&es), Node::holding(&es[..1]), false);
+        p.run();
+        assert_eq!(Pair::entries_frames(&p.from_a), vec![fit, 9 - fit], "entries of {entry} bytes");
+    }
+}
