@@ -1016,3 +1016,18 @@ fn half_a_frame_counts_eight_bytes_of_framing_per_entry_and_takes_an_exact_fit()
         assert_eq!(Pair::entries_frames(&p.from_a), vec![fit, 9 - fit], "entries of {entry} bytes");
     }
 }
+
+#[test]
+fn a_live_session_still_reconciling_keeps_the_reconcile_limits() {
+    let node = Node::default();
+    let mut c = Conn::new(author(100), false, true, Limits::default(), 0);
+    c.drive(&node, 0);
+    assert!(!c.outcome.synced);
+    assert_eq!(c.poll_timeout(), Some(30_000), "not the live idle until synced");
+    c.handle_alive(100_000);
+    c.handle_timeout(100_000);
+    assert_eq!(c.end(), None);
+    assert_eq!(c.poll_timeout(), Some(120_000), "the lossy-link grace applies while reconciling");
+    c.handle_timeout(120_000);
+    assert!(matches!(c.end(), Some(End::Local(s)) if s.contains("lossy link")));
+}
