@@ -821,6 +821,13 @@ fn entries_go_out_in_frames_of_at_most_512_or_half_a_frame() {
     assert_eq!(Pair::entries_frames(&p.from_a), vec![512, 512, 76]);
     assert_eq!(p.b.node.count(1), 1_100);
 
+    // One entry past a whole frame still goes out.
+    let a = Node::holding(&chain(1, 513, 8));
+    let mut p = Pair::new(a, Node::default(), false);
+    p.run();
+    assert_eq!(Pair::entries_frames(&p.from_a), vec![512, 1]);
+    assert_eq!(p.b.node.count(1), 513);
+
     // 512 at most whatever the logs: two of 400 fill one frame and spill into the next.
     let a = Node::holding(&[chain(1, 400, 8), chain(2, 400, 8)].concat());
     let mut p = Pair::new(a, Node::default(), false);
@@ -1030,4 +1037,20 @@ fn a_live_session_still_reconciling_keeps_the_reconcile_limits() {
     assert_eq!(c.poll_timeout(), Some(120_000), "the lossy-link grace applies while reconciling");
     c.handle_timeout(120_000);
     assert!(matches!(c.end(), Some(End::Local(s)) if s.contains("lossy link")));
+}
+
+#[test]
+fn only_a_live_synced_session_counts_what_the_peer_is_behind() {
+    let one = chain(1, 4, 8);
+    let mut p = Pair::new(Node::holding(&one[..2]), Node::default(), false);
+    until_a_finishes(&mut p);
+    p.a.node.store(&one[2..]);
+    assert_eq!(p.a.conn.behind_by(&p.a.node), 0, "a one-shot session says nothing of later writes");
+    let mut q = Pair::new(Node::holding(&one[..2]), Node::default(), true);
+    Pair::turn(&mut q.a, &mut q.b, &mut q.from_a, 0);
+    q.a.node.store(&one[2..]);
+    assert_eq!(q.a.conn.behind_by(&q.a.node), 0, "not synced yet: unknown");
+    q.run();
+    q.a.node.store(&chain(1, 5, 8)[4..]);
+    assert_eq!(q.a.conn.behind_by(&q.a.node), 1, "live and synced: what it lacks");
 }
