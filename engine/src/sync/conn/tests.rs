@@ -731,6 +731,14 @@ fn a_half_sent_frame_must_be_finished_in_time() {
     let mut c = responder(&node, Limits::default());
     c.handle_input(&[0, 0, 0, 9], 1_000);
     assert_eq!(c.poll_timeout(), Some(11_000), "the frame deadline");
+    c.drive(&node, 5_000);
+    assert_eq!(c.poll_timeout(), Some(11_000), "driving does not restart the peer's frame clock");
+    let mut d = responder(&node, Limits::default());
+    let mut bytes = frame(&Message::Introduce { token: [3; 16], card: card() });
+    bytes.extend([0, 0, 0, 9]);
+    d.handle_input(&bytes, 1_000);
+    d.drive(&node, 5_000);
+    assert_eq!(d.poll_timeout(), Some(11_000), "a whole message before a half one: no wait of ours to undo");
     c.handle_timeout(10_999);
     assert_eq!(c.end(), None);
     c.handle_timeout(11_000);
@@ -1053,4 +1061,19 @@ fn only_a_live_synced_session_counts_what_the_peer_is_behind() {
     q.run();
     q.a.node.store(&chain(1, 5, 8)[4..]);
     assert_eq!(q.a.conn.behind_by(&q.a.node), 1, "live and synced: what it lacks");
+}
+
+#[test]
+fn a_live_ingest_that_opens_nothing_new_scans_nothing() {
+    // b offers what it holds; a push of more of a log b already offers changes no offer, so b
+    // reads its offer once for the ingest and looks at no log for pushes.
+    let one = chain(1, 3, 8);
+    let mut p = Pair::new(Node::holding(&one[..1]), Node::holding(&one[..1]), true);
+    p.run();
+    let before = p.b.node.offers.get();
+    p.a.node.store(&one[1..]);
+    p.a.conn.handle_changed(Some(&[(author(1), 3)]));
+    p.run();
+    assert_eq!(p.b.node.count(1), 3);
+    assert_eq!(p.b.node.offers.get() - before, 1, "one read of the offer, no rescan");
 }
