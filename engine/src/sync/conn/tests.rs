@@ -301,6 +301,15 @@ fn responder(node: &Node, limits: Limits) -> Conn {
     c
 }
 
+/// `c` stays open a millisecond before `at` and ends locally at `at`, for a reason naming `why`.
+fn ends_at(c: &mut Conn, at: u64, why: &str) {
+    assert_eq!(c.poll_timeout(), Some(at));
+    c.handle_timeout(at - 1);
+    assert_eq!(c.end(), None, "open before {at}");
+    c.handle_timeout(at);
+    assert!(matches!(c.end(), Some(End::Local(s)) if s.contains(why)), "{:?}", c.end());
+}
+
 fn drain(c: &mut Conn, node: &Node, now: u64) -> Vec<Message> {
     std::iter::from_fn(|| c.poll_transmit(node, now)).map(|b| decode_frame(&b)).collect()
 }
@@ -700,11 +709,8 @@ fn reconciling_peers_must_keep_bytes_moving() {
     c.handle_timeout(29_999);
     assert_eq!(c.end(), None);
     c.handle_sent(29_999);
-    assert_eq!(c.poll_timeout(), Some(59_999), "a byte sent is progress");
-    c.handle_timeout(59_998);
-    assert_eq!(c.end(), None);
-    c.handle_timeout(59_999);
-    assert!(matches!(c.end(), Some(End::Local(s)) if s.contains("nothing for 30s")));
+    // A byte sent is progress.
+    ends_at(&mut c, 59_999, "nothing for 30s");
 }
 
 #[test]
@@ -718,11 +724,8 @@ fn a_lossy_link_stretches_the_idle_clock_but_not_past_the_grace() {
         assert_eq!(c.end(), None);
         c.handle_timeout(now);
     }
-    assert_eq!(c.poll_timeout(), Some(120_000), "the link grace counts from the last byte");
-    c.handle_timeout(119_999);
-    assert_eq!(c.end(), None);
-    c.handle_timeout(120_000);
-    assert!(matches!(c.end(), Some(End::Local(s)) if s.contains("lossy link")));
+    // The link grace counts from the last byte.
+    ends_at(&mut c, 120_000, "lossy link");
 }
 
 #[test]
@@ -739,10 +742,7 @@ fn a_half_sent_frame_must_be_finished_in_time() {
     d.handle_input(&bytes, 1_000);
     d.drive(&node, 5_000);
     assert_eq!(d.poll_timeout(), Some(11_000), "a whole message before a half one: no wait of ours to undo");
-    c.handle_timeout(10_999);
-    assert_eq!(c.end(), None);
-    c.handle_timeout(11_000);
-    assert!(matches!(c.end(), Some(End::Local(s)) if s.contains("inside a frame for 10s")));
+    ends_at(&mut c, 11_000, "inside a frame for 10s");
 
     // A vouched-for link extends the frame deadline, but the frame still has the grace.
     let mut c = responder(&node, Limits::default());
