@@ -587,23 +587,26 @@ fn a_full_inbox_stops_reading_and_holds_the_peer_clocks() {
     assert_eq!(c.poll_timeout(), Some(12_000 + 30_000));
 }
 
+/// A responder that received `e` and waits for its ingest to be answered.
+fn awaiting_ingest(node: &Node, e: &Entry) -> Conn {
+    let mut c = responder(node, Limits::default());
+    c.handle_input(&frame(&Message::Entries(vec![e.encode()])), 1);
+    c.drive(node, 1);
+    assert!(matches!(c.poll_effect(), Some(Effect::Ingest(_))));
+    c
+}
+
 #[test]
 fn a_misbehaving_ingest_fails_the_session_and_a_failed_one_ends_it_locally() {
     let node = Node::default();
     let es = chain(1, 1, 8);
-    let mut c = responder(&node, Limits::default());
-    c.handle_input(&frame(&Message::Entries(vec![es[0].encode()])), 1);
-    c.drive(&node, 1);
-    assert!(c.poll_effect().is_some());
+    let mut c = awaiting_ingest(&node, &es[0]);
     assert_eq!(c.poll_timeout(), None, "our write in flight: no peer clock");
     c.handle_ingested(Ok(Ingested { accepted: 0, misbehaviour: Some("bad signature".into()) }), &node);
     assert_eq!(c.end(), Some(&End::Sync(SyncError::InvalidEntry("bad signature".into()))));
     assert_eq!(close_code(&drain(&mut c, &node, 1)), Some(5));
 
-    let mut c = responder(&node, Limits::default());
-    c.handle_input(&frame(&Message::Entries(vec![es[0].encode()])), 1);
-    c.drive(&node, 1);
-    assert!(c.poll_effect().is_some());
+    let mut c = awaiting_ingest(&node, &es[0]);
     c.handle_ingested(Err(LocalError("disk full".into())), &node);
     assert_eq!(c.end(), Some(&End::Local("local store: disk full".into())));
     assert_eq!(close_code(&drain(&mut c, &node, 1)), None);
