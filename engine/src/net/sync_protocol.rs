@@ -72,6 +72,10 @@ pub(crate) async fn session(
     let silence = tokio::spawn(close_when_silent(conn.clone()));
     let c = stream::run_with(engine, Conn::new(peer, initiator, live, limits, 0), recv, send, watch).await;
     silence.abort();
+    // Read before this side closes it: a session that ended because the peer closed the
+    // connection (say, refused at its door) reports the peer's code and reason, not the
+    // stream's "connection lost" that raced it.
+    let peer_closed = conn.close_reason();
     let end = c.end().cloned().unwrap_or(End::Done);
     let reason = match &end {
         End::Done => "done".to_owned(),
@@ -79,7 +83,10 @@ pub(crate) async fn session(
         End::Local(s) => s.clone(),
     };
     conn.close(u32::from(end.code()).into(), reason.as_bytes());
-    finish(engine, peer, &c, &mut online).await
+    match (finish(engine, peer, &c, &mut online).await, peer_closed) {
+        (Err(NetError::Stream(_)), Some(closed)) => Err(NetError::from(closed)),
+        (r, _) => r,
+    }
 }
 
 /// How long a connection may bring no packet at all before it is given up: the peer sends a
