@@ -7,6 +7,10 @@
 /// How far ahead of the local wall clock an observed timestamp may move the clock.
 pub const MAX_DRIFT_MS: u64 = 60_000;
 
+/// How far past the local wall clock an entry from elsewhere may be stamped and still be
+/// stored now (a day: a clock set to the wrong time zone is still let through).
+pub const MAX_AHEAD_MS: u64 = 86_400_000;
+
 const COUNTER_BITS: u32 = 16;
 
 /// The physical part of a timestamp, in milliseconds since the Unix epoch.

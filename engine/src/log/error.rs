@@ -31,6 +31,8 @@ pub enum ValidationError {
     Forked,
     #[error("the device was revoked after its entry {last_seq}")]
     Revoked { last_seq: u64 },
+    #[error("stamped {} s ahead of this device's clock (more than a day): held until then", ahead_ms / 1000)]
+    Ahead { ahead_ms: u64 },
 }
 
 impl ValidationError {
@@ -51,6 +53,7 @@ impl ValidationError {
             Self::Fork => "fork",
             Self::Forked => "forked",
             Self::Revoked { .. } => "revoked",
+            Self::Ahead { .. } => "ahead",
         }
     }
 }

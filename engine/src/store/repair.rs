@@ -65,7 +65,7 @@ impl Store {
         let fresh = path.with_file_name(format!("{name}.repairing"));
         let aside = path.with_file_name(format!("{name}.damaged-{now_ms}"));
         let mut set_aside = Vec::new();
-        let r = Self::rebuild_into(path, &fresh, &aside.join(&name), now_ms, own, &mut set_aside);
+        let r = Self::rebuild_into(path, &fresh, &aside.join(&name), own, &mut set_aside);
         if r.is_err() {
             for (from, to) in set_aside.iter().rev() {
                 let _ = std::fs::rename(to, from);
@@ -86,7 +86,6 @@ impl Store {
         path: &Path,
         fresh: &Path,
         kept_at: &Path,
-        now_ms: u64,
         own: Option<[u8; 32]>,
         set_aside: &mut Vec<(PathBuf, PathBuf)>,
     ) -> Result<RepairReport, StoreError> {
@@ -213,7 +212,8 @@ impl Store {
                 let Some(last) = chunk.last() else { break };
                 from = last.header().seq + 1;
                 report.entries += chunk.len();
-                let r = new.ingest(chunk, now_ms)?;
+                // No clock (0): what the store held is rebuilt whole, whatever its stamps.
+                let r = new.ingest(chunk, 0)?;
                 if let Some(x) = r.rejected.first() {
                     report.refused.push((*author, x.seq, x.error.to_string()));
                     break;

@@ -106,7 +106,9 @@ impl Store {
     }
 
     /// Validates and stores entries received from elsewhere. Idempotent; entries may come in any
-    /// order and mix logs. Forks are recorded as proofs and freeze the log.
+    /// order and mix logs. Forks are recorded as proofs and freeze the log. An entry stamped
+    /// more than [`crate::clock::MAX_AHEAD_MS`] past `now_ms` is held back (`ahead`) until the
+    /// clock catches up; `now_ms` 0 means there is no clock to judge by (a repair, an audit).
     pub fn ingest(&mut self, entries: Vec<Entry>, now_ms: u64) -> Result<IngestReport, StoreError> {
         self.ingest_round(entries, now_ms, 1, &BTreeSet::new())
     }
@@ -226,7 +228,9 @@ impl Store {
                 let step = if e.payload.is_none() {
                     Err(ValidationError::Malformed("entry without payload".into()))
                 } else {
-                    check_link(at.as_ref(), e.header()).and_then(|()| check_payload(e.header(), e.payload.as_deref()))
+                    check_link(at.as_ref(), e.header())
+                        .and_then(|()| check_payload(e.header(), e.payload.as_deref()))
+                        .and_then(|()| check_not_ahead(e.header().timestamp, now_ms))
                 };
                 match step {
                     Ok(()) => {
@@ -427,3 +431,14 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+/// Refuses a timestamp too far past the local clock: taken as it is, it would pin its message
+/// last in the chat and its chat first in the list for as long as it is ahead. Held, not
+/// judged: the same entry is accepted once the clock has caught up.
+fn check_not_ahead(timestamp: u64, now_ms: u64) -> Result<(), ValidationError> {
+    let ahead = crate::clock::physical_ms(timestamp).saturating_sub(now_ms);
+    if now_ms > 0 && ahead > crate::clock::MAX_AHEAD_MS {
+        return Err(ValidationError::Ahead { ahead_ms: ahead });
+    }
+    Ok(())
+}

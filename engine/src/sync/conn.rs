@@ -149,6 +149,8 @@ pub fn misbehaviour(e: &ValidationError) -> bool {
             | ValidationError::WrongSeq { .. }
             | ValidationError::PrevMismatch
             | ValidationError::TimestampRegression { .. }
+            // An honest peer relays what an author with a fast clock wrote.
+            | ValidationError::Ahead { .. }
     )
 }
 

@@ -438,3 +438,36 @@ fn a_revoked_devices_refused_entries_are_examined_for_statements_up_to_the_bound
     assert_eq!(s.trust().agreements.get(&device), Some(&(257, Bytes([1; 32]))));
     assert_eq!(s.refused_statements().expect("kept").len(), 1);
 }
+
+#[test]
+fn an_entry_stamped_over_a_day_ahead_is_held_until_the_clock_catches_up() {
+    let (_d, mut s) = store();
+    let k = key(1);
+    let now = 1_767_225_600_000;
+    let day = crate::clock::MAX_AHEAD_MS;
+    let stamp = |ms: u64| crate::clock::from_ms(ms);
+    let first = sign_entry(&k, None, stamp(now), KIND, vec![1]);
+    // A day ahead to the millisecond is still taken; one more is not.
+    let edge = sign_entry(&k, Some((1, first.id)), stamp(now + day) + 0xffff, KIND, vec![2]);
+    let over = sign_entry(&k, Some((2, edge.id)), stamp(now + day + 1), KIND, vec![3]);
+    let after = sign_entry(&k, Some((3, over.id)), stamp(now + day + 2), KIND, vec![4]);
+    let all = vec![first.clone(), edge.clone(), over.clone(), after.clone()];
+
+    let r = s.ingest(all.clone(), now).expect("ingest");
+    assert_eq!(r.accepted, 2);
+    assert_eq!(r.rejected, vec![rejection(&k, 3, ValidationError::Ahead { ahead_ms: day + 1 })]);
+    assert_eq!(r.skipped, 1, "what follows a held entry waits with it");
+    assert!(!crate::sync::misbehaviour(&r.rejected[0].error), "an honest peer relays a fast clock's entries");
+    assert_eq!(s.head(&author(&k)).map(|h| h.seq), Some(2));
+    // Taking a far stamp never drags this node's own clock along (at most MAX_DRIFT_MS).
+    assert!(s.clock.last() <= crate::clock::from_ms(now + crate::clock::MAX_DRIFT_MS));
+
+    // Two milliseconds later the same entries are all taken, and nothing was lost meanwhile.
+    let r = s.ingest(all, now + 2).expect("ingest later");
+    assert_eq!((r.accepted, r.duplicates, r.rejected.len()), (2, 2, 0));
+    assert_eq!(s.head(&author(&k)).map(|h| h.seq), Some(4));
+    // With no clock to judge by (a repair, an audit) nothing is held.
+    let (_e, mut t) = store();
+    let r = t.ingest(vec![first, edge, over, after], 0).expect("ingest without a clock");
+    assert_eq!(r.accepted, 4);
+}
