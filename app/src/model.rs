@@ -23,6 +23,8 @@ pub struct Me {
     pub user_short: String,
     pub device_id: String,
     pub device_short: String,
+    /// How far our own log is stamped past the clock, when contacts hold what we write.
+    pub clock_ahead_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -266,6 +268,7 @@ impl Snapshot {
                 user_short: u.short(),
                 device_id: d.to_string(),
                 device_short: d.short(),
+                clock_ahead_ms: node.clock_ahead_ms(libra_engine::clock::wall_ms()),
             };
         }
         s.devices = node.devices(None).unwrap_or_default();

@@ -272,6 +272,25 @@ fn a_message_waiting_at_one_tick_says_why() {
     });
 }
 
+/// A device whose own log ran over a day ahead of its clock says so where messages wait, even
+/// with nobody to reach: contacts would hold what it writes.
+#[test]
+fn a_device_whose_stamps_ran_ahead_says_so_in_the_chat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut h, app, _) = ann_with(dir.path(), &[("ben", "Ben")]);
+    app.write(|n| {
+        let signing = n.secrets.device.signing.clone();
+        let ahead = libra_engine::clock::wall_ms() + 2 * libra_engine::clock::MAX_AHEAD_MS;
+        n.store.append(&signing, vec![(99, b"a fast clock".to_vec())], ahead).expect("append");
+    })
+    .expect("write");
+    step_until(&mut h, "Ben in the contact list", |h| h.query_by_label("Ben").is_some());
+    h.get_by_label("Ben").click();
+    step_until(&mut h, "the warning", |h| {
+        h.query_by_label_contains("This device's messages are stamped 48 h ahead of its clock").is_some()
+    });
+}
+
 /// Groups and names in the app: create a group from contacts and send to it, give a contact
 /// a name of your own, and change your own name.
 #[test]

@@ -159,6 +159,15 @@ impl Node {
         }
     }
 
+    /// How far this device's own log is stamped past `now_ms`, when that is more than peers
+    /// take now ([`clock::MAX_AHEAD_MS`]): the clock once ran fast, and since a log's stamps
+    /// never go back, contacts hold everything this device writes until real time catches up.
+    pub fn clock_ahead_ms(&self, now_ms: u64) -> Option<u64> {
+        let head = self.store.head(self.device_id().as_bytes())?;
+        let ahead = clock::physical_ms(head.timestamp).saturating_sub(now_ms);
+        (ahead > clock::MAX_AHEAD_MS).then_some(ahead)
+    }
+
     pub fn name(&self) -> Option<String> {
         let u = self.user_id()?;
         self.store.trust().user(&u)?.name.as_ref().map(|(_, n)| n.clone())

@@ -398,6 +398,10 @@ pub fn conversation(ui: &mut egui::Ui, snap: &Snapshot, state: &mut ChatsState, 
         if let Some(why) = waiting.filter(|_| unsent) {
             ui.label(RichText::new(format!("Not sent yet: {why}")).small().weak());
         }
+        // Connected or not, contacts hold what this device writes while its stamps are ahead.
+        if let Some(ms) = snap.me.clock_ahead_ms {
+            ui.colored_label(ui.visuals().warn_fg_color, libra_engine::control::clock_ahead_text(ms));
+        }
         if let Some((_, quoted)) = state.reply_to.clone() {
             ui.horizontal(|ui| {
                 ui.label(

@@ -77,6 +77,9 @@ pub fn ui(ui: &mut egui::Ui, snap: &Snapshot, state: &mut IdentityState) -> Opti
                     }
                 }
                 ui.label(RichText::new("Your identity lives on this device. New invites carry your new name.").weak());
+                if let Some(ms) = snap.me.clock_ahead_ms {
+                    ui.colored_label(ui.visuals().warn_fg_color, libra_engine::control::clock_ahead_text(ms));
+                }
             });
         });
         ui.add_space(16.0);

@@ -55,13 +55,22 @@ pub fn identity_json(node: &Node) -> Value {
         "device_short": node.device_id().short(),
         "holds_user_key": node.secrets.user.is_some(),
         "data_dir": node.dir.display().to_string(),
+        "clock_ahead_ms": node.clock_ahead_ms(crate::clock::wall_ms()),
     })
+}
+
+/// The warning for a device whose own log is stamped over a day ahead of its clock.
+pub fn clock_ahead_text(ahead_ms: u64) -> String {
+    format!(
+        "This device's messages are stamped {} h ahead of its clock (the clock once ran fast). Contacts hold what it writes until then; check the date and time settings.",
+        ahead_ms.div_ceil(3_600_000)
+    )
 }
 
 /// The text form of [`identity_json`].
 pub fn identity_text(v: &Value) -> String {
     let s = |k: &str| v[k].as_str().unwrap_or("-").to_owned();
-    format!(
+    let mut t = format!(
         "name:    {}\nuser:    {}\n         ({})\ndevice:  {}\n         ({})\ndata:    {}\n",
         s("name"),
         s("user_id"),
@@ -69,7 +78,11 @@ pub fn identity_text(v: &Value) -> String {
         s("device_id"),
         s("device_short"),
         s("data_dir")
-    )
+    );
+    if let Some(ms) = v["clock_ahead_ms"].as_u64() {
+        t += &format!("warning: {}\n", clock_ahead_text(ms));
+    }
+    t
 }
 
 /// The identity, and (from a running node with a STUN server set) the public address.

@@ -24,7 +24,7 @@ mod waiting;
 
 pub use chat::message_line;
 pub use errors::error_code;
-pub use exec::{identity_json, identity_text};
+pub use exec::{clock_ahead_text, identity_json, identity_text};
 pub use files::{file_json, file_needs_fetch};
 
 use std::path::{Path, PathBuf};
