@@ -1,9 +1,12 @@
 //! Crash safety of a whole node: a child process runs Ann's engine (group commit, its fsync
 //! thread, automatic acknowledgements) through every write path a person drives — sending,
 //! editing, marking read, ingesting a contact's messages as a peer session does, importing two
-//! bundles in either order (the later one's entries wait in the store) — and prints what each call acknowledged. We SIGKILL it at random moments, reopen,
-//! and check that everything acknowledged is there, every chain verifies, and every persisted
-//! view (trust, chats) equals its rebuild from the logs (`Store::verify`).
+//! bundles in either order (the later one's entries wait in the store), downloading a file's
+//! blob piece by piece as the fetcher does (and removing it once complete, to download it
+//! again) — and prints what each call acknowledged. We SIGKILL it at random moments, reopen,
+//! and check that everything acknowledged is there, every chain verifies, every persisted view
+//! (trust, chats) equals its rebuild from the logs (`Store::verify`), every range the blob's
+//! record claims verifies against its root, and a complete blob opens to the file's bytes.
 //!
 //! 100 kills by default; `LIBRA_CRASH_KILLS=10000` for a long run, and `LIBRA_CRASH_SEED=N`
 //! replays a run's kill delays and the child's choices (every run prints its seed).
@@ -14,10 +17,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use libra_engine::blob::{FileRef, Pieces, Request as BlobRequest, Status, decode_response};
 use libra_engine::control::{self, BundleCommand, Cx, Request};
 use libra_engine::engine::Engine;
 use libra_engine::log::Entry;
 use libra_engine::node::Node;
+use libra_engine::store::blobs::{BlobState, Blobs};
 
 const CHILD_ENV: &str = "LIBRA_CRASH_NODE_DIR";
 const SEED_ENV: &str = "LIBRA_CRASH_NODE_CHILD_SEED";
@@ -25,6 +30,20 @@ const SEED_ENV: &str = "LIBRA_CRASH_NODE_CHILD_SEED";
 const BEN_MESSAGES: usize = 300;
 /// Messages Cy wrote to Ann, which reach her in one bundle.
 const CY_MESSAGES: usize = 200;
+/// The file whose blob Ann downloads (from a blob store beside hers, as a peer would serve it).
+const FILE_BYTES: usize = 1 << 20;
+/// Chunks per request: small pieces, so that kills land between and inside them.
+const PIECE_CHUNKS: u64 = 64;
+
+fn file_bytes() -> Vec<u8> {
+    (0..FILE_BYTES as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
+/// The source blob store and the reference to the file in it.
+fn source(dir: &Path) -> (Blobs, FileRef) {
+    let file = libra_engine::codec::decode(&std::fs::read(dir.join("file.ref")).expect("file ref")).expect("decode");
+    (Blobs::new(&dir.join("source")), file)
+}
 
 fn unhex(s: &str) -> Option<[u8; 32]> {
     hex::decode(s).ok()?.try_into().ok()
@@ -59,8 +78,13 @@ fn read_entries(path: &Path) -> Vec<Entry> {
     out
 }
 
-/// Ann, Ben and Cy, contacts of Ann; Ben's messages in a file, Cy's in a bundle.
+/// Ann, Ben and Cy, contacts of Ann; Ben's messages in a file, Cy's in a bundle; a file's blob
+/// in a store of its own.
 fn setup(dir: &Path) {
+    let plain = dir.join("file.bin");
+    std::fs::write(&plain, file_bytes()).expect("file");
+    let file = Blobs::new(&dir.join("source")).import(&plain).expect("import");
+    std::fs::write(dir.join("file.ref"), libra_engine::codec::encode(&file)).expect("file ref");
     let mut ann = Node::init(&dir.join("ann"), "Ann").expect("ann");
     let ia = ann.invite(None, 10).expect("invite");
     for (name, count) in [("Ben", BEN_MESSAGES), ("Cy", CY_MESSAGES)] {
@@ -117,13 +141,14 @@ fn crash_node_child() {
     let held = |e: &Entry| {
         engine.read(|n| n.store.head(&e.header().author.0).is_some_and(|h| h.seq >= e.header().seq)).expect("read")
     };
+    let source = source(dir);
     let mut ben_left: std::collections::VecDeque<Entry> = ben_entries.into_iter().filter(|e| !held(e)).collect();
     let mut rng = blake3::hash(&seed.to_le_bytes()).as_bytes()[..8].to_vec();
     let (mut sent, mut imported) = (Vec::new(), false);
     for i in 0u64.. {
         rng = blake3::hash(&rng).as_bytes()[..8].to_vec();
         let own_head = || engine.read(|n| n.store.head(&own).map_or(0, |h| h.seq)).expect("read");
-        let did = match rng[0] % 11 {
+        let did = match rng[0] % 12 {
             0..=3 => {
                 let e = engine.send(&ben_chat, &format!("Ann says {seed} {i}"), None).expect("send");
                 sent.push(e.id);
@@ -177,9 +202,93 @@ fn crash_node_child() {
                 engine.read(|n| n.store.flush()).expect("read").expect("flush");
                 "flush"
             }
+            11 => download(&engine.blobs(), &source, usize::from(rng[5] % 4) + 1),
             _ => continue,
         };
         println!("DID {did}");
+    }
+}
+
+/// Fetches up to `pieces` pieces of the file's blob as the fetcher does (verified against the
+/// root, written, synced, recorded), printing `PIECE start end` once each is recorded and `BLOB
+/// DONE` once complete; a complete blob is removed (`BLOB REMOVING`, then `BLOB GONE`) so the
+/// next download starts over.
+fn download(blobs: &Blobs, (from, file): &(Blobs, FileRef), pieces: usize) -> &'static str {
+    let (root, size) = (file.root.0, file.blob_size());
+    if blobs.state(&root) == BlobState::Complete {
+        println!("BLOB REMOVING");
+        blobs.remove(&root).expect("remove");
+        println!("BLOB GONE");
+        return "remove";
+    }
+    let mut partial = blobs.begin(&root, size).expect("begin");
+    let mut plan = Pieces::new(size, &partial.have());
+    for _ in 0..pieces {
+        let Some((start, end)) = plan.take() else { break };
+        let piece = (start, end.min(start + PIECE_CHUNKS));
+        let req = BlobRequest { root, ranges: vec![piece] };
+        let (status, body) = from.serve(&req);
+        assert_eq!(status, Status::Ok);
+        let items = decode_response(&root, size, &req.ranges, &body).expect("verifies");
+        partial.write(&items).expect("write");
+        partial.persist_later().expect("persist later").run().expect("persist");
+        println!("PIECE {} {}", piece.0, piece.1);
+    }
+    if partial.finish().expect("finish") {
+        println!("BLOB DONE");
+    }
+    "download"
+}
+
+/// What the children said of the blob, in order.
+#[derive(Debug, Default)]
+struct BlobAcks {
+    pieces: Vec<(u64, u64)>,
+    done: bool,
+    /// A removal was begun and not confirmed: the blob may be there, partly or not at all.
+    removing: bool,
+}
+
+impl BlobAcks {
+    fn take(&mut self, line: &str) {
+        match line.split(' ').collect::<Vec<_>>()[..] {
+            ["PIECE", s, e] => self.pieces.extend(s.parse().ok().zip(e.parse().ok())),
+            ["BLOB", "DONE"] => self.done = true,
+            ["BLOB", "REMOVING"] => *self = BlobAcks { removing: true, ..BlobAcks::default() },
+            ["BLOB", "GONE"] => self.removing = false,
+            _ => {}
+        }
+    }
+
+    /// After a kill: every acknowledged piece is recorded, every recorded range verifies
+    /// against the root, and a complete blob opens to the file's bytes.
+    fn check(&self, data_dir: &Path, (_, file): &(Blobs, FileRef), plain: &[u8], round: u32, seed: u64) {
+        let blobs = Blobs::new(data_dir);
+        let (root, size) = (file.root.0, file.blob_size());
+        let have = blobs.have(&root).map(|(_, h)| h).unwrap_or_default();
+        let held = libra_engine::blob::chunk_ranges_of(&have);
+        if !self.removing {
+            for &(s, e) in &self.pieces {
+                let piece = libra_engine::blob::chunk_ranges_of(&[(s, e)]);
+                assert!(
+                    piece.is_subset(&held),
+                    "round {round} (seed {seed}): piece {s}..{e} acknowledged, record {have:?}"
+                );
+            }
+            assert!(!self.done || blobs.state(&root) == BlobState::Complete, "round {round} (seed {seed}): {have:?}");
+        }
+        if !have.is_empty() {
+            let req = BlobRequest { root, ranges: have.clone() };
+            let (status, body) = blobs.serve(&req);
+            assert_eq!(status, Status::Ok, "round {round} (seed {seed}): the recorded ranges {have:?} are not served");
+            decode_response(&root, size, &have, &body)
+                .unwrap_or_else(|e| panic!("round {round} (seed {seed}): the recorded ranges do not verify: {e}"));
+        }
+        if blobs.state(&root) == BlobState::Complete {
+            let mut out = Vec::new();
+            blobs.read_into(file, &mut out).expect("a complete blob opens");
+            assert!(out == plain, "round {round} (seed {seed}): the downloaded file differs");
+        }
     }
 }
 
@@ -200,6 +309,7 @@ fn a_node_survives_sigkill_on_every_write_path() {
     let mut acked: BTreeMap<[u8; 32], u64> = BTreeMap::new();
     let mut ann = None;
     let mut done: BTreeMap<String, u64> = BTreeMap::new();
+    let (source, plain, mut blob) = (source(dir.path()), file_bytes(), BlobAcks::default());
     for round in 0..kills {
         drop(ann.take());
         rng = blake3::hash(&rng).as_bytes()[..8].to_vec();
@@ -215,10 +325,20 @@ fn a_node_survives_sigkill_on_every_write_path() {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         let (did_tx, did_rx) = std::sync::mpsc::channel();
+        let (blob_tx, blob_rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The harness's "test crash_node::crash_node_child ... " has no newline of its
+                // own: the child's first line follows it on the same line.
+                let line = match line.split_once(" ... ") {
+                    Some((head, rest)) if head.starts_with("test ") => rest.to_owned(),
+                    _ => line,
+                };
                 if let Some(what) = line.strip_prefix("DID ") {
                     let _ = did_tx.send(what.to_owned());
+                }
+                if line.starts_with("PIECE ") || line.starts_with("BLOB ") {
+                    let _ = blob_tx.send(line.clone());
                 }
                 let mut w = line.split(' ');
                 let parsed = match (w.next(), w.next(), w.next()) {
@@ -252,6 +372,10 @@ fn a_node_survives_sigkill_on_every_write_path() {
             let e = acked.entry(a).or_default();
             *e = (*e).max(s);
         }
+        for line in blob_rx.try_iter() {
+            blob.take(&line);
+        }
+        blob.check(&dir.path().join("ann"), &source, &plain, round, seed);
 
         let node = Node::open(&dir.path().join("ann")).expect("reopen after kill");
         for (a, s) in &acked {
@@ -263,7 +387,7 @@ fn a_node_survives_sigkill_on_every_write_path() {
         ann = Some(node);
     }
     eprintln!("node crash test: calls completed before the kills: {done:?}");
-    for path in ["send", "ingest", "read", "edit", "import", "flush"] {
+    for path in ["send", "ingest", "read", "edit", "import", "flush", "download", "remove"] {
         assert!(done.contains_key(path), "no {path} in {kills} rounds (seed {seed}): {done:?}");
     }
     // The run went through every path: Ben's and Cy's messages came in, Ann wrote, and the
