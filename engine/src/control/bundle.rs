@@ -601,7 +601,9 @@ fn import(cx: &Cx, out: &mut Out, file: &Path) -> Result<u8> {
             if t.complete { "" } else { " (incomplete)" }
         );
         if waiting > 0 {
-            s += &format!("  {waiting} entries wait for earlier ones (from a bundle not imported yet)\n");
+            s += &format!(
+                "  {waiting} entries wait for earlier ones (from a bundle not imported yet), or for this device's clock to reach their time\n"
+            );
         }
         for r in &rejected {
             s += &format!(

@@ -14,10 +14,13 @@ use crate::store::IngestReport;
 const TAKE: usize = 5_000;
 
 /// Splits entries of wanted logs into those to ingest now and those kept waiting: per log, in
-/// order, everything after the first entry that starts past what the store and the entries
-/// before it hold. Entries kept waiting have verified signatures; the others (and any beyond
-/// the bound) go to ingest, which refuses them precisely. Returns the entries to ingest.
+/// order, everything from the first entry that starts past what the store and the entries
+/// before it hold, or that is stamped too far ahead of the clock for ingest to take it yet
+/// (`ahead`, spec/log.md 7.2). Entries kept waiting have verified signatures; the others (and
+/// any beyond the bound) go to ingest, which refuses them precisely. Returns the entries to
+/// ingest.
 pub(super) fn split(cx: &Cx, entries: Vec<Entry>) -> Result<Vec<Entry>> {
+    let too_far = ahead_of(crate::clock::wall_ms());
     let mut next: BTreeMap<[u8; 32], u64> = BTreeMap::new();
     let (mut now, mut gap) = (Vec::with_capacity(entries.len()), Vec::new());
     let mut broken: std::collections::BTreeSet<[u8; 32]> = std::collections::BTreeSet::new();
@@ -31,7 +34,7 @@ pub(super) fn split(cx: &Cx, entries: Vec<Entry>) -> Result<Vec<Entry>> {
                 n
             }
         };
-        if broken.contains(&a) || seq > n {
+        if broken.contains(&a) || seq > n || too_far(&e) {
             broken.insert(a);
             gap.push(e);
         } else {
@@ -77,6 +80,12 @@ pub(super) fn settle(cx: &Cx, ingest: impl Fn(Vec<Entry>) -> Result<IngestReport
                 .take_while(|(i, e)| e.header().seq == head + 1 + *i as u64)
                 .map(|(_, e)| e)
                 .collect();
+            // Stamped too far ahead for ingest to take yet: the rest of the log waits on.
+            let too_far = ahead_of(crate::clock::wall_ms());
+            let run: Vec<Entry> = run.into_iter().take_while(|e| !too_far(e)).collect();
+            if run.is_empty() {
+                continue;
+            }
             let seqs: Vec<u64> = run.iter().map(|e| e.header().seq).collect();
             let rep = ingest(run)?;
             let after = cx.read(|n| Ok(n.store.head(&author).map_or(0, |h| h.seq)))?;
@@ -96,4 +105,11 @@ pub(super) fn settle(cx: &Cx, ingest: impl Fn(Vec<Entry>) -> Result<IngestReport
             return Ok((total, logs.values().map(Vec::len).sum()));
         }
     }
+}
+
+/// Whether an entry is stamped further past `now_ms` than ingest takes now (it would be held
+/// with `ahead`, spec/log.md 7.2): such an entry waits here instead of being refused and
+/// forgotten, and goes in at a later import once the clock has caught up.
+fn ahead_of(now_ms: u64) -> impl Fn(&Entry) -> bool {
+    move |e| crate::clock::physical_ms(e.header().timestamp).saturating_sub(now_ms) > crate::clock::MAX_AHEAD_MS
 }

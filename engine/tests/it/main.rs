@@ -1,5 +1,6 @@
 //! The engine's integration tests: one binary, one module per scenario.
 
+mod ahead;
 mod crash;
 mod crash_node;
 mod crypto_vectors;

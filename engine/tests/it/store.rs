@@ -40,27 +40,6 @@ fn timestamps_increase_even_if_the_clock_steps_back() {
     assert!(b[0].header().timestamp > a[0].header().timestamp);
 }
 
-/// A device whose clock once ran over a day fast keeps stamping from there (a log never goes
-/// back), and contacts hold what it writes: the device says so, and by how much.
-#[test]
-fn a_device_whose_stamps_ran_ahead_says_so() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (mut ben, _ann) = libra_engine::testkit::ben_wrote_to_ann(dir.path(), 1, |i| format!("m{i}")).expect("nodes");
-    let now = clock::wall_ms();
-    assert_eq!(ben.clock_ahead_ms(now), None, "an honest clock");
-    let text = libra_engine::control::identity_text(&libra_engine::control::identity_json(&ben));
-    assert!(!text.contains("warning"), "{text}");
-    let two_days = 2 * clock::MAX_AHEAD_MS;
-    let signing = ben.secrets.device.signing.clone();
-    ben.store.append(&signing, vec![(99, b"from the future".to_vec())], now + two_days).expect("append");
-    let ahead = ben.clock_ahead_ms(now).expect("ahead");
-    assert!((two_days..two_days + 60_000).contains(&ahead), "{ahead}");
-    // Exactly a day ahead is still taken by contacts, so nothing is said.
-    assert_eq!(ben.clock_ahead_ms(now + two_days - clock::MAX_AHEAD_MS), None);
-    let text = libra_engine::control::identity_text(&libra_engine::control::identity_json(&ben));
-    assert!(text.contains("warning: This device's messages are stamped 48 h ahead"), "{text}");
-}
-
 #[test]
 fn oversize_append_is_refused_and_nothing_stored() {
     let (_dir, mut store) = temp_store();

@@ -1,0 +1,68 @@
+//! Entries stamped ahead of the receiver's clock (spec/log.md 7.2, `ahead`): held, never lost,
+//! taken once the clock reaches them; and the device whose own stamps ran ahead is told.
+
+use libra_engine::clock::{self, MAX_AHEAD_MS};
+use libra_engine::control::{self, BundleCommand, Cx, Request};
+use libra_engine::engine::Engine;
+use libra_engine::node::Node;
+
+/// A device whose clock once ran over a day fast keeps stamping from there (a log never goes
+/// back), and contacts hold what it writes: the device says so, and by how much.
+#[test]
+fn a_device_whose_stamps_ran_ahead_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut ben, _ann) = libra_engine::testkit::ben_wrote_to_ann(dir.path(), 1, |i| format!("m{i}")).expect("nodes");
+    let now = clock::wall_ms();
+    assert_eq!(ben.clock_ahead_ms(now), None, "an honest clock");
+    let text = control::identity_text(&control::identity_json(&ben));
+    assert!(!text.contains("warning"), "{text}");
+    let two_days = 2 * MAX_AHEAD_MS;
+    let signing = ben.secrets.device.signing.clone();
+    ben.store.append(&signing, vec![(99, b"from the future".to_vec())], now + two_days).expect("append");
+    let ahead = ben.clock_ahead_ms(now).expect("ahead");
+    assert!((two_days..two_days + 60_000).contains(&ahead), "{ahead}");
+    // Exactly a day ahead is still taken by contacts, so nothing is said.
+    assert_eq!(ben.clock_ahead_ms(now + two_days - MAX_AHEAD_MS), None);
+    let text = control::identity_text(&control::identity_json(&ben));
+    assert!(text.contains("warning: This device's messages are stamped 48 h ahead"), "{text}");
+}
+
+/// A bundle entry stamped past what ingest takes now waits in the store (it is not refused and
+/// forgotten), and goes in at the next import once the clock has reached it.
+#[test]
+fn a_bundle_entry_stamped_ahead_waits_and_goes_in_once_the_clock_reaches_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ann = Node::init(&dir.path().join("ann"), "Ann").expect("ann");
+    let mut ben = Node::init(&dir.path().join("ben"), "Ben").expect("ben");
+    let (ia, ib) = (ann.invite(None, 1).expect("invite"), ben.invite(None, 1).expect("invite"));
+    ann.add_contact(&ib, None).expect("add");
+    ben.add_contact(&ia, None).expect("add");
+    let chat = ben.chat(&ia.user().to_string()).expect("chat");
+    ben.send(&chat, "on time", None).expect("send");
+    let log = *ben.device_id().as_bytes();
+    let on_time = ben.store.head(&log).expect("head").seq;
+    // One entry from a clock a day and 2.5 s fast.
+    let signing = ben.secrets.device.signing.clone();
+    ben.store.append(&signing, vec![(99, b"early".to_vec())], clock::wall_ms() + MAX_AHEAD_MS + 2_500).expect("append");
+    let file = dir.path().join("ben.libra").display().to_string();
+    let export = Request::Bundle(BundleCommand::Export {
+        file: file.clone(),
+        for_contacts: vec!["Ann".into()],
+        all: false,
+        full: false,
+        with_files: false,
+    });
+    control::execute(&Cx::local(Engine::start(ben)), &export).expect("export");
+
+    let ann = Engine::start(ann);
+    let import = Request::Bundle(BundleCommand::Import { file });
+    let head = || ann.read(|n| n.store.head(&log).map_or(0, |h| h.seq)).expect("read");
+    let r = control::execute(&Cx::local(ann.clone()), &import).expect("import");
+    assert_eq!(head(), on_time, "everything up to the early entry went in, and not the early one");
+    assert_eq!(r.value["waiting"], 1, "{}", r.value);
+    assert!(r.value["rejected"].as_array().is_some_and(Vec::is_empty), "held, not refused: {}", r.value);
+    std::thread::sleep(std::time::Duration::from_millis(3_000));
+    let r = control::execute(&Cx::local(ann.clone()), &import).expect("import again");
+    assert_eq!(head(), on_time + 1, "{}", r.value);
+    assert_eq!(r.value["waiting"], 0, "{}", r.value);
+}
