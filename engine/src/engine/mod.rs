@@ -12,6 +12,9 @@ mod local;
 mod online;
 mod writer;
 
+#[cfg(test)]
+mod tests;
+
 pub use event::{DialState, Event, NetStatus, Reach};
 pub use files::Transfer;
 pub use local::NodeLocal;

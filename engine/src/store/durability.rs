@@ -157,6 +157,15 @@ impl Store {
         self.sync.failed.load(Ordering::SeqCst)
     }
 
+    /// Marks the store failed, as a write that hit a full disk does (the engine's tests).
+    #[cfg(test)]
+    pub(crate) fn fail_for_test(&self, why: &str) {
+        self.sync.failed.store(true, Ordering::SeqCst);
+        if let Ok(mut f) = self.sync.failure.lock() {
+            f.get_or_insert_with(|| why.to_owned());
+        }
+    }
+
     /// What the first failed write or fsync said.
     pub fn failure(&self) -> Option<String> {
         self.sync.failure.lock().ok().and_then(|f| f.clone())

@@ -1,0 +1,164 @@
+//! The writer and fsync threads on a real store: every caller answered with its own outcome,
+//! events before answers, commit order kept, a panic or a failed group confined to itself, the
+//! store reopened after a failure, and nothing taken once stopped.
+
+use std::sync::{Arc, Mutex};
+
+use super::fsync::{self, Committed};
+use super::writer::Completion;
+use super::*;
+
+/// What each completion was told, in the order told.
+type Answers = Arc<Mutex<Vec<(usize, Result<(), EngineError>)>>>;
+
+fn engine() -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = Engine::init(&dir.path().join("n"), "Ann").expect("init");
+    (dir, e)
+}
+
+/// Appends one entry to the device log; its seq.
+fn append(n: &mut Node) -> u64 {
+    let key = n.secrets.device.signing.clone();
+    let e = n.store.append(&key, vec![(99, b"x".to_vec())], crate::clock::wall_ms()).expect("append");
+    e[0].header().seq
+}
+
+fn events(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
+    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
+/// The heads of `log` the Stored events name, in order.
+fn stored(events: &[Event], log: [u8; 32]) -> Vec<u64> {
+    let logs = events.iter().filter_map(|e| if let Event::Stored { logs } = e { Some(logs.clone()) } else { None });
+    logs.flatten().filter(|(a, _)| *a == log).map(|(_, s)| s).collect()
+}
+
+#[test]
+fn a_write_is_answered_after_its_stored_event() {
+    let (_d, e) = engine();
+    let mut rx = e.subscribe();
+    let seq = e.write(append).expect("write");
+    // The group's events go out before its callers are answered: whoever hears the answer
+    // can find the event already sent.
+    assert_eq!(stored(&events(&mut rx), e.device()), vec![seq]);
+    assert_eq!(e.read(|n| n.store.head(&e.device()).map(|h| h.seq)).expect("read"), Some(seq));
+}
+
+#[test]
+fn concurrent_writers_each_get_their_own_answer() {
+    let (_d, e) = engine();
+    let before = e.read(|n| n.store.head(&e.device()).map_or(0, |h| h.seq)).expect("read");
+    let mut rx = e.subscribe();
+    let seqs: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            (0..8).map(|_| s.spawn(|| (0..25).map(|_| e.write(append).expect("write")).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("writer thread")).collect()
+    });
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (before + 1..=before + 200).collect::<Vec<_>>(), "each caller its own entry");
+    assert_eq!(e.shared.queued.load(Ordering::SeqCst), 0, "every queued job was taken");
+    // The events name the head after each group: the last one is the last entry.
+    let heads = stored(&events(&mut rx), e.device());
+    assert_eq!(heads.last(), Some(&(before + 200)));
+    assert!(heads.windows(2).all(|w| w[0] < w[1]), "groups are announced in commit order: {heads:?}");
+}
+
+#[test]
+fn a_panicking_write_fails_alone() {
+    let (_d, e) = engine();
+    let r = e.write(|_| -> u64 { panic!("boom") });
+    assert!(matches!(&r, Err(EngineError::Panicked(m)) if m == "boom"), "{r:?}");
+    let r = e.write(|_| -> u64 { panic!("{}", String::from("formatted boom")) });
+    assert!(matches!(&r, Err(EngineError::Panicked(m)) if m == "formatted boom"), "{r:?}");
+    let seq = e.write(append).expect("the writer goes on");
+    assert!(matches!(e.write_here(|_| -> u64 { panic!("here") }), Err(EngineError::Panicked(_))));
+    assert_eq!(e.write_here(append).expect("write here"), seq + 1);
+}
+
+#[test]
+fn settling_answers_in_commit_order_and_a_failed_group_says_why() {
+    let (_d, e) = engine();
+    let mut rx = e.subscribe();
+    let answers: Answers = Arc::default();
+    let done = |i: usize| -> Completion {
+        let answers = answers.clone();
+        Box::new(move |r| answers.lock().expect("answers").push((i, r)))
+    };
+    let k = [7; 32];
+    let syncer = e.shared.node.write().expect("lock").as_mut().map(|n| n.store.syncer());
+    let groups = vec![
+        Committed { syncer, failed: None, changed: vec![(k, 1)], interest: true, completions: vec![done(0), done(1)] },
+        Committed {
+            syncer: None,
+            failed: Some("disk full".into()),
+            changed: vec![(k, 2)],
+            interest: true,
+            completions: vec![done(2)],
+        },
+        Committed { syncer: None, failed: None, changed: Vec::new(), interest: false, completions: vec![done(3)] },
+    ];
+    assert_eq!(fsync::settle(&e.shared, groups), Ok(()), "the last group's outcome");
+    let got = answers.lock().expect("answers");
+    assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    assert!(got[0].1.is_ok() && got[1].1.is_ok() && got[3].1.is_ok());
+    assert!(
+        matches!(&got[2].1, Err(EngineError::Unavailable(m)) if m.starts_with("could not write (disk full)")),
+        "{:?}",
+        got[2].1
+    );
+    let ev = events(&mut rx);
+    assert_eq!(stored(&ev, k), vec![1], "a failed group announces nothing stored");
+    assert_eq!(ev.iter().filter(|e| matches!(e, Event::Interest)).count(), 1);
+    assert!(ev.iter().any(|e| matches!(e, Event::Storage { ok: false, detail } if detail.contains("disk full"))));
+    let last_failed = vec![Committed {
+        syncer: None,
+        failed: Some("still full".into()),
+        changed: Vec::new(),
+        interest: false,
+        completions: Vec::new(),
+    }];
+    assert!(fsync::settle(&e.shared, last_failed).is_err());
+}
+
+#[test]
+fn a_failed_store_is_reopened_by_the_next_write() {
+    let (_d, e) = engine();
+    let mut rx = e.subscribe();
+    let first = e.write(append).expect("write");
+    e.read(|n| n.store.fail_for_test("No space left on device")).expect("read");
+    let second = e.write(append).expect("the next write reopens the store");
+    assert_eq!(second, first + 1, "the reopened store holds what was written before");
+    let ev = events(&mut rx);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Storage { ok: true, detail } if detail == "store reopened")),
+        "{ev:?}"
+    );
+    assert!(!e.read(|n| n.store.failed()).expect("read"));
+}
+
+#[test]
+fn allowing_a_peer_refreshes_who_may_connect() {
+    let (_d, e) = engine();
+    let mut rx = e.subscribe();
+    let key = [9; 32];
+    assert!(!e.is_allowed(&key));
+    e.allow(key, None).expect("allow");
+    assert!(e.is_allowed(&key));
+    assert!(events(&mut rx).iter().any(|e| matches!(e, Event::Interest)));
+}
+
+#[test]
+fn once_stopped_nothing_more_is_written() {
+    let (_d, e) = engine();
+    let seq = e.write(append).expect("write");
+    e.shutdown();
+    assert!(matches!(e.write(append), Err(EngineError::Stopped)));
+    assert!(matches!(e.write_here(append), Err(EngineError::Unavailable(m)) if m == "the engine has stopped"));
+    // What was written before is on disk.
+    let dir = e.dir().to_path_buf();
+    drop(e);
+    let n = Node::open(&dir).expect("reopen");
+    assert_eq!(n.store.head(n.device_id().as_bytes()).map(|h| h.seq), Some(seq));
+}
