@@ -61,9 +61,11 @@ pub fn identity_json(node: &Node) -> Value {
 
 /// The warning for a device whose own log is stamped over a day ahead of its clock.
 pub fn clock_ahead_text(ahead_ms: u64) -> String {
+    let hour = 3_600_000;
     format!(
-        "This device's messages are stamped {} h ahead of its clock (the clock once ran fast). Contacts hold what it writes until then; check the date and time settings.",
-        ahead_ms.div_ceil(3_600_000)
+        "This device's messages are stamped {} h ahead of its clock (the clock once ran fast). Contacts hold what it writes for about {} h more; check the date and time settings.",
+        (ahead_ms + hour / 2) / hour,
+        ahead_ms.saturating_sub(crate::clock::MAX_AHEAD_MS).div_ceil(hour)
     )
 }
 

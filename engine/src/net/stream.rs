@@ -43,7 +43,11 @@ fn start(engine: &Engine, effect: Effect, peer: [u8; 32]) -> Pending {
     let engine = engine.clone();
     match effect {
         Effect::Ingest(entries) => Box::pin(async move {
-            let r = engine.ingest(entries).await.map_err(|e| LocalError(e.to_string())).map(|report| report.summary());
+            let r = engine
+                .ingest(entries)
+                .await
+                .map_err(|e| LocalError(e.to_string()))
+                .map(|report| report.summary(crate::clock::wall_ms()));
             Answer::Ingested(r)
         }),
         Effect::Introduce { token, card } => Box::pin(async move {

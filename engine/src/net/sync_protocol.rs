@@ -75,7 +75,9 @@ pub(crate) async fn session(
     // Read before this side closes it: a session that ended because the peer closed the
     // connection (say, refused at its door) reports the peer's code and reason, not the
     // stream's "connection lost" that raced it.
-    let peer_closed = conn.close_reason();
+    let peer_closed = conn.close_reason().filter(|r| {
+        matches!(r, quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::ConnectionClosed(_))
+    });
     let end = c.end().cloned().unwrap_or(End::Done);
     let reason = match &end {
         End::Done => "done".to_owned(),

@@ -38,12 +38,22 @@ pub struct IngestReport {
     pub skipped: usize,
     /// Authors newly convicted of equivocation by this ingest.
     pub forks: Vec<[u8; 32]>,
+    /// Entries held back (`ahead`): per log, the refused one and those after it in this call,
+    /// for a caller to offer again once the clock reaches them (their signatures are checked
+    /// then).
+    pub held: Vec<Entry>,
 }
 
 impl IngestReport {
-    /// What a connection needs to know of this ingest: how many were taken, and the first
-    /// refusal no honest peer causes.
-    pub fn summary(&self) -> crate::sync::Ingested {
+    /// What a connection needs to know of this ingest at `now_ms`: how many were taken, the
+    /// first refusal no honest peer causes, and the entries held back with how long until the
+    /// first of them is taken.
+    pub fn summary(&self, now_ms: u64) -> crate::sync::Ingested {
+        let due = self
+            .held
+            .iter()
+            .map(|e| crate::clock::physical_ms(e.header().timestamp).saturating_sub(crate::clock::MAX_AHEAD_MS))
+            .min();
         crate::sync::Ingested {
             accepted: self.accepted,
             misbehaviour: self
@@ -51,6 +61,8 @@ impl IngestReport {
                 .iter()
                 .find(|r| crate::sync::misbehaviour(&r.error))
                 .map(|r| format!("seq {}: {}", r.seq, r.error)),
+            held: self.held.clone(),
+            held_for_ms: due.map_or(0, |d| d.saturating_sub(now_ms).max(1)),
         }
     }
 }
@@ -147,6 +159,8 @@ impl Store {
         let mut forks: Vec<([u8; 32], ForkProof)> = Vec::new();
         let mut deferred: Vec<Entry> = Vec::new();
         let mut refused: Vec<Entry> = Vec::new();
+        // Per log, what `ahead` held back (handed back only if nothing before it is forged).
+        let mut held: BTreeMap<[u8; 32], Vec<Entry>> = BTreeMap::new();
 
         for (author, mut list) in by_author {
             list.sort_by_key(|e| e.header().seq);
@@ -237,7 +251,17 @@ impl Store {
                         at = Some(ChainPoint::of(&e));
                         candidates.push(e);
                     }
-                    Err(err) => {
+                    Err(mut err) => {
+                        // Held back only if really signed: a forgery stamped ahead is refused
+                        // as one, not excused as a fast clock.
+                        if matches!(err, ValidationError::Ahead { .. }) {
+                            match if verified.contains(&e.id) { Ok(()) } else { verify_signature(&e) } {
+                                Ok(()) => {
+                                    held.insert(author, std::iter::once(e).chain(rest.clone()).collect());
+                                }
+                                Err(bad) => err = bad,
+                            }
+                        }
                         ended = Some((Rejection { author, seq, error: err }, rest.len()));
                         break;
                     }
@@ -276,6 +300,7 @@ impl Store {
                 (None, Some((rejection, skipped))) => {
                     report.rejected.push(rejection);
                     report.skipped += skipped;
+                    report.held.extend(held.remove(&author).unwrap_or_default());
                 }
                 (None, None) => {}
             }
@@ -297,6 +322,7 @@ impl Store {
             report.skipped += more.skipped;
             report.rejected.extend(more.rejected);
             report.forks.extend(more.forks);
+            report.held.extend(more.held);
         }
         Ok(report)
     }

@@ -101,6 +101,10 @@ pub struct Ingested {
     pub accepted: usize,
     /// The first refusal that no honest peer causes (see [`misbehaviour`]), described.
     pub misbehaviour: Option<String>,
+    /// Entries stamped too far ahead of our clock to be stored yet (`ahead`): offered to
+    /// ingest again in `held_for_ms`, if the session still runs.
+    pub held: Vec<Entry>,
+    pub held_for_ms: u64,
 }
 
 /// A write the driver carries out for the connection.
@@ -172,6 +176,11 @@ pub struct Conn {
     parked: Vec<Entry>,
     /// Entries of the ingest in flight that were outside the interest set.
     waiting: Vec<Entry>,
+    /// Entries ingest held back for their stamps (`ahead`), and when to offer them again.
+    early: Vec<Entry>,
+    early_at: Option<u64>,
+    /// Time of the last drive: what an effect's answer counts from.
+    now: u64,
     /// The logs offered to this peer (reconciled, sent, pushed).
     offered: Offer,
     /// The logs we accept from anyone.
@@ -225,6 +234,9 @@ impl Conn {
             wait: Wait::Nothing,
             effects: VecDeque::new(),
             parked: Vec::new(),
+            early: Vec::new(),
+            early_at: None,
+            now: now_ms,
             waiting: Vec::new(),
             offered: Offer::default(),
             accepted: LogSet::default(),
@@ -377,7 +389,15 @@ impl Conn {
     }
 
     fn drive_inner(&mut self, local: &impl Local, now_ms: u64) -> Result<(), End> {
+        self.now = now_ms;
         self.resume(now_ms);
+        if self.wait == Wait::Nothing && self.early_at.is_some_and(|t| now_ms >= t) {
+            // Their time has come: offered again, before whatever else waits.
+            self.early_at = None;
+            let mut pending = std::mem::take(&mut self.early);
+            pending.append(&mut self.parked);
+            self.offer(pending);
+        }
         if !self.started {
             self.started = true;
             self.touch(now_ms);
@@ -531,6 +551,14 @@ impl Conn {
         self.outcome.entries_in += report.accepted as u64;
         if let Some(bad) = report.misbehaviour {
             return self.fail(SyncError::InvalidEntry(bad));
+        }
+        if !report.held.is_empty() {
+            // Kept within the park bound, in memory for this session only (a later session
+            // brings them again otherwise).
+            self.early.extend(report.held);
+            self.early.truncate(PARK_LIMIT);
+            let at = self.now.saturating_add(report.held_for_ms);
+            self.early_at = Some(self.early_at.map_or(at, |t| t.min(at)));
         }
         // A certificate that arrived may admit more logs, both ways.
         let (accept, offer) = match (local.accept(), local.offer(&self.peer)) {
@@ -836,6 +864,7 @@ impl Conn {
         if self.waiting_on_us() {
             return t.into_iter().min();
         }
+        t.extend(self.early_at);
         if let Some(p) = self.decoder.partial_since() {
             t.push(p.saturating_add(ms(self.limits.frame_deadline)));
         }

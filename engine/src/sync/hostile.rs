@@ -145,7 +145,7 @@ fn answer(conn: &mut Conn, effect: Effect, local: &impl Local, odd: bool, fail: 
         Effect::Ingest(entries) => {
             let accepted = entries.len().min(2);
             let misbehaviour = (odd && entries.len() > 2).then(|| "seq 3: bad signature".to_owned());
-            let r = if fail { Err(failed()) } else { Ok(Ingested { accepted, misbehaviour }) };
+            let r = if fail { Err(failed()) } else { Ok(Ingested { accepted, misbehaviour, ..Ingested::default() }) };
             conn.handle_ingested(r, local);
         }
         Effect::Introduce { .. } => conn.handle_introduced(if fail { Err(failed()) } else { Ok(odd) }, local),

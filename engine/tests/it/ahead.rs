@@ -41,9 +41,10 @@ fn a_bundle_entry_stamped_ahead_waits_and_goes_in_once_the_clock_reaches_it() {
     ben.send(&chat, "on time", None).expect("send");
     let log = *ben.device_id().as_bytes();
     let on_time = ben.store.head(&log).expect("head").seq;
-    // One entry from a clock a day and 2.5 s fast.
+    // One entry from a clock a day and 4 s fast.
     let signing = ben.secrets.device.signing.clone();
-    ben.store.append(&signing, vec![(99, b"early".to_vec())], clock::wall_ms() + MAX_AHEAD_MS + 2_500).expect("append");
+    let stamped = std::time::Instant::now();
+    ben.store.append(&signing, vec![(99, b"early".to_vec())], clock::wall_ms() + MAX_AHEAD_MS + 4_000).expect("append");
     let file = dir.path().join("ben.libra").display().to_string();
     let export = Request::Bundle(BundleCommand::Export {
         file: file.clone(),
@@ -58,11 +59,36 @@ fn a_bundle_entry_stamped_ahead_waits_and_goes_in_once_the_clock_reaches_it() {
     let import = Request::Bundle(BundleCommand::Import { file });
     let head = || ann.read(|n| n.store.head(&log).map_or(0, |h| h.seq)).expect("read");
     let r = control::execute(&Cx::local(ann.clone()), &import).expect("import");
+    assert!(stamped.elapsed() < std::time::Duration::from_secs(4), "too slow to judge: the entry was due");
     assert_eq!(head(), on_time, "everything up to the early entry went in, and not the early one");
     assert_eq!(r.value["waiting"], 1, "{}", r.value);
     assert!(r.value["rejected"].as_array().is_some_and(Vec::is_empty), "held, not refused: {}", r.value);
-    std::thread::sleep(std::time::Duration::from_millis(3_000));
+    std::thread::sleep(std::time::Duration::from_millis(4_100).saturating_sub(stamped.elapsed()));
     let r = control::execute(&Cx::local(ann.clone()), &import).expect("import again");
     assert_eq!(head(), on_time + 1, "{}", r.value);
     assert_eq!(r.value["waiting"], 0, "{}", r.value);
+}
+
+/// Over a live session: an entry stamped a day and 3 s ahead of Ann's clock is held when Ben
+/// pushes it, and taken by the same session once its time comes (no reconnect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_session_takes_a_held_entry_once_its_time_comes() {
+    use crate::util::{HostExt, befriend, host, live, wait_until};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (host(dir.path(), "ann"), host(dir.path(), "ben"));
+    befriend(&a, &b);
+    let session = live(&a, &b);
+    let log = b.device();
+    let head = |h: &libra_engine::net::Host| h.read_node(|n| n.store.head(&log).map_or(0, |h| h.seq));
+    wait_until("Ann holds Ben's device log", || head(&a) == head(&b) && head(&a) > 0).await;
+    let stamped = std::time::Instant::now();
+    let seq = b.with_node(|n| {
+        let signing = n.secrets.device.signing.clone();
+        let at = clock::wall_ms() + MAX_AHEAD_MS + 3_000;
+        n.store.append(&signing, vec![(99, b"early".to_vec())], at).expect("append")[0].header().seq
+    });
+    wait_until("the held entry taken", || head(&a) == seq).await;
+    let waited = stamped.elapsed();
+    assert!(waited >= std::time::Duration::from_millis(2_500), "stored {waited:?} after it was written: not held");
+    assert!(!session.is_finished(), "the same live session took it");
 }

@@ -222,9 +222,9 @@ fn download(blobs: &Blobs, (from, file): &(Blobs, FileRef), pieces: usize) -> &'
         return "remove";
     }
     let mut partial = blobs.begin(&root, size).expect("begin");
-    let mut plan = Pieces::new(size, &partial.have());
     for _ in 0..pieces {
-        let Some((start, end)) = plan.take() else { break };
+        // Planned afresh each time: only the 64 chunks fetched below are taken.
+        let Some((start, end)) = Pieces::new(size, &partial.have()).take() else { break };
         let piece = (start, end.min(start + PIECE_CHUNKS));
         let req = BlobRequest { root, ranges: vec![piece] };
         let (status, body) = from.serve(&req);
@@ -252,7 +252,12 @@ struct BlobAcks {
 impl BlobAcks {
     fn take(&mut self, line: &str) {
         match line.split(' ').collect::<Vec<_>>()[..] {
-            ["PIECE", s, e] => self.pieces.extend(s.parse().ok().zip(e.parse().ok())),
+            ["PIECE", s, e] => {
+                // A download after a removal that a kill cut short: the blob is being fetched
+                // again, and what is acknowledged from here on must be there.
+                self.removing = false;
+                self.pieces.extend(s.parse().ok().zip(e.parse().ok()));
+            }
             ["BLOB", "DONE"] => self.done = true,
             ["BLOB", "REMOVING"] => *self = BlobAcks { removing: true, ..BlobAcks::default() },
             ["BLOB", "GONE"] => self.removing = false,

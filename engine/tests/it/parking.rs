@@ -67,7 +67,7 @@ fn answer(conn: &mut Conn, local: &Gate) -> Vec<usize> {
     while let Some(effect) = conn.poll_effect() {
         if let Effect::Ingest(es) = effect {
             ingests.push(es.len());
-            conn.handle_ingested(Ok(Ingested { accepted: es.len(), misbehaviour: None }), local);
+            conn.handle_ingested(Ok(Ingested { accepted: es.len(), misbehaviour: None, ..Ingested::default() }), local);
             conn.drive(local, 0);
         }
     }

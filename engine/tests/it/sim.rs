@@ -206,7 +206,7 @@ impl Sim {
                         .write(move |n| n.store.ingest(es, libra_engine::clock::wall_ms()))
                         .map_err(|e| LocalError(e.to_string()))
                         .and_then(|r| r.map_err(|e| LocalError(e.to_string())))
-                        .map(|report| report.summary());
+                        .map(|report| report.summary(libra_engine::clock::wall_ms()));
                     engine.read(|n| side.conn.handle_ingested(r, &NodeLocal::new(engine, n))).expect("read");
                 }
                 Effect::Introduce { token, card } => {

@@ -236,7 +236,7 @@ fn a_bad_signature_refuses_its_entry_and_skips_the_rest_of_that_log_only() {
     assert_eq!((r.accepted, r.skipped), (3, 3));
     assert_eq!(s.head(&author(&a)).map(|h| h.seq), Some(1));
     assert_eq!(s.head(&author(&b)).map(|h| h.seq), Some(2));
-    let summary = r.summary();
+    let summary = r.summary(0);
     assert_eq!(summary.accepted, 3);
     assert_eq!(summary.misbehaviour.as_deref(), Some("seq 2: signature does not verify"));
 }
@@ -267,7 +267,7 @@ fn a_revoked_device_signs_nothing_valid_after_its_revocation_point() {
     let r = s.ingest(chain(&k, 5, 1), 0).expect("ingest");
     assert_eq!(r.rejected, vec![rejection(&k, 3, ValidationError::Revoked { last_seq: 2 })]);
     assert_eq!((r.accepted, r.skipped), (2, 2));
-    assert_eq!(r.summary().misbehaviour, None, "an honest peer may hold them");
+    assert_eq!(r.summary(0).misbehaviour, None, "an honest peer may hold them");
 }
 
 /// Ann's sealed texts to Ben (secret 0x22), and a store that reads as Ben.
@@ -457,6 +457,10 @@ fn an_entry_stamped_over_a_day_ahead_is_held_until_the_clock_catches_up() {
     assert_eq!(r.accepted, 2);
     assert_eq!(r.rejected, vec![rejection(&k, 3, ValidationError::Ahead { ahead_ms: day + 1 })]);
     assert_eq!(r.skipped, 1, "what follows a held entry waits with it");
+    assert_eq!(r.held, vec![over.clone(), after.clone()], "handed back to be offered again");
+    // Due once a day past its stamp no longer exceeds the limit: a millisecond from now.
+    assert_eq!(r.summary(now).held_for_ms, 1);
+    assert_eq!(r.summary(now).held, r.held);
     assert!(!crate::sync::misbehaviour(&r.rejected[0].error), "an honest peer relays a fast clock's entries");
     assert_eq!(s.head(&author(&k)).map(|h| h.seq), Some(2));
     // Taking a far stamp never drags this node's own clock along (at most MAX_DRIFT_MS).
@@ -466,6 +470,12 @@ fn an_entry_stamped_over_a_day_ahead_is_held_until_the_clock_catches_up() {
     let r = s.ingest(all, now + 2).expect("ingest later");
     assert_eq!((r.accepted, r.duplicates, r.rejected.len()), (2, 2, 0));
     assert_eq!(s.head(&author(&k)).map(|h| h.seq), Some(4));
+    // A forgery stamped ahead is refused as one, not excused as a fast clock.
+    let (_f, mut u) = store();
+    let forged = badly_signed(&sign_entry(&k, None, stamp(now + 2 * day), KIND, vec![9]));
+    let r = u.ingest(vec![forged], now).expect("ingest a forgery");
+    assert_eq!(r.rejected, vec![rejection(&k, 1, ValidationError::BadSignature)]);
+    assert!(r.held.is_empty());
     // With no clock to judge by (a repair, an audit) nothing is held.
     let (_e, mut t) = store();
     let r = t.ingest(vec![first, edge, over, after], 0).expect("ingest without a clock");

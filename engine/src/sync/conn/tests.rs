@@ -205,7 +205,10 @@ impl Side {
                     {
                         self.node.offer = Some(o);
                     }
-                    self.conn.handle_ingested(Ok(Ingested { accepted, misbehaviour: None }), &self.node);
+                    self.conn.handle_ingested(
+                        Ok(Ingested { accepted, misbehaviour: None, ..Ingested::default() }),
+                        &self.node,
+                    );
                 }
                 Effect::Introduce { .. } => {
                     self.node.introductions += 1;
@@ -577,12 +580,12 @@ fn a_full_inbox_stops_reading_and_holds_the_peer_clocks() {
     assert!(c.wants_input(), "taken into an ingest, the inbox is free again");
     let Some(Effect::Ingest(got)) = c.poll_effect() else { panic!("an ingest") };
     assert_eq!(got.len(), INGEST_BATCH);
-    c.handle_ingested(Ok(Ingested { accepted: 1, misbehaviour: None }), &node);
+    c.handle_ingested(Ok(Ingested { accepted: 1, misbehaviour: None, ..Ingested::default() }), &node);
     c.drive(&node, 9_000);
     // The rest is another ingest; once it is answered the peer's clocks restart from now.
     let Some(Effect::Ingest(_)) = c.poll_effect() else { panic!("the rest") };
     assert_eq!(c.poll_timeout(), None, "our second write: still no peer clock");
-    c.handle_ingested(Ok(Ingested { accepted: 0, misbehaviour: None }), &node);
+    c.handle_ingested(Ok(Ingested { accepted: 0, misbehaviour: None, ..Ingested::default() }), &node);
     c.drive(&node, 12_000);
     assert_eq!(c.poll_timeout(), Some(12_000 + 30_000));
 }
@@ -602,7 +605,10 @@ fn a_misbehaving_ingest_fails_the_session_and_a_failed_one_ends_it_locally() {
     let es = chain(1, 1, 8);
     let mut c = awaiting_ingest(&node, &es[0]);
     assert_eq!(c.poll_timeout(), None, "our write in flight: no peer clock");
-    c.handle_ingested(Ok(Ingested { accepted: 0, misbehaviour: Some("bad signature".into()) }), &node);
+    c.handle_ingested(
+        Ok(Ingested { accepted: 0, misbehaviour: Some("bad signature".into()), ..Ingested::default() }),
+        &node,
+    );
     assert_eq!(c.end(), Some(&End::Sync(SyncError::InvalidEntry("bad signature".into()))));
     assert_eq!(close_code(&drain(&mut c, &node, 1)), Some(5));
 
@@ -632,7 +638,7 @@ fn undecodable_input_fails_the_session_after_what_came_before() {
     assert_eq!(c.outcome.bytes_in, read, "nothing is read after bad input");
     c.drive(&node, 1);
     assert!(matches!(c.poll_effect(), Some(Effect::Ingest(_))), "what came first is still ingested");
-    c.handle_ingested(Ok(Ingested { accepted: 1, misbehaviour: None }), &node);
+    c.handle_ingested(Ok(Ingested { accepted: 1, misbehaviour: None, ..Ingested::default() }), &node);
     c.drive(&node, 1);
     assert!(matches!(c.end(), Some(End::Sync(SyncError::Malformed(_)))));
     assert_eq!(close_code(&drain(&mut c, &node, 1)), Some(1));
@@ -972,7 +978,7 @@ fn an_ingest_that_stored_nothing_leaves_the_rest_parked_even_if_more_is_accepted
     assert_eq!(got.len(), 1);
     // The accept set grew elsewhere; this ingest brought nothing that could have grown it.
     node.accept = set(&[1, 2]);
-    c.handle_ingested(Ok(Ingested { accepted: 0, misbehaviour: None }), &node);
+    c.handle_ingested(Ok(Ingested { accepted: 0, misbehaviour: None, ..Ingested::default() }), &node);
     assert!(c.poll_effect().is_none());
     assert_eq!(c.parked.len(), 1);
 }
@@ -1079,4 +1085,33 @@ fn a_live_ingest_that_opens_nothing_new_scans_nothing() {
     p.run();
     assert_eq!(p.b.node.count(1), 3);
     assert_eq!(p.b.node.offers.get() - before, 1, "one read of the offer, no rescan");
+}
+
+/// Entries ingest held back for their stamps (`ahead`) are offered again, first, once their
+/// time has come, and only then; the session is not held meanwhile.
+#[test]
+fn entries_held_for_their_stamps_are_offered_again_when_due() {
+    let node = Node::default();
+    let es = chain(1, 3, 8);
+    let mut c = awaiting_ingest(&node, &es[0]);
+    assert_eq!(es.len(), 3);
+    let held = es[1..].to_vec();
+    c.handle_ingested(Ok(Ingested { accepted: 1, misbehaviour: None, held: held.clone(), held_for_ms: 5_000 }), &node);
+    c.drive(&node, 1);
+    assert!(c.poll_effect().is_none(), "not before their time");
+    let due = c.poll_timeout().expect("a timer");
+    assert!(due <= 5_001, "the held entries' time is a deadline: {due}");
+    c.handle_timeout(5_000);
+    c.drive(&node, 5_000);
+    assert!(c.poll_effect().is_none(), "a millisecond early");
+    c.handle_timeout(5_001);
+    assert_eq!(c.end(), None, "their time is no stall");
+    c.drive(&node, 5_001);
+    let Some(Effect::Ingest(got)) = c.poll_effect() else { panic!("offered again") };
+    assert_eq!(got, held);
+    // Taken this time: nothing more is scheduled for them.
+    c.handle_ingested(Ok(Ingested { accepted: 2, ..Ingested::default() }), &node);
+    c.drive(&node, 5_002);
+    assert!(c.poll_effect().is_none());
+    assert!(c.poll_timeout().is_some_and(|t| t > 5_002 + 1_000), "only the idle clock is left");
 }
