@@ -101,6 +101,7 @@ pub fn init_restored(args: &Cli, out: &mut String, backup: Option<&std::path::Pa
             let mut v = engine.read(identity_json)?;
             engine.shutdown();
             v["entries_restored"] = report["entries_restored"].clone();
+            v["entries_waiting"] = report["entries_waiting"].clone();
             v["backup_made"] = report["backup_made"].clone();
             v
         }
@@ -110,7 +111,14 @@ pub fn init_restored(args: &Cli, out: &mut String, backup: Option<&std::path::Pa
     print(args, out, &v, || {
         let mut s = format!("Restored your identity on this new device.\n{}", identity_text(&v));
         match restored {
-            Some(n) => s += &format!("Brought back {n} entries from the backup: your contacts and history are here.\n"),
+            Some(n) => {
+                s += &format!("Brought back {n} entries from the backup: your contacts and history are here.\n");
+                if let Some(w) = v["entries_waiting"].as_u64().filter(|w| *w > 0) {
+                    s += &format!(
+                        "{w} entries wait in the store: they are stamped over a day ahead of this device's clock. The first bundle import after that time takes them.\n"
+                    );
+                }
+            }
             None => {
                 s += "Your contacts and other devices learn of it from an invite: run `libra invite` here and `libra contact add` there (your own devices accept your own invite).\n"
             }

@@ -145,6 +145,11 @@ fn cells_round_trip_and_field_values_must_be_canonical() {
     let mut bad = b.clone();
     bad[..8].copy_from_slice(&P.to_le_bytes());
     assert_eq!(Cell::from_bytes(&bad), None, "F = P is not canonical");
+    let mut bad = b.clone();
+    bad[8..16].copy_from_slice(&P.to_le_bytes());
+    assert_eq!(Cell::from_bytes(&bad), None, "G = P is not canonical");
+    bad[8..16].copy_from_slice(&(P - 1).to_le_bytes());
+    assert!(Cell::from_bytes(&bad).is_some(), "G = P - 1 is a field value");
 }
 
 /// Writes the fuzz target's real seed: symbols 0..24 of a set that differs from the target's
