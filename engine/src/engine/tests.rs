@@ -162,3 +162,17 @@ fn once_stopped_nothing_more_is_written() {
     let n = Node::open(&dir).expect("reopen");
     assert_eq!(n.store.head(n.device_id().as_bytes()).map(|h| h.seq), Some(seq));
 }
+
+#[test]
+fn a_store_that_cannot_be_reopened_refuses_writes_until_it_can() {
+    let (d, e) = engine();
+    let first = e.write(append).expect("write");
+    e.read(|n| n.store.fail_for_test("No space left on device")).expect("read");
+    // The directory is gone when the next write would reopen the store.
+    let (path, aside) = (d.path().join("n"), d.path().join("aside"));
+    std::fs::rename(&path, &aside).expect("move the store away");
+    let r = e.write(append);
+    assert!(matches!(&r, Err(EngineError::Unavailable(m)) if m == "the store could not be reopened"), "{r:?}");
+    std::fs::rename(&aside, &path).expect("move it back");
+    assert_eq!(e.write(append).expect("written once it can be reopened"), first + 1);
+}
