@@ -176,3 +176,21 @@ fn a_store_that_cannot_be_reopened_refuses_writes_until_it_can() {
     std::fs::rename(&aside, &path).expect("move it back");
     assert_eq!(e.write(append).expect("written once it can be reopened"), first + 1);
 }
+
+#[test]
+fn messages_from_others_are_acknowledged_once_no_write_waits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ann, ben) = crate::testkit::ben_wrote_to_ann(dir.path(), 5, |i| format!("m{i}")).expect("nodes");
+    let entries = crate::testkit::entries_of(&ben).expect("entries");
+    let e = Engine::start(ann);
+    let own = e.device();
+    let head = || e.read(|n| n.store.head(&own).map_or(0, |h| h.seq)).expect("read");
+    let before = head();
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
+    rt.block_on(e.ingest(entries)).expect("ingest");
+    // Nothing else waits: the writer acknowledges right after the ingest's group, unasked.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    e.wait_durable().expect("durable");
+    assert_eq!(head(), before + 1, "one acknowledgement for one chat and sender");
+    assert!(e.read(|n| n.store.unacknowledged(&n.device_id())).expect("read").expect("unacknowledged").is_empty());
+}
