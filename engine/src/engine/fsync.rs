@@ -56,7 +56,10 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<Work>) {
 /// group's callers and publishes its events, in commit order.
 pub(crate) fn settle(shared: &Shared, groups: Vec<Committed>) -> Result<(), String> {
     let persisted = match groups.iter().rev().find_map(|c| c.syncer.as_ref()) {
-        Some(s) => s.persist().map_err(|e| format!("fsync failed: {e}")),
+        Some(s) => {
+            shared.fsyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            s.persist().map_err(|e| format!("fsync failed: {e}"))
+        }
         None => Ok(()),
     };
     let mut last = Ok(());

@@ -90,6 +90,8 @@ pub(crate) struct Shared {
     queued: std::sync::atomic::AtomicUsize,
     /// The fsync thread's queue, while it runs.
     fsync: Mutex<Option<std::sync::mpsc::Sender<fsync::Work>>>,
+    /// Fsyncs the write groups took (each settles every group queued before it).
+    fsyncs: std::sync::atomic::AtomicU64,
     /// Per peer, where the order of head moves stood when the last session that synced with
     /// it was admitted (spec/sync.md, 8.9). In memory: a restart starts a new order anyway.
     sync_points: Mutex<std::collections::HashMap<[u8; 32], crate::store::ChangePoint>>,
@@ -159,6 +161,7 @@ impl Engine {
             stopped: AtomicBool::new(false),
             queued: std::sync::atomic::AtomicUsize::new(0),
             fsync: Mutex::new(None),
+            fsyncs: std::sync::atomic::AtomicU64::new(0),
             sync_points: Mutex::default(),
         });
         let (tx, rx) = std::sync::mpsc::channel();

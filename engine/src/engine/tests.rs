@@ -194,3 +194,56 @@ fn messages_from_others_are_acknowledged_once_no_write_waits() {
     assert_eq!(head(), before + 1, "one acknowledgement for one chat and sender");
     assert!(e.read(|n| n.store.unacknowledged(&n.device_id())).expect("read").expect("unacknowledged").is_empty());
 }
+
+/// Writes queued while the writer is busy go in one group; groups queued for the fsync thread
+/// share one fsync.
+#[test]
+fn queued_writes_share_a_group_and_queued_groups_share_an_fsync() {
+    let (_d, e) = engine();
+    // Read before the writer is held: it holds the node while it runs a write.
+    let before = e.read(|n| n.store.head(&e.device()).map_or(0, |h| h.seq)).expect("read");
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let (started, busy) = std::sync::mpsc::channel::<()>();
+    let blocker = {
+        let e = e.clone();
+        std::thread::spawn(move || {
+            e.write(move |_| {
+                let _ = started.send(());
+                let _ = hold.recv();
+            })
+        })
+    };
+    busy.recv().expect("the writer is busy");
+    let mut rx = e.subscribe();
+    let writers: Vec<_> = (0..20)
+        .map(|_| {
+            let e = e.clone();
+            std::thread::spawn(move || e.write(append).expect("write"))
+        })
+        .collect();
+    while e.shared.queued.load(Ordering::SeqCst) < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    release.send(()).expect("release");
+    blocker.join().expect("blocker").expect("blocked write");
+    let mut seqs: Vec<u64> = writers.into_iter().map(|w| w.join().expect("writer")).collect();
+    seqs.sort_unstable();
+    let groups: Vec<u64> = stored(&events(&mut rx), e.device()).into_iter().filter(|s| *s > before).collect();
+    assert_eq!(groups, vec![seqs[19]], "the 20 queued writes were one group");
+
+    // Three committed groups waiting for the fsync thread: one fsync settles them all.
+    let (tx, work) = std::sync::mpsc::channel();
+    let answered: Answers = Arc::default();
+    for i in 0..3 {
+        let syncer = e.shared.node.write().expect("lock").as_mut().map(|n| n.store.syncer());
+        let answered = answered.clone();
+        let done: Completion = Box::new(move |r| answered.lock().expect("answers").push((i, r)));
+        let c = Committed { syncer, failed: None, changed: Vec::new(), interest: false, completions: vec![done] };
+        tx.send(fsync::Work::Group(c)).expect("queue");
+    }
+    drop(tx);
+    let fsyncs = e.shared.fsyncs.load(Ordering::SeqCst);
+    fsync::run(&e.shared, &work);
+    assert_eq!(e.shared.fsyncs.load(Ordering::SeqCst) - fsyncs, 1);
+    assert_eq!(answered.lock().expect("answers").iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2]);
+}
