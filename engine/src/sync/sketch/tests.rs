@@ -104,11 +104,15 @@ fn tug_of_war_estimates_the_differing_logs() {
     assert!((1_000.0..2_100.0).contains(&e), "{e}");
     assert_eq!(estimate(&tow(&a), &tow(&a)), 0.0);
     assert_eq!(tow_from_bytes(&tow_to_bytes(&tow(&a))), Some(tow(&a)));
-    // Counters kept up to date as heads move equal those of a set built from scratch.
+    // Counters kept up to date as heads move equal those of a set built from scratch: first
+    // heads that move in place (counted item by item), then a removal and a new log (counted
+    // again as a whole when the set settles).
     let mut moved = a.clone();
     for i in (0..20_000).filter(|i| i % 20 == 0) {
         moved.set(item(i, 2));
     }
+    let in_place = HeadSet::from_items((0..20_000).map(|i| item(i, if i % 20 == 0 { 2 } else { 1 })));
+    assert_eq!(tow(&moved), tow(&in_place));
     moved.remove(&item(3, 0).author);
     moved.set(item(30_000, 1));
     moved.settle();
@@ -116,6 +120,18 @@ fn tug_of_war_estimates_the_differing_logs() {
         (0..20_000).filter(|i| *i != 3).chain([30_000]).map(|i| item(i, if i % 20 == 0 && i < 20_000 { 2 } else { 1 })),
     );
     assert_eq!(tow(&moved), tow(&fresh));
+}
+
+/// The counters as spec/sync.md defines them: for one log, counter `j` is u + v, each +1 when
+/// bit `j` (of the author's bytes 8.., of the item hash's bytes 8..) is set and −1 when not.
+#[test]
+fn tug_of_war_counters_are_the_specs() {
+    let one = item(7, 3);
+    let t = tow(&HeadSet::from_items([one]));
+    let sign = |bytes: &[u8; 32], j: usize| if bytes[8 + j / 8] >> (j % 8) & 1 == 1 { 1i16 } else { -1 };
+    for (j, c) in t.iter().enumerate() {
+        assert_eq!(*c, sign(&one.author, j) + sign(&one.hash(), j), "counter {j}");
+    }
 }
 
 #[test]
