@@ -226,9 +226,10 @@ fn report(text_out: &mut Out, out: &crate::net::Outcome) -> Result<u8> {
         "bytes_out": out.bytes_out,
         "rounds": out.rounds,
         "forks_seen": out.forks,
+        "held_ahead": out.held_ahead,
     });
     text_out.set(&v, || {
-        format!(
+        let mut t = format!(
             "{}: received {} entries, sent {} ({} B in, {} B out, {} reconcile rounds)\n",
             if out.synced { "in sync" } else { "incomplete" },
             out.entries_in,
@@ -236,7 +237,14 @@ fn report(text_out: &mut Out, out: &crate::net::Outcome) -> Result<u8> {
             out.bytes_in,
             out.bytes_out,
             out.rounds
-        )
+        );
+        if out.held_ahead > 0 {
+            t += &format!(
+                "{} entries held back: stamped over a day ahead of this device's clock (their author's clock runs fast); a sync after their time takes them\n",
+                out.held_ahead
+            );
+        }
+        t
     });
     Ok(if out.synced { 0 } else { 1 })
 }

@@ -68,6 +68,9 @@ pub struct Outcome {
     pub forks: usize,
     /// Entries of logs we offer that the peer had not received when the session ended.
     pub behind_by: u64,
+    /// Entries from the peer held back for their stamps (over a day ahead of our clock) and
+    /// not yet taken: what a later session brings once they are due.
+    pub held_ahead: u64,
     /// Per log, the highest seq the peer holds by this session: what it sent us, and what we
     /// sent it before synced (bounded by the accept and offer sets). Read once synced.
     pub held: BTreeMap<[u8; 32], u64>,
@@ -560,6 +563,7 @@ impl Conn {
             let at = self.now.saturating_add(report.held_for_ms);
             self.early_at = Some(self.early_at.map_or(at, |t| t.min(at)));
         }
+        self.outcome.held_ahead = self.early.len() as u64;
         // A certificate that arrived may admit more logs, both ways.
         let (accept, offer) = match (local.accept(), local.offer(&self.peer)) {
             (Ok(a), Ok(o)) => (a, o),

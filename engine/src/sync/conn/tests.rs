@@ -1098,6 +1098,7 @@ fn entries_held_for_their_stamps_are_offered_again_when_due() {
     let held = es[1..].to_vec();
     c.handle_ingested(Ok(Ingested { accepted: 1, misbehaviour: None, held: held.clone(), held_for_ms: 5_000 }), &node);
     c.drive(&node, 1);
+    assert_eq!(c.outcome.held_ahead, 2, "what the session holds is reported");
     assert!(c.poll_effect().is_none(), "not before their time");
     let due = c.poll_timeout().expect("a timer");
     assert!(due <= 5_001, "the held entries' time is a deadline: {due}");
@@ -1111,6 +1112,7 @@ fn entries_held_for_their_stamps_are_offered_again_when_due() {
     assert_eq!(got, held);
     // Taken this time: nothing more is scheduled for them.
     c.handle_ingested(Ok(Ingested { accepted: 2, ..Ingested::default() }), &node);
+    assert_eq!(c.outcome.held_ahead, 0, "taken: nothing held any more");
     c.drive(&node, 5_002);
     assert!(c.poll_effect().is_none());
     assert!(c.poll_timeout().is_some_and(|t| t > 5_002 + 1_000), "only the idle clock is left");
