@@ -92,3 +92,26 @@ async fn a_live_session_takes_a_held_entry_once_its_time_comes() {
     assert!(waited >= std::time::Duration::from_millis(2_500), "stored {waited:?} after it was written: not held");
     assert!(!session.is_finished(), "the same live session took it");
 }
+
+/// A one-shot sync says how many entries it held back (they go with the session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_shot_sync_reports_what_it_held_back() {
+    use crate::util::{HostExt, befriend, host};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (host(dir.path(), "ann"), host(dir.path(), "ben"));
+    befriend(&a, &b);
+    b.with_node(|n| {
+        let signing = n.secrets.device.signing.clone();
+        let at = clock::wall_ms() + MAX_AHEAD_MS + 60_000;
+        n.store.append(&signing, vec![(99, b"early".to_vec()), (99, b"after".to_vec())], at).expect("append");
+    });
+    let out = a.connect(b.local_addr().expect("addr"), Some(b.device()), false).await.expect("sync");
+    assert!(out.synced);
+    assert_eq!(out.held_ahead, 2, "the early entry and the one after it");
+    let log = b.device();
+    let (held_at_a, at_b) = (
+        a.read_node(|n| n.store.head(&log).map_or(0, |h| h.seq)),
+        b.read_node(|n| n.store.head(&log).map_or(0, |h| h.seq)),
+    );
+    assert_eq!(held_at_a + 2, at_b);
+}
