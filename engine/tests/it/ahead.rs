@@ -41,10 +41,11 @@ fn a_bundle_entry_stamped_ahead_waits_and_goes_in_once_the_clock_reaches_it() {
     ben.send(&chat, "on time", None).expect("send");
     let log = *ben.device_id().as_bytes();
     let on_time = ben.store.head(&log).expect("head").seq;
-    // One entry from a clock a day and 4 s fast.
+    // One entry from a clock a day and 8 s fast (room for a loaded machine to export and
+    // import before it is due).
     let signing = ben.secrets.device.signing.clone();
     let stamped = std::time::Instant::now();
-    ben.store.append(&signing, vec![(99, b"early".to_vec())], clock::wall_ms() + MAX_AHEAD_MS + 4_000).expect("append");
+    ben.store.append(&signing, vec![(99, b"early".to_vec())], clock::wall_ms() + MAX_AHEAD_MS + 8_000).expect("append");
     let file = dir.path().join("ben.libra").display().to_string();
     let export = Request::Bundle(BundleCommand::Export {
         file: file.clone(),
@@ -59,11 +60,11 @@ fn a_bundle_entry_stamped_ahead_waits_and_goes_in_once_the_clock_reaches_it() {
     let import = Request::Bundle(BundleCommand::Import { file });
     let head = || ann.read(|n| n.store.head(&log).map_or(0, |h| h.seq)).expect("read");
     let r = control::execute(&Cx::local(ann.clone()), &import).expect("import");
-    assert!(stamped.elapsed() < std::time::Duration::from_secs(4), "too slow to judge: the entry was due");
+    assert!(stamped.elapsed() < std::time::Duration::from_secs(8), "too slow to judge: the entry was due");
     assert_eq!(head(), on_time, "everything up to the early entry went in, and not the early one");
     assert_eq!(r.value["waiting"], 1, "{}", r.value);
     assert!(r.value["rejected"].as_array().is_some_and(Vec::is_empty), "held, not refused: {}", r.value);
-    std::thread::sleep(std::time::Duration::from_millis(4_100).saturating_sub(stamped.elapsed()));
+    std::thread::sleep(std::time::Duration::from_millis(8_100).saturating_sub(stamped.elapsed()));
     let r = control::execute(&Cx::local(ann.clone()), &import).expect("import again");
     assert_eq!(head(), on_time + 1, "{}", r.value);
     assert_eq!(r.value["waiting"], 0, "{}", r.value);
