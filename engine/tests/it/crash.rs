@@ -58,6 +58,8 @@ fn acknowledged_entries_survive_sigkill() {
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The child's first line follows libtest's "test crash::crash_child ... ".
+                let line = line.rsplit_once(" ... ").map_or(line.as_str(), |(_, l)| l);
                 if let Some(seq) = line.strip_prefix("ACK ").and_then(|s| s.parse::<u64>().ok()) {
                     let _ = tx.send(seq);
                 }
