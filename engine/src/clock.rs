@@ -18,6 +18,22 @@ pub fn physical_ms(ts: u64) -> u64 {
     ts >> COUNTER_BITS
 }
 
+/// How far `timestamp` is stamped past the wall-clock time `now_ms`, in ms (0 if not past).
+pub fn ahead_ms(timestamp: u64, now_ms: u64) -> u64 {
+    physical_ms(timestamp).saturating_sub(now_ms)
+}
+
+/// Whether an entry stamped `timestamp` is too far past `now_ms` to be stored yet (more than
+/// [`MAX_AHEAD_MS`]; spec/log.md 7.2, `ahead`).
+pub fn too_far_ahead(timestamp: u64, now_ms: u64) -> bool {
+    ahead_ms(timestamp, now_ms) > MAX_AHEAD_MS
+}
+
+/// The wall-clock time from which an entry stamped `timestamp` is no longer too far ahead.
+pub fn due_ms(timestamp: u64) -> u64 {
+    physical_ms(timestamp).saturating_sub(MAX_AHEAD_MS)
+}
+
 /// The timestamp of physical time `ms` with counter 0.
 pub fn from_ms(ms: u64) -> u64 {
     ms.saturating_mul(1 << COUNTER_BITS)

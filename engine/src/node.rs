@@ -164,8 +164,7 @@ impl Node {
     /// never go back, contacts hold everything this device writes until real time catches up.
     pub fn clock_ahead_ms(&self, now_ms: u64) -> Option<u64> {
         let head = self.store.head(self.device_id().as_bytes())?;
-        let ahead = clock::physical_ms(head.timestamp).saturating_sub(now_ms);
-        (ahead > clock::MAX_AHEAD_MS).then_some(ahead)
+        clock::too_far_ahead(head.timestamp, now_ms).then(|| clock::ahead_ms(head.timestamp, now_ms))
     }
 
     pub fn name(&self) -> Option<String> {

@@ -214,7 +214,7 @@ pub fn restore(dir: &Path, user_secret: [u8; 32], file: &Path) -> Result<(Engine
         let got = reply.value["accepted"].as_u64().unwrap_or(0);
         accepted += got;
         // Entries stamped over a day ahead of this clock wait in the store (spec/bundle.md,
-        // section 3): said, so that the user imports the backup again later.
+        // section 3) for a later import: said, not hidden.
         waiting = reply.value["waiting"].as_u64().unwrap_or(0);
         if got == 0 {
             break;

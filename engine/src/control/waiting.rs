@@ -20,7 +20,7 @@ const TAKE: usize = 5_000;
 /// any beyond the bound) go to ingest, which refuses them precisely. Returns the entries to
 /// ingest.
 pub(super) fn split(cx: &Cx, entries: Vec<Entry>) -> Result<Vec<Entry>> {
-    let too_far = ahead_of(crate::clock::wall_ms());
+    let now_ms = crate::clock::wall_ms();
     let mut next: BTreeMap<[u8; 32], u64> = BTreeMap::new();
     let (mut now, mut gap) = (Vec::with_capacity(entries.len()), Vec::new());
     let mut broken: std::collections::BTreeSet<[u8; 32]> = std::collections::BTreeSet::new();
@@ -34,7 +34,7 @@ pub(super) fn split(cx: &Cx, entries: Vec<Entry>) -> Result<Vec<Entry>> {
                 n
             }
         };
-        if broken.contains(&a) || seq > n || too_far(&e) {
+        if broken.contains(&a) || seq > n || too_far_ahead(&e, now_ms) {
             broken.insert(a);
             gap.push(e);
         } else {
@@ -81,8 +81,8 @@ pub(super) fn settle(cx: &Cx, ingest: impl Fn(Vec<Entry>) -> Result<IngestReport
                 .map(|(_, e)| e)
                 .collect();
             // Stamped too far ahead for ingest to take yet: the rest of the log waits on.
-            let too_far = ahead_of(crate::clock::wall_ms());
-            let run: Vec<Entry> = run.into_iter().take_while(|e| !too_far(e)).collect();
+            let now_ms = crate::clock::wall_ms();
+            let run: Vec<Entry> = run.into_iter().take_while(|e| !too_far_ahead(e, now_ms)).collect();
             if run.is_empty() {
                 continue;
             }
@@ -107,9 +107,9 @@ pub(super) fn settle(cx: &Cx, ingest: impl Fn(Vec<Entry>) -> Result<IngestReport
     }
 }
 
-/// Whether an entry is stamped further past `now_ms` than ingest takes now (it would be held
-/// with `ahead`, spec/log.md 7.2): such an entry waits here instead of being refused and
-/// forgotten, and goes in at a later import once the clock has caught up.
-fn ahead_of(now_ms: u64) -> impl Fn(&Entry) -> bool {
-    move |e| crate::clock::physical_ms(e.header().timestamp).saturating_sub(now_ms) > crate::clock::MAX_AHEAD_MS
+/// Whether ingest would hold `e` back (`ahead`, spec/log.md 7.2): such an entry waits here
+/// instead of being refused and forgotten, and goes in at a later import once the clock has
+/// caught up.
+fn too_far_ahead(e: &Entry, now_ms: u64) -> bool {
+    crate::clock::too_far_ahead(e.header().timestamp, now_ms)
 }

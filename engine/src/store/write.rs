@@ -49,11 +49,7 @@ impl IngestReport {
     /// first refusal no honest peer causes, and the entries held back with how long until the
     /// first of them is taken.
     pub fn summary(&self, now_ms: u64) -> crate::sync::Ingested {
-        let due = self
-            .held
-            .iter()
-            .map(|e| crate::clock::physical_ms(e.header().timestamp).saturating_sub(crate::clock::MAX_AHEAD_MS))
-            .min();
+        let due = self.held.iter().map(|e| crate::clock::due_ms(e.header().timestamp)).min();
         crate::sync::Ingested {
             accepted: self.accepted,
             misbehaviour: self
@@ -462,9 +458,8 @@ mod tests;
 /// last in the chat and its chat first in the list for as long as it is ahead. Held, not
 /// judged: the same entry is accepted once the clock has caught up.
 fn check_not_ahead(timestamp: u64, now_ms: u64) -> Result<(), ValidationError> {
-    let ahead = crate::clock::physical_ms(timestamp).saturating_sub(now_ms);
-    if now_ms > 0 && ahead > crate::clock::MAX_AHEAD_MS {
-        return Err(ValidationError::Ahead { ahead_ms: ahead });
+    if now_ms > 0 && crate::clock::too_far_ahead(timestamp, now_ms) {
+        return Err(ValidationError::Ahead { ahead_ms: crate::clock::ahead_ms(timestamp, now_ms) });
     }
     Ok(())
 }
