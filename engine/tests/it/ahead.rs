@@ -4,7 +4,6 @@
 use libra_engine::clock::{self, MAX_AHEAD_MS};
 use libra_engine::control::{self, BundleCommand, Cx, Request};
 use libra_engine::engine::Engine;
-use libra_engine::node::Node;
 
 /// A device whose clock once ran over a day fast keeps stamping from there (a log never goes
 /// back), and contacts hold what it writes: the device says so, and by how much.
@@ -32,12 +31,8 @@ fn a_device_whose_stamps_ran_ahead_says_so() {
 #[test]
 fn a_bundle_entry_stamped_ahead_waits_and_goes_in_once_the_clock_reaches_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut ann = Node::init(&dir.path().join("ann"), "Ann").expect("ann");
-    let mut ben = Node::init(&dir.path().join("ben"), "Ben").expect("ben");
-    let (ia, ib) = (ann.invite(None, 1).expect("invite"), ben.invite(None, 1).expect("invite"));
-    ann.add_contact(&ib, None).expect("add");
-    ben.add_contact(&ia, None).expect("add");
-    let chat = ben.chat(&ia.user().to_string()).expect("chat");
+    let (ann, mut ben) = crate::util::ann_and_ben(dir.path());
+    let chat = ben.chat(&ann.user_id().expect("user").to_string()).expect("chat");
     ben.send(&chat, "on time", None).expect("send");
     let log = *ben.device_id().as_bytes();
     let on_time = ben.store.head(&log).expect("head").seq;
@@ -49,7 +44,7 @@ fn a_bundle_entry_stamped_ahead_waits_and_goes_in_once_the_clock_reaches_it() {
     let file = dir.path().join("ben.libra").display().to_string();
     let export = Request::Bundle(BundleCommand::Export {
         file: file.clone(),
-        for_contacts: vec!["Ann".into()],
+        for_contacts: vec!["ann".into()],
         all: false,
         full: false,
         with_files: false,

@@ -2,7 +2,7 @@
 //! acknowledgements, store-and-forward through a third node that cannot read, groups, edits and
 //! deletions, and a projection independent of arrival order.
 
-use crate::util::{HostExt, befriend, host, live, user, wait_until};
+use crate::util::{HostExt, ann_and_ben, befriend, host, live, user, wait_until};
 
 use libra_engine::identity::UserId;
 use libra_engine::messaging::{Body, Sealed, aad};
@@ -23,16 +23,6 @@ fn logs_of(n: &Node) -> Vec<libra_engine::log::Entry> {
 
 fn unread(s: &libra_engine::Store) -> Vec<usize> {
     s.chats().expect("chats").iter().map(|c| c.unread).collect()
-}
-
-/// Ann (`dir/a`) and Ben (`dir/b`), contacts of each other, with no network between them.
-fn ann_and_ben(dir: &std::path::Path) -> (Node, Node) {
-    let mut a = Node::init(&dir.join("a"), "ann").expect("a");
-    let mut b = Node::init(&dir.join("b"), "ben").expect("b");
-    let (ia, ib) = (a.invite(None, 1).expect("i"), b.invite(None, 1).expect("i"));
-    a.add_contact(&ib, None).expect("add");
-    b.add_contact(&ia, None).expect("add");
-    (a, b)
 }
 
 fn chat_with(h: &Host, other: &Host) -> ChatTarget {
@@ -503,12 +493,8 @@ fn a_member_who_leaves_is_out_and_groups_stop_at_64_members() {
 #[test]
 fn unacknowledged_messages_survive_a_restart_and_are_acked_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut a = Node::init(&dir.path().join("a"), "ann").expect("a");
-    let mut b = Node::init(&dir.path().join("b"), "ben").expect("b");
-    let (ia, ib) = (a.invite(None, 1).expect("i"), b.invite(None, 1).expect("i"));
-    a.add_contact(&ib, None).expect("add");
-    b.add_contact(&ia, None).expect("add");
-    let chat = a.chat(&ib.user().to_string()).expect("chat");
+    let (mut a, mut b) = ann_and_ben(dir.path());
+    let chat = a.chat(&b.user_id().expect("user").to_string()).expect("chat");
     a.send(&chat, "one", None).expect("send");
     a.send(&chat, "two", None).expect("send");
     let mut all = Vec::new();

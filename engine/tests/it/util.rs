@@ -94,3 +94,13 @@ pub fn host(dir: &std::path::Path, name: &str) -> std::sync::Arc<libra_engine::n
 pub fn user(h: &libra_engine::net::Host) -> libra_engine::identity::UserId {
     h.read_node(|n| n.user_id().expect("user"))
 }
+
+/// Ann (`dir/a`) and Ben (`dir/b`), each the other's contact.
+pub fn ann_and_ben(dir: &std::path::Path) -> (libra_engine::node::Node, libra_engine::node::Node) {
+    let mut a = libra_engine::node::Node::init(&dir.join("a"), "ann").expect("a");
+    let mut b = libra_engine::node::Node::init(&dir.join("b"), "ben").expect("b");
+    let (ia, ib) = (a.invite(None, 1).expect("i"), b.invite(None, 1).expect("i"));
+    a.add_contact(&ib, None).expect("add");
+    b.add_contact(&ia, None).expect("add");
+    (a, b)
+}
