@@ -37,6 +37,33 @@ fn peak_rss_mb() -> f64 {
     kb / 1024.0
 }
 
+/// CPU seconds (user + system) process `pid` has used, where the OS tells it (Linux).
+fn cpu_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised name; utime and stime are the 14th and 15th, in ticks.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
+}
+
+/// Cores each process kept busy between two readings of both, as "receiver r, sender s".
+fn busy(before: (Option<f64>, Option<f64>), after: (Option<f64>, Option<f64>), took: Duration) -> String {
+    let one = |a: Option<f64>, b: Option<f64>| {
+        a.zip(b).map_or("?".to_owned(), |(a, b)| format!("{:.2}", (a - b) / took.as_secs_f64()))
+    };
+    format!("cores busy: receiver {}, sender {}", one(after.0, before.0), one(after.1, before.1))
+}
+
+/// UDP datagrams this machine dropped because a socket's receive buffer was full (Linux):
+/// each is a packet QUIC sends again.
+fn udp_drops() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let at = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 /// Reads each stream to its end and answers with one byte: the raw throughput baseline.
 struct Sink;
 
@@ -120,8 +147,10 @@ fn main() {
     let addr: std::net::SocketAddr = addr.parse().expect("addr");
     let device: [u8; 32] = hex::decode(device).expect("hex").try_into().expect("32 bytes");
 
+    let (me, sender) = (std::process::id(), child.id());
+    let cpus = || (cpu_of(me), cpu_of(sender));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let (raw, fetch) = rt.block_on(async {
+    let (raw, fetch, raw_cpu, fetch_cpu) = rt.block_on(async {
         let host = Arc::new(Host::new(b.clone(), HostConfig::new("127.0.0.1:0".parse().expect("addr"))).expect("host"));
         let server = host.clone();
         tokio::spawn(async move { server.serve().await });
@@ -129,6 +158,7 @@ fn main() {
         let conn = host.dial(addr, Some(device), RAW_ALPN).await.expect("dial");
         let (mut send, mut recv) = conn.open_bi().await.expect("stream");
         let block = vec![7u8; 1 << 20];
+        let (cpu_before, raw_drops) = (cpus(), udp_drops());
         let t = Instant::now();
         for _ in 0..mib {
             send.write_all(&block).await.expect("write");
@@ -137,6 +167,10 @@ fn main() {
         let mut ack = [0u8; 1];
         recv.read_exact(&mut ack).await.expect("ack");
         let raw = t.elapsed();
+        let drops_before = udp_drops();
+        let dropped =
+            |d: Option<u64>| d.map(|d| format!("; {d} datagrams dropped by full buffers")).unwrap_or_default();
+        let raw_cpu = busy(cpu_before, cpus(), raw) + &dropped(drops_before.zip(raw_drops).map(|(a, b)| a - b));
         conn.close(0u32.into(), b"done");
         // The file: B connects and its fetcher downloads the blob.
         host.run_fetcher();
@@ -146,18 +180,23 @@ fn main() {
             let _ = h.connect(addr, Some(device), true).await;
         });
         let blobs = b.blobs();
-        let mut began = None;
+        let (mut began, mut cpu_began) = (None, cpus());
         loop {
             match blobs.state(&file.root.0) {
                 BlobState::Complete => break,
-                BlobState::Partial(_) if began.is_none() => began = Some(Instant::now()),
+                BlobState::Partial(_) if began.is_none() => {
+                    began = Some(Instant::now());
+                    cpu_began = cpus();
+                }
                 _ => {}
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let fetch = (t.elapsed(), began.map_or(Duration::ZERO, |b| b.elapsed()));
+        let fetch_cpu = busy(cpu_began, cpus(), fetch.1);
+        let fetch_cpu = fetch_cpu + &dropped(udp_drops().zip(drops_before).map(|(a, b)| a - b));
         host.shutdown().await;
-        (raw, fetch)
+        (raw, fetch, raw_cpu, fetch_cpu)
     });
     drop(child.stdin.take());
     let child_rss = lines.find_map(|l| l.ok()?.strip_prefix("rss ").map(str::to_owned)).unwrap_or_default();
@@ -166,10 +205,10 @@ fn main() {
     let mbps = |b: f64, d: Duration| b / d.as_secs_f64() / 1e6;
     println!("blobs: {mib} MiB file, blob {:.1} MB, loopback, sender and receiver in two processes", blob / 1e6);
     println!("  encrypt + outboard at the sender: {:>7.0} MB/s", mbps(bytes as f64, encrypt));
-    println!("  raw quinn, one stream:            {:>7.0} MB/s", mbps(bytes as f64, raw));
+    println!("  raw quinn, one stream:            {:>7.0} MB/s  ({raw_cpu})", mbps(bytes as f64, raw));
     let (total, transfer) = fetch;
     println!(
-        "  file fetched (verified, stored):  {:>7.0} MB/s  = {:.2}× raw quinn (target ≥ 0.7×), download start to complete",
+        "  file fetched (verified, stored):  {:>7.0} MB/s  = {:.2}× raw quinn (target ≥ 0.7×), download start to complete ({fetch_cpu})",
         mbps(blob, transfer),
         mbps(blob, transfer) / mbps(bytes as f64, raw),
     );

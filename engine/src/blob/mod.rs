@@ -13,8 +13,8 @@ mod wire;
 pub use crypt::{blob_size, decrypt_stream, encrypt_stream, open_segment, seal_segment, segments};
 pub use ranges::{Pieces, chunk_ranges_of, pairs_of, verified_bytes};
 pub use wire::{
-    MAX_REQUEST_CHUNKS, MAX_REQUEST_FRAME, MAX_RESPONSE, Request, Status, check_request, decode_response,
-    max_response_len,
+    MAX_REQUEST_CHUNKS, MAX_REQUEST_FRAME, MAX_RESPONSE, Part, Request, Status, Verified, check_request,
+    decode_response, max_response_len,
 };
 
 use serde::{Deserialize, Serialize};

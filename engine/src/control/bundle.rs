@@ -665,7 +665,7 @@ fn import_blobs(cx: &Cx, file: &Path, problems: &mut Vec<String>) -> Result<(usi
                 }
             };
             match crate::blob::decode_response(&p.root, p.size, &[p.range], p.bao) {
-                Ok(items) => partial.write(&items)?,
+                Ok(response) => partial.write(&response)?,
                 Err(e) => problems.push(format!(
                     "file {}: chunks {}..{} do not verify ({e}); the rest was taken",
                     hex::encode(&p.root[..6]),

@@ -46,7 +46,8 @@ impl ProtocolHandler for BlobProtocol {
 /// sent (two prepared at most: memory stays at a few MiB per stream); answers go out in order.
 async fn serve_stream(engine: &Engine, send: quinn::SendStream, mut recv: quinn::RecvStream) -> Result<(), NetError> {
     let blobs = engine.blobs();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<tokio::task::JoinHandle<(Status, Vec<u8>)>>(2);
+    let spare = Spares::default();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<tokio::task::JoinHandle<(Status, Spare)>>(2);
     let writer = tokio::spawn(async move {
         let mut send = send;
         while let Some(answer) = rx.recv().await {
@@ -67,7 +68,7 @@ async fn serve_stream(engine: &Engine, send: quinn::SendStream, mut recv: quinn:
             }
             let n = u32::from_be_bytes(len) as usize;
             if n > MAX_REQUEST_FRAME {
-                let _ = tx.send(tokio::spawn(async { (Status::Refused, Vec::new()) })).await;
+                let _ = tx.send(tokio::spawn(async { (Status::Refused, Spare::default()) })).await;
                 return Err(NetError::Stream("request frame too long".into()));
             }
             let mut body = vec![0u8; n];
@@ -77,10 +78,14 @@ async fn serve_stream(engine: &Engine, send: quinn::SendStream, mut recv: quinn:
                 .map_err(|e| NetError::Stream(e.to_string()))?;
             let answer = match Request::decode(&body) {
                 Ok(req) => {
-                    let blobs = blobs.clone();
-                    tokio::task::spawn_blocking(move || blobs.serve(&req))
+                    let (blobs, spare) = (blobs.clone(), spare.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let mut out = spare.take();
+                        let status = blobs.serve_into(&req, &mut out.buf);
+                        (status, out)
+                    })
                 }
-                Err(_) => tokio::spawn(async { (Status::Refused, Vec::new()) }),
+                Err(_) => tokio::spawn(async { (Status::Refused, Spare::default()) }),
             };
             if tx.send(answer).await.is_err() {
                 return Ok(()); // the writer stopped: its error says why
@@ -93,14 +98,54 @@ async fn serve_stream(engine: &Engine, send: quinn::SendStream, mut recv: quinn:
     read.and(written)
 }
 
+/// Response buffers of one stream that quinn has let go of: a fresh 1 MiB buffer per
+/// response costs its page faults, a few percent of serving a file.
+#[derive(Clone, Default)]
+struct Spares(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+/// Most spare buffers a stream keeps (those in flight come back when the peer has them).
+const SPARES: usize = 4;
+
+impl Spares {
+    fn take(&self) -> Spare {
+        let buf = self.0.lock().ok().and_then(|mut v| v.pop()).unwrap_or_default();
+        Spare { buf, home: Some(self.clone()) }
+    }
+}
+
+/// A response buffer that returns to its stream's spares when dropped.
+#[derive(Default)]
+struct Spare {
+    buf: Vec<u8>,
+    home: Option<Spares>,
+}
+
+impl AsRef<[u8]> for Spare {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.take()
+            && let Ok(mut v) = home.0.lock()
+            && v.len() < SPARES
+        {
+            v.push(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
 /// Writes one answer; a peer that stops reading for [`REQUEST_IDLE`] loses the stream (it
 /// would otherwise hold the answers prepared for it).
-async fn respond(send: &mut quinn::SendStream, status: Status, bytes: Vec<u8>) -> Result<(), NetError> {
+async fn respond(send: &mut quinn::SendStream, status: Status, bytes: Spare) -> Result<(), NetError> {
     let mut head = [0u8; 5];
     head[0] = status as u8;
-    head[1..].copy_from_slice(&(bytes.len() as u32).to_be_bytes());
-    // Handed over, not copied: quinn keeps the buffer until the peer has it.
-    let mut chunks = [bytes::Bytes::copy_from_slice(&head), bytes::Bytes::from(bytes)];
+    head[1..].copy_from_slice(&(bytes.buf.len() as u32).to_be_bytes());
+    // Handed over, not copied: quinn keeps the buffer until the peer has it, then it goes
+    // back to the stream's spares.
+    let mut chunks = [bytes::Bytes::copy_from_slice(&head), bytes::Bytes::from_owner(bytes)];
     let write = send.write_all_chunks(&mut chunks);
     tokio::time::timeout(REQUEST_IDLE, write)
         .await

@@ -83,6 +83,22 @@ pub(crate) fn blob_transport() -> Arc<quinn::TransportConfig> {
     Arc::new(t)
 }
 
+/// Socket buffers asked for (the OS may grant less: Linux caps them at `net.core.rmem_max`).
+const UDP_BUFFER: usize = 4 << 20;
+
+/// The endpoint's UDP socket, with room to queue a burst: with the OS default (208 KiB on
+/// Linux) a receiver busy verifying for a millisecond overflowed it, and a fifth of a file's
+/// packets were dropped and sent again.
+fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer works, only less well under load.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
 pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
     Arc::new(transport_config())
 }
@@ -164,7 +180,7 @@ impl Host {
         server.transport_config(transport());
         // The endpoint's socket, wrapped so that STUN answers reach us and not quinn.
         let runtime = quinn::default_runtime().ok_or_else(|| NetError::Stream("no async runtime".into()))?;
-        let socket = stun::StunSocket::new(runtime.wrap_udp_socket(std::net::UdpSocket::bind(config.listen)?)?);
+        let socket = stun::StunSocket::new(runtime.wrap_udp_socket(bind_udp(config.listen)?)?);
         let stun = socket.client();
         let endpoint = quinn::Endpoint::new_with_abstract_socket(
             quinn::EndpointConfig::default(),

@@ -8,13 +8,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use bao_tree::io::BaoContentItem;
 use bao_tree::io::outboard::PreOrderOutboard;
 use bao_tree::io::sync::OutboardMut;
 use bao_tree::{BaoTree, ChunkNum, ChunkRanges};
 
 use crate::blob::{
-    self, BLOCK, BlobError, FileRef, MAX_FILE, Request, Status, chunk_ranges_of, pairs_of, verified_bytes,
+    self, BLOCK, BlobError, FileRef, MAX_FILE, Part, Request, Status, Verified, chunk_ranges_of, pairs_of,
+    verified_bytes,
 };
 use crate::codec::{self, Bytes};
 
@@ -164,39 +164,47 @@ impl Blobs {
 
     /// Answers a `libra/blob/1` request from what is verified here.
     pub fn serve(&self, req: &Request) -> (Status, Vec<u8>) {
+        let mut out = Vec::new();
+        let status = self.serve_into(req, &mut out);
+        (status, out)
+    }
+
+    /// [`Blobs::serve`] into `out` (cleared first): a server reuses its buffers.
+    pub fn serve_into(&self, req: &Request, out: &mut Vec<u8>) -> Status {
+        out.clear();
         // A blob asked for but not yet received answers as unknown: a request must not tell
         // anyone that this node wants a file.
         let Some((size, have)) = self.have(&req.root).filter(|(_, h)| !h.is_empty()) else {
-            return (Status::Unknown, Vec::new());
+            return Status::Unknown;
         };
         if blob::check_request(req, size).is_err() {
-            return (Status::Refused, Vec::new());
+            return Status::Refused;
         }
         let asked = chunk_ranges_of(&req.ranges);
         if !asked.is_subset(&chunk_ranges_of(&have)) {
-            return (Status::Missing, Vec::new());
+            return Status::Missing;
         }
-        let encoded = (|| -> Result<Vec<u8>, BlobError> {
+        let encoded = (|| -> Result<(), BlobError> {
             let data = File::open(self.path(&req.root, "data"))?;
             let ob = PreOrderOutboard {
                 root: blake3::Hash::from_bytes(req.root),
                 tree: BaoTree::new(size, BLOCK),
                 data: File::open(self.path(&req.root, "obao"))?,
             };
-            let mut out = Vec::with_capacity(blob::max_response_len(size, &req.ranges) as usize);
+            out.reserve(blob::max_response_len(size, &req.ranges) as usize);
             // Not hashed again here: it was verified when it landed, and the receiver verifies
             // every byte (a disk that damaged it costs us that peer's trust for this blob).
-            bao_tree::io::sync::encode_ranges(&data, &ob, &asked, &mut out)
-                .map_err(|e| BlobError::Verify(e.to_string()))?;
-            Ok(out)
+            bao_tree::io::sync::encode_ranges(&data, &ob, &asked, &mut *out)
+                .map_err(|e| BlobError::Verify(e.to_string()))
         })();
         match encoded {
-            Ok(out) => (Status::Ok, out),
+            Ok(()) => Status::Ok,
             // Our own copy no longer verifies (the disk damaged it): say we lack it rather than
             // serve bytes that will not verify.
             Err(e) => {
                 tracing::warn!(error = %e, "a stored blob does not verify");
-                (Status::Missing, Vec::new())
+                out.clear();
+                Status::Missing
             }
         }
     }
@@ -376,19 +384,19 @@ impl Partial {
         verified_bytes(&self.have(), self.size)
     }
 
-    /// Writes the verified items of one response (from [`blob::decode_response`]).
-    pub fn write(&mut self, items: &[BaoContentItem]) -> Result<(), BlobError> {
+    /// Writes one verified response (from [`blob::decode_response`]).
+    pub fn write(&mut self, response: &Verified) -> Result<(), BlobError> {
         use bao_tree::io::sync::WriteAt;
-        for item in items {
-            match item {
-                BaoContentItem::Parent(p) => self.ob.save(p.node, &p.pair)?,
-                BaoContentItem::Leaf(l) => {
-                    self.data.write_all_at(l.offset, &l.data)?;
-                    let start = l.offset / 1024;
-                    let end = (l.offset + l.data.len() as u64).div_ceil(1024).max(start + 1);
-                    self.have.union_with(&ChunkRanges::from(ChunkNum(start)..ChunkNum(end)));
-                }
+        for part in response.parts() {
+            if let Part::Parent { node, pair } = part {
+                self.ob.save(*node, pair)?;
             }
+        }
+        for (offset, data) in response.leaves() {
+            self.data.write_all_at(offset, data)?;
+            let start = offset / 1024;
+            let end = (offset + data.len() as u64).div_ceil(1024).max(start + 1);
+            self.have.union_with(&ChunkRanges::from(ChunkNum(start)..ChunkNum(end)));
         }
         Ok(())
     }
@@ -488,13 +496,15 @@ mod tests {
         let mut pieces = crate::blob::Pieces::new(size, &[]);
         let first = pieces.take().expect("piece");
         let req = Request { root, ranges: vec![first] };
-        let items = blob::decode_response(&root, size, &req.ranges, &a.serve(&req).1).expect("verifies");
+        let body = a.serve(&req).1;
+        let items = blob::decode_response(&root, size, &req.ranges, &body).expect("verifies");
         partial.write(&items).expect("write");
         partial.persist().expect("persist");
         // A second piece written but not persisted is forgotten, as after a crash.
         let second = pieces.take().expect("piece");
         let req = Request { root, ranges: vec![second] };
-        let items = blob::decode_response(&root, size, &req.ranges, &a.serve(&req).1).expect("verifies");
+        let body = a.serve(&req).1;
+        let items = blob::decode_response(&root, size, &req.ranges, &body).expect("verifies");
         partial.write(&items).expect("write");
         drop(partial);
         // The first piece taken holds the last chunk (it proves the size).

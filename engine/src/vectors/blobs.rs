@@ -154,7 +154,8 @@ pub(super) fn check(c: &Value) -> Result<(), String> {
         Some("response") => {
             let root: [u8; 32] = hexs(c, "root")?.try_into().map_err(|_| "root is not 32 bytes")?;
             let size = c.get("blob_size").and_then(Value::as_u64).ok_or("missing blob_size")?;
-            let r = blob::decode_response(&root, size, &pairs(c)?, &hexs(c, "body")?);
+            let body = hexs(c, "body")?;
+            let r = blob::decode_response(&root, size, &pairs(c)?, &body);
             if r.is_ok() == valid(c) { Ok(()) } else { Err(format!("expected valid={}, got {r:?}", valid(c))) }
         }
         Some("bundle") => {
