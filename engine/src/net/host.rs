@@ -95,6 +95,16 @@ fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> 
     // Best effort: a smaller buffer works, only less well under load.
     let _ = socket.set_recv_buffer_size(UDP_BUFFER);
     let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    // Linux reports twice what it grants; stock systems cap it at 208 KiB.
+    if let Ok(got) = socket.recv_buffer_size()
+        && got < UDP_BUFFER
+    {
+        tracing::info!(
+            granted = got,
+            asked = UDP_BUFFER,
+            "the OS capped the UDP receive buffer: large transfers may lose packets under load (on Linux, raise net.core.rmem_max)"
+        );
+    }
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }
