@@ -92,6 +92,9 @@ pub(crate) struct Shared {
     fsync: Mutex<Option<std::sync::mpsc::Sender<fsync::Work>>>,
     /// Fsyncs the write groups took (each settles every group queued before it).
     fsyncs: std::sync::atomic::AtomicU64,
+    /// When the writer last sealed acknowledgements, and whether some wait for the pause
+    /// after it to end ([`writer::ACK_PAUSE`]).
+    acks: Mutex<writer::AckClock>,
     /// Per peer, where the order of head moves stood when the last session that synced with
     /// it was admitted (spec/sync.md, 8.9). In memory: a restart starts a new order anyway.
     sync_points: Mutex<std::collections::HashMap<[u8; 32], crate::store::ChangePoint>>,
@@ -160,6 +163,7 @@ impl Engine {
             links: Mutex::default(),
             stopped: AtomicBool::new(false),
             queued: std::sync::atomic::AtomicUsize::new(0),
+            acks: Mutex::default(),
             fsync: Mutex::new(None),
             fsyncs: std::sync::atomic::AtomicU64::new(0),
             sync_points: Mutex::default(),
@@ -384,6 +388,15 @@ impl Engine {
         let plan = self.read(|n| n.check_writable(chat).and_then(|()| n.seal_plan(&chat.users)))??;
         let payload = plan.seal(&body)?;
         Ok(self.write(move |n| n.append_sealed(payload))??)
+    }
+
+    /// Sets the least time between two acknowledgement groups (see `writer::ACK_PAUSE`).
+    /// The seeded simulation, which runs on a clock of its own, sets it to zero so that
+    /// wall-clock time never decides when an ack is sealed.
+    pub fn set_ack_pause(&self, pause: std::time::Duration) {
+        if let Ok(mut a) = self.shared.acks.lock() {
+            a.pause = pause;
+        }
     }
 
     /// Every event from now on.

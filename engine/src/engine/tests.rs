@@ -195,6 +195,38 @@ fn messages_from_others_are_acknowledged_once_no_write_waits() {
     assert!(e.read(|n| n.store.unacknowledged(&n.device_id())).expect("read").expect("unacknowledged").is_empty());
 }
 
+/// A flood of messages is acknowledged at most once per pause, and what arrived last is
+/// acknowledged when the pause ends, without another write to carry it.
+#[test]
+fn acknowledgements_of_a_flood_wait_out_the_pause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ann, ben) = crate::testkit::ben_wrote_to_ann(dir.path(), 40, |i| format!("m{i}")).expect("nodes");
+    let entries = crate::testkit::entries_of(&ben).expect("entries");
+    let e = Engine::start(ann);
+    let own = e.device();
+    let head = || e.read(|n| n.store.head(&own).map_or(0, |h| h.seq)).expect("read");
+    let before = head();
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
+    let t = std::time::Instant::now();
+    let batches: Vec<Vec<_>> = entries.chunks(2).map(<[_]>::to_vec).collect();
+    for b in &batches {
+        // Each ingest returns once stored: without the pause, each would be acknowledged alone.
+        rt.block_on(e.ingest(b.clone())).expect("ingest");
+    }
+    let took = t.elapsed();
+    std::thread::sleep(writer::ACK_PAUSE * 4);
+    e.wait_durable().expect("durable");
+    let acks = head() - before;
+    assert!(e.read(|n| n.store.unacknowledged(&n.device_id())).expect("read").expect("unacknowledged").is_empty());
+    let most = 2 + (took.as_millis() / writer::ACK_PAUSE.as_millis().max(1)) as u64;
+    assert!(acks >= 1 && acks <= most, "{acks} acks for {} ingests in {took:?}", batches.len());
+    // Fewer acks than ingests by far (without the pause: 14 for 22 here), unless the machine
+    // was so slow that the ingests spanned many pauses.
+    if took < writer::ACK_PAUSE * 8 {
+        assert!(acks < batches.len() as u64 / 2, "{acks} acks for {} ingests in {took:?}", batches.len());
+    }
+}
+
 /// Writes queued while the writer is busy go in one group; groups queued for the fsync thread
 /// share one fsync.
 #[test]

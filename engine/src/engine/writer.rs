@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::RwLockWriteGuard;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use super::fsync::{self, Committed, Work};
 use super::{EngineError, Event, Shared};
@@ -19,6 +19,32 @@ use crate::store::StoreError;
 
 /// Most jobs in one group (one fsync).
 const MAX_GROUP: usize = 1024;
+
+/// Acknowledgements go out at most this often while messages keep arriving: each is a sealed
+/// entry (three key agreements here, one at its reader), and during a flood one per ~10
+/// messages cost about a tenth of the throughput. A message is acknowledged at most this
+/// much later than when nothing waits; a quiet chat's first message at once.
+pub(crate) const ACK_PAUSE: Duration = Duration::from_millis(25);
+
+/// When acknowledgements were last sealed, and whether some wait for the pause to end.
+pub(crate) struct AckClock {
+    last: Option<Instant>,
+    waiting: bool,
+    pub(crate) pause: Duration,
+}
+
+impl Default for AckClock {
+    fn default() -> AckClock {
+        AckClock { last: None, waiting: false, pause: ACK_PAUSE }
+    }
+}
+
+impl AckClock {
+    /// When waiting acknowledgements are due, if any wait.
+    fn due(&self) -> Option<Instant> {
+        self.waiting.then(|| self.last.map_or_else(Instant::now, |t| t + self.pause))
+    }
+}
 
 /// Called with the group's outcome: `Ok` once the job's writes are durable.
 pub(crate) type Completion = Box<dyn FnOnce(Result<(), EngineError>) + Send>;
@@ -84,7 +110,28 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<Job>) {
                 }
             }
         }
-        while let Ok(first) = rx.recv() {
+        loop {
+            // Acks waiting for their pause are sealed when it ends, unless a write comes first
+            // (its group seals them if the pause is over by then).
+            let due = shared.acks.lock().ok().and_then(|a| a.due());
+            let first = match due {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(t) => rx.recv_timeout(t.saturating_duration_since(Instant::now())),
+            };
+            let first = match first {
+                Ok(j) => j,
+                Err(RecvTimeoutError::Timeout) => {
+                    acknowledge_now(shared);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Closing: what waits is acknowledged now rather than at the next start.
+                    if due.is_some() {
+                        acknowledge_now(shared);
+                    }
+                    break;
+                }
+            };
             let mut jobs = vec![first];
             while jobs.len() < MAX_GROUP {
                 match rx.try_recv() {
@@ -151,20 +198,9 @@ pub(crate) fn run_group(
             Vec::new()
         })
     });
-    let pending = shared.node.read().ok().and_then(|g| g.as_ref().map(|n| n.store.has_new_messages())).unwrap_or(false);
-    // While more writes wait, the acks wait for them: one ack per chat and sender covers what
-    // several groups stored (the last group before the queue empties sends them). A group of
-    // their own, so what arrived is readable before the acks are sealed (three key
-    // agreements); committed before the first group's callers are answered, so a caller that
-    // writes next cannot make them wait.
-    let acks = (first.is_ok() && pending && shared.queued.load(Ordering::SeqCst) == 0).then(|| {
-        commit_group(shared, |n| {
-            if let Err(e) = n.acknowledge() {
-                tracing::warn!(error = %e, "could not acknowledge received messages");
-            }
-            Vec::new()
-        })
-    });
+    // Committed before the first group's callers are answered, so a caller that writes next
+    // cannot make them wait.
+    let acks = first.is_ok().then(|| acknowledge(shared, inline, false)).flatten();
     // Settled in the order committed: the fsync thread's durable mark follows the groups.
     let r = first.and_then(|c| settle(shared, c, inline));
     if let Some(Err(e)) = rotated.map(|g| g.and_then(|c| settle(shared, c, inline))) {
@@ -174,6 +210,44 @@ pub(crate) fn run_group(
         tracing::warn!(error = %e, "acknowledgements not saved; they are retried at the next start");
     }
     r
+}
+
+/// Acknowledgements sealed when the pause has ended or the writer closes, settled at once.
+fn acknowledge_now(shared: &Shared) {
+    if let Some(Err(e)) = acknowledge(shared, false, true).map(|a| a.and_then(|c| settle(shared, c, false))) {
+        tracing::warn!(error = %e, "acknowledgements not saved; they are retried at the next start");
+    }
+}
+
+/// Seals acknowledgements of the messages stored since the last ones, in a group of their own
+/// (so what arrived is readable before the acks are sealed) — if messages wait for them and no
+/// write does: one ack per chat and sender then covers what several groups stored. At most
+/// once per pause ([`ACK_PAUSE`] unless set otherwise); sooner (`now`) when the pause has ended or the writer closes, or on
+/// `inline` writes (tests and tools, which expect them at once). `None` when none were due;
+/// the caller settles the group.
+fn acknowledge(shared: &Shared, inline: bool, now: bool) -> Option<Result<Committed, String>> {
+    let pending = shared.node.read().ok().and_then(|g| g.as_ref().map(|n| n.store.has_new_messages())).unwrap_or(false);
+    let mut clock = shared.acks.lock().ok()?;
+    if !pending {
+        clock.waiting = false;
+        return None;
+    }
+    if shared.queued.load(Ordering::SeqCst) > 0 {
+        return None;
+    }
+    if !(now || inline || clock.last.is_none_or(|t| t.elapsed() >= clock.pause)) {
+        clock.waiting = true;
+        return None;
+    }
+    clock.last = Some(Instant::now());
+    clock.waiting = false;
+    drop(clock);
+    Some(commit_group(shared, |n| {
+        if let Err(e) = n.acknowledge() {
+            tracing::warn!(error = %e, "could not acknowledge received messages");
+        }
+        Vec::new()
+    }))
 }
 
 /// Hands a committed group to the fsync thread, or settles it here.

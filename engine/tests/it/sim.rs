@@ -119,7 +119,7 @@ impl Sim {
             let dir = root.path().join(format!("n{i}"));
             let node = Node::init_with(&dir, &format!("node{i}"), secrets).expect("init");
             let (user, device) = (node.user_id().expect("user"), *node.device_id().as_bytes());
-            nodes.push(SimNode { dir, engine: Some(Engine::start(node)), user, device, cut_off: 0 });
+            nodes.push(SimNode { dir, engine: Some(start(node)), user, device, cut_off: 0 });
         }
         Sim { rng, nodes, links: Vec::new(), sent: Vec::new(), now: 0, _root: root }
     }
@@ -371,7 +371,7 @@ impl Sim {
             e.shutdown();
         }
         let node = Node::open(&self.nodes[i].dir).expect("reopen after restart");
-        self.nodes[i].engine = Some(Engine::start(node));
+        self.nodes[i].engine = Some(start(node));
     }
 
     fn step(&mut self) {
@@ -535,6 +535,14 @@ impl Sim {
             assert!(delivery >= Some(Delivery::Delivered), "not acknowledged: {delivery:?}");
         }
     }
+}
+
+/// An engine whose acks follow the simulation's steps, not the wall clock (a pause measured
+/// in real milliseconds would make a seed's run depend on how fast the machine is).
+fn start(node: Node) -> Engine {
+    let e = Engine::start(node);
+    e.set_ack_pause(Duration::ZERO);
+    e
 }
 
 fn run(seed: u64, steps: usize) {
