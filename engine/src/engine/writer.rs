@@ -222,9 +222,9 @@ fn acknowledge_now(shared: &Shared) {
 /// Seals acknowledgements of the messages stored since the last ones, in a group of their own
 /// (so what arrived is readable before the acks are sealed) — if messages wait for them and no
 /// write does: one ack per chat and sender then covers what several groups stored. At most
-/// once per pause ([`ACK_PAUSE`] unless set otherwise); sooner (`now`) when the pause has ended or the writer closes, or on
-/// `inline` writes (tests and tools, which expect them at once). `None` when none were due;
-/// the caller settles the group.
+/// once per pause ([`ACK_PAUSE`] unless set otherwise); at once (`now`) when the pause has
+/// ended or the writer closes, and on `inline` writes (tests and tools expect them at once).
+/// `None` when none were due; the caller settles the group.
 fn acknowledge(shared: &Shared, inline: bool, now: bool) -> Option<Result<Committed, String>> {
     let pending = shared.node.read().ok().and_then(|g| g.as_ref().map(|n| n.store.has_new_messages())).unwrap_or(false);
     let mut clock = shared.acks.lock().ok()?;
