@@ -18,6 +18,10 @@ use libra_engine::net::{Host, HostConfig, ProtocolHandler, Router};
 use libra_engine::node::Node;
 use libra_engine::store::blobs::BlobState;
 
+#[path = "common/proc_stat.rs"]
+mod proc_stat;
+use proc_stat::cpu_of;
+
 const RAW_ALPN: &[u8] = b"bench/raw-sink";
 
 fn arg(name: &str, default: usize) -> usize {
@@ -35,15 +39,6 @@ fn peak_rss_mb() -> f64 {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
     kb / 1024.0
-}
-
-/// CPU seconds (user + system) process `pid` has used, where the OS tells it (Linux).
-fn cpu_of(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised name; utime and stime are the 14th and 15th, in ticks.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
 }
 
 /// Cores each process kept busy between two readings of both, as "receiver r, sender s".

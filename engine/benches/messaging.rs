@@ -17,6 +17,10 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use libra_engine::net::{Host, HostConfig, tls};
 use libra_engine::node::Node;
 
+#[path = "common/proc_stat.rs"]
+mod proc_stat;
+use proc_stat::process_cpu;
+
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -226,16 +230,6 @@ fn wait_quiet() {
             return;
         }
     }
-}
-
-/// CPU seconds this process has used (user + system), where the OS tells it (Linux).
-fn process_cpu() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised name; utime and stime are the 14th and 15th, in ticks.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
 }
 
 /// CPU seconds the hypervisor has taken from this machine's vCPUs (steal), where the OS tells it.

@@ -177,22 +177,34 @@ fn a_store_that_cannot_be_reopened_refuses_writes_until_it_can() {
     assert_eq!(e.write(append).expect("written once it can be reopened"), first + 1);
 }
 
+/// Ann's engine, and the entries of Ben's log in which he wrote her `n` messages.
+fn ann_and_bens_log(dir: &std::path::Path, n: usize) -> (Engine, Vec<crate::log::Entry>) {
+    let (ann, ben) = crate::testkit::ben_wrote_to_ann(dir, n, |i| format!("m{i}")).expect("nodes");
+    let entries = crate::testkit::entries_of(&ben).expect("entries");
+    (Engine::start(ann), entries)
+}
+
+/// The seq of the engine's own device log (its acks move it).
+fn own_head(e: &Engine) -> u64 {
+    e.read(|n| n.store.head(&e.device()).map_or(0, |h| h.seq)).expect("read")
+}
+
+fn all_acknowledged(e: &Engine) -> bool {
+    e.read(|n| n.store.unacknowledged(&n.device_id())).expect("read").expect("unacknowledged").is_empty()
+}
+
 #[test]
 fn messages_from_others_are_acknowledged_once_no_write_waits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (ann, ben) = crate::testkit::ben_wrote_to_ann(dir.path(), 5, |i| format!("m{i}")).expect("nodes");
-    let entries = crate::testkit::entries_of(&ben).expect("entries");
-    let e = Engine::start(ann);
-    let own = e.device();
-    let head = || e.read(|n| n.store.head(&own).map_or(0, |h| h.seq)).expect("read");
-    let before = head();
+    let (e, entries) = ann_and_bens_log(dir.path(), 5);
+    let before = own_head(&e);
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
     rt.block_on(e.ingest(entries)).expect("ingest");
     // Nothing else waits: the writer acknowledges right after the ingest's group, unasked.
     std::thread::sleep(std::time::Duration::from_millis(300));
     e.wait_durable().expect("durable");
-    assert_eq!(head(), before + 1, "one acknowledgement for one chat and sender");
-    assert!(e.read(|n| n.store.unacknowledged(&n.device_id())).expect("read").expect("unacknowledged").is_empty());
+    assert_eq!(own_head(&e), before + 1, "one acknowledgement for one chat and sender");
+    assert!(all_acknowledged(&e));
 }
 
 /// A flood of messages is acknowledged at most once per pause, and what arrived last is
@@ -200,12 +212,8 @@ fn messages_from_others_are_acknowledged_once_no_write_waits() {
 #[test]
 fn acknowledgements_of_a_flood_wait_out_the_pause() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (ann, ben) = crate::testkit::ben_wrote_to_ann(dir.path(), 40, |i| format!("m{i}")).expect("nodes");
-    let entries = crate::testkit::entries_of(&ben).expect("entries");
-    let e = Engine::start(ann);
-    let own = e.device();
-    let head = || e.read(|n| n.store.head(&own).map_or(0, |h| h.seq)).expect("read");
-    let before = head();
+    let (e, entries) = ann_and_bens_log(dir.path(), 40);
+    let before = own_head(&e);
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
     let t = std::time::Instant::now();
     let batches: Vec<Vec<_>> = entries.chunks(2).map(<[_]>::to_vec).collect();
@@ -216,8 +224,8 @@ fn acknowledgements_of_a_flood_wait_out_the_pause() {
     let took = t.elapsed();
     std::thread::sleep(writer::ACK_PAUSE * 4);
     e.wait_durable().expect("durable");
-    let acks = head() - before;
-    assert!(e.read(|n| n.store.unacknowledged(&n.device_id())).expect("read").expect("unacknowledged").is_empty());
+    let acks = own_head(&e) - before;
+    assert!(all_acknowledged(&e));
     let most = 2 + (took.as_millis() / writer::ACK_PAUSE.as_millis().max(1)) as u64;
     assert!(acks >= 1 && acks <= most, "{acks} acks for {} ingests in {took:?}", batches.len());
     // Fewer acks than ingests by far (without the pause: 14 for 22 here), unless the machine
