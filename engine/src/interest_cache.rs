@@ -2,14 +2,21 @@
 //! trust view and the grants — O(logs) — and every session asks at its start and after each
 //! ingest; at 100k logs that was most of an idle session. A cached set is valid for one
 //! interest generation of the store (bumped by every write that can change one).
+//!
+//! The recipients of a seal are kept the same way: they come from the trust view and the
+//! contact cards (every card decoded), both of which bump the generation when they change,
+//! and every send asks.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
+use crate::identity::UserId;
 use crate::sync::{GRANT_TAG, LogSet, Offer};
 
 /// Offer sets kept at once (one per peer); past this the cache starts over.
 const MAX_OFFERS: usize = 1024;
+/// Recipient lists kept at once (one per chat's set of users); past this the cache starts over.
+const MAX_RECIPIENTS: usize = 1024;
 
 #[derive(Debug, Default)]
 pub struct InterestCache {
@@ -25,6 +32,7 @@ struct Inner {
     held_accepted: Option<(usize, bool)>,
     offers: HashMap<[u8; 32], Offer>,
     grants: Option<Vec<[u8; GRANT_TAG]>>,
+    recipients: HashMap<Vec<UserId>, Vec<[u8; 32]>>,
 }
 
 impl Inner {
@@ -111,5 +119,27 @@ impl InterestCache {
             i.offers.insert(*peer, offer.clone());
         }
         Ok(offer)
+    }
+
+    /// The agreement keys of the trusted devices of `users` at `generation`, computed by
+    /// `make` when not cached.
+    pub fn recipients<E>(
+        &self,
+        generation: u64,
+        users: &[UserId],
+        make: impl FnOnce() -> Result<Vec<[u8; 32]>, E>,
+    ) -> Result<Vec<[u8; 32]>, E> {
+        if let Some(r) = self.inner.lock().ok().and_then(|mut i| i.at(generation).recipients.get(users).cloned()) {
+            return Ok(r);
+        }
+        let keys = make()?;
+        if let Ok(mut i) = self.inner.lock() {
+            let i = i.at(generation);
+            if i.recipients.len() >= MAX_RECIPIENTS {
+                i.recipients.clear();
+            }
+            i.recipients.insert(users.to_vec(), keys.clone());
+        }
+        Ok(keys)
     }
 }

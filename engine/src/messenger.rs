@@ -125,6 +125,7 @@ impl Invite {
 
 /// A sealed payload ready to append, with the plaintext it holds (kept so the projection need
 /// not open what this device just sealed).
+#[derive(Clone)]
 pub struct Sealing {
     pub payload: Vec<u8>,
     pub plaintext: Vec<u8>,
@@ -138,6 +139,11 @@ pub struct SealPlan {
 }
 
 impl SealPlan {
+    /// The agreement keys sealed to, sorted.
+    pub fn recipients(&self) -> &[[u8; 32]] {
+        &self.recipients
+    }
+
     /// Seals `body` for the planned recipients.
     pub fn seal(&self, body: &Body) -> Result<Sealing, MessengerError> {
         let plaintext = body.encode();
@@ -263,10 +269,15 @@ impl Node {
     /// sealing itself (three key agreements) can run without holding it.
     pub fn seal_plan(&self, users: &[UserId]) -> Result<SealPlan, MessengerError> {
         let me = self.me()?;
-        let mut keys: BTreeSet<[u8; 32]> = BTreeSet::new();
-        for u in users.iter().chain(std::iter::once(&me)) {
-            keys.extend(self.device_certs(u)?.iter().map(|c| self.store.trust().agreement_of(c)));
-        }
+        // Every card is decoded to find a user's devices: kept until trust or a card changes.
+        let known = self.interest.recipients(self.store.interest_generation(), users, || {
+            let mut keys: BTreeSet<[u8; 32]> = BTreeSet::new();
+            for u in users.iter().chain(std::iter::once(&me)) {
+                keys.extend(self.device_certs(u)?.iter().map(|c| self.store.trust().agreement_of(c)));
+            }
+            Ok::<_, MessengerError>(keys.into_iter().collect())
+        })?;
+        let mut keys: BTreeSet<[u8; 32]> = known.into_iter().collect();
         keys.insert(self.secrets.device.agreement_public());
         Ok(SealPlan { recipients: keys.into_iter().collect(), author: self.device_id() })
     }
@@ -280,6 +291,16 @@ impl Node {
             .append(&self.secrets.device.signing, vec![(KIND_SEALED, payload)], clock::wall_ms())
             .map_err(NodeError::from)?;
         out.pop().ok_or_else(|| MessengerError::Node(NodeError::Unlinked(self.dir.clone())))
+    }
+
+    /// Appends sealed payloads to this device's log in one batch (one commit), in order.
+    pub fn append_sealed_many(&mut self, sealings: Vec<Sealing>) -> Result<Vec<Entry>, MessengerError> {
+        let mut items = Vec::with_capacity(sealings.len());
+        for Sealing { payload, plaintext, content_key } in sealings {
+            self.store.note_plaintext(&payload, plaintext, content_key);
+            items.push((KIND_SEALED, payload));
+        }
+        Ok(self.store.append(&self.secrets.device.signing, items, clock::wall_ms()).map_err(NodeError::from)?)
     }
 
     /// Seals `body` for the devices of `users` and ours, and appends it to this device's log.

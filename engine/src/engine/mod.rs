@@ -386,8 +386,20 @@ impl Engine {
     ) -> Result<Entry, EngineError> {
         let body = Node::text_body(chat, text, reply_to)?;
         let plan = self.read(|n| n.check_writable(chat).and_then(|()| n.seal_plan(&chat.users)))??;
-        let payload = plan.seal(&body)?;
-        Ok(self.write(move |n| n.append_sealed(payload))??)
+        self.append_sealed(plan.seal(&body)?)
+    }
+
+    /// Appends a sealed message in the next write group (beside other sends: one batch);
+    /// returns its entry once durable.
+    pub(crate) fn append_sealed(&self, sealing: crate::messenger::Sealing) -> Result<Entry, EngineError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit_job(writer::Job::Append(
+            sealing,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        ));
+        rx.recv().unwrap_or(Err(EngineError::Stopped))
     }
 
     /// Sets the least time between two acknowledgement groups (see `writer::ACK_PAUSE`).

@@ -287,3 +287,68 @@ fn queued_writes_share_a_group_and_queued_groups_share_an_fsync() {
     assert_eq!(e.shared.fsyncs.load(Ordering::SeqCst) - fsyncs, 1);
     assert_eq!(answered.lock().expect("answers").iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2]);
 }
+
+/// Sends queued while the writer is busy are signed and stored as one batch (one head move,
+/// one commit), each sender answered with its own entry in the order queued; a write queued
+/// between them keeps its place and splits the batch.
+#[test]
+fn queued_sends_are_stored_as_one_batch_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ann, ben) = crate::testkit::ben_wrote_to_ann(dir.path(), 0, |i| format!("m{i}")).expect("nodes");
+    let ben = ben.user_id().expect("ben").to_string();
+    let e = Engine::start(ann);
+    let chat = e.read(|n| n.chat(&ben)).expect("read").expect("chat");
+    let head = |e: &Engine| e.read(|n| n.store.head(&e.device()).map(|h| (h.seq, h.moved))).expect("read");
+    let (seq0, moved0) = head(&e).expect("head");
+    let plan = e.read(|n| n.seal_plan(&chat.users)).expect("read").expect("plan");
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let (started, busy) = std::sync::mpsc::channel::<()>();
+    let blocker = {
+        let e = e.clone();
+        std::thread::spawn(move || {
+            e.write(move |_| {
+                let _ = started.send(());
+                let _ = hold.recv();
+            })
+        })
+    };
+    busy.recv().expect("the writer is busy");
+    // Queued one at a time, so the queue's order is known.
+    let queue = |k: usize, job: Box<dyn FnOnce(&Engine) -> u64 + Send>| {
+        let e2 = e.clone();
+        let t = std::thread::spawn(move || job(&e2));
+        while e.shared.queued.load(Ordering::SeqCst) < k {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        t
+    };
+    // Sealed before: a send reads whom to seal to, and the busy writer holds the node.
+    let send = |i: usize| -> Box<dyn FnOnce(&Engine) -> u64 + Send> {
+        let body = Node::text_body(&chat, &format!("s{i}"), None).expect("body");
+        let sealing = plan.seal(&body).expect("seal");
+        Box::new(move |e: &Engine| e.append_sealed(sealing).expect("send").header().seq)
+    };
+    let mut threads = Vec::new();
+    for i in 0..5 {
+        threads.push(queue(i + 1, send(i)));
+    }
+    threads.push(queue(6, Box::new(|e: &Engine| e.write(append).expect("write"))));
+    for i in 5..10 {
+        threads.push(queue(i + 2, send(i)));
+    }
+    release.send(()).expect("release");
+    blocker.join().expect("blocker").expect("blocked write");
+    let seqs: Vec<u64> = threads.into_iter().map(|t| t.join().expect("sender")).collect();
+    assert_eq!(seqs, (seq0 + 1..=seq0 + 11).collect::<Vec<_>>(), "each its own entry, in the order queued");
+    let (seq, moved) = head(&e).expect("head");
+    assert_eq!(seq, seq0 + 11);
+    assert_eq!(moved - moved0, 3, "five sends, the write, five sends: three commits");
+    let texts: Vec<String> = e
+        .read(|n| n.store.messages(&chat.chat, 20))
+        .expect("read")
+        .expect("messages")
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    assert_eq!(texts, (0..10).map(|i| format!("s{i}")).collect::<Vec<_>>());
+}

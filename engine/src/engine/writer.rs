@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::fsync::{self, Committed, Work};
 use super::{EngineError, Event, Shared};
+use crate::log::Entry;
+use crate::messenger::Sealing;
 use crate::node::{Node, NodeError};
 use crate::store::StoreError;
 
@@ -49,13 +51,24 @@ impl AckClock {
 /// Called with the group's outcome: `Ok` once the job's writes are durable.
 pub(crate) type Completion = Box<dyn FnOnce(Result<(), EngineError>) + Send>;
 /// A write: runs on the node (or is refused) and returns its completion.
-pub(crate) type Job = Box<dyn FnOnce(Result<&mut Node, EngineError>) -> Completion + Send>;
+pub(crate) type Run = Box<dyn FnOnce(Result<&mut Node, EngineError>) -> Completion + Send>;
+/// Answers a sender with its entry, once durable.
+pub(crate) type SentReply = Box<dyn FnOnce(Result<Entry, EngineError>) + Send>;
+
+/// What the writer is given to do.
+pub(crate) enum Job {
+    Run(Run),
+    /// A sealed message for our log. Those next to each other in a group are signed and
+    /// stored in one batch, as one commit: a flood of sends costs one head, view-position and
+    /// journal write per group instead of per message.
+    Append(Sealing, SentReply),
+}
 
 pub(crate) fn job<R: Send + 'static>(
     f: impl FnOnce(&mut Node) -> R + Send + 'static,
     reply: impl FnOnce(Result<R, EngineError>) + Send + 'static,
 ) -> Job {
-    Box::new(move |node: Result<&mut Node, EngineError>| -> Completion {
+    Job::Run(Box::new(move |node: Result<&mut Node, EngineError>| -> Completion {
         match node.map(|n| run_caught(n, f)) {
             Ok(Ok(v)) => Box::new(move |durable: Result<(), EngineError>| reply(durable.map(|()| v))),
             Ok(Err(e)) | Err(e) => {
@@ -63,7 +76,7 @@ pub(crate) fn job<R: Send + 'static>(
                 Box::new(|_| {})
             }
         }
-    })
+    }))
 }
 
 /// A job whose caller is answered as soon as its writes are committed and visible, before the
@@ -72,10 +85,10 @@ pub(crate) fn job_visible<R: Send + 'static>(
     f: impl FnOnce(&mut Node) -> R + Send + 'static,
     reply: impl FnOnce(Result<R, EngineError>) + Send + 'static,
 ) -> Job {
-    Box::new(move |node: Result<&mut Node, EngineError>| -> Completion {
+    Job::Run(Box::new(move |node: Result<&mut Node, EngineError>| -> Completion {
         reply(node.and_then(|n| run_caught(n, f)));
         Box::new(|_| {})
-    })
+    }))
 }
 
 /// Runs a job's work; a panic becomes an error, loud in the log, never hidden.
@@ -92,7 +105,67 @@ fn run_caught<R>(n: &mut Node, f: impl FnOnce(&mut Node) -> R) -> Result<R, Engi
 }
 
 pub(crate) fn refuse(job: Job, e: EngineError) {
-    job(Err(e))(Ok(()));
+    match job {
+        Job::Run(run) => run(Err(e))(Ok(())),
+        Job::Append(_, reply) => reply(Err(e)),
+    }
+}
+
+/// Runs a group's jobs in order, each run of appends as one batch.
+fn run_jobs(node: &mut Node, jobs: Vec<Job>) -> Vec<Completion> {
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut appends = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Append(sealing, reply) => appends.push((sealing, reply)),
+            Job::Run(run) => {
+                out.extend(append_all(node, std::mem::take(&mut appends)));
+                out.push(run(Ok(node)));
+            }
+        }
+    }
+    out.extend(append_all(node, appends));
+    out
+}
+
+/// Appends sealed messages to our log in one batch, each answered with its own entry once
+/// durable. If the batch fails, each is tried alone, so every sender gets its own answer.
+fn append_all(node: &mut Node, appends: Vec<(Sealing, SentReply)>) -> Vec<Completion> {
+    let (sealings, replies): (Vec<Sealing>, Vec<SentReply>) = appends.into_iter().unzip();
+    let entries = match sealings.len() {
+        0 => return Vec::new(),
+        1 => None,
+        _ => match run_caught(node, |n| n.append_sealed_many(sealings.clone())) {
+            Ok(Ok(entries)) if entries.len() == replies.len() => Some(entries),
+            _ => None,
+        },
+    };
+    let Some(entries) = entries else {
+        return sealings
+            .into_iter()
+            .zip(replies)
+            .map(|(sealing, reply)| -> Completion {
+                match run_caught(node, |n| n.append_sealed(sealing)) {
+                    Ok(Ok(entry)) => Box::new(move |durable: Result<(), EngineError>| reply(durable.map(|()| entry))),
+                    Ok(Err(e)) => {
+                        reply(Err(e.into()));
+                        Box::new(|_| {})
+                    }
+                    Err(e) => {
+                        reply(Err(e));
+                        Box::new(|_| {})
+                    }
+                }
+            })
+            .collect();
+    };
+    entries
+        .into_iter()
+        .zip(replies)
+        .map(|(entry, reply)| -> Completion {
+            Box::new(move |durable: Result<(), EngineError>| reply(durable.map(|()| entry)))
+        })
+        .collect()
 }
 
 pub(crate) fn run(shared: &Shared, rx: &Receiver<Job>) {
@@ -164,8 +237,7 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<Job>) {
 
 fn group(shared: &Shared, jobs: Vec<Job>) {
     let mut jobs = Some(jobs);
-    let result =
-        run_group(shared, false, |node| jobs.take().unwrap_or_default().into_iter().map(|j| j(Ok(node))).collect());
+    let result = run_group(shared, false, |node| run_jobs(node, jobs.take().unwrap_or_default()));
     if let Some(jobs) = jobs {
         // The group never ran: the store is unavailable.
         let why = result.err().unwrap_or_default();

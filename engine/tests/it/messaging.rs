@@ -607,3 +607,29 @@ fn an_introduction_must_come_from_a_device_its_card_certifies() {
     assert_eq!(uses(&ben), 0);
     assert_eq!(ben.store.contacts().expect("contacts").len(), 1);
 }
+
+/// The recipients of a seal are cached per chat; a contact learned or a device linked since
+/// must be sealed to at once.
+#[test]
+fn a_seal_names_a_contact_learned_after_an_earlier_seal_for_the_same_chat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut a = Node::init(&dir.path().join("a"), "ann").expect("a");
+    let mut b = Node::init(&dir.path().join("b"), "ben").expect("b");
+    let ben = b.user_id().expect("ben");
+    let ben_key = b.secrets.device.agreement_public();
+    let own = a.secrets.device.agreement_public();
+    let users = [a.user_id().expect("ann"), ben];
+    assert_eq!(a.seal_plan(&users).expect("plan").recipients(), &[own][..], "no card for Ben yet");
+    let ib = b.invite(None, 1).expect("invite");
+    a.add_contact(&ib, None).expect("add");
+    let plan = a.seal_plan(&users).expect("plan");
+    assert!(plan.recipients().contains(&ben_key), "Ben's device, learned from his card");
+    assert!(plan.recipients().contains(&own));
+    // Ben rotates his agreement key; once Ann holds his log she seals to the new key only.
+    b.rotate_agreement().expect("rotate");
+    let new_key = b.secrets.device.agreement_public();
+    assert_ne!(new_key, ben_key);
+    a.store.ingest(logs_of(&b), libra_engine::clock::wall_ms()).expect("ingest");
+    let plan = a.seal_plan(&users).expect("plan");
+    assert!(plan.recipients().contains(&new_key) && !plan.recipients().contains(&ben_key), "{:?}", plan.recipients());
+}
