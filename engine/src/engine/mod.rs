@@ -31,6 +31,17 @@ use crate::log::Entry;
 use crate::node::{Node, NodeError};
 use crate::store::{IngestReport, StoreError};
 
+/// A message queued by [`Engine::queue_send`].
+#[must_use = "a queued send is durable only once `wait` says so"]
+pub struct Sending(std::sync::mpsc::Receiver<Result<Entry, EngineError>>);
+
+impl Sending {
+    /// Blocks until the message is durable (its entry) or has failed.
+    pub fn wait(self) -> Result<Entry, EngineError> {
+        self.0.recv().unwrap_or(Err(EngineError::Stopped))
+    }
+}
+
 /// Why an engine call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -384,14 +395,26 @@ impl Engine {
         text: &str,
         reply_to: Option<crate::log::EntryId>,
     ) -> Result<Entry, EngineError> {
-        let body = Node::text_body(chat, text, reply_to)?;
-        let plan = self.read(|n| n.check_writable(chat).and_then(|()| n.seal_plan(&chat.users)))??;
-        self.append_sealed(plan.seal(&body)?)
+        self.queue_send(chat, text, reply_to)?.wait()
     }
 
-    /// Appends a sealed message in the next write group (beside other sends: one batch);
-    /// returns its entry once durable.
-    pub(crate) fn append_sealed(&self, sealing: crate::messenger::Sealing) -> Result<Entry, EngineError> {
+    /// [`Engine::send`] without waiting: sealed on the calling thread, then queued for the
+    /// writer. A caller with many messages (a bulk sender) queues several before it waits, so
+    /// they share a write group and an fsync; each still learns its own outcome from
+    /// [`Sending::wait`], `Ok` only once durable.
+    pub fn queue_send(
+        &self,
+        chat: &crate::messenger::ChatTarget,
+        text: &str,
+        reply_to: Option<crate::log::EntryId>,
+    ) -> Result<Sending, EngineError> {
+        let body = Node::text_body(chat, text, reply_to)?;
+        let plan = self.read(|n| n.check_writable(chat).and_then(|()| n.seal_plan(&chat.users)))??;
+        Ok(self.queue_sealed(plan.seal(&body)?))
+    }
+
+    /// Queues a sealed message for the next write group (beside other sends: one batch).
+    pub(crate) fn queue_sealed(&self, sealing: crate::messenger::Sealing) -> Sending {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.submit_job(writer::Job::Append(
             sealing,
@@ -399,7 +422,7 @@ impl Engine {
                 let _ = tx.send(r);
             }),
         ));
-        rx.recv().unwrap_or(Err(EngineError::Stopped))
+        Sending(rx)
     }
 
     /// Sets the least time between two acknowledgement groups (see `writer::ACK_PAUSE`).

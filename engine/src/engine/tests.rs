@@ -326,7 +326,7 @@ fn queued_sends_are_stored_as_one_batch_in_order() {
     let send = |i: usize| -> Box<dyn FnOnce(&Engine) -> u64 + Send> {
         let body = Node::text_body(&chat, &format!("s{i}"), None).expect("body");
         let sealing = plan.seal(&body).expect("seal");
-        Box::new(move |e: &Engine| e.append_sealed(sealing).expect("send").header().seq)
+        Box::new(move |e: &Engine| e.queue_sealed(sealing).wait().expect("send").header().seq)
     };
     let mut threads = Vec::new();
     for i in 0..5 {

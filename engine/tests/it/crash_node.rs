@@ -1,5 +1,6 @@
 //! Crash safety of a whole node: a child process runs Ann's engine (group commit, its fsync
-//! thread, automatic acknowledgements) through every write path a person drives — sending,
+//! thread, automatic acknowledgements) through every write path a person drives — sending (one
+//! at a time, and several queued at once, which are stored as one batch),
 //! editing, marking read, ingesting a contact's messages as a peer session does, importing two
 //! bundles in either order (the later one's entries wait in the store), downloading a file's
 //! blob piece by piece as the fetcher does (and removing it once complete, to download it
@@ -150,9 +151,16 @@ fn crash_node_child() {
         let own_head = || engine.read(|n| n.store.head(&own).map_or(0, |h| h.seq)).expect("read");
         let did = match rng[0] % 12 {
             0..=3 => {
-                let e = engine.send(&ben_chat, &format!("Ann says {seed} {i}"), None).expect("send");
-                sent.push(e.id);
-                println!("OWN {}", e.header().seq);
+                // Half the time several sends queued at once, which the writer stores as one batch.
+                let k = if rng[6].is_multiple_of(2) { 1 } else { 2 + usize::from(rng[6] % 7) };
+                let queued: Vec<_> = (0..k)
+                    .map(|j| engine.queue_send(&ben_chat, &format!("Ann says {seed} {i}.{j}"), None).expect("queue"))
+                    .collect();
+                for q in queued {
+                    let e = q.wait().expect("send");
+                    sent.push(e.id);
+                    println!("OWN {}", e.header().seq);
+                }
                 "send"
             }
             4..=6 if !ben_left.is_empty() => {
