@@ -235,13 +235,9 @@ fn acknowledgements_of_a_flood_wait_out_the_pause() {
     }
 }
 
-/// Writes queued while the writer is busy go in one group; groups queued for the fsync thread
-/// share one fsync.
-#[test]
-fn queued_writes_share_a_group_and_queued_groups_share_an_fsync() {
-    let (_d, e) = engine();
-    // Read before the writer is held: it holds the node while it runs a write.
-    let before = e.read(|n| n.store.head(&e.device()).map_or(0, |h| h.seq)).expect("read");
+/// Keeps the writer busy with a write until the returned sender is used; the handle is that
+/// write's thread. Returns once the writer is busy.
+fn hold_the_writer(e: &Engine) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<Result<(), EngineError>>) {
     let (release, hold) = std::sync::mpsc::channel::<()>();
     let (started, busy) = std::sync::mpsc::channel::<()>();
     let blocker = {
@@ -254,6 +250,17 @@ fn queued_writes_share_a_group_and_queued_groups_share_an_fsync() {
         })
     };
     busy.recv().expect("the writer is busy");
+    (release, blocker)
+}
+
+/// Writes queued while the writer is busy go in one group; groups queued for the fsync thread
+/// share one fsync.
+#[test]
+fn queued_writes_share_a_group_and_queued_groups_share_an_fsync() {
+    let (_d, e) = engine();
+    // Read before the writer is held: it holds the node while it runs a write.
+    let before = e.read(|n| n.store.head(&e.device()).map_or(0, |h| h.seq)).expect("read");
+    let (release, blocker) = hold_the_writer(&e);
     let mut rx = e.subscribe();
     let writers: Vec<_> = (0..20)
         .map(|_| {
@@ -301,18 +308,7 @@ fn queued_sends_are_stored_as_one_batch_in_order() {
     let head = |e: &Engine| e.read(|n| n.store.head(&e.device()).map(|h| (h.seq, h.moved))).expect("read");
     let (seq0, moved0) = head(&e).expect("head");
     let plan = e.read(|n| n.seal_plan(&chat.users)).expect("read").expect("plan");
-    let (release, hold) = std::sync::mpsc::channel::<()>();
-    let (started, busy) = std::sync::mpsc::channel::<()>();
-    let blocker = {
-        let e = e.clone();
-        std::thread::spawn(move || {
-            e.write(move |_| {
-                let _ = started.send(());
-                let _ = hold.recv();
-            })
-        })
-    };
-    busy.recv().expect("the writer is busy");
+    let (release, blocker) = hold_the_writer(&e);
     // Queued one at a time, so the queue's order is known.
     let queue = |k: usize, job: Box<dyn FnOnce(&Engine) -> u64 + Send>| {
         let e2 = e.clone();
