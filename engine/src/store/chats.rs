@@ -129,6 +129,13 @@ pub(super) fn stage_rows(
     Ok(fresh)
 }
 
+/// Whether a row still has to go into this batch: a chat's summary row (`s` chat) says only
+/// that the chat exists, so one per chat and batch is enough, however many of its messages the
+/// batch holds (a bulk send or a long sync writes hundreds).
+pub(super) fn not_yet_staged(summaries: &mut BTreeSet<Vec<u8>>, key: &[u8]) -> bool {
+    key.first() != Some(&b's') || summaries.insert(key.to_vec())
+}
+
 pub(super) fn arr<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
     b.try_into().ok()
 }
@@ -150,14 +157,16 @@ impl Store {
         }
         let mut batch = self.db.batch();
         let mut marks = MarkStage::new(self.reader.as_ref());
+        let mut summaries = BTreeSet::new();
         if let Some(reader) = &self.reader {
             let own = self.own_devices();
             let ours = |d: &DeviceId| own.contains(d);
             for (author, at, head) in behind {
                 for e in self.read_log(&author, at + 1, usize::MAX)? {
                     let kept = self.kept_key(&e.id)?;
-                    let (rows, key) =
+                    let (mut rows, key) =
                         view::rows_known(&e, reader, &self.trust, kept.map_or(view::Known::Nothing, view::Known::Key));
+                    rows.retain(|(k, _)| not_yet_staged(&mut summaries, k));
                     if let Some(k) = key.filter(|_| kept.is_none()) {
                         batch.insert(&self.views, keys::content_key_key(e.id.as_bytes()), k.to_vec());
                     }

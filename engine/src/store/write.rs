@@ -339,6 +339,7 @@ impl Store {
         let mut contacts_changed = false;
         let mut new_messages = Vec::new();
         let mut marks = super::read_marks::MarkStage::new(self.reader.as_ref());
+        let mut summaries = std::collections::BTreeSet::new();
         let same = self.reader.as_ref().is_some_and(|r| r.agreements.iter().map(|(_, p)| *p).eq(used.iter().copied()));
         let opened = same.then_some(&opened);
         for e in entries {
@@ -380,7 +381,8 @@ impl Store {
                     },
                     (None, _) => Known::Nothing,
                 };
-                let (rows, key) = crate::messaging::view::rows_known(e, reader, &trust, known);
+                let (mut rows, key) = crate::messaging::view::rows_known(e, reader, &trust, known);
+                rows.retain(|(k, _)| chats::not_yet_staged(&mut summaries, k));
                 if let Some(k) = key.filter(|_| !matches!(known, Known::Key(_))) {
                     batch.insert(&self.views, keys::content_key_key(e.id.as_bytes()), k.to_vec());
                 }
