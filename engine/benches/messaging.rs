@@ -23,7 +23,7 @@ use libra_engine::node::Node;
 
 #[path = "common/proc_stat.rs"]
 mod proc_stat;
-use proc_stat::process_cpu;
+use proc_stat::{process_cpu, this_thread_cpu, threads_cpu};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -113,10 +113,13 @@ fn main() {
 
         // Latency, paced.
         let mut lat = Vec::with_capacity(latency_n);
+        // When A's send returned (sealed, signed, durable): the rest is transfer and B.
+        let mut durable_on_a = Vec::with_capacity(latency_n);
         for i in 0..latency_n {
             let before = at_b();
             let t = Instant::now();
             a.with_node(|n| n.send(&chat, &format!("latency {i}"), None).expect("send"));
+            durable_on_a.push(t.elapsed());
             // Wait (sampling) until B's projection holds it.
             while at_b() <= before {
                 std::thread::sleep(Duration::from_micros(50));
@@ -128,8 +131,10 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         lat.sort();
+        durable_on_a.sort();
         let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
         let (p50, p99) = (pct(0.5), pct(0.99));
+        let a_p50 = durable_on_a[durable_on_a.len() / 2];
         println!(
             "latency send→B's projection over {} messages: p50 {:.3} ms (target ≤ 1 ms) {}, p99 {:.3} ms (target ≤ 10 ms) {}",
             latency_n,
@@ -138,6 +143,7 @@ fn main() {
             p99.as_secs_f64() * 1e3,
             if p99 <= Duration::from_millis(10) { "PASS" } else { "FAIL" }
         );
+        println!("  of which A's send until durable: p50 {:.3} ms", a_p50.as_secs_f64() * 1e3);
         latency_floor(&a, &b, &chat, dir.path());
 
         // Throughput, two ways: a bulk sender (threads each keeping several sends queued, as
@@ -198,33 +204,36 @@ async fn throughput(
         let b_head_before = b.read_node(|nd| nd.store.head(&b_device).map_or(0, |h| h.seq));
         let base = at_b();
         let cpu_before = process_cpu();
+        let threads_before = threads_cpu();
         let steal_before = machine_steal();
         let t = Instant::now();
         let writers: Vec<_> = (0..senders)
             .map(|k| {
                 let (ea, chat) = (ea.clone(), chat.clone());
-                std::thread::spawn(move || {
-                    let mut queued = std::collections::VecDeque::with_capacity(window);
-                    for i in (k..per_round).step_by(senders) {
-                        if queued.len() >= window.max(1) {
-                            let oldest: libra_engine::engine::Sending = queued.pop_front().expect("queued");
-                            oldest.wait().expect("send");
+                let sender = std::thread::Builder::new().name(format!("bulk-sender-{k}"));
+                sender
+                    .spawn(move || {
+                        let mut queued = std::collections::VecDeque::with_capacity(window);
+                        for i in (k..per_round).step_by(senders) {
+                            if queued.len() >= window.max(1) {
+                                let oldest: libra_engine::engine::Sending = queued.pop_front().expect("queued");
+                                oldest.wait().expect("send");
+                            }
+                            queued.push_back(ea.queue_send(&chat, &format!("bulk {round} {i}"), None).expect("queue"));
                         }
-                        queued.push_back(ea.queue_send(&chat, &format!("bulk {round} {i}"), None).expect("queue"));
-                    }
-                    for q in queued {
-                        q.wait().expect("send");
-                    }
-                })
+                        for q in queued {
+                            q.wait().expect("send");
+                        }
+                        this_thread_cpu().unwrap_or(0.0)
+                    })
+                    .expect("sender thread")
             })
             .collect();
         let deadline = Instant::now() + Duration::from_secs(600);
         while at_b() < base + per_round as u64 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        for w in writers {
-            w.join().expect("writer");
-        }
+        let senders_cpu: f64 = writers.into_iter().map(|w| w.join().expect("sender")).sum();
         // Acks included: B acknowledged in the groups that stored the messages; wait until
         // A holds B's device log as far as B has written it.
         let b_head = b.read_node(|nd| nd.store.head(&b_device).map_or(0, |h| h.seq));
@@ -232,7 +241,9 @@ async fn throughput(
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let took = t.elapsed();
-        let cpu = process_cpu().zip(cpu_before).map(|(after, before)| (after - before) / took.as_secs_f64());
+        let cpu_total = process_cpu().zip(cpu_before).map(|(after, before)| after - before);
+        let cpu = cpu_total.map(|c| c / took.as_secs_f64());
+        let threads_after = threads_cpu();
         // Time the hypervisor gave our vCPUs to others: the run lost it, the ceiling may not.
         let steal = machine_steal().zip(steal_before).map(|(after, before)| (after - before) / took.as_secs_f64());
         let got = at_b() - base;
@@ -248,6 +259,9 @@ async fn throughput(
             cpu.map(|c| format!("; {c:.2} of {} cores busy", cores())).unwrap_or_default()
                 + &steal.map(|st| format!(", {st:.2} stolen by the host")).unwrap_or_default(),
         );
+        if let Some(total) = cpu_total {
+            where_the_cpu_went(total, senders_cpu, &threads_before, &threads_after, got, ceiling);
+        }
         ratios.push(rate / ceiling);
         total_got += got;
         total_acks += b_head.saturating_sub(b_head_before);
@@ -266,6 +280,41 @@ async fn throughput(
         total_got as f64 / total_acks.max(1) as f64
     );
     median
+}
+
+/// The round's CPU per message by thread, next to what the ceiling spends per message on all
+/// cores (its whole budget): what the pipeline adds to the cryptography shows here.
+fn where_the_cpu_went(
+    total: f64,
+    senders: f64,
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+    messages: u64,
+    ceiling: f64,
+) {
+    let per = |s: f64| s / messages.max(1) as f64 * 1e6;
+    let mut groups: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
+    for (name, cpu) in after {
+        let used = cpu - before.get(name).copied().unwrap_or(0.0);
+        let group = match name.as_str() {
+            n if n.starts_with("libra-writer") => "writers",
+            n if n.starts_with("libra-fsync") => "fsync",
+            n if n.starts_with("tokio") => "tokio",
+            _ => "other live threads",
+        };
+        *groups.entry(group).or_insert(0.0) += used;
+    }
+    let live: f64 = groups.values().sum();
+    let ended = (total - live - senders).max(0.0);
+    let parts: Vec<String> = groups.iter().map(|(g, c)| format!("{g} {:.0}", per(*c))).collect();
+    println!(
+        "    CPU per message: {:.0} µs = senders {:.0} (sealing) + {} + helper threads that ended {:.0} (verify and open); the ceiling spends {:.0} µs of the cores per message",
+        per(total),
+        per(senders),
+        parts.join(" + "),
+        per(ended),
+        cores() as f64 / ceiling * 1e6,
+    );
 }
 
 /// Waits (up to 5 s) until this process uses less than a tenth of a core over 100 ms.
