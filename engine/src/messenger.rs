@@ -132,7 +132,44 @@ pub struct Sealing {
     pub content_key: [u8; 32],
 }
 
+/// Acknowledgements to seal (from [`Node::draft_acks`]): each body, its plan, and how many
+/// messages it acknowledges; and the first chat that could not be planned.
+pub struct AckDrafts {
+    drafts: Vec<(Body, SealPlan, usize)>,
+    first_error: Option<MessengerError>,
+}
+
+/// Sealed acknowledgements, to append with [`Node::append_acks`].
+pub struct SealedAcks {
+    sealings: Vec<Sealing>,
+    acknowledged: usize,
+    first_error: Option<MessengerError>,
+}
+
+impl AckDrafts {
+    /// Seals every draft (needs nothing from the node). One that fails is left out; the
+    /// first failure is kept to report if nothing else is acknowledged.
+    pub fn seal(self) -> SealedAcks {
+        let AckDrafts { drafts, mut first_error } = self;
+        let mut out = SealedAcks { sealings: Vec::with_capacity(drafts.len()), acknowledged: 0, first_error: None };
+        for (body, plan, count) in drafts {
+            match plan.seal(&body) {
+                Ok(s) => {
+                    out.sealings.push(s);
+                    out.acknowledged += count;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        out.first_error = first_error;
+        out
+    }
+}
+
 /// What sealing a body needs from the node (see [`Node::seal_plan`]).
+#[derive(Clone)]
 pub struct SealPlan {
     recipients: Vec<[u8; 32]>,
     author: DeviceId,
@@ -473,6 +510,50 @@ impl Node {
         self.send_acks(pending)
     }
 
+    /// What [`Node::acknowledge`] would seal, taken (as it takes them) but not sealed: the
+    /// engine seals the drafts without holding the node, so that nobody reading it waits behind
+    /// three key agreements per ack, then appends them with [`Node::append_acks`].
+    pub fn draft_acks(&mut self) -> AckDrafts {
+        let pending = self.store.take_new_messages();
+        self.ack_drafts(pending)
+    }
+
+    /// Appends sealed acks (from [`AckDrafts::seal`]) in one batch; how many messages they
+    /// acknowledge.
+    pub fn append_acks(&mut self, sealed: SealedAcks) -> Result<usize, MessengerError> {
+        let SealedAcks { sealings, acknowledged, first_error } = sealed;
+        let appended = match sealings.is_empty() {
+            true => Ok(0),
+            false => self.append_sealed_many(sealings).map(|_| acknowledged),
+        };
+        match (appended, first_error) {
+            (Ok(0), Some(e)) => Err(e),
+            (r, _) => r,
+        }
+    }
+
+    fn ack_drafts(&self, mut pending: Vec<crate::store::NewMessage>) -> AckDrafts {
+        pending.sort_by_key(|m| (m.chat, m.user));
+        let mut drafts = AckDrafts { drafts: Vec::new(), first_error: None };
+        for group in pending.chunk_by(|a, b| a.chat == b.chat && a.user == b.user) {
+            let Some(user) = group[0].user else { continue };
+            // One chat failing must not hold back the others.
+            let plan = match self.seal_plan(&[user]) {
+                Ok(p) => p,
+                Err(e) => {
+                    drafts.first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            for part in group.chunks(ACK_BATCH) {
+                let targets: Vec<EntryId> = part.iter().map(|m| m.id).collect();
+                let body = Body::Ack { chat: part[0].chat, targets, read: false };
+                drafts.drafts.push((body, plan.clone(), part.len()));
+            }
+        }
+        drafts
+    }
+
     /// Acknowledges what a crash or restart may have left unacknowledged.
     pub fn acknowledge_all(&mut self) -> Result<usize, MessengerError> {
         let missing = self.store.unacknowledged(&self.device_id())?;
@@ -480,27 +561,9 @@ impl Node {
         self.send_acks(missing)
     }
 
-    fn send_acks(&mut self, mut pending: Vec<crate::store::NewMessage>) -> Result<usize, MessengerError> {
-        pending.sort_by_key(|m| (m.chat, m.user));
-        let mut n = 0;
-        let mut first_error = None;
-        for group in pending.chunk_by(|a, b| a.chat == b.chat && a.user == b.user) {
-            let Some(user) = group[0].user else { continue };
-            for part in group.chunks(ACK_BATCH) {
-                let targets: Vec<EntryId> = part.iter().map(|m| m.id).collect();
-                // One chat failing must not hold back the others.
-                match self.say(&Body::Ack { chat: part[0].chat, targets, read: false }, &[user]) {
-                    Ok(_) => n += part.len(),
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
-                }
-            }
-        }
-        match first_error {
-            Some(e) if n == 0 => Err(e),
-            _ => Ok(n),
-        }
+    fn send_acks(&mut self, pending: Vec<crate::store::NewMessage>) -> Result<usize, MessengerError> {
+        let sealed = self.ack_drafts(pending).seal();
+        self.append_acks(sealed)
     }
 
     /// Marks a chat read up to now: a read acknowledgement to our own devices, and to the

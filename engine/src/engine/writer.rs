@@ -314,8 +314,17 @@ fn acknowledge(shared: &Shared, inline: bool, now: bool) -> Option<Result<Commit
     clock.last = Some(Instant::now());
     clock.waiting = false;
     drop(clock);
+    // Taken under the lock, sealed outside it (three key agreements per ack, which readers —
+    // the app, the sessions sending — would otherwise wait behind), appended under it again.
+    let drafts = shared.node.write().ok().and_then(|mut g| g.as_mut().map(|n| n.draft_acks()));
+    let sealed = drafts.map(crate::messenger::AckDrafts::seal);
     Some(commit_group(shared, |n| {
-        if let Err(e) = n.acknowledge() {
+        let acked = match sealed {
+            Some(s) => n.append_acks(s),
+            // The node was not there to draft (a store being reopened): as one step.
+            None => n.acknowledge(),
+        };
+        if let Err(e) = acked {
             tracing::warn!(error = %e, "could not acknowledge received messages");
         }
         Vec::new()
