@@ -343,14 +343,12 @@ fn machine_steal() -> Option<f64> {
 /// chain on every core at once: that rate is the ceiling, since two busy vCPUs of a shared
 /// machine need not do twice the work of one.
 fn crypto_ceiling(a: &Host, b: &Host, chat: &libra_engine::messenger::ChatTarget) -> f64 {
-    use libra_engine::messaging::{Body, Sealed, aad};
+    use libra_engine::messaging::Body;
     // Timed while the nodes still work (acks, projections, flushes) it would come out low and
     // flatter the ratio: wait until this process is quiet first.
     wait_quiet();
-    let plan = a.read_node(|nd| nd.seal_plan(&chat.users).expect("plan"));
-    let key = a.read_node(|nd| nd.secrets.device.signing.clone());
-    let secret = b.read_node(|nd| nd.secrets.device.agreement().clone());
-    let author = a.device();
+    let keys = ChainKeys::of(a, b, chat);
+    let (plan, key) = (&keys.plan, &keys.signing);
     let body = Body::Text { chat: chat.chat, text: "bulk 123456".into(), reply_to: None };
     // One message's chain, in stages so each can be timed: seal, sign, verify (batched), open.
     let seal = |n: usize| -> Vec<Vec<u8>> { (0..n).map(|_| plan.seal(&body).expect("seal").payload).collect() };
@@ -359,7 +357,7 @@ fn crypto_ceiling(a: &Host, b: &Host, chat: &libra_engine::messenger::ChatTarget
         let mut out = Vec::with_capacity(payloads.len());
         for (i, p) in payloads.iter().enumerate() {
             let prev = out.last().map(|e: &libra_engine::log::Entry| (e.header().seq, e.id));
-            out.push(libra_engine::log::sign_entry(&key, prev, i as u64 + 1, kind, p.clone()));
+            out.push(libra_engine::log::sign_entry(key, prev, i as u64 + 1, kind, p.clone()));
         }
         out
     };
@@ -367,13 +365,9 @@ fn crypto_ceiling(a: &Host, b: &Host, chat: &libra_engine::messenger::ChatTarget
         let refs: Vec<&libra_engine::log::Entry> = entries.iter().collect();
         assert!(libra_engine::log::verify_many(&refs, 1).is_empty(), "verify");
     };
-    // As ingest opens: the reader's public key computed once, not once per payload.
-    let public = x25519_dalek::PublicKey::from(&secret).to_bytes();
     let open = |payloads: &[Vec<u8>]| {
         for p in payloads {
-            let sealed = Sealed::decode(p).expect("decode");
-            let key = sealed.content_key_for(&secret, &public).expect("for B");
-            sealed.open_with(&key, &aad(&author)).expect("open");
+            keys.open(p);
         }
     };
     let n = 1024;
@@ -427,13 +421,9 @@ fn crypto_ceiling(a: &Host, b: &Host, chat: &libra_engine::messenger::ChatTarget
 /// its log), then verify (one signature, not a batch) and open on B. The paced latency cannot go
 /// below it; printed beside the latency figure.
 fn latency_floor(a: &Host, b: &Host, chat: &libra_engine::messenger::ChatTarget, dir: &std::path::Path) {
-    use libra_engine::messaging::{Body, Sealed, aad};
+    use libra_engine::messaging::Body;
     use std::io::Write;
-    let plan = a.read_node(|nd| nd.seal_plan(&chat.users).expect("plan"));
-    let key = a.read_node(|nd| nd.secrets.device.signing.clone());
-    let secret = b.read_node(|nd| nd.secrets.device.agreement().clone());
-    let public = x25519_dalek::PublicKey::from(&secret).to_bytes();
-    let author = a.device();
+    let keys = ChainKeys::of(a, b, chat);
     let body = Body::Text { chat: chat.chat, text: "latency 123".into(), reply_to: None };
     let n = 200;
     let median = |mut v: Vec<Duration>| {
@@ -443,12 +433,11 @@ fn latency_floor(a: &Host, b: &Host, chat: &libra_engine::messenger::ChatTarget,
     let mut crypto = Vec::with_capacity(n);
     for i in 0..n {
         let t = Instant::now();
-        let payload = plan.seal(&body).expect("seal").payload;
-        let e = libra_engine::log::sign_entry(&key, None, i as u64 + 1, libra_engine::payload::KIND_SEALED, payload);
+        let payload = keys.plan.seal(&body).expect("seal").payload;
+        let kind = libra_engine::payload::KIND_SEALED;
+        let e = libra_engine::log::sign_entry(&keys.signing, None, i as u64 + 1, kind, payload);
         libra_engine::log::verify_signature(&e).expect("verify");
-        let sealed = Sealed::decode(e.payload.as_deref().expect("payload")).expect("decode");
-        let k = sealed.content_key_for(&secret, &public).expect("for B");
-        sealed.open_with(&k, &aad(&author)).expect("open");
+        keys.open(e.payload.as_deref().expect("payload"));
         crypto.push(t.elapsed());
     }
     // An append and fsync to a file on the store's file system, paced as the latency run is.
@@ -468,6 +457,36 @@ fn latency_floor(a: &Host, b: &Host, chat: &libra_engine::messenger::ChatTarget,
         s.as_secs_f64() * 1e3,
         (c + s).as_secs_f64() * 1e3
     );
+}
+
+/// What one message's cryptography needs from A and B, shared by the ceiling and the floor.
+struct ChainKeys {
+    plan: libra_engine::messenger::SealPlan,
+    signing: ed25519_dalek::SigningKey,
+    secret: x25519_dalek::StaticSecret,
+    /// Computed once, as ingest does, not once per payload.
+    public: [u8; 32],
+    author: [u8; 32],
+}
+
+impl ChainKeys {
+    fn of(a: &Host, b: &Host, chat: &libra_engine::messenger::ChatTarget) -> ChainKeys {
+        let secret = b.read_node(|nd| nd.secrets.device.agreement().clone());
+        ChainKeys {
+            plan: a.read_node(|nd| nd.seal_plan(&chat.users).expect("plan")),
+            signing: a.read_node(|nd| nd.secrets.device.signing.clone()),
+            public: x25519_dalek::PublicKey::from(&secret).to_bytes(),
+            secret,
+            author: a.device(),
+        }
+    }
+
+    /// Opens a payload as B's ingest does.
+    fn open(&self, payload: &[u8]) {
+        let sealed = libra_engine::messaging::Sealed::decode(payload).expect("decode");
+        let key = sealed.content_key_for(&self.secret, &self.public).expect("for B");
+        sealed.open_with(&key, &libra_engine::messaging::aad(&self.author)).expect("open");
+    }
 }
 
 /// The cores this machine gives the bench (the ceiling uses them all, as the nodes do).

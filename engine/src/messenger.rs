@@ -522,10 +522,8 @@ impl Node {
     /// acknowledge.
     pub fn append_acks(&mut self, sealed: SealedAcks) -> Result<usize, MessengerError> {
         let SealedAcks { sealings, acknowledged, first_error } = sealed;
-        let appended = match sealings.is_empty() {
-            true => Ok(0),
-            false => self.append_sealed_many(sealings).map(|_| acknowledged),
-        };
+        let appended =
+            if sealings.is_empty() { Ok(0) } else { self.append_sealed_many(sealings).map(|_| acknowledged) };
         match (appended, first_error) {
             (Ok(0), Some(e)) => Err(e),
             (r, _) => r,
