@@ -12,8 +12,13 @@ use crate::clock::{self, Hlc};
 use crate::codec;
 use crate::projection::{Projection, TrustView};
 
-/// Upper bound of the write-ahead journal before fjall forces memtable flushes.
+/// Upper bound of the write-ahead journal before fjall forces memtable flushes (fjall's least).
 const MAX_JOURNAL: u64 = 64 * 1024 * 1024;
+
+/// A keyspace's memtable is written to a table past this (fjall's default is 64 MiB). Bounds what
+/// an open after a kill inserts again from the journal: 1M entries ingested, then killed, reopened
+/// in about 0.25 s instead of 0.6–0.9 s. Fixed when a keyspace is created.
+const MAX_MEMTABLE: u64 = 16 * 1024 * 1024;
 
 impl Store {
     /// Opens (creating if needed) the store in directory `path`.
@@ -28,7 +33,8 @@ impl Store {
             // A smaller journal bound than fjall's 512 MiB default keeps crash recovery (journal
             // replay on open) short: at most 64 MiB to replay.
             let db = Database::builder(&path).max_journaling_size(MAX_JOURNAL).open()?;
-            let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+            let ks =
+                |name: &str| db.keyspace(name, || KeyspaceCreateOptions::default().max_memtable_size(MAX_MEMTABLE));
             let all = [
                 ks("entries")?,
                 ks("ids")?,

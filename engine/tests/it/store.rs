@@ -345,3 +345,29 @@ fn a_clean_close_leaves_no_journal_to_replay() {
     store.flush().expect("flush");
     assert_eq!(journals(&path), after);
 }
+
+#[test]
+fn a_journal_replayed_after_a_kill_goes_at_the_next_clean_close() {
+    let (dir, mut store) = temp_store();
+    let path = dir.path().join("store");
+    let k = key("alice");
+    for i in 0..10 {
+        let items = (0..50).map(|j| (99, vec![u8::try_from((i + j) % 251).unwrap_or(0); 900])).collect();
+        store.append(&k, items, 1_000 + i).expect("append");
+    }
+    // Dropped without a flush, as a kill leaves it: the next open replays the journal.
+    drop(store);
+    let replayed = journals(&path);
+    let store = Store::open(&path).expect("reopen");
+    // Nothing written since the open: a clean close must still seal and drop the replayed
+    // journal, or every later open replays it again.
+    store.flush().expect("flush");
+    let after = journals(&path);
+    assert_eq!(after.len(), 1, "journals after a flush: {after:?} (replayed: {replayed:?})");
+    assert!(after[0] > *replayed.last().expect("a journal"), "journals: {after:?} (replayed: {replayed:?})");
+    drop(store);
+    let store = Store::open(&path).expect("reopen");
+    let author = k.verifying_key().to_bytes();
+    assert_eq!(store.read_log(&author, 1, 500).expect("read").len(), 500);
+    assert!(store.verify().expect("verify").is_empty());
+}

@@ -820,6 +820,10 @@ impl Database {
                     }
                 }
 
+                // LIBRA-PATCH: the replay truncated the journal to its valid end; the writer's
+                // position must say so (see `Writer::seek_to_end`).
+                db.supervisor.journal.get_writer()?.seek_to_end()?;
+
                 for keyspace in keyspaces.values() {
                     let size = keyspace.tree.active_memtable().size();
 

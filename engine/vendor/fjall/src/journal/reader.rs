@@ -54,9 +54,12 @@ impl Iterator for JournalReader {
     type Item = crate::Result<Entry>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match Entry::decode_from(&mut self.reader) {
+        // LIBRA-PATCH: the position is counted as the entry is read; asking the file
+        // (`stream_position`) cost a seek system call per journal item on every replay.
+        let mut counted = Counted { inner: &mut self.reader, read: 0 };
+        match Entry::decode_from(&mut counted) {
             Ok(item) => {
-                self.last_valid_pos = fail_iter!(self.reader.stream_position());
+                self.last_valid_pos += counted.read;
                 Some(Ok(item))
             }
             Err(e) => {
@@ -74,5 +77,19 @@ impl Iterator for JournalReader {
                 }
             }
         }
+    }
+}
+
+/// LIBRA-PATCH: counts the bytes read through it.
+struct Counted<'a, R> {
+    inner: &'a mut R,
+    read: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
     }
 }

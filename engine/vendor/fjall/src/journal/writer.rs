@@ -59,6 +59,15 @@ impl Writer {
         self.file.stream_position().map_err(Into::into)
     }
 
+    /// LIBRA-PATCH: puts the cursor at the end of a recovered journal, once its replay has
+    /// truncated it to its valid end. An append-mode file's cursor is 0 until the first write,
+    /// so `pos` said a recovered journal was empty, and `Database::seal_journal` left it to be
+    /// replayed again on every open until something was written.
+    pub fn seek_to_end(&mut self) -> crate::Result<()> {
+        self.file.seek(std::io::SeekFrom::End(0))?;
+        Ok(())
+    }
+
     pub fn len(&self) -> crate::Result<u64> {
         Ok(self.file.get_ref().metadata()?.len())
     }
