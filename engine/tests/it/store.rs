@@ -318,15 +318,20 @@ fn journals(dir: &std::path::Path) -> Vec<u64> {
     ids
 }
 
+/// `calls` appends of 50 entries of 900 bytes each to `k`'s log.
+fn append_calls(store: &mut Store, k: &ed25519_dalek::SigningKey, calls: u64) {
+    for i in 0..calls {
+        let items = (0..50).map(|j| (99, vec![u8::try_from((i + j) % 251).unwrap_or(0); 900])).collect();
+        store.append(k, items, 1_000 + i).expect("append");
+    }
+}
+
 #[test]
 fn a_clean_close_leaves_no_journal_to_replay() {
     let (dir, mut store) = temp_store();
     let path = dir.path().join("store");
     let k = key("alice");
-    for i in 0..20 {
-        let items = (0..50).map(|j| (99, vec![u8::try_from((i + j) % 251).unwrap_or(0); 900])).collect();
-        store.append(&k, items, 1_000 + i).expect("append");
-    }
+    append_calls(&mut store, &k, 20);
     let before = journals(&path);
     let written = before.last().copied().expect("an active journal");
     store.flush().expect("flush");
@@ -351,10 +356,7 @@ fn a_journal_replayed_after_a_kill_goes_at_the_next_clean_close() {
     let (dir, mut store) = temp_store();
     let path = dir.path().join("store");
     let k = key("alice");
-    for i in 0..10 {
-        let items = (0..50).map(|j| (99, vec![u8::try_from((i + j) % 251).unwrap_or(0); 900])).collect();
-        store.append(&k, items, 1_000 + i).expect("append");
-    }
+    append_calls(&mut store, &k, 10);
     // Dropped without a flush, as a kill leaves it: the next open replays the journal.
     drop(store);
     let replayed = journals(&path);
