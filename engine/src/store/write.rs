@@ -334,7 +334,9 @@ impl Store {
         let mut batch = self.db.batch();
         let mut heads: BTreeMap<[u8; 32], Head> = BTreeMap::new();
         let mut next_lognum = self.next_lognum;
-        let mut trust = self.trust.clone();
+        // Cloned only when an entry may change it: a clone per write cost as much as the rest
+        // of the write once a node knows a few hundred people.
+        let mut trust = std::borrow::Cow::Borrowed(&self.trust);
         let mut trust_changed = false;
         let mut contacts_changed = false;
         let mut new_messages = Vec::new();
@@ -363,7 +365,9 @@ impl Store {
             );
             batch.insert(&self.ids, keys::id_key(e.id.as_bytes(), lognum, h.seq).to_vec(), Vec::new());
             heads.insert(author, Head { lognum, seq: h.seq, id: e.id, timestamp: h.timestamp, moved: 0 });
-            trust_changed |= trust.apply(e);
+            if TrustView::folds(h.kind) {
+                trust_changed |= trust.to_mut().apply(e);
+            }
             if let Some(reader) = &self.reader {
                 use crate::messaging::view::Known;
                 let known = e.payload.as_deref().and_then(|p| self.known_plaintext.get(blake3::hash(p).as_bytes()));
@@ -421,7 +425,7 @@ impl Store {
         if trust_changed {
             // Our own devices may connect: the allow-list depends on the trust view.
             self.sync.peers_changed();
-            batch.insert(&self.views, keys::view_state_key(TrustView::NAME), codec::encode(&trust));
+            batch.insert(&self.views, keys::view_state_key(TrustView::NAME), codec::encode(&*trust));
         }
         for (author, proof) in &forks {
             batch.insert(&self.forks, author.to_vec(), proof.encode());
@@ -439,7 +443,9 @@ impl Store {
         set.settle();
         self.head_cache.extend(heads);
         self.next_lognum = next_lognum;
-        self.trust = trust;
+        if let std::borrow::Cow::Owned(t) = trust {
+            self.trust = t;
+        }
         self.forked.extend(forks.iter().map(|(a, _)| *a));
         self.new_messages.extend(new_messages);
         self.sync.note_written(entries.iter().map(|e| e.header().author.0));
