@@ -187,6 +187,9 @@ fn worker_tick(ctx: &WorkerState) -> crate::Result<bool> {
                 return Ok(false);
             };
 
+            // LIBRA-PATCH: the journal's fsync before the flush runs after the writer lock is
+            // released, on a handle taken under it (writers wait for no fsync of ours).
+            let mut to_sync = None;
             {
                 log::trace!("acquiring journal lock to maybe rotate journal");
                 let mut journal_writer = ctx.supervisor.journal.get_writer()?;
@@ -224,8 +227,11 @@ fn worker_tick(ctx: &WorkerState) -> crate::Result<bool> {
                     }
                 } else {
                     // https://github.com/fjall-rs/fjall/issues/329
-                    journal_writer.persist(crate::PersistMode::SyncAll)?;
+                    to_sync = Some(journal_writer.flushed_handle()?);
                 }
+            }
+            if let Some(file) = to_sync {
+                crate::journal::sync_file(&file, crate::PersistMode::SyncAll)?;
             }
 
             run_flush(

@@ -119,9 +119,18 @@ impl Journal {
     }
 
     /// Persists the journal.
+    ///
+    /// LIBRA-PATCH: the fsync runs outside the writer lock (on a second handle taken under
+    /// it), so batches committed meanwhile wait for the buffer flush only, not the fsync.
     pub fn persist(&self, mode: PersistMode) -> crate::Result<()> {
-        let mut journal_writer = self.get_writer()?;
-        journal_writer.persist(mode).map_err(Into::into)
+        let file = {
+            let mut journal_writer = self.get_writer()?;
+            if mode == PersistMode::Buffer {
+                return journal_writer.persist(mode).map_err(Into::into);
+            }
+            journal_writer.flushed_handle()?
+        };
+        sync_file(&file, mode).map_err(Into::into)
     }
 
     pub fn recover<P: AsRef<Path>>(
@@ -131,4 +140,14 @@ impl Journal {
     ) -> crate::Result<RecoveryResult> {
         recover_journals(path, compression, compression_threshold)
     }
+}
+
+/// LIBRA-PATCH: fsyncs a journal handle taken by [`Writer::flushed_handle`].
+pub(crate) fn sync_file(file: &std::fs::File, mode: PersistMode) -> std::io::Result<()> {
+    match mode {
+        PersistMode::SyncAll => file.sync_all(),
+        PersistMode::SyncData => file.sync_data(),
+        PersistMode::Buffer => Ok(()),
+    }
+    .inspect_err(|e| log::error!("Failed to fsync the journal: {e:?}"))
 }

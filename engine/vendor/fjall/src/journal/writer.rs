@@ -242,6 +242,15 @@ impl Writer {
         }
     }
 
+    /// LIBRA-PATCH: hands the written journal to an fsync that runs after the writer lock is
+    /// released: flushes the buffer (everything written so far reaches the file) and returns
+    /// a second handle on the same file. Syncing that handle covers every byte written before
+    /// this call, while writers go on appending.
+    pub(crate) fn flushed_handle(&mut self) -> std::io::Result<File> {
+        self.persist(PersistMode::Buffer)?;
+        self.file.get_ref().try_clone()
+    }
+
     /// Writes a batch start marker to the journal
     fn write_start(&mut self, item_count: u32, seqno: SeqNo) -> Result<usize, crate::Error> {
         debug_assert!(self.buf.is_empty());
