@@ -132,19 +132,23 @@ fn main() {
         }
         lat.sort();
         durable_on_a.sort();
-        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-        let (p50, p99) = (pct(0.5), pct(0.99));
-        let a_p50 = durable_on_a[durable_on_a.len() / 2];
-        println!(
-            "latency send→B's projection over {} messages: p50 {:.3} ms (target ≤ 1 ms) {}, p99 {:.3} ms (target ≤ 10 ms) {}",
-            latency_n,
-            p50.as_secs_f64() * 1e3,
-            if p50 <= Duration::from_millis(1) { "PASS" } else { "FAIL" },
-            p99.as_secs_f64() * 1e3,
-            if p99 <= Duration::from_millis(10) { "PASS" } else { "FAIL" }
-        );
-        println!("  of which A's send until durable: p50 {:.3} ms", a_p50.as_secs_f64() * 1e3);
-        latency_floor(&a, &b, &chat, dir.path());
+        if lat.is_empty() {
+            println!("latency: not measured (--latency 0)");
+        } else {
+            let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+            let (p50, p99) = (pct(0.5), pct(0.99));
+            let a_p50 = durable_on_a[durable_on_a.len() / 2];
+            println!(
+                "latency send→B's projection over {} messages: p50 {:.3} ms (target ≤ 1 ms) {}, p99 {:.3} ms (target ≤ 10 ms) {}",
+                latency_n,
+                p50.as_secs_f64() * 1e3,
+                if p50 <= Duration::from_millis(1) { "PASS" } else { "FAIL" },
+                p99.as_secs_f64() * 1e3,
+                if p99 <= Duration::from_millis(10) { "PASS" } else { "FAIL" }
+            );
+            println!("  of which A's send until durable: p50 {:.3} ms", a_p50.as_secs_f64() * 1e3);
+            latency_floor(&a, &b, &chat, dir.path());
+        }
 
         // Throughput, two ways: a bulk sender (threads each keeping several sends queued, as
         // an import, a bot or a long paste would; they share groups and fsyncs), judged against
