@@ -330,6 +330,37 @@ impl Node {
         out.pop().ok_or_else(|| MessengerError::Node(NodeError::Unlinked(self.dir.clone())))
     }
 
+    /// Signs entries for sealed payloads without storing them (reads only: the engine runs it
+    /// under the read lock); [`Node::append_presigned`] stores them.
+    pub fn sign_sealed_many<'a>(
+        &self,
+        sealings: impl IntoIterator<Item = &'a Sealing>,
+    ) -> Result<crate::store::Signed, MessengerError> {
+        let items = sealings.into_iter().map(|s| (KIND_SEALED, s.payload.clone())).collect();
+        Ok(self.store.sign_append(&self.secrets.device.signing, items, clock::wall_ms()).map_err(NodeError::from)?)
+    }
+
+    /// Stores what [`Node::sign_sealed_many`] signed for `sealings`, in one commit; signs them
+    /// again here if our log (or the clock) moved since.
+    pub fn append_presigned(
+        &mut self,
+        sealings: Vec<Sealing>,
+        signed: crate::store::Signed,
+    ) -> Result<Vec<Entry>, MessengerError> {
+        if !self.store.is_fresh(&signed) {
+            return self.append_sealed_many(sealings);
+        }
+        for Sealing { payload, plaintext, content_key } in sealings {
+            self.store.note_plaintext(&payload, plaintext, content_key);
+        }
+        let stored = self.store.append_signed(signed).map_err(NodeError::from)?;
+        stored.ok_or_else(|| {
+            MessengerError::Node(NodeError::Store(crate::store::StoreError::Corrupt(
+                "a fresh signing went stale".into(),
+            )))
+        })
+    }
+
     /// Appends sealed payloads to this device's log in one batch (one commit), in order.
     pub fn append_sealed_many(&mut self, sealings: Vec<Sealing>) -> Result<Vec<Entry>, MessengerError> {
         let mut items = Vec::with_capacity(sealings.len());

@@ -17,6 +17,7 @@ use super::{EngineError, Event, Shared};
 use crate::log::Entry;
 use crate::messenger::Sealing;
 use crate::node::{Node, NodeError};
+use crate::store::Signed;
 use crate::store::StoreError;
 
 /// Most jobs in one group (one fsync).
@@ -111,34 +112,53 @@ pub(crate) fn refuse(job: Job, e: EngineError) {
     }
 }
 
-/// Runs a group's jobs in order, each run of appends as one batch.
-fn run_jobs(node: &mut Node, jobs: Vec<Job>) -> Vec<Completion> {
+/// Signs a group made only of sends under the read lock, so that sessions and front ends read
+/// while it signs; the write lock then only stores it ([`Node::append_presigned`] signs again
+/// if something else wrote to our log in between).
+fn presign(shared: &Shared, jobs: &[Job]) -> Option<Signed> {
+    let sealings: Vec<&Sealing> = jobs
+        .iter()
+        .map(|j| match j {
+            Job::Append(s, _) => Some(s),
+            Job::Run(_) => None,
+        })
+        .collect::<Option<_>>()?;
+    let guard = shared.node.read().ok()?;
+    let node = guard.as_ref().filter(|n| !n.store.failed())?;
+    catch_unwind(AssertUnwindSafe(|| node.sign_sealed_many(sealings))).ok()?.ok()
+}
+
+/// Runs a group's jobs in order, each run of appends as one batch; `presigned` (only for a
+/// group of appends alone) holds their entries, signed already.
+fn run_jobs(node: &mut Node, jobs: Vec<Job>, presigned: Option<Signed>) -> Vec<Completion> {
     let mut out = Vec::with_capacity(jobs.len());
     let mut appends = Vec::new();
     for job in jobs {
         match job {
             Job::Append(sealing, reply) => appends.push((sealing, reply)),
             Job::Run(run) => {
-                out.extend(append_all(node, std::mem::take(&mut appends)));
+                out.extend(append_all(node, std::mem::take(&mut appends), None));
                 out.push(run(Ok(node)));
             }
         }
     }
-    out.extend(append_all(node, appends));
+    out.extend(append_all(node, appends, presigned));
     out
 }
 
 /// Appends sealed messages to our log in one batch, each answered with its own entry once
 /// durable. If the batch fails, each is tried alone, so every sender gets its own answer.
-fn append_all(node: &mut Node, appends: Vec<(Sealing, SentReply)>) -> Vec<Completion> {
+fn append_all(node: &mut Node, appends: Vec<(Sealing, SentReply)>, presigned: Option<Signed>) -> Vec<Completion> {
     let (sealings, replies): (Vec<Sealing>, Vec<SentReply>) = appends.into_iter().unzip();
-    let entries = match sealings.len() {
-        0 => return Vec::new(),
-        1 => None,
-        _ => match run_caught(node, |n| n.append_sealed_many(sealings.clone())) {
-            Ok(Ok(entries)) if entries.len() == replies.len() => Some(entries),
-            _ => None,
-        },
+    let whole = |r: Result<Result<Vec<Entry>, _>, _>| match r {
+        Ok(Ok(entries)) if entries.len() == replies.len() => Some(entries),
+        _ => None,
+    };
+    let entries = match (sealings.len(), presigned) {
+        (0, _) => return Vec::new(),
+        (_, Some(signed)) => whole(run_caught(node, |n| n.append_presigned(sealings.clone(), signed))),
+        (1, None) => None,
+        (_, None) => whole(run_caught(node, |n| n.append_sealed_many(sealings.clone()))),
     };
     let Some(entries) = entries else {
         return sealings
@@ -236,8 +256,9 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<Job>) {
 }
 
 fn group(shared: &Shared, jobs: Vec<Job>) {
+    let presigned = presign(shared, &jobs);
     let mut jobs = Some(jobs);
-    let result = run_group(shared, false, |node| run_jobs(node, jobs.take().unwrap_or_default()));
+    let result = run_group(shared, false, |node| run_jobs(node, jobs.take().unwrap_or_default(), presigned));
     if let Some(jobs) = jobs {
         // The group never ran: the store is unavailable.
         let why = result.err().unwrap_or_default();

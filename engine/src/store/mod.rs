@@ -35,7 +35,7 @@ pub use invites::{InviteRecord, MAX_INVITE_USES, invite_id};
 pub use peers::{AddressSource, MAX_ADDRESSES, PeerAddress, PeerRecord};
 pub use repair::RepairReport;
 pub use verify::Problem;
-pub use write::{IngestReport, Rejection};
+pub use write::{IngestReport, Rejection, Signed};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -63,6 +63,16 @@ impl IngestReport {
     }
 }
 
+/// Entries signed for one log and not yet stored ([`Store::sign_append`]).
+pub struct Signed {
+    author: [u8; 32],
+    /// The head they follow.
+    after: Option<ChainPoint>,
+    clock_before: crate::clock::Hlc,
+    clock: crate::clock::Hlc,
+    entries: Vec<Entry>,
+}
+
 impl Store {
     /// Remembers what the next append's sealed payload says (this device sealed it), so the
     /// chats projection need not open it again.
@@ -89,6 +99,14 @@ impl Store {
         items: Vec<(u16, Vec<u8>)>,
         now_ms: u64,
     ) -> Result<Vec<Entry>, StoreError> {
+        let signed = self.sign_append(key, items, now_ms)?;
+        self.append_signed(signed)?.ok_or_else(|| StoreError::Corrupt("a fresh signing went stale".into()))
+    }
+
+    /// Signs entries for the log of `key` without storing them: reads only, so it can run
+    /// while others read (the engine signs a group of sends under the read lock).
+    /// [`Store::append_signed`] stores them if nothing moved that log or the clock meanwhile.
+    pub fn sign_append(&self, key: &SigningKey, items: Vec<(u16, Vec<u8>)>, now_ms: u64) -> Result<Signed, StoreError> {
         let author = key.verifying_key().to_bytes();
         if self.forked.contains(&author) {
             return Err(ValidationError::Forked.into());
@@ -96,21 +114,43 @@ impl Store {
         if let Some((_, p)) = items.iter().find(|(_, p)| p.len() > MAX_PAYLOAD as usize) {
             return Err(ValidationError::Oversize { size: p.len() as u64, limit: MAX_PAYLOAD }.into());
         }
-        let mut at = self.head_cache.get(&author).map(Head::point);
-        let mut out = Vec::with_capacity(items.len());
+        let after = self.head_cache.get(&author).map(Head::point);
+        let (clock_before, mut clock) = (self.clock, self.clock);
+        let mut at = after;
+        let mut entries = Vec::with_capacity(items.len());
         for (kind, payload) in items {
-            let ts = self.clock.tick(now_ms, at.map_or(0, |p| p.timestamp));
+            let ts = clock.tick(now_ms, at.map_or(0, |p| p.timestamp));
             let e = sign_entry(key, at.map(|p| (p.seq, p.id)), ts, kind, payload);
             at = Some(ChainPoint::of(&e));
-            out.push(e);
+            entries.push(e);
         }
-        if let Some(first) = out.first() {
+        Ok(Signed { author, after, clock_before, clock, entries })
+    }
+
+    /// Whether entries signed by [`Store::sign_append`] still follow their log's head and the
+    /// clock they were stamped with.
+    pub fn is_fresh(&self, signed: &Signed) -> bool {
+        self.head_cache.get(&signed.author).map(Head::point) == signed.after && self.clock == signed.clock_before
+    }
+
+    /// Stores entries signed by [`Store::sign_append`], atomically and durably; `None` (nothing
+    /// written) if the log's head or the clock moved since they were signed: sign again.
+    pub fn append_signed(&mut self, signed: Signed) -> Result<Option<Vec<Entry>>, StoreError> {
+        if !self.is_fresh(&signed) {
+            return Ok(None);
+        }
+        let Signed { author, clock, entries, .. } = signed;
+        if self.forked.contains(&author) {
+            return Err(ValidationError::Forked.into());
+        }
+        self.clock = clock;
+        if let Some(first) = entries.first() {
             // Until the group's fsync, peers must not see these: a crash could let us sign
             // other entries at the same positions (a fork of our own making).
             self.sync.note_own(author, first.header().seq);
         }
-        self.commit(&out, Vec::new())?;
-        Ok(out)
+        self.commit(&entries, Vec::new())?;
+        Ok(Some(entries))
     }
 
     /// Validates and stores entries received from elsewhere. Idempotent; entries may come in any

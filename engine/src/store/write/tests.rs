@@ -83,6 +83,38 @@ fn appends_chain_and_nothing_past_the_payload_limit_is_signed() {
 }
 
 #[test]
+fn entries_signed_before_the_write_are_stored_only_if_their_log_and_clock_did_not_move() {
+    let (_d, mut s) = store();
+    let k = key(1);
+    s.append(&k, vec![(KIND, vec![1])], 5).expect("append");
+    // Signed while nothing moves: stored as signed, after the head it was signed for.
+    let signed = s.sign_append(&k, vec![(KIND, vec![2]), (KIND, vec![3])], 5).expect("sign");
+    assert_eq!(s.head(&author(&k)).map(|h| h.seq), Some(1), "signing stores nothing");
+    let out = s.append_signed(signed).expect("store").expect("fresh");
+    assert_eq!(out.iter().map(|e| e.header().seq).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(s.head(&author(&k)).map(|h| (h.seq, h.id)), Some((3, out[1].id)));
+
+    // Another append came between: the early signing would fork the log; nothing of it is kept.
+    let stale = s.sign_append(&k, vec![(KIND, vec![4])], 5).expect("sign");
+    let between = s.append(&k, vec![(KIND, vec![5])], 5).expect("append");
+    assert!(!s.is_fresh(&stale));
+    assert!(s.append_signed(stale).expect("no error").is_none());
+    assert_eq!(s.head(&author(&k)).map(|h| (h.seq, h.id)), Some((4, between[0].id)));
+    assert_eq!(s.read_log(&author(&k), 1, 10).expect("read").len(), 4);
+
+    // A timestamp seen meanwhile (an ingest moves the clock) also sends it back to be signed again.
+    let stale = s.sign_append(&k, vec![(KIND, vec![6])], 5).expect("sign");
+    let now = crate::clock::wall_ms();
+    let other = sign_entry(&key(2), None, crate::clock::from_ms(now), KIND, vec![9]);
+    assert_eq!(s.ingest(vec![other], now).expect("ingest").accepted, 1);
+    assert_ne!(s.clock, stale.clock_before, "the ingest moved the clock");
+    assert!(s.append_signed(stale).expect("no error").is_none());
+    assert_eq!(s.head(&author(&k)).map(|h| h.seq), Some(4));
+    let again = s.append(&k, vec![(KIND, vec![6])], now).expect("append");
+    assert!(again[0].header().timestamp > crate::clock::from_ms(now), "stamped after what was seen");
+}
+
+#[test]
 fn ingest_takes_logs_in_any_order_and_counts_what_it_already_holds() {
     let (_d, mut s) = store();
     let (a, b) = (key(1), key(2));
