@@ -17,8 +17,7 @@ use super::{EngineError, Event, Shared};
 use crate::log::Entry;
 use crate::messenger::Sealing;
 use crate::node::{Node, NodeError};
-use crate::store::Signed;
-use crate::store::StoreError;
+use crate::store::{Signed, StoreError};
 
 /// Most jobs in one group (one fsync).
 const MAX_GROUP: usize = 1024;

@@ -225,21 +225,7 @@ impl Writer {
             self.is_buffer_dirty = false;
         }
 
-        match mode {
-            PersistMode::SyncAll => self.file.get_mut().sync_all().inspect_err(|e| {
-                log::error!(
-                    "Failed to fsync journal file at {}: {e:?}",
-                    self.path.display(),
-                );
-            }),
-            PersistMode::SyncData => self.file.get_mut().sync_data().inspect_err(|e| {
-                log::error!(
-                    "Failed to fsyncdata journal file at {}: {e:?}",
-                    self.path.display(),
-                );
-            }),
-            PersistMode::Buffer => Ok(()),
-        }
+        crate::journal::sync_file(self.file.get_ref(), mode)
     }
 
     /// LIBRA-PATCH: hands the written journal to an fsync that runs after the writer lock is
