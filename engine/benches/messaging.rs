@@ -210,6 +210,8 @@ async fn throughput(
         let cpu_before = process_cpu();
         let threads_before = threads_cpu();
         let steal_before = machine_steal();
+        a.engine().take_longest_read_wait();
+        b.engine().take_longest_read_wait();
         let t = Instant::now();
         let writers: Vec<_> = (0..senders)
             .map(|k| {
@@ -252,6 +254,8 @@ async fn throughput(
         let steal = machine_steal().zip(steal_before).map(|(after, before)| (after - before) / took.as_secs_f64());
         let got = at_b() - base;
         let rate = got as f64 / took.as_secs_f64();
+        // How long the writers made readers (sessions, this bench polling, an app) wait.
+        let waits = (a.engine().take_longest_read_wait(), b.engine().take_longest_read_wait());
         let ceiling_after = crypto_ceiling(a, b, chat);
         let ceiling = ceiling_after.max(ceiling_before);
         let drift = (ceiling_before - ceiling_after).abs() / ceiling_before.min(ceiling_after);
@@ -266,6 +270,10 @@ async fn throughput(
         if let Some(total) = cpu_total {
             where_the_cpu_went(total, senders_cpu, &threads_before, &threads_after, got, ceiling);
         }
+        println!(
+            "    longest wait of a read for the node (sessions, this bench polling B): A {:.1?}, B {:.1?}",
+            waits.0, waits.1
+        );
         ratios.push(rate / ceiling);
         total_got += got;
         total_acks += b_head.saturating_sub(b_head_before);

@@ -247,9 +247,24 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
         let addr = ha.local_addr().expect("addr");
         let before = rss_mib("VmRSS:");
         reset_peak_rss();
+        hb.engine().take_longest_read_wait();
+        // An app open on B meanwhile: it reads the node every 2 ms (a progress bar, a chat).
+        let syncing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let app = {
+            let (engine, syncing) = (hb.engine().clone(), syncing.clone());
+            std::thread::spawn(move || {
+                while syncing.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = engine.read(|n| n.store.head(&a_device).map(|h| h.seq));
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        };
         let t = Instant::now();
         let out = hb.connect(addr, Some(a_device), false).await.expect("cold sync");
         let d = t.elapsed();
+        syncing.store(false, std::sync::atomic::Ordering::SeqCst);
+        app.join().expect("app reader");
+        let cold_wait = hb.engine().take_longest_read_wait();
         let rate = out.entries_in as f64 / d.as_secs_f64();
         if !pace.is_zero() {
             // The paced run only sets up a peer for the latency figure.
@@ -266,6 +281,7 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
             "  memory: {before} MiB resident before the sync (the bench's generated entries and node A), peak {peak} MiB during it: the sync's two sides together added at most {} MiB",
             peak.saturating_sub(before)
         );
+        println!("  longest wait of a read on B during the sync (its session, and an app reading every 2 ms): {cold_wait:.1?}");
         }
 
         // Live: B stays connected; A appends small messages in batches of 10 (group commit);
@@ -277,6 +293,8 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
         // Sampling reads (never a write group: that would fsync B at every sample).
         let at_b = || hb.engine().read(|n| n.store.head(&author).map_or(0, |h| h.seq)).expect("read");
         let base = at_b();
+        ha.engine().take_longest_read_wait();
+        hb.engine().take_longest_read_wait();
         let appended: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
         let writer = {
             let ha = ha.clone();
@@ -320,6 +338,11 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
             pct(0.5).as_secs_f64() * 1e3,
             pct(0.99).as_secs_f64() * 1e3,
             if pct(0.5) <= Duration::from_millis(5) && pct(0.99) <= Duration::from_millis(50) { "PASS" } else { "FAIL" }
+        );
+        println!(
+            "  longest wait of a read for the node (sessions, this bench polling B): A {:.1?}, B {:.1?}",
+            ha.engine().take_longest_read_wait(),
+            hb.engine().take_longest_read_wait()
         );
     });
 }

@@ -7,6 +7,7 @@
 mod event;
 mod files;
 mod fsync;
+mod ingest;
 mod links;
 mod local;
 mod online;
@@ -99,6 +100,10 @@ pub(crate) struct Shared {
     stopped: AtomicBool,
     /// Jobs sent to the writer and not yet taken.
     queued: std::sync::atomic::AtomicUsize,
+    /// Readers waiting for the node lock: a long write group lets them in between its jobs.
+    readers: std::sync::atomic::AtomicUsize,
+    /// The longest a read waited for the node lock since last asked, in µs.
+    longest_wait: std::sync::atomic::AtomicU64,
     /// The fsync thread's queue, while it runs.
     fsync: Mutex<Option<std::sync::mpsc::Sender<fsync::Work>>>,
     /// Fsyncs the write groups took (each settles every group queued before it).
@@ -174,6 +179,8 @@ impl Engine {
             links: Mutex::default(),
             stopped: AtomicBool::new(false),
             queued: std::sync::atomic::AtomicUsize::new(0),
+            readers: std::sync::atomic::AtomicUsize::new(0),
+            longest_wait: std::sync::atomic::AtomicU64::new(0),
             acks: Mutex::default(),
             fsync: Mutex::new(None),
             fsyncs: std::sync::atomic::AtomicU64::new(0),
@@ -263,7 +270,13 @@ impl Engine {
 
     /// Runs `f` on the node for reading. Never waits behind an fsync.
     pub fn read<R>(&self, f: impl FnOnce(&Node) -> R) -> Result<R, EngineError> {
-        let guard = self.shared.node.read().map_err(|_| EngineError::Panicked("the node lock is poisoned".into()))?;
+        self.shared.readers.fetch_add(1, Ordering::SeqCst);
+        let asked = std::time::Instant::now();
+        let guard = self.shared.node.read();
+        self.shared.readers.fetch_sub(1, Ordering::SeqCst);
+        let waited = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.shared.longest_wait.fetch_max(waited, Ordering::Relaxed);
+        let guard = guard.map_err(|_| EngineError::Panicked("the node lock is poisoned".into()))?;
         match guard.as_ref() {
             Some(n) => Ok(f(n)),
             None => Err(EngineError::Unavailable("the store is being reopened".into())),
@@ -372,18 +385,17 @@ impl Engine {
                 .map_err(|e| EngineError::Panicked(e.to_string()))?
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit_job(writer::job_visible(
-            move |n| {
-                if let Some((used, keys)) = opened {
-                    n.store.note_opened(used, keys);
-                }
-                n.store.ingest_preverified(entries, crate::clock::wall_ms(), &verified)
-            },
-            move |r| {
-                let _ = tx.send(r);
-            },
-        ));
-        rx.await.unwrap_or(Err(EngineError::Stopped))?.map_err(Into::into)
+        let reply = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        self.submit_job(writer::Job::Ingest(Box::new(ingest::Ingest::new(entries, verified, opened, reply))));
+        rx.await.unwrap_or(Err(EngineError::Stopped))
+    }
+
+    /// The longest a read (a session, a front end) waited for the node since the last call:
+    /// what a write group made it wait.
+    pub fn take_longest_read_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.shared.longest_wait.swap(0, Ordering::Relaxed))
     }
 
     /// Sends a text message: sealed on the calling thread (so senders seal in parallel), with

@@ -348,3 +348,36 @@ fn queued_sends_are_stored_as_one_batch_in_order() {
         .collect();
     assert_eq!(texts, (0..10).map(|i| format!("s{i}")).collect::<Vec<_>>());
 }
+
+/// A large ingest is stored chunk by chunk, and the writer lets waiting readers in between
+/// them: a reader polling all along sees the log grow, not nothing and then everything, and
+/// every message ends up stored and readable.
+#[test]
+fn readers_get_the_node_between_the_chunks_of_a_large_ingest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (e, entries) = ann_and_bens_log(dir.path(), 600);
+    let mut per_log: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+    for x in &entries {
+        let seq = per_log.entry(x.header().author.0).or_default();
+        *seq = (*seq).max(x.header().seq);
+    }
+    let (&ben, &last) = per_log.iter().max_by_key(|(_, s)| **s).expect("a log");
+    let stop = AtomicBool::new(false);
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
+    let seen: BTreeSet<u64> = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut seen = BTreeSet::new();
+            while !stop.load(Ordering::SeqCst) {
+                seen.insert(e.read(|n| n.store.head(&ben).map_or(0, |h| h.seq)).expect("read"));
+            }
+            seen
+        });
+        let report = rt.block_on(e.ingest(entries.clone())).expect("ingest");
+        stop.store(true, Ordering::SeqCst);
+        assert_eq!(report.accepted, entries.len(), "{report:?}");
+        reader.join().expect("reader")
+    });
+    let between: Vec<u64> = seen.iter().copied().filter(|&s| s > 0 && s < last).collect();
+    assert!(!between.is_empty(), "the reader saw only {seen:?} of a log growing to {last}");
+    assert_eq!(e.read(|n| n.store.head(&ben).map(|h| h.seq)).expect("read"), Some(last));
+}

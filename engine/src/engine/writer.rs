@@ -5,7 +5,7 @@
 //! the next group reopens the store first, so the engine writes again once the cause (a full
 //! disk) is gone, without a restart.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::RwLockWriteGuard;
 use std::sync::atomic::Ordering;
@@ -13,6 +13,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::fsync::{self, Committed, Work};
+use super::ingest::Ingest;
 use super::{EngineError, Event, Shared};
 use crate::log::Entry;
 use crate::messenger::Sealing;
@@ -21,6 +22,13 @@ use crate::store::{Signed, StoreError};
 
 /// Most jobs in one group (one fsync).
 const MAX_GROUP: usize = 1024;
+
+/// A group holds the node's write lock at least this long before it lets waiting readers in
+/// (between two jobs, or two chunks of an ingest), so that it is not cut into slivers.
+const HOLD_BEFORE_YIELD: Duration = Duration::from_millis(2);
+
+/// How long a group that let readers in waits for them to take the lock before it goes on.
+const READERS_TURN: Duration = Duration::from_millis(2);
 
 /// Acknowledgements go out at most this often while messages keep arriving: each is a sealed
 /// entry (three key agreements here, one at its reader), and during a flood one per ~10
@@ -62,6 +70,9 @@ pub(crate) enum Job {
     /// stored in one batch, as one commit: a flood of sends costs one head, view-position and
     /// journal write per group instead of per message.
     Append(Sealing, SentReply),
+    /// Entries from elsewhere, stored in chunks ([`super::ingest`]); answered once all are
+    /// stored and visible, before the group's fsync.
+    Ingest(Box<Ingest>),
 }
 
 pub(crate) fn job<R: Send + 'static>(
@@ -76,18 +87,6 @@ pub(crate) fn job<R: Send + 'static>(
                 Box::new(|_| {})
             }
         }
-    }))
-}
-
-/// A job whose caller is answered as soon as its writes are committed and visible, before the
-/// group's fsync (see [`super::Engine::ingest`]).
-pub(crate) fn job_visible<R: Send + 'static>(
-    f: impl FnOnce(&mut Node) -> R + Send + 'static,
-    reply: impl FnOnce(Result<R, EngineError>) + Send + 'static,
-) -> Job {
-    Job::Run(Box::new(move |node: Result<&mut Node, EngineError>| -> Completion {
-        reply(node.and_then(|n| run_caught(n, f)));
-        Box::new(|_| {})
     }))
 }
 
@@ -108,6 +107,7 @@ pub(crate) fn refuse(job: Job, e: EngineError) {
     match job {
         Job::Run(run) => run(Err(e))(Ok(())),
         Job::Append(_, reply) => reply(Err(e)),
+        Job::Ingest(i) => i.refuse(e),
     }
 }
 
@@ -119,7 +119,7 @@ fn presign(shared: &Shared, jobs: &[Job]) -> Option<Signed> {
         .iter()
         .map(|j| match j {
             Job::Append(s, _) => Some(s),
-            Job::Run(_) => None,
+            Job::Run(_) | Job::Ingest(_) => None,
         })
         .collect::<Option<_>>()?;
     let guard = shared.node.read().ok()?;
@@ -127,21 +127,70 @@ fn presign(shared: &Shared, jobs: &[Job]) -> Option<Signed> {
     catch_unwind(AssertUnwindSafe(|| node.sign_sealed_many(sealings))).ok()?.ok()
 }
 
-/// Runs a group's jobs in order, each run of appends as one batch; `presigned` (only for a
-/// group of appends alone) holds their entries, signed already.
-fn run_jobs(node: &mut Node, jobs: Vec<Job>, presigned: Option<Signed>) -> Vec<Completion> {
-    let mut out = Vec::with_capacity(jobs.len());
-    let mut appends = Vec::new();
-    for job in jobs {
-        match job {
-            Job::Append(sealing, reply) => appends.push((sealing, reply)),
-            Job::Run(run) => {
-                out.extend(append_all(node, std::mem::take(&mut appends), None));
-                out.push(run(Ok(node)));
-            }
+/// What is left of a group: its jobs not yet run, the ingest under way, and — for a group of
+/// appends alone — their entries, signed already.
+struct Rest {
+    jobs: VecDeque<Job>,
+    ingest: Option<Box<Ingest>>,
+    presigned: Option<Signed>,
+}
+
+impl Rest {
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty() && self.ingest.is_none()
+    }
+
+    fn refuse(self, why: &str) {
+        if let Some(i) = self.ingest {
+            i.refuse(EngineError::Unavailable(why.to_owned()));
+        }
+        for j in self.jobs {
+            refuse(j, EngineError::Unavailable(why.to_owned()));
         }
     }
-    out.extend(append_all(node, appends, presigned));
+}
+
+/// Runs a group's jobs in order, each run of appends as one batch and each ingest chunk by
+/// chunk, until all have run or `yield_now` says readers should get the lock (checked between
+/// jobs and chunks, never inside a run of appends).
+fn run_jobs(shared: &Shared, node: &mut Node, rest: &mut Rest, yield_now: &dyn Fn() -> bool) -> Vec<Completion> {
+    let mut out = Vec::with_capacity(rest.jobs.len());
+    let mut appends = Vec::new();
+    loop {
+        if let Some(ingest) = rest.ingest.as_mut() {
+            let contended = shared.readers.load(Ordering::SeqCst) > 0;
+            match run_caught(node, |n| ingest.run_chunk(&mut n.store, contended)) {
+                Ok(false) => {}
+                Ok(true) => rest.ingest = None,
+                Err(e) => {
+                    if let Some(i) = rest.ingest.take() {
+                        i.refuse(e);
+                    }
+                }
+            }
+        } else {
+            match rest.jobs.pop_front() {
+                None => break,
+                Some(Job::Append(sealing, reply)) => {
+                    appends.push((sealing, reply));
+                    continue;
+                }
+                Some(Job::Run(run)) => {
+                    out.extend(append_all(node, std::mem::take(&mut appends), None));
+                    out.push(run(Ok(node)));
+                }
+                Some(Job::Ingest(i)) => {
+                    out.extend(append_all(node, std::mem::take(&mut appends), None));
+                    rest.ingest = Some(i);
+                    continue;
+                }
+            }
+        }
+        if !rest.is_empty() && yield_now() {
+            break;
+        }
+    }
+    out.extend(append_all(node, appends, rest.presigned.take()));
     out
 }
 
@@ -254,15 +303,39 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<Job>) {
     }
 }
 
+/// Runs a group: as one lock hold when nobody waits to read; cut between jobs or ingest
+/// chunks, each part its own lock hold, when readers wait.
 fn group(shared: &Shared, jobs: Vec<Job>) {
     let presigned = presign(shared, &jobs);
-    let mut jobs = Some(jobs);
-    let result = run_group(shared, false, |node| run_jobs(node, jobs.take().unwrap_or_default(), presigned));
-    if let Some(jobs) = jobs {
-        // The group never ran: the store is unavailable.
-        let why = result.err().unwrap_or_default();
-        for j in jobs {
-            refuse(j, EngineError::Unavailable(why.clone()));
+    let mut rest = Rest { jobs: jobs.into(), ingest: None, presigned };
+    loop {
+        let mut waiting = false;
+        let result = run_group(shared, false, |node| {
+            let held = Instant::now();
+            let yield_now = || held.elapsed() >= HOLD_BEFORE_YIELD && shared.readers.load(Ordering::SeqCst) > 0;
+            let out = run_jobs(shared, node, &mut rest, &yield_now);
+            if !rest.is_empty() {
+                // The rest of the group is work waiting for the writer: acknowledgements wait
+                // for it, as for any queued job (undone below).
+                shared.queued.fetch_add(1, Ordering::SeqCst);
+                waiting = true;
+            }
+            out
+        });
+        if waiting {
+            shared.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+        if rest.is_empty() {
+            return;
+        }
+        if let Err(why) = result {
+            // The rest never ran: the store is unavailable (or the group's fsync failed).
+            rest.refuse(&why);
+            return;
+        }
+        let until = Instant::now() + READERS_TURN;
+        while shared.readers.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+            std::thread::yield_now();
         }
     }
 }
