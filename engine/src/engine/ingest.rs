@@ -157,13 +157,7 @@ impl Ingest {
         self.refused.extend(r.rejected.iter().map(|x| x.author));
         self.refused.extend(r.forks.iter().copied());
         self.held.extend(r.held.iter().map(|e| e.header().author.0));
-        let all = &mut self.report;
-        all.accepted += r.accepted;
-        all.duplicates += r.duplicates;
-        all.skipped += r.skipped;
-        all.rejected.extend(r.rejected);
-        all.forks.extend(r.forks);
-        all.held.extend(r.held);
+        self.report.merge(r);
         Ok(())
     }
 }

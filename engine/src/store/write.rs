@@ -45,6 +45,16 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
+    /// Adds what a later ingest of the same batch (a second round, a next chunk) did.
+    pub fn merge(&mut self, more: IngestReport) {
+        self.accepted += more.accepted;
+        self.duplicates += more.duplicates;
+        self.skipped += more.skipped;
+        self.rejected.extend(more.rejected);
+        self.forks.extend(more.forks);
+        self.held.extend(more.held);
+    }
+
     /// What a connection needs to know of this ingest at `now_ms`: how many were taken, the
     /// first refusal no honest peer causes, and the entries held back with how long until the
     /// first of them is taken.
@@ -349,13 +359,7 @@ impl Store {
         if !deferred.is_empty() && round >= 2 {
             report.skipped += deferred.len();
         } else if !deferred.is_empty() {
-            let more = self.ingest_round(deferred, now_ms, round + 1, verified)?;
-            report.accepted += more.accepted;
-            report.duplicates += more.duplicates;
-            report.skipped += more.skipped;
-            report.rejected.extend(more.rejected);
-            report.forks.extend(more.forks);
-            report.held.extend(more.held);
+            report.merge(self.ingest_round(deferred, now_ms, round + 1, verified)?);
         }
         Ok(report)
     }
