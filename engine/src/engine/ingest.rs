@@ -75,8 +75,13 @@ impl Ingest {
 
     /// Answers the caller with `e`; nothing more is stored.
     pub(crate) fn refuse(mut self, e: EngineError) {
+        self.answer(Err(e));
+    }
+
+    /// Answers the caller, once.
+    fn answer(&mut self, r: Result<IngestReport, EngineError>) {
         if let Some(reply) = self.reply.take() {
-            reply(Err(e));
+            reply(r);
         }
     }
 
@@ -103,9 +108,7 @@ impl Ingest {
                 }
                 Err(e) => {
                     self.rest.clear();
-                    if let Some(reply) = self.reply.take() {
-                        reply(Err(e));
-                    }
+                    self.answer(Err(e));
                     return true;
                 }
             }
@@ -113,9 +116,8 @@ impl Ingest {
         if !self.rest.is_empty() {
             return false;
         }
-        if let Some(reply) = self.reply.take() {
-            reply(Ok(std::mem::take(&mut self.report)));
-        }
+        let report = std::mem::take(&mut self.report);
+        self.answer(Ok(report));
         true
     }
 

@@ -116,6 +116,13 @@ pub(crate) struct Shared {
     sync_points: Mutex<std::collections::HashMap<[u8; 32], crate::store::ChangePoint>>,
 }
 
+impl Shared {
+    /// Whether reads wait for the node lock (counted by [`Engine::read`]).
+    fn readers_waiting(&self) -> bool {
+        self.readers.load(Ordering::SeqCst) > 0
+    }
+}
+
 /// A handle on the engine. Cheap to clone; the node closes when the last handle is dropped or
 /// [`Engine::shutdown`] is called.
 #[derive(Clone)]

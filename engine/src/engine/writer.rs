@@ -151,14 +151,15 @@ impl Rest {
 }
 
 /// Runs a group's jobs in order, each run of appends as one batch and each ingest chunk by
-/// chunk, until all have run or `yield_now` says readers should get the lock (checked between
-/// jobs and chunks, never inside a run of appends).
-fn run_jobs(shared: &Shared, node: &mut Node, rest: &mut Rest, yield_now: &dyn Fn() -> bool) -> Vec<Completion> {
+/// chunk, until all have run or — once the lock has been held [`HOLD_BEFORE_YIELD`] — readers
+/// wait for it (checked between jobs and chunks, never inside a run of appends).
+fn run_jobs(shared: &Shared, node: &mut Node, rest: &mut Rest) -> Vec<Completion> {
+    let held = Instant::now();
     let mut out = Vec::with_capacity(rest.jobs.len());
     let mut appends = Vec::new();
     loop {
         if let Some(ingest) = rest.ingest.as_mut() {
-            let contended = shared.readers.load(Ordering::SeqCst) > 0;
+            let contended = shared.readers_waiting();
             match run_caught(node, |n| ingest.run_chunk(&mut n.store, contended)) {
                 Ok(false) => {}
                 Ok(true) => rest.ingest = None,
@@ -186,7 +187,7 @@ fn run_jobs(shared: &Shared, node: &mut Node, rest: &mut Rest, yield_now: &dyn F
                 }
             }
         }
-        if !rest.is_empty() && yield_now() {
+        if !rest.is_empty() && held.elapsed() >= HOLD_BEFORE_YIELD && shared.readers_waiting() {
             break;
         }
     }
@@ -311,9 +312,7 @@ fn group(shared: &Shared, jobs: Vec<Job>) {
     loop {
         let mut waiting = false;
         let result = run_group(shared, false, |node| {
-            let held = Instant::now();
-            let yield_now = || held.elapsed() >= HOLD_BEFORE_YIELD && shared.readers.load(Ordering::SeqCst) > 0;
-            let out = run_jobs(shared, node, &mut rest, &yield_now);
+            let out = run_jobs(shared, node, &mut rest);
             if !rest.is_empty() {
                 // The rest of the group is work waiting for the writer: acknowledgements wait
                 // for it, as for any queued job (undone below).
@@ -334,7 +333,7 @@ fn group(shared: &Shared, jobs: Vec<Job>) {
             return;
         }
         let until = Instant::now() + READERS_TURN;
-        while shared.readers.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+        while shared.readers_waiting() && Instant::now() < until {
             std::thread::yield_now();
         }
     }
