@@ -217,8 +217,11 @@ impl Engine {
                             Ok(CoreEvent::Storage { ok: false, detail }) => {
                                 let _ = tx.send(Event::Done(Err(format!("could not save: {detail}"))));
                             }
-                            Ok(CoreEvent::Stored { .. } | CoreEvent::Interest | CoreEvent::Files | CoreEvent::Transfer)
-                            | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            Ok(ev) if rebuilds_snapshot(&ev) => {
+                                full = true;
+                                wait = false;
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                                 full = true;
                                 wait = false;
                             }
@@ -232,10 +235,16 @@ impl Engine {
                         }
                     }
                 }
-                // Coalesce bursts (a sync brings many entries at once).
+                // Coalesce bursts (a sync brings many entries at once). What is taken here
+                // counts as much as what woke us: a download that ended now (`Files`) must
+                // rebuild the snapshot even when a peer coming up woke us.
                 tokio::time::sleep(Duration::from_millis(15)).await;
-                while let Ok(ev) = events.try_recv() {
-                    full |= matches!(ev, CoreEvent::Stored { .. } | CoreEvent::Interest);
+                loop {
+                    match events.try_recv() {
+                        Ok(ev) => full |= rebuilds_snapshot(&ev),
+                        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => full = true,
+                        Err(_) => break,
+                    }
                 }
             }
         });
@@ -557,6 +566,12 @@ pub fn file_url(path: &Path) -> String {
         }
     }
     out
+}
+
+/// Whether an engine event changes what the snapshot shows beyond the peers view: entries
+/// (chats, messages), who may see what, files and their downloads.
+fn rebuilds_snapshot(ev: &CoreEvent) -> bool {
+    matches!(ev, CoreEvent::Stored { .. } | CoreEvent::Interest | CoreEvent::Files | CoreEvent::Transfer)
 }
 
 #[cfg(test)]

@@ -484,7 +484,11 @@ fn files_arrive_with_a_thumbnail_and_a_dropped_file_is_sent() {
         .expect("png");
     let chat = bc.read(|n| n.chat("Ann").expect("chat")).expect("read");
     let (_, sent) = bc.send_file(&chat, &picture, "tonight", None).expect("send file");
-    step_until(&mut h, "Ben in the contact list", |h| h.query_by_label("Ben").is_some());
+    // Clicked once the picture's message is in: before, Ben is a contact row that the chat's
+    // row replaces when the message lands, and a click aimed at the old row is lost.
+    step_until(&mut h, "Ben's chat in the list", |h| {
+        h.state().snap.chats.iter().any(|c| c.title == "Ben") && h.query_by_label("Ben").is_some()
+    });
     h.get_by_label("Ben").click();
     step_until(&mut h, "the picture, downloaded", |h| {
         h.state().snap.open.as_ref().is_some_and(|o| {
