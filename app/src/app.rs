@@ -240,10 +240,7 @@ impl LibraApp {
                     engine.open_chat(Some(chat), 0);
                 }
                 ChatAction::Earlier => engine.show_earlier(),
-                ChatAction::Send { key, text, reply_to } => engine.act(move |n| {
-                    let t = n.chat(&key).map_err(|e| e.to_string())?;
-                    n.send(&t, &text, reply_to).map(|_| String::new()).map_err(|e| e.to_string())
-                }),
+                ChatAction::Send { key, text, reply_to } => engine.send_text(key, text, reply_to),
                 ChatAction::Edit { key, id, text } => engine.act(move |n| {
                     let t = n.chat(&key).map_err(|e| e.to_string())?;
                     n.edit(&t, id, &text).map(|_| "edited".into()).map_err(|e| e.to_string())

@@ -350,12 +350,24 @@ impl Engine {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let _ = self.tx.send(Event::Done(Ok(format!("encrypting {name}…"))));
         self.rt.spawn_blocking(move || {
-            let r = core
-                .read(|n| n.chat(&key))
-                .map_err(|e| e.to_string())
-                .and_then(|t| t.map_err(|e| e.to_string()))
+            let r = chat_of(&core, &key)
                 .and_then(|t| core.send_file(&t, &path, "", None).map_err(|e| format!("{name}: {e}")))
                 .map(|(_, f)| format!("sent {}", f.name));
+            let _ = tx.send(Event::Done(r));
+            refresh.notify_one();
+            repaint(&ctx);
+        });
+    }
+
+    /// Sends a text message: sealed on a blocking thread with only the recipients read under
+    /// the node lock (`Engine::send`), so a send never holds the node while it seals and the
+    /// chat list and sessions go on reading meanwhile.
+    pub fn send_text(&self, key: String, text: String, reply_to: Option<libra_engine::log::EntryId>) {
+        let (core, tx, ctx, refresh) = (self.core.clone(), self.tx.clone(), self.ctx.clone(), self.refresh.clone());
+        self.rt.spawn_blocking(move || {
+            let r = chat_of(&core, &key)
+                .and_then(|t| core.send(&t, &text, reply_to).map_err(|e| e.to_string()))
+                .map(|_| String::new());
             let _ = tx.send(Event::Done(r));
             refresh.notify_one();
             repaint(&ctx);
@@ -566,6 +578,11 @@ pub fn file_url(path: &Path) -> String {
         }
     }
     out
+}
+
+/// The chat `key` names (a chat id, or a contact for the 1:1 chat), as the status line says it.
+fn chat_of(core: &Core, key: &str) -> Result<libra_engine::messenger::ChatTarget, String> {
+    core.read(|n| n.chat(key)).map_err(|e| e.to_string())?.map_err(|e| e.to_string())
 }
 
 /// Whether an engine event changes what the snapshot shows beyond the peers view: entries
