@@ -230,7 +230,7 @@ async fn throughput(
                         for q in queued {
                             q.wait().expect("send");
                         }
-                        this_thread_cpu().unwrap_or(0.0)
+                        (this_thread_cpu().unwrap_or(0.0), Instant::now())
                     })
                     .expect("sender thread")
             })
@@ -239,7 +239,10 @@ async fn throughput(
         while at_b() < base + per_round as u64 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let senders_cpu: f64 = writers.into_iter().map(|w| w.join().expect("sender")).sum();
+        let b_all = t.elapsed();
+        let ends: Vec<(f64, Instant)> = writers.into_iter().map(|w| w.join().expect("sender")).collect();
+        let senders_cpu: f64 = ends.iter().map(|e| e.0).sum();
+        let sent = ends.iter().map(|e| e.1).max().map_or(Duration::ZERO, |e| e - t);
         // Acks included: B acknowledged in the groups that stored the messages; wait until
         // A holds B's device log as far as B has written it.
         let b_head = b.read_node(|nd| nd.store.head(&b_device).map_or(0, |h| h.seq));
@@ -247,6 +250,10 @@ async fn throughput(
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let took = t.elapsed();
+        // Where the round's end went: B catching up after the senders, then B's acks.
+        let timeline = format!(
+            "    the last send durable on A at {sent:.2?}, every message at B at {b_all:.2?}, B's acks at A at {took:.2?}"
+        );
         let cpu_total = process_cpu().zip(cpu_before).map(|(after, before)| after - before);
         let cpu = cpu_total.map(|c| c / took.as_secs_f64());
         let threads_after = threads_cpu();
@@ -267,6 +274,7 @@ async fn throughput(
             cpu.map(|c| format!("; {c:.2} of {} cores busy", cores())).unwrap_or_default()
                 + &steal.map(|st| format!(", {st:.2} stolen by the host")).unwrap_or_default(),
         );
+        println!("{timeline}");
         if let Some(total) = cpu_total {
             where_the_cpu_went(total, senders_cpu, &threads_before, &threads_after, got, ceiling);
         }
