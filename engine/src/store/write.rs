@@ -411,7 +411,13 @@ impl Store {
             }
             if let Some(reader) = &self.reader {
                 use crate::messaging::view::Known;
-                let known = e.payload.as_deref().and_then(|p| self.known_plaintext.get(blake3::hash(p).as_bytes()));
+                // Hashed only when this write noted plaintexts (our own sends): an ingest of
+                // others' entries has none, and a hash per entry is not free.
+                let known = e
+                    .payload
+                    .as_deref()
+                    .filter(|_| !self.known_plaintext.is_empty())
+                    .and_then(|p| self.known_plaintext.get(blake3::hash(p).as_bytes()));
                 let fresh = opened.and_then(|o| o.get(&e.id));
                 let known = match (known, fresh) {
                     (Some((p, k)), _) => Known::Sealed(p, *k),
