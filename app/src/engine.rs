@@ -346,16 +346,12 @@ impl Engine {
     /// Sends the file at `path` to the chat `key`: encrypted into the blob store off the UI
     /// thread, then sent like a message.
     pub fn send_file(&self, key: String, path: PathBuf) {
-        let (core, tx, ctx, refresh) = (self.core.clone(), self.tx.clone(), self.ctx.clone(), self.refresh.clone());
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let _ = self.tx.send(Event::Done(Ok(format!("encrypting {name}…"))));
-        self.rt.spawn_blocking(move || {
-            let r = chat_of(&core, &key)
+        self.spawn_action(move |core| {
+            chat_of(core, &key)
                 .and_then(|t| core.send_file(&t, &path, "", None).map_err(|e| format!("{name}: {e}")))
-                .map(|(_, f)| format!("sent {}", f.name));
-            let _ = tx.send(Event::Done(r));
-            refresh.notify_one();
-            repaint(&ctx);
+                .map(|(_, f)| format!("sent {}", f.name))
         });
     }
 
@@ -363,14 +359,10 @@ impl Engine {
     /// the node lock (`Engine::send`), so a send never holds the node while it seals and the
     /// chat list and sessions go on reading meanwhile.
     pub fn send_text(&self, key: String, text: String, reply_to: Option<libra_engine::log::EntryId>) {
-        let (core, tx, ctx, refresh) = (self.core.clone(), self.tx.clone(), self.ctx.clone(), self.refresh.clone());
-        self.rt.spawn_blocking(move || {
-            let r = chat_of(&core, &key)
+        self.spawn_action(move |core| {
+            chat_of(core, &key)
                 .and_then(|t| core.send(&t, &text, reply_to).map_err(|e| e.to_string()))
-                .map(|_| String::new());
-            let _ = tx.send(Event::Done(r));
-            refresh.notify_one();
-            repaint(&ctx);
+                .map(|_| String::new())
         });
     }
 
@@ -406,12 +398,16 @@ impl Engine {
 
     /// Runs an action on the node off the UI thread; its outcome arrives as `Event::Done`.
     pub fn act(&self, f: impl FnOnce(&mut Node) -> Result<String, String> + Send + 'static) {
+        self.spawn_action(move |core| core.write(f).unwrap_or_else(|e| Err(e.to_string())));
+    }
+
+    /// Runs `f` on a blocking thread; its outcome arrives as `Event::Done`, then the view is
+    /// rebuilt (some actions change only local state, a contact verified: no Stored event
+    /// follows).
+    fn spawn_action(&self, f: impl FnOnce(&Core) -> Result<String, String> + Send + 'static) {
         let (core, tx, ctx, refresh) = (self.core.clone(), self.tx.clone(), self.ctx.clone(), self.refresh.clone());
         self.rt.spawn_blocking(move || {
-            let r = core.write(f).unwrap_or_else(|e| Err(e.to_string()));
-            let _ = tx.send(Event::Done(r));
-            // Some actions change only local state (a contact verified): no Stored event
-            // follows, so the view is rebuilt here.
+            let _ = tx.send(Event::Done(f(&core)));
             refresh.notify_one();
             repaint(&ctx);
         });

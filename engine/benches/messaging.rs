@@ -250,10 +250,6 @@ async fn throughput(
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let took = t.elapsed();
-        // Where the round's end went: B catching up after the senders, then B's acks.
-        let timeline = format!(
-            "    the last send durable on A at {sent:.2?}, every message at B at {b_all:.2?}, B's acks at A at {took:.2?}"
-        );
         let cpu_total = process_cpu().zip(cpu_before).map(|(after, before)| after - before);
         let cpu = cpu_total.map(|c| c / took.as_secs_f64());
         let threads_after = threads_cpu();
@@ -274,7 +270,10 @@ async fn throughput(
             cpu.map(|c| format!("; {c:.2} of {} cores busy", cores())).unwrap_or_default()
                 + &steal.map(|st| format!(", {st:.2} stolen by the host")).unwrap_or_default(),
         );
-        println!("{timeline}");
+        // Where the round's end went: B catching up after the senders, then B's acks.
+        println!(
+            "    the last send durable on A at {sent:.2?}, every message at B at {b_all:.2?}, B's acks at A at {took:.2?}"
+        );
         if let Some(total) = cpu_total {
             where_the_cpu_went(total, senders_cpu, &threads_before, &threads_after, got, ceiling);
         }
