@@ -11,7 +11,10 @@
 //!             ingest opens, the reader's public key computed once); also next
 //!             to the raw QUIC small-message rate and the XChaCha20-Poly1305 rate. Sent twice:
 //!             in bulk (S threads, each keeping W sends queued; the figure) and by senders
-//!             that each wait for every send (--waiting-senders, 4; for reference).
+//!             that each wait for every send (--waiting-senders, 4; for reference). Each round
+//!             also prints the fresh pages it touched per message (heap growth, new file data)
+//!             and what this machine charges for a fresh page just then: on a VM that backs guest
+//!             memory lazily that charge swings from about 1 to about 30 µs per 4 KiB page.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +26,7 @@ use libra_engine::node::Node;
 
 #[path = "common/proc_stat.rs"]
 mod proc_stat;
-use proc_stat::{process_cpu, this_thread_cpu, threads_cpu};
+use proc_stat::{file_bytes_written, fresh_page_cost, minor_faults, process_cpu, this_thread_cpu, threads_cpu};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -210,6 +213,7 @@ async fn throughput(
         let cpu_before = process_cpu();
         let threads_before = threads_cpu();
         let steal_before = machine_steal();
+        let fresh_before = (minor_faults(), file_bytes_written());
         a.engine().take_longest_read_wait();
         b.engine().take_longest_read_wait();
         let t = Instant::now();
@@ -259,6 +263,7 @@ async fn throughput(
         let rate = got as f64 / took.as_secs_f64();
         // How long the writers made readers (sessions, this bench polling, an app) wait.
         let waits = (a.engine().take_longest_read_wait(), b.engine().take_longest_read_wait());
+        let fresh = fresh_pages(fresh_before, got);
         let ceiling_after = crypto_ceiling(a, b, chat);
         let ceiling = ceiling_after.max(ceiling_before);
         let drift = (ceiling_before - ceiling_after).abs() / ceiling_before.min(ceiling_after);
@@ -276,6 +281,16 @@ async fn throughput(
         );
         if let Some(total) = cpu_total {
             where_the_cpu_went(total, senders_cpu, &threads_before, &threads_after, got, ceiling);
+        }
+        if let Some((heap, files)) = fresh {
+            // Priced after the round, as the ceiling is: what this machine charges right now.
+            let price = fresh_page_cost();
+            println!(
+                "    fresh memory per message: {heap:.2} pages of the heap + {:.0} B written to files ({:.2} pages) ≈ {:.0} µs at {price:.1} µs per fresh page (this machine, now)",
+                files * 4096.0,
+                files,
+                (heap + files) * price,
+            );
         }
         println!(
             "    longest wait of a read for the node (sessions, this bench polling B): A {:.1?}, B {:.1?}",
@@ -334,6 +349,15 @@ fn where_the_cpu_went(
         per(ended),
         cores() as f64 / ceiling * 1e6,
     );
+}
+
+/// Fresh pages per message since `before`: first touches of the heap (minor faults) and new
+/// file data (journal, tables), which takes fresh page-cache pages the same way.
+fn fresh_pages(before: (Option<u64>, Option<u64>), messages: u64) -> Option<(f64, f64)> {
+    let faults = minor_faults()?.checked_sub(before.0?)?;
+    let written = file_bytes_written()?.checked_sub(before.1?)?;
+    let per = |x: f64| x / messages.max(1) as f64;
+    Some((per(faults as f64), per(written as f64 / 4096.0)))
 }
 
 /// Waits (up to 5 s) until this process uses less than a tenth of a core over 100 ms.
