@@ -691,6 +691,7 @@ impl Database {
             journal: active_journal,
             journal_manager: Arc::new(RwLock::new(journal_manager)),
             backpressure_lock: Mutex::default(),
+            retired_memtables: Mutex::default(),
             seqno,
         });
 
@@ -983,6 +984,7 @@ impl Database {
             journal,
             journal_manager: Arc::new(RwLock::new(JournalManager::new())),
             backpressure_lock: Mutex::default(),
+            retired_memtables: Mutex::default(),
             seqno,
         });
 

@@ -33,6 +33,13 @@ pub struct SupervisorInner {
     pub(crate) journal_manager: Arc<RwLock<JournalManager>>,
 
     pub(crate) backpressure_lock: Mutex<()>,
+
+    /// LIBRA-PATCH: every memtable this database rotated out, held until only this list holds
+    /// it. lsm-tree drops old versions (and with them, flushed memtables) under a keyspace's
+    /// version lock, which every write to that keyspace needs; freeing a 16 MiB skiplist there
+    /// stalled writes for tens of milliseconds. Held here, the last reference is dropped by
+    /// [`Supervisor::reap_memtables`] with no lock held.
+    pub(crate) retired_memtables: Mutex<Vec<Arc<lsm_tree::Memtable>>>,
 }
 
 #[derive(Clone)]
@@ -49,6 +56,27 @@ impl std::ops::Deref for Supervisor {
 impl Supervisor {
     pub fn new(inner: SupervisorInner) -> Self {
         Self(Arc::new(inner))
+    }
+
+    /// LIBRA-PATCH: keeps a rotated-out memtable alive until [`Supervisor::reap_memtables`].
+    pub(crate) fn retire_memtable(&self, memtable: Arc<lsm_tree::Memtable>) {
+        #[expect(clippy::expect_used)]
+        self.retired_memtables.lock().expect("lock is poisoned").push(memtable);
+    }
+
+    /// LIBRA-PATCH: frees the retired memtables nothing else holds any more (no version, no
+    /// snapshot, no flush), here, outside every lock. Call with no lock held.
+    pub(crate) fn reap_memtables(&self) {
+        let dead: Vec<_> = {
+            #[expect(clippy::expect_used)]
+            let mut retired = self.retired_memtables.lock().expect("lock is poisoned");
+            let (dead, alive) = std::mem::take(&mut *retired)
+                .into_iter()
+                .partition(|m| Arc::strong_count(m) == 1);
+            *retired = alive;
+            dead
+        };
+        drop(dead);
     }
 
     pub fn build_seqno_map(

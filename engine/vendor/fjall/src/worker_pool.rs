@@ -252,6 +252,9 @@ fn worker_tick(ctx: &WorkerState) -> crate::Result<bool> {
                 .write()
                 .expect("lock is poisoned")
                 .maintenance()?;
+
+            // LIBRA-PATCH: the flushed memtable, once no version holds it, is freed here.
+            ctx.supervisor.reap_memtables();
         }
         WorkerMessage::Compact(keyspace) => {
             // NOTE: Let one worker prioritize flushing if there are pending flushes
@@ -261,6 +264,9 @@ fn worker_tick(ctx: &WorkerState) -> crate::Result<bool> {
             }
 
             run_compaction(&keyspace, &ctx.supervisor.snapshot_tracker, &ctx.stats)?;
+
+            // LIBRA-PATCH: compaction's version GC may have let go of flushed memtables.
+            ctx.supervisor.reap_memtables();
         }
     }
 

@@ -741,10 +741,12 @@ impl Keyspace {
         }
 
         // Rotate memtable
-        let Some(_) = self.tree.rotate_memtable() else {
+        let Some(sealed) = self.tree.rotate_memtable() else {
             log::debug!("Got no sealed memtable, someone beat us to it");
             return Ok(false);
         };
+        // LIBRA-PATCH: freed by `reap_memtables`, not under a version lock (see Supervisor).
+        self.supervisor.retire_memtable(sealed);
 
         drop(journal_writer);
 
@@ -787,6 +789,9 @@ impl Keyspace {
             .write()
             .expect("lock is poisoned")
             .maintenance()?;
+
+        // LIBRA-PATCH: memtables that the version GC above let go are freed here, unlocked.
+        self.supervisor.reap_memtables();
 
         Ok(true)
     }
