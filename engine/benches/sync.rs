@@ -11,8 +11,10 @@
 //!            through real stores and engines over an in-memory byte stream (interest, head
 //!            sets and the connection included): an idle session, then one after d new entries.
 //! quic:      (with --quic-entries M) cold full sync of M entries over QUIC on loopback into an
-//!            empty store, entries/s next to the same run's ingest rate; target ≥ 0.7 ×. Then a
-//!            live push of --live N small messages: entries/s, p50/p99 append→stored latency
+//!            empty store, entries/s next to the same run's ingest rate; target ≥ 0.7 ×; with
+//!            its fresh pages per entry and what a fresh page costs now (on a VM: 1–40 µs, by
+//!            the minute). Then a live push of --live N small messages: entries/s, p50/p99
+//!            append→stored latency
 //!            (--peers P: A allows P more peers, offline, as a node with many contacts does).
 
 use std::time::{Duration, Instant};
@@ -21,6 +23,10 @@ use ed25519_dalek::SigningKey;
 use libra_engine::log::{Entry, sign_entry};
 use libra_engine::sync::memory::{MemLogs as Mem, run_pair};
 use libra_engine::sync::{Outcome, Session};
+
+#[path = "common/proc_stat.rs"]
+mod proc_stat;
+use proc_stat::{file_bytes_written, fresh_page_cost, minor_faults};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -259,6 +265,7 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
                 }
             })
         };
+        let fresh_before = (minor_faults(), file_bytes_written());
         let t = Instant::now();
         let out = hb.connect(addr, Some(a_device), false).await.expect("cold sync");
         let d = t.elapsed();
@@ -282,6 +289,16 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
             peak.saturating_sub(before)
         );
         println!("  longest wait of a read on B during the sync (its session, and an app reading every 2 ms): {cold_wait:.1?}");
+        if let (Some(f0), Some(w0), Some(f1), Some(w1)) = (fresh_before.0, fresh_before.1, minor_faults(), file_bytes_written()) {
+            // What new memory cost just now: on a VM it swings between minutes (see messaging.rs).
+            let per = |x: u64| x as f64 / out.entries_in.max(1) as f64;
+            println!(
+                "  fresh memory per entry: {:.2} pages of the heap + {:.0} B written to files; a fresh 4 KiB page costs {:.1} µs on this machine now",
+                per(f1.saturating_sub(f0)),
+                per(w1.saturating_sub(w0)),
+                fresh_page_cost()
+            );
+        }
         }
 
         // Live: B stays connected; A appends small messages in batches of 10 (group commit);
