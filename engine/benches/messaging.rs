@@ -26,7 +26,7 @@ use libra_engine::node::Node;
 
 #[path = "common/proc_stat.rs"]
 mod proc_stat;
-use proc_stat::{file_bytes_written, fresh_page_cost, minor_faults, process_cpu, this_thread_cpu, threads_cpu};
+use proc_stat::{fresh_mark, fresh_page_cost, fresh_since, process_cpu, this_thread_cpu, threads_cpu};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -213,7 +213,7 @@ async fn throughput(
         let cpu_before = process_cpu();
         let threads_before = threads_cpu();
         let steal_before = machine_steal();
-        let fresh_before = (minor_faults(), file_bytes_written());
+        let fresh_before = fresh_mark();
         a.engine().take_longest_read_wait();
         b.engine().take_longest_read_wait();
         let t = Instant::now();
@@ -263,7 +263,7 @@ async fn throughput(
         let rate = got as f64 / took.as_secs_f64();
         // How long the writers made readers (sessions, this bench polling, an app) wait.
         let waits = (a.engine().take_longest_read_wait(), b.engine().take_longest_read_wait());
-        let fresh = fresh_pages(fresh_before, got);
+        let fresh = fresh_since(fresh_before, got);
         let ceiling_after = crypto_ceiling(a, b, chat);
         let ceiling = ceiling_after.max(ceiling_before);
         let drift = (ceiling_before - ceiling_after).abs() / ceiling_before.min(ceiling_after);
@@ -282,13 +282,12 @@ async fn throughput(
         if let Some(total) = cpu_total {
             where_the_cpu_went(total, senders_cpu, &threads_before, &threads_after, got, ceiling);
         }
-        if let Some((heap, files)) = fresh {
+        if let Some((heap, bytes)) = fresh {
             // Priced after the round, as the ceiling is: what this machine charges right now.
             let price = fresh_page_cost();
+            let files = bytes / 4096.0;
             println!(
-                "    fresh memory per message: {heap:.2} pages of the heap + {:.0} B written to files ({:.2} pages) ≈ {:.0} µs at {price:.1} µs per fresh page (this machine, now)",
-                files * 4096.0,
-                files,
+                "    fresh memory per message: {heap:.2} pages of the heap + {bytes:.0} B written to files ({files:.2} pages) ≈ {:.0} µs at {price:.1} µs per fresh page (this machine, now)",
                 (heap + files) * price,
             );
         }
@@ -349,15 +348,6 @@ fn where_the_cpu_went(
         per(ended),
         cores() as f64 / ceiling * 1e6,
     );
-}
-
-/// Fresh pages per message since `before`: first touches of the heap (minor faults) and new
-/// file data (journal, tables), which takes fresh page-cache pages the same way.
-fn fresh_pages(before: (Option<u64>, Option<u64>), messages: u64) -> Option<(f64, f64)> {
-    let faults = minor_faults()?.checked_sub(before.0?)?;
-    let written = file_bytes_written()?.checked_sub(before.1?)?;
-    let per = |x: f64| x / messages.max(1) as f64;
-    Some((per(faults as f64), per(written as f64 / 4096.0)))
 }
 
 /// Waits (up to 5 s) until this process uses less than a tenth of a core over 100 ms.

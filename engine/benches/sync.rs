@@ -26,7 +26,7 @@ use libra_engine::sync::{Outcome, Session};
 
 #[path = "common/proc_stat.rs"]
 mod proc_stat;
-use proc_stat::{file_bytes_written, fresh_page_cost, minor_faults};
+use proc_stat::{fresh_mark, fresh_page_cost, fresh_since};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -265,7 +265,7 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
                 }
             })
         };
-        let fresh_before = (minor_faults(), file_bytes_written());
+        let fresh_before = fresh_mark();
         let t = Instant::now();
         let out = hb.connect(addr, Some(a_device), false).await.expect("cold sync");
         let d = t.elapsed();
@@ -289,13 +289,10 @@ fn quic(m: usize, logs: usize, live_n: usize, pace: Duration) {
             peak.saturating_sub(before)
         );
         println!("  longest wait of a read on B during the sync (its session, and an app reading every 2 ms): {cold_wait:.1?}");
-        if let (Some(f0), Some(w0), Some(f1), Some(w1)) = (fresh_before.0, fresh_before.1, minor_faults(), file_bytes_written()) {
+        if let Some((heap, bytes)) = fresh_since(fresh_before, out.entries_in as u64) {
             // What new memory cost just now: on a VM it swings between minutes (see messaging.rs).
-            let per = |x: u64| x as f64 / out.entries_in.max(1) as f64;
             println!(
-                "  fresh memory per entry: {:.2} pages of the heap + {:.0} B written to files; a fresh 4 KiB page costs {:.1} µs on this machine now",
-                per(f1.saturating_sub(f0)),
-                per(w1.saturating_sub(w0)),
+                "  fresh memory per entry: {heap:.2} pages of the heap + {bytes:.0} B written to files; a fresh 4 KiB page costs {:.1} µs on this machine now",
                 fresh_page_cost()
             );
         }

@@ -41,8 +41,7 @@ pub fn this_thread_cpu() -> Option<f64> {
 
 /// Minor page faults of this process so far: each is a page of memory touched for the first
 /// time (on a VM, one the hypervisor may first have to back).
-#[allow(dead_code)]
-pub fn minor_faults() -> Option<u64> {
+fn minor_faults() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // minflt is the 10th field, the 8th after the parenthesised name.
     stat[stat.rfind(')')? + 2..].split(' ').nth(7)?.parse().ok()
@@ -50,10 +49,28 @@ pub fn minor_faults() -> Option<u64> {
 
 /// Bytes this process has caused to be written to files (page cache included), where the OS
 /// tells it: new file data takes fresh pages of the page cache, as the heap's growth does.
-#[allow(dead_code)]
-pub fn file_bytes_written() -> Option<u64> {
+fn file_bytes_written() -> Option<u64> {
     let io = std::fs::read_to_string("/proc/self/io").ok()?;
     io.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok())
+}
+
+/// Where the fresh memory counters stood: minor faults, bytes written to files.
+pub type FreshMark = (Option<u64>, Option<u64>);
+
+/// The counters now, to measure a span by [`fresh_since`].
+#[allow(dead_code)]
+pub fn fresh_mark() -> FreshMark {
+    (minor_faults(), file_bytes_written())
+}
+
+/// Per item since `mark`: fresh heap pages (first touches, minor faults) and bytes of new file
+/// data (journal, tables), which takes fresh page-cache pages the same way.
+#[allow(dead_code)]
+pub fn fresh_since(mark: FreshMark, items: u64) -> Option<(f64, f64)> {
+    let faults = minor_faults()?.checked_sub(mark.0?)?;
+    let written = file_bytes_written()?.checked_sub(mark.1?)?;
+    let per = |x: u64| x as f64 / items.max(1) as f64;
+    Some((per(faults), per(written)))
 }
 
 /// What touching a fresh 4 KiB page costs on this machine now, in µs: 1024 pages of a new
