@@ -85,7 +85,11 @@ async fn a_carrier_delivers_what_it_cannot_read() {
     let c_secret = c.read_node(|n| n.secrets.device.agreement().clone());
     assert!(sealed.open(&c_secret, &aad(&held.header().author.0)).is_err());
     assert!(c.read_node(|n| n.store.chats().expect("chats")).iter().all(|s| s.chat != chat.chat));
-    // B's acknowledgement finds its way back the same way.
+    // B's acknowledgement finds its way back the same way, once B has sealed it: acks are
+    // sealed by B's writer after the ingest's group and offered once durable, so a session
+    // started right away may come before them.
+    wait_until("B's ack sealed", || !b.read_node(|n| n.store.has_new_messages())).await;
+    b.engine().wait_durable().expect("durable");
     b.connect(c.local_addr().expect("addr"), Some(c.device()), false).await.expect("b-c");
     c.connect(a.local_addr().expect("addr"), Some(a.device()), false).await.expect("c-a");
     let delivery = a.read_node(|n| n.store.messages(&chat.chat, 10).expect("m")[0].delivery);
