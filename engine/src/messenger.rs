@@ -13,7 +13,7 @@ use crate::messaging::body::MAX_TEXT;
 use crate::messaging::{Body, ChatId, ContactCard, SealRandom, aad, seal};
 use crate::node::{Node, NodeError};
 use crate::payload::KIND_SEALED;
-use crate::store::{InviteRecord, MAX_INVITE_USES, PeerRecord};
+use crate::store::{InviteRecord, MAX_INVITE_USES, NewMessage, PeerRecord};
 use crate::text;
 
 /// Most messages one acknowledgement names (≈ 35 KiB sealed, well inside an entry).
@@ -135,14 +135,18 @@ pub struct Sealing {
 /// Acknowledgements to seal (from [`Node::draft_acks`]): each body, its plan, and how many
 /// messages it acknowledges; and the first chat that could not be planned.
 pub struct AckDrafts {
-    drafts: Vec<(Body, SealPlan, usize)>,
+    drafts: Vec<(Body, SealPlan, Vec<NewMessage>)>,
+    /// Messages no draft covers (their chat could not be planned): their points stay.
+    left: Vec<NewMessage>,
     first_error: Option<MessengerError>,
 }
 
 /// Sealed acknowledgements, to append with [`Node::append_acks`].
 pub struct SealedAcks {
     sealings: Vec<Sealing>,
-    acknowledged: usize,
+    /// The messages the sealings acknowledge, and those left for a later pass.
+    acknowledged: Vec<NewMessage>,
+    left: Vec<NewMessage>,
     first_error: Option<MessengerError>,
 }
 
@@ -150,16 +154,22 @@ impl AckDrafts {
     /// Seals every draft (needs nothing from the node). One that fails is left out; the
     /// first failure is kept to report if nothing else is acknowledged.
     pub fn seal(self) -> SealedAcks {
-        let AckDrafts { drafts, mut first_error } = self;
-        let mut out = SealedAcks { sealings: Vec::with_capacity(drafts.len()), acknowledged: 0, first_error: None };
-        for (body, plan, count) in drafts {
+        let AckDrafts { drafts, left, mut first_error } = self;
+        let mut out = SealedAcks {
+            sealings: Vec::with_capacity(drafts.len()),
+            acknowledged: Vec::new(),
+            left,
+            first_error: None,
+        };
+        for (body, plan, covered) in drafts {
             match plan.seal(&body) {
                 Ok(s) => {
                     out.sealings.push(s);
-                    out.acknowledged += count;
+                    out.acknowledged.extend(covered);
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
+                    out.left.extend(covered);
                 }
             }
         }
@@ -552,18 +562,32 @@ impl Node {
     /// Appends sealed acks (from [`AckDrafts::seal`]) in one batch; how many messages they
     /// acknowledge.
     pub fn append_acks(&mut self, sealed: SealedAcks) -> Result<usize, MessengerError> {
-        let SealedAcks { sealings, acknowledged, first_error } = sealed;
-        let appended =
-            if sealings.is_empty() { Ok(0) } else { self.append_sealed_many(sealings).map(|_| acknowledged) };
-        match (appended, first_error) {
-            (Ok(0), Some(e)) => Err(e),
-            (r, _) => r,
+        self.append_acks_settling(sealed, BTreeSet::new())
+    }
+
+    /// [`Node::append_acks`], then moves the acknowledgement points of the logs acknowledged
+    /// and of `also` past what is now acknowledged (spec/messaging.md, section 10.4).
+    fn append_acks_settling(&mut self, sealed: SealedAcks, also: BTreeSet<[u8; 32]>) -> Result<usize, MessengerError> {
+        let SealedAcks { sealings, acknowledged, left, first_error } = sealed;
+        let count = acknowledged.len();
+        if !sealings.is_empty() {
+            self.append_sealed_many(sealings)?;
+        }
+        let mut logs = also;
+        logs.extend(acknowledged.iter().chain(&left).map(|m| m.log));
+        if let Err(e) = self.store.settle_ack_points(logs, &left) {
+            // The acks are stored; a point left behind only acknowledges them again later.
+            tracing::warn!(error = %e, "could not move the acknowledgement points");
+        }
+        match (count, first_error) {
+            (0, Some(e)) => Err(e),
+            _ => Ok(count),
         }
     }
 
-    fn ack_drafts(&self, mut pending: Vec<crate::store::NewMessage>) -> AckDrafts {
+    fn ack_drafts(&self, mut pending: Vec<NewMessage>) -> AckDrafts {
         pending.sort_by_key(|m| (m.chat, m.user));
-        let mut drafts = AckDrafts { drafts: Vec::new(), first_error: None };
+        let mut drafts = AckDrafts { drafts: Vec::new(), left: Vec::new(), first_error: None };
         for group in pending.chunk_by(|a, b| a.chat == b.chat && a.user == b.user) {
             let Some(user) = group[0].user else { continue };
             // One chat failing must not hold back the others.
@@ -571,13 +595,14 @@ impl Node {
                 Ok(p) => p,
                 Err(e) => {
                     drafts.first_error.get_or_insert(e);
+                    drafts.left.extend_from_slice(group);
                     continue;
                 }
             };
             for part in group.chunks(ACK_BATCH) {
                 let targets: Vec<EntryId> = part.iter().map(|m| m.id).collect();
                 let body = Body::Ack { chat: part[0].chat, targets, read: false };
-                drafts.drafts.push((body, plan.clone(), part.len()));
+                drafts.drafts.push((body, plan.clone(), part.to_vec()));
             }
         }
         drafts
@@ -585,12 +610,15 @@ impl Node {
 
     /// Acknowledges what a crash or restart may have left unacknowledged.
     pub fn acknowledge_all(&mut self) -> Result<usize, MessengerError> {
-        let missing = self.store.unacknowledged(&self.device_id())?;
+        // What is stored since the last pass is behind a point too: read from the logs.
         self.store.take_new_messages();
-        self.send_acks(missing)
+        let missing = self.store.unacknowledged()?;
+        let every = self.store.ack_point_logs();
+        let sealed = self.ack_drafts(missing).seal();
+        self.append_acks_settling(sealed, every)
     }
 
-    fn send_acks(&mut self, pending: Vec<crate::store::NewMessage>) -> Result<usize, MessengerError> {
+    fn send_acks(&mut self, pending: Vec<NewMessage>) -> Result<usize, MessengerError> {
         let sealed = self.ack_drafts(pending).seal();
         self.append_acks(sealed)
     }

@@ -205,7 +205,7 @@ impl Engine {
         };
         let engine =
             Engine { shared, closer: Arc::new(Closer { jobs: Mutex::new(Some(tx)), thread: Mutex::new(thread) }) };
-        // Messages a crash (or an older version) left unacknowledged: the pending marks, not
+        // Messages a crash (or an older version) left unacknowledged: from the acknowledgement points, not
         // the history. A moment after start, so the first screen does not wait behind it.
         // Weak: a node closed meanwhile is not kept open for this.
         let (shared, closer) = (engine.shared.clone(), Arc::downgrade(&engine.closer));

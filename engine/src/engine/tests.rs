@@ -190,7 +190,7 @@ fn own_head(e: &Engine) -> u64 {
 }
 
 fn all_acknowledged(e: &Engine) -> bool {
-    e.read(|n| n.store.unacknowledged(&n.device_id())).expect("read").expect("unacknowledged").is_empty()
+    e.read(|n| n.store.unacknowledged()).expect("read").expect("unacknowledged").is_empty()
 }
 
 #[test]

@@ -203,6 +203,9 @@ fn rows_opened(entry: &Entry, reader: &Reader, trust: &TrustView, opened: Result
             let who = user.map_or([0; 32], |u| *u.as_bytes());
             vec![(key(&[b"d", target.as_bytes(), id]), who.to_vec())]
         }
+        // This device's own delivery acks tell this device nothing (delivery counts other
+        // users' devices; read marks only read acks): no rows, one fewer per message received.
+        Body::Ack { read: false, .. } if device == reader.device => Vec::new(),
         Body::Ack { targets, read, .. } => targets
             .iter()
             .map(|t| (key(&[b"a", t.as_bytes(), device.as_bytes(), &ts, &[u8::from(read)]]), Vec::new()))
@@ -235,11 +238,7 @@ fn content_key_any(sealed: &Sealed, secrets: &[(StaticSecret, [u8; 32])]) -> Res
 }
 
 fn message_rows(chat: ChatId, ts: &[u8; 8], id: &[u8; 32], row: &MsgRow) -> Vec<(Vec<u8>, Vec<u8>)> {
-    vec![
-        (key(&[b"m", &chat.0.0, ts, id]), codec::encode(row)),
-        (key(&[b"t", id]), key(&[&chat.0.0, ts])),
-        (key(&[b"s", &chat.0.0]), Vec::new()),
-    ]
+    vec![(key(&[b"m", &chat.0.0, ts, id]), codec::encode(row)), (key(&[b"s", &chat.0.0]), Vec::new())]
 }
 
 fn group_rows(chat: ChatId, ts: &[u8; 8], id: &[u8; 32], user: Option<UserId>, op: GroupOp) -> Vec<(Vec<u8>, Vec<u8>)> {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::read_marks::MarkStage;
+use super::read_marks::{Locate, MarkStage};
 use super::{Store, StoreError, keys};
 use crate::codec::{self, Bytes};
 use crate::identity::{DeviceId, UserId};
@@ -21,6 +21,9 @@ pub struct NewMessage {
     pub chat: ChatId,
     pub id: EntryId,
     pub user: Option<UserId>,
+    /// Where it is: the author device's log and its seq (the acknowledgement points follow it).
+    pub log: [u8; 32],
+    pub seq: u64,
 }
 
 /// How far one of our messages got.
@@ -79,7 +82,7 @@ pub struct ChatSummary {
 /// Unread counts stop at this (shown as "999+"): counting further would cost a walk of history.
 pub const UNREAD_CAP: usize = 999;
 
-pub(super) fn new_message(key: &[u8], reader: &Reader, value: &[u8]) -> Option<NewMessage> {
+pub(super) fn new_message(key: &[u8], reader: &Reader, value: &[u8], at: ([u8; 32], u64)) -> Option<NewMessage> {
     if key.first() != Some(&b'm') || key.len() != 1 + 16 + 8 + 32 {
         return None;
     }
@@ -89,42 +92,34 @@ pub(super) fn new_message(key: &[u8], reader: &Reader, value: &[u8]) -> Option<N
     }
     let chat = ChatId(Bytes(key[1..17].try_into().ok()?));
     let id = EntryId(Bytes(key[25..57].try_into().ok()?));
-    Some(NewMessage { chat, id, user: row.user })
+    Some(NewMessage { chat, id, user: row.user, log: at.0, seq: at.1 })
 }
 
-/// Prefix of the pending-acknowledgement marks (views keyspace): local bookkeeping, not part of
-/// the projection, so a restart finds unacknowledged messages without scanning every chat.
-const PENDING: &[u8] = b"ack-pending\0";
-
-fn pending_key(id: &[u8]) -> Vec<u8> {
-    [PENDING, id].concat()
+/// What staging an entry's rows needs besides the batch: where they go, who reads, and how to
+/// find a message stored earlier (for read marks).
+pub(super) struct Stage<'a> {
+    pub(super) chats: &'a fjall::Keyspace,
+    pub(super) views: &'a fjall::Keyspace,
+    pub(super) reader: &'a Reader,
+    pub(super) locate: Locate<'a>,
+    /// Whether a device is one of ours.
+    pub(super) ours: &'a dyn Fn(&DeviceId) -> bool,
 }
 
-/// Adds one entry's rows to the batch, marks new messages from others as pending an ack from
-/// this device, and clears the marks this device's own acks settle. Returns the new messages.
+/// Adds the rows of the entry at `at` (log, seq) to the batch and moves the read marks they
+/// move. Returns the messages from others among them, which this device acknowledges.
 pub(super) fn stage_rows(
     batch: &mut fjall::OwnedWriteBatch,
-    chats: &fjall::Keyspace,
-    views: &fjall::Keyspace,
-    reader: &Reader,
+    st: &Stage<'_>,
     marks: &mut MarkStage,
-    ours: &dyn Fn(&DeviceId) -> bool,
+    at: ([u8; 32], u64),
     rows: Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<Vec<NewMessage>, StoreError> {
     let mut fresh = Vec::new();
     for (k, v) in rows {
-        marks.row(batch, chats, views, ours, &k, &v)?;
-        if let Some(m) = new_message(&k, reader, &v) {
-            let mut mark = m.chat.0.0.to_vec();
-            mark.extend_from_slice(m.user.as_ref().map_or(&[0u8; 32], |u| u.as_bytes()));
-            batch.insert(views, pending_key(m.id.as_bytes()), mark);
-            fresh.push(m);
-        }
-        // `a` target(32) device(32) ts(8) read(1): our own ack settles the mark.
-        if k.first() == Some(&b'a') && k.get(33..65) == Some(&reader.device.as_bytes()[..]) {
-            batch.remove(views, pending_key(&k[1..33]));
-        }
-        batch.insert(chats, k, v);
+        marks.row(batch, st.views, st.locate, st.ours, &k, &v)?;
+        fresh.extend(new_message(&k, st.reader, &v, at));
+        batch.insert(st.chats, k, v);
     }
     Ok(fresh)
 }
@@ -144,6 +139,7 @@ impl Store {
     /// Sets who reads sealed messages and brings the chats rows up to date with the logs.
     pub fn set_reader(&mut self, reader: Reader) -> Result<(), StoreError> {
         self.reader = Some(reader);
+        self.upgrade_rows()?;
         let positions = self.view_positions(VIEW)?;
         let behind: Vec<([u8; 32], u64, u64)> = self
             .heads()
@@ -156,11 +152,14 @@ impl Store {
             return self.build_read_marks_once();
         }
         let mut batch = self.db.batch();
-        let mut marks = MarkStage::new(self.reader.as_ref());
+        let mut marks = MarkStage::new(self.reader.as_ref(), self.early_notes());
         let mut summaries = BTreeSet::new();
+        let mut points = BTreeMap::new();
         if let Some(reader) = &self.reader {
             let own = self.own_devices();
             let ours = |d: &DeviceId| own.contains(d);
+            let locate = |id: &[u8; 32]| self.place_of(id);
+            let st = Stage { chats: &self.chats, views: &self.views, reader, locate: &locate, ours: &ours };
             for (author, at, head) in behind {
                 for e in self.read_log(&author, at + 1, usize::MAX)? {
                     let kept = self.kept_key(&e.id)?;
@@ -170,14 +169,19 @@ impl Store {
                     if let Some(k) = key.filter(|_| kept.is_none()) {
                         batch.insert(&self.views, keys::content_key_key(e.id.as_bytes()), k.to_vec());
                     }
-                    stage_rows(&mut batch, &self.chats, &self.views, reader, &mut marks, &ours, rows)?;
+                    let fresh = stage_rows(&mut batch, &st, &mut marks, (author, e.header().seq), rows)?;
+                    self.ack_points.stage(&mut batch, &self.views, &mut points, &fresh);
                 }
                 batch.insert(&self.views, keys::view_pos_key(VIEW, &author), head.to_be_bytes().to_vec());
             }
         }
-        marks.finish(&mut batch, &self.views);
+        let noted_early = marks.finish(&mut batch, &self.views);
         batch.commit()?;
         self.db.persist(fjall::PersistMode::SyncAll)?;
+        self.ack_points.apply(points);
+        if noted_early {
+            self.noted_early();
+        }
         self.build_read_marks_once()
     }
 
@@ -436,25 +440,6 @@ impl Store {
             out.push(ChatSummary { chat, kind, last, unread: unread.min(UNREAD_CAP) });
         }
         out.sort_by_key(|c| std::cmp::Reverse(c.last.as_ref().map_or(0, |m| m.timestamp)));
-        Ok(out)
-    }
-
-    /// Messages from others that this device has not acknowledged yet (after a restart): the
-    /// pending marks, which this device's acks clear.
-    pub fn unacknowledged(&self, _device: &DeviceId) -> Result<Vec<NewMessage>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.views.prefix(PENDING) {
-            let (k, v) = item.into_inner()?;
-            let (Some(id), Some(chat), Some(user)) = (
-                k.get(PENDING.len()..).and_then(arr::<32>),
-                v.get(..16).and_then(arr::<16>),
-                v.get(16..48).and_then(arr::<32>),
-            ) else {
-                continue;
-            };
-            let user = (user != [0; 32]).then_some(UserId(Bytes(user)));
-            out.push(NewMessage { chat: ChatId(Bytes(chat)), id: EntryId(Bytes(id)), user });
-        }
         Ok(out)
     }
 }

@@ -4,6 +4,7 @@
 //! view state and view positions — goes through one atomic write batch followed by a journal
 //! fsync (`PersistMode::SyncAll`). An append or ingest that returned `Ok` is durable.
 
+mod ack_points;
 pub mod blobs;
 mod chats;
 mod contact_state;
@@ -22,6 +23,7 @@ mod read;
 mod read_marks;
 mod refused;
 mod repair;
+mod rows_upgrade;
 mod verify;
 mod waiting;
 mod write;
@@ -94,6 +96,10 @@ pub struct Store {
     reader: Option<crate::messaging::Reader>,
     /// Messages from other users stored since the last `take_new_messages`.
     new_messages: Vec<chats::NewMessage>,
+    /// Per log, where this device may still owe acknowledgements (as stored).
+    ack_points: ack_points::AckPoints,
+    /// Whether notes of messages read before they arrived may be stored (rarely).
+    early_notes: std::sync::atomic::AtomicBool,
     head_cache: BTreeMap<[u8; 32], Head>,
     /// Every held log's head, settled after each commit; sessions share it (copy on write).
     head_set: std::sync::Arc<HeadSet>,

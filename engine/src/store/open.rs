@@ -112,6 +112,8 @@ impl Store {
             }
         };
         let moves = super::moves::Moves::restore(epoch, head_cache.iter().map(|(a, h)| (*a, h.moved)));
+        let ack_points = super::ack_points::AckPoints::load(&views)?;
+        let early_notes = super::read_marks::any_read_early(&views)?;
         let mut store = Store {
             path,
             db,
@@ -128,6 +130,8 @@ impl Store {
             grants,
             reader: None,
             new_messages: Vec::new(),
+            ack_points,
+            early_notes: std::sync::atomic::AtomicBool::new(early_notes),
             head_cache,
             head_set: std::sync::Arc::new(head_set),
             moves,

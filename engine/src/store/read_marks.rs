@@ -37,27 +37,41 @@ fn early_key(id: &[u8]) -> Vec<u8> {
     [EARLY, id].concat()
 }
 
+/// Where a message held lives: its chat and timestamp (what its `m` row key starts with).
+pub(super) type Place = ([u8; 16], [u8; 8]);
+/// Finds where a held message lives, for a read ack of a message staged in an earlier batch.
+pub(super) type Locate<'a> = &'a dyn Fn(&[u8; 32]) -> Result<Option<Place>, StoreError>;
+
 /// The marks one write batch moves, and what it stores that later rows in it may point at.
 pub(super) struct MarkStage {
     /// The reader's user: its messages are its own.
     user: Option<UserId>,
     marks: HashMap<[u8; 16], [u8; 40]>,
     /// Message rows staged in this batch: id → chat, ts.
-    placed: HashMap<[u8; 32], ([u8; 16], [u8; 8])>,
+    placed: HashMap<[u8; 32], Place>,
     early: HashSet<[u8; 32]>,
+    /// Whether the store may hold notes of messages read early: almost never, and asking for
+    /// one per message stored was a point read per message.
+    stored_early: bool,
 }
 
 impl MarkStage {
-    pub(super) fn new(reader: Option<&Reader>) -> MarkStage {
-        MarkStage { user: reader.map(|r| r.user), marks: HashMap::new(), placed: HashMap::new(), early: HashSet::new() }
+    pub(super) fn new(reader: Option<&Reader>, stored_early: bool) -> MarkStage {
+        MarkStage {
+            user: reader.map(|r| r.user),
+            marks: HashMap::new(),
+            placed: HashMap::new(),
+            early: HashSet::new(),
+            stored_early,
+        }
     }
 
     /// Follows one row staged for the chats keyspace. `ours` says whether a device is one of ours.
     pub(super) fn row(
         &mut self,
         batch: &mut fjall::OwnedWriteBatch,
-        chats: &fjall::Keyspace,
         views: &fjall::Keyspace,
+        locate: Locate<'_>,
         ours: &dyn Fn(&DeviceId) -> bool,
         key: &[u8],
         value: &[u8],
@@ -70,7 +84,7 @@ impl MarkStage {
                 };
                 self.placed.insert(id, (chat, ts));
                 let mine = self.user.is_some() && codec::decode::<MsgRow>(value).is_ok_and(|r| r.user == self.user);
-                let read_before = self.early.remove(&id) || views.get(early_key(&id))?.is_some();
+                let read_before = self.early.remove(&id) || (self.stored_early && views.get(early_key(&id))?.is_some());
                 if read_before {
                     batch.remove(views, early_key(&id));
                 }
@@ -88,9 +102,7 @@ impl MarkStage {
                 }
                 let at = match self.placed.get(&target) {
                     Some(p) => Some(*p),
-                    None => chats
-                        .get(view::key(&[b"t", &target]))?
-                        .and_then(|v| Some((arr(v.get(..16)?)?, arr(v.get(16..24)?)?))),
+                    None => locate(&target)?,
                 };
                 match at {
                     Some((chat, ts)) => self.raise(views, chat, &[&ts[..], &target].concat())?,
@@ -117,11 +129,20 @@ impl MarkStage {
         Ok(())
     }
 
-    /// Puts the moved marks into the batch.
-    pub(super) fn finish(self, batch: &mut fjall::OwnedWriteBatch, views: &fjall::Keyspace) {
+    /// Puts the moved marks into the batch; whether it noted a message read early.
+    pub(super) fn finish(self, batch: &mut fjall::OwnedWriteBatch, views: &fjall::Keyspace) -> bool {
         for (chat, at) in self.marks {
             batch.insert(views, mark_key(&chat), at.to_vec());
         }
+        !self.early.is_empty()
+    }
+}
+
+/// Whether the store holds a note of a message read before it arrived.
+pub(super) fn any_read_early(views: &fjall::Keyspace) -> Result<bool, StoreError> {
+    match views.prefix(EARLY).next() {
+        Some(item) => item.key().map(|_| true).map_err(StoreError::from),
+        None => Ok(false),
     }
 }
 
@@ -141,6 +162,28 @@ impl Store {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Whether notes of messages read early may be stored (else staging need not look).
+    pub(super) fn early_notes(&self) -> bool {
+        self.early_notes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(super) fn noted_early(&self) {
+        self.early_notes.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Where a held message lives (its chat and timestamp), from its entry and kept content
+    /// key: none for an entry not held, not opened here or not a message. Only read acks by our
+    /// own devices ask, for messages stored in an earlier batch.
+    pub(super) fn place_of(&self, id: &[u8; 32]) -> Result<Option<Place>, StoreError> {
+        let id = EntryId(Bytes(*id));
+        let (Some(reader), Some(key)) = (self.reader.as_ref(), self.kept_key(&id)?) else { return Ok(None) };
+        let Some(entry) = self.get(&id)? else { return Ok(None) };
+        let (rows, _) = view::rows_known(&entry, reader, &self.trust, view::Known::Key(key));
+        Ok(rows.iter().find_map(|(k, _)| {
+            (k.first() == Some(&b'm') && k.len() == 57).then(|| Some((arr(&k[1..17])?, arr(&k[17..25])?))).flatten()
+        }))
     }
 
     /// Whether every chat has its mark.
@@ -171,9 +214,10 @@ impl Store {
             if k.len() == 74
                 && k[73] == 1
                 && own.contains(&DeviceId(Bytes(device)))
-                && self.chats.get(view::key(&[b"t", &target]))?.is_none()
+                && self.place_of(&target)?.is_none()
             {
                 batch.insert(&self.views, early_key(&target), Vec::new());
+                self.noted_early();
             }
         }
         for item in self.chats.prefix(b"s") {

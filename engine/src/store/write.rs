@@ -381,7 +381,8 @@ impl Store {
         let mut trust_changed = false;
         let mut contacts_changed = false;
         let mut new_messages = Vec::new();
-        let mut marks = super::read_marks::MarkStage::new(self.reader.as_ref());
+        let mut marks = super::read_marks::MarkStage::new(self.reader.as_ref(), self.early_notes());
+        let mut points = BTreeMap::new();
         let mut summaries = std::collections::BTreeSet::new();
         let same = self.reader.as_ref().is_some_and(|r| r.agreements.iter().map(|(_, p)| *p).eq(used.iter().copied()));
         let opened = same.then_some(&opened);
@@ -442,15 +443,11 @@ impl Store {
                 contacts_changed |= rows.iter().any(|(k, _)| matches!(k.first(), Some(b'c' | b'g')));
                 let ours =
                     |d: &crate::identity::DeviceId| trust.user(&reader.user).is_some_and(|u| u.devices.contains_key(d));
-                new_messages.extend(chats::stage_rows(
-                    &mut batch,
-                    &self.chats,
-                    &self.views,
-                    reader,
-                    &mut marks,
-                    &ours,
-                    rows,
-                )?);
+                let locate = |id: &[u8; 32]| self.place_of(id);
+                let st = chats::Stage { chats: &self.chats, views: &self.views, reader, locate: &locate, ours: &ours };
+                let fresh = chats::stage_rows(&mut batch, &st, &mut marks, (author, h.seq), rows)?;
+                self.ack_points.stage(&mut batch, &self.views, &mut points, &fresh);
+                new_messages.extend(fresh);
             }
         }
         // Each log's move takes the next position of the order (section 8.9), in the same
@@ -477,7 +474,7 @@ impl Store {
         for (author, proof) in &forks {
             batch.insert(&self.forks, author.to_vec(), proof.encode());
         }
-        marks.finish(&mut batch, &self.views);
+        let noted_early = marks.finish(&mut batch, &self.views);
         self.sync.guard(batch.commit())?;
         // Committed batches are visible to readers; keep the caches in step before the fsync,
         // whose failure leaves the outcome unknown (spec/log.md, "Durability").
@@ -495,6 +492,10 @@ impl Store {
         }
         self.forked.extend(forks.iter().map(|(a, _)| *a));
         self.new_messages.extend(new_messages);
+        self.ack_points.apply(points);
+        if noted_early {
+            self.noted_early();
+        }
         self.sync.note_written(entries.iter().map(|e| e.header().author.0));
         self.known_plaintext.clear();
         self.sync_now()?;

@@ -509,9 +509,9 @@ fn unacknowledged_messages_survive_a_restart_and_are_acked_once() {
     // A crash before acknowledging: the marks are on disk.
     drop(b);
     let mut b = Node::open(&dir.path().join("b")).expect("reopen");
-    assert_eq!(b.store.unacknowledged(&b.device_id()).expect("pending").len(), 2);
+    assert_eq!(b.store.unacknowledged().expect("pending").len(), 2);
     assert_eq!(b.acknowledge_all().expect("ack"), 2);
-    assert!(b.store.unacknowledged(&b.device_id()).expect("pending").is_empty());
+    assert!(b.store.unacknowledged().expect("pending").is_empty());
     assert_eq!(b.acknowledge_all().expect("ack"), 0, "acked once");
     assert!(b.store.verify().expect("verify").is_empty());
 }

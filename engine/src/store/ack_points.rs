@@ -1,0 +1,163 @@
+//! Acknowledgement points: per log, the first seq at which this device may still owe an
+//! acknowledgement (spec/messaging.md, section 10.4). Local bookkeeping in the views keyspace,
+//! so a restart finds what a crash left unacknowledged without scanning every chat.
+//!
+//! One row per log with messages waiting, set by the batch that stores the first of them and
+//! moved (or removed) after the acks that cover them are appended: a flood of messages costs
+//! two rows per ack pass, where a mark per message cost two rows per message.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::chats::{NewMessage, arr};
+use super::{Store, StoreError};
+use crate::log::Entry;
+use crate::messaging::view::{self, Known};
+
+/// + author device (32) → seq (u64 BE).
+const FROM: &[u8] = b"ack-from\0";
+/// Prefix of the per-message marks that points replaced (read once, to convert them).
+pub(super) const OLD_MARKS: &[u8] = b"ack-pending\0";
+
+fn point_key(log: &[u8; 32]) -> Vec<u8> {
+    [FROM, &log[..]].concat()
+}
+
+/// The points as stored, kept in memory (one per log with messages waiting: few).
+#[derive(Default)]
+pub(super) struct AckPoints(HashMap<[u8; 32], u64>);
+
+impl AckPoints {
+    pub(super) fn load(views: &fjall::Keyspace) -> Result<AckPoints, StoreError> {
+        let mut points = HashMap::new();
+        for item in views.prefix(FROM) {
+            let (k, v) = item.into_inner()?;
+            let (Some(log), Some(seq)) = (k.get(FROM.len()..).and_then(arr::<32>), arr::<8>(&v)) else {
+                return Err(StoreError::Corrupt("acknowledgement point".into()));
+            };
+            points.insert(log, u64::from_be_bytes(seq));
+        }
+        Ok(AckPoints(points))
+    }
+
+    /// Stages a point for each log that gets its first message waiting for an ack in this batch
+    /// (`staged`: what the batch already set). Messages of unknown authors are never
+    /// acknowledged, so they set none.
+    pub(super) fn stage(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        views: &fjall::Keyspace,
+        staged: &mut BTreeMap<[u8; 32], u64>,
+        fresh: &[NewMessage],
+    ) {
+        for m in fresh.iter().filter(|m| m.user.is_some()) {
+            let current = staged.get(&m.log).or_else(|| self.0.get(&m.log));
+            if current.is_none_or(|&p| m.seq < p) {
+                staged.insert(m.log, m.seq);
+                batch.insert(views, point_key(&m.log), m.seq.to_be_bytes().to_vec());
+            }
+        }
+    }
+
+    /// Takes in what a committed batch staged.
+    pub(super) fn apply(&mut self, staged: BTreeMap<[u8; 32], u64>) {
+        self.0.extend(staged);
+    }
+}
+
+impl Store {
+    /// Messages from others that this device may not have acknowledged (after a restart): each
+    /// log's messages from its point on. Some may have been acknowledged already (a crash
+    /// between the acks and the point's move); acknowledging them again is harmless.
+    pub fn unacknowledged(&self) -> Result<Vec<NewMessage>, StoreError> {
+        let mut out = Vec::new();
+        let Some(reader) = &self.reader else { return Ok(out) };
+        for (log, from) in &self.ack_points.0 {
+            for e in self.read_log(log, *from, usize::MAX)? {
+                out.extend(self.waiting_in(&e, reader)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The messages from known others in one stored entry (opened with its kept key).
+    fn waiting_in(&self, e: &Entry, reader: &crate::messaging::Reader) -> Result<Vec<NewMessage>, StoreError> {
+        let Some(key) = self.kept_key(&e.id)? else { return Ok(Vec::new()) };
+        let (rows, _) = view::rows_known(e, reader, &self.trust, Known::Key(key));
+        let at = (e.header().author.0, e.header().seq);
+        Ok(rows
+            .iter()
+            .filter_map(|(k, v)| super::chats::new_message(k, reader, v, at))
+            .filter(|m| m.user.is_some())
+            .collect())
+    }
+
+    /// The logs that have a point.
+    pub fn ack_point_logs(&self) -> BTreeSet<[u8; 32]> {
+        self.ack_points.0.keys().copied().collect()
+    }
+
+    /// After acks were appended: each of `logs` gets its point at the first message still
+    /// waiting — in `left` (what this pass could not acknowledge) or stored since the pass took
+    /// its messages — or loses it. Written after the acks' batch, in the same journal: a crash
+    /// between them leaves the point behind, never ahead.
+    pub fn settle_ack_points(
+        &mut self,
+        logs: impl IntoIterator<Item = [u8; 32]>,
+        left: &[NewMessage],
+    ) -> Result<(), StoreError> {
+        let mut first: HashMap<[u8; 32], u64> = HashMap::new();
+        for m in left.iter().chain(&self.new_messages).filter(|m| m.user.is_some()) {
+            let p = first.entry(m.log).or_insert(m.seq);
+            *p = (*p).min(m.seq);
+        }
+        let mut batch = self.db.batch();
+        let mut moved = Vec::new();
+        for log in logs {
+            let now = first.get(&log).copied();
+            if self.ack_points.0.get(&log).copied() == now {
+                continue;
+            }
+            match now {
+                Some(seq) => batch.insert(&self.views, point_key(&log), seq.to_be_bytes().to_vec()),
+                None => batch.remove(&self.views, point_key(&log)),
+            }
+            moved.push((log, now));
+        }
+        if moved.is_empty() {
+            return Ok(());
+        }
+        batch.commit()?;
+        for (log, now) in moved {
+            match now {
+                Some(seq) => self.ack_points.0.insert(log, seq),
+                None => self.ack_points.0.remove(&log),
+            };
+        }
+        Ok(())
+    }
+
+    /// Turns the per-message marks of a store from before points into points (the lowest seq
+    /// of each log's marked messages), in `batch`. Marks of messages no longer held go.
+    pub(super) fn points_from_marks(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        staged: &mut BTreeMap<[u8; 32], u64>,
+    ) -> Result<(), StoreError> {
+        for item in self.views.prefix(OLD_MARKS) {
+            let k = item.key()?;
+            batch.remove(&self.views, k.to_vec());
+            let Some(id) = k.get(OLD_MARKS.len()..).and_then(arr::<32>) else { continue };
+            let Some(e) = self.get(&crate::log::EntryId(crate::codec::Bytes(id)))? else { continue };
+            let (log, seq) = (e.header().author.0, e.header().seq);
+            let current = staged.get(&log).or_else(|| self.ack_points.0.get(&log));
+            if current.is_none_or(|&p| seq < p) {
+                staged.insert(log, seq);
+                batch.insert(&self.views, point_key(&log), seq.to_be_bytes().to_vec());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+use super::*;
+use crate::testkit;
+
+/// Ann's store keys under `prefix` in the views keyspace.
+fn views_under(s: &Store, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    s.views.prefix(prefix).map(|i| i.into_inner().map(|(k, v)| (k.to_vec(), v.to_vec())).expect("item")).collect()
+}
+
+fn point(s: &Store, log: &[u8; 32]) -> Option<u64> {
+    s.views.get(point_key(log)).expect("get").map(|v| u64::from_be_bytes(v[..].try_into().expect("seq")))
+}
+
+#[test]
+fn a_log_gets_one_point_however_many_messages_and_loses_it_once_acked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut ann, ben) = testkit::ben_wrote_to_ann(dir.path(), 30, |i| format!("m{i}")).expect("seed");
+    let log = ben.device_id().0.0;
+    let entries = testkit::entries_of(&ben).expect("entries");
+    let first = entries.iter().filter(|e| e.header().author.0 == log).map(|e| e.header().seq).max().expect("any") - 29;
+    let (early, late) = entries.split_at(entries.len() - 10);
+    ann.store.ingest(early.to_vec(), 0).expect("ingest");
+    assert_eq!(point(&ann.store, &log), Some(first), "at the first message");
+    assert_eq!(views_under(&ann.store, FROM).len(), 1, "one row for 20 messages");
+    ann.store.ingest(late.to_vec(), 0).expect("ingest");
+    assert_eq!(point(&ann.store, &log), Some(first), "not moved by more messages");
+    assert_eq!(ann.store.unacknowledged().expect("waiting").len(), 30);
+
+    assert_eq!(ann.acknowledge().expect("ack"), 30);
+    assert_eq!(point(&ann.store, &log), None);
+    assert!(ann.store.unacknowledged().expect("waiting").is_empty());
+    assert!(ann.store.ack_point_logs().is_empty());
+    assert!(ann.store.verify().expect("verify").is_empty());
+}
+
+/// Messages stored while the acks are sealed (outside the node) are not covered by them: the
+/// point moves to the first of those, not past it.
+#[test]
+fn messages_stored_while_acks_are_sealed_keep_the_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut ann, ben) = testkit::ben_wrote_to_ann(dir.path(), 12, |i| format!("m{i}")).expect("seed");
+    let log = ben.device_id().0.0;
+    let entries = testkit::entries_of(&ben).expect("entries");
+    let (early, late) = entries.split_at(entries.len() - 4);
+    ann.store.ingest(early.to_vec(), 0).expect("ingest");
+    let drafts = ann.draft_acks();
+    ann.store.ingest(late.to_vec(), 0).expect("ingest");
+    assert_eq!(ann.append_acks(drafts.seal()).expect("append"), 8);
+    let first_late = late[0].header().seq;
+    assert_eq!(point(&ann.store, &log), Some(first_late));
+    let waiting = ann.store.unacknowledged().expect("waiting");
+    assert_eq!(waiting.iter().map(|m| m.seq).collect::<Vec<_>>(), (first_late..first_late + 4).collect::<Vec<_>>());
+    assert_eq!(ann.acknowledge().expect("ack"), 4);
+    assert_eq!(point(&ann.store, &log), None);
+}
+
+/// A store from before points: per-message marks, `t` rows and this device's own delivery
+/// acks. Opening it turns the marks into points and drops the rows the rows function no
+/// longer yields, so the audit's rebuild still matches; what was pending is acked once.
+#[test]
+fn a_store_with_marks_and_old_rows_is_upgraded_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut ann, ben) = testkit::ben_wrote_to_ann(dir.path(), 6, |i| format!("m{i}")).expect("seed");
+    let log = ben.device_id().0.0;
+    let msgs: Vec<_> =
+        testkit::entries_of(&ben).expect("entries").into_iter().filter(|e| e.header().author.0 == log).collect();
+    ann.store.ingest(msgs.clone(), 0).expect("ingest");
+    assert_eq!(ann.acknowledge().expect("ack"), 6);
+    // As an older version left it: marks of the last two, `t` rows, our own delivery acks.
+    let device = ann.device_id();
+    let mut batch = ann.store.db.batch();
+    for e in &msgs[msgs.len() - 2..] {
+        batch.insert(&ann.store.views, [OLD_MARKS, e.id.as_bytes()].concat(), vec![0; 48]);
+    }
+    batch.insert(&ann.store.views, [OLD_MARKS, &[9; 32][..]].concat(), vec![0; 48]);
+    for e in &msgs {
+        batch.insert(&ann.store.chats, [&b"t"[..], e.id.as_bytes()].concat(), vec![0; 24]);
+        let a = [&b"a"[..], e.id.as_bytes(), device.as_bytes(), &[0; 8], &[0]].concat();
+        batch.insert(&ann.store.chats, a, Vec::new());
+    }
+    batch.remove(&ann.store.views, super::super::rows_upgrade::DONE);
+    batch.remove(&ann.store.views, point_key(&log));
+    batch.commit().expect("commit");
+    let at = ann.store.path().parent().expect("node dir").to_path_buf();
+    drop(ann);
+
+    let mut ann = crate::node::Node::open(&at).expect("reopen");
+    assert!(views_under(&ann.store, OLD_MARKS).is_empty());
+    assert_eq!(point(&ann.store, &log), Some(msgs[msgs.len() - 2].header().seq), "the first marked");
+    assert_eq!(ann.store.chat_rows().expect("rows"), ann.store.chat_rows_rebuilt().expect("rebuilt"));
+    assert!(ann.store.verify().expect("verify").is_empty());
+    assert_eq!(ann.acknowledge_all().expect("ack"), 2);
+    assert_eq!(ann.acknowledge_all().expect("ack"), 0, "acked once");
+    assert!(ann.store.ack_point_logs().is_empty());
+}
