@@ -31,10 +31,15 @@ impl AckPoints {
         let mut points = HashMap::new();
         for item in views.prefix(FROM) {
             let (k, v) = item.into_inner()?;
-            let (Some(log), Some(seq)) = (k.get(FROM.len()..).and_then(arr::<32>), arr::<8>(&v)) else {
-                return Err(StoreError::Corrupt("acknowledgement point".into()));
+            // Bookkeeping, not history: a damaged point costs acks not sent again after a
+            // crash, never the store's opening.
+            match (k.get(FROM.len()..).and_then(arr::<32>), arr::<8>(&v)) {
+                (Some(log), Some(seq)) => points.insert(log, u64::from_be_bytes(seq)),
+                _ => {
+                    tracing::warn!("an acknowledgement point does not decode; ignored");
+                    continue;
+                }
             };
-            points.insert(log, u64::from_be_bytes(seq));
         }
         Ok(AckPoints(points))
     }

@@ -92,3 +92,17 @@ fn a_store_with_marks_and_old_rows_is_upgraded_once() {
     assert_eq!(ann.acknowledge_all().expect("ack"), 0, "acked once");
     assert!(ann.store.ack_point_logs().is_empty());
 }
+
+#[test]
+fn a_damaged_point_is_ignored_and_the_store_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = dir.path().join("s");
+    let s = Store::open(&at).expect("open");
+    s.views.insert([FROM, &[1; 5][..]].concat(), [1, 2, 3]).expect("insert");
+    s.views.insert(point_key(&[2; 32]), [1, 2, 3]).expect("insert");
+    s.views.insert(point_key(&[3; 32]), 7u64.to_be_bytes()).expect("insert");
+    s.db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    drop(s);
+    let s = Store::open(&at).expect("opens");
+    assert_eq!(s.ack_point_logs().into_iter().collect::<Vec<_>>(), vec![[3; 32]]);
+}
