@@ -55,11 +55,22 @@ impl AckPoints {
         fresh: &[NewMessage],
     ) {
         for m in fresh.iter().filter(|m| m.user.is_some()) {
-            let current = staged.get(&m.log).or_else(|| self.0.get(&m.log));
-            if current.is_none_or(|&p| m.seq < p) {
-                staged.insert(m.log, m.seq);
-                batch.insert(views, point_key(&m.log), m.seq.to_be_bytes().to_vec());
-            }
+            self.stage_at(batch, views, staged, m.log, m.seq);
+        }
+    }
+
+    /// Stages `log`'s point at `seq` unless it has one at or before it.
+    fn stage_at(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        views: &fjall::Keyspace,
+        staged: &mut BTreeMap<[u8; 32], u64>,
+        log: [u8; 32],
+        seq: u64,
+    ) {
+        if staged.get(&log).or_else(|| self.0.get(&log)).is_none_or(|&p| seq < p) {
+            staged.insert(log, seq);
+            batch.insert(views, point_key(&log), seq.to_be_bytes().to_vec());
         }
     }
 
@@ -153,12 +164,7 @@ impl Store {
             batch.remove(&self.views, k.to_vec());
             let Some(id) = k.get(OLD_MARKS.len()..).and_then(arr::<32>) else { continue };
             let Some(e) = self.get(&crate::log::EntryId(crate::codec::Bytes(id)))? else { continue };
-            let (log, seq) = (e.header().author.0, e.header().seq);
-            let current = staged.get(&log).or_else(|| self.ack_points.0.get(&log));
-            if current.is_none_or(|&p| seq < p) {
-                staged.insert(log, seq);
-                batch.insert(&self.views, point_key(&log), seq.to_be_bytes().to_vec());
-            }
+            self.ack_points.stage_at(batch, &self.views, staged, e.header().author.0, e.header().seq);
         }
         Ok(())
     }

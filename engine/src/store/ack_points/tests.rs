@@ -6,6 +6,16 @@ fn views_under(s: &Store, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     s.views.prefix(prefix).map(|i| i.into_inner().map(|(k, v)| (k.to_vec(), v.to_vec())).expect("item")).collect()
 }
 
+/// Everything Ben holds, with the last `late` entries of his device log (his messages) apart.
+fn split(ben: &crate::node::Node, late: usize) -> (Vec<Entry>, Vec<Entry>) {
+    let log = ben.device_id().0.0;
+    let (mut early, mut msgs): (Vec<Entry>, Vec<Entry>) =
+        testkit::entries_of(ben).expect("entries").into_iter().partition(|e| e.header().author.0 != log);
+    let late = msgs.split_off(msgs.len() - late);
+    early.extend(msgs);
+    (early, late)
+}
+
 fn point(s: &Store, log: &[u8; 32]) -> Option<u64> {
     s.views.get(point_key(log)).expect("get").map(|v| u64::from_be_bytes(v[..].try_into().expect("seq")))
 }
@@ -15,13 +25,12 @@ fn a_log_gets_one_point_however_many_messages_and_loses_it_once_acked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut ann, ben) = testkit::ben_wrote_to_ann(dir.path(), 30, |i| format!("m{i}")).expect("seed");
     let log = ben.device_id().0.0;
-    let entries = testkit::entries_of(&ben).expect("entries");
-    let first = entries.iter().filter(|e| e.header().author.0 == log).map(|e| e.header().seq).max().expect("any") - 29;
-    let (early, late) = entries.split_at(entries.len() - 10);
-    ann.store.ingest(early.to_vec(), 0).expect("ingest");
+    let (early, late) = split(&ben, 10);
+    let first = late[9].header().seq - 29;
+    ann.store.ingest(early, 0).expect("ingest");
     assert_eq!(point(&ann.store, &log), Some(first), "at the first message");
     assert_eq!(views_under(&ann.store, FROM).len(), 1, "one row for 20 messages");
-    ann.store.ingest(late.to_vec(), 0).expect("ingest");
+    ann.store.ingest(late, 0).expect("ingest");
     assert_eq!(point(&ann.store, &log), Some(first), "not moved by more messages");
     assert_eq!(ann.store.unacknowledged().expect("waiting").len(), 30);
 
@@ -39,11 +48,10 @@ fn messages_stored_while_acks_are_sealed_keep_the_point() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut ann, ben) = testkit::ben_wrote_to_ann(dir.path(), 12, |i| format!("m{i}")).expect("seed");
     let log = ben.device_id().0.0;
-    let entries = testkit::entries_of(&ben).expect("entries");
-    let (early, late) = entries.split_at(entries.len() - 4);
-    ann.store.ingest(early.to_vec(), 0).expect("ingest");
+    let (early, late) = split(&ben, 4);
+    ann.store.ingest(early, 0).expect("ingest");
     let drafts = ann.draft_acks();
-    ann.store.ingest(late.to_vec(), 0).expect("ingest");
+    ann.store.ingest(late.clone(), 0).expect("ingest");
     assert_eq!(ann.append_acks(drafts.seal()).expect("append"), 8);
     let first_late = late[0].header().seq;
     assert_eq!(point(&ann.store, &log), Some(first_late));
