@@ -1,7 +1,7 @@
 //! What a person does with Libra, on top of a node: invites, contacts, chats, messages, groups,
 //! acknowledgements. Every action is one sealed entry in this device's log.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -562,20 +562,29 @@ impl Node {
     /// Appends sealed acks (from [`AckDrafts::seal`]) in one batch; how many messages they
     /// acknowledge.
     pub fn append_acks(&mut self, sealed: SealedAcks) -> Result<usize, MessengerError> {
-        self.append_acks_settling(sealed, BTreeSet::new())
+        self.append_acks_settling(sealed, BTreeMap::new())
     }
 
-    /// [`Node::append_acks`], then moves the acknowledgement points of the logs acknowledged
-    /// and of `also` past what is now acknowledged (spec/messaging.md, section 10.4).
-    fn append_acks_settling(&mut self, sealed: SealedAcks, also: BTreeSet<[u8; 32]>) -> Result<usize, MessengerError> {
+    /// [`Node::append_acks`], then moves the acknowledgement points past what is now
+    /// acknowledged (spec/messaging.md, section 10.4). A log's point moves only if the pass
+    /// covered its log from the point on: from the least seq it took of that log, or from
+    /// `from` (a pass that read the logs from their points).
+    fn append_acks_settling(
+        &mut self,
+        sealed: SealedAcks,
+        from: BTreeMap<[u8; 32], u64>,
+    ) -> Result<usize, MessengerError> {
         let SealedAcks { sealings, acknowledged, left, first_error } = sealed;
         let count = acknowledged.len();
         if !sealings.is_empty() {
             self.append_sealed_many(sealings)?;
         }
-        let mut logs = also;
-        logs.extend(acknowledged.iter().chain(&left).map(|m| m.log));
-        if let Err(e) = self.store.settle_ack_points(logs, &left) {
+        let mut covered = from;
+        for m in acknowledged.iter().chain(&left) {
+            let at = covered.entry(m.log).or_insert(m.seq);
+            *at = (*at).min(m.seq);
+        }
+        if let Err(e) = self.store.settle_ack_points(&covered, &left) {
             // The acks are stored; a point left behind only acknowledges them again later.
             tracing::warn!(error = %e, "could not move the acknowledgement points");
         }
@@ -613,9 +622,9 @@ impl Node {
         // What is stored since the last pass is behind a point too: read from the logs.
         self.store.take_new_messages();
         let missing = self.store.unacknowledged()?;
-        let every = self.store.ack_point_logs();
+        let points = self.store.ack_points();
         let sealed = self.ack_drafts(missing).seal();
-        self.append_acks_settling(sealed, every)
+        self.append_acks_settling(sealed, points)
     }
 
     fn send_acks(&mut self, pending: Vec<NewMessage>) -> Result<usize, MessengerError> {

@@ -6,7 +6,7 @@
 //! moved (or removed) after the acks that cover them are appended: a flood of messages costs
 //! two rows per ack pass, where a mark per message cost two rows per message.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use super::chats::{NewMessage, arr};
 use super::{Store, StoreError};
@@ -107,18 +107,20 @@ impl Store {
             .collect())
     }
 
-    /// The logs that have a point.
-    pub fn ack_point_logs(&self) -> BTreeSet<[u8; 32]> {
-        self.ack_points.0.keys().copied().collect()
+    /// Every log's point.
+    pub fn ack_points(&self) -> BTreeMap<[u8; 32], u64> {
+        self.ack_points.0.iter().map(|(l, s)| (*l, *s)).collect()
     }
 
-    /// After acks were appended: each of `logs` gets its point at the first message still
-    /// waiting — in `left` (what this pass could not acknowledge) or stored since the pass took
-    /// its messages — or loses it. Written after the acks' batch, in the same journal: a crash
-    /// between them leaves the point behind, never ahead.
+    /// After acks were appended: each log in `covered` (with the seq from which the pass
+    /// covered it) gets its point at the first message still waiting — in `left` (what this
+    /// pass could not acknowledge) or stored since the pass took its messages — or loses it.
+    /// A point before where the pass began stays: the messages between (left by a crash, not
+    /// yet read by the start's pass) are not acknowledged. Written after the acks' batch, in
+    /// the same journal: a crash between them leaves the point behind, never ahead.
     pub fn settle_ack_points(
         &mut self,
-        logs: impl IntoIterator<Item = [u8; 32]>,
+        covered: &BTreeMap<[u8; 32], u64>,
         left: &[NewMessage],
     ) -> Result<(), StoreError> {
         let mut first: HashMap<[u8; 32], u64> = HashMap::new();
@@ -128,9 +130,10 @@ impl Store {
         }
         let mut batch = self.db.batch();
         let mut moved = Vec::new();
-        for log in logs {
+        for (&log, &from) in covered {
+            let was = self.ack_points.0.get(&log).copied();
             let now = first.get(&log).copied();
-            if self.ack_points.0.get(&log).copied() == now {
+            if was == now || was.is_some_and(|p| p < from) {
                 continue;
             }
             match now {

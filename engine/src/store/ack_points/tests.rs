@@ -37,7 +37,7 @@ fn a_log_gets_one_point_however_many_messages_and_loses_it_once_acked() {
     assert_eq!(ann.acknowledge().expect("ack"), 30);
     assert_eq!(point(&ann.store, &log), None);
     assert!(ann.store.unacknowledged().expect("waiting").is_empty());
-    assert!(ann.store.ack_point_logs().is_empty());
+    assert!(ann.store.ack_points().is_empty());
     assert!(ann.store.verify().expect("verify").is_empty());
 }
 
@@ -98,7 +98,7 @@ fn a_store_with_marks_and_old_rows_is_upgraded_once() {
     assert!(ann.store.verify().expect("verify").is_empty());
     assert_eq!(ann.acknowledge_all().expect("ack"), 2);
     assert_eq!(ann.acknowledge_all().expect("ack"), 0, "acked once");
-    assert!(ann.store.ack_point_logs().is_empty());
+    assert!(ann.store.ack_points().is_empty());
 }
 
 #[test]
@@ -112,5 +112,24 @@ fn a_damaged_point_is_ignored_and_the_store_opens() {
     s.db.persist(fjall::PersistMode::SyncAll).expect("persist");
     drop(s);
     let s = Store::open(&at).expect("opens");
-    assert_eq!(s.ack_point_logs().into_iter().collect::<Vec<_>>(), vec![[3; 32]]);
+    assert_eq!(s.ack_points().into_iter().collect::<Vec<_>>(), vec![([3; 32], 7)]);
+}
+
+/// A point left by a crash, before the start's pass has read from it: a pass over messages
+/// that arrived since covers only those, so it must not move the point past the older ones.
+#[test]
+fn a_pass_over_newer_messages_keeps_a_point_left_by_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut ann, ben) = testkit::ben_wrote_to_ann(dir.path(), 9, |i| format!("m{i}")).expect("seed");
+    let log = ben.device_id().0.0;
+    let (early, late) = split(&ben, 3);
+    ann.store.ingest(early, 0).expect("ingest");
+    let first = point(&ann.store, &log).expect("point");
+    // As after a restart: the point is on disk, the messages behind it are not in memory.
+    ann.store.take_new_messages();
+    ann.store.ingest(late, 0).expect("ingest");
+    assert_eq!(ann.acknowledge().expect("ack"), 3, "the newer ones");
+    assert_eq!(point(&ann.store, &log), Some(first), "the older ones still wait");
+    assert_eq!(ann.acknowledge_all().expect("ack"), 9, "from the point: the older and again the newer");
+    assert_eq!(point(&ann.store, &log), None);
 }
