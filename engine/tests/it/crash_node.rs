@@ -6,7 +6,8 @@
 //! blob piece by piece as the fetcher does (and removing it once complete, to download it
 //! again) — and prints what each call acknowledged. We SIGKILL it at random moments, reopen,
 //! and check that everything acknowledged is there, every chain verifies, every persisted view
-//! (trust, chats) equals its rebuild from the logs (`Store::verify`), every range the blob's
+//! (trust, chats) equals its rebuild from the logs (`Store::verify`), every message from others
+//! is acknowledged by Ann or behind an acknowledgement point, every range the blob's
 //! record claims verifies against its root, and a complete blob opens to the file's bytes.
 //!
 //! 100 kills by default; `LIBRA_CRASH_KILLS=10000` for a long run, and `LIBRA_CRASH_SEED=N`
@@ -397,6 +398,7 @@ fn a_node_survives_sigkill_on_every_write_path() {
         }
         let problems = node.store.verify().expect("verify");
         assert!(problems.is_empty(), "round {round} (seed {seed}): {problems:?}");
+        every_message_acknowledged_or_behind_a_point(&node, round, seed);
         ann = Some(node);
     }
     eprintln!("node crash test: calls completed before the kills: {done:?}");
@@ -409,4 +411,39 @@ fn a_node_survives_sigkill_on_every_write_path() {
     let heads: BTreeMap<[u8; 32], u64> = node.store.heads().map(|(a, h)| (a, h.seq)).collect();
     assert!(heads.get(&own).is_some_and(|s| *s > 2), "Ann wrote nothing: {heads:?}");
     assert!(heads.len() >= 5, "logs of Ann, Ben and Cy: {heads:?}");
+}
+
+/// What a kill leaves of the acknowledgements: every message from others that Ann holds is
+/// the target of one of her own Acks or at or after its log's acknowledgement point (where the
+/// start's pass reads from), whatever the kill interrupted (spec/messaging.md, section 10.4).
+/// Nothing is acknowledged here: the next child starts with what the kill left.
+fn every_message_acknowledged_or_behind_a_point(node: &Node, round: u32, seed: u64) {
+    use libra_engine::messaging::{Body, Sealed, aad};
+    let own = node.device_id();
+    let secrets = node.secrets.agreements();
+    let mut acked = std::collections::BTreeSet::new();
+    for e in node.store.read_log(own.as_bytes(), 1, usize::MAX).expect("read") {
+        let Some(sealed) = e.payload.as_deref().and_then(|p| Sealed::decode(p).ok()) else { continue };
+        let plain = secrets.iter().find_map(|s| sealed.open(s, &aad(own.as_bytes())).ok());
+        if let Some(Ok(Body::Ack { targets, read: false, .. })) = plain.as_deref().map(Body::decode) {
+            acked.extend(targets);
+        }
+    }
+    let points = node.store.ack_points();
+    for chat in node.store.chats().expect("chats") {
+        for m in node.store.messages(&chat.chat, usize::MAX).expect("messages") {
+            // Messages of unknown authors are never acknowledged (section 10.1).
+            if m.mine || m.user.is_none() || acked.contains(&m.id) {
+                continue;
+            }
+            let h = node.store.get(&m.id).expect("get").expect("held").header().clone();
+            assert!(
+                points.get(&h.author.0).is_some_and(|p| *p <= h.seq),
+                "round {round} (seed {seed}): message {} (seq {}) neither acknowledged nor behind a point ({:?})",
+                hex::encode(m.id.as_bytes()),
+                h.seq,
+                points.get(&h.author.0)
+            );
+        }
+    }
 }
