@@ -8,10 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::chats::{NewMessage, arr};
+use super::chats::{NewMessage, arr, new_message};
 use super::{Store, StoreError};
-use crate::log::Entry;
-use crate::messaging::view::{self, Known};
 
 /// + author device (32) → seq (u64 BE).
 const FROM: &[u8] = b"ack-from\0";
@@ -89,22 +87,12 @@ impl Store {
         let Some(reader) = &self.reader else { return Ok(out) };
         for (log, from) in &self.ack_points.0 {
             for e in self.read_log(log, *from, usize::MAX)? {
-                out.extend(self.waiting_in(&e, reader)?);
+                let at = (e.header().author.0, e.header().seq);
+                let rows = self.kept_rows(&e)?;
+                out.extend(rows.iter().filter_map(|(k, v)| new_message(k, reader, v, at)).filter(|m| m.user.is_some()));
             }
         }
         Ok(out)
-    }
-
-    /// The messages from known others in one stored entry (opened with its kept key).
-    fn waiting_in(&self, e: &Entry, reader: &crate::messaging::Reader) -> Result<Vec<NewMessage>, StoreError> {
-        let Some(key) = self.kept_key(&e.id)? else { return Ok(Vec::new()) };
-        let (rows, _) = view::rows_known(e, reader, &self.trust, Known::Key(key));
-        let at = (e.header().author.0, e.header().seq);
-        Ok(rows
-            .iter()
-            .filter_map(|(k, v)| super::chats::new_message(k, reader, v, at))
-            .filter(|m| m.user.is_some())
-            .collect())
     }
 
     /// Every log's point.

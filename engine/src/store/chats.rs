@@ -223,6 +223,13 @@ impl Store {
     }
 
     /// The content key kept for an entry, if it was opened here before.
+    /// The rows of a stored entry, opened again with its kept content key: none without a
+    /// reader or a kept key (not addressed to this device, or never opened here).
+    pub(super) fn kept_rows(&self, e: &crate::log::Entry) -> Result<view::Rows, StoreError> {
+        let (Some(reader), Some(key)) = (self.reader.as_ref(), self.kept_key(&e.id)?) else { return Ok(Vec::new()) };
+        Ok(view::rows_known(e, reader, &self.trust, view::Known::Key(key)).0)
+    }
+
     pub fn kept_key(&self, id: &crate::log::EntryId) -> Result<Option<[u8; 32]>, StoreError> {
         Ok(self.views.get(keys::content_key_key(id.as_bytes()))?.and_then(|v| <[u8; 32]>::try_from(&v[..]).ok()))
     }

@@ -177,12 +177,10 @@ impl Store {
     /// key: none for an entry not held, not opened here or not a message. Only read acks by our
     /// own devices ask, for messages stored in an earlier batch.
     pub(super) fn place_of(&self, id: &[u8; 32]) -> Result<Option<Place>, StoreError> {
-        let id = EntryId(Bytes(*id));
-        let (Some(reader), Some(key)) = (self.reader.as_ref(), self.kept_key(&id)?) else { return Ok(None) };
-        let Some(entry) = self.get(&id)? else { return Ok(None) };
-        let (rows, _) = view::rows_known(&entry, reader, &self.trust, view::Known::Key(key));
-        Ok(rows.iter().find_map(|(k, _)| {
-            (k.first() == Some(&b'm') && k.len() == 57).then(|| Some((arr(&k[1..17])?, arr(&k[17..25])?))).flatten()
+        let Some(entry) = self.get(&EntryId(Bytes(*id)))? else { return Ok(None) };
+        Ok(self.kept_rows(&entry)?.iter().find_map(|(k, _)| match k.first() {
+            Some(b'm') if k.len() == 57 => Some((arr(&k[1..17])?, arr(&k[17..25])?)),
+            _ => None,
         }))
     }
 

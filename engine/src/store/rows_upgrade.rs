@@ -19,25 +19,8 @@ impl Store {
         if self.views.get(DONE)?.is_some() {
             return Ok(());
         }
-        let own_delivery_ack = |k: &[u8]| k.len() == 74 && k[73] == 0 && k.get(33..65) == Some(&device.as_bytes()[..]);
-        for (prefix, drop) in
-            [(&b"t"[..], &(|k: &[u8]| k.len() == 33) as &dyn Fn(&[u8]) -> bool), (b"a", &own_delivery_ack)]
-        {
-            let mut batch = self.db.batch();
-            let mut n = 0;
-            for item in self.chats.prefix(prefix) {
-                let k = item.key()?;
-                if drop(&k) {
-                    batch.remove(&self.chats, k.to_vec());
-                    n += 1;
-                }
-                if n == PER_BATCH {
-                    std::mem::replace(&mut batch, self.db.batch()).commit()?;
-                    n = 0;
-                }
-            }
-            batch.commit()?;
-        }
+        self.remove_chats_rows(b"t", |k| k.len() == 33)?;
+        self.remove_chats_rows(b"a", |k| k.len() == 74 && k[73] == 0 && k.get(33..65) == Some(&device.as_bytes()[..]))?;
         let mut batch = self.db.batch();
         let mut staged = BTreeMap::new();
         self.points_from_marks(&mut batch, &mut staged)?;
@@ -46,5 +29,23 @@ impl Store {
         self.db.persist(fjall::PersistMode::SyncAll)?;
         self.ack_points.apply(staged);
         Ok(())
+    }
+
+    /// Removes the chats rows under `prefix` that `drop` picks, [`PER_BATCH`] at a time.
+    fn remove_chats_rows(&self, prefix: &[u8], drop: impl Fn(&[u8]) -> bool) -> Result<(), StoreError> {
+        let mut batch = self.db.batch();
+        let mut n = 0;
+        for item in self.chats.prefix(prefix) {
+            let k = item.key()?;
+            if drop(&k) {
+                batch.remove(&self.chats, k.to_vec());
+                n += 1;
+            }
+            if n == PER_BATCH {
+                std::mem::replace(&mut batch, self.db.batch()).commit()?;
+                n = 0;
+            }
+        }
+        Ok(batch.commit()?)
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::log::Entry;
 use crate::testkit;
 
 /// Ann's store keys under `prefix` in the views keyspace.
