@@ -212,7 +212,7 @@ async fn throughput(
         let base = at_b();
         let cpu_before = process_cpu();
         let threads_before = threads_cpu();
-        let steal_before = machine_steal();
+        let machine_before = machine_times();
         let fresh_before = fresh_mark();
         a.engine().take_longest_read_wait();
         b.engine().take_longest_read_wait();
@@ -257,8 +257,10 @@ async fn throughput(
         let cpu_total = process_cpu().zip(cpu_before).map(|(after, before)| after - before);
         let cpu = cpu_total.map(|c| c / took.as_secs_f64());
         let threads_after = threads_cpu();
-        // Time the hypervisor gave our vCPUs to others: the run lost it, the ceiling may not.
-        let steal = machine_steal().zip(steal_before).map(|(after, before)| (after - before) / took.as_secs_f64());
+        // Where the cores went that this process did not use: idle, interrupts, other threads
+        // (the kernel's writeback among them), and the hypervisor (steal: the run lost it, the
+        // ceiling may not).
+        let machine = machine_times().zip(machine_before).map(|(after, before)| after.since(&before, took));
         let got = at_b() - base;
         let rate = got as f64 / took.as_secs_f64();
         // How long the writers made readers (sessions, this bench polling, an app) wait.
@@ -271,9 +273,19 @@ async fn throughput(
             "  round {round}: {got} messages in {took:.1?} = {rate:.0}/s = {:.2} × the ceiling ({ceiling_before:.0}/s before, {ceiling_after:.0}/s after{}){}",
             rate / ceiling,
             if drift > 0.15 { format!(": speed changed {:.0} %", drift * 100.0) } else { String::new() },
-            // Below all cores busy, the pipeline waits (fsync, hand-offs); at all, the rest is work.
+            // Idle cores are the pipeline waiting (fsync, hand-offs); the rest of the gap to all
+            // cores is work done outside this process (the kernel's writeback, interrupts).
             cpu.map(|c| format!("; {c:.2} of {} cores busy", cores())).unwrap_or_default()
-                + &steal.map(|st| format!(", {st:.2} stolen by the host")).unwrap_or_default(),
+                + &machine
+                    .zip(cpu)
+                    .map(|(m, c)| {
+                        let other = (cores() as f64 - c - m.idle - m.irq - m.steal).max(0.0);
+                        format!(
+                            " (the rest: {:.2} idle, {:.2} interrupts, {other:.2} other threads and the kernel's, {:.2} stolen by the host)",
+                            m.idle, m.irq, m.steal
+                        )
+                    })
+                    .unwrap_or_default(),
         );
         // Where the round's end went: B catching up after the senders, then B's acks.
         println!(
@@ -362,12 +374,36 @@ fn wait_quiet() {
     }
 }
 
-/// CPU seconds the hypervisor has taken from this machine's vCPUs (steal), where the OS tells it.
-fn machine_steal() -> Option<f64> {
+/// CPU seconds of the whole machine, from its boot, where the OS tells them: idle (waiting
+/// for I/O included), interrupts (hard and soft) and steal (taken by the hypervisor).
+#[derive(Clone, Copy)]
+struct MachineTimes {
+    idle: f64,
+    irq: f64,
+    steal: f64,
+}
+
+impl MachineTimes {
+    /// The cores each share took on average over `took` since `before`.
+    fn since(&self, before: &MachineTimes, took: Duration) -> MachineTimes {
+        let s = took.as_secs_f64();
+        MachineTimes {
+            idle: (self.idle - before.idle) / s,
+            irq: (self.irq - before.irq) / s,
+            steal: (self.steal - before.steal) / s,
+        }
+    }
+}
+
+fn machine_times() -> Option<MachineTimes> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    // cpu  user nice system idle iowait irq softirq steal ...
-    let steal: f64 = stat.lines().next()?.split_whitespace().nth(8)?.parse().ok()?;
-    Some(steal / 100.0)
+    // cpu  user nice system idle iowait irq softirq steal ... (in ticks of 1/100 s)
+    let f: Vec<f64> = stat.lines().next()?.split_whitespace().skip(1).map(|v| v.parse().ok()).collect::<Option<_>>()?;
+    Some(MachineTimes {
+        idle: (f.get(3)? + f.get(4)?) / 100.0,
+        irq: (f.get(5)? + f.get(6)?) / 100.0,
+        steal: f.get(7)? / 100.0,
+    })
 }
 
 /// The rate that per-message cryptography alone allows on two cores: seal and sign on the
