@@ -332,15 +332,17 @@ async fn throughput(
 fn where_the_cpu_went(
     total: f64,
     senders: f64,
-    before: &std::collections::BTreeMap<String, f64>,
-    after: &std::collections::BTreeMap<String, f64>,
+    before: &std::collections::BTreeMap<u32, (String, f64)>,
+    after: &std::collections::BTreeMap<u32, (String, f64)>,
     messages: u64,
     ceiling: f64,
 ) {
     let per = |s: f64| s / messages.max(1) as f64 * 1e6;
     let mut groups: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
-    for (name, cpu) in after {
-        let used = cpu - before.get(name).copied().unwrap_or(0.0);
+    // By thread: a thread that ended during the round is not subtracted from the live ones of
+    // its name (its time counts with the threads that ended).
+    for (tid, (name, cpu)) in after {
+        let used = cpu - before.get(tid).map_or(0.0, |(_, c)| *c);
         let group = match name.as_str() {
             n if n.starts_with("libra-writer") => "writers",
             n if n.starts_with("libra-fsync") => "fsync",
@@ -350,6 +352,7 @@ fn where_the_cpu_went(
         *groups.entry(group).or_insert(0.0) += used;
     }
     let live: f64 = groups.values().sum();
+    // Threads that ended: their time in the round is the process's less the live threads'.
     let ended = (total - live - senders).max(0.0);
     let parts: Vec<String> = groups.iter().map(|(g, c)| format!("{g} {:.0}", per(*c))).collect();
     println!(

@@ -19,16 +19,18 @@ pub fn process_cpu() -> Option<f64> {
     cpu_of(std::process::id())
 }
 
-/// CPU seconds each live thread of this process has used, summed by thread name (`comm`, as the
-/// OS truncates it). Threads that ended are not listed; their time is only in [`process_cpu`].
+/// CPU seconds each live thread of this process has used, by thread id, with its name (`comm`,
+/// as the OS truncates it). Threads that ended are not listed; their time is only in
+/// [`process_cpu`].
 #[allow(dead_code)]
-pub fn threads_cpu() -> std::collections::BTreeMap<String, f64> {
+pub fn threads_cpu() -> std::collections::BTreeMap<u32, (String, f64)> {
     let mut out = std::collections::BTreeMap::new();
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return out };
     for task in dir.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else { continue };
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
         let (Some(open), Some(close), Some(cpu)) = (stat.find('('), stat.rfind(')'), cpu_in(&stat)) else { continue };
-        *out.entry(stat[open + 1..close].to_string()).or_insert(0.0) += cpu;
+        out.insert(tid, (stat[open + 1..close].to_string(), cpu));
     }
     out
 }
