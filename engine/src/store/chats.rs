@@ -222,7 +222,6 @@ impl Store {
         Ok(out)
     }
 
-    /// The content key kept for an entry, if it was opened here before.
     /// The rows of a stored entry, opened again with its kept content key: none without a
     /// reader or a kept key (not addressed to this device, or never opened here).
     pub(super) fn kept_rows(&self, e: &crate::log::Entry) -> Result<view::Rows, StoreError> {
@@ -230,6 +229,7 @@ impl Store {
         Ok(view::rows_known(e, reader, &self.trust, view::Known::Key(key)).0)
     }
 
+    /// The content key kept for an entry, if it was opened here before.
     pub fn kept_key(&self, id: &crate::log::EntryId) -> Result<Option<[u8; 32]>, StoreError> {
         Ok(self.views.get(keys::content_key_key(id.as_bytes()))?.and_then(|v| <[u8; 32]>::try_from(&v[..]).ok()))
     }
