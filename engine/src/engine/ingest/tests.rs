@@ -135,3 +135,45 @@ fn a_chunk_never_parts_two_entries_of_one_position() {
     assert_eq!(first.iter().map(|e| e.id).collect::<Vec<_>>(), vec![x[0].id, y[0].id], "the pair, first sent first");
     assert_eq!(ingest.next_chunk(1).iter().map(|e| e.id).collect::<Vec<_>>(), vec![x[1].id]);
 }
+
+#[test]
+fn an_ingest_in_pieces_with_shared_marks_ends_as_the_same_ingest_in_one_call() {
+    let (all, held) = batch();
+    let refs: Vec<&Entry> = all.iter().collect();
+    let bad: BTreeSet<usize> = crate::log::verify_many(&refs, 1).into_iter().collect();
+    let verified: BTreeSet<EntryId> =
+        all.iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, e)| e.id).collect();
+    let (_d, mut whole) = store_with(&held);
+    let expected = whole.ingest_preverified(all.clone(), crate::clock::wall_ms(), &verified).expect("one call");
+
+    for size in 1..=8 {
+        let pieces = pieces(all.clone(), size);
+        assert_eq!(pieces.iter().map(Vec::len).sum::<usize>(), all.len(), "pieces of {size} keep every entry");
+        assert!(size >= all.len() || pieces.len() > 1, "pieces of {size}");
+        let (_d, mut s) = store_with(&held);
+        let marks: Arc<Mutex<Marks>> = Arc::default();
+        let mut report = IngestReport::default();
+        for piece in pieces {
+            let answer: Arc<Mutex<Option<Result<IngestReport, EngineError>>>> = Arc::default();
+            let a = answer.clone();
+            let reply = Box::new(move |r| *a.lock().expect("lock") = Some(r));
+            let mut ingest = Ingest::piece(piece, verified.clone(), None, marks.clone(), reply);
+            while !ingest.run_chunk(&mut s, false) {}
+            report.merge(answer.lock().expect("lock").take().expect("answered").expect("stored"));
+        }
+        // Without the shared marks a later piece would try a log an earlier one refused or
+        // held back again, and the report (and store) would differ.
+        assert_eq!(timeless(report), timeless(expected.clone()), "pieces of {size}");
+        assert_eq!(state(&s), state(&whole), "pieces of {size}");
+    }
+}
+
+#[test]
+fn a_piece_never_parts_two_entries_of_one_position() {
+    let k = key(3);
+    let (x, y) = (chain(&k, 3, 1_000, 3), chain(&k, 1, 2_000, 4));
+    let all = vec![x[0].clone(), y[0].clone(), x[1].clone(), x[2].clone()];
+    let ids = |p: &Vec<Entry>| p.iter().map(|e| e.id).collect::<Vec<_>>();
+    let got = pieces(all, 1);
+    assert_eq!(got.iter().map(ids).collect::<Vec<_>>(), vec![vec![x[0].id, y[0].id], vec![x[1].id], vec![x[2].id]]);
+}
