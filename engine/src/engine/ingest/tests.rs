@@ -85,21 +85,33 @@ fn state(s: &Store) -> (Vec<Option<u64>>, usize) {
     (heads, s.forks().expect("forks").len())
 }
 
-#[test]
-fn an_ingest_in_chunks_ends_as_the_same_ingest_in_one_call() {
+/// The batch, which of it verifies, and the store and report of ingesting it in one call.
+struct OneCall {
+    all: Vec<Entry>,
+    held: Vec<Entry>,
+    verified: BTreeSet<EntryId>,
+    _dir: tempfile::TempDir,
+    whole: Store,
+    expected: IngestReport,
+}
+
+fn one_call() -> OneCall {
     let (all, held) = batch();
     let refs: Vec<&Entry> = all.iter().collect();
     let bad: BTreeSet<usize> = crate::log::verify_many(&refs, 1).into_iter().collect();
     let verified: BTreeSet<EntryId> =
         all.iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, e)| e.id).collect();
-
-    let (_d, mut whole) = store_with(&held);
-    let now = crate::clock::wall_ms();
-    let expected = whole.ingest_preverified(all.clone(), now, &verified).expect("one call");
+    let (_dir, mut whole) = store_with(&held);
+    let expected = whole.ingest_preverified(all.clone(), crate::clock::wall_ms(), &verified).expect("one call");
     assert!(expected.accepted > 0 && !expected.rejected.is_empty() && !expected.held.is_empty());
     assert_eq!(expected.forks.len(), 1);
     assert!(expected.duplicates > 0);
+    OneCall { all, held, verified, _dir, whole, expected }
+}
 
+#[test]
+fn an_ingest_in_chunks_ends_as_the_same_ingest_in_one_call() {
+    let OneCall { all, held, verified, _dir, whole, expected } = one_call();
     for size in 1..=12 {
         let (_d, mut s) = store_with(&held);
         let answer: Arc<Mutex<Option<Result<IngestReport, EngineError>>>> = Arc::default();
@@ -138,13 +150,7 @@ fn a_chunk_never_parts_two_entries_of_one_position() {
 
 #[test]
 fn an_ingest_in_pieces_with_shared_marks_ends_as_the_same_ingest_in_one_call() {
-    let (all, held) = batch();
-    let refs: Vec<&Entry> = all.iter().collect();
-    let bad: BTreeSet<usize> = crate::log::verify_many(&refs, 1).into_iter().collect();
-    let verified: BTreeSet<EntryId> =
-        all.iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, e)| e.id).collect();
-    let (_d, mut whole) = store_with(&held);
-    let expected = whole.ingest_preverified(all.clone(), crate::clock::wall_ms(), &verified).expect("one call");
+    let OneCall { all, held, verified, _dir, whole, expected } = one_call();
 
     for size in 1..=8 {
         let pieces = pieces(all.clone(), size);
