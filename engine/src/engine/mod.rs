@@ -363,7 +363,10 @@ impl Engine {
 
     /// Validates and stores entries from elsewhere (a peer, a bundle), grouped with other writes.
     /// Signatures are verified first, outside the node lock, so the write group holds the lock
-    /// only for the rest (readers and other writes wait less).
+    /// only for the rest (readers and other writes wait less). A batch of more than
+    /// `INGEST_PIECE` entries is handed to the writer in pieces, the next verified while one is
+    /// stored; the outcome is that of one call. If this future is dropped midway, the pieces
+    /// handed over are stored (each a valid ingest of its own) and the rest are not.
     ///
     /// Returns once the entries are stored and visible, without waiting for the group's fsync
     /// (which follows within milliseconds), so a session takes the next batch while this one
