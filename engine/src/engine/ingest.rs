@@ -90,15 +90,16 @@ pub(crate) struct Ingest {
 impl Ingest {
     #[cfg(test)]
     pub(crate) fn new(
-        entries: Vec<Entry>,
+        mut entries: Vec<Entry>,
         verified: BTreeSet<EntryId>,
         opened: Option<(Vec<[u8; 32]>, ContentKeys)>,
         reply: IngestReply,
     ) -> Ingest {
+        sort_in_log_order(&mut entries);
         Ingest::piece(entries, verified, opened, Arc::default(), reply)
     }
 
-    /// One piece of a batch cut by [`pieces`]; `marks` is the batch's.
+    /// One piece of a batch cut by [`pieces`] (so in log order already); `marks` is the batch's.
     pub(crate) fn piece(
         mut entries: Vec<Entry>,
         verified: BTreeSet<EntryId>,
@@ -107,7 +108,6 @@ impl Ingest {
         reply: IngestReply,
     ) -> Ingest {
         // Each chunk is split off the end and turned around.
-        sort_in_log_order(&mut entries);
         entries.reverse();
         Ingest {
             rest: entries,
