@@ -28,6 +28,7 @@ pub mod messenger;
 pub mod nearby;
 pub mod net;
 pub mod node;
+pub mod par;
 pub mod payload;
 pub mod phrase;
 pub mod projection;

@@ -78,6 +78,9 @@ const PREVERIFY_ON_THREAD: usize = 16;
 /// A large ingest is verified and stored in pieces of about this many entries (sync bench,
 /// cold sync of 100k entries: 1024 was slower than one piece, 4096 and 8192 alike and faster).
 const INGEST_PIECE: usize = 4096;
+/// A smaller batch is cut into four pieces, none smaller than this, so that storing its last
+/// piece (with the other core idle) is a quarter of storing it whole.
+const INGEST_PIECE_MIN: usize = 512;
 
 /// Events kept for a subscriber that falls behind; beyond that it sees `Lagged` and rescans.
 const EVENT_BACKLOG: usize = 4096;
@@ -408,7 +411,8 @@ impl Engine {
             }
         };
         let marks = std::sync::Arc::default();
-        let mut pieces = ingest::pieces(entries, INGEST_PIECE).into_iter();
+        let size = (entries.len() / 4).clamp(INGEST_PIECE_MIN, INGEST_PIECE);
+        let mut pieces = ingest::pieces(entries, size).into_iter();
         let mut answers = Vec::new();
         let mut prepared = match pieces.next() {
             Some(first) => start(first).await?,

@@ -123,6 +123,9 @@ pub fn suspicious_r(signature: &[u8; 64]) -> bool {
 
 /// Signatures per batch-verification call; larger batches gain little and delay the first error.
 const BATCH: usize = 256;
+/// Fewest per call when a batch is cut finer to share it evenly between threads (a batch
+/// verification's set-up is repaid by then).
+const MIN_BATCH: usize = 32;
 
 /// Verifies many signatures (of any logs), spreading batches over `threads` threads. Returns the
 /// indices of the entries whose signature fails, in ascending order.
@@ -154,58 +157,32 @@ pub fn verify_many(entries: &[&Entry], threads: usize) -> Vec<usize> {
         // Find the culprits one by one; this path only runs when something is wrong.
         (0..chunk.len()).filter(|&i| verify_signature(chunk[i]).is_err()).map(|i| offset + i).collect()
     };
-    let chunks: Vec<(usize, &[&Entry])> = entries.chunks(BATCH).enumerate().map(|(i, c)| (i * BATCH, c)).collect();
-    let threads = threads.clamp(1, 16).min(chunks.len().max(1));
-    if threads == 1 {
-        return chunks.iter().flat_map(|(off, c)| verify_chunk(*off, c)).collect();
-    }
-    let per_thread = chunks.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .chunks(per_thread)
-            .map(|group| s.spawn(move || group.iter().flat_map(|(off, c)| verify_chunk(*off, c)).collect::<Vec<_>>()))
-            .collect();
-        // A verifier thread cannot panic on any input; if one did, fail closed on its whole range.
-        let mut bad = Vec::new();
-        for (h, group) in handles.into_iter().zip(chunks.chunks(per_thread)) {
-            match h.join() {
-                Ok(v) => bad.extend(v),
-                Err(_) => bad.extend(group.iter().flat_map(|(off, c)| *off..*off + c.len())),
-            }
-        }
-        bad
-    })
+    failing(entries, threads, MIN_BATCH, verify_chunk)
+}
+
+/// The failing indices that `verify(offset, chunk)` finds over `entries`, in chunks claimed by
+/// whichever thread is free (so all finish together). A chunk whose verifier panicked (no
+/// input should make one) fails closed as a whole.
+fn failing(
+    entries: &[&Entry],
+    threads: usize,
+    min: usize,
+    verify: impl Fn(usize, &[&Entry]) -> Vec<usize> + Sync,
+) -> Vec<usize> {
+    let threads = threads.clamp(1, 16);
+    let chunk = crate::par::chunk_size(entries.len(), threads, min, BATCH);
+    crate::par::map_chunks(entries, chunk, threads, verify)
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, bad)| bad.unwrap_or_else(|| (i * chunk..((i + 1) * chunk).min(entries.len())).collect()))
+        .collect()
 }
 
 /// Verifies each signature with `verify_strict`, spread over `threads` threads: the audit path,
 /// immune to any difference between batch and single verification. Returns the failing indices.
 pub fn verify_many_strict(entries: &[&Entry], threads: usize) -> Vec<usize> {
-    let threads = threads.clamp(1, 16);
-    let per = entries.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = entries
-            .chunks(per)
-            .enumerate()
-            .map(|(c, chunk)| {
-                s.spawn(move || {
-                    chunk
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, e)| verify_signature(e).is_err())
-                        .map(|(i, _)| c * per + i)
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut bad = Vec::new();
-        for (c, h) in handles.into_iter().enumerate() {
-            match h.join() {
-                Ok(v) => bad.extend(v),
-                Err(_) => bad.extend(c * per..((c + 1) * per).min(entries.len())),
-            }
-        }
-        bad.sort_unstable();
-        bad
+    failing(entries, threads, 1, |off, part| {
+        (0..part.len()).filter(|&i| verify_signature(part[i]).is_err()).map(|i| off + i).collect()
     })
 }
 

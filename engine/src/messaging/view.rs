@@ -155,15 +155,14 @@ pub fn content_keys(entries: &[&Entry], secrets: &[(StaticSecret, [u8; 32])], th
     let one = |part: &[&Entry]| -> Vec<_> {
         part.iter().filter_map(|e| content_key_of(e, secrets).map(|k| (e.id, k))).collect()
     };
-    if threads <= 1 || entries.len() < 64 {
+    // One key agreement costs more than starting a thread: a few entries already share.
+    if threads <= 1 || entries.len() < 16 {
         return one(entries).into_iter().collect();
     }
-    let chunk = entries.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = entries.chunks(chunk).map(|c| scope.spawn(move || one(c))).collect();
-        // A part whose thread panicked is left out: its entries are opened in the write group.
-        parts.into_iter().filter_map(|p| p.join().ok()).flatten().collect()
-    })
+    // Small chunks claimed by whichever thread is free, so both cores finish together. A chunk
+    // whose thread panicked is left out: its entries are opened in the write group.
+    let chunk = crate::par::chunk_size(entries.len(), threads, 8, 64);
+    crate::par::map_chunks(entries, chunk, threads, |_, part| one(part)).into_iter().flatten().flatten().collect()
 }
 
 /// The rows of one entry.
