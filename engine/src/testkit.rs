@@ -73,7 +73,7 @@ pub fn own_devices(dir: &Path, logs: usize, per_log: usize) -> Result<(Node, Nod
     // Ben knows Ann's identity already (as from her contact card): the sync moves device logs.
     b.store.ingest(a.store.read_log(user.id().as_bytes(), 1, usize::MAX)?, now)?;
     let allowed = PeerRecord { allowed: true, ..PeerRecord::default() };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::par::cores();
     let made: Vec<DeviceLog> = std::thread::scope(|s| {
         let parts: Vec<_> = secrets
             .chunks(logs.div_ceil(threads).max(1))

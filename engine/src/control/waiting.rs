@@ -46,7 +46,7 @@ pub(super) fn split(cx: &Cx, entries: Vec<Entry>) -> Result<Vec<Entry>> {
         return Ok(now);
     }
     let refs: Vec<&Entry> = gap.iter().collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::par::cores();
     let bad: std::collections::BTreeSet<usize> = crate::log::verify_many(&refs, threads).into_iter().collect();
     let (mut good, mut forged) = (Vec::new(), Vec::new());
     for (i, e) in gap.into_iter().enumerate() {

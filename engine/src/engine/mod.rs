@@ -396,7 +396,7 @@ impl Engine {
         // writer stores one while the next is verified, so that neither waits for the other to
         // finish the whole batch with a core idle.
         let prepare = std::sync::Arc::new(prepare);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = crate::par::cores();
         let on_thread = entries.len() >= PREVERIFY_ON_THREAD;
         let start = |piece: Vec<Entry>| {
             let prepare = prepare.clone();

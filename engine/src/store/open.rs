@@ -93,7 +93,7 @@ impl Store {
             Some(v) => codec::decode(&v).map_err(|e| StoreError::Corrupt(format!("trust view: {e}")))?,
             None => TrustView::default(),
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = crate::par::cores();
         let head_set = crate::sync::HeadSet::from_items(
             head_cache.iter().map(|(a, h): (&[u8; 32], &Head)| crate::sync::HeadItem {
                 author: *a,
