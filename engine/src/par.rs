@@ -76,6 +76,24 @@ where
     out
 }
 
+/// Lowers the calling thread's priority by [`NICER`] (Linux; elsewhere a no-op), for threads
+/// of background upkeep that nobody waits on directly (fjall's flush and compaction workers):
+/// under contention the writer, which holds the node while it commits, runs first. Helpers
+/// that verify and open incoming entries keep their priority: delivery waits on them.
+pub fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let me = Some(rustix::thread::gettid());
+        let now = rustix::process::getpriority_process(me).unwrap_or(0);
+        let _ = rustix::process::setpriority_process(me, (now + NICER).min(19));
+    }
+}
+
+/// How much lower than its own priority a thread sets with [`lower_priority`] (nice values;
+/// an unprivileged process can lower a thread's priority but never raise it back).
+#[cfg(target_os = "linux")]
+const NICER: i32 = 10;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +128,21 @@ mod tests {
             assert_eq!(missing, vec![3]);
             assert_eq!(out.iter().flatten().sum::<usize>(), 90);
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn lowering_the_priority_affects_the_calling_thread_alone() {
+        let mine = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).expect("getpriority");
+        let before = mine();
+        let lowered = std::thread::spawn(move || {
+            lower_priority();
+            mine()
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(lowered, (before + NICER).min(19));
+        assert_eq!(mine(), before, "the caller keeps its priority");
     }
 
     #[test]

@@ -32,7 +32,13 @@ impl Store {
         let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, fjall::Error> {
             // A smaller journal bound than fjall's 512 MiB default keeps crash recovery (journal
             // replay on open) short: at most 64 MiB to replay.
-            let db = Database::builder(&path).max_journaling_size(MAX_JOURNAL).open()?;
+            // fjall's flushes and compactions run at a lower priority: at full priority a
+            // compaction after a large sync took most of both cores and kept the writer, holding
+            // the node, off the CPU for up to 50 ms (sync bench, flood live push).
+            let db = Database::builder(&path)
+                .max_journaling_size(MAX_JOURNAL)
+                .worker_start(std::sync::Arc::new(crate::par::lower_priority))
+                .open()?;
             let ks =
                 |name: &str| db.keyspace(name, || KeyspaceCreateOptions::default().max_memtable_size(MAX_MEMTABLE));
             let all = [

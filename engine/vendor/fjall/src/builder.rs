@@ -193,4 +193,13 @@ impl<O: Openable> Builder<O> {
         self.inner.compaction_filter_factory_assigner = Some(f);
         self
     }
+
+    /// Runs `f` first on every worker thread (flushes, compactions, journal upkeep): for
+    /// example to lower their scheduling priority, so that background upkeep yields the CPU
+    /// to the threads that commit writes (LIBRA-PATCH change 8).
+    #[must_use]
+    pub fn worker_start(mut self, f: crate::db_config::WorkerStart) -> Self {
+        self.inner.worker_start = Some(f);
+        self
+    }
 }

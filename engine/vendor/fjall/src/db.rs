@@ -900,6 +900,7 @@ impl Database {
 
         db.worker_pool.start(
             db.config.worker_threads,
+            db.config.worker_start.clone(),
             &db.supervisor,
             &db.stats,
             &PoisonDart::new(db.is_poisoned.clone()),
@@ -1008,6 +1009,7 @@ impl Database {
 
         db.worker_pool.start(
             db.config.worker_threads,
+            db.config.worker_start.clone(),
             &db.supervisor,
             &db.stats,
             &PoisonDart::new(db.is_poisoned.clone()),

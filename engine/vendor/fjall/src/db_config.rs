@@ -9,6 +9,9 @@ use std::{
     sync::Arc,
 };
 
+/// Runs first on every worker thread (LIBRA-PATCH change 8).
+pub type WorkerStart = Arc<dyn Fn() + Send + Sync>;
+
 pub type CompactionFilterAssigner =
     Arc<dyn Fn(&str) -> Option<Arc<dyn lsm_tree::compaction::filter::Factory>> + Send + Sync>;
 
@@ -48,6 +51,9 @@ pub struct Config {
     // pub(crate) journal_recovery_mode: RecoveryMode,
     //
     pub(crate) compaction_filter_factory_assigner: Option<CompactionFilterAssigner>,
+
+    /// Runs first on every worker thread (LIBRA-PATCH change 8).
+    pub(crate) worker_start: Option<WorkerStart>,
 }
 
 const DEFAULT_CPU_CORES: usize = 4;
@@ -90,6 +96,7 @@ impl Config {
             cache: Arc::new(Cache::with_capacity_bytes(/* 32 MiB */ 32 * 1_024 * 1_024)),
 
             compaction_filter_factory_assigner: None,
+            worker_start: None,
         }
     }
 }

@@ -61,6 +61,7 @@ impl WorkerPool {
     pub fn start(
         &self,
         pool_size: usize,
+        on_start: Option<crate::db_config::WorkerStart>,
         supervisor: &Supervisor,
         stats: &Arc<Stats>,
         poison_dart: &PoisonDart,
@@ -85,8 +86,12 @@ impl WorkerPool {
 
                     let thread_counter = thread_counter.clone();
                     let poison_dart = poison_dart.clone();
+                    let on_start = on_start.clone();
 
                     move || {
+                        if let Some(f) = on_start {
+                            f();
+                        }
                         // The counter must drop on *every* way out of this
                         // thread, not just the graceful one: `Database::drop`
                         // spins on it (`while counter > 0`), so a worker that
