@@ -55,7 +55,13 @@ id_text!(DeviceId, IdKind::Device);
 
 /// Fills a fresh 32-byte secret from the operating system's generator.
 pub fn random_secret() -> [u8; 32] {
-    let mut seed = [0u8; 32];
+    random_bytes()
+}
+
+/// Fills `N` fresh bytes from the operating system's generator, in one call (a message's seal
+/// takes all it needs at once: a system call per part cost about a microsecond each).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut seed = [0u8; N];
     // Without an OS random source no key can be made safely; that is not recoverable.
     if let Err(e) = getrandom::fill(&mut seed) {
         panic!("the operating system's random generator failed: {e}");

@@ -53,10 +53,14 @@ pub struct SealRandom {
 
 impl SealRandom {
     pub fn fresh() -> SealRandom {
-        let r = crate::identity::random_secret;
-        let mut nonce = [0u8; 24];
-        nonce.copy_from_slice(&r()[..24]);
-        SealRandom { ephemeral: r(), content_key: r(), nonce, padding: r() }
+        let r: [u8; 120] = crate::identity::random_bytes();
+        let part = |at: usize| -> [u8; 32] { std::array::from_fn(|i| r[at + i]) };
+        SealRandom {
+            ephemeral: part(0),
+            content_key: part(32),
+            padding: part(64),
+            nonce: std::array::from_fn(|i| r[96 + i]),
+        }
     }
 }
 
@@ -181,6 +185,19 @@ mod tests {
         for d in &devs[3..] {
             assert_eq!(back.open(&d.0, b"aad"), Err(SealError::NotForUs));
         }
+    }
+
+    #[test]
+    fn a_fresh_seal_random_has_four_independent_parts() {
+        // One draw of 120 bytes is cut in four: no part may repeat another's bytes.
+        let r = SealRandom::fresh();
+        let parts: [&[u8]; 4] = [&r.ephemeral, &r.content_key, &r.padding, &r.nonce];
+        for (i, a) in parts.iter().enumerate() {
+            for b in &parts[i + 1..] {
+                assert_ne!(&a[..24], &b[..24]);
+            }
+        }
+        assert_ne!(SealRandom::fresh().ephemeral, r.ephemeral);
     }
 
     #[test]
