@@ -7,6 +7,7 @@ mod crypto_vectors;
 mod devices;
 mod diskfull;
 mod files;
+mod fjall_workers;
 mod fuzz_corpus;
 mod keyfile;
 mod messaging;

@@ -259,6 +259,16 @@ impl Database {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// LIBRA-PATCH: how many compaction requests worker 0 handed back to the queue, leaving
+    /// them to the other workers (each is followed by a pause, so it never spins).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn compaction_handoffs(&self) -> usize {
+        self.stats
+            .compaction_handoffs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Returns the number of journals on disk.
     ///
     /// # Examples

@@ -15,6 +15,9 @@ pub struct Stats {
 
     /// Number of completed compactions
     pub(crate) compactions_completed: AtomicUsize,
+
+    /// LIBRA-PATCH: compaction requests worker 0 handed back to the queue
+    pub(crate) compaction_handoffs: AtomicUsize,
 }
 
 impl Stats {}

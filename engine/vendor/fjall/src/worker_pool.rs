@@ -41,6 +41,9 @@ impl std::fmt::Debug for WorkerMessage {
 
 type WorkerHandle = JoinHandle<Result<(), crate::Error>>;
 
+/// LIBRA-PATCH: how long worker 0 pauses after handing a compaction back to the queue.
+const BOUNCE_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
 pub struct WorkerPool {
     thread_handles: Mutex<Vec<WorkerHandle>>,
     pub(crate) rx: flume::Receiver<WorkerMessage>,
@@ -265,6 +268,13 @@ fn worker_tick(ctx: &WorkerState) -> crate::Result<bool> {
             // NOTE: Let one worker prioritize flushing if there are pending flushes
             if ctx.pool_size > 1 && ctx.worker_id == 0 {
                 ctx.sender.try_send(WorkerMessage::Compact(keyspace)).ok();
+                ctx.stats.compaction_handoffs.fetch_add(1, Relaxed);
+                // LIBRA-PATCH: while the other workers are busy, worker 0 takes back the very
+                // message it just queued, again and again: a busy loop that held a core for the
+                // whole of every long compaction (half of the workers' CPU in a 180k-message
+                // bulk send). A pause bounds it to about a thousand turns a second; a flush
+                // queued meanwhile waits at most that long.
+                std::thread::sleep(BOUNCE_PAUSE);
                 return Ok(false);
             }
 
