@@ -229,9 +229,17 @@ impl Store {
         Ok(view::rows_known(e, reader, &self.trust, view::Known::Key(key)).0)
     }
 
-    /// The content key kept for an entry, if it was opened here before.
+    /// The content key kept for an entry, if it was opened here before: in its `ids` row when
+    /// kept as it was stored, else in `views` (learned later: a catch-up, a handover, an older
+    /// store).
     pub fn kept_key(&self, id: &crate::log::EntryId) -> Result<Option<[u8; 32]>, StoreError> {
-        Ok(self.views.get(keys::content_key_key(id.as_bytes()))?.and_then(|v| <[u8; 32]>::try_from(&v[..]).ok()))
+        let id = id.as_bytes();
+        for item in self.ids.prefix(&id[..keys::ID_PREFIX]) {
+            if let Some(k) = keys::kept_in_id_value(id, &item.value()?)? {
+                return Ok(Some(k));
+            }
+        }
+        Ok(self.views.get(keys::content_key_key(id))?.and_then(|v| <[u8; 32]>::try_from(&v[..]).ok()))
     }
 
     fn own_user(&self) -> Option<UserId> {

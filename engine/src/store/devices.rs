@@ -38,8 +38,19 @@ impl Store {
     }
 
     /// Up to `limit` kept content keys of entries after `after` in id order (all from the
-    /// first with `None`): a page, so a handover never holds them all.
+    /// first with `None`): a page, so a handover never holds them all. Keys live in two places
+    /// (spec/devices.md, 7.1): in the `ids` rows of the entries they were kept with as stored,
+    /// and in `views` (learned later); a page merges both.
     pub fn kept_keys_after(&self, after: Option<&[u8; 32]>, limit: usize) -> Result<Vec<KeptKey>, StoreError> {
+        let mut out = self.kept_in_views_after(after, limit)?;
+        out.extend(self.kept_in_ids_after(after, limit)?);
+        out.sort_unstable_by_key(|p| p.0);
+        out.dedup_by_key(|p| p.0);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    fn kept_in_views_after(&self, after: Option<&[u8; 32]>, limit: usize) -> Result<Vec<KeptKey>, StoreError> {
         let start = match after {
             // The next possible key after `after`: the id followed by a zero byte.
             Some(id) => [&keys::content_key_key(id)[..], &[0]].concat(),
@@ -52,6 +63,27 @@ impl Store {
             let id = keys::to_array32(&k[keys::CONTENT_KEY_PREFIX.len()..])?;
             out.push((id, keys::to_array32(&v)?));
         }
+        Ok(out)
+    }
+
+    /// The keys kept in `ids` rows after `after`: the `limit` first in id order, and any that
+    /// share the last one's 16-byte prefix (rows are in prefix order, not full-id order).
+    fn kept_in_ids_after(&self, after: Option<&[u8; 32]>, limit: usize) -> Result<Vec<KeptKey>, StoreError> {
+        let start = after.map_or_else(Vec::new, |id| id[..keys::ID_PREFIX].to_vec());
+        let mut out: Vec<KeptKey> = Vec::with_capacity(limit.min(4096));
+        for item in self.ids.range(start..) {
+            let (k, v) = item.into_inner()?;
+            let Some((rest, key)) = keys::parse_id_value(&v)? else { continue };
+            let id = keys::full_id(&k, &rest)?;
+            if after.is_some_and(|a| id <= *a) {
+                continue;
+            }
+            if out.len() >= limit && out.last().is_some_and(|l| l.0[..keys::ID_PREFIX] != id[..keys::ID_PREFIX]) {
+                break;
+            }
+            out.push((id, key));
+        }
+        out.sort_unstable_by_key(|p| p.0);
         Ok(out)
     }
 

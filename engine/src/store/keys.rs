@@ -1,7 +1,8 @@
 //! Key layout of the fjall keyspaces (see spec/log.md, "Storage").
 //!
 //! entries: author(32) ‖ seq(u64 BE)            → u16 BE header length ‖ signed header ‖ payload
-//! ids:     id[..16] ‖ lognum(u32 BE) ‖ seq(u64 BE) → (empty)
+//! ids:     id[..16] ‖ lognum(u32 BE) ‖ seq(u64 BE) → (empty), or id[16..] ‖ content key(32) when
+//!                                                  kept as the entry was stored
 //! heads:   author(32)                            → Head (MessagePack)
 //! lognums: lognum(u32 BE)                        → author(32)
 //! forks:   author(32)                            → ForkProof (MessagePack)
@@ -32,6 +33,43 @@ pub fn id_key(id: &[u8; 32], lognum: u32, seq: u64) -> [u8; 28] {
     k[16..20].copy_from_slice(&lognum.to_be_bytes());
     k[20..].copy_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// The value of an entry's `ids` row: empty, or the rest of its id and the content key kept for
+/// it. The key rides on a row the entry writes anyway: a row of its own, inserted at a random
+/// place in a deep memtable, cost each side 1.5–2.5 µs per message (spec/devices.md, 7.1).
+pub fn id_value(id: &[u8; 32], kept: Option<&[u8; 32]>) -> Vec<u8> {
+    kept.map_or_else(Vec::new, |k| [&id[ID_PREFIX..], &k[..]].concat())
+}
+
+/// The content key an `ids` row keeps for entry `id`, if it keeps one for that very entry (the
+/// row's key holds only the id's first 16 bytes).
+pub fn kept_in_id_value(id: &[u8; 32], v: &[u8]) -> Result<Option<[u8; 32]>, StoreError> {
+    match parse_id_value(v)? {
+        Some((rest, key)) if rest == id[ID_PREFIX..] => Ok(Some(key)),
+        _ => Ok(None),
+    }
+}
+
+/// What an `ids` row keeps besides the position: the rest of the id (16) and the content key (32).
+pub type IdValue = ([u8; 16], [u8; 32]);
+
+/// An `ids` row's value: nothing, or what it keeps.
+pub fn parse_id_value(v: &[u8]) -> Result<Option<IdValue>, StoreError> {
+    match v.len() {
+        0 => Ok(None),
+        48 => Ok(v[..16].try_into().ok().zip(v[16..].try_into().ok())),
+        n => Err(StoreError::Corrupt(format!("id index value of {n} bytes"))),
+    }
+}
+
+/// The whole id of the entry of an `ids` row whose value kept `rest` (its last 16 bytes).
+pub fn full_id(k: &[u8], rest: &[u8; 16]) -> Result<[u8; 32], StoreError> {
+    let prefix = k.get(..ID_PREFIX).ok_or_else(|| StoreError::Corrupt(format!("id index key of {} bytes", k.len())))?;
+    let mut id = [0u8; 32];
+    id[..ID_PREFIX].copy_from_slice(prefix);
+    id[ID_PREFIX..].copy_from_slice(rest);
+    Ok(id)
 }
 
 pub fn parse_id_key(k: &[u8]) -> Result<(u32, u64), StoreError> {

@@ -299,8 +299,42 @@ impl Store {
                 partly.push("views");
             }
         }
+        // Keys kept in `ids` rows: the fresh store's rows are made again by ingest, without
+        // them, so they go where keys learned later go.
+        if !self.copy_keys_kept_in_ids(to)? {
+            partly.push("ids");
+        }
         to.db.persist(fjall::PersistMode::SyncAll)?;
         Ok(partly)
+    }
+
+    /// Copies the content keys kept in `ids` rows into `to`'s `views` up to the first damaged
+    /// block; false if there was one.
+    fn copy_keys_kept_in_ids(&self, to: &Store) -> Result<bool, StoreError> {
+        let mut batch = to.db.batch();
+        let mut whole = true;
+        for item in self.ids.iter() {
+            let (k, v) = match item.into_inner() {
+                Ok(kv) => kv,
+                Err(e) if super::error::damage(&e).is_some() => {
+                    whole = false;
+                    break;
+                }
+                Err(e) => return Err(StoreError::from(e)),
+            };
+            // A row that does not parse is damage too: its key is lost, the rest is copied.
+            let Ok(Some((rest, key))) = keys::parse_id_value(&v) else {
+                whole &= v.is_empty();
+                continue;
+            };
+            let Ok(id) = keys::full_id(&k, &rest) else {
+                whole = false;
+                continue;
+            };
+            batch.insert(&to.views, keys::content_key_key(&id), key.to_vec());
+        }
+        batch.commit()?;
+        Ok(whole)
     }
 }
 

@@ -405,7 +405,8 @@ impl Store {
                 keys::entry_key(&author, h.seq).to_vec(),
                 keys::entry_value(&e.signed_bytes, payload),
             );
-            batch.insert(&self.ids, keys::id_key(e.id.as_bytes(), lognum, h.seq).to_vec(), Vec::new());
+            // The content key this write keeps for the entry goes into its `ids` row.
+            let mut kept = None;
             heads.insert(author, Head { lognum, seq: h.seq, id: e.id, timestamp: h.timestamp, moved: 0 });
             if TrustView::folds(h.kind) {
                 trust_changed |= trust.to_mut().apply(e);
@@ -435,9 +436,7 @@ impl Store {
                 };
                 let (mut rows, key) = crate::messaging::view::rows_known(e, reader, &trust, known);
                 rows.retain(|(k, _)| chats::not_yet_staged(&mut summaries, k));
-                if let Some(k) = key.filter(|_| !matches!(known, Known::Key(_))) {
-                    batch.insert(&self.views, keys::content_key_key(e.id.as_bytes()), k.to_vec());
-                }
+                kept = key.filter(|_| !matches!(known, Known::Key(_)));
                 // A contact noted (here or by another of our devices) changes who may connect;
                 // a group's members change the grants we give.
                 contacts_changed |= rows.iter().any(|(k, _)| matches!(k.first(), Some(b'c' | b'g')));
@@ -449,6 +448,8 @@ impl Store {
                 self.ack_points.stage(&mut batch, &self.views, &mut points, &fresh);
                 new_messages.extend(fresh);
             }
+            let id = e.id.as_bytes();
+            batch.insert(&self.ids, keys::id_key(id, lognum, h.seq).to_vec(), keys::id_value(id, kept.as_ref()));
         }
         // Each log's move takes the next position of the order (section 8.9), in the same
         // batch as its head, so the order on disk is the order of what is stored.

@@ -296,3 +296,70 @@ fn kept_keys_page_in_order() {
     assert_eq!(seen, want);
     assert_eq!(store.kept_keys().expect("all"), want);
 }
+
+/// Keys kept as entries are stored ride on their `ids` rows; keys handed over later live in
+/// `views` (spec/devices.md, 7.1). A lookup finds either and opens the entry, pages merge both in
+/// id order with nothing missed or repeated, and a repair carries both into the rebuilt store.
+#[test]
+fn kept_keys_from_ids_rows_and_views_page_together_and_survive_a_repair() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut ann = Node::init(&dir.path().join("ann"), "ann").expect("init");
+    let mut cy = Node::init(&dir.path().join("cy"), "cy").expect("init");
+    let (ia, ic) = (ann.invite(None, 1).expect("invite"), cy.invite(None, 1).expect("invite"));
+    ann.add_contact(&ic, None).expect("add");
+    cy.add_contact(&ia, None).expect("add");
+    let now = libra_engine::clock::wall_ms();
+    cy.store.ingest(device_log(&ann), now).expect("ingest");
+    let to_ann = cy.chat("ann").expect("chat");
+    for i in 0..40 {
+        cy.send(&to_ann, &format!("message {i}"), None).expect("send");
+    }
+    let sealed: Vec<_> = device_log(&cy)
+        .into_iter()
+        .filter(|e| e.header().kind == libra_engine::payload::KIND_SEALED)
+        .filter(|e| e.payload.as_deref().is_some_and(|p| libra_engine::messaging::Sealed::decode(p).is_ok()))
+        .collect();
+    assert!(sealed.len() >= 40, "{}", sealed.len());
+    ann.store.ingest(device_log(&cy), now).expect("ingest");
+
+    // Every message cy sent opens with the key ann kept for it as it was stored (cy's other
+    // sealed entries, its contact notes, are sealed to cy's own devices only).
+    let mut want = Vec::new();
+    for e in &sealed {
+        let Some(key) = ann.store.kept_key(&e.id).expect("read") else { continue };
+        let s = libra_engine::messaging::Sealed::decode(e.payload.as_deref().expect("payload")).expect("sealed");
+        s.open_with(&key, &libra_engine::messaging::view::aad(&e.header().author.0)).expect("opens");
+        want.push((*e.id.as_bytes(), key));
+    }
+    assert!(want.len() >= 40, "a key kept for each message: {}", want.len());
+    // Keys handed over later, one of them for an entry whose key is already kept.
+    let handed: Vec<([u8; 32], [u8; 32])> =
+        (0..30u32).map(|i| (*blake3::hash(&i.to_be_bytes()).as_bytes(), [i as u8; 32])).collect();
+    ann.store.keep_content_keys(&handed).expect("keep");
+    ann.store.keep_content_keys(&[want[0]]).expect("keep again");
+    want.extend(handed);
+    let mut all = ann.store.kept_keys().expect("all");
+    all.retain(|p| want.contains(p));
+    want.sort();
+    assert_eq!(all, want);
+    let (mut seen, mut after) = (Vec::new(), None);
+    while let Some(last) = {
+        let page = ann.store.kept_keys_after(after.as_ref(), 7).expect("page");
+        assert!(page.len() <= 7);
+        let last = page.last().map(|p| p.0);
+        seen.extend(page);
+        last
+    } {
+        after = Some(last);
+    }
+    assert_eq!(seen, ann.store.kept_keys().expect("all"), "pages of 7 give each key once, in order");
+
+    let before = ann.store.kept_keys().expect("all");
+    let own = Some(*ann.device_id().as_bytes());
+    let path = dir.path().join("ann/store");
+    drop(ann);
+    let report = libra_engine::store::Store::repair(&path, now, own).expect("repair");
+    assert!(report.lost.is_empty(), "{:?}", report.lost);
+    let store = libra_engine::store::Store::open(&path).expect("open");
+    assert_eq!(store.kept_keys().expect("all"), before, "the repaired store keeps every key");
+}
