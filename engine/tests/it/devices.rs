@@ -212,6 +212,16 @@ fn node_texts(n: &Node, with: &str) -> Vec<String> {
     n.store.messages(&c.chat, 1000).expect("messages").into_iter().filter_map(|m| m.text).collect()
 }
 
+/// Ann and Cy in `dir`, each with the other's invite added; and Ann's invite.
+fn contacts(dir: &Path) -> (Node, Node, libra_engine::messenger::Invite) {
+    let mut ann = Node::init(&dir.join("ann"), "ann").expect("init");
+    let mut cy = Node::init(&dir.join("cy"), "cy").expect("init");
+    let (ia, ic) = (ann.invite(None, 1).expect("invite"), cy.invite(None, 1).expect("invite"));
+    ann.add_contact(&ic, None).expect("add");
+    cy.add_contact(&ia, None).expect("add");
+    (ann, cy, ia)
+}
+
 /// Forward secrecy by rotation (spec/devices.md, sections 7 and 7.1): a week-old agreement key
 /// is rotated, a retired secret is deleted after its window, what it opened stays readable
 /// (also in a rebuild) through the kept content keys, a message sealed to it that arrives
@@ -220,11 +230,7 @@ fn node_texts(n: &Node, with: &str) -> Vec<String> {
 fn old_agreement_secrets_are_deleted_and_what_they_opened_stays_readable() {
     use libra_engine::devices::{KEEP_RETIRED_MS, ROTATE_AFTER_MS};
     let dir = tempfile::tempdir().expect("tmp");
-    let mut ann = Node::init(&dir.path().join("ann"), "ann").expect("init");
-    let mut cy = Node::init(&dir.path().join("cy"), "cy").expect("init");
-    let (ia, ic) = (ann.invite(None, 1).expect("invite"), cy.invite(None, 1).expect("invite"));
-    ann.add_contact(&ic, None).expect("add");
-    cy.add_contact(&ia, None).expect("add");
+    let (mut ann, mut cy, ia) = contacts(dir.path());
     let now = libra_engine::clock::wall_ms();
     let carry = |from: &Node, to: &mut Node| {
         to.store.ingest(device_log(from), libra_engine::clock::wall_ms()).expect("ingest");
@@ -303,11 +309,7 @@ fn kept_keys_page_in_order() {
 #[test]
 fn kept_keys_from_ids_rows_and_views_page_together_and_survive_a_repair() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut ann = Node::init(&dir.path().join("ann"), "ann").expect("init");
-    let mut cy = Node::init(&dir.path().join("cy"), "cy").expect("init");
-    let (ia, ic) = (ann.invite(None, 1).expect("invite"), cy.invite(None, 1).expect("invite"));
-    ann.add_contact(&ic, None).expect("add");
-    cy.add_contact(&ia, None).expect("add");
+    let (mut ann, mut cy, _) = contacts(dir.path());
     let now = libra_engine::clock::wall_ms();
     cy.store.ingest(device_log(&ann), now).expect("ingest");
     let to_ann = cy.chat("ann").expect("chat");
