@@ -216,6 +216,7 @@ async fn throughput(
         let fresh_before = fresh_mark();
         a.engine().take_longest_read_wait();
         b.engine().take_longest_read_wait();
+        let fsyncs_before = (a.engine().fsyncs(), b.engine().fsyncs());
         let t = Instant::now();
         let writers: Vec<_> = (0..senders)
             .map(|k| {
@@ -287,9 +288,15 @@ async fn throughput(
                     })
                     .unwrap_or_default(),
         );
-        // Where the round's end went: B catching up after the senders, then B's acks.
+        // Where the round's end went: B catching up after the senders, then B's acks; and how
+        // many messages each fsync made durable (sealing, not the senders' window, sets A's pace).
+        let fsyncs = (a.engine().fsyncs() - fsyncs_before.0, b.engine().fsyncs() - fsyncs_before.1);
         println!(
-            "    the last send durable on A at {sent:.2?}, every message at B at {b_all:.2?}, B's acks at A at {took:.2?}"
+            "    the last send durable on A at {sent:.2?}, every message at B at {b_all:.2?}, B's acks at A at {took:.2?}; fsyncs: A {} ({:.1} messages each), B {} ({:.1})",
+            fsyncs.0,
+            got as f64 / fsyncs.0.max(1) as f64,
+            fsyncs.1,
+            got as f64 / fsyncs.1.max(1) as f64
         );
         if let Some(total) = cpu_total {
             where_the_cpu_went(total, senders_cpu, &threads_before, &threads_after, got, ceiling);

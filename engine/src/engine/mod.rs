@@ -447,6 +447,11 @@ impl Engine {
         std::time::Duration::from_micros(self.shared.longest_wait.swap(0, Ordering::Relaxed))
     }
 
+    /// Fsyncs of write groups since the engine started (one may settle several groups).
+    pub fn fsyncs(&self) -> u64 {
+        self.shared.fsyncs.load(Ordering::Relaxed)
+    }
+
     /// Sends a text message: sealed on the calling thread (so senders seal in parallel), with
     /// only the recipients read under the node lock — a seal held there would keep the writer
     /// waiting — then appended in the next write group. Returns once it is durable.
