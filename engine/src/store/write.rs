@@ -416,11 +416,7 @@ impl Store {
                 // Found by the payload hash the header carries (checked against the payload
                 // when the entry was validated or signed): hashing the payload again cost a
                 // blake3 per message of a bulk send.
-                let known = e
-                    .payload
-                    .as_deref()
-                    .filter(|_| !self.known_plaintext.is_empty())
-                    .and_then(|_| self.known_plaintext.get(&h.payload_hash.0));
+                let known = e.payload.as_ref().and_then(|_| self.known_plaintext.get(&h.payload_hash.0));
                 let fresh = opened.and_then(|o| o.get(&e.id));
                 let known = match (known, fresh) {
                     (Some((p, k)), _) => Known::Sealed(p, *k),
