@@ -7,6 +7,9 @@
 //!
 //!     cargo bench -p libra-engine --bench blobs -- [--mib N]     (default 1024)
 
+#[path = "common/alloc.rs"]
+mod alloc;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -7,6 +7,9 @@
 //!
 //!     cargo bench -p libra-engine --bench bundle -- [--entries N]
 
+#[path = "common/alloc.rs"]
+mod alloc;
+
 use std::time::Instant;
 
 use libra_engine::control::{self, BundleCommand, Cx, Request};

@@ -5,6 +5,9 @@
 //!
 //!     cargo bench -p libra-engine --bench devices -- [--messages N]
 
+#[path = "common/alloc.rs"]
+mod alloc;
+
 use std::sync::Arc;
 use std::time::Instant;
 

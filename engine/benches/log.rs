@@ -9,6 +9,9 @@
 //!         compaction reading the newest 50 entries of one log; target ≤ 300 ms for both;
 //!         bytes on disk ÷ raw entry bytes after compaction; target ≤ 1.2.
 
+#[path = "common/alloc.rs"]
+mod alloc;
+
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};

@@ -16,6 +16,9 @@
 //!             and what this machine charges for a fresh page just then: on a VM that backs guest
 //!             memory lazily that charge swings from about 1 to about 30 µs per 4 KiB page.
 
+#[path = "common/alloc.rs"]
+mod alloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

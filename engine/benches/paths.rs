@@ -7,6 +7,9 @@
 //!
 //!     cargo bench -p libra-engine --bench paths -- [--entries N] [--setups N] [--lan-setups N]
 
+#[path = "common/alloc.rs"]
+mod alloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

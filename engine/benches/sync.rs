@@ -17,6 +17,9 @@
 //!            append→stored latency
 //!            (--peers P: A allows P more peers, offline, as a node with many contacts does).
 
+#[path = "common/alloc.rs"]
+mod alloc;
+
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;

@@ -1,5 +1,10 @@
 //! What the start-up benches share: Ann's data directory holding `n` messages from Ben.
 
+// The allocator the app ships with on Linux (app/src/main.rs).
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::{Path, PathBuf};
 
 /// Seeds `<dir>/ann` with Ben's `n` sealed messages, received and stored, and closes it as the
