@@ -115,7 +115,10 @@ fn verdict(ok: bool) -> &'static str {
 fn main() {
     let a = args();
     let (verify, batch, sign) = raw_limits();
-    println!("limits (one core): verify_strict {verify:.0}/s, verify_batch(256) {batch:.0}/s, sign {sign:.0}/s");
+    println!(
+        "limits (one core): verify_strict {verify:.0}/s, verify_batch(256) {batch:.0}/s, sign {sign:.0}/s; allocator {}",
+        alloc::NAME
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store");
 

@@ -94,7 +94,7 @@ fn main() {
     rt.block_on(async move {
         let aead = aead_rate();
         let quic = quic_rate(200_000).await;
-        println!("limits: XChaCha20-Poly1305 {aead:.0} × 200-byte messages/s (one core); raw QUIC {quic:.0} × 200-byte messages/s on loopback");
+        println!("limits: XChaCha20-Poly1305 {aead:.0} × 200-byte messages/s (one core); raw QUIC {quic:.0} × 200-byte messages/s on loopback; allocator {}", alloc::NAME);
 
         let dir = tempfile::tempdir().expect("tempdir");
         let mk = |name: &str| {
