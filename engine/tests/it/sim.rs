@@ -6,7 +6,8 @@
 //! each other, every view equal to its rebuild, and every message whose send returned `Ok`
 //! present at its sender and its recipients, acknowledged.
 //!
-//! `LIBRA_SIM_SEEDS=N` runs more seeds; `LIBRA_SIM_SEED=S` runs one (printed on failure).
+//! `LIBRA_SIM_SEEDS=N` runs more seeds, from `LIBRA_SIM_FROM` (0); `LIBRA_SIM_SEED=S` runs one
+//! (printed on failure); `LIBRA_SIM_STEPS` makes each run longer (120 steps).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
@@ -555,7 +556,7 @@ fn run(seed: u64, steps: usize) {
         sim.check();
     });
     if let Err(e) = result {
-        eprintln!("simulation failed with seed {seed} (rerun: LIBRA_SIM_SEED={seed})");
+        eprintln!("simulation failed with seed {seed} (rerun: LIBRA_SIM_SEED={seed} LIBRA_SIM_STEPS={steps})");
         std::panic::resume_unwind(e);
     }
 }
@@ -566,15 +567,17 @@ const REGRESSIONS: &[u64] = &[17, 80];
 
 #[test]
 fn seeded_simulations_converge() {
-    if let Some(seed) = std::env::var("LIBRA_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
-        return run(seed, 120);
+    let var = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    let steps = var("LIBRA_SIM_STEPS").map_or(120, |s| s as usize);
+    if let Some(seed) = var("LIBRA_SIM_SEED") {
+        return run(seed, steps);
     }
-    let seeds: u64 = std::env::var("LIBRA_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let (from, seeds) = (var("LIBRA_SIM_FROM").unwrap_or(0), var("LIBRA_SIM_SEEDS").unwrap_or(200));
     for &seed in REGRESSIONS {
-        run(seed, 120);
+        run(seed, steps);
     }
-    for seed in 0..seeds {
-        run(seed, 120);
+    for seed in from..from + seeds {
+        run(seed, steps);
     }
 }
 
