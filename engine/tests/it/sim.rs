@@ -7,7 +7,7 @@
 //! present at its sender and its recipients, acknowledged.
 //!
 //! `LIBRA_SIM_SEEDS=N` runs more seeds, from `LIBRA_SIM_FROM` (0); `LIBRA_SIM_SEED=S` runs one
-//! (printed on failure); `LIBRA_SIM_STEPS` makes each run longer (120 steps).
+//! (printed on failure); `LIBRA_SIM_STEPS` makes each run longer ([`STEPS`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
@@ -561,20 +561,24 @@ fn run(seed: u64, steps: usize) {
     }
 }
 
+/// Steps per run unless `LIBRA_SIM_STEPS` says otherwise.
+const STEPS: usize = 120;
+
 /// Seeds that once failed, kept as regressions (17: a grant arriving after a live session's
-/// offer set was taken; 80: a link ended by its timer at the end of healing).
+/// offer set was taken; 80: a link ended by its timer at the end of healing). Each replays the
+/// run that failed: [`STEPS`] steps, whatever `LIBRA_SIM_STEPS` says (healing comes after them).
 const REGRESSIONS: &[u64] = &[17, 80];
 
 #[test]
 fn seeded_simulations_converge() {
     let var = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
-    let steps = var("LIBRA_SIM_STEPS").map_or(120, |s| s as usize);
+    let steps = var("LIBRA_SIM_STEPS").map_or(STEPS, |s| s as usize);
     if let Some(seed) = var("LIBRA_SIM_SEED") {
         return run(seed, steps);
     }
     let (from, seeds) = (var("LIBRA_SIM_FROM").unwrap_or(0), var("LIBRA_SIM_SEEDS").unwrap_or(200));
     for &seed in REGRESSIONS {
-        run(seed, steps);
+        run(seed, STEPS);
     }
     for seed in from..from + seeds {
         run(seed, steps);
