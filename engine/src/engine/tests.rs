@@ -381,3 +381,28 @@ fn readers_get_the_node_between_the_chunks_of_a_large_ingest() {
     assert!(!between.is_empty(), "the reader saw only {seen:?} of a log growing to {last}");
     assert_eq!(e.read(|n| n.store.head(&ben).map(|h| h.seq)).expect("read"), Some(last));
 }
+
+/// One caller queues many sends without waiting: the sealing threads (and the caller, when
+/// they have a backlog) seal them in any order, yet each is stored as its own entry in the
+/// order queued, and every caller learns its own entry.
+#[test]
+fn one_callers_queued_sends_keep_their_order_whoever_seals_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ann, ben) = crate::testkit::ben_wrote_to_ann(dir.path(), 0, |i| format!("m{i}")).expect("nodes");
+    let ben = ben.user_id().expect("ben").to_string();
+    let e = Engine::start(ann);
+    let chat = e.read(|n| n.chat(&ben)).expect("read").expect("chat");
+    let seq0 = e.read(|n| n.store.head(&e.device()).map_or(0, |h| h.seq)).expect("read");
+    let n = 300;
+    let queued: Vec<Sending> = (0..n).map(|i| e.queue_send(&chat, &format!("q{i}"), None).expect("queue")).collect();
+    let seqs: Vec<u64> = queued.into_iter().map(|s| s.wait().expect("send").header().seq).collect();
+    assert_eq!(seqs, (seq0 + 1..=seq0 + n as u64).collect::<Vec<_>>(), "each its own entry, in the order queued");
+    let texts: Vec<String> = e
+        .read(|n| n.store.messages(&chat.chat, 400))
+        .expect("read")
+        .expect("messages")
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    assert_eq!(texts, (0..n).map(|i| format!("q{i}")).collect::<Vec<_>>());
+}

@@ -7,13 +7,14 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::RwLockWriteGuard;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use super::fsync::{self, Committed, Work};
 use super::ingest::Ingest;
+use super::seal_pool::Slot;
 use super::{EngineError, Event, Shared};
 use crate::log::Entry;
 use crate::messenger::Sealing;
@@ -70,6 +71,9 @@ pub(crate) enum Job {
     /// stored in one batch, as one commit: a flood of sends costs one head, view-position and
     /// journal write per group instead of per message.
     Append(Sealing, SentReply),
+    /// A message the sealing threads seal ([`super::seal_pool`]): taken, in order, before the
+    /// group takes the node.
+    Seal(Arc<Slot>, SentReply),
     /// Entries from elsewhere, stored in chunks ([`super::ingest`]); answered once all are
     /// stored and visible, before the group's fsync.
     Ingest(Box<Ingest>),
@@ -106,7 +110,7 @@ fn run_caught<R>(n: &mut Node, f: impl FnOnce(&mut Node) -> R) -> Result<R, Engi
 pub(crate) fn refuse(job: Job, e: EngineError) {
     match job {
         Job::Run(run) => run(Err(e))(Ok(())),
-        Job::Append(_, reply) => reply(Err(e)),
+        Job::Append(_, reply) | Job::Seal(_, reply) => reply(Err(e)),
         Job::Ingest(i) => i.refuse(e),
     }
 }
@@ -119,12 +123,30 @@ fn presign(shared: &Shared, jobs: &[Job]) -> Option<Signed> {
         .iter()
         .map(|j| match j {
             Job::Append(s, _) => Some(s),
-            Job::Run(_) | Job::Ingest(_) => None,
+            Job::Run(_) | Job::Ingest(_) | Job::Seal(..) => None,
         })
         .collect::<Option<_>>()?;
     let guard = shared.node.read().ok()?;
     let node = guard.as_ref().filter(|n| !n.store.failed())?;
     catch_unwind(AssertUnwindSafe(|| node.sign_sealed_many(sealings))).ok()?.ok()
+}
+
+/// The group's messages, sealed (waited for, or sealed here, in order) before the group takes
+/// the node, so that no reader waits behind a seal. A message that did not seal is answered
+/// with the error and leaves the group.
+fn take_sealed(jobs: Vec<Job>) -> Vec<Job> {
+    jobs.into_iter()
+        .filter_map(|j| match j {
+            Job::Seal(slot, reply) => match slot.take() {
+                Ok(sealing) => Some(Job::Append(sealing, reply)),
+                Err(e) => {
+                    reply(Err(e));
+                    None
+                }
+            },
+            j => Some(j),
+        })
+        .collect()
 }
 
 /// What is left of a group: its jobs not yet run, the ingest under way, and — for a group of
@@ -174,6 +196,14 @@ fn run_jobs(shared: &Shared, node: &mut Node, rest: &mut Rest) -> Vec<Completion
                 None => break,
                 Some(Job::Append(sealing, reply)) => {
                     appends.push((sealing, reply));
+                    continue;
+                }
+                // `take_sealed` has taken every slot; one left over is taken here.
+                Some(Job::Seal(slot, reply)) => {
+                    match slot.take() {
+                        Ok(sealing) => appends.push((sealing, reply)),
+                        Err(e) => reply(Err(e)),
+                    }
                     continue;
                 }
                 Some(Job::Run(run)) => {
@@ -307,6 +337,7 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<Job>) {
 /// Runs a group: as one lock hold when nobody waits to read; cut between jobs or ingest
 /// chunks, each part its own lock hold, when readers wait.
 fn group(shared: &Shared, jobs: Vec<Job>) {
+    let jobs = take_sealed(jobs);
     let presigned = presign(shared, &jobs);
     let mut rest = Rest { jobs: jobs.into(), ingest: None, presigned };
     loop {
