@@ -489,13 +489,7 @@ impl Engine {
         let body = Node::text_body(chat, text, reply_to)?;
         let plan = self.read(|n| n.check_writable(chat).and_then(|()| n.seal_plan(&chat.users)))??;
         let slot = seal_pool::Slot::new(plan, body);
-        if self.shared.queued.load(Ordering::SeqCst) == 0 {
-            // Nothing waits for the writer: sealed here at once, since handing a lone message
-            // to a sealing thread only adds that thread's wake-up to its latency.
-            slot.work();
-        } else {
-            self.closer.seals.submit(slot.clone());
-        }
+        self.closer.seals.submit(slot.clone(), self.shared.queued.load(Ordering::SeqCst) == 0);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.submit_job(writer::Job::Seal(
             slot,

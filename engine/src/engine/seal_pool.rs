@@ -39,7 +39,7 @@ impl Slot {
     }
 
     /// Seals the message here if no thread has started it.
-    pub(crate) fn work(&self) {
+    fn work(&self) {
         let (plan, body) = {
             let Ok(mut s) = self.state.lock() else { return };
             match std::mem::replace(&mut *s, State::Sealing) {
@@ -105,11 +105,12 @@ impl Pool {
         Pool { tx: Mutex::new(Some(tx)), backlog, size, threads: Mutex::new(spawned) }
     }
 
-    /// Hands a slot to the pool, or — when every pool thread already has one waiting — seals
-    /// it on the calling thread, so that many callers seal in parallel as before and the
-    /// queue stays short. Without a pool the writer seals it when it takes it.
-    pub(crate) fn submit(&self, slot: Arc<Slot>) {
-        if self.backlog.load(Ordering::Relaxed) >= self.size {
+    /// Hands a slot to the pool, or seals it on the calling thread: when it is alone
+    /// (`writer_idle`: a hand-over would only add a thread's wake-up to its latency), and when
+    /// every pool thread already has one waiting (so that many callers seal in parallel as
+    /// before and the queue stays short). Without a pool the writer seals it when it takes it.
+    pub(crate) fn submit(&self, slot: Arc<Slot>, writer_idle: bool) {
+        if writer_idle || self.backlog.load(Ordering::Relaxed) >= self.size {
             slot.work();
             return;
         }
@@ -181,7 +182,7 @@ mod tests {
             }
             let slots: Vec<_> = (0..40).map(|i| Slot::new(plan(), body(i))).collect();
             for s in &slots {
-                pool.submit(s.clone());
+                pool.submit(s.clone(), false);
             }
             for (i, s) in slots.iter().enumerate() {
                 let sealing = s.take().expect("sealed");
@@ -202,7 +203,7 @@ mod tests {
             reply_to: None,
         };
         let slot = Slot::new(plan(), long);
-        pool.submit(slot.clone());
+        pool.submit(slot.clone(), false);
         assert!(slot.take().is_err());
         pool.close();
     }

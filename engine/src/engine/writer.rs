@@ -137,16 +137,21 @@ fn presign(shared: &Shared, jobs: &[Job]) -> Option<Signed> {
 fn take_sealed(jobs: Vec<Job>) -> Vec<Job> {
     jobs.into_iter()
         .filter_map(|j| match j {
-            Job::Seal(slot, reply) => match slot.take() {
-                Ok(sealing) => Some(Job::Append(sealing, reply)),
-                Err(e) => {
-                    reply(Err(e));
-                    None
-                }
-            },
+            Job::Seal(slot, reply) => sealed(&slot, reply).map(|(s, r)| Job::Append(s, r)),
             j => Some(j),
         })
         .collect()
+}
+
+/// A slot's sealing with its reply, or — if it did not seal — the reply answered with why.
+fn sealed(slot: &Slot, reply: SentReply) -> Option<(Sealing, SentReply)> {
+    match slot.take() {
+        Ok(sealing) => Some((sealing, reply)),
+        Err(e) => {
+            reply(Err(e));
+            None
+        }
+    }
 }
 
 /// What is left of a group: its jobs not yet run, the ingest under way, and — for a group of
@@ -200,10 +205,7 @@ fn run_jobs(shared: &Shared, node: &mut Node, rest: &mut Rest) -> Vec<Completion
                 }
                 // `take_sealed` has taken every slot; one left over is taken here.
                 Some(Job::Seal(slot, reply)) => {
-                    match slot.take() {
-                        Ok(sealing) => appends.push((sealing, reply)),
-                        Err(e) => reply(Err(e)),
-                    }
+                    appends.extend(sealed(&slot, reply));
                     continue;
                 }
                 Some(Job::Run(run)) => {
