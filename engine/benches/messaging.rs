@@ -1,7 +1,7 @@
 //! Messaging benchmarks, figures next to limits measured in the same run.
 //!
 //!     cargo bench -p libra-engine --bench messaging -- [--latency N] [--throughput M]
-//!         [--senders S] [--window W] [--single-window Q] [--waiting-senders N] [--rounds R]
+//!         [--senders S] [--window W] [--waiting-senders N] [--rounds R]
 //!
 //! latency:    send on A → message in B's chat projection, over a live QUIC connection on
 //!             loopback, paced (one message per 2 ms): p50/p99; targets p50 ≤ 1 ms, p99 ≤ 10 ms;
@@ -10,9 +10,8 @@
 //!             per-message cryptography ceiling timed around it (target ≥ 0.8 × it; opened as
 //!             ingest opens, the reader's public key computed once); also next
 //!             to the raw QUIC small-message rate and the XChaCha20-Poly1305 rate. Sent twice:
-//!             in bulk (S threads, each keeping W sends queued; the figure), by one thread keeping
-//!             Q queued (--single-window, 512; for reference) and by senders that each wait for
-//!             every send (--waiting-senders, 4; for reference). Each round
+//!             in bulk (S threads, each keeping W sends queued; the figure) and by senders
+//!             that each wait for every send (--waiting-senders, 4; for reference). Each round
 //!             also prints the fresh pages it touched per message (heap growth, new file data)
 //!             and what this machine charges for a fresh page just then: on a VM that backs guest
 //!             memory lazily that charge swings from about 1 to about 30 µs per 4 KiB page.
@@ -157,11 +156,10 @@ fn main() {
             latency_floor(&a, &b, &chat, dir.path());
         }
 
-        // Throughput, three ways: a bulk sender (threads each keeping several sends queued, as
+        // Throughput, two ways: a bulk sender (threads each keeping several sends queued, as
         // an import, a bot or a long paste would; they share groups and fsyncs), judged against
-        // the target; one thread keeping many queued; and several senders that each wait for
-        // every send to be durable (a busy app), where at most one message per sender shares an
-        // fsync.
+        // the target; and several senders that each wait for every send to be durable (a busy
+        // app), where at most one message per sender shares an fsync.
         let rounds = arg("--rounds", 3).max(1);
         // Several threads, so sealing spreads over the cores while some wait for their oldest.
         let bulk = Load { senders: arg("--senders", 8), window: arg("--window", 8) };
@@ -172,16 +170,6 @@ fn main() {
             cores(),
             if median >= 0.8 { "PASS" } else { "FAIL" },
         );
-        // One thread queueing everything (an import, a bot): the sealing threads spread its
-        // messages over the cores.
-        let single = Load { senders: 1, window: arg("--single-window", 512) };
-        if single.window > 0 {
-            let median = throughput(&a, &b, &chat, single, rounds, throughput_n, quic).await;
-            println!(
-                "  for reference, one sender keeping {} queued: median round {median:.2} × the ceiling",
-                single.window
-            );
-        }
         if busy_app.senders > 0 {
             let median = throughput(&a, &b, &chat, busy_app, rounds, throughput_n, quic).await;
             println!(
@@ -369,7 +357,6 @@ fn where_the_cpu_went(
         let group = match name.as_str() {
             n if n.starts_with("libra-writer") => "writers",
             n if n.starts_with("libra-fsync") => "fsync",
-            n if n.starts_with("libra-seal") => "sealing threads",
             n if n.starts_with("tokio") => "tokio",
             _ => "other live threads",
         };
@@ -380,7 +367,7 @@ fn where_the_cpu_went(
     let ended = (total - live - senders).max(0.0);
     let parts: Vec<String> = groups.iter().map(|(g, c)| format!("{g} {:.0}", per(*c))).collect();
     println!(
-        "    CPU per message: {:.0} µs = senders {:.0} (sealing what they seal themselves) + {} + helper threads that ended {:.0} (verify and open); the ceiling spends {:.0} µs of the cores per message",
+        "    CPU per message: {:.0} µs = senders {:.0} (sealing) + {} + helper threads that ended {:.0} (verify and open); the ceiling spends {:.0} µs of the cores per message",
         per(total),
         per(senders),
         parts.join(" + "),

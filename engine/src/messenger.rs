@@ -186,12 +186,6 @@ pub struct SealPlan {
 }
 
 impl SealPlan {
-    /// A plan to `recipients` as a made-up author, for tests of what seals.
-    #[cfg(test)]
-    pub(crate) fn for_tests(recipients: Vec<[u8; 32]>) -> SealPlan {
-        SealPlan { recipients, author: crate::identity::DeviceId(crate::codec::Bytes([9; 32])) }
-    }
-
     /// The agreement keys sealed to, sorted.
     pub fn recipients(&self) -> &[[u8; 32]] {
         &self.recipients

@@ -11,7 +11,6 @@ mod ingest;
 mod links;
 mod local;
 mod online;
-mod seal_pool;
 mod writer;
 
 #[cfg(test)]
@@ -144,7 +143,6 @@ pub struct Engine {
 struct Closer {
     jobs: Mutex<Option<std::sync::mpsc::Sender<writer::Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    seals: seal_pool::Pool,
 }
 
 impl Closer {
@@ -158,8 +156,6 @@ impl Closer {
         {
             tracing::error!("the writer thread panicked");
         }
-        // After the writer: it took (or sealed) every queued message.
-        self.seals.close();
     }
 }
 
@@ -214,14 +210,8 @@ impl Engine {
                 None
             }
         };
-        let engine = Engine {
-            shared,
-            closer: Arc::new(Closer {
-                jobs: Mutex::new(Some(tx)),
-                thread: Mutex::new(thread),
-                seals: seal_pool::Pool::start(crate::par::cores()),
-            }),
-        };
+        let engine =
+            Engine { shared, closer: Arc::new(Closer { jobs: Mutex::new(Some(tx)), thread: Mutex::new(thread) }) };
         // Messages a crash (or an older version) left unacknowledged: from the acknowledgement points, not
         // the history. A moment after start, so the first screen does not wait behind it.
         // Weak: a node closed meanwhile is not kept open for this.
@@ -462,9 +452,9 @@ impl Engine {
         self.shared.fsyncs.load(Ordering::Relaxed)
     }
 
-    /// Sends a text message: sealed off the node lock (only the recipients are read under it —
-    /// a seal held there would keep the writer waiting), then appended in the next write group.
-    /// Returns once it is durable.
+    /// Sends a text message: sealed on the calling thread (so senders seal in parallel), with
+    /// only the recipients read under the node lock — a seal held there would keep the writer
+    /// waiting — then appended in the next write group. Returns once it is durable.
     pub fn send(
         &self,
         chat: &crate::messenger::ChatTarget,
@@ -474,12 +464,10 @@ impl Engine {
         self.queue_send(chat, text, reply_to)?.wait()
     }
 
-    /// [`Engine::send`] without waiting: queued for the writer at once and sealed by the
-    /// sealing threads ([`seal_pool`]; a lone message on the calling thread, and the caller
-    /// helps while they have a backlog). A caller with many messages (a bulk sender) queues
-    /// several before it waits, so they use every core, share a write group and an fsync;
-    /// each is stored in the order queued and learns its own outcome from [`Sending::wait`],
-    /// `Ok` only once durable. A message too long to seal is refused there.
+    /// [`Engine::send`] without waiting: sealed on the calling thread, then queued for the
+    /// writer. A caller with many messages (a bulk sender) queues several before it waits, so
+    /// they share a write group and an fsync; each still learns its own outcome from
+    /// [`Sending::wait`], `Ok` only once durable.
     pub fn queue_send(
         &self,
         chat: &crate::messenger::ChatTarget,
@@ -488,20 +476,10 @@ impl Engine {
     ) -> Result<Sending, EngineError> {
         let body = Node::text_body(chat, text, reply_to)?;
         let plan = self.read(|n| n.check_writable(chat).and_then(|()| n.seal_plan(&chat.users)))??;
-        let slot = seal_pool::Slot::new(plan, body);
-        self.closer.seals.submit(slot.clone(), self.shared.queued.load(Ordering::SeqCst) == 0);
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.submit_job(writer::Job::Seal(
-            slot,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        ));
-        Ok(Sending(rx))
+        Ok(self.queue_sealed(plan.seal(&body)?))
     }
 
     /// Queues a sealed message for the next write group (beside other sends: one batch).
-    #[cfg(test)]
     pub(crate) fn queue_sealed(&self, sealing: crate::messenger::Sealing) -> Sending {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.submit_job(writer::Job::Append(

@@ -295,28 +295,16 @@ fn queued_writes_share_a_group_and_queued_groups_share_an_fsync() {
     assert_eq!(answered.lock().expect("answers").iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2]);
 }
 
-/// An engine on Ann's node, and her chat with Ben.
-fn ann_in_a_chat(dir: &std::path::Path) -> (Engine, crate::messenger::ChatTarget) {
-    let (ann, ben) = crate::testkit::ben_wrote_to_ann(dir, 0, |i| format!("m{i}")).expect("nodes");
-    let ben = ben.user_id().expect("ben").to_string();
-    let e = Engine::start(ann);
-    let chat = e.read(|n| n.chat(&ben)).expect("read").expect("chat");
-    (e, chat)
-}
-
-/// The texts of a chat's newest `limit` messages, oldest first.
-fn chat_texts(e: &Engine, chat: &crate::messenger::ChatTarget, limit: usize) -> Vec<String> {
-    let messages = e.read(|n| n.store.messages(&chat.chat, limit)).expect("read").expect("messages");
-    messages.into_iter().filter_map(|m| m.text).collect()
-}
-
 /// Sends queued while the writer is busy are signed and stored as one batch (one head move,
 /// one commit), each sender answered with its own entry in the order queued; a write queued
 /// between them keeps its place and splits the batch.
 #[test]
 fn queued_sends_are_stored_as_one_batch_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (e, chat) = ann_in_a_chat(dir.path());
+    let (ann, ben) = crate::testkit::ben_wrote_to_ann(dir.path(), 0, |i| format!("m{i}")).expect("nodes");
+    let ben = ben.user_id().expect("ben").to_string();
+    let e = Engine::start(ann);
+    let chat = e.read(|n| n.chat(&ben)).expect("read").expect("chat");
     let head = |e: &Engine| e.read(|n| n.store.head(&e.device()).map(|h| (h.seq, h.moved))).expect("read");
     let (seq0, moved0) = head(&e).expect("head");
     let plan = e.read(|n| n.seal_plan(&chat.users)).expect("read").expect("plan");
@@ -351,7 +339,13 @@ fn queued_sends_are_stored_as_one_batch_in_order() {
     let (seq, moved) = head(&e).expect("head");
     assert_eq!(seq, seq0 + 11);
     assert_eq!(moved - moved0, 3, "five sends, the write, five sends: three commits");
-    let texts = chat_texts(&e, &chat, 20);
+    let texts: Vec<String> = e
+        .read(|n| n.store.messages(&chat.chat, 20))
+        .expect("read")
+        .expect("messages")
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
     assert_eq!(texts, (0..10).map(|i| format!("s{i}")).collect::<Vec<_>>());
 }
 
@@ -386,20 +380,4 @@ fn readers_get_the_node_between_the_chunks_of_a_large_ingest() {
     let between: Vec<u64> = seen.iter().copied().filter(|&s| s > 0 && s < last).collect();
     assert!(!between.is_empty(), "the reader saw only {seen:?} of a log growing to {last}");
     assert_eq!(e.read(|n| n.store.head(&ben).map(|h| h.seq)).expect("read"), Some(last));
-}
-
-/// One caller queues many sends without waiting: the sealing threads (and the caller, when
-/// they have a backlog) seal them in any order, yet each is stored as its own entry in the
-/// order queued, and every caller learns its own entry.
-#[test]
-fn one_callers_queued_sends_keep_their_order_whoever_seals_them() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (e, chat) = ann_in_a_chat(dir.path());
-    let seq0 = e.read(|n| n.store.head(&e.device()).map_or(0, |h| h.seq)).expect("read");
-    let n = 300;
-    let queued: Vec<Sending> = (0..n).map(|i| e.queue_send(&chat, &format!("q{i}"), None).expect("queue")).collect();
-    let seqs: Vec<u64> = queued.into_iter().map(|s| s.wait().expect("send").header().seq).collect();
-    assert_eq!(seqs, (seq0 + 1..=seq0 + n as u64).collect::<Vec<_>>(), "each its own entry, in the order queued");
-    let texts = chat_texts(&e, &chat, 400);
-    assert_eq!(texts, (0..n).map(|i| format!("q{i}")).collect::<Vec<_>>());
 }

@@ -7,14 +7,13 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::RwLockWriteGuard;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use super::fsync::{self, Committed, Work};
 use super::ingest::Ingest;
-use super::seal_pool::Slot;
 use super::{EngineError, Event, Shared};
 use crate::log::Entry;
 use crate::messenger::Sealing;
@@ -71,9 +70,6 @@ pub(crate) enum Job {
     /// stored in one batch, as one commit: a flood of sends costs one head, view-position and
     /// journal write per group instead of per message.
     Append(Sealing, SentReply),
-    /// A message the sealing threads seal ([`super::seal_pool`]): taken, in order, before the
-    /// group takes the node.
-    Seal(Arc<Slot>, SentReply),
     /// Entries from elsewhere, stored in chunks ([`super::ingest`]); answered once all are
     /// stored and visible, before the group's fsync.
     Ingest(Box<Ingest>),
@@ -110,7 +106,7 @@ fn run_caught<R>(n: &mut Node, f: impl FnOnce(&mut Node) -> R) -> Result<R, Engi
 pub(crate) fn refuse(job: Job, e: EngineError) {
     match job {
         Job::Run(run) => run(Err(e))(Ok(())),
-        Job::Append(_, reply) | Job::Seal(_, reply) => reply(Err(e)),
+        Job::Append(_, reply) => reply(Err(e)),
         Job::Ingest(i) => i.refuse(e),
     }
 }
@@ -123,35 +119,12 @@ fn presign(shared: &Shared, jobs: &[Job]) -> Option<Signed> {
         .iter()
         .map(|j| match j {
             Job::Append(s, _) => Some(s),
-            Job::Run(_) | Job::Ingest(_) | Job::Seal(..) => None,
+            Job::Run(_) | Job::Ingest(_) => None,
         })
         .collect::<Option<_>>()?;
     let guard = shared.node.read().ok()?;
     let node = guard.as_ref().filter(|n| !n.store.failed())?;
     catch_unwind(AssertUnwindSafe(|| node.sign_sealed_many(sealings))).ok()?.ok()
-}
-
-/// The group's messages, sealed (waited for, or sealed here, in order) before the group takes
-/// the node, so that no reader waits behind a seal. A message that did not seal is answered
-/// with the error and leaves the group.
-fn take_sealed(jobs: Vec<Job>) -> Vec<Job> {
-    jobs.into_iter()
-        .filter_map(|j| match j {
-            Job::Seal(slot, reply) => sealed(&slot, reply).map(|(s, r)| Job::Append(s, r)),
-            j => Some(j),
-        })
-        .collect()
-}
-
-/// A slot's sealing with its reply, or — if it did not seal — the reply answered with why.
-fn sealed(slot: &Slot, reply: SentReply) -> Option<(Sealing, SentReply)> {
-    match slot.take() {
-        Ok(sealing) => Some((sealing, reply)),
-        Err(e) => {
-            reply(Err(e));
-            None
-        }
-    }
 }
 
 /// What is left of a group: its jobs not yet run, the ingest under way, and — for a group of
@@ -201,11 +174,6 @@ fn run_jobs(shared: &Shared, node: &mut Node, rest: &mut Rest) -> Vec<Completion
                 None => break,
                 Some(Job::Append(sealing, reply)) => {
                     appends.push((sealing, reply));
-                    continue;
-                }
-                // `take_sealed` has taken every slot; one left over is taken here.
-                Some(Job::Seal(slot, reply)) => {
-                    appends.extend(sealed(&slot, reply));
                     continue;
                 }
                 Some(Job::Run(run)) => {
@@ -339,7 +307,6 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<Job>) {
 /// Runs a group: as one lock hold when nobody waits to read; cut between jobs or ingest
 /// chunks, each part its own lock hold, when readers wait.
 fn group(shared: &Shared, jobs: Vec<Job>) {
-    let jobs = take_sealed(jobs);
     let presigned = presign(shared, &jobs);
     let mut rest = Rest { jobs: jobs.into(), ingest: None, presigned };
     loop {
